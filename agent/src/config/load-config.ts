@@ -1,0 +1,258 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parseDocument } from 'yaml';
+import { ForewarnError, describeError } from '../errors.js';
+import { configSchema, type SchemaNode } from './schema.js';
+
+export interface BindingConfig {
+  model: string;
+  assets: string[];
+  signals?: Record<string, string>;
+}
+
+export interface AgentConfig {
+  agent: { id: string; logLevel: string; view: 'auto' | 'on' | 'off' };
+  storage: { dir: string; synchronous: 'full' | 'normal'; retentionHours: number };
+  broker: {
+    url: string;
+    clientId: string;
+    username: string;
+    password: string;
+    passwordFile: string;
+    keepaliveSeconds: number;
+    connectTimeoutMs: number;
+    reconnectMinMs: number;
+    reconnectMaxMs: number;
+    batchMaxRecords: number;
+    flushIntervalMs: number;
+    maxInflight: number;
+    tls: { caFile: string; certFile: string; keyFile: string; rejectUnauthorized: boolean };
+  };
+  sources: {
+    host: { enabled: boolean; intervalMs: number; asset: string };
+    simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number };
+  };
+  scoring: { enabled: boolean; modelsDir: string; threads: number; bindings: BindingConfig[] };
+}
+
+export interface LoadedConfig {
+  config: Readonly<AgentConfig>;
+  /** The file it came from, or null for embedded defaults. */
+  file: string | null;
+}
+
+export const ENV_PREFIX = 'FOREWARN_';
+/** The repository (or installed package) root, where `models/` ships: the nearest folder up with our package.json. */
+export const PACKAGE_ROOT = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'forewarn') return dir;
+      } catch {
+        // not ours; keep walking
+      }
+    }
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+/** `broker.tls.caFile` → `FOREWARN_BROKER_TLS_CA_FILE`. */
+export function envName(configPath: string[]): string {
+  return ENV_PREFIX + configPath.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+/** Every scalar option, depth first: the keys environment overrides and the docs are derived from. */
+export function scalarOptions(node: SchemaNode = configSchema, at: string[] = []): Array<{ path: string[]; node: SchemaNode }> {
+  if (node.type !== 'object' || !node.properties) return at.length ? [{ path: at, node }] : [];
+  return Object.entries(node.properties).flatMap(([k, child]) => scalarOptions(child, [...at, k]));
+}
+
+function toAjvSchema(node: SchemaNode): object {
+  // A default on the root means nothing to Ajv (strict mode says so); the sections carry their own.
+  const { default: _rootDefault, ...root } = node;
+  return root;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
+ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
+const validate = ajv.compile(toAjvSchema(configSchema));
+
+function formatAjvError(e: ErrorObject): string {
+  const base = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const at = (segments: string[]) => (segments.length ? segments.join('.') : '(root)');
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `${at([...base, String((e.params as { additionalProperty: string }).additionalProperty)])}: unknown option`;
+    case 'required':
+      return `${at([...base, String((e.params as { missingProperty: string }).missingProperty)])}: is required`;
+    case 'enum':
+      return `${at(base)}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'pattern': {
+      const node = nodeAt(base);
+      return `${at(base)}: ${node?.description.split('.')[0] ?? 'invalid value'} (must match ${(e.params as { pattern: string }).pattern})`;
+    }
+    default:
+      return `${at(base)}: ${e.message ?? 'is invalid'}`;
+  }
+}
+
+function nodeAt(segments: string[]): SchemaNode | undefined {
+  let node: SchemaNode | undefined = configSchema;
+  for (const s of segments) {
+    if (!node) return undefined;
+    if (node.type === 'array') node = node.items;
+    else node = node.properties?.[s];
+  }
+  return node;
+}
+
+function coerce(raw: string, node: SchemaNode, name: string): unknown {
+  switch (node.type) {
+    case 'integer':
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`must be a number (from ${name})`);
+      return n;
+    }
+    case 'boolean':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new Error(`must be true or false (from ${name})`);
+    case 'array':
+      try {
+        return JSON.parse(raw);
+      } catch {
+        throw new Error(`must be a JSON array (from ${name})`);
+      }
+    default:
+      return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, segments: string[], value: unknown): void {
+  let cur = target;
+  for (const s of segments.slice(0, -1)) {
+    const next = cur[s];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[s] = {};
+    cur = cur[s] as Record<string, unknown>;
+  }
+  cur[segments[segments.length - 1]!] = value;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+function readSecretFile(file: string, option: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ForewarnError('FW_ERR_SECRET_READ', `${option}: cannot read ${file}: ${describeError(err)}`);
+  }
+}
+
+/** Turns a host name into a valid agent id. */
+export function defaultAgentId(host = hostname()): string {
+  const id = host.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return id || 'forewarn-agent';
+}
+
+/**
+ * Builds the effective config from a YAML text, environment variables and defaults.
+ * Throws ForewarnError FW_ERR_CONFIG_INVALID with `details` as `path: message` lines.
+ */
+export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = process.env, source = '(embedded defaults)'): AgentConfig {
+  let data: unknown = {};
+  if (yamlText !== null) {
+    const doc = parseDocument(yamlText, { prettyErrors: true });
+    if (doc.errors.length) {
+      throw new ForewarnError('FW_ERR_CONFIG_READ', `${source}: not valid YAML`, {
+        details: doc.errors.map((e) => `${source}: ${e.message.split('\n')[0]}`),
+      });
+    }
+    data = doc.toJS() ?? {};
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, {
+      details: ['(root): must be a mapping of options'],
+    });
+  }
+  const config = data as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const { path: p, node } of scalarOptions()) {
+    const name = envName(p);
+    const raw = env[name];
+    if (raw === undefined) continue;
+    try {
+      setPath(config, p, coerce(raw, node, name));
+    } catch (err) {
+      problems.push(`${p.join('.')}: ${describeError(err)}`);
+    }
+  }
+  if (!validate(config)) {
+    problems.push(...(validate.errors ?? []).map(formatAjvError));
+  }
+  const cfg = config as unknown as AgentConfig;
+  if (!problems.length) {
+    if (cfg.broker.password && cfg.broker.passwordFile) {
+      problems.push('broker.passwordFile: give either broker.password or broker.passwordFile, not both');
+    }
+    if (cfg.broker.reconnectMaxMs < cfg.broker.reconnectMinMs) {
+      problems.push('broker.reconnectMaxMs: must be at least broker.reconnectMinMs');
+    }
+    if ((cfg.broker.tls.certFile === '') !== (cfg.broker.tls.keyFile === '')) {
+      problems.push('broker.tls.keyFile: a client certificate needs both certFile and keyFile');
+    }
+  }
+  if (problems.length) {
+    throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, { details: [...new Set(problems)] });
+  }
+  if (cfg.broker.passwordFile) cfg.broker.password = readSecretFile(cfg.broker.passwordFile, 'broker.passwordFile');
+  if (!cfg.agent.id) cfg.agent.id = defaultAgentId();
+  if (!cfg.broker.clientId) cfg.broker.clientId = `forewarn-${cfg.agent.id}`;
+  if (!cfg.sources.host.asset) cfg.sources.host.asset = cfg.agent.id;
+  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
+  cfg.storage.dir = path.resolve(cfg.storage.dir);
+  cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);
+  return cfg;
+}
+
+/** Loads `file` (or FOREWARN_CONFIG, or embedded defaults when neither is given). */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const chosen = file ?? env.FOREWARN_CONFIG ?? null;
+  let text: string | null = null;
+  if (chosen) {
+    try {
+      text = readFileSync(chosen, 'utf8');
+    } catch (err) {
+      throw new ForewarnError('FW_ERR_CONFIG_READ', `${chosen}: cannot read: ${describeError(err)}`);
+    }
+  }
+  return { config: deepFreeze(buildConfig(text, env, chosen ?? '(embedded defaults)')), file: chosen };
+}
+
+/** The config with secret values replaced, for logs and `config check`. */
+export function redactConfig(cfg: AgentConfig): AgentConfig {
+  const copy = structuredClone(cfg) as AgentConfig;
+  for (const { path: p, node } of scalarOptions()) {
+    if (!node.secret) continue;
+    let cur: Record<string, unknown> = copy as unknown as Record<string, unknown>;
+    for (const s of p.slice(0, -1)) cur = cur[s] as Record<string, unknown>;
+    const key = p[p.length - 1]!;
+    if (cur[key]) cur[key] = '[redacted]';
+  }
+  return copy;
+}

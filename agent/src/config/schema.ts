@@ -1,0 +1,167 @@
+/**
+ * The one schema for Forewarn's configuration. Every option has a default and a description;
+ * docs/configuration.md is generated from this object (`node dist/scripts/gen-config-docs.js`), and a test
+ * checks that it is current. Options marked `secret` never appear in logs and can be read from a file.
+ */
+
+export interface SchemaNode {
+  type: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
+  description: string;
+  default?: unknown;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean | SchemaNode;
+  required?: string[];
+  items?: SchemaNode;
+  enum?: readonly (string | number | boolean)[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  pattern?: string;
+  format?: string;
+  minItems?: number;
+  /** Forewarn extension: never logged; `<name>File` and FOREWARN_… variables can supply it. */
+  secret?: boolean;
+}
+
+const obj = (description: string, properties: Record<string, SchemaNode>): SchemaNode => ({
+  type: 'object',
+  description,
+  properties,
+  additionalProperties: false,
+  default: {},
+});
+
+export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
+  agent: obj('Identity and logging', {
+    id: {
+      type: 'string',
+      description:
+        'Agent id: the MQTT topic segment `forewarn/v1/{id}/…` and the key subscribers use. Letters, digits, `-`, `_`, `.`. Empty means the host name.',
+      default: '',
+      pattern: '^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+    },
+    logLevel: {
+      type: 'string',
+      description: 'Minimum log level.',
+      enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+      default: 'info',
+    },
+    view: {
+      type: 'string',
+      description: 'Live terminal view: `auto` shows it when stdout is a terminal, `on` always, `off` never.',
+      enum: ['auto', 'on', 'off'],
+      default: 'auto',
+    },
+  }),
+  storage: obj('The local SQLite buffer, the source of truth for everything collected', {
+    dir: {
+      type: 'string',
+      description: 'Data directory (created 0700; the database file is 0600). Relative paths resolve against the working directory.',
+      default: 'data',
+      minLength: 1,
+    },
+    synchronous: {
+      type: 'string',
+      description:
+        'SQLite `synchronous` mode. `full` survives power loss (an fsync per commit); `normal` survives a crash of the agent but may lose the last commits on power loss.',
+      enum: ['full', 'normal'],
+      default: 'full',
+    },
+    retentionHours: {
+      type: 'number',
+      description: 'How long records stay in the database after the broker acknowledged them. 0 deletes them once acknowledged.',
+      default: 24,
+      minimum: 0,
+    },
+  }),
+  broker: obj('The central MQTT broker (MQTT 5)', {
+    url: {
+      type: 'string',
+      description: 'Broker URL: `mqtt://host:port`, `mqtts://host:port` (TLS), `ws://` or `wss://`.',
+      default: 'mqtt://127.0.0.1:1883',
+      pattern: '^(mqtt|mqtts|ws|wss|tcp|ssl|tls)://',
+    },
+    clientId: {
+      type: 'string',
+      description: 'MQTT client id. Empty means `forewarn-{agent.id}`. Must be unique per broker.',
+      default: '',
+    },
+    username: { type: 'string', description: 'Username. Empty means none.', default: '' },
+    password: {
+      type: 'string',
+      description: 'Password. Prefer `passwordFile` or the FOREWARN_BROKER_PASSWORD environment variable over writing it here.',
+      default: '',
+      secret: true,
+    },
+    passwordFile: { type: 'string', description: 'File holding the password (trailing newline ignored).', default: '' },
+    keepaliveSeconds: { type: 'integer', description: 'MQTT keepalive.', default: 30, minimum: 5, maximum: 3600 },
+    connectTimeoutMs: { type: 'integer', description: 'How long one connection attempt may take.', default: 10000, minimum: 500 },
+    reconnectMinMs: { type: 'integer', description: 'First reconnect delay; doubles each failed attempt, with full jitter.', default: 1000, minimum: 50 },
+    reconnectMaxMs: { type: 'integer', description: 'Longest reconnect delay.', default: 60000, minimum: 100 },
+    batchMaxRecords: { type: 'integer', description: 'Most records in one published message.', default: 200, minimum: 1, maximum: 10000 },
+    flushIntervalMs: { type: 'integer', description: 'How often the outbox is drained while connected.', default: 1000, minimum: 10 },
+    maxInflight: {
+      type: 'integer',
+      description: 'Most unacknowledged publishes at once; never more than the broker\'s Receive Maximum.',
+      default: 10,
+      minimum: 1,
+      maximum: 65535,
+    },
+    tls: obj('TLS for `mqtts://` and `wss://`', {
+      caFile: { type: 'string', description: 'PEM file of the CA that signed the broker certificate. Empty means the system store.', default: '' },
+      certFile: { type: 'string', description: 'PEM client certificate for mutual TLS.', default: '' },
+      keyFile: { type: 'string', description: 'PEM private key of the client certificate.', default: '' },
+      rejectUnauthorized: { type: 'boolean', description: 'Verify the broker certificate. Turn off only for tests.', default: true },
+    }),
+  }),
+  sources: obj('Telemetry sources', {
+    host: obj('Host telemetry from /proc and /sys (no processes spawned per sample)', {
+      enabled: { type: 'boolean', description: 'Collect host telemetry.', default: true },
+      intervalMs: { type: 'integer', description: 'Sampling interval.', default: 5000, minimum: 250 },
+      asset: { type: 'string', description: 'Asset name for host readings. Empty means the agent id.', default: '' },
+    }),
+    simulator: obj('The built-in simulated milling machine (AI4I 2020 rules), so there is something to score on any host', {
+      enabled: { type: 'boolean', description: 'Run the simulated machine.', default: true },
+      asset: { type: 'string', description: 'Asset name of the simulated machine.', default: 'sim-mill-1', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
+      seed: { type: 'integer', description: 'Random seed; the same seed replays the same machine.', default: 1 },
+      processSeconds: { type: 'number', description: 'Simulated seconds one machining process takes.', default: 60, minimum: 1 },
+      speedup: {
+        type: 'number',
+        description: 'How much faster than real time the machine runs. 60 means one process a second with the default `processSeconds`.',
+        default: 60,
+        minimum: 0.01,
+        maximum: 1000000,
+      },
+    }),
+  }),
+  scoring: obj('Local failure-risk scoring with ONNX models', {
+    enabled: { type: 'boolean', description: 'Score readings.', default: true },
+    modelsDir: {
+      type: 'string',
+      description: 'Directory holding one folder per model (`<name>/manifest.json`). Empty means the `models/` folder shipped with the agent.',
+      default: '',
+    },
+    threads: { type: 'integer', description: 'onnxruntime intra-op threads per model. Small hosts want 1.', default: 1, minimum: 1, maximum: 64 },
+    bindings: {
+      type: 'array',
+      description:
+        'Which model scores which asset. Each entry: `model` (a folder in modelsDir), `assets` (asset names), and optional `signals` mapping a manifest input name to another signal name.',
+      default: [{ model: 'machine-failure', assets: ['sim-mill-1'] }],
+      items: {
+        type: 'object',
+        description: 'A binding of one model to assets',
+        additionalProperties: false,
+        required: ['model', 'assets'],
+        properties: {
+          model: { type: 'string', description: 'Model name.', minLength: 1 },
+          assets: { type: 'array', description: 'Asset names.', minItems: 1, items: { type: 'string', description: 'Asset name.', minLength: 1 } },
+          signals: {
+            type: 'object',
+            description: 'Manifest input name → signal name, where the asset names a signal differently.',
+            additionalProperties: { type: 'string', description: 'Signal name.', minLength: 1 },
+          },
+        },
+      },
+    },
+  }),
+});

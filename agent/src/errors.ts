@@ -1,0 +1,45 @@
+/**
+ * Coded errors. Every code is documented in docs/errors.md (a test keeps the two in step).
+ * Codes are stable: users grep logs and write alerts on them.
+ */
+export const ERROR_CODES = {
+  FW_ERR_CONFIG_INVALID: 'The configuration does not match the schema',
+  FW_ERR_CONFIG_READ: 'The configuration file cannot be read or parsed',
+  FW_ERR_SECRET_READ: 'A secret file named in the configuration cannot be read',
+  FW_ERR_STORAGE_OPEN: 'The SQLite database cannot be opened or created',
+  FW_ERR_STORAGE_WRITE: 'A record could not be committed to the database',
+  FW_ERR_MODEL_MANIFEST: 'A model manifest is missing, malformed or invalid',
+  FW_ERR_MODEL_CHECKSUM: 'A model file does not match the sha256 in its manifest',
+  FW_ERR_MODEL_SIGNATURE: 'A model file\'s inputs or outputs disagree with its manifest',
+  FW_ERR_MODEL_LOAD: 'onnxruntime could not load a model file',
+  FW_ERR_MODEL_OUTPUT: 'A model produced an output that is not a finite number in range',
+  FW_ERR_SOURCE_FAILED: 'A telemetry source failed to start or to sample',
+  FW_ERR_BROKER_CONNECT: 'The MQTT broker refused or dropped the connection',
+  FW_ERR_BROKER_PUBLISH: 'The MQTT broker rejected a publish',
+  FW_ERR_DATA_FORMAT: 'An input data file for evaluation is malformed',
+  FW_ERR_USAGE: 'The command line is malformed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ForewarnError extends Error {
+  readonly code: ErrorCode;
+  readonly details: readonly string[];
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: readonly string[] }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ForewarnError';
+    this.code = code;
+    this.details = options?.details ?? [];
+  }
+}
+
+export function isForewarnError(err: unknown, code?: ErrorCode): err is ForewarnError {
+  return err instanceof ForewarnError && (code === undefined || err.code === code);
+}
+
+/** A short, single-line description of any thrown value, for logs. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

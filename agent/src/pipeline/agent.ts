@@ -1,0 +1,131 @@
+import type { Logger } from '../logger.js';
+import type { AgentConfig } from '../config/load-config.js';
+import { describeError } from '../errors.js';
+import { RecordStore } from '../store/record-store.js';
+import { RiskScorer } from '../scoring/risk-scorer.js';
+import { MqttSync } from '../sync/mqtt-sync.js';
+import { HostSource } from '../sources/host-source.js';
+import { SimulatorSource } from '../sources/simulator-source.js';
+import type { IntervalSource } from '../sources/interval-source.js';
+import type { Reading, RiskRecord } from './types.js';
+
+export interface AgentStats {
+  startedAt: number;
+  bootSeq: number;
+  collected: number;
+  scoredRecords: number;
+  storageErrors: number;
+  lastRisk: Map<string, RiskRecord>;
+}
+
+/** How often acknowledged records past their retention are purged. */
+const PURGE_INTERVAL_MS = 60_000;
+
+/**
+ * The daemon: sources → store → scoring → sync. Each component starts in its own try/catch, so one that fails
+ * leaves the others running; `stop()` stops intake first, then flushes scoring, the outbox and the database.
+ */
+export class Agent {
+  readonly store: RecordStore;
+  readonly scorer: RiskScorer | null;
+  readonly sync: MqttSync;
+  readonly sources: IntervalSource[] = [];
+  readonly stats: AgentStats;
+  private purgeTimer: NodeJS.Timeout | null = null;
+  private stopped: Promise<void> | null = null;
+  private lastStorageError = 0;
+
+  constructor(
+    readonly config: Readonly<AgentConfig>,
+    private readonly log: Logger,
+    agentVersion: string,
+  ) {
+    this.store = new RecordStore({ dir: config.storage.dir, synchronous: config.storage.synchronous });
+    this.stats = { startedAt: Date.now(), bootSeq: this.store.nextBootSeq(), collected: 0, scoredRecords: 0, storageErrors: 0, lastRisk: new Map() };
+    this.scorer = config.scoring.enabled
+      ? new RiskScorer(config.scoring, (records) => this.onRisk(records), log.child({ component: 'scoring' }))
+      : null;
+    this.sync = new MqttSync(
+      config,
+      this.store,
+      {
+        bootSeq: this.stats.bootSeq,
+        agentVersion,
+        models: () => this.scorer?.stats.models ?? [],
+        sources: () => this.sources.map((s) => s.name),
+      },
+      log.child({ component: 'sync' }),
+    );
+    const sink = (r: Reading) => this.onReading(r);
+    const s = config.sources;
+    if (s.host.enabled) this.sources.push(new HostSource(s.host, sink, log.child({ component: 'source' })));
+    if (s.simulator.enabled) this.sources.push(new SimulatorSource(s.simulator, sink, log.child({ component: 'source' })));
+  }
+
+  async start(): Promise<void> {
+    this.log.info(
+      { agentId: this.config.agent.id, bootSeq: this.stats.bootSeq, db: this.store.file, broker: this.config.broker.url },
+      'agent starting',
+    );
+    for (const c of [this.scorer, this.sync, ...this.sources]) {
+      if (!c) continue;
+      try {
+        await c.start();
+      } catch (err) {
+        this.log.error({ component: c.name, err: describeError(err) }, 'component failed to start; the others carry on');
+      }
+    }
+    this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
+    this.purgeTimer.unref();
+  }
+
+  private commit(items: Parameters<RecordStore['append']>[0]): boolean {
+    try {
+      this.store.append(items);
+      return true;
+    } catch (err) {
+      this.stats.storageErrors++;
+      // A full or failing disk is logged at most once a minute, not per record.
+      if (Date.now() - this.lastStorageError > 60_000) {
+        this.lastStorageError = Date.now();
+        this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors }, 'cannot commit records');
+      }
+      return false;
+    }
+  }
+
+  private onReading(r: Reading): void {
+    if (this.stopped) return;
+    this.stats.collected++;
+    this.commit([{ stream: 'telemetry', ts: r.ts, asset: r.asset, payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics } }]);
+    this.scorer?.accept(r);
+  }
+
+  private onRisk(records: RiskRecord[]): void {
+    if (!this.commit(records.map((r) => ({ stream: 'risk' as const, ts: r.ts, asset: r.asset, payload: { ...r } })))) return;
+    this.stats.scoredRecords += records.length;
+    for (const r of records) this.stats.lastRisk.set(`${r.asset}/${r.model}`, r);
+  }
+
+  private purge(): void {
+    try {
+      const removed = this.store.purgeSent(Date.now() - this.config.storage.retentionHours * 3_600_000);
+      if (removed) this.log.debug({ removed }, 'purged acknowledged records past retention');
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'purge failed');
+    }
+  }
+
+  /** Idempotent. Stops intake, scores what is queued, drains what it can, says offline, closes the database. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      if (this.purgeTimer) clearInterval(this.purgeTimer);
+      for (const s of this.sources) await s.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'source stop failed'));
+      await this.scorer?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'scoring stop failed'));
+      await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));
+      this.store.close();
+      this.log.info({ collected: this.stats.collected, scored: this.stats.scoredRecords, sent: this.sync.stats.sent }, 'agent stopped');
+    })();
+    return this.stopped;
+  }
+}

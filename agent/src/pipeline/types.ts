@@ -1,0 +1,45 @@
+/**
+ * The records that flow through the pipeline: sources → store → scoring → sync.
+ * Every record is committed to SQLite before anything else sees it.
+ */
+
+/** One sample of one asset's signals, taken at one instant. Values are numbers in the unit the source documents. */
+export interface Reading {
+  /** Milliseconds since the Unix epoch, when the sample was taken. */
+  ts: number;
+  /** The source that produced it, e.g. `host`, `sim-mill`. */
+  source: string;
+  /** The asset the signals describe, e.g. the host name or `mill-1`. */
+  asset: string;
+  /** Signal name → value. Missing signals are absent, never zero. */
+  metrics: Record<string, number>;
+}
+
+/** A failure-risk score for one asset from one model. */
+export interface RiskRecord {
+  ts: number;
+  asset: string;
+  model: string;
+  modelVersion: string;
+  /** What `score` means, from the model manifest (e.g. `probability`). */
+  kind: 'probability' | 'rul' | 'anomaly';
+  score: number;
+  /** The manifest's operating threshold, where it has one. */
+  threshold?: number;
+  /** `true` when the score crosses the threshold. */
+  atRisk: boolean;
+  /** The timestamp of the reading the score was computed from. */
+  readingTs: number;
+  /** Main drivers of the score, largest first. */
+  drivers: Array<{ feature: string; value: number; contribution: number }>;
+}
+
+/** A pipeline component: constructed without side effects, `start()` returns fast, `stop()` flushes. */
+export interface Component {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A source pushes readings to the sink it is given; it never throws into the agent. */
+export type ReadingSink = (reading: Reading) => void;

@@ -1,0 +1,91 @@
+import * as ort from 'onnxruntime-node';
+import { ForewarnError, describeError } from '../errors.js';
+import { readModel, type ModelManifest } from './model-manifest.js';
+
+/**
+ * One loaded model: a checked manifest and an onnxruntime session whose input and output names and widths
+ * agree with it. `run` takes a row-major batch of feature vectors and returns one score per row.
+ */
+export class OnnxModel {
+  private constructor(
+    readonly manifest: ModelManifest,
+    readonly file: string,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async load(dir: string, options: { threads?: number } = {}): Promise<OnnxModel> {
+    const { manifest, bytes, file } = readModel(dir);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: options.threads ?? 1,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+      });
+    } catch (err) {
+      throw new ForewarnError('FW_ERR_MODEL_LOAD', `${file}: ${describeError(err)}`, { cause: err });
+    }
+    const problems: string[] = [];
+    if (!session.inputNames.includes(manifest.inputs.tensor)) {
+      problems.push(`inputs.tensor: the model has no input ${manifest.inputs.tensor} (it has ${session.inputNames.join(', ')})`);
+    }
+    if (!session.outputNames.includes(manifest.outputs.tensor)) {
+      problems.push(`outputs.tensor: the model has no output ${manifest.outputs.tensor} (it has ${session.outputNames.join(', ')})`);
+    }
+    const meta = session.inputMetadata?.find((m) => m.name === manifest.inputs.tensor);
+    if (meta && meta.isTensor) {
+      const width = meta.shape[meta.shape.length - 1];
+      if (typeof width === 'number' && width !== manifest.inputs.features.length) {
+        problems.push(`inputs.features: the model takes ${width} features, the manifest lists ${manifest.inputs.features.length}`);
+      }
+      if (meta.type !== 'float32') problems.push(`inputs.dtype: the model takes ${meta.type}`);
+    }
+    if (problems.length) {
+      await session.release();
+      throw new ForewarnError('FW_ERR_MODEL_SIGNATURE', `${file}: disagrees with its manifest`, { details: problems });
+    }
+    const model = new OnnxModel(manifest, file, session);
+    // Warm-up: the first run allocates; pay it at load, not on the first reading.
+    const warm = new Float32Array(manifest.inputs.features.length);
+    manifest.inputs.features.forEach((f, i) => (warm[i] = f.baseline ?? (f.range ? (f.range[0] + f.range[1]) / 2 : 0)));
+    await model.run(warm, 1);
+    return model;
+  }
+
+  get name(): string {
+    return this.manifest.name;
+  }
+
+  get width(): number {
+    return this.manifest.inputs.features.length;
+  }
+
+  /** Scores `rows` feature vectors laid out row-major in `data`. */
+  async run(data: Float32Array, rows: number): Promise<Float32Array> {
+    const input = new ort.Tensor('float32', data, [rows, this.width]);
+    const out = await this.session.run({ [this.manifest.inputs.tensor]: input }, [this.manifest.outputs.tensor]);
+    const tensor = out[this.manifest.outputs.tensor];
+    if (!tensor || !(tensor.data instanceof Float32Array) || tensor.data.length !== rows) {
+      throw new ForewarnError(
+        'FW_ERR_MODEL_OUTPUT',
+        `${this.name}: expected ${rows} float32 scores from ${this.manifest.outputs.tensor}, got ${tensor ? `${tensor.type} × ${tensor.data.length}` : 'nothing'}`,
+      );
+    }
+    return tensor.data;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Encodes a value the manifest declares categorical (string → index); numbers pass through. */
+export function encodeFeature(value: unknown, categories?: string[]): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && categories) {
+    const i = categories.indexOf(value.trim());
+    return i >= 0 ? i : Number.NaN;
+  }
+  return typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+}

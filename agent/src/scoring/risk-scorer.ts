@@ -1,0 +1,247 @@
+import path from 'node:path';
+import type { Logger } from '../logger.js';
+import type { BindingConfig } from '../config/load-config.js';
+import { describeError, isForewarnError } from '../errors.js';
+import type { Component, Reading, RiskRecord } from '../pipeline/types.js';
+import { OnnxModel } from './onnx-model.js';
+import type { FeatureSpec } from './model-manifest.js';
+
+export interface RiskScorerOptions {
+  modelsDir: string;
+  threads: number;
+  bindings: readonly BindingConfig[];
+}
+
+export interface ScorerStats {
+  models: Array<{ name: string; version: string; assets: string[] }>;
+  scored: number;
+  /** Readings not scored because a model input was absent. */
+  skippedMissing: number;
+  /** Readings not scored because an input failed its range check: never scored as if valid. */
+  skippedInvalid: number;
+  errors: number;
+  lastBatchMs: number | null;
+}
+
+interface Bound {
+  model: OnnxModel;
+  /** Per manifest feature, the signal that feeds it on this binding. */
+  signals: string[];
+  assets: Set<string>;
+}
+
+interface PendingRow {
+  asset: string;
+  row: Float32Array;
+  readingTs: number;
+}
+
+/** Readings waiting for a batch, per model; beyond this the oldest are dropped and counted as errors. */
+const MAX_PENDING = 10_000;
+
+/** How many drivers a risk record carries. */
+const TOP_DRIVERS = 3;
+
+/**
+ * Keeps the latest value of every signal per asset and scores each bound asset on every reading, so a
+ * model's inputs may come from several sources. Readings that arrive together are scored in one batch per
+ * model, across assets.
+ */
+export class RiskScorer implements Component {
+  readonly name = 'scoring';
+  readonly stats: ScorerStats = { models: [], scored: 0, skippedMissing: 0, skippedInvalid: 0, errors: 0, lastBatchMs: null };
+  private bound: Bound[] = [];
+  private readonly latest = new Map<string, { ts: number; values: Map<string, number> }>();
+  private readonly pending = new Map<Bound, PendingRow[]>();
+  private flushing: Promise<void> | null = null;
+  private scheduled = false;
+  private stopped = false;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    private readonly options: RiskScorerOptions,
+    private readonly onRisk: (records: RiskRecord[]) => void,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const binding of this.options.bindings) {
+      const dir = path.join(this.options.modelsDir, binding.model);
+      try {
+        const model = await OnnxModel.load(dir, { threads: this.options.threads });
+        const signals = model.manifest.inputs.features.map((f) => binding.signals?.[f.name] ?? f.signal);
+        this.bound.push({ model, signals, assets: new Set(binding.assets) });
+        this.stats.models.push({ name: model.name, version: model.manifest.version, assets: [...binding.assets] });
+        this.log.info({ model: model.name, version: model.manifest.version, assets: binding.assets }, 'model loaded');
+      } catch (err) {
+        // One bad model never stops the agent: the others score, and the error is counted.
+        this.stats.errors++;
+        this.log.error(
+          { err: describeError(err), code: isForewarnError(err) ? err.code : undefined, details: isForewarnError(err) ? err.details : undefined, dir },
+          'model not loaded; its assets will not be scored',
+        );
+      }
+    }
+  }
+
+  accept(reading: Reading): void {
+    if (this.stopped) return;
+    let state: { ts: number; values: Map<string, number> } | undefined;
+    for (const b of this.bound) {
+      if (!b.assets.has(reading.asset)) continue;
+      if (!state) {
+        state = this.latest.get(reading.asset);
+        if (!state) this.latest.set(reading.asset, (state = { ts: reading.ts, values: new Map() }));
+        state.ts = reading.ts;
+        for (const [k, v] of Object.entries(reading.metrics)) state.values.set(k, v);
+      }
+      // Snapshot the row now: every reading is scored, even when several arrive before a batch runs.
+      const row = this.inputRow(b, reading.asset);
+      if (!row) continue;
+      const queue = this.pending.get(b) ?? [];
+      if (queue.length >= MAX_PENDING) {
+        queue.shift();
+        this.stats.errors++;
+      }
+      queue.push({ asset: reading.asset, row, readingTs: reading.ts });
+      this.pending.set(b, queue);
+    }
+    if (this.pending.size && !this.scheduled) {
+      this.scheduled = true;
+      // Coalesce readings that arrive in the same tick into one batch per model.
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.flush();
+      });
+    }
+  }
+
+  /** Scores every queued reading. Calls queue behind each other, so at most one batch runs at a time. */
+  flush(): Promise<void> {
+    const previous = this.flushing ?? Promise.resolve();
+    const next = previous.then(() => this.scorePending());
+    this.flushing = next.finally(() => {
+      if (this.flushing === next) this.flushing = null;
+    });
+    return next;
+  }
+
+  private async scorePending(): Promise<void> {
+    if (!this.pending.size) return;
+    const work = [...this.pending];
+    this.pending.clear();
+    const started = performance.now();
+    const records: RiskRecord[] = [];
+    for (const [b, rows] of work) records.push(...(await this.scoreModel(b, rows)));
+    this.stats.lastBatchMs = performance.now() - started;
+    if (records.length) this.onRisk(records);
+  }
+
+  private warnOnce(key: string, obj: object, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(obj, msg);
+  }
+
+  private inputRow(b: Bound, asset: string): Float32Array | null {
+    const features = b.model.manifest.inputs.features;
+    const values = this.latest.get(asset)!.values;
+    const row = new Float32Array(features.length);
+    for (let i = 0; i < features.length; i++) {
+      const f = features[i]!;
+      const v = values.get(b.signals[i]!);
+      if (v === undefined || !Number.isFinite(v)) {
+        this.stats.skippedMissing++;
+        this.warnOnce(`missing:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, signal: b.signals[i] }, 'model input missing; asset not scored until it arrives');
+        return null;
+      }
+      if (!inRange(f, v)) {
+        this.stats.skippedInvalid++;
+        this.warnOnce(`range:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, value: v, range: f.range, categories: f.categories }, 'model input out of its valid range; reading not scored');
+        return null;
+      }
+      row[i] = v;
+    }
+    return row;
+  }
+
+  private async scoreModel(b: Bound, rows: PendingRow[]): Promise<RiskRecord[]> {
+    const features = b.model.manifest.inputs.features;
+    const width = features.length;
+    const explain = features.map((f) => f.baseline);
+    // Each asset's row, then one copy per explained feature with that feature set to its baseline (occlusion).
+    const explained = explain.filter((x) => x !== undefined).length;
+    const perAsset = 1 + explained;
+    const data = new Float32Array(rows.length * perAsset * width);
+    rows.forEach(({ row }, r) => {
+      let k = r * perAsset;
+      data.set(row, k++ * width);
+      explain.forEach((baseline, i) => {
+        if (baseline === undefined) return;
+        const copy = row.slice();
+        copy[i] = baseline;
+        data.set(copy, k++ * width);
+      });
+    });
+    let scores: Float32Array;
+    try {
+      scores = await b.model.run(data, rows.length * perAsset);
+    } catch (err) {
+      this.stats.errors++;
+      this.log.error({ err: describeError(err), model: b.model.name }, 'scoring failed');
+      return [];
+    }
+    const { outputs, version } = b.model.manifest;
+    const now = Date.now();
+    const out: RiskRecord[] = [];
+    rows.forEach(({ asset, row, readingTs }, r) => {
+      const base = r * perAsset;
+      const score = scores[base]!;
+      if (!Number.isFinite(score) || (outputs.kind === 'probability' && (score < 0 || score > 1))) {
+        this.stats.errors++;
+        this.warnOnce(`output:${b.model.name}`, { model: b.model.name, score }, 'model output invalid; not recorded');
+        return;
+      }
+      const drivers: RiskRecord['drivers'] = [];
+      let k = base + 1;
+      features.forEach((f, i) => {
+        if (f.baseline === undefined) return;
+        drivers.push({ feature: f.name, value: round(row[i]!), contribution: round(score - scores[k++]!) });
+      });
+      drivers.sort((x, y) => Math.abs(y.contribution) - Math.abs(x.contribution));
+      const record: RiskRecord = {
+        ts: now,
+        asset,
+        model: b.model.name,
+        modelVersion: version,
+        kind: outputs.kind,
+        score: round(score),
+        atRisk: outputs.threshold !== undefined ? score >= outputs.threshold : false,
+        readingTs,
+        drivers: drivers.slice(0, TOP_DRIVERS),
+      };
+      if (outputs.threshold !== undefined) record.threshold = outputs.threshold;
+      out.push(record);
+    });
+    this.stats.scored += out.length;
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.flush().catch(() => undefined);
+    for (const b of this.bound) await b.model.release().catch(() => undefined);
+    this.bound = [];
+  }
+}
+
+function inRange(f: FeatureSpec, v: number): boolean {
+  if (f.categories) return Number.isInteger(v) && v >= 0 && v < f.categories.length;
+  if (f.range) return v >= f.range[0] && v <= f.range[1];
+  return true;
+}
+
+/** Six significant digits are plenty for a score and keep payloads small. */
+function round(x: number): number {
+  return Number(x.toPrecision(6));
+}

@@ -1,0 +1,84 @@
+import type { Logger } from '../logger.js';
+import { describeError } from '../errors.js';
+import type { Component, Reading, ReadingSink } from '../pipeline/types.js';
+
+export interface SourceStats {
+  name: string;
+  state: 'idle' | 'running' | 'failing' | 'stopped';
+  samples: number;
+  errors: number;
+  lastError: string | null;
+  lastSampleTs: number | null;
+}
+
+/**
+ * The shared scheduler for polled sources: samples every `intervalMs`, never overlaps a slow sample with the
+ * next one, counts failures, and logs a failing source once when it starts failing and once when it recovers,
+ * instead of on every tick.
+ */
+export abstract class IntervalSource implements Component {
+  readonly stats: SourceStats;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(
+    readonly name: string,
+    protected readonly intervalMs: number,
+    private readonly sink: ReadingSink,
+    protected readonly log: Logger,
+  ) {
+    this.stats = { name, state: 'idle', samples: 0, errors: 0, lastError: null, lastSampleTs: null };
+  }
+
+  /** Takes one sample. Throwing counts as a failed sample. */
+  protected abstract sample(now: number): Promise<Reading[]> | Reading[];
+
+  /** One-off set-up; the default does nothing. Runs in the background so `start()` returns fast. */
+  protected async prepare(): Promise<void> {}
+
+  async start(): Promise<void> {
+    this.stats.state = 'running';
+    void this.prepare()
+      .catch((err) => this.fail(err))
+      .finally(() => {
+        if (this.stats.state === 'stopped') return;
+        void this.tick();
+        this.timer = setInterval(() => void this.tick(), this.intervalMs);
+      });
+  }
+
+  private fail(err: unknown): void {
+    this.stats.errors++;
+    this.stats.lastError = describeError(err);
+    if (this.stats.state !== 'failing') {
+      this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_FAILED' }, 'source failing; will keep trying');
+    }
+    this.stats.state = 'failing';
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || this.stats.state === 'stopped') return;
+    this.busy = true;
+    try {
+      const now = Date.now();
+      const readings = await this.sample(now);
+      // stop() may have run while the sample was awaited.
+      if ((this.stats.state as SourceStats['state']) === 'stopped') return;
+      if (this.stats.state === 'failing') this.log.info({ source: this.name }, 'source recovered');
+      this.stats.state = 'running';
+      this.stats.samples++;
+      this.stats.lastSampleTs = now;
+      for (const r of readings) this.sink(r);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stats.state = 'stopped';
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,109 @@
+import type { Agent } from '../pipeline/agent.js';
+
+/**
+ * The compact live view shown on a terminal: what was collected, scored, buffered and sent.
+ * `renderPanel` is pure (tests call it); `LiveView` keeps the panel at the bottom of the terminal with log
+ * lines scrolling above it.
+ */
+
+export interface PanelInput {
+  agentId: string;
+  bootSeq: number;
+  uptimeMs: number;
+  broker: { url: string; state: string; sinceMs: number; sent: number; rejected: number; lastError: string | null };
+  sources: Array<{ name: string; state: string; samples: number; errors: number }>;
+  collected: number;
+  scored: number;
+  lastBatchMs: number | null;
+  buffered: Array<{ stream: string; pending: number }>;
+  risks: Array<{ asset: string; model: string; score: number; threshold?: number; atRisk: boolean; drivers: Array<{ feature: string; contribution: number }> }>;
+}
+
+const dur = (ms: number) => {
+  const s = Math.floor(ms / 1000);
+  return `${String(Math.floor(s / 3600)).padStart(2, '0')}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+};
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+
+export function renderPanel(p: PanelInput, width = 100): string[] {
+  const clip = (line: string) => (line.length > width ? `${line.slice(0, width - 1)}…` : line);
+  const lines = [
+    `── Forewarn ${p.agentId} · boot #${p.bootSeq} · up ${dur(p.uptimeMs)} `.padEnd(Math.min(width, 72), '─'),
+    `broker    ${p.broker.state} ${p.broker.url} for ${dur(p.broker.sinceMs)}${p.broker.state !== 'online' && p.broker.lastError ? ` (${p.broker.lastError})` : ''}`,
+    `collected ${p.collected} readings  ${p.sources.map((s) => `${s.name}:${s.state === 'running' ? 'ok' : s.state} ${s.samples}${s.errors ? ` (${s.errors} err)` : ''}`).join('  ')}`,
+    `scored    ${p.scored} risk records${p.lastBatchMs !== null ? `, last batch ${p.lastBatchMs.toFixed(2)} ms` : ''}`,
+    `buffered  ${p.buffered.map((b) => `${b.stream} ${b.pending}`).join('  ')}   sent ${p.broker.sent}${p.broker.rejected ? `  rejected ${p.broker.rejected}` : ''}`,
+  ];
+  for (const r of p.risks) {
+    const drivers = r.drivers.map((d) => `${d.feature} ${signed(d.contribution)}`).join(', ');
+    lines.push(
+      `risk      ${r.asset} ${r.model} ${r.score.toFixed(3)}${r.threshold !== undefined ? `/${r.threshold.toFixed(3)}` : ''} ${r.atRisk ? 'AT RISK' : 'ok'}${drivers ? `  ← ${drivers}` : ''}`,
+    );
+  }
+  return lines.map(clip);
+}
+
+export function panelInput(agent: Agent): PanelInput {
+  const sync = agent.sync.stats;
+  return {
+    agentId: agent.config.agent.id,
+    bootSeq: agent.stats.bootSeq,
+    uptimeMs: Date.now() - agent.stats.startedAt,
+    broker: { url: agent.config.broker.url, state: sync.state, sinceMs: Date.now() - sync.since, sent: sync.sent, rejected: sync.rejected, lastError: sync.lastError },
+    sources: agent.sources.map((s) => s.stats),
+    collected: agent.stats.collected,
+    scored: agent.stats.scoredRecords,
+    lastBatchMs: agent.scorer?.stats.lastBatchMs ?? null,
+    buffered: agent.store.counts(),
+    risks: [...agent.stats.lastRisk.values()],
+  };
+}
+
+export class LiveView {
+  private drawn = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private agent: Agent | null = null;
+
+  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
+
+  /** Log text goes above the panel. */
+  print = (text: string): void => {
+    this.clear();
+    this.out.write(text.endsWith('\n') ? text : `${text}\n`);
+    this.draw();
+  };
+
+  attach(agent: Agent, refreshMs = 1000): void {
+    this.agent = agent;
+    this.draw();
+    this.timer = setInterval(() => {
+      this.clear();
+      this.draw();
+    }, refreshMs);
+    this.timer.unref();
+  }
+
+  private clear(): void {
+    if (this.drawn) this.out.write(`\x1b[${this.drawn}A\x1b[J`);
+    this.drawn = 0;
+  }
+
+  private draw(): void {
+    if (!this.agent) return;
+    let lines: string[];
+    try {
+      lines = renderPanel(panelInput(this.agent), this.out.columns || 100);
+    } catch {
+      return; // the database may already be closed during shutdown
+    }
+    this.out.write(`${lines.join('\n')}\n`);
+    this.drawn = lines.length;
+  }
+
+  detach(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.agent = null;
+    this.clear();
+  }
+}
