@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -83,6 +83,8 @@ export async function startMosquitto(options: { extraConfig?: string[]; port?: n
   writeFileSync(
     conf,
     [
+      // Run as ourselves: started as root, mosquitto would drop to its own user and lose access to this temp dir.
+      `user ${userInfo().username}`,
       'per_listener_settings false',
       `listener ${port} 127.0.0.1`,
       'allow_anonymous true',

@@ -50,6 +50,7 @@ export class RecordStore {
   private readonly insert: Database.Statement;
   private readonly bumpSeq: Database.Statement;
   private readonly seqs = new Map<StreamName, number>();
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: RecordStoreOptions) {
     this.file = path.join(options.dir, DB_FILE);
@@ -82,6 +83,13 @@ export class RecordStore {
     } else {
       this.insert = this.bumpSeq = this.db.prepare('SELECT 1');
     }
+  }
+
+  /** Prepared once per SQL text: the drain loop runs these many times a second. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
+    return st;
   }
 
   /** The database and its WAL files hold telemetry and must not be world-readable. */
@@ -157,8 +165,8 @@ export class RecordStore {
   nextBatch(limit: number, cursors: ReadonlyMap<StreamName, number> = new Map()): StoredRecord[] {
     const byPriority = [...STREAMS].sort((a, b) => STREAM_PRIORITY[a] - STREAM_PRIORITY[b]);
     for (const stream of byPriority) {
-      const rows = this.db
-        .prepare('SELECT id, stream, seq, ts, asset, payload FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? ORDER BY id LIMIT ?')
+      const rows = this
+        .sql('SELECT id, stream, seq, ts, asset, payload FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? ORDER BY id LIMIT ?')
         .all(stream, cursors.get(stream) ?? 0, limit) as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
       if (rows.length) return rows.map((r) => ({ ...r, payload: JSON.parse(r.payload) as Record<string, unknown> }));
     }
@@ -168,32 +176,31 @@ export class RecordStore {
   /** Marks records acknowledged by the broker. */
   markSent(stream: StreamName, ids: readonly number[], now = Date.now()): void {
     if (!ids.length) return;
-    const mark = this.db.prepare('UPDATE records SET sent_ts = ? WHERE id = ? AND sent_ts IS NULL');
-    const count = this.db.prepare('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
+    const mark = this.sql('UPDATE records SET sent_ts = ? WHERE id = ? AND sent_ts IS NULL');
+    const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
     this.db.transaction(() => {
       let changed = 0;
       for (const id of ids) changed += mark.run(now, id).changes;
-      count.run(changed, now, stream);
+      if (changed) count.run(changed, now, stream);
     })();
   }
 
   /** Deletes acknowledged records older than `beforeTs`, a bounded number at a time so collection never waits long. */
   purgeSent(beforeTs: number, maxRows = 5000): number {
-    return this.db
-      .prepare('DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? LIMIT ?)')
+    return this
+      .sql('DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? LIMIT ?)')
       .run(beforeTs, maxRows).changes;
   }
 
   counts(): StreamCounts[] {
     const pending = new Map(
       (
-        this.db
-          .prepare('SELECT stream, COUNT(*) AS n, MIN(ts) AS oldest FROM records WHERE sent_ts IS NULL GROUP BY stream')
+        this.sql('SELECT stream, COUNT(*) AS n, MIN(ts) AS oldest FROM records WHERE sent_ts IS NULL GROUP BY stream')
           .all() as Array<{ stream: StreamName; n: number; oldest: number }>
       ).map((r) => [r.stream, r]),
     );
     const streams = new Map(
-      (this.db.prepare('SELECT name, next_seq, sent_total, last_sent_ts FROM streams').all() as Array<{
+      (this.sql('SELECT name, next_seq, sent_total, last_sent_ts FROM streams').all() as Array<{
         name: StreamName;
         next_seq: number;
         sent_total: number;
