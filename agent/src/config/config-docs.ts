@@ -1,0 +1,80 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT, envName, scalarOptions } from './load-config.js';
+import { configSchema, type SchemaNode } from './schema.js';
+
+/**
+ * Renders docs/configuration.md from the schema, so every option's line is always there and always true.
+ * `npm run docs:config` rewrites the file; a test fails when it is out of date.
+ */
+
+function typeOf(node: SchemaNode): string {
+  if (node.enum) return node.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  return node.type;
+}
+
+function defaultOf(node: SchemaNode): string {
+  const d = node.default;
+  if (d === '') return '*(empty)*';
+  return `\`${JSON.stringify(d)}\``;
+}
+
+function limits(node: SchemaNode): string {
+  const out: string[] = [];
+  if (node.minimum !== undefined) out.push(`≥ ${node.minimum}`);
+  if (node.maximum !== undefined) out.push(`≤ ${node.maximum}`);
+  return out.length ? ` (${out.join(', ')})` : '';
+}
+
+export function renderConfigDocs(): string {
+  const lines = [
+    '# Configuration',
+    '',
+    '<!-- Generated from agent/src/config/schema.ts by `npm run docs:config`. Do not edit by hand. -->',
+    '',
+    'Forewarn reads one YAML file, named by `--config FILE` or the `FOREWARN_CONFIG` environment variable. With neither, it runs on the defaults below: nothing needs configuring to start.',
+    '',
+    'Every option can also be set by an environment variable, which wins over the file: `FOREWARN_` followed by the option path in upper snake case (`broker.tls.caFile` → `FOREWARN_BROKER_TLS_CA_FILE`). Arrays take JSON.',
+    '',
+    'Secrets: the broker password can come from `broker.passwordFile` or `FOREWARN_BROKER_PASSWORD` instead of the YAML. Secret values never appear in logs or in `forewarn config check --json`.',
+    '',
+    'Check a file without running the agent: `npx forewarn config check FILE`. An invalid configuration exits with code 2 and one line per problem, `path: message`:',
+    '',
+    '```',
+    'forewarn: forewarn.yaml: invalid configuration [FW_ERR_CONFIG_INVALID]',
+    '  broker.keepaliveSeconds: must be >= 5',
+    '  broker.colour: unknown option',
+    '```',
+    '',
+    'A complete example with the defaults: [`docs/forewarn.example.yaml`](forewarn.example.yaml).',
+    '',
+  ];
+  const sections = Object.entries(configSchema.properties ?? {});
+  for (const [name, section] of sections) {
+    lines.push(`## \`${name}\``, '', section.description + '.', '', '| option | type | default | environment | description |', '|---|---|---|---|---|');
+    for (const { path: p, node } of scalarOptions(section, [name])) {
+      lines.push(
+        `| \`${p.join('.')}\` | ${typeOf(node)}${limits(node)} | ${defaultOf(node)} | \`${envName(p)}\` | ${node.description.replace(/\|/g, '\\|')}${node.secret ? ' **Secret.**' : ''} |`,
+      );
+    }
+    lines.push('');
+  }
+  lines.push(
+    '### `scoring.bindings` entries',
+    '',
+    '| key | description |',
+    '|---|---|',
+    '| `model` | Model folder name under `scoring.modelsDir`, e.g. `machine-failure`. |',
+    '| `assets` | Asset names whose readings this model scores. |',
+    '| `signals` | Optional map from a manifest input name to the signal that feeds it on these assets, when an asset names a signal differently (e.g. `torque: spindle_torque`). |',
+    '',
+  );
+  return lines.join('\n');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const target = path.join(PACKAGE_ROOT, 'docs', 'configuration.md');
+  writeFileSync(target, renderConfigDocs());
+  process.stdout.write(`wrote ${target}\n`);
+}

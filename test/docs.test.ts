@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../agent/src/errors.js';
+import { renderConfigDocs } from '../agent/src/config/config-docs.js';
+import { buildConfig, scalarOptions } from '../agent/src/config/load-config.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const read = (f: string) => readFileSync(path.join(ROOT, f), 'utf8');
+
+describe('documentation stays true', () => {
+  it('documents every error code, and documents no code that does not exist', () => {
+    const doc = read('docs/errors.md');
+    for (const code of Object.keys(ERROR_CODES)) expect(doc, code).toContain(`\`${code}\``);
+    const documented = [...doc.matchAll(/`(FW_ERR_[A-Z_]+)`/g)].map((m) => m[1]);
+    for (const code of documented) expect(Object.keys(ERROR_CODES)).toContain(code);
+  });
+
+  it('docs/configuration.md is generated from the current schema (npm run docs:config)', () => {
+    expect(read('docs/configuration.md')).toBe(renderConfigDocs());
+    for (const { path: p } of scalarOptions()) expect(read('docs/configuration.md')).toContain(`\`${p.join('.')}\``);
+  });
+
+  it('the example configuration is valid and spells out exactly the defaults', () => {
+    const example = buildConfig(read('docs/forewarn.example.yaml'), {});
+    const defaults = buildConfig(null, {});
+    expect(example).toEqual(defaults);
+  });
+});

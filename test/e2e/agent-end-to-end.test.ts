@@ -1,0 +1,136 @@
+import mqtt from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { contractErrors } from '../helpers/contract.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * The real agent process, compiled, against a real mosquitto: it collects host telemetry, runs the simulated
+ * milling machine, scores it with the real ONNX model, buffers in SQLite and publishes the contract.
+ */
+
+const cleanup: Array<() => Promise<unknown> | void> = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+function kill(agent: AgentProcess) {
+  return async () => {
+    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
+      agent.proc.kill('SIGKILL');
+      await agent.exited;
+    }
+  };
+}
+
+const baseConfig = (url: string, id: string) => ({
+  agent: { id, view: 'off', logLevel: 'info' },
+  broker: { url, flushIntervalMs: 100, reconnectMinMs: 100, reconnectMaxMs: 500 },
+  sources: { host: { intervalMs: 500 }, simulator: { speedup: 600 } },
+});
+
+interface Msg {
+  topic: string;
+  payload: Record<string, unknown>;
+  retain: boolean;
+}
+
+async function listen(url: string, filter: string) {
+  const messages: Msg[] = [];
+  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `e2e-sub-${process.pid}-${Math.random()}` });
+  client.on('message', (topic, payload, packet) => messages.push({ topic, payload: JSON.parse(String(payload)) as Record<string, unknown>, retain: packet.retain }));
+  await client.subscribeAsync(filter, { qos: 1 });
+  cleanup.push(() => client.endAsync());
+  return messages;
+}
+
+describe('the agent, end to end', () => {
+  it('publishes contract-valid risk records for the simulated machine, and stops cleanly on SIGTERM', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const messages = await listen(broker.url, 'forewarn/v1/e2e-1/#');
+    const agent = startAgent(baseConfig(broker.url, 'e2e-1'));
+    cleanup.push(kill(agent));
+
+    const riskBatches = await waitFor(() => {
+      const r = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/risk');
+      return r.length >= 3 ? r : null;
+    }, `risk batches on the broker; agent output:\n${agent.output()}`, 30_000);
+    await waitFor(() => messages.some((m) => m.topic === 'forewarn/v1/e2e-1/telemetry' && (m.payload.records as Array<{ source: string }>).some((r) => r.source === 'host')), 'host telemetry');
+
+    for (const m of messages) expect(contractErrors(m.topic, m.payload), `${m.topic} ${JSON.stringify(m.payload).slice(0, 300)}`).toEqual([]);
+    const records = riskBatches.flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
+    expect(records[0]).toMatchObject({ asset: 'sim-mill-1', model: 'machine-failure', kind: 'probability' });
+    for (const r of records) {
+      expect(r.score as number).toBeGreaterThanOrEqual(0);
+      expect(r.score as number).toBeLessThanOrEqual(1);
+    }
+    // Sequence numbers are contiguous from 1: nothing was skipped on the way.
+    const seqs = records.map((r) => r.seq as number).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    expect(messages.find((m) => m.topic === 'forewarn/v1/e2e-1/status')?.payload).toMatchObject({ state: 'online', bootSeq: 1 });
+
+    agent.proc.kill('SIGTERM');
+    const exit = await agent.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    await waitFor(() => messages.some((m) => m.topic.endsWith('/status') && m.payload.state === 'offline'), 'offline status');
+    expect(messages.filter((m) => m.topic.endsWith('/status')).at(-1)!.payload).toMatchObject({ state: 'offline', reason: 'shutdown' });
+
+    // What was buffered and sent is readable after the agent stopped.
+    const status = await runCli(['status', '--config', agent.configFile, '--json']);
+    expect(status.code).toBe(0);
+    const report = JSON.parse(status.stdout) as { streams: Array<{ stream: string; pending: number; sentTotal: number }>; latestRisk: Array<{ asset: string }> };
+    expect(report.streams.find((s) => s.stream === 'risk')!.sentTotal).toBeGreaterThanOrEqual(records.length);
+    expect(report.latestRisk.map((r) => r.asset)).toContain('sim-mill-1');
+  });
+
+  it('buffers with no broker, says so once, and delivers everything when the broker appears', async () => {
+    const { freePort } = await import('../helpers/mosquitto.js');
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    const agent = startAgent(baseConfig(url, 'e2e-2'));
+    cleanup.push(kill(agent));
+    await waitFor(() => agent.logs().filter((l) => l.msg === 'model loaded').length === 1, 'the model to load');
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(agent.logs().filter((l) => String(l.msg).includes('broker unreachable'))).toHaveLength(1);
+
+    const broker = await startMosquitto({ port });
+    cleanup.push(() => broker.stop());
+    const messages = await listen(broker.url, 'forewarn/v1/e2e-2/risk');
+    await waitFor(() => messages.length > 0, 'risk after the broker came up');
+    agent.proc.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    // Every risk record the agent committed reached the broker, the backlog included.
+    const status = JSON.parse((await runCli(['status', '--config', agent.configFile, '--json'])).stdout) as {
+      streams: Array<{ stream: string; lastSeq: number; pending: number }>;
+    };
+    const risk = status.streams.find((s) => s.stream === 'risk')!;
+    const seen = new Set(messages.flatMap((m) => (m.payload.records as Array<{ seq: number }>).map((r) => r.seq)));
+    expect(seen.size).toBe(risk.lastSeq - risk.pending);
+    expect(Math.min(...seen)).toBe(1);
+  });
+
+  it('leaves a Will that marks the agent offline when it dies without a goodbye', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const messages = await listen(broker.url, 'forewarn/v1/e2e-3/status');
+    const agent = startAgent(baseConfig(broker.url, 'e2e-3'));
+    cleanup.push(kill(agent));
+    await waitFor(() => messages.some((m) => m.payload.state === 'online'), 'online status');
+    agent.proc.kill('SIGKILL');
+    await agent.exited;
+    await waitFor(() => messages.some((m) => m.payload.state === 'offline'), 'the Will', 10_000);
+    const will = messages.find((m) => m.payload.state === 'offline')!;
+    expect(will.payload).toMatchObject({ reason: 'connection-lost', agentId: 'e2e-3' });
+    expect(contractErrors(will.topic, will.payload)).toEqual([]);
+  });
+
+  it('exits with code 2 and `path: message` lines on an invalid configuration', async () => {
+    const agent = startAgent({ broker: { url: 'http://nope', keepaliveSeconds: 'x' } });
+    const exit = await agent.exited;
+    expect(exit.code).toBe(2);
+    expect(agent.output()).toContain('broker.url: ');
+    expect(agent.output()).toContain('broker.keepaliveSeconds: must be integer');
+  });
+});
