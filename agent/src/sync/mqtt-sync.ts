@@ -12,6 +12,7 @@ export type BrokerState = 'connecting' | 'online' | 'offline' | 'stopped';
 
 export interface SyncStats {
   state: BrokerState;
+  /** When the connection was made, or when the current outage began. */
   since: number;
   /** Records acknowledged by the broker during this run. */
   sent: number;
@@ -197,7 +198,8 @@ export class MqttSync implements Component {
   }
 
   private setState(state: BrokerState): void {
-    if (this.stats.state !== state) this.stats.since = Date.now();
+    // `since` marks the start of the current outage or connection, not of each retry.
+    if ((this.stats.state === 'online') !== (state === 'online')) this.stats.since = Date.now();
     this.stats.state = state;
   }
 

@@ -1,0 +1,72 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/agent-process.js';
+
+const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/ai4i-sample.csv');
+const HOLDOUT = path.resolve(import.meta.dirname, '../../../build/machine-failure/holdout.csv');
+const SHARED = path.resolve(import.meta.dirname, '../../../../shared/data/ai4i/ai4i2020_train.csv');
+
+describe('forewarn CLI', () => {
+  it('config check: 0 for a valid file, 2 with `path: message` lines for an invalid one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cli-'));
+    writeFileSync(path.join(dir, 'ok.yaml'), 'agent:\n  id: a1\n');
+    writeFileSync(path.join(dir, 'bad.yaml'), 'agent:\n  id: a1\nbroker:\n  maxInflight: 0\n  nope: 1\n');
+    expect(await runCli(['config', 'check', path.join(dir, 'ok.yaml')])).toMatchObject({ code: 0, stdout: `${path.join(dir, 'ok.yaml')}: valid\n` });
+    const bad = await runCli(['config', 'check', path.join(dir, 'bad.yaml')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('[FW_ERR_CONFIG_INVALID]');
+    expect(bad.stderr).toContain('  broker.maxInflight: must be >= 1\n');
+    expect(bad.stderr).toContain('  broker.nope: unknown option\n');
+    expect((await runCli(['config', 'check', path.join(dir, 'missing.yaml')])).code).toBe(2);
+  });
+
+  it('rejects unknown commands and options with exit code 2', async () => {
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+    expect((await runCli(['status', '--colour'])).code).toBe(2);
+  });
+
+  it('model eval scores a labelled CSV through the manifest, skipping and counting unusable rows', async () => {
+    const r = await runCli(['model', 'eval', 'machine-failure', '--data', FIXTURE, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      model: string;
+      skipped: { rows: number; reasons: Record<string, number> };
+      metrics: { rows: number; positives: number; confusion: Record<string, number> };
+      breakdown: Record<string, { positives: number }>;
+    };
+    expect(out.model).toBe('machine-failure');
+    expect(out.skipped).toEqual({ rows: 2, reasons: { 'invalid Torque [Nm]': 1, 'invalid Machine failure': 1 } });
+    expect(out.metrics.rows).toBe(8);
+    expect(out.metrics.positives).toBe(3);
+    const c = out.metrics.confusion;
+    expect(c.tp! + c.fp! + c.fn! + c.tn!).toBe(8);
+    // The three rule-driven failures (overstrain, heat dissipation, power) are textbook cases.
+    expect(c.tp).toBe(3);
+    expect(out.breakdown.OSF).toEqual({ positives: 1, detected: 1, recall: 1 });
+  });
+
+  it('model eval names the columns a file lacks', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cli-'));
+    writeFileSync(path.join(dir, 'x.csv'), 'Type,Torque [Nm]\nL,40\n');
+    const r = await runCli(['model', 'eval', 'machine-failure', '--data', path.join(dir, 'x.csv')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/missing column\(s\) "Air temperature \[K\]".*"Machine failure" \[FW_ERR_DATA_FORMAT\]/);
+  });
+
+  it.skipIf(!existsSync(HOLDOUT))('model eval on the held-out AI4I split reproduces the model card (needs build/machine-failure/holdout.csv from the recipe)', async () => {
+    const r = await runCli(['model', 'eval', 'machine-failure', '--data', HOLDOUT, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { metrics: { rows: number; f1: number } };
+    expect(out.metrics.rows).toBe(1600);
+    expect(out.metrics.f1).toBeGreaterThan(0.8);
+  });
+
+  it.skipIf(!existsSync(SHARED))('model eval reads the AI4I training file itself (needs ../shared/data)', async () => {
+    const r = await runCli(['model', 'eval', 'machine-failure', '--data', SHARED, '--json']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { metrics: { rows: number } }).metrics.rows).toBe(8000);
+  });
+});

@@ -1,0 +1,84 @@
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
+import type { Reading, RiskRecord } from '../../../agent/src/pipeline/types.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+
+const MODELS = path.resolve(import.meta.dirname, '../../../models');
+const scorers: RiskScorer[] = [];
+afterEach(async () => {
+  for (const s of scorers.splice(0)) await s.stop();
+});
+
+async function scorer(bindings: Array<{ model: string; assets: string[]; signals?: Record<string, string> }>) {
+  const out: RiskRecord[][] = [];
+  const { log, lines } = captureLogger();
+  const s = new RiskScorer({ modelsDir: MODELS, threads: 1, bindings }, (r) => out.push(r), log);
+  scorers.push(s);
+  await s.start();
+  return { s, out, lines };
+}
+
+const healthy = { product_type: 0, air_temperature: 298.1, process_temperature: 308.6, rotational_speed: 1551, torque: 42.8, tool_wear: 10 };
+// Overstrain on an L product: wear × torque far above 11,000 min·Nm.
+const overstrained = { product_type: 0, air_temperature: 298.1, process_temperature: 308.6, rotational_speed: 1300, torque: 65, tool_wear: 230 };
+const reading = (asset: string, metrics: Record<string, number>, ts = 1): Reading => ({ ts, source: 'test', asset, metrics });
+
+describe('RiskScorer', () => {
+  it('scores every reading of bound assets in one batch, with drivers', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['a', 'b'] }]);
+    s.accept(reading('a', healthy, 1));
+    s.accept(reading('b', overstrained, 2));
+    s.accept(reading('a', overstrained, 3));
+    s.accept(reading('zzz', healthy)); // not bound: ignored
+    await s.flush();
+    expect(out).toHaveLength(1); // one batch
+    const [batch] = out;
+    expect(batch!.map((r) => [r.asset, r.readingTs])).toEqual([['a', 1], ['b', 2], ['a', 3]]);
+    const [ok, bad] = batch!;
+    expect(ok!.score).toBeLessThan(ok!.threshold!);
+    expect(ok!.atRisk).toBe(false);
+    expect(bad!.score).toBeGreaterThan(bad!.threshold!);
+    expect(bad!.atRisk).toBe(true);
+    expect(bad).toMatchObject({ model: 'machine-failure', kind: 'probability', modelVersion: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+    // The overstrain case is driven by wear and torque, which must lead its drivers.
+    expect(bad!.drivers.length).toBeGreaterThan(0);
+    expect(['tool_wear', 'torque']).toContain(bad!.drivers[0]!.feature);
+    expect(bad!.drivers[0]!.contribution).toBeGreaterThan(0);
+    expect(s.stats.scored).toBe(3);
+  });
+
+  it('merges signals from several readings and maps renamed signals through the binding', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'], signals: { torque: 'spindle_torque' } }]);
+    const { torque, ...rest } = healthy;
+    s.accept(reading('m', rest));
+    await s.flush();
+    expect(out).toHaveLength(0);
+    expect(s.stats.skippedMissing).toBe(1);
+    s.accept(reading('m', { spindle_torque: torque }));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+  });
+
+  it('never scores an out-of-range input as if it were valid', async () => {
+    const { s, out, lines } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', { ...healthy, process_temperature: 5000 }));
+    s.accept(reading('m', { ...healthy, product_type: 7 }));
+    await s.flush();
+    expect(out).toHaveLength(0);
+    expect(s.stats.skippedInvalid).toBe(2);
+    expect(lines.filter((l) => String(l.msg).includes('out of its valid range'))).toHaveLength(2);
+  });
+
+  it('keeps scoring with the good models when one cannot load', async () => {
+    const { s, out, lines } = await scorer([
+      { model: 'no-such-model', assets: ['m'] },
+      { model: 'machine-failure', assets: ['m'] },
+    ]);
+    expect(lines.some((l) => l.msg === 'model not loaded; its assets will not be scored' && l.code === 'FW_ERR_MODEL_MANIFEST')).toBe(true);
+    s.accept(reading('m', healthy));
+    await s.flush();
+    expect(out.flat().map((r) => r.model)).toEqual(['machine-failure']);
+    expect(s.stats.models.map((m) => m.name)).toEqual(['machine-failure']);
+  });
+});

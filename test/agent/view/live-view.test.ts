@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { renderPanel, type PanelInput } from '../../../agent/src/view/live-view.js';
+
+const input: PanelInput = {
+  agentId: 'press-7',
+  bootSeq: 3,
+  uptimeMs: 3_723_000,
+  broker: { url: 'mqtt://central:1883', state: 'offline', sinceMs: 65_000, sent: 120, rejected: 2, lastError: 'connect ECONNREFUSED' },
+  sources: [
+    { name: 'host', state: 'running', samples: 10, errors: 0 },
+    { name: 'simulator', state: 'failing', samples: 5, errors: 1 },
+  ],
+  collected: 15,
+  scored: 5,
+  lastBatchMs: 0.42,
+  buffered: [
+    { stream: 'risk', pending: 4 },
+    { stream: 'telemetry', pending: 9 },
+  ],
+  risks: [{ asset: 'mill-1', model: 'machine-failure', score: 0.91, threshold: 0.48, atRisk: true, drivers: [{ feature: 'tool_wear', contribution: 0.5 }] }],
+};
+
+describe('live view panel', () => {
+  it('shows what was collected, scored, buffered and sent, and the risk per asset', () => {
+    const lines = renderPanel(input, 200);
+    expect(lines[0]).toContain('press-7 · boot #3 · up 01:02:03');
+    expect(lines[1]).toBe('broker    offline mqtt://central:1883 for 00:01:05 (connect ECONNREFUSED)');
+    expect(lines[2]).toBe('collected 15 readings  host:ok 10  simulator:failing 5 (1 err)');
+    expect(lines[3]).toBe('scored    5 risk records, last batch 0.42 ms');
+    expect(lines[4]).toBe('buffered  risk 4  telemetry 9   sent 120  rejected 2');
+    expect(lines[5]).toBe('risk      mill-1 machine-failure 0.910/0.480 AT RISK  ← tool_wear +0.500');
+  });
+
+  it('fits the terminal width', () => {
+    for (const line of renderPanel(input, 30)) expect(line.length).toBeLessThanOrEqual(30);
+  });
+});
