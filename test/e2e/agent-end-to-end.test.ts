@@ -50,7 +50,8 @@ describe('the agent, end to end', () => {
     const broker = await startMosquitto();
     cleanup.push(() => broker.stop());
     const messages = await listen(broker.url, 'forewarn/v1/e2e-1/#');
-    const agent = startAgent(baseConfig(broker.url, 'e2e-1'));
+    // Credentials from the environment; mosquitto here accepts any, and the password must never reach a log line.
+    const agent = startAgent(baseConfig(broker.url, 'e2e-1'), { FOREWARN_BROKER_USERNAME: 'e2e-1', FOREWARN_BROKER_PASSWORD: 'pw-7f3a9c-never-logged' });
     cleanup.push(kill(agent));
 
     const riskBatches = await waitFor(() => {
@@ -74,6 +75,9 @@ describe('the agent, end to end', () => {
     agent.proc.kill('SIGTERM');
     const exit = await agent.exited;
     expect(exit).toEqual({ code: 0, signal: null });
+    expect(agent.output()).not.toContain('pw-7f3a9c-never-logged');
+    // JSON lines on stdout when not on a terminal, each one parseable.
+    expect(agent.logs().length).toBeGreaterThan(3);
     await waitFor(() => messages.some((m) => m.topic.endsWith('/status') && m.payload.state === 'offline'), 'offline status');
     expect(messages.filter((m) => m.topic.endsWith('/status')).at(-1)!.payload).toMatchObject({ state: 'offline', reason: 'shutdown' });
 
@@ -124,6 +128,24 @@ describe('the agent, end to end', () => {
     const will = messages.find((m) => m.payload.state === 'offline')!;
     expect(will.payload).toMatchObject({ reason: 'connection-lost', agentId: 'e2e-3' });
     expect(contractErrors(will.topic, will.payload)).toEqual([]);
+  });
+
+  it('exits at once on a second signal while a graceful stop is still waiting on the broker', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const agent = startAgent(baseConfig(broker.url, 'e2e-4'));
+    cleanup.push(kill(agent));
+    await waitFor(() => agent.logs().some((l) => l.msg === 'connected to the broker'), 'the connection');
+    // A frozen broker: the link stays up, nothing is acknowledged, so the graceful stop waits for PUBACKs.
+    broker.pause();
+    await new Promise((r) => setTimeout(r, 300));
+    agent.proc.kill('SIGTERM');
+    await waitFor(() => agent.logs().some((l) => l.msg === 'stopping'), 'the first signal to be handled');
+    agent.proc.kill('SIGTERM');
+    const exit = await agent.exited;
+    broker.resume();
+    expect(exit.code).toBe(130);
+    expect(agent.logs().some((l) => l.msg === 'second signal; exiting at once')).toBe(true);
   });
 
   it('exits with code 2 and `path: message` lines on an invalid configuration', async () => {

@@ -68,8 +68,10 @@ export interface Broker {
   port: number;
   url: string;
   dir: string;
-  /** Extra config lines this broker was started with. */
   stop(): Promise<void>;
+  /** Freezes the broker process (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  resume(): void;
   /** Stops and starts it again on the same port, keeping its persistence. */
   restart(): Promise<void>;
   log(): string;
@@ -111,6 +113,7 @@ export async function startMosquitto(options: { extraConfig?: string[]; port?: n
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve());
+      proc.kill('SIGCONT');
       proc.kill('SIGTERM');
       setTimeout(() => proc.kill('SIGKILL'), 3000).unref();
     });
@@ -121,6 +124,8 @@ export async function startMosquitto(options: { extraConfig?: string[]; port?: n
     url: `mqtt://127.0.0.1:${port}`,
     dir,
     log: () => output,
+    pause: () => proc.kill('SIGSTOP'),
+    resume: () => proc.kill('SIGCONT'),
     restart: async () => {
       await kill();
       await launch();
