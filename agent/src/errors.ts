@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   FW_ERR_MODEL_LOAD: 'onnxruntime could not load a model file',
   FW_ERR_MODEL_OUTPUT: 'A model produced an output that is not a finite number in range',
   FW_ERR_SOURCE_FAILED: 'A telemetry source failed to start or to sample',
+  FW_ERR_SOURCE_UNAVAILABLE: 'A source\'s tool or device is absent here, or the agent lacks permission to read it',
   FW_ERR_BROKER_CONNECT: 'The MQTT broker refused or dropped the connection',
   FW_ERR_BROKER_PUBLISH: 'The MQTT broker rejected a publish',
   FW_ERR_DATA_FORMAT: 'An input data file for evaluation is malformed',

@@ -43,3 +43,22 @@ export interface Component {
 
 /** A source pushes readings to the sink it is given; it never throws into the agent. */
 export type ReadingSink = (reading: Reading) => void;
+
+/**
+ * A discrete event a source observed (a GPU Xid, a BMC SEL entry, a kernel error), as opposed to a sampled value.
+ * Health rules turn events into alerts.
+ */
+export interface HealthEvent {
+  ts: number;
+  source: string;
+  asset: string;
+  /** Dotted type, e.g. `gpu.xid`, `bmc.sel`. */
+  type: string;
+  /** A numeric code where the event has one (the Xid number). */
+  code?: number;
+  /** One line for people. */
+  message: string;
+  attributes: Record<string, string | number | boolean>;
+}
+
+export type EventSink = (event: HealthEvent) => void;

@@ -52,7 +52,8 @@ export async function evaluateModel(modelDir: string, dataFile: string, options:
     const reasons: Record<string, number> = {};
     for (const row of rows) {
       const values = featureCols.map(({ f, i }) => encodeFeature(row[i], f.categories));
-      const bad = featureCols.find((_, k) => !Number.isFinite(values[k]!));
+      // An empty cell of an optional input is a missing value the model handles; anything else must be a number.
+      const bad = featureCols.find(({ f, i }, k) => !Number.isFinite(values[k]!) && !(f.optional && (row[i] ?? '').trim() === ''));
       const label = Number(row[labelIdx]);
       if (bad || !Number.isFinite(label)) {
         const why = bad ? `invalid ${bad.f.column ?? bad.f.name}` : `invalid ${labelColumn}`;

@@ -13,6 +13,8 @@ export interface FeatureSpec {
   categories?: string[];
   range?: [number, number];
   baseline?: number;
+  /** The model handles this input missing: an absent signal is fed as NaN instead of holding the score back. */
+  optional?: boolean;
   description?: string;
 }
 

@@ -150,6 +150,10 @@ export class RiskScorer implements Component {
     for (let i = 0; i < features.length; i++) {
       const f = features[i]!;
       const v = values.get(b.signals[i]!);
+      if ((v === undefined || Number.isNaN(v)) && f.optional) {
+        row[i] = Number.NaN;
+        continue;
+      }
       if (v === undefined || !Number.isFinite(v)) {
         this.stats.skippedMissing++;
         this.warnOnce(`missing:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, signal: b.signals[i] }, 'model input missing; asset not scored until it arrives');
@@ -206,7 +210,10 @@ export class RiskScorer implements Component {
       let k = base + 1;
       features.forEach((f, i) => {
         if (f.baseline === undefined) return;
-        drivers.push({ feature: f.name, value: round(row[i]!), contribution: round(score - scores[k++]!) });
+        const value = row[i]!;
+        const contribution = score - scores[k++]!;
+        // A missing input is not a driver: there is no reading to point at.
+        if (!Number.isNaN(value)) drivers.push({ feature: f.name, value: round(value), contribution: round(contribution) });
       });
       drivers.sort((x, y) => Math.abs(y.contribution) - Math.abs(x.contribution));
       const record: RiskRecord = {

@@ -2,9 +2,23 @@ import type { Logger } from '../logger.js';
 import { describeError } from '../errors.js';
 import type { Component, Reading, ReadingSink } from '../pipeline/types.js';
 
+/**
+ * Thrown by a source whose tool or device is absent, or that lacks the permission to read it: the source is
+ * marked `unavailable`, logged once, and retried rarely instead of every interval.
+ */
+export class SourceUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceUnavailableError';
+  }
+}
+
+/** While unavailable, a source retries once per this many intervals. */
+const UNAVAILABLE_RETRY_EVERY = 12;
+
 export interface SourceStats {
   name: string;
-  state: 'idle' | 'running' | 'failing' | 'stopped';
+  state: 'idle' | 'running' | 'failing' | 'unavailable' | 'stopped';
   samples: number;
   errors: number;
   lastError: string | null;
@@ -20,6 +34,7 @@ export abstract class IntervalSource implements Component {
   readonly stats: SourceStats;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
+  private skipped = 0;
 
   constructor(
     readonly name: string,
@@ -50,6 +65,13 @@ export abstract class IntervalSource implements Component {
   private fail(err: unknown): void {
     this.stats.errors++;
     this.stats.lastError = describeError(err);
+    if (err instanceof SourceUnavailableError) {
+      if (this.stats.state !== 'unavailable') {
+        this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_UNAVAILABLE' }, 'source unavailable on this host; will check again now and then');
+      }
+      this.stats.state = 'unavailable';
+      return;
+    }
     if (this.stats.state !== 'failing') {
       this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_FAILED' }, 'source failing; will keep trying');
     }
@@ -58,13 +80,14 @@ export abstract class IntervalSource implements Component {
 
   private async tick(): Promise<void> {
     if (this.busy || this.stats.state === 'stopped') return;
+    if (this.stats.state === 'unavailable' && ++this.skipped % UNAVAILABLE_RETRY_EVERY !== 0) return;
     this.busy = true;
     try {
       const now = Date.now();
       const readings = await this.sample(now);
       // stop() may have run while the sample was awaited.
       if ((this.stats.state as SourceStats['state']) === 'stopped') return;
-      if (this.stats.state === 'failing') this.log.info({ source: this.name }, 'source recovered');
+      if (this.stats.state === 'failing' || this.stats.state === 'unavailable') this.log.info({ source: this.name }, 'source recovered');
       this.stats.state = 'running';
       this.stats.samples++;
       this.stats.lastSampleTs = now;
