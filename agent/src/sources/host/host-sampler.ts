@@ -227,15 +227,21 @@ export class HostSampler {
     this.samples++;
 
     const p = this.procRoot;
-    const [statText, loadText, memText, diskText, netText, fsResults, sensorResults] = await Promise.all([
-      this.readText(`${p}/stat`, errors),
-      this.readText(`${p}/loadavg`, errors),
-      this.readText(`${p}/meminfo`, errors),
-      this.readText(`${p}/diskstats`, errors),
-      this.readText(`${p}/net/dev`, errors),
-      this.readFilesystems(errors),
+    // Reads run concurrently; their errors are reported below in a fixed order, group by group.
+    const [statRead, loadRead, memRead, diskRead, netRead, fsRead, sensorResults] = await Promise.all([
+      readText(`${p}/stat`),
+      readText(`${p}/loadavg`),
+      readText(`${p}/meminfo`),
+      readText(`${p}/diskstats`),
+      readText(`${p}/net/dev`),
+      this.readFilesystems(),
       this.readSensors(),
     ]);
+    const statText = took(statRead, errors);
+    const loadText = took(loadRead, errors);
+    const memText = took(memRead, errors);
+    const diskText = took(diskRead, errors);
+    const netText = took(netRead, errors);
 
     const prev = this.prev;
     const dtMs = prev ? nowMs - prev.ts : 0;
@@ -286,7 +292,8 @@ export class HostSampler {
     if (memText !== null) this.memoryMetrics(memText, metrics, errors);
 
     // Filesystems
-    for (const r of fsResults) {
+    errors.push(...fsRead.errors);
+    for (const r of fsRead.results) {
       if ('error' in r) {
         errors.push(r.error);
         continue;
@@ -442,17 +449,9 @@ export class HostSampler {
 
   // ── reading ──────────────────────────────────────────────────────────────────────────────────────────────
 
-  private async readText(file: string, errors: string[]): Promise<string | null> {
-    try {
-      return await fsp.readFile(file, 'utf8');
-    } catch (err) {
-      errors.push(`${file}: ${errorCode(err)}`);
-      return null;
-    }
-  }
-
   /** Mounts (re-parsed only when the mount table changed), then statfs of each selected one. */
-  private async readFilesystems(errors: string[]): Promise<FsResult[]> {
+  private async readFilesystems(): Promise<{ results: FsResult[]; errors: string[] }> {
+    const errors: string[] = [];
     let text: string | null = null;
     let parse = parseMountinfo;
     try {
@@ -463,7 +462,7 @@ export class HostSampler {
         parse = parseProcMounts;
       } catch (err) {
         errors.push(`${this.procRoot}/self/mountinfo: ${errorCode(err)}`);
-        return [];
+        return { results: [], errors };
       }
     }
     if (text !== this.mountText) {
@@ -474,7 +473,7 @@ export class HostSampler {
       this.mounts = selectFilesystems(mounts, sel);
     }
     this.noteMalformed(`${this.procRoot}/self/mountinfo`, this.mountsMalformed, errors);
-    return Promise.all(this.mounts.map((m) => this.statfsGuarded(m)));
+    return { results: await Promise.all(this.mounts.map((m) => this.statfsGuarded(m))), errors };
   }
 
   /**
@@ -667,6 +666,21 @@ export function sensorValue(kind: 'temp' | 'fan', text: string): number | null {
   const c = raw / 1000;
   // Drivers report -128 °C, 255 °C and the like for "no sensor attached".
   return c > -100 && c < 250 ? c : null;
+}
+
+/** A file's text, or the reason it could not be read. */
+async function readText(file: string): Promise<string | { error: string }> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    return { error: `${file}: ${errorCode(err)}` };
+  }
+}
+
+function took(r: string | { error: string }, errors: string[]): string | null {
+  if (typeof r === 'string') return r;
+  errors.push(r.error);
+  return null;
 }
 
 async function listDir(dir: string): Promise<string[]> {
