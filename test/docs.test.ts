@@ -3,6 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../agent/src/errors.js';
 import { renderConfigDocs } from '../agent/src/config/config-docs.js';
+import { renderAlertDocs } from '../agent/src/health/alert-docs.js';
+import { HEALTH_RULES } from '../agent/src/health/health-rules.js';
 import { buildConfig, scalarOptions } from '../agent/src/config/load-config.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -19,6 +21,11 @@ describe('documentation stays true', () => {
   it('docs/configuration.md is generated from the current schema (npm run docs:config)', () => {
     expect(read('docs/configuration.md')).toBe(renderConfigDocs());
     for (const { path: p } of scalarOptions()) expect(read('docs/configuration.md')).toContain(`\`${p.join('.')}\``);
+  });
+
+  it('docs/alerts.md is generated from the current rules (npm run docs:alerts)', () => {
+    expect(read('docs/alerts.md')).toBe(renderAlertDocs());
+    for (const r of HEALTH_RULES) expect(read('docs/alerts.md')).toContain(`\`${r.id}\``);
   });
 
   it('the example configuration is valid and spells out exactly the defaults', () => {

@@ -771,7 +771,7 @@ def main(argv=None) -> int:
                  "description": "Spindle rotational speed, in revolutions per minute"},
                 {"name": "torque", "signal": "torque", "column": "Torque [Nm]", "unit": "N.m", "range": ranges["torque"], "baseline": baseline["torque"],
                  "description": "Spindle torque, in newton-metres"},
-                {"name": "tool_wear", "signal": "tool_wear", "column": "Tool wear [min]", "unit": "min", "range": ranges["tool_wear"], "baseline": baseline["tool_wear"],
+                {"name": "tool_wear", "signal": "tool_wear", "column": "Tool wear [min]", "unit": "min", "range": ranges["tool_wear"], "baseline": baseline["tool_wear"], "counter": True,
                  "description": "Cumulative cutting time of the current tool, in minutes (reset on tool change)"},
             ],
         },

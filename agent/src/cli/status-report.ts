@@ -5,6 +5,7 @@ export interface StatusReport {
   bootSeq: number;
   streams: StreamCounts[];
   latestRisk: Array<Record<string, unknown> & { seq: number }>;
+  activeAlerts: Array<{ alertId: string; severity: string; title: string; asset: string; raisedTs: number }>;
 }
 
 /** Reads the local database (read-only, safe while the agent runs) for `forewarn status`. */
@@ -16,6 +17,10 @@ export function readStatus(dir: string): StatusReport {
       bootSeq: Number(store.getMeta('boot_seq') ?? 0),
       streams: store.counts(),
       latestRisk: store.latest('risk').map((r) => ({ seq: r.seq, ...r.payload })),
+      activeAlerts: store.activeAlerts().map(({ state }) => {
+        const r = (state as { record: StatusReport['activeAlerts'][number] }).record;
+        return { alertId: r.alertId, severity: r.severity, title: r.title, asset: r.asset, raisedTs: r.raisedTs };
+      }),
     };
   } finally {
     store.close();
@@ -41,5 +46,8 @@ export function formatStatus(s: StatusReport): string {
       `  ${String(r.asset)}  ${String(r.model)}@${String(r.modelVersion)}  ${Number(r.score).toFixed(4)}${r.threshold !== undefined ? ` (threshold ${Number(r.threshold).toFixed(4)})` : ''}  ${r.atRisk ? 'AT RISK' : 'ok'}  at ${time(Number(r.ts))}${drivers ? `\n      drivers: ${drivers}` : ''}`,
     );
   }
+  lines.push('', 'active alerts');
+  if (!s.activeAlerts.length) lines.push('  (none)');
+  for (const a of s.activeAlerts) lines.push(`  ${a.severity.padEnd(8)} ${a.alertId}  ${a.title}  since ${time(a.raisedTs)}`);
   return lines.join('\n');
 }

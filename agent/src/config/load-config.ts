@@ -6,6 +6,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ForewarnError, describeError } from '../errors.js';
 import { configSchema, type SchemaNode } from './schema.js';
+import type { QualityConfig } from '../health/data-quality.js';
 
 export interface BindingConfig {
   model: string;
@@ -35,6 +36,7 @@ export interface AgentConfig {
     host: { enabled: boolean; intervalMs: number; asset: string };
     simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number };
   };
+  quality: QualityConfig;
   scoring: { enabled: boolean; modelsDir: string; threads: number; bindings: BindingConfig[] };
 }
 

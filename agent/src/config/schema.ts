@@ -134,6 +134,33 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       },
     }),
   }),
+  quality: obj('Data-quality checks on every signal; a value that fails is flagged in telemetry and never scored', {
+    enabled: { type: 'boolean', description: 'Check data quality.', default: true },
+    staleAfterIntervals: {
+      type: 'number',
+      description: 'A steady signal is stale when it has not arrived for this many of its usual intervals.',
+      default: 5,
+      minimum: 1.5,
+    },
+    flatlineSamples: {
+      type: 'integer',
+      description: 'Identical consecutive values that make a varying signal flatlined (a stuck sensor). 0 turns the check off.',
+      default: 120,
+      minimum: 0,
+    },
+    stepFactor: {
+      type: 'number',
+      description: 'A change larger than this many times the signal\'s usual change is a sudden step. 0 turns the check off.',
+      default: 25,
+      minimum: 0,
+    },
+    analogSignals: {
+      type: 'array',
+      description: 'Signals (`*` matches anything) that should vary and arrive steadily, so the flatline, step and stale checks apply; model inputs are always included.',
+      default: ['temp.*.celsius', 'gpu.temperature_c', 'gpu.memory_temperature_c'],
+      items: { type: 'string', description: 'A signal name pattern.', minLength: 1 },
+    },
+  }),
   scoring: obj('Local failure-risk scoring with ONNX models', {
     enabled: { type: 'boolean', description: 'Score readings.', default: true },
     modelsDir: {

@@ -7,7 +7,9 @@ import { MqttSync } from '../sync/mqtt-sync.js';
 import { HostSource } from '../sources/host-source.js';
 import { SimulatorSource } from '../sources/simulator-source.js';
 import type { IntervalSource } from '../sources/interval-source.js';
-import type { Reading, RiskRecord } from './types.js';
+import { DataQuality } from '../health/data-quality.js';
+import { HealthMonitor } from '../health/health-monitor.js';
+import type { HealthEvent, Reading, RiskRecord } from './types.js';
 
 export interface AgentStats {
   startedAt: number;
@@ -18,6 +20,8 @@ export interface AgentStats {
   lastRisk: Map<string, RiskRecord>;
 }
 
+/** How often signals are checked for staleness. */
+const STALE_CHECK_MS = 5_000;
 /** How often acknowledged records past their retention are purged. */
 const PURGE_INTERVAL_MS = 60_000;
 
@@ -30,8 +34,11 @@ export class Agent {
   readonly scorer: RiskScorer | null;
   readonly sync: MqttSync;
   readonly sources: IntervalSource[] = [];
+  readonly quality: DataQuality;
+  readonly health: HealthMonitor;
   readonly stats: AgentStats;
   private purgeTimer: NodeJS.Timeout | null = null;
+  private staleTimer: NodeJS.Timeout | null = null;
   private stopped: Promise<void> | null = null;
   private lastStorageError = 0;
 
@@ -45,6 +52,8 @@ export class Agent {
     this.scorer = config.scoring.enabled
       ? new RiskScorer(config.scoring, (records) => this.onRisk(records), log.child({ component: 'scoring' }))
       : null;
+    this.quality = new DataQuality(config.quality);
+    this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }));
     this.sync = new MqttSync(
       config,
       this.store,
@@ -67,7 +76,7 @@ export class Agent {
       { agentId: this.config.agent.id, bootSeq: this.stats.bootSeq, db: this.store.file, broker: this.config.broker.url },
       'agent starting',
     );
-    for (const c of [this.scorer, this.sync, ...this.sources]) {
+    for (const c of [this.health, this.scorer, this.sync, ...this.sources]) {
       if (!c) continue;
       try {
         await c.start();
@@ -75,8 +84,22 @@ export class Agent {
         this.log.error({ component: c.name, err: describeError(err) }, 'component failed to start; the others carry on');
       }
     }
+    if (this.scorer) this.quality.addAnalogSignals(this.scorer.analogInputSignals());
     this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
+    this.staleTimer = setInterval(() => this.onQuality(this.quality.checkStale()), STALE_CHECK_MS);
+    this.staleTimer.unref();
+  }
+
+  private onQuality(issues: ReturnType<DataQuality['checkStale']>): void {
+    if (!issues.length) return;
+    for (const q of issues) if (q.failing) this.scorer?.forget(q.asset, q.signal);
+    this.health.onQuality(issues);
+  }
+
+  onEvent(e: HealthEvent): void {
+    if (this.stopped) return;
+    this.health.onEvent(e);
   }
 
   private commit(items: Parameters<RecordStore['append']>[0]): boolean {
@@ -97,14 +120,21 @@ export class Agent {
   private onReading(r: Reading): void {
     if (this.stopped) return;
     this.stats.collected++;
-    this.commit([{ stream: 'telemetry', ts: r.ts, asset: r.asset, payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics } }]);
-    this.scorer?.accept(r);
+    const { clean, flags, issues } = this.quality.check(r);
+    const flagged = Object.keys(flags).length > 0;
+    // Telemetry keeps every value as read, with the failed ones flagged; scoring and rules see only good ones.
+    this.commit([{ stream: 'telemetry', ts: r.ts, asset: r.asset, payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics, ...(flagged ? { quality: flags } : {}) } }]);
+    if (flagged) for (const signal of Object.keys(flags)) this.scorer?.forget(r.asset, signal);
+    this.onQuality(issues);
+    this.scorer?.accept(clean);
+    this.health.onReading(clean);
   }
 
   private onRisk(records: RiskRecord[]): void {
     if (!this.commit(records.map((r) => ({ stream: 'risk' as const, ts: r.ts, asset: r.asset, payload: { ...r } })))) return;
     this.stats.scoredRecords += records.length;
     for (const r of records) this.stats.lastRisk.set(`${r.asset}/${r.model}`, r);
+    this.health.onRisk(records);
   }
 
   private purge(): void {
@@ -120,8 +150,10 @@ export class Agent {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       if (this.purgeTimer) clearInterval(this.purgeTimer);
+      if (this.staleTimer) clearInterval(this.staleTimer);
       for (const s of this.sources) await s.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'source stop failed'));
       await this.scorer?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'scoring stop failed'));
+      await this.health.stop();
       await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));
       this.store.close();
       this.log.info({ collected: this.stats.collected, scored: this.stats.scoredRecords, sent: this.sync.stats.sent }, 'agent stopped');

@@ -15,6 +15,8 @@ export interface FeatureSpec {
   baseline?: number;
   /** The model handles this input missing: an absent signal is fed as NaN instead of holding the score back. */
   optional?: boolean;
+  /** Grows until reset (tool wear): exempt from the step and flatline checks. */
+  counter?: boolean;
   description?: string;
 }
 

@@ -116,6 +116,21 @@ export class RiskScorer implements Component {
     }
   }
 
+  /** Drops a signal's last value (it went stale), so no later score uses it. */
+  forget(asset: string, signal: string): void {
+    this.latest.get(asset)?.values.delete(signal);
+  }
+
+  /** The continuous signals the bound models read (not categories, not counters), for the data-quality checks. */
+  analogInputSignals(): string[] {
+    return this.bound.flatMap((b) =>
+      b.signals.filter((_, i) => {
+        const f = b.model.manifest.inputs.features[i]!;
+        return !f.categories && !f.counter;
+      }),
+    );
+  }
+
   /** Scores every queued reading. Calls queue behind each other, so at most one batch runs at a time. */
   flush(): Promise<void> {
     const previous = this.flushing ?? Promise.resolve();

@@ -123,6 +123,7 @@ export class RecordStore {
         CREATE INDEX IF NOT EXISTS records_pending ON records (stream, id) WHERE sent_ts IS NULL;
         CREATE INDEX IF NOT EXISTS records_sent ON records (sent_ts) WHERE sent_ts IS NOT NULL;
         CREATE INDEX IF NOT EXISTS records_latest ON records (stream, asset, id);
+        CREATE TABLE IF NOT EXISTS active_alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL);
         PRAGMA user_version = 1;
       `);
     }
@@ -227,6 +228,31 @@ export class RecordStore {
       )
       .all(stream) as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
     return rows.map((r) => ({ ...r, payload: JSON.parse(r.payload) as Record<string, unknown> }));
+  }
+
+  /** Alerts raised and not yet cleared, so a restart neither repeats nor forgets them. */
+  activeAlerts(): Array<{ key: string; state: Record<string, unknown> }> {
+    return (this.sql('SELECT key, state FROM active_alerts').all() as Array<{ key: string; state: string }>).map((r) => ({
+      key: r.key,
+      state: JSON.parse(r.state) as Record<string, unknown>,
+    }));
+  }
+
+  /**
+   * Commits alert records and the matching change to the active set in one transaction: an alert is never
+   * marked raised without its record in the outbox, nor the other way round.
+   */
+  commitAlerts(
+    records: ReadonlyArray<{ ts: number; asset: string; payload: Record<string, unknown> }>,
+    active: { set?: ReadonlyArray<{ key: string; state: Record<string, unknown> }>; remove?: readonly string[] },
+  ): void {
+    const put = this.sql('INSERT INTO active_alerts (key, state) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET state = excluded.state');
+    const del = this.sql('DELETE FROM active_alerts WHERE key = ?');
+    this.db.transaction(() => {
+      if (records.length) this.append(records.map((r) => ({ stream: 'alerts' as const, ...r })));
+      for (const a of active.set ?? []) put.run(a.key, JSON.stringify(a.state));
+      for (const k of active.remove ?? []) del.run(k);
+    })();
   }
 
   getMeta(key: string): string | undefined {

@@ -17,6 +17,7 @@ export interface PanelInput {
   lastBatchMs: number | null;
   buffered: Array<{ stream: string; pending: number }>;
   risks: Array<{ asset: string; model: string; score: number; threshold?: number; atRisk: boolean; drivers: Array<{ feature: string; contribution: number }> }>;
+  alerts: Array<{ severity: string; title: string; asset: string; subject?: string }>;
 }
 
 const dur = (ms: number) => {
@@ -40,8 +41,17 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
       `risk      ${r.asset} ${r.model} ${r.score.toFixed(3)}${r.threshold !== undefined ? `/${r.threshold.toFixed(3)}` : ''} ${r.atRisk ? 'AT RISK' : 'ok'}${drivers ? `  ← ${drivers}` : ''}`,
     );
   }
+  if (p.alerts.length) {
+    const bySeverity = (sev: string) => p.alerts.filter((a) => a.severity === sev).length;
+    lines.push(`alerts    ${p.alerts.length} active: ${bySeverity('critical')} critical, ${bySeverity('warning')} warning, ${bySeverity('info')} info`);
+    for (const a of [...p.alerts].sort((x, y) => rank(x.severity) - rank(y.severity)).slice(0, 3)) {
+      lines.push(`  ${a.severity.padEnd(8)} ${a.asset}${a.subject ? `/${a.subject}` : ''}  ${a.title}`);
+    }
+  }
   return lines.map(clip);
 }
+
+const rank = (severity: string) => ['critical', 'warning', 'info'].indexOf(severity);
 
 export function panelInput(agent: Agent): PanelInput {
   const sync = agent.sync.stats;
@@ -56,6 +66,7 @@ export function panelInput(agent: Agent): PanelInput {
     lastBatchMs: agent.scorer?.stats.lastBatchMs ?? null,
     buffered: agent.store.counts(),
     risks: [...agent.stats.lastRisk.values()],
+    alerts: agent.health.activeAlerts(),
   };
 }
 

@@ -18,6 +18,10 @@ const input: PanelInput = {
     { stream: 'telemetry', pending: 9 },
   ],
   risks: [{ asset: 'mill-1', model: 'machine-failure', score: 0.91, threshold: 0.48, atRisk: true, drivers: [{ feature: 'tool_wear', contribution: 0.5 }] }],
+  alerts: [
+    { severity: 'info', title: 'Signal failed a data-quality check (range)', asset: 'host', subject: 'temp.x.celsius' },
+    { severity: 'critical', title: 'GPU memory row remapping failed', asset: 'gpu-0000:3b:00.0' },
+  ],
 };
 
 describe('live view panel', () => {
@@ -29,6 +33,9 @@ describe('live view panel', () => {
     expect(lines[3]).toBe('scored    5 risk records, last batch 0.42 ms');
     expect(lines[4]).toBe('buffered  risk 4  telemetry 9   sent 120  rejected 2');
     expect(lines[5]).toBe('risk      mill-1 machine-failure 0.910/0.480 AT RISK  ← tool_wear +0.500');
+    expect(lines[6]).toBe('alerts    2 active: 1 critical, 0 warning, 1 info');
+    // Most severe first.
+    expect(lines[7]).toBe('  critical gpu-0000:3b:00.0  GPU memory row remapping failed');
   });
 
   it('fits the terminal width', () => {

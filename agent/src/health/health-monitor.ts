@@ -1,0 +1,226 @@
+import type { Logger } from '../logger.js';
+import { describeError } from '../errors.js';
+import type { Component, HealthEvent, Reading, RiskRecord } from '../pipeline/types.js';
+import type { RecordStore } from '../store/record-store.js';
+import { HEALTH_RULES, compare, type HealthRule, type Severity } from './health-rules.js';
+import type { QualityIssue } from './data-quality.js';
+
+/** An alert as published on `forewarn/v1/{agentId}/alerts`. */
+export interface AlertRecord {
+  ts: number;
+  /** Stable per (rule, asset, subject): subscribers pair `raised` with `cleared` on it. */
+  alertId: string;
+  rule: string;
+  asset: string;
+  subject?: string;
+  state: 'raised' | 'cleared';
+  severity: Severity;
+  title: string;
+  evidence: Record<string, string | number | boolean>;
+  remedy: string;
+  raisedTs: number;
+}
+
+interface Active {
+  record: AlertRecord;
+  /** Last time the condition was seen true (growth and event rules clear after a quiet period). */
+  lastTrueTs: number;
+  quietMs?: number;
+}
+
+/** The model-based rule: a risk score across its model's operating threshold. */
+export const RISK_RULE = {
+  id: 'risk.threshold',
+  title: 'Failure risk above the model\'s operating threshold',
+  severity: 'warning' as Severity,
+  remedy: 'Inspect the asset; the alert lists the model\'s main drivers. Lower the load or schedule maintenance before the predicted failure.',
+};
+
+/** Data-quality failures are alerts too, one per signal and check, so they are seen and cleared centrally. */
+export const QUALITY_RULE = {
+  id: 'quality',
+  title: 'Signal failed a data-quality check',
+  severity: 'info' as Severity,
+  remedy: 'Check the sensor, its wiring and the source that reads it. The value is kept in telemetry, flagged, and not used for scoring until it passes again.',
+};
+
+const QUIET_CHECK_MS = 60_000;
+
+/**
+ * Evaluates the health rules on every reading and event, and the model thresholds on every risk record.
+ * One alert per (rule, asset, subject): raised once, updated silently while it holds, cleared once when it
+ * stops. Active alerts live in SQLite with their records, so a restart neither repeats nor forgets them.
+ */
+export class HealthMonitor implements Component {
+  readonly name = 'health';
+  private readonly active = new Map<string, Active>();
+  private readonly previous = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  readonly stats = { raised: 0, cleared: 0 };
+
+  constructor(
+    private readonly store: RecordStore,
+    private readonly onCommitted: () => void,
+    private readonly log: Logger,
+    private readonly rules: readonly HealthRule[] = HEALTH_RULES,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const { key, state } of this.store.activeAlerts()) this.active.set(key, state as unknown as Active);
+    if (this.active.size) this.log.info({ active: this.active.size }, 'active alerts restored');
+    this.timer = setInterval(() => this.clearQuiet(), QUIET_CHECK_MS);
+    this.timer.unref();
+  }
+
+  activeAlerts(): AlertRecord[] {
+    return [...this.active.values()].map((a) => a.record);
+  }
+
+  onReading(r: Reading): void {
+    const raise: Array<[string, Omit<AlertRecord, 'alertId' | 'state' | 'raisedTs'>, number | undefined]> = [];
+    const clear: string[] = [];
+    for (const [metric, value] of Object.entries(r.metrics)) {
+      for (const rule of this.rules) {
+        if (rule.kind === 'event') continue;
+        const m = rule.metric.exec(metric);
+        if (!m) continue;
+        const subject = m[1];
+        const key = alertKey(rule.id, r.asset, subject);
+        let holds: boolean;
+        const evidence: AlertRecord['evidence'] = { metric, value };
+        if (rule.kind === 'level') {
+          const other = rule.against ? r.metrics[rule.against(metric)] : rule.value;
+          if (other === undefined) continue;
+          holds = compare(rule.op, value, other);
+          if (rule.against) evidence.threshold = other;
+        } else {
+          const prevKey = `${r.asset}\u0000${metric}`;
+          const prev = this.previous.get(prevKey);
+          this.previous.set(prevKey, value);
+          if (prev === undefined) continue;
+          holds = value > prev;
+          evidence.previous = prev;
+          if (!holds) continue; // growth rules clear by quiet time, not by a flat sample
+        }
+        if (holds) raise.push([key, { ts: r.ts, rule: rule.id, asset: r.asset, ...(subject ? { subject } : {}), severity: rule.severity, title: rule.title, evidence, remedy: rule.remedy }, rule.kind === 'growth' ? rule.quietMs : undefined]);
+        else if (this.active.has(key)) clear.push(key);
+      }
+    }
+    this.apply(raise, clear, r.ts);
+  }
+
+  onEvent(e: HealthEvent): void {
+    const raise: Parameters<HealthMonitor['apply']>[0] = [];
+    for (const rule of this.rules) {
+      if (rule.kind !== 'event' || rule.type !== e.type) continue;
+      if (rule.codes && (e.code === undefined || !rule.codes.includes(e.code))) continue;
+      const subject = e.code === undefined ? undefined : String(e.code);
+      const severity = isSeverity(e.attributes.severity) ? e.attributes.severity : rule.severity;
+      const title = e.code === undefined ? rule.title : `${rule.title}: ${e.code}${typeof e.attributes.name === 'string' ? ` (${e.attributes.name})` : ''}`;
+      const remedy = typeof e.attributes.action === 'string' ? e.attributes.action : rule.remedy;
+      raise.push([
+        alertKey(rule.id, e.asset, subject),
+        { ts: e.ts, rule: rule.id, asset: e.asset, ...(subject ? { subject } : {}), severity, title, evidence: { ...e.attributes, message: e.message }, remedy },
+        rule.quietMs,
+      ]);
+    }
+    this.apply(raise, [], e.ts);
+  }
+
+  onRisk(records: readonly RiskRecord[]): void {
+    // One record at a time: a batch can cross the threshold and come back.
+    for (const r of records) {
+      const raise: Parameters<HealthMonitor['apply']>[0] = [];
+      const clear: string[] = [];
+      if (r.threshold === undefined) continue;
+      const key = alertKey(RISK_RULE.id, r.asset, r.model);
+      if (r.atRisk) {
+        const evidence: AlertRecord['evidence'] = { model: r.model, modelVersion: r.modelVersion, score: r.score, threshold: r.threshold };
+        r.drivers.forEach((d, i) => (evidence[`driver${i + 1}`] = `${d.feature}=${d.value} (${d.contribution >= 0 ? '+' : ''}${d.contribution})`));
+        raise.push([key, { ts: r.ts, rule: RISK_RULE.id, asset: r.asset, subject: r.model, severity: RISK_RULE.severity, title: RISK_RULE.title, evidence, remedy: RISK_RULE.remedy }, undefined]);
+      } else if (this.active.has(key)) clear.push(key);
+      this.apply(raise, clear, r.ts);
+    }
+  }
+
+  onQuality(issues: readonly QualityIssue[]): void {
+    const raise: Parameters<HealthMonitor['apply']>[0] = [];
+    const clear: string[] = [];
+    const now = Date.now();
+    for (const q of issues) {
+      const key = alertKey(`${QUALITY_RULE.id}.${q.check}`, q.asset, q.signal);
+      if (!q.failing) {
+        clear.push(key);
+        continue;
+      }
+      const evidence: AlertRecord['evidence'] = { signal: q.signal, check: q.check, detail: q.detail };
+      if (q.value !== undefined && Number.isFinite(q.value)) evidence.value = q.value;
+      raise.push([key, { ts: now, rule: `${QUALITY_RULE.id}.${q.check}`, asset: q.asset, subject: q.signal, severity: QUALITY_RULE.severity, title: `${QUALITY_RULE.title} (${q.check})`, evidence, remedy: QUALITY_RULE.remedy }, undefined]);
+    }
+    this.apply(raise, clear, now);
+  }
+
+  /** Clears growth and event alerts whose condition has been quiet long enough. */
+  clearQuiet(now = this.now()): void {
+    const due = [...this.active.entries()].filter(([, a]) => a.quietMs !== undefined && now - a.lastTrueTs >= a.quietMs).map(([k]) => k);
+    this.apply([], due, now);
+  }
+
+  private apply(raise: Array<[string, Omit<AlertRecord, 'alertId' | 'state' | 'raisedTs'>, number | undefined]>, clear: string[], ts: number): void {
+    if (!raise.length && !clear.length) return;
+    const records: AlertRecord[] = [];
+    const set: Array<{ key: string; state: Record<string, unknown> }> = [];
+    const remove: string[] = [];
+    for (const [key, alert, quietMs] of raise) {
+      const existing = this.active.get(key);
+      if (existing) {
+        // Still true: keep the alert quiet, but remember it held (quiet-time clearing counts from here).
+        existing.lastTrueTs = alert.ts;
+        existing.record.evidence = alert.evidence;
+        set.push({ key, state: existing as unknown as Record<string, unknown> });
+        continue;
+      }
+      const record: AlertRecord = { ...alert, alertId: key, state: 'raised', raisedTs: alert.ts };
+      const entry: Active = { record, lastTrueTs: alert.ts, ...(quietMs !== undefined ? { quietMs } : {}) };
+      this.active.set(key, entry);
+      records.push(record);
+      set.push({ key, state: entry as unknown as Record<string, unknown> });
+    }
+    for (const key of clear) {
+      const a = this.active.get(key);
+      if (!a) continue;
+      this.active.delete(key);
+      records.push({ ...a.record, ts, state: 'cleared' });
+      remove.push(key);
+    }
+    try {
+      this.store.commitAlerts(records.map((r) => ({ ts: r.ts, asset: r.asset, payload: { ...r } })), { set, remove });
+    } catch (err) {
+      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE' }, 'cannot commit alerts');
+      return;
+    }
+    for (const r of records) {
+      if (r.state === 'raised') this.stats.raised++;
+      else this.stats.cleared++;
+      this.log[r.state === 'raised' && r.severity !== 'info' ? 'warn' : 'info'](
+        { alert: r.alertId, severity: r.severity, asset: r.asset, evidence: r.evidence },
+        `alert ${r.state}: ${r.title}`,
+      );
+    }
+    if (records.length) this.onCommitted();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+function alertKey(rule: string, asset: string, subject?: string): string {
+  return subject === undefined ? `${rule}/${asset}` : `${rule}/${asset}/${subject}`;
+}
+
+function isSeverity(v: unknown): v is Severity {
+  return v === 'info' || v === 'warning' || v === 'critical';
+}
