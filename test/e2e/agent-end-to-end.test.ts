@@ -59,6 +59,14 @@ describe('the agent, end to end', () => {
       return r.length >= 3 ? r : null;
     }, `risk batches on the broker; agent output:\n${agent.output()}`, 30_000);
     await waitFor(() => messages.some((m) => m.topic === 'forewarn/v1/e2e-1/telemetry' && (m.payload.records as Array<{ source: string }>).some((r) => r.source === 'host')), 'host telemetry');
+    // The simulated machine (seed 1) fails within its first dozen processes, and the model catches it:
+    // a risk alert is raised, then cleared when the next process scores low again.
+    const alerts = await waitFor(() => {
+      const a = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/alerts').flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
+      return a.some((r) => r.state === 'cleared') ? a : null;
+    }, 'a risk alert raised and cleared', 30_000);
+    expect(alerts[0]).toMatchObject({ rule: 'risk.threshold', asset: 'sim-mill-1', subject: 'machine-failure', state: 'raised' });
+    expect(alerts.find((a) => a.state === 'cleared')!.alertId).toBe(alerts[0]!.alertId);
 
     for (const m of messages) expect(contractErrors(m.topic, m.payload), `${m.topic} ${JSON.stringify(m.payload).slice(0, 300)}`).toEqual([]);
     const records = riskBatches.flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
