@@ -27,7 +27,16 @@ interface Bound {
   model: OnnxModel;
   /** Per manifest feature, the signal that feeds it on this binding. */
   signals: string[];
-  assets: Set<string>;
+  /** Asset names, or patterns with `*` (e.g. `disk-*` for every disk the SMART source sees). */
+  assets: (asset: string) => boolean;
+}
+
+function assetMatcher(patterns: readonly string[]): (asset: string) => boolean {
+  const exact = new Set(patterns.filter((p) => !p.includes('*')));
+  const globs = patterns
+    .filter((p) => p.includes('*'))
+    .map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  return (asset) => exact.has(asset) || globs.some((re) => re.test(asset));
 }
 
 interface PendingRow {
@@ -70,7 +79,7 @@ export class RiskScorer implements Component {
       try {
         const model = await OnnxModel.load(dir, { threads: this.options.threads });
         const signals = model.manifest.inputs.features.map((f) => binding.signals?.[f.name] ?? f.signal);
-        this.bound.push({ model, signals, assets: new Set(binding.assets) });
+        this.bound.push({ model, signals, assets: assetMatcher(binding.assets) });
         this.stats.models.push({ name: model.name, version: model.manifest.version, assets: [...binding.assets] });
         this.log.info({ model: model.name, version: model.manifest.version, assets: binding.assets }, 'model loaded');
       } catch (err) {
@@ -88,7 +97,7 @@ export class RiskScorer implements Component {
     if (this.stopped) return;
     let state: { ts: number; values: Map<string, number> } | undefined;
     for (const b of this.bound) {
-      if (!b.assets.has(reading.asset)) continue;
+      if (!b.assets(reading.asset)) continue;
       if (!state) {
         state = this.latest.get(reading.asset);
         if (!state) this.latest.set(reading.asset, (state = { ts: reading.ts, values: new Map() }));

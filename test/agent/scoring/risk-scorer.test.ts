@@ -82,3 +82,22 @@ describe('RiskScorer', () => {
     expect(s.stats.models.map((m) => m.name)).toEqual(['machine-failure']);
   });
 });
+
+describe('RiskScorer with the disk-failure model', () => {
+  it('scores every asset a pattern matches, feeding attributes a disk does not report as missing', async () => {
+    const { s, out } = await scorer([{ model: 'disk-failure', assets: ['disk-*'] }]);
+    // A healthy drive that reports everything, and a failing one whose vendor reports neither 187 nor 198.
+    s.accept(reading('disk-ZA1', { 'smart.5.raw': 0, 'smart.187.raw': 0, 'smart.197.raw': 0, 'smart.198.raw': 0 }));
+    s.accept(reading('disk-WD2', { 'smart.5.raw': 1200, 'smart.197.raw': 64 }));
+    s.accept(reading('mill-1', { 'smart.5.raw': 1200 })); // not a disk
+    await s.flush();
+    const [healthy, failing] = out.flat();
+    expect(out.flat().map((r) => r.asset)).toEqual(['disk-ZA1', 'disk-WD2']);
+    expect(healthy!.atRisk).toBe(false);
+    expect(failing!.atRisk).toBe(true);
+    expect(failing!.score).toBeGreaterThan(healthy!.score);
+    // Drivers name only what the drive reported.
+    expect(failing!.drivers.map((d) => d.feature).sort()).toEqual(expect.arrayContaining(['smart_5_raw']));
+    expect(failing!.drivers.some((d) => d.feature === 'smart_187_raw')).toBe(false);
+  });
+});
