@@ -117,7 +117,7 @@ export function runTool(binary: string, args: readonly string[], opts: { timeout
 /** `/dev/sda`, `/dev/sda -d sat`, `/dev/sda;sat`, `/dev/bus/0 -d megaraid,1` → name and type (`auto` if none). */
 export function parseDeviceSpec(spec: string): ScanDevice | null {
   const s = spec.trim();
-  const m = /^(\S+)(?:\s+(?:-d|--device)[\s=]+(\S+)|;(\S+))?\s*(?:#.*)?$/.exec(s);
+  const m = /^([^\s;#]+)(?:\s+(?:-d|--device)[\s=]+([^\s#]+)|;([^\s#]+))?\s*(?:#.*)?$/.exec(s);
   if (!m?.[1] || !m[1].startsWith('/')) return null;
   return { name: m[1], type: m[2] ?? m[3] ?? 'auto', protocol: null, openError: null };
 }
@@ -258,6 +258,9 @@ export class SmartSource extends IntervalSource {
     }
     const report = parseSmartctlDevice(res.stdout, res.code);
     if (report.state === 'unreadable' && !report.reason) report.reason = res.stderr.trim().slice(0, 200) || `exit ${res.code}`;
+    if (report.permissionDenied && (this.deps.euid ?? process.geteuid?.() ?? 0) !== 0) {
+      report.reason = `${report.reason} (not root: needs CAP_SYS_RAWIO and read access to ${dev.name})`;
+    }
     for (const p of report.problems) this.reportOnce(`${dev.name}: ${p}`);
     return { report, asset: report.state === 'ok' ? diskAsset(report, dev.name) : null };
   }
