@@ -13,8 +13,8 @@ import {
   type SmartSourceConfig,
   hasCapability,
   parseDeviceSpec,
-  runTool,
 } from '../../../../agent/src/sources/disk/smart-source.js';
+import { runTool } from '../../../../agent/src/sources/run-tool.js';
 import { SourceUnavailableError } from '../../../../agent/src/sources/interval-source.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
 
