@@ -103,7 +103,7 @@ describe('the agent, end to end', () => {
     const url = `mqtt://127.0.0.1:${port}`;
     const agent = startAgent(baseConfig(url, 'e2e-2'));
     cleanup.push(kill(agent));
-    await waitFor(() => agent.logs().filter((l) => l.msg === 'model loaded').length === 1, 'the model to load');
+    await waitFor(() => agent.logs().some((l) => l.msg === 'model loaded' && l.model === 'machine-failure'), 'the model to load');
     await new Promise((r) => setTimeout(r, 2500));
     expect(agent.logs().filter((l) => String(l.msg).includes('broker unreachable'))).toHaveLength(1);
 

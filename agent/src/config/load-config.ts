@@ -7,6 +7,8 @@ import { parseDocument } from 'yaml';
 import { ForewarnError, describeError } from '../errors.js';
 import { configSchema, type SchemaNode } from './schema.js';
 import type { QualityConfig } from '../health/data-quality.js';
+import type { NvidiaGpuConfig } from '../sources/gpu/nvidia-gpu-source.js';
+import type { SmartSourceConfig } from '../sources/disk/smart-source.js';
 
 export interface BindingConfig {
   model: string;
@@ -35,6 +37,11 @@ export interface AgentConfig {
   sources: {
     host: { enabled: boolean; intervalMs: number; asset: string };
     simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number };
+    gpu: NvidiaGpuConfig;
+    smart: Omit<SmartSourceConfig, 'asset'>;
+    edac: { enabled: boolean; intervalMs: number; timeoutMs: number; sysRoot: string };
+    pcieAer: { enabled: boolean; intervalMs: number; timeoutMs: number; sysRoot: string };
+    ipmi: { enabled: boolean; intervalMs: number; timeoutMs: number; binary: string; sel: boolean };
   };
   quality: QualityConfig;
   scoring: { enabled: boolean; modelsDir: string; threads: number; bindings: BindingConfig[] };

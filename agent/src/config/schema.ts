@@ -133,6 +133,52 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         maximum: 1000000,
       },
     }),
+    gpu: obj('NVIDIA GPUs through nvidia-smi: one long-lived query process for the fast fields, slow counters now and then, Xid events from the kernel log', {
+      enabled: { type: 'boolean', description: 'Read NVIDIA GPUs. Without nvidia-smi on the host the source says so once and stays idle.', default: true },
+      intervalMs: { type: 'integer', description: 'Fast fields (utilisation, memory, temperatures, power, clocks, throttle reasons, ECC).', default: 5000, minimum: 100 },
+      slowIntervalMs: { type: 'integer', description: 'Slow counters: remapped rows, PCIe replays (`nvidia-smi -q`), NVLink errors.', default: 60000, minimum: 1000 },
+      timeoutMs: { type: 'integer', description: 'Limit for each one-shot nvidia-smi command.', default: 15000, minimum: 100 },
+      binary: { type: 'string', description: 'The nvidia-smi executable: a name on PATH or a path.', default: 'nvidia-smi', minLength: 1 },
+      xid: { type: 'boolean', description: 'Follow the kernel log for Xid events.', default: true },
+      kernelLog: {
+        type: 'string',
+        description: 'Where Xid events are read: `/dev/kmsg`, `journalctl -k -f`, the first that works (`auto`), or `off`.',
+        enum: ['auto', 'kmsg', 'journalctl', 'off'],
+        default: 'auto',
+      },
+    }),
+    smart: obj('Disk health through smartctl (ATA and NVMe), on a slow schedule', {
+      enabled: { type: 'boolean', description: 'Read SMART. Needs smartctl and CAP_SYS_RAWIO (or root); without them the source says so once.', default: true },
+      intervalMs: { type: 'integer', description: 'How often every disk is read. Sleeping disks are not woken.', default: 600000, minimum: 1000 },
+      timeoutMs: { type: 'integer', description: 'Limit for one smartctl run.', default: 30000, minimum: 100 },
+      binary: { type: 'string', description: 'The smartctl executable.', default: 'smartctl', minLength: 1 },
+      devices: {
+        type: 'array',
+        description: 'Disks to read instead of scanning, e.g. `/dev/sda` or `/dev/sda -d sat`. Empty: discover with `smartctl --scan-open`.',
+        default: [],
+        items: { type: 'string', description: 'A device, optionally with its type.', minLength: 1 },
+      },
+      rescanIntervalMs: { type: 'integer', description: 'How often the disk list is discovered again.', default: 3600000, minimum: 1000 },
+    }),
+    edac: obj('Memory ECC counters from EDAC in sysfs', {
+      enabled: { type: 'boolean', description: 'Read EDAC counters (no EDAC driver: said once, then idle).', default: true },
+      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250 },
+      timeoutMs: { type: 'integer', description: 'Limit for one pass over the tree.', default: 5000, minimum: 100 },
+      sysRoot: { type: 'string', description: 'Where sysfs is mounted (e.g. `/host/sys` in a container).', default: '/sys', minLength: 1 },
+    }),
+    pcieAer: obj('PCIe Advanced Error Reporting counters from sysfs', {
+      enabled: { type: 'boolean', description: 'Read PCIe AER counters.', default: true },
+      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250 },
+      timeoutMs: { type: 'integer', description: 'Limit for one pass over the devices.', default: 5000, minimum: 100 },
+      sysRoot: { type: 'string', description: 'Where sysfs is mounted.', default: '/sys', minLength: 1 },
+    }),
+    ipmi: obj('The BMC through ipmitool: sensor readings and new System Event Log entries', {
+      enabled: { type: 'boolean', description: 'Read the BMC where one is present (no /dev/ipmi0 or ipmitool: said once, then idle).', default: true },
+      intervalMs: { type: 'integer', description: 'How often sensors and the SEL are read.', default: 60000, minimum: 1000 },
+      timeoutMs: { type: 'integer', description: 'Limit for one ipmitool run; busy BMCs are slow.', default: 30000, minimum: 100 },
+      binary: { type: 'string', description: 'The ipmitool executable.', default: 'ipmitool', minLength: 1 },
+      sel: { type: 'boolean', description: 'Turn new SEL entries into events (and alerts).', default: true },
+    }),
   }),
   quality: obj('Data-quality checks on every signal; a value that fails is flagged in telemetry and never scored', {
     enabled: { type: 'boolean', description: 'Check data quality.', default: true },
@@ -172,8 +218,11 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     bindings: {
       type: 'array',
       description:
-        'Which model scores which asset. Each entry: `model` (a folder in modelsDir), `assets` (asset names), and optional `signals` mapping a manifest input name to another signal name.',
-      default: [{ model: 'machine-failure', assets: ['sim-mill-1'] }],
+        'Which model scores which asset. Each entry: `model` (a folder in modelsDir), `assets` (asset names or patterns with `*`), and optional `signals` mapping a manifest input name to another signal name.',
+      default: [
+        { model: 'machine-failure', assets: ['sim-mill-1'] },
+        { model: 'disk-failure', assets: ['disk-*'] },
+      ],
       items: {
         type: 'object',
         description: 'A binding of one model to assets',

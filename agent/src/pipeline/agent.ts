@@ -6,10 +6,18 @@ import { RiskScorer } from '../scoring/risk-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
 import { HostSource } from '../sources/host-source.js';
 import { SimulatorSource } from '../sources/simulator-source.js';
-import type { IntervalSource } from '../sources/interval-source.js';
+import type { SourceStats } from '../sources/interval-source.js';
+import { NvidiaGpuSource } from '../sources/gpu/nvidia-gpu-source.js';
+import { SmartSource } from '../sources/disk/smart-source.js';
+import { EdacSource } from '../sources/sysfs/edac-source.js';
+import { PcieAerSource } from '../sources/sysfs/pcie-aer-source.js';
+import { IpmiSource } from '../sources/bmc/ipmi-source.js';
 import { DataQuality } from '../health/data-quality.js';
 import { HealthMonitor } from '../health/health-monitor.js';
-import type { HealthEvent, Reading, RiskRecord } from './types.js';
+import type { Component, HealthEvent, Reading, RiskRecord } from './types.js';
+
+/** What the agent needs of every source: the lifecycle and the counters the view and status show. */
+export type Source = Component & { readonly stats: SourceStats };
 
 export interface AgentStats {
   startedAt: number;
@@ -33,7 +41,7 @@ export class Agent {
   readonly store: RecordStore;
   readonly scorer: RiskScorer | null;
   readonly sync: MqttSync;
-  readonly sources: IntervalSource[] = [];
+  readonly sources: Source[] = [];
   readonly quality: DataQuality;
   readonly health: HealthMonitor;
   readonly stats: AgentStats;
@@ -66,9 +74,17 @@ export class Agent {
       log.child({ component: 'sync' }),
     );
     const sink = (r: Reading) => this.onReading(r);
+    const events = (e: HealthEvent) => this.onEvent(e);
     const s = config.sources;
-    if (s.host.enabled) this.sources.push(new HostSource(s.host, sink, log.child({ component: 'source' })));
-    if (s.simulator.enabled) this.sources.push(new SimulatorSource(s.simulator, sink, log.child({ component: 'source' })));
+    const host = config.agent.id;
+    const slog = log.child({ component: 'source' });
+    if (s.host.enabled) this.sources.push(new HostSource(s.host, sink, slog));
+    if (s.simulator.enabled) this.sources.push(new SimulatorSource(s.simulator, sink, slog));
+    if (s.gpu.enabled) this.sources.push(new NvidiaGpuSource(s.gpu, sink, events, slog));
+    if (s.smart.enabled) this.sources.push(new SmartSource(s.smart, sink, slog));
+    if (s.edac.enabled) this.sources.push(new EdacSource({ ...s.edac, asset: host }, sink, slog));
+    if (s.pcieAer.enabled) this.sources.push(new PcieAerSource({ ...s.pcieAer, asset: host }, sink, slog));
+    if (s.ipmi.enabled) this.sources.push(new IpmiSource({ ...s.ipmi, asset: host }, sink, events, slog));
   }
 
   async start(): Promise<void> {

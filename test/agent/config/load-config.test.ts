@@ -22,7 +22,10 @@ describe('config', () => {
     expect(cfg.agent.id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
     expect(cfg.broker.clientId).toBe(`forewarn-${cfg.agent.id}`);
     expect(path.isAbsolute(cfg.storage.dir)).toBe(true);
-    expect(cfg.scoring.bindings).toEqual([{ model: 'machine-failure', assets: ['sim-mill-1'] }]);
+    expect(cfg.scoring.bindings).toEqual([
+      { model: 'machine-failure', assets: ['sim-mill-1'] },
+      { model: 'disk-failure', assets: ['disk-*'] },
+    ]);
     expect(cfg.sources.host.asset).toBe(cfg.agent.id);
   });
 
