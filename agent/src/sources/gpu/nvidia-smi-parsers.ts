@@ -170,13 +170,15 @@ export function parseQueryLine(line: string, plan: QueryPlan): { row?: GpuRow; p
     problems.push(`expected ${plan.fields.length} columns, got ${cells.length}: ${clip(text, 60)}`);
     return { problems };
   }
-  const idx = parseSmiValue(cells[0] ?? '');
+  const index = /^\d{1,4}$/.test(cells[0] ?? '') ? Number(cells[0]) : undefined;
   const busId = normalizeBusId(cells[1] ?? '');
-  if (idx.kind !== 'value' || !Number.isInteger(idx.value) || idx.value < 0 || !busId) {
+  if (index === undefined || !busId) {
     problems.push(`no GPU index or bus id in line: ${clip(text, 60)}`);
     return { problems };
   }
-  const metrics: Record<string, number> = { 'gpu.index': idx.value };
+  // `[GPU is lost]` in any column is itself a health signal (the GPU stopped answering NVML).
+  const lost = cells.some((c) => /^\[?gpu is lost\]?$/i.test(c));
+  const metrics: Record<string, number> = { 'gpu.index': index, 'gpu.lost': lost ? 1 : 0 };
   const missing: string[] = [];
   plan.columns.forEach((spec, i) => {
     const v = parseSmiValue(cells[i + 2] ?? '');
@@ -184,7 +186,7 @@ export function parseQueryLine(line: string, plan: QueryPlan): { row?: GpuRow; p
     else if (v.kind === 'missing') missing.push(spec.metric);
     else problems.push(`${plan.fields[i + 2]}: ${v.reason}`);
   });
-  return { row: { index: idx.value, busId, metrics, missing }, problems };
+  return { row: { index, busId, metrics, missing }, problems };
 }
 
 /** All lines of a query CSV. */
@@ -252,6 +254,10 @@ const Q_KEYS: Record<string, string> = {
   'PCI/Replays Since Reset': 'gpu.pcie.replays',
   'PCI/Replay Number Rollovers': 'gpu.pcie.replay_rollovers',
   'Retired Pages/Pending Page Blacklist': 'gpu.retired_pages.pending',
+  'Remapped Rows/Correctable Error': 'gpu.remapped_rows.correctable',
+  'Remapped Rows/Uncorrectable Error': 'gpu.remapped_rows.uncorrectable',
+  'Remapped Rows/Pending': 'gpu.remapped_rows.pending',
+  'Remapped Rows/Remapping Failure Occurred': 'gpu.remapped_rows.failure',
   'Retired Pages/Pending Page Retirement': 'gpu.retired_pages.pending',
   'ECC Errors/Aggregate/SRAM Threshold Exceeded': 'gpu.ecc.sram_threshold_exceeded',
   'ECC Errors/Aggregate Uncorrectable SRAM Sources/SRAM L2': 'gpu.ecc.aggregate.sram_uncorrectable.l2',
@@ -333,7 +339,7 @@ export function parseNvlinkErrors(text: string): { byIndex: Map<number, Record<s
       if (gpu[2]) uuids.set(index, gpu[2]);
       continue;
     }
-    const link = /^Link (\d+): ([A-Za-z][A-Za-z0-9 ._-]*?): (.+)$/.exec(line);
+    const link = /^Link (\d{1,3}): ([A-Za-z][A-Za-z0-9 ._-]*?): (.+)$/.exec(line);
     if (!link || !current) {
       problems.push(`unexpected nvlink line: ${clip(line, 60)}`);
       continue;
@@ -377,7 +383,8 @@ export function parseXidLine(line: string): { event?: XidEvent; problem?: string
   const at = text.indexOf('NVRM: Xid');
   if (at < 0) return {};
   const m = XID_RE.exec(text.slice(at));
-  const addr = m ? /(?:PCI:)?((?:[0-9a-f]{1,8}:)?[0-9a-f]{1,2}:[0-9a-f]{1,2}(?:\.[0-7])?)/i.exec(m[1] ?? '') : null;
+  // `(PCI:0000:3b:00)`, `(0000:3b:00)`, `(PCI:0000:3b:00.0)`, or with a MIG suffix `(PCI:0000:01:00 GPU-I:05)`.
+  const addr = m ? /^\s*(?:PCI:)?((?:[0-9a-f]{1,8}:)?[0-9a-f]{1,2}:[0-9a-f]{1,2}(?:\.[0-7])?)(?:\s+\S.*)?$/i.exec(m[1] ?? '') : null;
   const pciAddress = addr ? normalizeBusId(addr[1] ?? '') : undefined;
   const code = m ? Number(m[2]) : NaN;
   if (!m || !pciAddress || !Number.isSafeInteger(code)) return { problem: `unparseable Xid line: ${clip(text.slice(at), 80)}` };
@@ -385,7 +392,7 @@ export function parseXidLine(line: string): { event?: XidEvent; problem?: string
   const event: XidEvent = { code, pciAddress, message: '' };
   const pid = /^pid=([^,]*),?\s*/.exec(rest);
   if (pid) {
-    if (/^\d+$/.test(pid[1] ?? '')) event.pid = Number(pid[1]);
+    if (/^\d{1,10}$/.test(pid[1] ?? '')) event.pid = Number(pid[1]);
     rest = rest.slice(pid[0].length);
   }
   const name = /^name=([^,]*),?\s*/.exec(rest);
