@@ -54,6 +54,9 @@ interface SignalState {
   /** Consecutive steps away from the last good value; enough of them make a new level, not a spike. */
   steps: number;
   failing: Set<QualityCheck>;
+  /** Looked up once per signal: the physical range and whether the analog checks apply. */
+  range: [number, number] | undefined;
+  analog: boolean;
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -78,6 +81,7 @@ export class DataQuality {
   /** Signals that must vary (model inputs): flatline and step checks apply to them too. */
   addAnalogSignals(signals: Iterable<string>): void {
     for (const s of signals) this.extraAnalog.add(s);
+    for (const [key, st] of this.state) st.analog = this.isAnalog(key.slice(key.indexOf('\u0000') + 1));
   }
 
   private isAnalog(signal: string): boolean {
@@ -98,14 +102,25 @@ export class DataQuality {
       const key = `${r.asset}\u0000${signal}`;
       let st = this.state.get(key);
       if (!st) {
-        st = { lastValue: value, lastTs: r.ts, intervalMs: null, meanAbsDelta: null, samples: 0, sameCount: 0, steps: 0, failing: new Set() };
+        st = {
+          lastValue: value,
+          lastTs: r.ts,
+          intervalMs: null,
+          meanAbsDelta: null,
+          samples: 0,
+          sameCount: 0,
+          steps: 0,
+          failing: new Set(),
+          range: physicalRange(signal),
+          analog: this.isAnalog(signal),
+        };
         this.state.set(key, st);
       }
       const now: Partial<Record<QualityCheck, string>> = {};
-      const range = physicalRange(signal);
+      const range = st.range;
       if (!Number.isFinite(value)) now.range = 'not a finite number';
       else if (range && (value < range[0] || value > range[1])) now.range = `${value} outside [${range[0]}, ${range[1]}]`;
-      if (st.samples > 0 && !now.range && this.isAnalog(signal)) {
+      if (st.samples > 0 && !now.range && st.analog) {
         const delta = Math.abs(value - st.lastValue);
         st.sameCount = delta === 0 ? st.sameCount + 1 : 0;
         if (this.config.flatlineSamples > 0 && st.sameCount >= this.config.flatlineSamples) now.flatline = `unchanged for ${st.sameCount + 1} samples`;
@@ -157,7 +172,7 @@ export class DataQuality {
       if (st.intervalMs === null || st.failing.has('stale')) continue;
       const [asset, signal] = key.split('\u0000') as [string, string];
       // Only signals that should arrive steadily: many host metrics come and go by design (rates, idle disks).
-      if (!this.isAnalog(signal)) continue;
+      if (!st.analog) continue;
       const age = now - st.lastTs;
       if (age > this.config.staleAfterIntervals * st.intervalMs) {
         st.failing.add('stale');

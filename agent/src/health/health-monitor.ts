@@ -45,6 +45,8 @@ export const QUALITY_RULE = {
 };
 
 const QUIET_CHECK_MS = 60_000;
+/** Metric names whose matching rules are remembered; names beyond it are matched each time. */
+const MAX_MATCH_CACHE = 100_000;
 
 /**
  * Evaluates the health rules on every reading and event, and the model thresholds on every risk record.
@@ -55,6 +57,7 @@ export class HealthMonitor implements Component {
   readonly name = 'health';
   private readonly active = new Map<string, Active>();
   private readonly previous = new Map<string, number>();
+  private readonly matches = new Map<string, Array<{ rule: Exclude<HealthRule, { kind: 'event' }>; subject: string | undefined }>>();
   private timer: NodeJS.Timeout | null = null;
   readonly stats = { raised: 0, cleared: 0 };
 
@@ -77,15 +80,26 @@ export class HealthMonitor implements Component {
     return [...this.active.values()].map((a) => a.record);
   }
 
+  /** The rules that apply to a metric name, and the subject each captures: matched once per name (a hot path). */
+  private rulesFor(metric: string): Array<{ rule: Exclude<HealthRule, { kind: 'event' }>; subject: string | undefined }> {
+    let found = this.matches.get(metric);
+    if (!found) {
+      found = [];
+      for (const rule of this.rules) {
+        if (rule.kind === 'event') continue;
+        const m = rule.metric.exec(metric);
+        if (m) found.push({ rule, subject: m[1] });
+      }
+      if (this.matches.size < MAX_MATCH_CACHE) this.matches.set(metric, found);
+    }
+    return found;
+  }
+
   onReading(r: Reading): void {
     const raise: Array<[string, Omit<AlertRecord, 'alertId' | 'state' | 'raisedTs'>, number | undefined]> = [];
     const clear: string[] = [];
     for (const [metric, value] of Object.entries(r.metrics)) {
-      for (const rule of this.rules) {
-        if (rule.kind === 'event') continue;
-        const m = rule.metric.exec(metric);
-        if (!m) continue;
-        const subject = m[1];
+      for (const { rule, subject } of this.rulesFor(metric)) {
         const key = alertKey(rule.id, r.asset, subject);
         let holds: boolean;
         const evidence: AlertRecord['evidence'] = { metric, value };
