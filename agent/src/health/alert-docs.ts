@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { PACKAGE_ROOT } from '../config/load-config.js';
 import { HEALTH_RULES, type HealthRule } from './health-rules.js';
 import { QUALITY_RULE, RISK_RULE } from './health-monitor.js';
+import { XID_CATALOG } from '../sources/gpu/nvidia-smi-parsers.js';
 
 /** Renders docs/alerts.md from the rule catalogue; `npm run docs:alerts` rewrites it and a test keeps it current. */
 
@@ -36,7 +37,7 @@ export function renderAlertDocs(): string {
     '|---|---|---|---|',
     ...HEALTH_RULES.map((r) => `| \`${r.id}\` — ${r.title} | ${r.severity} | ${condition(r)} | ${r.remedy} |`),
     '',
-    'For `gpu.xid`, the severity, title and remedy come from the Xid code (the subject): see the table of codes below.',
+    'For `gpu.xid`, the severity, title and remedy come from the Xid code (the subject): see [Xid codes](#xid-codes).',
     '',
     '## Model thresholds',
     '',
@@ -54,6 +55,15 @@ export function renderAlertDocs(): string {
     `| \`${QUALITY_RULE.id}.stale\` | ${QUALITY_RULE.severity} | a steady signal has not arrived for \`quality.staleAfterIntervals\` of its usual intervals | ${QUALITY_RULE.remedy} |`,
     '',
     'Each clears when the signal passes the check again.',
+    '',
+    '## Xid codes',
+    '',
+    'Read from the kernel log (`NVRM: Xid (PCI:…): N, …`) by the GPU source, counted per GPU as `gpu.xid.<code>.count`,',
+    'and raised as `gpu.xid` alerts with this severity and action. Codes not listed are raised as warnings.',
+    '',
+    '| Xid | name | severity | meaning | action |',
+    '|---|---|---|---|---|',
+    ...Object.entries(XID_CATALOG).map(([code, x]) => `| ${code} | ${x.name} | ${x.severity} | ${x.meaning.replace(/\|/g, '\\|')} | ${x.action.replace(/\|/g, '\\|')} |`),
     '',
   ];
   return lines.join('\n');
