@@ -23,7 +23,8 @@ export interface StatusPayload {
   reason?: 'shutdown' | 'connection-lost';
   agentVersion: string;
   models?: Array<{ name: string; version: string; assets: string[] }>;
-  sources?: string[];
+  /** Each source and its state when the status was published: `unavailable` means its tool or device is absent. */
+  sources?: Array<{ name: string; state: string; samples: number; errors: number }>;
 }
 
 export interface BatchPayload<R> {

@@ -71,7 +71,7 @@ export class Agent {
         bootSeq: this.stats.bootSeq,
         agentVersion,
         models: () => this.scorer?.stats.models ?? [],
-        sources: () => this.sources.map((s) => s.name),
+        sources: () => this.sources.map(({ stats }) => ({ name: stats.name, state: stats.state, samples: stats.samples, errors: stats.errors })),
       },
       log.child({ component: 'sync' }),
     );

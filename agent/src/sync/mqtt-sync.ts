@@ -28,7 +28,7 @@ export interface StatusInfo {
   bootSeq: number;
   agentVersion: string;
   models: () => StatusPayload['models'];
-  sources: () => string[];
+  sources: () => NonNullable<StatusPayload['sources']>;
 }
 
 /** How long `stop()` keeps draining the outbox before it says goodbye. */

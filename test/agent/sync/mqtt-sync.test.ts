@@ -29,7 +29,7 @@ function setup(url: string, broker: Record<string, unknown> = {}) {
   );
   const store = new RecordStore({ dir });
   const { log, lines } = captureLogger();
-  const sync = new MqttSync(config, store, { bootSeq: 1, agentVersion: '0.0.0-test', models: () => [], sources: () => ['test'] }, log);
+  const sync = new MqttSync(config, store, { bootSeq: 1, agentVersion: '0.0.0-test', models: () => [], sources: () => [{ name: 'test', state: 'running', samples: 3, errors: 0 }] }, log);
   cleanup.push(() => store.close());
   cleanup.push(() => sync.stop());
   return { store, sync, lines };
@@ -65,7 +65,7 @@ describe('MqttSync against a real mosquitto', () => {
 
     for (const m of messages) expect(contractErrors(m.topic, m.payload), m.topic).toEqual([]);
     const status = messages.find((m) => m.topic === 'forewarn/v1/sync-test/status')!;
-    expect(status.payload).toMatchObject({ state: 'online', bootSeq: 1, sources: ['test'] });
+    expect(status.payload).toMatchObject({ state: 'online', bootSeq: 1, sources: [{ name: 'test', state: 'running' }] });
     const telemetry = messages.filter((m) => m.topic === 'forewarn/v1/sync-test/telemetry');
     // batchMaxRecords is 3: four readings make two batches, sequence numbers contiguous.
     expect(telemetry.map((m) => (m.payload.records as Array<{ seq: number }>).map((r) => r.seq))).toEqual([[1, 2, 3], [4]]);
