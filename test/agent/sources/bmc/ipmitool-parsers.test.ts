@@ -11,6 +11,7 @@ import {
   selFingerprint,
   sensorLabels,
 } from '../../../../agent/src/sources/bmc/ipmitool-parsers.js';
+import { seededRandom as rng } from '../../../helpers/seeded-random.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const fx = (rel: string) => readFileSync(path.join(FIXTURES, rel), 'utf8');
@@ -157,16 +158,6 @@ describe('parseSelElist', () => {
   });
 });
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('fuzz', () => {
   it('3,000 mutated listings: never throws, every metric finite, every key well-formed', () => {

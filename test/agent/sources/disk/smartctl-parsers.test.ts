@@ -12,6 +12,7 @@ import {
   parseScan,
   parseSmartctlDevice,
 } from '../../../../agent/src/sources/disk/smartctl-parsers.js';
+import { seededRandom as rng } from '../../../helpers/seeded-random.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const fx = (rel: string) => readFileSync(path.join(FIXTURES, rel), 'utf8');
@@ -338,17 +339,6 @@ describe('malformed input', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WEIRD: unknown[] = [null, true, false, 0, -1, 1e308, -1e308, 2 ** 53 + 7, 'x', '', '12', [], {}, [1, 2], { value: 'a' }, NaN];
 

@@ -16,6 +16,7 @@ import {
   xidSeverity,
   type QueryPlan,
 } from '../../../../agent/src/sources/gpu/nvidia-smi-parsers.js';
+import { seededRandom as prng } from '../../../helpers/seeded-random.js';
 
 const fixture = (rel: string) => readFileSync(new URL(`./fixtures/${rel}`, import.meta.url), 'utf8');
 const sets = JSON.parse(fixture('sets.json')) as Record<string, { help: string; query?: string }>;
@@ -401,17 +402,6 @@ describe('XID_CATALOG', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('property: no input makes a parser throw or emit a non-finite number', () => {
   const corpus = [

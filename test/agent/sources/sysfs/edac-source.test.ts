@@ -7,6 +7,7 @@ import type { Reading } from '../../../../agent/src/pipeline/types.js';
 import { DEFAULT_EDAC_SOURCE_CONFIG, EdacReader, EdacSource, type SysfsReader, parseCounter } from '../../../../agent/src/sources/sysfs/edac-source.js';
 import { SourceUnavailableError } from '../../../../agent/src/sources/interval-source.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
+import { seededRandom as rng } from '../../../helpers/seeded-random.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const fx = (rel: string) => path.join(FIXTURES, rel);
@@ -186,17 +187,6 @@ describe('EdacSource', () => {
   });
 });
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The fixture tree as an in-memory SysfsReader, so thousands of mutated trees read in milliseconds. */
 function memTree(dir: string): { fs: SysfsReader; files: Map<string, string>; names: string[] } {

@@ -15,6 +15,7 @@ import {
   readAer,
 } from '../../../../agent/src/sources/sysfs/pcie-aer-source.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
+import { seededRandom as rng } from '../../../helpers/seeded-random.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const fx = (rel: string) => path.join(FIXTURES, rel);
@@ -169,16 +170,6 @@ describe('PcieAerSource', () => {
   });
 });
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('fuzz', () => {
   it('2,000 mutated AER trees: never throws (except "unavailable" when nothing is left), values finite', async () => {
