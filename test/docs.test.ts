@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { ERROR_CODES } from '../agent/src/errors.js';
 import { renderConfigDocs } from '../agent/src/config/config-docs.js';
 import { renderAlertDocs } from '../agent/src/health/alert-docs.js';
@@ -32,5 +33,11 @@ describe('documentation stays true', () => {
     const example = buildConfig(read('docs/forewarn.example.yaml'), {});
     const defaults = buildConfig(null, {});
     expect(example).toEqual(defaults);
+    // Every option is written out, not just left to its default.
+    const parsed = parse(read('docs/forewarn.example.yaml')) as Record<string, unknown>;
+    for (const { path: p } of scalarOptions()) {
+      const value = p.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], parsed);
+      expect(value, p.join('.')).not.toBeUndefined();
+    }
   });
 });

@@ -9,6 +9,7 @@ import { configSchema, type SchemaNode } from './schema.js';
 import type { QualityConfig } from '../health/data-quality.js';
 import type { NvidiaGpuConfig } from '../sources/gpu/nvidia-gpu-source.js';
 import type { SmartSourceConfig } from '../sources/disk/smart-source.js';
+import type { ModbusDeviceConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 
 export interface BindingConfig {
   model: string;
@@ -36,7 +37,8 @@ export interface AgentConfig {
   };
   sources: {
     host: { enabled: boolean; intervalMs: number; asset: string };
-    simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number };
+    simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number; transport: 'modbus' | 'direct'; modbusPort: number };
+    modbus: { devices: ModbusDeviceConfig[] };
     gpu: NvidiaGpuConfig;
     smart: Omit<SmartSourceConfig, 'asset'>;
     edac: { enabled: boolean; intervalMs: number; timeoutMs: number; sysRoot: string };

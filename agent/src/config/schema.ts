@@ -1,8 +1,10 @@
 /**
  * The one schema for Forewarn's configuration. Every option has a default and a description;
- * docs/configuration.md is generated from this object (`node dist/scripts/gen-config-docs.js`), and a test
- * checks that it is current. Options marked `secret` never appear in logs and can be read from a file.
+ * docs/configuration.md is generated from this object (`npm run docs:config`), and a test checks that it is
+ * current. Options marked `secret` never appear in logs and can be read from a file.
  */
+import { MODBUS_SOURCES_SCHEMA } from '../../../firmware-bridge/src/modbus/modbus-source.js';
+
 
 export interface SchemaNode {
   type: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
@@ -132,7 +134,15 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         minimum: 0.01,
         maximum: 1000000,
       },
+      transport: {
+        type: 'string',
+        description: '`modbus`: the machine serves its registers over Modbus TCP on loopback and the Modbus source polls them (the path a real PLC takes); `direct`: readings are handed straight to the pipeline.',
+        enum: ['modbus', 'direct'],
+        default: 'modbus',
+      },
+      modbusPort: { type: 'integer', description: 'Loopback port of the simulated Modbus server; 0 picks a free one.', default: 0, minimum: 0, maximum: 65535 },
     }),
+    modbus: MODBUS_SOURCES_SCHEMA,
     gpu: obj('NVIDIA GPUs through nvidia-smi: one long-lived query process for the fast fields, slow counters now and then, Xid events from the kernel log', {
       enabled: { type: 'boolean', description: 'Read NVIDIA GPUs. Without nvidia-smi on the host the source says so once and stays idle.', default: true },
       intervalMs: { type: 'integer', description: 'Fast fields (utilisation, memory, temperatures, power, clocks, throttle reasons, ECC).', default: 5000, minimum: 100 },

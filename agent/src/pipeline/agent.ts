@@ -6,6 +6,8 @@ import { RiskScorer } from '../scoring/risk-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
 import { HostSource } from '../sources/host-source.js';
 import { SimulatorSource } from '../sources/simulator-source.js';
+import { SimulatedMillModbus } from '../sources/simulated-mill-modbus.js';
+import { ModbusSource } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 import type { SourceStats } from '../sources/interval-source.js';
 import { NvidiaGpuSource } from '../sources/gpu/nvidia-gpu-source.js';
 import { SmartSource } from '../sources/disk/smart-source.js';
@@ -81,7 +83,10 @@ export class Agent {
     const host = config.agent.id;
     const slog = log.child({ component: 'source' });
     if (s.host.enabled) this.sources.push(new HostSource(s.host, sink, slog));
-    if (s.simulator.enabled) this.sources.push(new SimulatorSource(s.simulator, sink, slog));
+    if (s.simulator.enabled) {
+      this.sources.push(s.simulator.transport === 'modbus' ? new SimulatedMillModbus(s.simulator, sink, slog) : new SimulatorSource(s.simulator, sink, slog));
+    }
+    for (const device of s.modbus.devices) if (device.enabled) this.sources.push(new ModbusSource(device, sink, slog));
     if (s.gpu.enabled) this.sources.push(new NvidiaGpuSource(s.gpu, sink, events, slog));
     if (s.smart.enabled) this.sources.push(new SmartSource(s.smart, sink, slog));
     if (s.edac.enabled) this.sources.push(new EdacSource({ ...s.edac, asset: host }, sink, slog));
