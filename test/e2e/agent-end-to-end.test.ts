@@ -79,6 +79,11 @@ describe('the agent, end to end', () => {
     const seqs = records.map((r) => r.seq as number).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     expect(messages.find((m) => m.topic === 'forewarn/v1/e2e-1/status')?.payload).toMatchObject({ state: 'online', bootSeq: 1 });
+    // The retained status follows the sources: once sampling, the simulator shows as running.
+    await waitFor(
+      () => messages.some((m) => m.topic.endsWith('/status') && (m.payload.sources as Array<{ name: string; state: string }> | undefined)?.some((s) => s.name === 'simulator' && s.state === 'running')),
+      'a status with the simulator running',
+    );
 
     agent.proc.kill('SIGTERM');
     const exit = await agent.exited;

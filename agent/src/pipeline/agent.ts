@@ -53,6 +53,7 @@ export class Agent {
   private lastStorageError = 0;
   private readonly writeQueue: Parameters<RecordStore['append']>[0][number][] = [];
   private writeScheduled = false;
+  private lastSourceStates = '';
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -110,8 +111,19 @@ export class Agent {
     if (this.scorer) this.quality.addAnalogSignals(this.scorer.analogInputSignals());
     this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
-    this.staleTimer = setInterval(() => this.onQuality(this.quality.checkStale()), STALE_CHECK_MS);
+    this.staleTimer = setInterval(() => {
+      this.onQuality(this.quality.checkStale());
+      this.republishIfSourcesChanged();
+    }, STALE_CHECK_MS);
     this.staleTimer.unref();
+  }
+
+  /** The retained status says which sources run and which are unavailable; it follows their changes. */
+  private republishIfSourcesChanged(): void {
+    const states = this.sources.map((s) => `${s.stats.name}=${s.stats.state}`).join(',');
+    if (states === this.lastSourceStates) return;
+    this.lastSourceStates = states;
+    this.sync.publishStatus();
   }
 
   private onQuality(issues: ReturnType<DataQuality['checkStale']>): void {

@@ -73,6 +73,16 @@ export class MqttSync implements Component {
     this.flushTimer = setInterval(() => this.drain(), this.b.flushIntervalMs);
   }
 
+  /** Publishes the retained online status again (a source changed state); a no-op while offline. */
+  publishStatus(): void {
+    const client = this.client;
+    if (!client || this.stats.state !== 'online') return;
+    const gen = this.generation;
+    client.publish(topics.status(this.agentId), JSON.stringify(this.status('online')), { qos: 1, retain: true }, (err) => {
+      if (err && gen === this.generation) this.log.warn({ err: describeError(err) }, 'online status not accepted by the broker');
+    });
+  }
+
   /** Asks for a drain now, e.g. when an alert was committed. */
   notify(): void {
     this.drain();
@@ -149,9 +159,7 @@ export class MqttSync implements Component {
       }
       this.offlineLogged = false;
       this.setState('online');
-      client.publish(topics.status(this.agentId), JSON.stringify(this.status('online')), { qos: 1, retain: true }, (err) => {
-        if (err && gen === this.generation) this.log.warn({ err: describeError(err) }, 'online status not accepted by the broker');
-      });
+      this.publishStatus();
       this.drain();
     });
     client.on('error', (err) => {
