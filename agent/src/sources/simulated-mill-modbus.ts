@@ -29,8 +29,9 @@ export class SimulatedMillModbus implements Component {
     this.server = new MillingModbusServer({ seed: cfg.seed, processSeconds: cfg.processSeconds, speedup: cfg.speedup, port: cfg.modbusPort });
   }
 
+  /** The Modbus source's counters, under this source's name. */
   get stats(): SourceStats {
-    return this.source?.stats ?? this.idleStats;
+    return this.source ? { ...this.source.stats, name: this.name } : this.idleStats;
   }
 
   async start(): Promise<void> {
