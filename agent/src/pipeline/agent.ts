@@ -32,8 +32,10 @@ export interface AgentStats {
 
 /** How often signals are checked for staleness. */
 const STALE_CHECK_MS = 5_000;
-/** How often acknowledged records past their retention are purged. */
+/** How often acknowledged records past their retention are purged, and how much at a time. */
 const PURGE_INTERVAL_MS = 60_000;
+const PURGE_BATCH = 2_000;
+const PURGE_MAX_BATCHES = 500;
 
 /**
  * The daemon: sources → store → scoring → sync. Each component starts in its own try/catch, so one that fails
@@ -184,9 +186,16 @@ export class Agent {
     this.health.onRisk(records);
   }
 
-  private purge(): void {
+  /** Deletes acknowledged records past retention in small batches, yielding between them so intake never waits long. */
+  private purge(batches = 0, removed = 0): void {
+    if (this.stopped) return;
     try {
-      const removed = this.store.purgeSent(Date.now() - this.config.storage.retentionHours * 3_600_000);
+      const n = this.store.purgeSent(Date.now() - this.config.storage.retentionHours * 3_600_000, PURGE_BATCH);
+      removed += n;
+      if (n === PURGE_BATCH && batches < PURGE_MAX_BATCHES) {
+        setImmediate(() => this.purge(batches + 1, removed));
+        return;
+      }
       if (removed) this.log.debug({ removed }, 'purged acknowledged records past retention');
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'purge failed');
