@@ -31,7 +31,13 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
   const lines = [
     `── Forewarn ${p.agentId} · boot #${p.bootSeq} · up ${dur(p.uptimeMs)} `.padEnd(Math.min(width, 72), '─'),
     `broker    ${p.broker.state} ${p.broker.url} for ${dur(p.broker.sinceMs)}${p.broker.state !== 'online' && p.broker.lastError ? ` (${p.broker.lastError})` : ''}`,
-    `collected ${p.collected} readings  ${p.sources.map((s) => `${s.name}:${s.state === 'running' ? 'ok' : s.state} ${s.samples}${s.errors ? ` (${s.errors} err)` : ''}`).join('  ')}`,
+    `collected ${p.collected} readings  ${p.sources
+      .filter((s) => s.state !== 'unavailable')
+      .map((s) => `${s.name}:${s.state === 'running' ? 'ok' : s.state} ${s.samples}${s.errors ? ` (${s.errors} err)` : ''}`)
+      .join('  ')}`,
+    ...(p.sources.some((s) => s.state === 'unavailable')
+      ? [`absent    ${p.sources.filter((s) => s.state === 'unavailable').map((s) => s.name).join(', ')} (no tool or device here)`]
+      : []),
     `scored    ${p.scored} risk records${p.lastBatchMs !== null ? `, last batch ${p.lastBatchMs.toFixed(2)} ms` : ''}`,
     `buffered  ${p.buffered.map((b) => `${b.stream} ${b.pending}`).join('  ')}   sent ${p.broker.sent}${p.broker.rejected ? `  rejected ${p.broker.rejected}` : ''}`,
   ];

@@ -9,6 +9,7 @@ const input: PanelInput = {
   sources: [
     { name: 'host', state: 'running', samples: 10, errors: 0 },
     { name: 'simulator', state: 'failing', samples: 5, errors: 1 },
+    { name: 'nvidia-gpu', state: 'unavailable', samples: 0, errors: 1 },
   ],
   collected: 15,
   scored: 5,
@@ -30,12 +31,13 @@ describe('live view panel', () => {
     expect(lines[0]).toContain('press-7 · boot #3 · up 01:02:03');
     expect(lines[1]).toBe('broker    offline mqtt://central:1883 for 00:01:05 (connect ECONNREFUSED)');
     expect(lines[2]).toBe('collected 15 readings  host:ok 10  simulator:failing 5 (1 err)');
-    expect(lines[3]).toBe('scored    5 risk records, last batch 0.42 ms');
-    expect(lines[4]).toBe('buffered  risk 4  telemetry 9   sent 120  rejected 2');
-    expect(lines[5]).toBe('risk      mill-1 machine-failure 0.910/0.480 AT RISK  ← tool_wear +0.500');
-    expect(lines[6]).toBe('alerts    2 active: 1 critical, 0 warning, 1 info');
+    expect(lines[3]).toBe('absent    nvidia-gpu (no tool or device here)');
+    expect(lines[4]).toBe('scored    5 risk records, last batch 0.42 ms');
+    expect(lines[5]).toBe('buffered  risk 4  telemetry 9   sent 120  rejected 2');
+    expect(lines[6]).toBe('risk      mill-1 machine-failure 0.910/0.480 AT RISK  ← tool_wear +0.500');
+    expect(lines[7]).toBe('alerts    2 active: 1 critical, 0 warning, 1 info');
     // Most severe first.
-    expect(lines[7]).toBe('  critical gpu-0000:3b:00.0  GPU memory row remapping failed');
+    expect(lines[8]).toBe('  critical gpu-0000:3b:00.0  GPU memory row remapping failed');
   });
 
   it('fits the terminal width', () => {
