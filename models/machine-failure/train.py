@@ -34,14 +34,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import math
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 from itertools import product as iproduct
@@ -52,6 +48,9 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, precision_score, recall_score
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recipe_common import dump_json, float32_floor, onnxruntime_node_predict, sha256  # noqa: E402
 
 try:  # joblib ships with scikit-learn
     from joblib import Parallel, delayed
@@ -335,14 +334,6 @@ def cv_summary(y, reps, splits, thr, modes) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def float32_floor(t: float) -> np.float32:
-    """Largest float32 <= t. For float32 x: (x <= t) == (x <= float32_floor(t))."""
-    f = np.float32(t)
-    if float(f) > t:
-        f = np.nextafter(f, np.float32(-np.inf))
-    return np.float32(f)
-
-
 def base_score(clf: GradientBoostingClassifier) -> float:
     prior = float(clf.init_.class_prior_[1])
     return math.log(prior / (1.0 - prior))
@@ -478,48 +469,6 @@ def numpy_onnx_predict(model: onnx.ModelProto, raw: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-out))
 
 
-NODE_PARITY_SCRIPT = r"""
-import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
-const [,, ortPath, modelPath, inputPath] = process.argv;
-const require = createRequire(import.meta.url);
-const ort = require(ortPath);
-const rows = JSON.parse(readFileSync(inputPath, 'utf8'));
-const data = new Float32Array(rows.length * 6);
-rows.forEach((r, i) => r.forEach((v, j) => { data[i * 6 + j] = v; }));
-const session = await ort.InferenceSession.create(modelPath);
-const out = await session.run({ X: new ort.Tensor('float32', data, [rows.length, 6]) });
-process.stdout.write(JSON.stringify({
-  probability: Array.from(out.probability.data), logit: Array.from(out.logit.data),
-  dims: out.probability.dims, type: out.probability.type,
-}));
-"""
-
-
-def onnxruntime_node_predict(model_path: str, raw: np.ndarray, repo_root: str, tmp_dir: str):
-    """Runs the model with onnxruntime-node. Returns None when node/onnxruntime-node is unavailable."""
-    node = shutil.which("node")
-    ort_dir = os.path.join(repo_root, "node_modules", "onnxruntime-node")
-    if node is None or not os.path.isdir(ort_dir):
-        return None
-    os.makedirs(tmp_dir, exist_ok=True)
-    script = os.path.join(tmp_dir, "parity.mjs")
-    inputs = os.path.join(tmp_dir, "parity_inputs.json")
-    with open(script, "w") as f:
-        f.write(NODE_PARITY_SCRIPT)
-    with open(inputs, "w") as f:
-        json.dump(raw.tolist(), f)
-    res = subprocess.run(
-        [node, script, ort_dir, os.path.abspath(model_path), inputs],
-        capture_output=True, text=True, check=False,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"onnxruntime-node parity run failed:\n{res.stderr}")
-    out = json.loads(res.stdout)
-    assert out["type"] == "float32" and out["dims"] == [len(raw), 1], out["dims"]
-    return np.array(out["probability"], dtype=np.float64), np.array(out["logit"], dtype=np.float64)
-
-
 # --------------------------------------------------------------------------------------
 # Golden rows
 # --------------------------------------------------------------------------------------
@@ -569,16 +518,6 @@ def golden_rows(raw_hold, y_hold, modes_hold, p_hold):
     return [raw_hold[i].tolist() for i in chosen], notes
 
 
-def dump_json(obj) -> str:
-    """json.dumps with indent 2 but lists of scalars kept on one line."""
-    text = json.dumps(obj, indent=2)
-    return re.sub(
-        r"\[\s*\n\s*([^\[\]{}]*?)\s*\n\s*\]",
-        lambda m: (lambda one: one if len(one) <= 100 else m.group(0))("[" + re.sub(r",\s*\n\s*", ", ", m.group(1)) + "]"),
-        text,
-    )
-
-
 # --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
@@ -591,13 +530,6 @@ def padded_range(lo, hi, step, floor_at=None):
     if floor_at is not None:
         a = max(a, floor_at)
     return [float(a) if step < 1 else int(a), float(b) if step < 1 else int(b)]
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read())
-    return h.hexdigest()
 
 
 def main(argv=None) -> int:
