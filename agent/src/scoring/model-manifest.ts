@@ -28,7 +28,16 @@ export interface ModelManifest {
   description?: string;
   file: string;
   sha256: string;
-  inputs: { tensor: string; dtype: 'float32'; features: FeatureSpec[] };
+  inputs: {
+    tensor: string;
+    dtype: 'float32';
+    features: FeatureSpec[];
+    /**
+     * Sequence models: the input is [N, length, features], the last `length` readings of an asset oldest first.
+     * Until an asset has that many, the window is padded by repeating its first reading.
+     */
+    window?: { length: number; order?: string; pad?: 'repeat-first' };
+  };
   outputs: { tensor: string; kind: 'probability' | 'rul' | 'anomaly'; meaning: string; threshold?: number };
   preprocessing?: string;
   label?: { column?: string; positive?: number; breakdown?: string[] };

@@ -40,6 +40,12 @@ export class OnnxModel {
         problems.push(`inputs.features: the model takes ${width} features, the manifest lists ${manifest.inputs.features.length}`);
       }
       if (meta.type !== 'float32') problems.push(`inputs.dtype: the model takes ${meta.type}`);
+      const rank = manifest.inputs.window ? 3 : 2;
+      if (meta.shape.length !== rank) {
+        problems.push(`inputs: the model takes a rank-${meta.shape.length} tensor, the manifest describes rank ${rank}${manifest.inputs.window ? ' (a window)' : ''}`);
+      } else if (manifest.inputs.window && typeof meta.shape[1] === 'number' && meta.shape[1] !== manifest.inputs.window.length) {
+        problems.push(`inputs.window.length: the model takes windows of ${meta.shape[1]}, the manifest says ${manifest.inputs.window.length}`);
+      }
     }
     if (problems.length) {
       await session.release();
@@ -47,8 +53,11 @@ export class OnnxModel {
     }
     const model = new OnnxModel(manifest, file, session);
     // Warm-up: the first run allocates; pay it at load, not on the first reading.
-    const warm = new Float32Array(manifest.inputs.features.length);
-    manifest.inputs.features.forEach((f, i) => (warm[i] = f.baseline ?? (f.range ? (f.range[0] + f.range[1]) / 2 : 0)));
+    const width = manifest.inputs.features.length;
+    const warm = new Float32Array(model.steps * width);
+    for (let t = 0; t < model.steps; t++) {
+      manifest.inputs.features.forEach((f, i) => (warm[t * width + i] = f.baseline ?? (f.range ? (f.range[0] + f.range[1]) / 2 : 0)));
+    }
     await model.run(warm, 1);
     return model;
   }
@@ -61,9 +70,15 @@ export class OnnxModel {
     return this.manifest.inputs.features.length;
   }
 
-  /** Scores `rows` feature vectors laid out row-major in `data`. */
+  /** Readings per sample: the window length of a sequence model, else 1. */
+  get steps(): number {
+    return this.manifest.inputs.window?.length ?? 1;
+  }
+
+  /** Scores `rows` samples laid out row-major in `data`: [rows, width], or [rows, steps, width] for sequence models. */
   async run(data: Float32Array, rows: number): Promise<Float32Array> {
-    const input = new ort.Tensor('float32', data, [rows, this.width]);
+    const dims = this.manifest.inputs.window ? [rows, this.steps, this.width] : [rows, this.width];
+    const input = new ort.Tensor('float32', data, dims);
     const out = await this.session.run({ [this.manifest.inputs.tensor]: input }, [this.manifest.outputs.tensor]);
     const tensor = out[this.manifest.outputs.tensor];
     if (!tensor || !(tensor.data instanceof Float32Array) || tensor.data.length !== rows) {

@@ -29,6 +29,8 @@ interface Bound {
   signals: string[];
   /** Asset names, or patterns with `*` (e.g. `disk-*` for every disk the SMART source sees). */
   assets: (asset: string) => boolean;
+  /** Sequence models: each asset's last readings, oldest first. */
+  history: Map<string, Float32Array[]>;
 }
 
 function assetMatcher(patterns: readonly string[]): (asset: string) => boolean {
@@ -41,6 +43,9 @@ function assetMatcher(patterns: readonly string[]): (asset: string) => boolean {
 
 interface PendingRow {
   asset: string;
+  /** The model's input for this reading: one row, or a window of rows for sequence models. */
+  sample: Float32Array;
+  /** The reading's own feature values (the last row of a window), for the drivers. */
   row: Float32Array;
   readingTs: number;
 }
@@ -79,7 +84,7 @@ export class RiskScorer implements Component {
       try {
         const model = await OnnxModel.load(dir, { threads: this.options.threads });
         const signals = model.manifest.inputs.features.map((f) => binding.signals?.[f.name] ?? f.signal);
-        this.bound.push({ model, signals, assets: assetMatcher(binding.assets) });
+        this.bound.push({ model, signals, assets: assetMatcher(binding.assets), history: new Map() });
         this.stats.models.push({ name: model.name, version: model.manifest.version, assets: [...binding.assets] });
         this.log.info({ model: model.name, version: model.manifest.version, assets: binding.assets }, 'model loaded');
       } catch (err) {
@@ -112,7 +117,7 @@ export class RiskScorer implements Component {
         queue.shift();
         this.stats.errors++;
       }
-      queue.push({ asset: reading.asset, row, readingTs: reading.ts });
+      queue.push({ asset: reading.asset, sample: this.sampleFor(b, reading.asset, row), row, readingTs: reading.ts });
       this.pending.set(b, queue);
     }
     if (this.pending.size && !this.scheduled) {
@@ -123,6 +128,21 @@ export class RiskScorer implements Component {
         void this.flush();
       });
     }
+  }
+
+  /** A sequence model's window for this reading (the asset's last readings, padded with its first); else the row. */
+  private sampleFor(b: Bound, asset: string, row: Float32Array): Float32Array {
+    const steps = b.model.steps;
+    if (steps === 1) return row;
+    let past = b.history.get(asset);
+    if (!past) b.history.set(asset, (past = []));
+    past.push(row);
+    if (past.length > steps) past.shift();
+    const width = row.length;
+    const sample = new Float32Array(steps * width);
+    const pad = steps - past.length;
+    for (let t = 0; t < steps; t++) sample.set(past[Math.max(0, t - pad)]!, t * width);
+    return sample;
   }
 
   /** Drops a signal's last value (it went stale), so no later score uses it. */
@@ -196,19 +216,21 @@ export class RiskScorer implements Component {
   private async scoreModel(b: Bound, rows: PendingRow[]): Promise<RiskRecord[]> {
     const features = b.model.manifest.inputs.features;
     const width = features.length;
+    const size = width * b.model.steps;
     const explain = features.map((f) => f.baseline);
-    // Each asset's row, then one copy per explained feature with that feature set to its baseline (occlusion).
+    // Each reading's sample, then one copy per explained feature with that feature set to its baseline
+    // (occlusion; across the whole window for sequence models).
     const explained = explain.filter((x) => x !== undefined).length;
     const perAsset = 1 + explained;
-    const data = new Float32Array(rows.length * perAsset * width);
-    rows.forEach(({ row }, r) => {
+    const data = new Float32Array(rows.length * perAsset * size);
+    rows.forEach(({ sample }, r) => {
       let k = r * perAsset;
-      data.set(row, k++ * width);
+      data.set(sample, k++ * size);
       explain.forEach((baseline, i) => {
         if (baseline === undefined) return;
-        const copy = row.slice();
-        copy[i] = baseline;
-        data.set(copy, k++ * width);
+        const copy = sample.slice();
+        for (let at = i; at < size; at += width) copy[at] = baseline;
+        data.set(copy, k++ * size);
       });
     });
     let scores: Float32Array;
@@ -247,7 +269,8 @@ export class RiskScorer implements Component {
         modelVersion: version,
         kind: outputs.kind,
         score: round(score),
-        atRisk: outputs.threshold !== undefined ? score >= outputs.threshold : false,
+        // Remaining useful life is at risk when it is short; probabilities and anomaly scores when they are high.
+        atRisk: outputs.threshold === undefined ? false : outputs.kind === 'rul' ? score <= outputs.threshold : score >= outputs.threshold,
         readingTs,
         drivers: drivers.slice(0, TOP_DRIVERS),
       };
