@@ -60,17 +60,28 @@ export function renderConfigDocs(): string {
     }
     lines.push('');
   }
-  lines.push(
-    '### `scoring.bindings` entries',
-    '',
-    '| key | description |',
-    '|---|---|',
-    '| `model` | Model folder name under `scoring.modelsDir`, e.g. `machine-failure`. |',
-    '| `assets` | Asset names whose readings this model scores. |',
-    '| `signals` | Optional map from a manifest input name to the signal that feeds it on these assets, when an asset names a signal differently (e.g. `torque: spindle_torque`). |',
-    '',
-  );
+  lines.push(...entryTables(configSchema, []));
   return lines.join('\n');
+}
+
+/** One table per list option whose entries are objects (bindings, Modbus devices and their signals, sensor nodes). */
+function entryTables(node: SchemaNode, at: string[]): string[] {
+  const out: string[] = [];
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    const p = [...at, key];
+    if (child.type === 'object') out.push(...entryTables(child, p));
+    if (child.type !== 'array' || child.items?.type !== 'object' || !child.items.properties) continue;
+    const item = child.items;
+    const required = new Set(item.required ?? []);
+    out.push(`### \`${p.join('.')}[]\` entries`, '', item.description.replace(/\.?$/, '.'), '', '| key | type | default | description |', '|---|---|---|---|');
+    for (const [k, spec] of Object.entries(item.properties ?? {})) {
+      const dflt = required.has(k) ? '*(required)*' : spec.default === undefined ? '–' : defaultOf(spec);
+      out.push(`| \`${k}\` | ${typeOf(spec)}${limits(spec)} | ${dflt} | ${spec.description.replace(/\|/g, '\\|')} |`);
+    }
+    out.push('');
+    out.push(...entryTables(item, [...p.slice(0, -1), `${key}[]`]));
+  }
+  return out;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -10,6 +10,7 @@ import type { QualityConfig } from '../health/data-quality.js';
 import type { NvidiaGpuConfig } from '../sources/gpu/nvidia-gpu-source.js';
 import type { SmartSourceConfig } from '../sources/disk/smart-source.js';
 import type { ModbusDeviceConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
+import type { NodeStreamConfig } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
 
 export interface BindingConfig {
   model: string;
@@ -39,6 +40,7 @@ export interface AgentConfig {
     host: { enabled: boolean; intervalMs: number; asset: string };
     simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number; transport: 'modbus' | 'direct'; modbusPort: number };
     modbus: { devices: ModbusDeviceConfig[] };
+    nodeStreams: NodeStreamConfig[];
     gpu: NvidiaGpuConfig;
     smart: Omit<SmartSourceConfig, 'asset'>;
     edac: { enabled: boolean; intervalMs: number; timeoutMs: number; sysRoot: string };

@@ -4,6 +4,7 @@
  * current. Options marked `secret` never appear in logs and can be read from a file.
  */
 import { MODBUS_SOURCES_SCHEMA } from '../../../firmware-bridge/src/modbus/modbus-source.js';
+import { nodeStreamConfigSchema } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
 
 
 export interface SchemaNode {
@@ -23,6 +24,12 @@ export interface SchemaNode {
   minItems?: number;
   /** Forewarn extension: never logged; `<name>File` and FOREWARN_… variables can supply it. */
   secret?: boolean;
+}
+
+/** An object schema as an array item: the item itself has no default, only its options do. */
+function withoutDefault(node: SchemaNode): SchemaNode {
+  const { default: _unused, ...rest } = node;
+  return rest;
 }
 
 const obj = (description: string, properties: Record<string, SchemaNode>): SchemaNode => ({
@@ -143,6 +150,12 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       modbusPort: { type: 'integer', description: 'Loopback port of the simulated Modbus server; 0 picks a free one.', default: 0, minimum: 0, maximum: 65535 },
     }),
     modbus: MODBUS_SOURCES_SCHEMA,
+    nodeStreams: {
+      type: 'array',
+      description: 'Microcontroller sensor nodes speaking the Forewarn node protocol (docs/firmware-protocol.md), one entry per serial port, TCP endpoint or UDP port.',
+      default: [],
+      items: withoutDefault(nodeStreamConfigSchema),
+    },
     gpu: obj('NVIDIA GPUs through nvidia-smi: one long-lived query process for the fast fields, slow counters now and then, Xid events from the kernel log', {
       enabled: { type: 'boolean', description: 'Read NVIDIA GPUs. Without nvidia-smi on the host the source says so once and stays idle.', default: true },
       intervalMs: { type: 'integer', description: 'Fast fields (utilisation, memory, temperatures, power, clocks, throttle reasons, ECC).', default: 5000, minimum: 100 },
@@ -239,11 +252,16 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         additionalProperties: false,
         required: ['model', 'assets'],
         properties: {
-          model: { type: 'string', description: 'Model name.', minLength: 1 },
-          assets: { type: 'array', description: 'Asset names.', minItems: 1, items: { type: 'string', description: 'Asset name.', minLength: 1 } },
+          model: { type: 'string', description: 'Model folder name under `scoring.modelsDir`, e.g. `machine-failure`.', minLength: 1 },
+          assets: {
+            type: 'array',
+            description: 'Asset names whose readings this model scores, or patterns with `*` (`disk-*`).',
+            minItems: 1,
+            items: { type: 'string', description: 'Asset name or pattern.', minLength: 1 },
+          },
           signals: {
             type: 'object',
-            description: 'Manifest input name → signal name, where the asset names a signal differently.',
+            description: 'Manifest input name → the signal that feeds it on these assets, where an asset names it differently (e.g. `torque: spindle_torque`).',
             additionalProperties: { type: 'string', description: 'Signal name.', minLength: 1 },
           },
         },

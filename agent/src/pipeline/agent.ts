@@ -8,6 +8,7 @@ import { HostSource } from '../sources/host-source.js';
 import { SimulatorSource } from '../sources/simulator-source.js';
 import { SimulatedMillModbus } from '../sources/simulated-mill-modbus.js';
 import { ModbusSource } from '../../../firmware-bridge/src/modbus/modbus-source.js';
+import { NodeStreamSource } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
 import type { SourceStats } from '../sources/interval-source.js';
 import { NvidiaGpuSource } from '../sources/gpu/nvidia-gpu-source.js';
 import { SmartSource } from '../sources/disk/smart-source.js';
@@ -90,6 +91,7 @@ export class Agent {
       this.sources.push(s.simulator.transport === 'modbus' ? new SimulatedMillModbus(s.simulator, sink, slog) : new SimulatorSource(s.simulator, sink, slog));
     }
     for (const device of s.modbus.devices) if (device.enabled) this.sources.push(new ModbusSource(device, sink, slog));
+    for (const node of s.nodeStreams) if (node.enabled) this.sources.push(new NodeStreamSource(node, sink, events, slog));
     if (s.gpu.enabled) this.sources.push(new NvidiaGpuSource(s.gpu, sink, events, slog));
     if (s.smart.enabled) this.sources.push(new SmartSource(s.smart, sink, slog));
     if (s.edac.enabled) this.sources.push(new EdacSource({ ...s.edac, asset: host }, sink, slog));
