@@ -31,6 +31,7 @@ export interface ModbusSignalConfig {
   wordOrder?: Endianness; // default the device's
   scale?: number; // value = raw × scale + offset; default 1
   offset?: number; // default 0
+  unit?: string; // engineering unit of the scaled value, e.g. `K`, `rpm`, `N.m`
   intervalMs?: number; // default the device's
 }
 
@@ -98,6 +99,7 @@ export const MODBUS_SIGNAL_SCHEMA: SchemaNode = {
     wordOrder: order('Register order inside a multi-register value; default the device\'s.'),
     scale: { type: 'number', description: 'value = raw × scale + offset.' },
     offset: { type: 'number', description: 'value = raw × scale + offset.' },
+    unit: { type: 'string', description: 'Engineering unit of the scaled value (e.g. `K`, `rpm`, `N.m`); it must be the unit the model input bound to this signal expects.' },
     intervalMs: { type: 'integer', description: 'Poll interval of this signal; default the device\'s.', minimum: 10 },
   },
 };
@@ -309,6 +311,18 @@ export class ModbusSource extends IntervalSource {
   status(): { connected: boolean; connectAttempts: number; nextConnectAt: number; units: Record<number, UnitState> } {
     const units = Object.fromEntries([...this.units].map(([id, u]) => [id, { ...u }]));
     return { connected: this.client?.isOpen === true, connectAttempts: this.connectAttempts, nextConnectAt: this.nextConnectAt, units };
+  }
+
+  /** Once at start: the device map as resolved, so an operator can check addresses, types and units in the log. */
+  protected override async prepare(): Promise<void> {
+    this.log.info(
+      {
+        source: this.name,
+        device: this.endpoint,
+        signals: this.signals.map((g) => `${g.asset}.${g.signal} ← unit ${g.unitId} ${g.registerType}[${g.address}] ${g.dataType ?? 'bit'}${g.unit ? ` [${g.unit}]` : ''}`),
+      },
+      'Modbus device map',
+    );
   }
 
   override async stop(): Promise<void> {

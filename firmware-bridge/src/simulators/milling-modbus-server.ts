@@ -54,21 +54,22 @@ export function millingDeviceMap(options: MillingDeviceMapOptions = {}): ModbusS
   const { asset = 'sim-mill-1', unitId, byteOrder, wordOrder, intervalMs } = options;
   const common = { asset, ...(unitId === undefined ? {} : { unitId }), ...(intervalMs === undefined ? {} : { intervalMs }) };
   const layout = { ...(byteOrder ? { byteOrder } : {}), ...(wordOrder ? { wordOrder } : {}) };
-  const reg = (signal: string, key: keyof typeof MILLING_INPUT_REGISTERS): ModbusSignalConfig => ({
+  const reg = (signal: string, key: keyof typeof MILLING_INPUT_REGISTERS, unit?: string): ModbusSignalConfig => ({
     ...common,
     signal,
+    ...(unit ? { unit } : {}),
     registerType: 'input',
     address: MILLING_INPUT_REGISTERS[key].address,
     dataType: MILLING_INPUT_REGISTERS[key].dataType,
     ...layout,
   });
   return [
-    reg('product_type', 'product_type'),
-    reg('air_temperature', 'air_temperature'),
-    reg('process_temperature', 'process_temperature'),
-    reg('rotational_speed', 'rotational_speed'),
-    reg('torque', 'torque'),
-    reg('tool_wear', 'tool_wear'),
+    reg('product_type', 'product_type', 'category'),
+    reg('air_temperature', 'air_temperature', 'K'),
+    reg('process_temperature', 'process_temperature', 'K'),
+    reg('rotational_speed', 'rotational_speed', 'rpm'),
+    reg('torque', 'torque', 'N.m'),
+    reg('tool_wear', 'tool_wear', 'min'),
     reg('cycle', 'process_counter'),
     { ...common, signal: 'machine_failure', registerType: 'discrete', address: 0 },
   ];
