@@ -9,6 +9,7 @@ import { Agent } from './pipeline/agent.js';
 import { LiveView } from './view/live-view.js';
 import { formatStatus, readStatus } from './cli/status-report.js';
 import { evaluateModel } from './scoring/evaluate-model.js';
+import { evaluateRul } from './scoring/evaluate-rul.js';
 
 const USAGE = `forewarn — predictive-maintenance edge agent
 
@@ -18,6 +19,9 @@ Usage:
   forewarn config check FILE [--json]              validate a configuration file without running
   forewarn model eval NAME --data FILE.csv [--json] [--threshold X] [--models-dir DIR]
                                                    score a labelled CSV and print the metrics
+  forewarn model eval NAME --data TEST.txt --rul RUL.txt [--json]
+                                                   RMSE and NASA score of a remaining-useful-life model on
+                                                   a C-MAPSS-format test file and its true RULs
   forewarn version
 
 The configuration file may also be named by FOREWARN_CONFIG; every option can be set by an environment
@@ -103,6 +107,7 @@ export async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean', default: false },
       data: { type: 'string' },
+      rul: { type: 'string' },
       threshold: { type: 'string' },
       'models-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -139,6 +144,19 @@ export async function main(argv: string[]): Promise<number> {
       if (sub !== 'eval' || !arg) usage('expected `model eval NAME --data FILE.csv`');
       if (!values.data) usage('model eval needs --data FILE.csv');
       const modelsDir = values['models-dir'] ?? path.join(PACKAGE_ROOT, 'models');
+      if (values.rul) {
+        const r = await evaluateRul(path.join(modelsDir, arg), values.data, values.rul, { latencyRuns: 200 });
+        process.stdout.write(
+          values.json
+            ? `${JSON.stringify(r, null, 2)}\n`
+            : [
+                `${r.model}@${r.version} on ${r.data}: ${r.engines} engines`,
+                `RMSE ${r.rmse.toFixed(2)} cycles  NASA score ${r.nasaScore.toFixed(1)}  mean error ${r.meanError.toFixed(2)} (late ${r.late})  MAE ${r.mae.toFixed(2)}`,
+                ...(r.latency ? [`one inference, one thread: median ${r.latency.medianMs.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms`] : []),
+              ].join('\n') + '\n',
+        );
+        return 0;
+      }
       const threshold = values.threshold === undefined ? undefined : Number(values.threshold);
       if (threshold !== undefined && !(threshold >= 0 && threshold <= 1)) usage('--threshold must be between 0 and 1');
       const result = await evaluateModel(path.join(modelsDir, arg), values.data, threshold === undefined ? {} : { threshold });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
@@ -99,5 +100,35 @@ describe('RiskScorer with the disk-failure model', () => {
     // Drivers name only what the drive reported.
     expect(failing!.drivers.map((d) => d.feature).sort()).toEqual(expect.arrayContaining(['smart_5_raw']));
     expect(failing!.drivers.some((d) => d.feature === 'smart_187_raw')).toBe(false);
+  });
+});
+
+describe('RiskScorer with a sequence model (turbofan-rul)', () => {
+  it('keeps a rolling window per asset, padded with the first reading, and flags short remaining life', async () => {
+    const manifest = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/manifest.json'), 'utf8')) as {
+      inputs: { window: { length: number }; features: Array<{ name: string; signal: string; baseline: number; range: [number, number] }> };
+      outputs: { threshold: number };
+    };
+    const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine-*'] }]);
+    const healthy = Object.fromEntries(manifest.inputs.features.map((f) => [f.signal, f.baseline]));
+    // Degraded: every sensor at the end of its range that a worn compressor drives it towards.
+    const worn = Object.fromEntries(manifest.inputs.features.map((f) => [f.signal, f.baseline + (f.range[1] - f.baseline) * 0.6]));
+    s.accept(reading('engine-1', healthy, 1));
+    await s.flush();
+    s.accept(reading('engine-1', healthy, 2));
+    await s.flush();
+    const [first, second] = out.flat();
+    // One reading padded to a full window is the same window as two identical readings.
+    expect(second!.score).toBeCloseTo(first!.score, 4);
+    expect(first).toMatchObject({ kind: 'rul', model: 'turbofan-rul', threshold: manifest.outputs.threshold });
+    expect(first!.score).toBeGreaterThan(manifest.outputs.threshold);
+    expect(first!.atRisk).toBe(false);
+    // A window that fills with degraded readings drives the remaining life down.
+    for (let t = 3; t < 3 + manifest.inputs.window.length; t++) s.accept(reading('engine-1', worn, t));
+    await s.flush();
+    const last = out.flat().at(-1)!;
+    expect(last.score).toBeLessThan(first!.score);
+    expect(last.atRisk).toBe(last.score <= manifest.outputs.threshold);
+    expect(last.drivers.length).toBeGreaterThan(0);
   });
 });
