@@ -1,19 +1,17 @@
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 
 /**
  * The real agent process, compiled, against a real mosquitto: it collects host telemetry, runs the simulated
  * milling machine, scores it with the real ONNX model, buffers in SQLite and publishes the contract.
  */
 
-const cleanup: Array<() => Promise<unknown> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 function kill(agent: AgentProcess) {
   return async () => {

@@ -1,9 +1,10 @@
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { ROOT, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
+import { cleanupAfterEach } from '../helpers/cleanup.js';
 
 /**
  * Disk health end to end: the real agent reads a server's disks through a fake smartctl that replays recorded
@@ -11,10 +12,7 @@ import { waitFor } from '../helpers/wait.js';
  * SMART health alerts, and publishes both to a real mosquitto.
  */
 
-const cleanup: Array<() => Promise<unknown> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 const kill = (agent: AgentProcess) => async () => {
   if (agent.proc.exitCode === null && agent.proc.signalCode === null) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildConfig } from '../../../agent/src/config/load-config.js';
 import { RecordStore } from '../../../agent/src/store/record-store.js';
 import { MqttSync } from '../../../agent/src/sync/mqtt-sync.js';
@@ -11,11 +11,9 @@ import { captureLogger } from '../../helpers/capture-logger.js';
 import { contractErrors } from '../../helpers/contract.js';
 import { freePort, startMosquitto, type Broker } from '../../helpers/mosquitto.js';
 import { waitFor } from '../../helpers/wait.js';
+import { cleanupAfterEach } from '../../helpers/cleanup.js';
 
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 function setup(url: string, broker: Record<string, unknown> = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'fw-sync-'));

@@ -1,10 +1,11 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../../agent/src/pipeline/types.js';
 import { ModbusSource, type ModbusSignalConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 import { Prng } from '../../../firmware-bridge/src/simulators/prng.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { waitFor } from '../../helpers/wait.js';
+import { cleanupAfterEach } from '../../helpers/cleanup.js';
 
 /**
  * A Modbus TCP "device" of the test's own that answers every request with a seeded mutation of a valid answer:
@@ -158,10 +159,7 @@ class FuzzDevice {
   }
 }
 
-const cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 /** 4 units × 4 tables: 16 requests a poll, floats included so NaN answers are seen. */
 function fuzzMap(): ModbusSignalConfig[] {

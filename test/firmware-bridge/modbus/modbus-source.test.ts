@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Ajv } from 'ajv';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Reading, RiskRecord } from '../../../agent/src/pipeline/types.js';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import { isForewarnError } from '../../../agent/src/errors.js';
@@ -21,12 +21,10 @@ import {
 } from '../../../firmware-bridge/src/simulators/milling-modbus-server.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { waitFor } from '../../helpers/wait.js';
+import { cleanupAfterEach } from '../../helpers/cleanup.js';
 
 const MODELS = path.resolve(import.meta.dirname, '../../../models');
-const cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 async function serve(options: MillingModbusServerOptions = {}): Promise<MillingModbusServer> {
   const server = new MillingModbusServer(options);

@@ -1,9 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HealthEvent, Reading } from '../../../agent/src/pipeline/types.js';
 import {
   DEFAULT_NODE_STREAM_CONFIG,
@@ -19,6 +19,8 @@ import { SensorNodeServer, datagrams, type SensorNodeServerOptions } from '../..
 import { Prng } from '../../../firmware-bridge/src/simulators/prng.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { waitFor } from '../../helpers/wait.js';
+import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { serialSkipReason } from '../../helpers/serial-pty.js';
 
 /**
  * The sensor-node source end to end: the emulator (sensor-node-server.ts) on TCP, UDP and a socat pty pair on one
@@ -29,28 +31,10 @@ const FAST = { speedup: 10, node: { seed: 3, healthEveryS: 2 } } satisfies Parti
 const BAND_KEYS = ['band_10_100_hz', 'band_100_500_hz', 'band_500_1000_hz', 'band_1000_2000_hz', 'band_2000_5000_hz'];
 const FEATURE_KEYS = ['rms', 'peak', 'crest', 'kurtosis', 'skewness', ...BAND_KEYS].map((k) => `vib.x.${k}`);
 
-const IS_ROOT = process.getuid?.() === 0;
-if (spawnSync('socat', ['-V']).status !== 0 && IS_ROOT) {
-  const install = 'apt-get install -y socat || (apt-get update && apt-get install -y socat)';
-  spawnSync('sh', ['-c', install], { stdio: 'ignore', timeout: 180_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
-const HAS_SOCAT = spawnSync('socat', ['-V']).status === 0;
-let serialportError: string | null = null;
-try {
-  await import('serialport');
-} catch (err) {
-  serialportError = String(err);
-}
-const SERIAL_SKIP = !HAS_SOCAT
-  ? `socat is not installed${IS_ROOT ? ' and apt-get could not install it' : ' (not root, so not installed here: apt-get install -y socat)'}, so no pty pair can be made`
-  : serialportError
-    ? `the serialport native binding does not load here (${serialportError})`
-    : '';
+const SERIAL_SKIP = await serialSkipReason();
+const SERIALPORT_LOADS = await import('serialport').then(() => true, () => false);
 
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 function source(cfg: Partial<NodeStreamConfig>) {
   const readings: Reading[] = [];
@@ -148,9 +132,9 @@ describe('NodeStreamSource over TCP', () => {
   it('delivers health, temperature/current and vibration features of the right asset; keeps raw blocks on request', async () => {
     const server = await nodeServer({ transport: 'tcp', ...FAST });
     const { src, readings, events, said } = source({ transport: 'tcp', host: '127.0.0.1', port: server.port, keepRawBlocks: 3 });
-    const t0 = Date.now();
     await src.start();
-    expect(Date.now() - t0).toBeLessThan(100);
+    // start() does not wait for the link: nothing has been read yet when it returns.
+    expect(readings).toEqual([]);
     await waitFor(arrived(readings), 'health, measurement and feature readings', 10_000);
     checkMeasurements(readings);
     checkFeatures(server, readings, 3);
@@ -326,11 +310,9 @@ describe(`NodeStreamSource on a serial port${SERIAL_SKIP ? ` (skipped: ${SERIAL_
 
   it('a device missing at start is a failing state with back-off, not an exception', async () => {
     const { src, said } = source({ transport: 'serial', path: '/dev/forewarn-no-such-tty' });
-    const t0 = Date.now();
     await src.start();
-    expect(Date.now() - t0).toBeLessThan(100);
     await waitFor(() => src.stats.errors >= 3, 'failed opens', 5000);
-    if (serialportError) {
+    if (!SERIALPORT_LOADS) {
       expect(src.stats.state).toBe('unavailable');
       return;
     }
