@@ -61,7 +61,9 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold, tr
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recipe_common import dump_json, float32_floor, json_rows, onnxruntime_node_predict, sha256  # noqa: E402
+from recipe_common import (  # noqa: E402
+    dump_json, hgb_baseline, hgb_pin, hgb_predictors, hgb_tree_nodes, json_rows, onnx_tree_ensemble_raw, onnxruntime_node_predict, sha256,
+)
 
 try:  # joblib ships with scikit-learn
     from joblib import Parallel, delayed
@@ -464,80 +466,6 @@ def feature_audit(tr: Drives) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def baseline_logit(clf: HistGradientBoostingClassifier) -> float:
-    return float(np.asarray(clf._baseline_prediction).ravel()[0])
-
-
-def predictors(clf: HistGradientBoostingClassifier):
-    """One TreePredictor per boosting iteration (binary classification: one tree per iteration)."""
-    preds = clf._predictors  # private in sklearn 1.2; pinned by check_predictors() and the parity checks
-    assert all(len(it) == 1 for it in preds)
-    return [it[0] for it in preds]
-
-
-def predictors_raw(clf, X: np.ndarray) -> np.ndarray:
-    """Raw score from the predictors' node arrays alone, in float64: baseline + sum over trees of the leaf value reached,
-    where a node sends x left when x <= num_threshold, and NaN left when missing_go_to_left. This is exactly what
-    tree_nodes() exports."""
-    X = np.asarray(X, dtype=np.float64)
-    out = np.full(len(X), baseline_logit(clf))
-    rows = np.arange(len(X))
-    for p in predictors(clf):
-        nd = p.nodes
-        cur = np.zeros(len(X), dtype=np.int64)
-        while True:
-            active = ~nd["is_leaf"][cur].astype(bool)
-            if not active.any():
-                break
-            x = X[rows, nd["feature_idx"][cur]]
-            with np.errstate(invalid="ignore"):
-                left = np.where(np.isnan(x), nd["missing_go_to_left"][cur].astype(bool), x <= nd["num_threshold"][cur])
-            cur = np.where(active, np.where(left, nd["left"][cur], nd["right"][cur]), cur)
-        out = out + nd["value"][cur]
-    return out
-
-
-def check_predictors(clf, X: np.ndarray) -> float:
-    """Pins the private API the export relies on: no categorical splits, and predictors_raw() == decision_function()."""
-    for p in predictors(clf):
-        assert not p.nodes["is_categorical"].any()
-    d = float(np.max(np.abs(predictors_raw(clf, X) - clf.decision_function(X))))
-    assert d <= 1e-9, f"sklearn's _predictors do not behave as the export assumes (max |dlogit| {d})"
-    return d
-
-
-def tree_nodes(clf: HistGradientBoostingClassifier):
-    """Flattened TreeEnsembleRegressor attributes from the fitted predictors."""
-    a = {k: [] for k in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
-        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
-        "target_treeids", "target_nodeids", "target_ids", "target_weights",
-    )}
-    for t_id, pred in enumerate(predictors(clf)):
-        for n, node in enumerate(pred.nodes):
-            a["nodes_treeids"].append(t_id)
-            a["nodes_nodeids"].append(n)
-            if node["is_leaf"]:
-                a["nodes_featureids"].append(0)
-                a["nodes_values"].append(0.0)
-                a["nodes_modes"].append("LEAF")
-                a["nodes_truenodeids"].append(0)
-                a["nodes_falsenodeids"].append(0)
-                a["nodes_missing_value_tracks_true"].append(0)
-                a["target_treeids"].append(t_id)
-                a["target_nodeids"].append(n)
-                a["target_ids"].append(0)
-                a["target_weights"].append(float(np.float32(node["value"])))  # shrinkage already applied
-            else:
-                a["nodes_featureids"].append(int(node["feature_idx"]))
-                a["nodes_values"].append(float(float32_floor(float(node["num_threshold"]))))
-                a["nodes_modes"].append("BRANCH_LEQ")
-                a["nodes_truenodeids"].append(int(node["left"]))  # x <= threshold goes left
-                a["nodes_falsenodeids"].append(int(node["right"]))
-                a["nodes_missing_value_tracks_true"].append(int(node["missing_go_to_left"]))  # NaN follows the learned side
-    return a
-
-
 def build_onnx(clf: HistGradientBoostingClassifier, name: str, doc: str) -> onnx.ModelProto:
     F = TensorProto.FLOAT
     inits = [
@@ -545,7 +473,7 @@ def build_onnx(clf: HistGradientBoostingClassifier, name: str, doc: str) -> onnx
         helper.make_tensor("one", F, [], [1.0]),
     ]
     raw = ["smart_5", "smart_187", "smart_197", "smart_198"]
-    a = tree_nodes(clf)
+    a = hgb_tree_nodes(clf)
     nodes = [
         helper.make_node("Split", ["X", "split_sizes"], raw, axis=1, name="split_inputs"),
         # unreadable sectors = max(197, 198), ignoring a missing one
@@ -572,7 +500,7 @@ def build_onnx(clf: HistGradientBoostingClassifier, name: str, doc: str) -> onnx
             n_targets=1,
             aggregate_function="SUM",
             post_transform="NONE",
-            base_values=[float(np.float32(baseline_logit(clf)))],
+            base_values=[float(np.float32(hgb_baseline(clf)))],
             **a,
         ),
         helper.make_node("Sigmoid", ["logit"], ["probability"], name="probability"),
@@ -603,37 +531,7 @@ def build_onnx(clf: HistGradientBoostingClassifier, name: str, doc: str) -> onnx
 
 def numpy_onnx_predict(model: onnx.ModelProto, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Evaluates the exported graph from its ONNX attributes (float32 features and thresholds, NaN tracking)."""
-    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
-    at = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-    f = tree_features(raw)
-    tree_ids = np.array(at["nodes_treeids"])
-    node_ids = np.array(at["nodes_nodeids"])
-    modes = np.array([m.decode() if isinstance(m, bytes) else m for m in at["nodes_modes"]])
-    feat = np.array(at["nodes_featureids"])
-    thr = np.array(at["nodes_values"], dtype=np.float32)
-    tnode = np.array(at["nodes_truenodeids"])
-    fnode = np.array(at["nodes_falsenodeids"])
-    miss = np.array(at["nodes_missing_value_tracks_true"]).astype(bool)
-    weights = {(t, n): w for t, n, w in zip(at["target_treeids"], at["target_nodeids"], at["target_weights"])}
-    out = np.full(len(f), at["base_values"][0], dtype=np.float64)
-    rows = np.arange(len(f))
-    for tid in np.unique(tree_ids):
-        sel = tree_ids == tid
-        order = np.argsort(node_ids[sel])
-        assert np.array_equal(node_ids[sel][order], np.arange(sel.sum()))
-        m, fe, th, tn, fn, ms = (arr[sel][order] for arr in (modes, feat, thr, tnode, fnode, miss))
-        leaf = m == "LEAF"
-        w = np.array([weights.get((tid, n), 0.0) for n in range(len(m))])
-        cur = np.zeros(len(f), dtype=np.int64)
-        while True:
-            active = ~leaf[cur]
-            if not active.any():
-                break
-            x = f[rows, fe[cur]]
-            with np.errstate(invalid="ignore"):
-                go_true = np.where(np.isnan(x), ms[cur], x <= th[cur])  # float32 vs float32, like onnxruntime
-            cur = np.where(active, np.where(go_true, tn[cur], fn[cur]), cur)
-        out += w[cur]
+    out = onnx_tree_ensemble_raw(model, tree_features(raw))
     return 1.0 / (1.0 + np.exp(-out)), out
 
 
@@ -869,7 +767,7 @@ def main(argv=None) -> int:
     clf = fit(raw_tr_all, slice(None), y_tr, best, SEED)
     raw_tr = tr.raw()
     hyper = {**best, **FIXED_PARAMS, "monotonic_cst": MONOTONIC}
-    n_nodes = sum(len(p.nodes) for p in predictors(clf))
+    n_nodes = sum(len(p.nodes) for p in hgb_predictors(clf))
 
     # ---- 5. export + parity -----------------------------------------------------------------
     raw_ho = ho.raw()
@@ -886,7 +784,7 @@ def main(argv=None) -> int:
         f.write(model.SerializeToString())
     parity = {"tolerance": PARITY_TOLERANCE, "sets": {}}
     parity["predictorsVsDecisionFunctionMaxAbsLogitDiff"] = max(
-        check_predictors(clf, tree_features(r)) for r in (raw_tr, raw_ho, raw_ho_missing, raw_ho_random))
+        hgb_pin(clf, f, clf.decision_function(f)) for f in map(tree_features, (raw_tr, raw_ho, raw_ho_missing, raw_ho_random)))
     print(f"[parity] clf._predictors re-evaluated vs decision_function: max |dlogit| = {parity['predictorsVsDecisionFunctionMaxAbsLogitDiff']:.3g}")
     views = {"holdout": raw_ho, "holdoutMissing187_188_198": raw_ho_missing, "holdoutRandom30pctCellsMissing": raw_ho_random}
     ort_scores = {}

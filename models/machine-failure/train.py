@@ -50,7 +50,7 @@ from sklearn.metrics import average_precision_score, confusion_matrix, f1_score,
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recipe_common import dump_json, float32_floor, onnxruntime_node_predict, sha256  # noqa: E402
+from recipe_common import dump_json, float32_floor, onnx_tree_ensemble_raw, onnxruntime_node_predict, sha256  # noqa: E402
 
 try:  # joblib ships with scikit-learn
     from joblib import Parallel, delayed
@@ -438,35 +438,7 @@ def build_onnx(clf: GradientBoostingClassifier, version: str) -> onnx.ModelProto
 
 def numpy_onnx_predict(model: onnx.ModelProto, raw: np.ndarray) -> np.ndarray:
     """Evaluates the exported tree ensemble from the ONNX attributes (float32 thresholds)."""
-    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
-    at = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-    f = features(raw)
-    tree_ids = np.array(at["nodes_treeids"])
-    node_ids = np.array(at["nodes_nodeids"])
-    modes = np.array([m.decode() if isinstance(m, bytes) else m for m in at["nodes_modes"]])
-    feat = np.array(at["nodes_featureids"])
-    thr = np.array(at["nodes_values"], dtype=np.float32)
-    tnode = np.array(at["nodes_truenodeids"])
-    fnode = np.array(at["nodes_falsenodeids"])
-    weights = {(t, n): w for t, n, w in zip(at["target_treeids"], at["target_nodeids"], at["target_weights"])}
-    out = np.full(len(f), at["base_values"][0], dtype=np.float64)
-    rows = np.arange(len(f))
-    for tid in np.unique(tree_ids):
-        sel = tree_ids == tid
-        order = np.argsort(node_ids[sel])
-        assert np.array_equal(node_ids[sel][order], np.arange(sel.sum()))
-        m, fe, th, tn, fn = (a[sel][order] for a in (modes, feat, thr, tnode, fnode))
-        leaf = m == "LEAF"
-        w = np.array([weights.get((tid, n), 0.0) for n in range(len(m))])
-        cur = np.zeros(len(f), dtype=np.int64)
-        while True:
-            active = ~leaf[cur]
-            if not active.any():
-                break
-            go_true = f[rows, fe[cur]] <= th[cur]  # float32 vs float32, like onnxruntime
-            cur = np.where(active, np.where(go_true, tn[cur], fn[cur]), cur)
-        out += w[cur]
-    return 1.0 / (1.0 + np.exp(-out))
+    return 1.0 / (1.0 + np.exp(-onnx_tree_ensemble_raw(model, features(raw))))
 
 
 # --------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recipe_common import dump_json, float32_floor, sha256  # noqa: E402
+from recipe_common import dump_json, hgb_baseline, hgb_pin, hgb_predictors, hgb_tree_nodes, onnx_tree_ensemble_raw, sha256  # noqa: E402
 
 try:  # joblib ships with scikit-learn
     from joblib import Parallel, delayed
@@ -230,7 +230,6 @@ def engine_windows(engines: list[Engine], features: list[str]):
     return np.concatenate(X), np.concatenate(units), np.concatenate(ends), np.concatenate(rul).astype(np.float64)
 
 
-
 # --------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------
@@ -291,8 +290,6 @@ def alert_report(pred, rul) -> dict:
         "recall": round(tp / (tp + fn), 4) if tp + fn else None,
         "alertsWithTrueRulAbove60": int(np.sum(alert & (np.asarray(rul) > 60))),
     }
-
-
 
 
 def alert_lead_times(pred, units, ends, rul, hold) -> dict:
@@ -546,77 +543,6 @@ def nn_comparison(X, units, ends, rul, sensors, jobs) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def predictors(reg: HistGradientBoostingRegressor):
-    preds = reg._predictors  # private in sklearn 1.2; pinned by check_predictors() and the parity checks
-    assert all(len(it) == 1 for it in preds)
-    return [it[0] for it in preds]
-
-
-def baseline(reg) -> float:
-    return float(np.asarray(reg._baseline_prediction).ravel()[0])
-
-
-def predictors_raw(reg, F: np.ndarray) -> np.ndarray:
-    """baseline + sum of the leaf values reached, from the predictors' node arrays alone (what tree_nodes() exports)."""
-    F = np.asarray(F, dtype=np.float64)
-    out = np.full(len(F), baseline(reg))
-    rows = np.arange(len(F))
-    for p in predictors(reg):
-        nd = p.nodes
-        cur = np.zeros(len(F), dtype=np.int64)
-        while True:
-            active = ~nd["is_leaf"][cur].astype(bool)
-            if not active.any():
-                break
-            x = F[rows, nd["feature_idx"][cur]]
-            with np.errstate(invalid="ignore"):
-                left = np.where(np.isnan(x), nd["missing_go_to_left"][cur].astype(bool), x <= nd["num_threshold"][cur])
-            cur = np.where(active, np.where(left, nd["left"][cur], nd["right"][cur]), cur)
-        out = out + nd["value"][cur]
-    return out
-
-
-def check_predictors(reg, F: np.ndarray) -> float:
-    for p in predictors(reg):
-        assert not p.nodes["is_categorical"].any()
-    with threadpool_limits(limits=1):
-        d = float(np.max(np.abs(predictors_raw(reg, F) - reg.predict(F.astype(np.float64)))))
-    assert d <= 1e-9, f"sklearn's _predictors do not behave as the export assumes (max |d| {d})"
-    return d
-
-
-def tree_nodes(reg):
-    a = {k: [] for k in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
-        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
-        "target_treeids", "target_nodeids", "target_ids", "target_weights",
-    )}
-    for t_id, pred in enumerate(predictors(reg)):
-        for n, node in enumerate(pred.nodes):
-            a["nodes_treeids"].append(t_id)
-            a["nodes_nodeids"].append(n)
-            if node["is_leaf"]:
-                a["nodes_featureids"].append(0)
-                a["nodes_values"].append(0.0)
-                a["nodes_modes"].append("LEAF")
-                a["nodes_truenodeids"].append(0)
-                a["nodes_falsenodeids"].append(0)
-                a["nodes_missing_value_tracks_true"].append(0)
-                a["target_treeids"].append(t_id)
-                a["target_nodeids"].append(n)
-                a["target_ids"].append(0)
-                a["target_weights"].append(float(np.float32(node["value"])))  # shrinkage already applied
-            else:
-                a["nodes_featureids"].append(int(node["feature_idx"]))
-                # For float32 x: (x <= t) == (x <= float32_floor(t)).
-                a["nodes_values"].append(float(float32_floor(float(node["num_threshold"]))))
-                a["nodes_modes"].append("BRANCH_LEQ")
-                a["nodes_truenodeids"].append(int(node["left"]))
-                a["nodes_falsenodeids"].append(int(node["right"]))
-                a["nodes_missing_value_tracks_true"].append(int(node["missing_go_to_left"]))
-    return a
-
-
 def build_onnx(reg, wf: WindowFeatures) -> onnx.ModelProto:
     D, F = TensorProto.DOUBLE, TensorProto.FLOAT
     n = len(wf.sensors)
@@ -652,7 +578,7 @@ def build_onnx(reg, wf: WindowFeatures) -> onnx.ModelProto:
         helper.make_node(
             "TreeEnsembleRegressor", ["features"], ["raw_rul"], domain="ai.onnx.ml", name="gradient_boosting",
             n_targets=1, aggregate_function="SUM", post_transform="NONE",
-            base_values=[float(np.float32(baseline(reg)))], **tree_nodes(reg),
+            base_values=[float(np.float32(hgb_baseline(reg)))], **hgb_tree_nodes(reg),
         ),
         helper.make_node("Relu", ["raw_rul"], ["rul"], name="clamp_at_zero"),
     ]
@@ -682,34 +608,7 @@ def build_onnx(reg, wf: WindowFeatures) -> onnx.ModelProto:
 
 def numpy_onnx_predict(model: onnx.ModelProto, F: np.ndarray) -> np.ndarray:
     """Evaluates the exported tree ensemble from its ONNX attributes on float32 features, plus the Relu."""
-    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
-    at = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-    tree_ids = np.array(at["nodes_treeids"])
-    node_ids = np.array(at["nodes_nodeids"])
-    modes = np.array([m.decode() if isinstance(m, bytes) else m for m in at["nodes_modes"]])
-    feat = np.array(at["nodes_featureids"])
-    thr = np.array(at["nodes_values"], dtype=np.float32)
-    tnode = np.array(at["nodes_truenodeids"])
-    fnode = np.array(at["nodes_falsenodeids"])
-    weights = {(t, n): w for t, n, w in zip(at["target_treeids"], at["target_nodeids"], at["target_weights"])}
-    out = np.full(len(F), at["base_values"][0], dtype=np.float64)
-    rows = np.arange(len(F))
-    for tid in np.unique(tree_ids):
-        sel = tree_ids == tid
-        order = np.argsort(node_ids[sel])
-        assert np.array_equal(node_ids[sel][order], np.arange(sel.sum()))
-        m, fe, th, tn, fn = (arr[sel][order] for arr in (modes, feat, thr, tnode, fnode))
-        leaf = m == "LEAF"
-        w = np.array([weights.get((tid, n), 0.0) for n in range(len(m))])
-        cur = np.zeros(len(F), dtype=np.int64)
-        while True:
-            active = ~leaf[cur]
-            if not active.any():
-                break
-            go_true = F[rows, fe[cur]] <= th[cur]  # float32 vs float32, like onnxruntime
-            cur = np.where(active, np.where(go_true, tn[cur], fn[cur]), cur)
-        out += w[cur]
-    return np.maximum(out, 0.0)
+    return np.maximum(onnx_tree_ensemble_raw(model, F), 0.0)
 
 
 NODE_SCRIPT = r"""
@@ -855,7 +754,8 @@ def main(argv=None) -> int:
     wf = WindowFeatures(sensors, best["featureSet"].endswith("health_index")).fit(X_tr[:, -1, :], rul_tr)
     F_tr = wf.transform(X_tr)
     reg = fit_reg(F_tr, np.minimum(rul_tr, RUL_CAP), hyper)
-    check_predictors(reg, F_tr[:2000])
+    with threadpool_limits(limits=1):
+        hgb_pin(reg, F_tr[:2000], reg.predict(F_tr[:2000].astype(np.float64)))
 
     # ---- 5. export + parity ------------------------------------------------------------
     os.makedirs(args.out_dir, exist_ok=True)
@@ -863,7 +763,7 @@ def main(argv=None) -> int:
     model = build_onnx(reg, wf)
     with open(model_path, "wb") as f:
         f.write(model.SerializeToString())
-    n_nodes = len(tree_nodes(reg)["nodes_nodeids"])
+    n_nodes = len(hgb_tree_nodes(reg)["nodes_nodeids"])
     X_ho, u_ho, end_ho, rul_ho = engine_windows(hold, sensors)
     F_ho = wf.transform(X_ho)
     p_ho = predict_reg(reg, F_ho)
