@@ -20,7 +20,7 @@ export interface BindingConfig {
 
 export interface AgentConfig {
   agent: { id: string; logLevel: string; view: 'auto' | 'on' | 'off' };
-  storage: { dir: string; synchronous: 'full' | 'normal'; retentionHours: number };
+  storage: { dir: string; synchronous: 'full' | 'normal'; retentionHours: number; maxBytes: number; minFreeBytes: number; checkIntervalMs: number };
   broker: {
     url: string;
     clientId: string;
@@ -32,7 +32,11 @@ export interface AgentConfig {
     reconnectMinMs: number;
     reconnectMaxMs: number;
     batchMaxRecords: number;
+    maxMessageBytes: number;
+    compression: 'none' | 'gzip';
+    compressMinBytes: number;
     flushIntervalMs: number;
+    progressLogMs: number;
     maxInflight: number;
     tls: { caFile: string; certFile: string; keyFile: string; rejectUnauthorized: boolean };
   };

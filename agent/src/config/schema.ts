@@ -82,6 +82,20 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       default: 24,
       minimum: 0,
     },
+    maxBytes: {
+      type: 'integer',
+      description:
+        'Quota for the database\'s pages in bytes (the WAL adds a few MiB on top). When reached, acknowledged rows go first, then the oldest unsent telemetry, risk, events, and alerts only when nothing else is left; every drop is counted and announced (docs/delivery.md). 0 = no quota.',
+      default: 1073741824,
+      minimum: 0,
+    },
+    minFreeBytes: {
+      type: 'integer',
+      description: 'Free-space floor on the data directory\'s file system: below it the same drop policy applies and freed pages go back to the file system. 0 = no floor.',
+      default: 268435456,
+      minimum: 0,
+    },
+    checkIntervalMs: { type: 'integer', description: 'How often the quota and the free-space floor are checked.', default: 1000, minimum: 100 },
   }),
   broker: obj('The central MQTT broker (MQTT 5)', {
     url: {
@@ -107,8 +121,22 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     connectTimeoutMs: { type: 'integer', description: 'How long one connection attempt may take.', default: 10000, minimum: 500 },
     reconnectMinMs: { type: 'integer', description: 'First reconnect delay; doubles each failed attempt, with full jitter.', default: 1000, minimum: 50 },
     reconnectMaxMs: { type: 'integer', description: 'Longest reconnect delay.', default: 60000, minimum: 100 },
-    batchMaxRecords: { type: 'integer', description: 'Most records in one published message.', default: 200, minimum: 1, maximum: 10000 },
+    batchMaxRecords: { type: 'integer', description: 'Most records in one published message.', default: 500, minimum: 1, maximum: 10000 },
+    maxMessageBytes: {
+      type: 'integer',
+      description: 'Most bytes of records in one message before compression (a single larger record still goes alone). Lowered further to the broker\'s Maximum Packet Size when it announces one.',
+      default: 262144,
+      minimum: 1024,
+    },
+    compression: {
+      type: 'string',
+      description: 'Compress batch payloads: `gzip`, or `none` for plain JSON. The payload says which (content type, and gzip\'s magic bytes); see docs/mqtt.md.',
+      enum: ['none', 'gzip'],
+      default: 'none',
+    },
+    compressMinBytes: { type: 'integer', description: 'Payloads smaller than this go uncompressed even with `compression: gzip`.', default: 1024, minimum: 0 },
     flushIntervalMs: { type: 'integer', description: 'How often the outbox is drained while connected.', default: 1000, minimum: 10 },
+    progressLogMs: { type: 'integer', description: 'How often drain progress of a backlog is logged (records left, rate, time to go).', default: 10000, minimum: 100 },
     maxInflight: {
       type: 'integer',
       description: 'Most unacknowledged publishes at once; never more than the broker\'s Receive Maximum.',

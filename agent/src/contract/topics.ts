@@ -13,6 +13,12 @@ export const topics = {
   riskCurrent: (agentId: string, asset: string, model: string) => `${TOPIC_ROOT}/${agentId}/risk/current/${asset}/${model}`,
 };
 
+/**
+ * MQTT 5 content type of a batch. Decoders should also sniff the payload, since bridges may drop properties:
+ * gzip starts with the bytes 1f 8b, JSON with `{`.
+ */
+export const CONTENT_TYPE = { json: 'application/json', gzip: 'application/gzip' } as const;
+
 export interface StatusPayload {
   schemaVersion: typeof SCHEMA_VERSION;
   agentId: string;
@@ -32,5 +38,25 @@ export interface BatchPayload<R> {
   agentId: string;
   stream: string;
   bootSeq: number;
+  /** Present and true when every record in the batch was committed before the current connection: replayed backlog. */
+  historical?: true;
   records: Array<R & { seq: number }>;
+}
+
+/** An `events` record telling subscribers which seqs of a stream were dropped under the storage policy. */
+export interface RecordsDroppedEvent {
+  ts: number;
+  type: 'records-dropped';
+  stream: 'alerts' | 'risk' | 'events' | 'telemetry';
+  count: number;
+  ranges: Array<[number, number]>;
+  reason: 'quota' | 'free-space' | 'disk-full';
+}
+
+/** An `events` record: the database found at start was unusable, set aside, and a fresh one started. */
+export interface StorageRecoveredEvent {
+  ts: number;
+  type: 'storage-recovered';
+  reason: string;
+  setAside: string;
 }

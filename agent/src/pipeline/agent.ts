@@ -2,6 +2,8 @@ import type { Logger } from '../logger.js';
 import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../errors.js';
 import { RecordStore } from '../store/record-store.js';
+import { StorageLock } from '../store/storage-lock.js';
+import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import { RiskScorer } from '../scoring/risk-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
 import { HostSource } from '../sources/host-source.js';
@@ -28,6 +30,10 @@ export interface AgentStats {
   collected: number;
   scoredRecords: number;
   storageErrors: number;
+  /** Records dropped under the storage policy during this run, per stream (the database keeps the totals). */
+  dropped: Record<StreamName, number>;
+  /** Records that could not be committed at all (the disk stayed full even after the drop policy ran). */
+  lost: number;
   lastRisk: Map<string, RiskRecord>;
 }
 
@@ -51,10 +57,12 @@ export class Agent {
   readonly health: HealthMonitor;
   readonly stats: AgentStats;
   private purgeTimer: NodeJS.Timeout | null = null;
+  private quotaTimer: NodeJS.Timeout | null = null;
+  private readonly lock: StorageLock;
   private staleTimer: NodeJS.Timeout | null = null;
   private stopped: Promise<void> | null = null;
   private lastStorageError = 0;
-  private readonly writeQueue: Parameters<RecordStore['append']>[0][number][] = [];
+  private readonly writeQueue: NewRecord[] = [];
   private writeScheduled = false;
   private lastSourceStates = '';
 
@@ -63,8 +71,30 @@ export class Agent {
     private readonly log: Logger,
     agentVersion: string,
   ) {
-    this.store = new RecordStore({ dir: config.storage.dir, synchronous: config.storage.synchronous });
-    this.stats = { startedAt: Date.now(), bootSeq: this.store.nextBootSeq(), collected: 0, scoredRecords: 0, storageErrors: 0, lastRisk: new Map() };
+    this.lock = new StorageLock(config.storage.dir);
+    this.lock.acquire();
+    try {
+      this.store = new RecordStore({ dir: config.storage.dir, synchronous: config.storage.synchronous });
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
+    if (this.store.recovered) {
+      log.error(
+        { code: 'FW_ERR_STORAGE_CORRUPT', db: this.store.file, setAside: this.store.recovered.setAside, reason: this.store.recovered.reason },
+        'the database could not be used; it was set aside and a fresh one started (its unsent records are in the set-aside file)',
+      );
+    }
+    this.stats = {
+      startedAt: Date.now(),
+      bootSeq: this.store.nextBootSeq(),
+      collected: 0,
+      scoredRecords: 0,
+      storageErrors: 0,
+      dropped: { alerts: 0, risk: 0, events: 0, telemetry: 0 },
+      lost: 0,
+      lastRisk: new Map(),
+    };
     this.scorer = config.scoring.enabled
       ? new RiskScorer(config.scoring, (records) => this.onRisk(records), log.child({ component: 'scoring' }))
       : null;
@@ -115,6 +145,9 @@ export class Agent {
     if (this.scorer) this.quality.addAnalogSignals(this.scorer.analogInputSignals());
     this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
+    this.enforceStorageLimits();
+    this.quotaTimer = setInterval(() => this.enforceStorageLimits(), this.config.storage.checkIntervalMs);
+    this.quotaTimer.unref();
     this.staleTimer = setInterval(() => {
       this.onQuality(this.quality.checkStale());
       this.republishIfSourcesChanged();
@@ -145,7 +178,7 @@ export class Agent {
    * Queues records for the next write: everything produced in one tick (a GPU source's eight readings, a batch
    * of scores) is committed in one transaction, one fsync instead of one each.
    */
-  private commit(items: Parameters<RecordStore['append']>[0]): void {
+  private commit(items: readonly NewRecord[]): void {
     this.writeQueue.push(...items);
     if (this.writeScheduled) return;
     this.writeScheduled = true;
@@ -159,12 +192,51 @@ export class Agent {
     try {
       this.store.append(items);
     } catch (err) {
+      // A full disk: make room by the drop policy and try once more before giving these records up.
+      if (isDiskFull(err) && this.enforceStorageLimits('disk-full')) {
+        try {
+          this.store.append(items);
+          return;
+        } catch (again) {
+          err = again;
+        }
+      }
       this.stats.storageErrors++;
+      this.stats.lost += items.length;
       // A full or failing disk is logged at most once a minute, not per record.
       if (Date.now() - this.lastStorageError > 60_000) {
         this.lastStorageError = Date.now();
-        this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors, lost: items.length }, 'cannot commit records');
+        this.log.error(
+          { err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors, lost: this.stats.lost },
+          'cannot commit records; they are lost',
+        );
       }
+    }
+  }
+
+  /**
+   * Keeps the database within its quota and the file system above its free-space floor, by the documented drop
+   * policy (store/outbox.ts DROP_ORDER). Returns whether anything was freed.
+   */
+  private enforceStorageLimits(reason?: DropReason): boolean {
+    const limits = { maxBytes: this.config.storage.maxBytes, minFreeBytes: this.config.storage.minFreeBytes };
+    try {
+      const reports = this.store.enforceQuota(limits, this.sync.inflightCursors(), reason);
+      for (const r of reports) {
+        this.stats.dropped[r.stream] += r.count;
+        this.log.warn(
+          { code: 'FW_ERR_STORAGE_DROPPED', stream: r.stream, count: r.count, reason: r.reason, fromSeq: r.ranges[0]?.[0], toSeq: r.ranges[r.ranges.length - 1]?.[1], ...limits },
+          'storage limit reached; dropped the oldest unsent records by policy',
+        );
+      }
+      if (reports.length) this.sync.notify();
+      // Space freed by purges and drops goes back to the file system a little at a time, when it is needed.
+      const u = this.store.usage();
+      if (u.reclaimableBytes > 0 && (u.freeBytes < limits.minFreeBytes * 2 || u.reclaimableBytes > u.fileBytes / 2)) this.store.vacuumStep();
+      return reports.length > 0 || reason === 'disk-full';
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'storage limit check failed');
+      return false;
     }
   }
 
@@ -208,6 +280,7 @@ export class Agent {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       if (this.purgeTimer) clearInterval(this.purgeTimer);
+      if (this.quotaTimer) clearInterval(this.quotaTimer);
       if (this.staleTimer) clearInterval(this.staleTimer);
       for (const s of this.sources) await s.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'source stop failed'));
       await this.scorer?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'scoring stop failed'));
@@ -215,8 +288,14 @@ export class Agent {
       this.flushWrites();
       await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));
       this.store.close();
+      this.lock.release();
       this.log.info({ collected: this.stats.collected, scored: this.stats.scoredRecords, sent: this.sync.stats.sent }, 'agent stopped');
     })();
     return this.stopped;
   }
+}
+
+function isDiskFull(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  return cause?.code === 'SQLITE_FULL' || (err as { code?: string }).code === 'SQLITE_FULL';
 }

@@ -1,41 +1,44 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../errors.js';
+import {
+  DROP_ORDER,
+  STREAM_PRIORITY,
+  STREAMS,
+  STREAMS_BY_PRIORITY,
+  type BatchRequest,
+  type DropReason,
+  type DropReport,
+  type NewRecord,
+  type Outbox,
+  type OutboxBatch,
+  type OutboxRecord,
+  type StorageLimits,
+  type StorageUsage,
+  type StreamCounts,
+  type StreamName,
+} from './outbox.js';
+
+export { STREAM_PRIORITY, STREAMS, type StreamName, type StreamCounts } from './outbox.js';
 
 /**
- * The SQLite buffer: every record the agent produces is committed here first, with a per-stream sequence
- * number, and leaves the outbox only when the broker has acknowledged it (`markSent`).
+ * The SQLite outbox: every record the agent produces is committed here first, with a per-stream sequence
+ * number, and leaves only when the broker has acknowledged it (`markSent`) or the storage policy drops it
+ * (`enforceQuota`, counted and announced). See outbox.ts for the contract.
  */
 
-/** Streams in drain order: a lower priority number goes first after an outage. */
-export const STREAM_PRIORITY = { alerts: 0, risk: 1, telemetry: 3 } as const;
-export type StreamName = keyof typeof STREAM_PRIORITY;
-export const STREAMS = Object.keys(STREAM_PRIORITY) as StreamName[];
-
 export const DB_FILE = 'forewarn.db';
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
+/** A record read back for display (status, latest risk): the payload parsed. */
 export interface StoredRecord {
   id: number;
   stream: StreamName;
   seq: number;
   ts: number;
   asset: string;
-  /** The record as published, without `seq`. */
   payload: Record<string, unknown>;
-}
-
-export interface StreamCounts {
-  stream: StreamName;
-  /** Committed and not yet acknowledged by the broker. */
-  pending: number;
-  /** Acknowledged since the database was created. */
-  sentTotal: number;
-  /** Highest sequence number assigned. */
-  lastSeq: number;
-  oldestPendingTs: number | null;
-  lastSentTs: number | null;
 }
 
 export interface RecordStoreOptions {
@@ -44,45 +47,81 @@ export interface RecordStoreOptions {
   readonly?: boolean;
 }
 
-export class RecordStore {
+/** Why a database file could not be used at start and was set aside. */
+export interface StorageRecovery {
+  reason: string;
+  setAside: string;
+}
+
+/** SQLite result codes that mean "this file cannot be used as it is": set it aside and start afresh. */
+const UNUSABLE = /^SQLITE_(CORRUPT|NOTADB|BUSY|LOCKED|CANTOPEN_ISDIR)/;
+
+/** What publishing adds to each record's JSON: its `"seq":N,` and the comma between records. */
+export const RECORD_OVERHEAD = 24;
+/** At most this many unsent rows are dropped per transaction, so collection never waits long. */
+const DROP_CHUNK = 5_000;
+/** After a drop, usage is brought this far under the quota, so the next record does not trigger another. */
+const QUOTA_HEADROOM = 0.95;
+
+export class RecordStore implements Outbox {
   readonly file: string;
-  private readonly db: Database.Database;
-  private readonly insert: Database.Statement;
-  private readonly bumpSeq: Database.Statement;
+  /** Set when the file found at start was corrupt or locked and a fresh one was started in its place. */
+  readonly recovered: StorageRecovery | null = null;
+  private db!: Database.Database;
   private readonly seqs = new Map<StreamName, number>();
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: RecordStoreOptions) {
     this.file = path.join(options.dir, DB_FILE);
-    try {
-      if (options.readonly) {
+    if (options.readonly) {
+      try {
         if (!existsSync(this.file)) throw new Error('no database here yet (the agent has not run with this storage.dir)');
         this.db = new Database(this.file, { readonly: true, fileMustExist: true });
-      } else {
-        if (!existsSync(options.dir)) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-        this.db = new Database(this.file);
-        this.restrictFiles();
-        this.db.pragma('journal_mode = WAL');
-        this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-        this.migrate();
+        this.db.pragma('busy_timeout = 5000');
+      } catch (err) {
+        throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(err)}`, { cause: err });
       }
-      this.db.pragma('busy_timeout = 5000');
+      return;
+    }
+    try {
+      if (!existsSync(options.dir)) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(err)}`, { cause: err });
+      throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${options.dir}: ${describeError(err)}`, { cause: err });
     }
-    if (!options.readonly) {
-      this.insert = this.db.prepare(
-        'INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES (?, ?, ?, ?, ?, ?)',
-      );
-      this.bumpSeq = this.db.prepare(
-        'INSERT INTO streams (name, next_seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next_seq = excluded.next_seq',
-      );
-      for (const row of this.db.prepare('SELECT name, next_seq FROM streams').all() as Array<{ name: StreamName; next_seq: number }>) {
-        this.seqs.set(row.name, row.next_seq);
+    try {
+      this.open(options);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!UNUSABLE.test(code)) throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(err)}`, { cause: err });
+      // A damaged or stuck file must not stop collection: keep it for analysis and start a fresh one.
+      try {
+        this.db?.close();
+      } catch {
+        // already unusable
       }
-    } else {
-      this.insert = this.bumpSeq = this.db.prepare('SELECT 1');
+      const setAside = `${this.file}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      try {
+        for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, setAside + suffix);
+        this.open(options);
+      } catch (again) {
+        throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(again)} (after setting aside a damaged file: ${describeError(err)})`, { cause: again });
+      }
+      this.recovered = { reason: `${code}: ${describeError(err)}`, setAside };
+      this.append([{ stream: 'events', ts: Date.now(), asset: '', payload: { ts: Date.now(), type: 'storage-recovered', reason: this.recovered.reason, setAside } }]);
     }
+  }
+
+  private open(options: RecordStoreOptions): void {
+    this.db = new Database(this.file, { timeout: 5000 });
+    this.restrictFiles();
+    // The first statement reads the header: a file that is not a database fails here.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    const check = this.db.pragma('quick_check(1)', { simple: true });
+    if (check !== 'ok') throw Object.assign(new Error(`integrity check failed: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
+    this.migrate();
+    this.statements.clear();
+    this.reloadSeqs();
   }
 
   /** Prepared once per SQL text: the drain loop runs these many times a second. */
@@ -106,6 +145,8 @@ export class RecordStore {
       throw new Error(`database schema ${version} is newer than this agent understands (${SCHEMA_VERSION}); upgrade the agent`);
     }
     if (version < 1) {
+      // Must precede the first table: freed pages can then go back to the file system a few at a time.
+      this.db.pragma('auto_vacuum = INCREMENTAL');
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS streams (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, sent_total INTEGER NOT NULL DEFAULT 0, last_sent_ts INTEGER);
@@ -127,20 +168,35 @@ export class RecordStore {
         PRAGMA user_version = 1;
       `);
     }
+    if (version < 2) {
+      this.db.exec(`
+        ALTER TABLE streams ADD COLUMN dropped_total INTEGER NOT NULL DEFAULT 0;
+        PRAGMA user_version = 2;
+      `);
+      if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) {
+        // A version-1 file: switching needs one full VACUUM, done here before any source runs.
+        this.db.pragma('auto_vacuum = INCREMENTAL');
+        this.db.exec('VACUUM');
+      }
+    }
   }
 
   /** Commits records in one transaction and returns their sequence numbers. */
-  append(items: ReadonlyArray<{ stream: StreamName; ts: number; asset: string; payload: Record<string, unknown> }>): number[] {
+  append(items: readonly NewRecord[]): number[] {
+    const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES (?, ?, ?, ?, ?, ?)');
+    const bump = this.sql(
+      'INSERT INTO streams (name, next_seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next_seq = excluded.next_seq',
+    );
     const run = this.db.transaction(() => {
       const touched = new Set<StreamName>();
       const seqs = items.map((item) => {
         const seq = this.seqs.get(item.stream) ?? 1;
-        this.insert.run(item.stream, seq, STREAM_PRIORITY[item.stream], item.ts, item.asset, JSON.stringify(item.payload));
+        insert.run(item.stream, seq, STREAM_PRIORITY[item.stream], item.ts, item.asset, JSON.stringify(item.payload));
         this.seqs.set(item.stream, seq + 1);
         touched.add(item.stream);
         return seq;
       });
-      for (const s of touched) this.bumpSeq.run(s, this.seqs.get(s));
+      for (const s of touched) bump.run(s, this.seqs.get(s));
       return seqs;
     });
     try {
@@ -154,36 +210,63 @@ export class RecordStore {
 
   private reloadSeqs(): void {
     this.seqs.clear();
-    for (const row of this.db.prepare('SELECT name, next_seq FROM streams').all() as Array<{ name: StreamName; next_seq: number }>) {
+    for (const row of this.sql('SELECT name, next_seq FROM streams').all() as Array<{ name: StreamName; next_seq: number }>) {
       this.seqs.set(row.name, row.next_seq);
     }
   }
 
   /**
-   * The next unacknowledged records of the highest-priority stream that has any with id > that stream's cursor.
-   * `cursors` holds, per stream, the last id already handed out on the current connection.
+   * The next pending records of the highest-priority stream that has any past its cursor, bounded in count and
+   * bytes, and never mixing backlog (historical) with live records.
    */
-  nextBatch(limit: number, cursors: ReadonlyMap<StreamName, number> = new Map()): StoredRecord[] {
-    const byPriority = [...STREAMS].sort((a, b) => STREAM_PRIORITY[a] - STREAM_PRIORITY[b]);
-    for (const stream of byPriority) {
-      const rows = this
-        .sql('SELECT id, stream, seq, ts, asset, payload FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? ORDER BY id LIMIT ?')
-        .all(stream, cursors.get(stream) ?? 0, limit) as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
-      if (rows.length) return rows.map((r) => ({ ...r, payload: JSON.parse(r.payload) as Record<string, unknown> }));
+  nextBatch(request: BatchRequest): OutboxBatch | null {
+    const select = this.sql('SELECT id, stream, seq, ts, asset, payload AS json FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? ORDER BY id LIMIT ?');
+    for (const stream of STREAMS_BY_PRIORITY) {
+      if (request.skip?.has(stream)) continue;
+      const rows = select.all(stream, request.cursors?.get(stream) ?? 0, request.maxRecords) as OutboxRecord[];
+      if (!rows.length) continue;
+      const liveFrom = request.liveFrom?.get(stream) ?? 0;
+      const historical = rows[0]!.id < liveFrom;
+      let bytes = 0;
+      let n = 0;
+      for (const r of rows) {
+        const size = r.json.length + RECORD_OVERHEAD;
+        if (n > 0 && (bytes + size > request.maxBytes || r.id < liveFrom !== historical)) break;
+        bytes += size;
+        n++;
+      }
+      return { stream, historical, records: n === rows.length ? rows : rows.slice(0, n), bytes };
     }
-    return [];
+    return null;
   }
 
-  /** Marks records acknowledged by the broker. */
-  markSent(stream: StreamName, ids: readonly number[], now = Date.now()): void {
-    if (!ids.length) return;
-    const mark = this.sql('UPDATE records SET sent_ts = ? WHERE id = ? AND sent_ts IS NULL');
+  /**
+   * Marks records acknowledged by the broker; returns how many were newly marked (a duplicate acknowledgement
+   * counts once). The ids of one batch are consecutive among that stream's pending rows, so one range update
+   * covers them.
+   */
+  markSent(stream: StreamName, ids: readonly number[], now = Date.now()): number {
+    if (!ids.length) return 0;
+    let lo = ids[0]!;
+    let hi = ids[0]!;
+    for (const id of ids) {
+      if (id < lo) lo = id;
+      if (id > hi) hi = id;
+    }
+    const mark = this.sql('UPDATE records SET sent_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL');
     const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
-    this.db.transaction(() => {
-      let changed = 0;
-      for (const id of ids) changed += mark.run(now, id).changes;
+    return this.db.transaction(() => {
+      const changed = mark.run(now, stream, lo, hi).changes;
       if (changed) count.run(changed, now, stream);
+      return changed;
     })();
+  }
+
+  maxIds(): Map<StreamName, number> {
+    const out = new Map<StreamName, number>();
+    const st = this.sql('SELECT MAX(id) AS id FROM records WHERE stream = ?');
+    for (const s of STREAMS) out.set(s, (st.get(s) as { id: number | null }).id ?? 0);
+    return out;
   }
 
   /** Deletes acknowledged records older than `beforeTs`, a bounded number at a time so collection never waits long. */
@@ -191,6 +274,102 @@ export class RecordStore {
     return this
       .sql('DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? LIMIT ?)')
       .run(beforeTs, maxRows).changes;
+  }
+
+  usage(): StorageUsage {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
+    const fs = statfsSync(path.dirname(this.file));
+    return {
+      usedBytes: (pages - free) * pageSize,
+      fileBytes: size(this.file),
+      walBytes: size(`${this.file}-wal`),
+      reclaimableBytes: free * pageSize,
+      freeBytes: fs.bavail * fs.bsize,
+    };
+  }
+
+  private withinLimits(u: StorageUsage, limits: StorageLimits, headroom: number): boolean {
+    const quotaOk = !limits.maxBytes || u.usedBytes <= limits.maxBytes * headroom;
+    // Pages on the free list go back to the file system with the incremental vacuum that follows a drop.
+    const floorOk = !limits.minFreeBytes || u.freeBytes + u.reclaimableBytes >= limits.minFreeBytes / headroom;
+    return quotaOk && floorOk;
+  }
+
+  enforceQuota(limits: StorageLimits, inflight: ReadonlyMap<StreamName, number> = new Map(), reason?: DropReason): DropReport[] {
+    let u = this.usage();
+    if (!reason && this.withinLimits(u, limits, 1)) return [];
+    const why: DropReason = reason ?? (limits.maxBytes && u.usedBytes > limits.maxBytes ? 'quota' : 'free-space');
+    // A full disk gives no usable measure of how much to free: take a slice of what is there.
+    const diskFullTarget = why === 'disk-full' ? Math.max(1 << 20, u.usedBytes * 0.05) : 0;
+    const startUsed = u.usedBytes;
+    const done = () => (why === 'disk-full' ? startUsed - u.usedBytes >= diskFullTarget : this.withinLimits(u, limits, QUOTA_HEADROOM));
+    // Acknowledged rows go first: deleting them loses nothing.
+    while (!done() && this.purgeSent(Number.MAX_SAFE_INTEGER, DROP_CHUNK) > 0) u = this.usage();
+    const reports = new Map<StreamName, DropReport>();
+    // The drop notices this call commits are never among what it drops.
+    const ceiling = this.maxIds();
+    for (const stream of DROP_ORDER) {
+      while (!done()) {
+        const range = { after: inflight.get(stream) ?? 0, upTo: ceiling.get(stream) ?? 0 };
+        const dropped = this.dropOldest(stream, range, this.rowsToFree(u, limits, diskFullTarget), why);
+        if (!dropped) break;
+        const r = reports.get(stream) ?? { stream, count: 0, ranges: [], reason: why };
+        r.count += dropped.count;
+        r.ranges.push(...dropped.ranges);
+        reports.set(stream, r);
+        u = this.usage();
+      }
+    }
+    if (why !== 'quota') this.vacuumStep(Number.MAX_SAFE_INTEGER);
+    return [...reports.values()];
+  }
+
+  /** An estimate of how many rows hold the bytes still to free, within one transaction's bound. */
+  private rowsToFree(u: StorageUsage, limits: StorageLimits, diskFullTarget: number): number {
+    const rows = (this.sql('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n || 1;
+    const perRow = Math.max(64, u.usedBytes / rows);
+    const excess = Math.max(
+      diskFullTarget,
+      limits.maxBytes ? u.usedBytes - limits.maxBytes * QUOTA_HEADROOM : 0,
+      limits.minFreeBytes ? limits.minFreeBytes / QUOTA_HEADROOM - u.freeBytes - u.reclaimableBytes : 0,
+    );
+    return Math.min(DROP_CHUNK, Math.max(100, Math.ceil(excess / perRow)));
+  }
+
+  /**
+   * Drops up to `limit` of the oldest unsent records of `stream` that are not in flight, and commits, in the same
+   * transaction, the counter and the `records-dropped` event that tells subscribers which seqs will never come.
+   */
+  private dropOldest(
+    stream: StreamName,
+    ids: { after: number; upTo: number },
+    limit: number,
+    reason: DropReason,
+  ): Omit<DropReport, 'reason' | 'stream'> | null {
+    const select = this.sql('SELECT id, seq FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?');
+    const del = this.sql('DELETE FROM records WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL');
+    const count = this.sql('UPDATE streams SET dropped_total = dropped_total + ? WHERE name = ?');
+    return this.db.transaction(() => {
+      const rows = select.all(stream, ids.after, ids.upTo, limit) as Array<{ id: number; seq: number }>;
+      if (!rows.length) return null;
+      const deleted = del.run(stream, rows[0]!.id, rows[rows.length - 1]!.id).changes;
+      count.run(deleted, stream);
+      const ranges = seqRanges(rows.map((r) => r.seq));
+      const now = Date.now();
+      this.append([{ stream: 'events', ts: now, asset: '', payload: { ts: now, type: 'records-dropped', stream, count: deleted, ranges, reason } }]);
+      return { count: deleted, ranges };
+    })();
+  }
+
+  /** Hands up to `pages` free pages back to the file system; small steps, so a writer never waits long. */
+  vacuumStep(pages = 256): number {
+    const before = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (!before) return 0;
+    this.db.pragma(`incremental_vacuum(${Math.min(before, pages)})`);
+    return before - (this.db.pragma('freelist_count', { simple: true }) as number);
   }
 
   counts(): StreamCounts[] {
@@ -201,10 +380,11 @@ export class RecordStore {
       ).map((r) => [r.stream, r]),
     );
     const streams = new Map(
-      (this.sql('SELECT name, next_seq, sent_total, last_sent_ts FROM streams').all() as Array<{
+      (this.sql('SELECT name, next_seq, sent_total, dropped_total, last_sent_ts FROM streams').all() as Array<{
         name: StreamName;
         next_seq: number;
         sent_total: number;
+        dropped_total: number;
         last_sent_ts: number | null;
       }>).map((r) => [r.name, r]),
     );
@@ -212,10 +392,23 @@ export class RecordStore {
       stream,
       pending: pending.get(stream)?.n ?? 0,
       sentTotal: streams.get(stream)?.sent_total ?? 0,
+      droppedTotal: streams.get(stream)?.dropped_total ?? 0,
       lastSeq: (streams.get(stream)?.next_seq ?? 1) - 1,
       oldestPendingTs: pending.get(stream)?.oldest ?? null,
       lastSentTs: streams.get(stream)?.last_sent_ts ?? null,
     }));
+  }
+
+  /** Pending records in all streams: cheaper than counts() for the drain loop. */
+  pendingTotal(): number {
+    return (this.sql('SELECT COUNT(*) AS n FROM records WHERE sent_ts IS NULL').get() as { n: number }).n;
+  }
+
+  /** Pending records of one stream, oldest first, parsed: for inspection, not for the drain loop. */
+  pending(stream: StreamName, limit = 1000): StoredRecord[] {
+    const rows = this.sql('SELECT id, stream, seq, ts, asset, payload FROM records WHERE sent_ts IS NULL AND stream = ? ORDER BY id LIMIT ?')
+      .all(stream, limit) as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
+    return rows.map((r) => ({ ...r, payload: JSON.parse(r.payload) as Record<string, unknown> }));
   }
 
   /** The newest record of `stream` for each asset (and model, for risk). */
@@ -282,4 +475,15 @@ export class RecordStore {
     }
     this.db.close();
   }
+}
+
+/** Sorted seqs as inclusive [from, to] ranges. */
+export function seqRanges(seqs: readonly number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const q of seqs) {
+    const last = out[out.length - 1];
+    if (last && q === last[1] + 1) last[1] = q;
+    else out.push([q, q]);
+  }
+  return out;
 }

@@ -16,7 +16,7 @@ function setup(dir = mkdtempSync(path.join(tmpdir(), 'fw-health-'))) {
   const { log } = captureLogger();
   let clock = 1_000_000;
   const monitor = new HealthMonitor(store, () => notified++, log, undefined, () => clock);
-  const alerts = () => store.nextBatch(1000).filter((r) => r.stream === 'alerts').map((r) => r.payload as unknown as AlertRecord);
+  const alerts = () => store.pending('alerts').map((r) => r.payload as unknown as AlertRecord);
   return { store, monitor, alerts, dir, notified: () => notified, advance: (ms: number) => (clock += ms), now: () => clock };
 }
 

@@ -1,8 +1,13 @@
-import { mkdtempSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RecordStore } from '../../../agent/src/store/record-store.js';
+import { DB_FILE, RecordStore } from '../../../agent/src/store/record-store.js';
+import { outboxContract } from './outbox-contract.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const dirs: string[] = [];
 function freshDir(): string {
@@ -18,59 +23,12 @@ function store(dir: string): RecordStore {
 }
 afterEach(() => open.splice(0).forEach((s) => s.close()));
 
+outboxContract('SQLite, synchronous=full', { location: freshDir, open: (dir) => new RecordStore({ dir, synchronous: 'full' }) });
+outboxContract('SQLite, synchronous=normal', { location: freshDir, open: (dir) => new RecordStore({ dir, synchronous: 'normal' }) });
+
 const reading = (asset: string, n: number) => ({ stream: 'telemetry' as const, ts: 1000 + n, asset, payload: { n } });
 
 describe('RecordStore', () => {
-  it('numbers each stream on its own, contiguously, across reopen and purge', () => {
-    const dir = freshDir();
-    const s = store(dir);
-    expect(s.append([reading('a', 1), reading('a', 2), { stream: 'risk', ts: 5, asset: 'a', payload: {} }, reading('a', 3)])).toEqual([1, 2, 1, 3]);
-    const ids = s.nextBatch(10).map((r) => r.id);
-    s.markSent('risk', ids);
-    s.close();
-    const again = store(dir);
-    expect(again.purgeSent(Date.now() + 1)).toBe(1);
-    expect(again.append([reading('a', 4)])).toEqual([4]);
-    expect(again.append([{ stream: 'risk', ts: 6, asset: 'a', payload: {} }])).toEqual([2]);
-  });
-
-  it('drains in priority order: alerts, then risk, then telemetry', () => {
-    const s = store(freshDir());
-    s.append([reading('a', 1), { stream: 'risk', ts: 2, asset: 'a', payload: { r: 1 } }, { stream: 'alerts', ts: 3, asset: 'a', payload: { x: 1 } }]);
-    const order: string[] = [];
-    const cursors = new Map();
-    for (let batch = s.nextBatch(10, cursors); batch.length; batch = s.nextBatch(10, cursors)) {
-      order.push(batch[0]!.stream);
-      cursors.set(batch[0]!.stream, batch[batch.length - 1]!.id);
-    }
-    expect(order).toEqual(['alerts', 'risk', 'telemetry']);
-  });
-
-  it('keeps a record pending until it is marked sent, and counts what was sent', () => {
-    const s = store(freshDir());
-    s.append([reading('a', 1), reading('a', 2), reading('b', 3)]);
-    const batch = s.nextBatch(2);
-    expect(batch.map((r) => r.seq)).toEqual([1, 2]);
-    expect(batch[0]!.payload).toEqual({ n: 1 });
-    // Not acknowledged yet: a new connection (no cursors) gets the same rows again.
-    expect(s.nextBatch(2).map((r) => r.seq)).toEqual([1, 2]);
-    s.markSent('telemetry', batch.map((r) => r.id), 5000);
-    s.markSent('telemetry', batch.map((r) => r.id), 5001); // a duplicate acknowledgement counts once
-    expect(s.nextBatch(10).map((r) => r.seq)).toEqual([3]);
-    const t = s.counts().find((c) => c.stream === 'telemetry')!;
-    expect(t).toMatchObject({ pending: 1, sentTotal: 2, lastSeq: 3, lastSentTs: 5000, oldestPendingTs: 1003 });
-  });
-
-  it('purges only acknowledged records older than the cut-off', () => {
-    const s = store(freshDir());
-    s.append([reading('a', 1), reading('a', 2)]);
-    const [first] = s.nextBatch(1);
-    s.markSent('telemetry', [first!.id], 1000);
-    expect(s.purgeSent(999)).toBe(0);
-    expect(s.purgeSent(1001)).toBe(1);
-    expect(s.counts().find((c) => c.stream === 'telemetry')!.pending).toBe(1);
-  });
-
   it('returns the newest risk record per asset and model', () => {
     const s = store(freshDir());
     s.append([
@@ -109,5 +67,98 @@ describe('RecordStore', () => {
     const ro = new RecordStore({ dir, readonly: true });
     open.push(ro);
     expect(ro.counts().find((c) => c.stream === 'telemetry')!.pending).toBe(1);
+  });
+
+  it('sets a file that is not a database aside, starts a fresh one and says so in an event', () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, DB_FILE), 'this is not a database, it is a text file that happens to be here\n'.repeat(100));
+    const s = store(dir);
+    expect(s.recovered?.reason).toMatch(/SQLITE_NOTADB/);
+    expect(existsSync(s.recovered!.setAside)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.includes('.bad-'))).toHaveLength(1);
+    const [event] = s.pending('events');
+    expect(event!.payload).toMatchObject({ type: 'storage-recovered', setAside: s.recovered!.setAside });
+    expect(s.append([reading('a', 1)])).toEqual([1]);
+  });
+
+  it('sets a database with damaged pages aside', () => {
+    const dir = freshDir();
+    const s = store(dir);
+    s.append(Array.from({ length: 2000 }, (_, i) => ({ ...reading('a', i), payload: { n: i, pad: 'p'.repeat(200) } })));
+    s.close();
+    // Scribble over pages in the middle of the file, as a failing disk or a torn write would.
+    const file = path.join(dir, DB_FILE);
+    const size = statSync(file).size;
+    const buf = Buffer.alloc(16384, 0xa5);
+    execFileSync('dd', [`of=${file}`, 'bs=4096', `seek=${Math.floor(size / 4096 / 2)}`, 'conv=notrunc', 'status=none'], { input: buf });
+    const again = store(dir);
+    expect(again.recovered?.reason).toMatch(/SQLITE_CORRUPT|integrity|malformed/);
+    expect(again.counts().find((c) => c.stream === 'telemetry')!.lastSeq).toBe(0);
+  });
+
+  it('sets aside a database another program keeps locked past the busy timeout', async () => {
+    const dir = freshDir();
+    store(dir).append([reading('a', 1)]);
+    open.splice(0).forEach((s) => s.close());
+    const file = path.join(dir, DB_FILE);
+    // Another process holds an exclusive lock and does not let go.
+    const holder = spawn(process.execPath, [
+      '-e',
+      `const D=require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});const d=new D(${JSON.stringify(file)});d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.exec("INSERT INTO meta VALUES('x','y')");console.log('locked');setInterval(()=>{},1000)`,
+    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    holder.stdout.on('data', (d) => (out += String(d)));
+    try {
+      await waitFor(() => out.includes('locked'), 'the other process to lock the database');
+      const s = store(dir);
+      expect(s.recovered?.reason).toMatch(/SQLITE_BUSY|locked/);
+      expect(s.append([reading('a', 2)])).toEqual([1]);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  }, 20_000);
+
+  it('migrates a version-1 database to incremental auto-vacuum, keeping its records and seqs', () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    const db = new Database(path.join(dir, DB_FILE));
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE streams (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, sent_total INTEGER NOT NULL DEFAULT 0, last_sent_ts INTEGER);
+      CREATE TABLE records (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, priority INTEGER NOT NULL, ts INTEGER NOT NULL,
+        asset TEXT NOT NULL, payload TEXT NOT NULL, sent_ts INTEGER, UNIQUE (stream, seq));
+      CREATE INDEX records_pending ON records (stream, id) WHERE sent_ts IS NULL;
+      CREATE INDEX records_sent ON records (sent_ts) WHERE sent_ts IS NOT NULL;
+      CREATE INDEX records_latest ON records (stream, asset, id);
+      CREATE TABLE active_alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL);
+      INSERT INTO streams VALUES ('telemetry', 8, 6, 5);
+      INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES ('telemetry', 7, 3, 1, 'a', '{"n":7}');
+      PRAGMA user_version = 1;
+    `);
+    db.close();
+    const s = store(dir);
+    expect(s.pending('telemetry').map((r) => r.seq)).toEqual([7]);
+    expect(s.append([reading('a', 8)])).toEqual([8]);
+    expect(s.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ sentTotal: 6, droppedTotal: 0 });
+    s.close();
+    const check = new Database(path.join(dir, DB_FILE), { readonly: true });
+    expect(check.pragma('auto_vacuum', { simple: true })).toBe(2);
+    check.close();
+  });
+
+  it('gives freed pages back to the file system in small steps', () => {
+    const s = store(freshDir());
+    s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: 'x'.repeat(500) } })));
+    const batch = s.nextBatch({ maxRecords: 3000, maxBytes: 1 << 30 })!;
+    s.markSent('telemetry', batch.records.map((r) => r.id));
+    s.purgeSent(Number.MAX_SAFE_INTEGER, 10_000);
+    const before = s.usage();
+    expect(before.reclaimableBytes).toBeGreaterThan(1 << 20);
+    expect(s.vacuumStep(16)).toBe(16);
+    let steps = 1;
+    while (s.vacuumStep(64) > 0) steps++;
+    expect(steps).toBeGreaterThan(3);
+    expect(s.usage().reclaimableBytes).toBe(0);
   });
 });

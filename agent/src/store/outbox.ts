@@ -1,0 +1,118 @@
+/**
+ * What the agent asks of its outbox. SQLite (record-store.ts) implements it; test/agent/store/outbox-contract.ts
+ * is the suite every implementation must pass, as MQTT.js does for its stores.
+ *
+ * The promises: a record committed by `append` has a per-stream `seq` that is persistent, contiguous and never
+ * reused; it stays pending until `markSent` (called only on the broker's PUBACK); pending records come out of
+ * `nextBatch` in priority order between streams and in seq order within each; a record leaves without being sent
+ * only through `enforceQuota`, which counts it and says so in an `events` record committed in the same transaction.
+ */
+
+/** Streams in drain order: a lower number goes first after an outage. */
+export const STREAM_PRIORITY = { alerts: 0, risk: 1, events: 2, telemetry: 3 } as const;
+export type StreamName = keyof typeof STREAM_PRIORITY;
+export const STREAMS = Object.keys(STREAM_PRIORITY) as StreamName[];
+export const STREAMS_BY_PRIORITY = [...STREAMS].sort((a, b) => STREAM_PRIORITY[a] - STREAM_PRIORITY[b]);
+
+/**
+ * What goes first when space runs out: the oldest telemetry, then risk, then events, and alerts only when
+ * nothing else is left.
+ */
+export const DROP_ORDER: readonly StreamName[] = ['telemetry', 'risk', 'events', 'alerts'];
+
+export interface NewRecord {
+  stream: StreamName;
+  ts: number;
+  asset: string;
+  payload: Record<string, unknown>;
+}
+
+export interface OutboxRecord {
+  id: number;
+  stream: StreamName;
+  seq: number;
+  ts: number;
+  asset: string;
+  /** The record as published, as JSON text, without `seq`: batches are built without parsing it again. */
+  json: string;
+}
+
+export interface OutboxBatch {
+  stream: StreamName;
+  /** Every record in the batch was committed before the current connection came up (replayed backlog). */
+  historical: boolean;
+  records: OutboxRecord[];
+  /** The records' JSON lengths plus what numbering and separating them adds, as counted against `maxBytes`. */
+  bytes: number;
+}
+
+export interface BatchRequest {
+  maxRecords: number;
+  /** Stop before the records would pass this many bytes as published; a single larger record still goes alone. */
+  maxBytes: number;
+  /** Per stream, the last id already handed out on this connection: those are in flight. */
+  cursors?: ReadonlyMap<StreamName, number>;
+  /** Per stream, the first id committed after this connection came up; lower ids are historical. */
+  liveFrom?: ReadonlyMap<StreamName, number>;
+  /** Streams paused for now (e.g. after the broker refused a publish); others go on. */
+  skip?: ReadonlySet<StreamName>;
+}
+
+export interface StreamCounts {
+  stream: StreamName;
+  /** Committed and not yet acknowledged by the broker. */
+  pending: number;
+  /** Acknowledged since the database was created. */
+  sentTotal: number;
+  /** Dropped unsent under the storage policy since the database was created. */
+  droppedTotal: number;
+  /** Highest sequence number assigned. */
+  lastSeq: number;
+  oldestPendingTs: number | null;
+  lastSentTs: number | null;
+}
+
+export type DropReason = 'quota' | 'free-space' | 'disk-full';
+
+export interface DropReport {
+  stream: StreamName;
+  count: number;
+  /** Dropped seqs as inclusive [from, to] ranges. */
+  ranges: Array<[number, number]>;
+  reason: DropReason;
+}
+
+export interface StorageLimits {
+  /** Most bytes the database's live pages may take; 0 = no quota. */
+  maxBytes: number;
+  /** Least free space to leave on the file system; 0 = no floor. */
+  minFreeBytes: number;
+}
+
+export interface StorageUsage {
+  /** Pages in use (the file minus its free list). */
+  usedBytes: number;
+  fileBytes: number;
+  walBytes: number;
+  /** Free pages SQLite can hand back to the file system with an incremental vacuum. */
+  reclaimableBytes: number;
+  /** Free space on the file system for unprivileged users. */
+  freeBytes: number;
+}
+
+export interface Outbox {
+  append(items: readonly NewRecord[]): number[];
+  nextBatch(request: BatchRequest): OutboxBatch | null;
+  markSent(stream: StreamName, ids: readonly number[], now?: number): number;
+  counts(): StreamCounts[];
+  /** Highest id per stream: the boundary between backlog and live records when a connection comes up. */
+  maxIds(): Map<StreamName, number>;
+  purgeSent(beforeTs: number, maxRows?: number): number;
+  usage(): StorageUsage;
+  /**
+   * Brings usage within `limits`: acknowledged rows first, then unsent ones in DROP_ORDER, oldest first, never
+   * the ones in flight (`inflight`: per stream, the highest id handed out on the current connection).
+   */
+  enforceQuota(limits: StorageLimits, inflight?: ReadonlyMap<StreamName, number>, reason?: DropReason): DropReport[];
+  close(): void;
+}
