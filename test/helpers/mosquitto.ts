@@ -77,6 +77,8 @@ export interface Broker {
   resume(): void;
   /** Stops and starts it again on the same port(s), keeping its persistence and configuration. */
   restart(): Promise<void>;
+  /** Rewrites the ACL file (when started with `acl`) and makes mosquitto reload it (SIGHUP). */
+  setAcl(lines: string[]): Promise<void>;
   log(): string;
 }
 
@@ -195,6 +197,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
       'log_type error',
       'log_type warning',
       'log_type notice',
+      // "Reloading config." is an information line: setAcl waits for it.
+      'log_type information',
       ...(options.extraConfig ?? []),
       // Last, so that listener options in extraConfig keep applying to the plain listener.
       ...tlsListener,
@@ -235,6 +239,14 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
     dir,
     log: () => output,
     pause: () => proc.kill('SIGSTOP'),
+    setAcl: async (lines: string[]) => {
+      if (!options.acl) throw new Error('setAcl needs a broker started with an `acl` option');
+      writeFileSync(path.join(dir, 'acl'), [...lines, ''].join('\n'), { mode: 0o600 });
+      const before = output.length;
+      proc.kill('SIGHUP');
+      // mosquitto says when it has reloaded its configuration.
+      await waitForOutput(() => output.slice(before), /Reloading config/i);
+    },
     resume: () => proc.kill('SIGCONT'),
     restart: async () => {
       await kill();
@@ -245,4 +257,12 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+async function waitForOutput(text: () => string, pattern: RegExp, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(text())) {
+    if (Date.now() > deadline) throw new Error(`mosquitto did not log ${String(pattern)} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
