@@ -10,6 +10,7 @@ import { LiveView } from './view/live-view.js';
 import { formatStatus, readStatus } from './cli/status-report.js';
 import { evaluateModel } from './scoring/evaluate-model.js';
 import { evaluateRul } from './scoring/evaluate-rul.js';
+import { runSubscribeCommand } from './subscriber/subscribe-command.js';
 
 const USAGE = `forewarn — predictive-maintenance edge agent
 
@@ -22,6 +23,10 @@ Usage:
   forewarn model eval NAME --data TEST.txt --rul RUL.txt [--json]
                                                    RMSE and NASA score of a remaining-useful-life model on
                                                    a C-MAPSS-format test file and its true RULs
+  forewarn subscribe [--url URL] [--db FILE] [--group NAME] [--report [--json]] …
+                                                   the reference central subscriber: deduplicates,
+                                                   detects gaps, writes SQLite (docs/subscriber.md;
+                                                   \`forewarn subscribe --help\` for every option)
   forewarn version
 
 The configuration file may also be named by FOREWARN_CONFIG; every option can be set by an environment
@@ -99,6 +104,10 @@ async function run(loaded: LoadedConfig): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The subscriber has its own options and its own signal handling.
+  if (argv[0] === 'subscribe') {
+    return runSubscribeCommand(argv.slice(1), createLogger({ level: process.env.FOREWARN_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY === true }));
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   FW_ERR_BROKER_PUBLISH: 'The MQTT broker rejected a publish',
   FW_ERR_BROKER_REFUSED: 'The MQTT broker refused the connection in its CONNACK',
   FW_ERR_BROKER_CLIENT_ID_TAKEN: 'Another client connected with this agent\'s client id and the broker dropped this one',
+  FW_ERR_SUBSCRIBER_SUBSCRIBE: 'The broker refused one of the reference subscriber\'s subscriptions',
   FW_ERR_SUBSCRIBER_PAYLOAD: 'The reference subscriber received a message that does not follow the contract',
   FW_ERR_DATA_FORMAT: 'An input data file for evaluation is malformed',
   FW_ERR_USAGE: 'The command line is malformed',

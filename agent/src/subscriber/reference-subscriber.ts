@@ -1,0 +1,367 @@
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { TOPIC_ROOT } from '../contract/topics.js';
+import { ForewarnError, describeError, isForewarnError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Component } from '../pipeline/types.js';
+import { backoffDelay } from '../sync/backoff.js';
+import { BATCH_STREAMS, PAYLOAD_ERROR, decodeBatch, decodeStatus, parseTopic } from './decode-batch.js';
+import { SubscriberStore, type IngestResult } from './subscriber-store.js';
+
+/**
+ * The reference central subscriber: consumes the agents' MQTT contract into SQLite, at least once end to end.
+ *
+ * Ack after commit: MQTT.js v5 handles an incoming QoS 1 PUBLISH as customHandleAcks → emit 'message' →
+ * `client.handleMessage(packet, cb)` → PUBACK is written only when `cb` is called without an error
+ * (node_modules/mqtt/build/lib/handlers/publish.js). So this class never listens to 'message': it replaces
+ * `handleMessage`, commits the message to SQLite synchronously (better-sqlite3), then calls `cb()`. If the
+ * commit fails it calls `cb(err)`, which sends no PUBACK, and drops the connection, so the broker redelivers
+ * the message from the persistent session when we reconnect. MQTT.js handles one packet at a time and waits
+ * for `cb`, so messages are also committed in the order they arrived.
+ */
+
+export const DEFAULT_GROUP = 'forewarn-ingest';
+/** A refused subscription (SUBACK reason ≥ 0x80): e.g. the broker's ACL or no shared-subscription support. */
+export const SUBSCRIBE_ERROR: ErrorCode = 'FW_ERR_SUBSCRIBER_SUBSCRIBE';
+
+export interface ReferenceSubscriberOptions {
+  url: string;
+  /** Must be stable across restarts (the broker keeps the session under it) and unique per running instance. */
+  clientId: string;
+  dbFile: string;
+  log: Logger;
+  /** Shared-subscription group: members split the batches between them. Default `forewarn-ingest`. */
+  group?: string;
+  topicRoot?: string;
+  username?: string;
+  password?: string;
+  passwordFile?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  rejectUnauthorized?: boolean;
+  /** How long the broker keeps queueing for us while we are away. Default one day. */
+  sessionExpirySeconds?: number;
+  keepaliveSeconds?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** For reconnect jitter; tests pass a seeded one. */
+  random?: () => number;
+}
+
+export type SubscriberState = 'idle' | 'connecting' | 'online' | 'offline' | 'stopped';
+
+export interface SubscriberStats {
+  state: SubscriberState;
+  /** Publishes committed (or counted as malformed) and acknowledged. */
+  messages: number;
+  /** Records stored for the first time. */
+  records: number;
+  duplicates: number;
+  outOfOrder: number;
+  malformed: number;
+  statuses: number;
+  /** Messages left unacknowledged because the database write failed; the broker redelivers them. */
+  writeFailures: number;
+  reconnects: number;
+  lastError: string | null;
+}
+
+export interface SubscriberEvents {
+  connected: [info: { sessionPresent: boolean }];
+  /** Every SUBACK of this connection arrived; `refused` lists the filters the broker turned down. */
+  subscribed: [info: { refused: string[] }];
+  disconnected: [];
+  batch: [info: { topic: string; agentId: string; stream: string; records: number; result: IngestResult }];
+  status: [info: { topic: string; agentId: string; state: string; bootSeq: number }];
+  malformed: [info: { topic: string; error: string }];
+}
+
+/** How many distinct topics get their own warning for a malformed payload; later ones are only counted. */
+const MAX_WARNED_TOPICS = 1000;
+const STOP_GRACE_MS = 2000;
+
+function readFile(file: string, option: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ForewarnError('FW_ERR_SECRET_READ', `${option}: cannot read ${file}: ${describeError(err)}`, { cause: err });
+  }
+}
+
+export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implements Component {
+  readonly name = 'subscriber';
+  readonly stats: SubscriberStats = {
+    state: 'idle',
+    messages: 0,
+    records: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    malformed: 0,
+    statuses: 0,
+    writeFailures: 0,
+    reconnects: 0,
+    lastError: null,
+  };
+  readonly store: SubscriberStore;
+  readonly group: string;
+  readonly root: string;
+  private readonly log: Logger;
+  private readonly password: string | undefined;
+  private client: MqttClient | null = null;
+  /** Bumped per connection, so callbacks from a dead connection are ignored. */
+  private generation = 0;
+  private attempt = 0;
+  private everConnected = false;
+  private outageLogged = false;
+  /** The broker answered CONNECT with a failure reason code (bad credentials, not authorized). */
+  private refused = false;
+  private stopping = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly warnedTopics = new Set<string>();
+
+  constructor(private readonly options: ReferenceSubscriberOptions) {
+    super();
+    this.log = options.log;
+    this.group = options.group ?? DEFAULT_GROUP;
+    this.root = options.topicRoot ?? TOPIC_ROOT;
+    if (!this.group || /[/+#]/.test(this.group)) {
+      throw new ForewarnError('FW_ERR_USAGE', `group "${this.group}" must be non-empty without '/', '+' or '#'`);
+    }
+    if (!URL.canParse(options.url) || !/^(mqtts?|tcp|ssl|wss?):$/.test(new URL(options.url).protocol)) {
+      throw new ForewarnError('FW_ERR_USAGE', `url "${options.url}" is not an MQTT URL (mqtt://host:1883, mqtts://host:8883, ws://, wss://)`);
+    }
+    if (options.password !== undefined && options.passwordFile) {
+      throw new ForewarnError('FW_ERR_USAGE', 'give either password or passwordFile, not both');
+    }
+    this.password = options.passwordFile ? readFile(options.passwordFile, 'passwordFile').toString('utf8').replace(/\r?\n$/, '') : options.password;
+    this.tlsOptions(); // fail now, not at the first connect, if a TLS file cannot be read
+    this.store = new SubscriberStore({ file: options.dbFile });
+  }
+
+  /** The filters we subscribe to: batches shared within the group, statuses to every member. */
+  get filters(): string[] {
+    return [...BATCH_STREAMS.map((s) => `$share/${this.group}/${this.root}/+/${s}`), `${this.root}/+/status`];
+  }
+
+  /** Returns at once; connects in the background and reconnects forever with backoff and jitter. */
+  async start(): Promise<void> {
+    if (this.stopping) throw new Error('a stopped subscriber cannot be started again; create a new one');
+    this.connect();
+  }
+
+  /** Stops taking messages (what is unacknowledged is redelivered to the next session) and closes the database. */
+  async stop(): Promise<void> {
+    if (this.stats.state === 'stopped') return;
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.generation++;
+    const client = this.client;
+    this.client = null;
+    if (client) {
+      // A graceful DISCONNECT keeps the session (its expiry was set at CONNECT); a dead broker must not hold us.
+      await new Promise<void>((resolve) => {
+        const guard = setTimeout(() => {
+          client.stream?.destroy();
+          resolve();
+        }, STOP_GRACE_MS);
+        client.end(false, {}, () => {
+          clearTimeout(guard);
+          resolve();
+        });
+      });
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+    }
+    // Commits are synchronous, so nothing is half-written here.
+    this.store.close();
+    this.stats.state = 'stopped';
+  }
+
+  private tlsOptions(): Pick<IClientOptions, 'ca' | 'cert' | 'key'> {
+    const o = this.options;
+    return {
+      ...(o.caFile ? { ca: readFile(o.caFile, 'caFile') } : {}),
+      ...(o.certFile ? { cert: readFile(o.certFile, 'certFile') } : {}),
+      ...(o.keyFile ? { key: readFile(o.keyFile, 'keyFile') } : {}),
+    };
+  }
+
+  private clientOptions(): IClientOptions {
+    const o = this.options;
+    return {
+      protocolVersion: 5,
+      clientId: o.clientId,
+      // A persistent session: the broker queues QoS 1 messages while we are away and redelivers unacknowledged ones.
+      clean: false,
+      properties: { sessionExpiryInterval: o.sessionExpirySeconds ?? 86_400 },
+      keepalive: o.keepaliveSeconds ?? 30,
+      connectTimeout: 30_000,
+      // We reconnect ourselves, with backoff and jitter, and subscribe on every connect.
+      reconnectPeriod: 0,
+      resubscribe: false,
+      // So handleMessage is replaced before the first packet can arrive.
+      manualConnect: true,
+      rejectUnauthorized: o.rejectUnauthorized ?? true,
+      ...(o.username ? { username: o.username } : {}),
+      ...(this.password !== undefined ? { password: this.password } : {}),
+      // Re-read at every connect, so rotated certificates are picked up.
+      ...this.tlsOptions(),
+    };
+  }
+
+  private connect(): void {
+    if (this.stopping) return;
+    const gen = ++this.generation;
+    this.stats.state = 'connecting';
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(this.options.url, this.clientOptions());
+    } catch (err) {
+      this.stats.lastError = describeError(err);
+      this.log.error({ err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_BROKER_CONNECT' }, 'cannot create the MQTT client; will retry');
+      this.scheduleReconnect();
+      return;
+    }
+    this.client = client;
+    client.handleMessage = (packet, done) => this.onPublish(gen, client, packet, done);
+    client.on('connect', (connack) => {
+      if (gen !== this.generation) return;
+      this.attempt = 0;
+      this.refused = false;
+      this.stats.state = 'online';
+      if (this.everConnected && !connack.sessionPresent) {
+        this.log.warn({ clientId: this.options.clientId }, 'the broker had no session for us (restarted without persistence, or the session expired): messages published while we were away may be lost');
+      }
+      this.log.info({ url: this.options.url, clientId: this.options.clientId, group: this.group, sessionPresent: connack.sessionPresent }, 'subscriber connected');
+      this.everConnected = true;
+      this.outageLogged = false;
+      this.subscribe(client, gen);
+      this.emit('connected', { sessionPresent: connack.sessionPresent });
+    });
+    client.on('error', (err) => {
+      if (gen !== this.generation) return;
+      this.stats.lastError = describeError(err);
+      const reason = (err as { code?: unknown }).code;
+      if (this.stats.state === 'connecting' && typeof reason === 'number' && reason >= 0x80) this.refused = true;
+    });
+    client.on('disconnect', (packet) => {
+      if (gen !== this.generation) return;
+      const takenOver = packet.reasonCode === 0x8e;
+      // Two instances sharing a client id would take the session from each other every second: back off longer.
+      if (takenOver) this.attempt = Math.max(this.attempt, 5);
+      this.stats.lastError = `broker sent DISCONNECT, reason code ${packet.reasonCode ?? 0}`;
+      this.log.warn(
+        { reasonCode: packet.reasonCode, clientId: this.options.clientId, ...(takenOver ? { code: 'FW_ERR_BROKER_CLIENT_ID_TAKEN' } : {}) },
+        takenOver ? 'another client connected with our client id; give every subscriber instance its own --client-id' : 'broker closed the connection',
+      );
+    });
+    client.on('close', () => {
+      if (gen !== this.generation) return;
+      this.generation++;
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      client.end(true);
+      this.client = null;
+      if (this.stopping) return;
+      if (this.stats.state === 'online') this.emit('disconnected');
+      this.stats.state = 'offline';
+      if (!this.outageLogged) {
+        // Once per outage, not on every retry.
+        const code: ErrorCode = this.refused ? 'FW_ERR_BROKER_REFUSED' : 'FW_ERR_BROKER_CONNECT';
+        this.log.warn({ url: this.options.url, err: this.stats.lastError ?? undefined, code }, 'broker connection lost or refused; retrying with backoff');
+        this.outageLogged = true;
+      }
+      this.scheduleReconnect();
+    });
+    client.connect();
+  }
+
+  private subscribe(client: MqttClient, gen: number): void {
+    const refused: string[] = [];
+    let pending = this.filters.length;
+    for (const filter of this.filters) {
+      client.subscribe(filter, { qos: 1 }, (err) => {
+        if (gen !== this.generation) return;
+        if (err) {
+          refused.push(filter);
+          this.stats.lastError = describeError(err);
+          this.log.error({ filter, err: this.stats.lastError, code: SUBSCRIBE_ERROR }, 'the broker refused a subscription (ACL? shared subscriptions disabled?)');
+        }
+        if (--pending === 0) this.emit('subscribed', { refused });
+      });
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping || this.reconnectTimer) return;
+    const delay = backoffDelay(this.attempt++, this.options.reconnectMinMs ?? 1000, this.options.reconnectMaxMs ?? 60_000, this.options.random);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.stats.reconnects++;
+      this.connect();
+    }, delay);
+  }
+
+  /** Commit, then acknowledge: `done()` sends the PUBACK, `done(err)` withholds it. */
+  private onPublish(gen: number, client: MqttClient, packet: IPublishPacket, done: (err?: Error) => void): void {
+    if (gen !== this.generation || this.stopping) {
+      done(new Error('subscriber stopping; left unacknowledged for redelivery'));
+      return;
+    }
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    try {
+      this.ingest(packet.topic, payload, packet.properties?.contentType);
+    } catch (err) {
+      this.stats.writeFailures++;
+      this.stats.lastError = describeError(err);
+      this.log.error({ topic: packet.topic, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' }, 'cannot commit a message; not acknowledging it, reconnecting so the broker redelivers it');
+      done(err instanceof Error ? err : new Error(String(err)));
+      // Without a reconnect the broker would not resend it, and its in-flight window would stay occupied.
+      client.end(true);
+      return;
+    }
+    this.stats.messages++;
+    done();
+  }
+
+  /** Decodes and commits one message; throws only when the database write fails. */
+  private ingest(topic: string, payload: Buffer, contentType: string | undefined): void {
+    const where = parseTopic(topic, this.root);
+    try {
+      if (where.kind === 'batch') {
+        const batch = decodeBatch(payload, topic, contentType, this.root);
+        const result = this.store.ingestBatch(batch);
+        this.stats.records += result.inserted;
+        this.stats.duplicates += result.duplicates;
+        this.stats.outOfOrder += result.outOfOrder;
+        this.emit('batch', { topic, agentId: batch.agentId, stream: batch.stream, records: batch.records.length, result });
+      } else if (where.kind === 'status') {
+        const status = decodeStatus(payload, topic, contentType, this.root);
+        if (!status) return; // a retained status being cleared
+        this.store.recordStatus(status);
+        this.stats.statuses++;
+        this.emit('status', { topic, agentId: status.agentId, state: status.state, bootSeq: status.bootSeq });
+      } else {
+        this.log.debug({ topic }, 'ignoring a message on a topic we do not store');
+      }
+    } catch (err) {
+      if (!isForewarnError(err, PAYLOAD_ERROR)) throw err;
+      this.malformed(topic, err.message);
+    }
+  }
+
+  private malformed(topic: string, error: string): void {
+    this.store.recordMalformed(topic, error);
+    this.stats.malformed++;
+    if (!this.warnedTopics.has(topic) && this.warnedTopics.size < MAX_WARNED_TOPICS) {
+      this.warnedTopics.add(topic);
+      this.log.warn({ topic, err: error, code: PAYLOAD_ERROR }, 'malformed message counted and acknowledged; further ones on this topic are only counted');
+    } else {
+      this.log.debug({ topic, err: error, code: PAYLOAD_ERROR }, 'malformed message');
+    }
+    this.emit('malformed', { topic, error });
+  }
+}
