@@ -217,12 +217,17 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
     await Promise.race([Promise.all([waitForPort(port), ...(tlsPort ? [waitForPort(tlsPort)] : [])]), exited]);
   };
   const kill = async () => {
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    // This process, not whichever `proc` names when the timer fires: after a restart that is the new broker.
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.kill('SIGCONT');
-      proc.kill('SIGTERM');
-      setTimeout(() => proc.kill('SIGKILL'), 3000).unref();
+      const force = setTimeout(() => p.kill('SIGKILL'), 3000);
+      p.once('exit', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      p.kill('SIGCONT');
+      p.kill('SIGTERM');
     });
   };
   try {

@@ -59,4 +59,6 @@ export interface StorageRecoveredEvent {
   type: 'storage-recovered';
   reason: string;
   setAside: string;
+  /** Every stream of the fresh database starts at this seq; lower seqs belonged to the file set aside. */
+  firstSeq: number;
 }

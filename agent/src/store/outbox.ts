@@ -66,7 +66,9 @@ export interface StreamCounts {
   sentTotal: number;
   /** Dropped unsent under the storage policy since the database was created. */
   droppedTotal: number;
-  /** Highest sequence number assigned. */
+  /** The first seq this database assigns: 1, or a clock value when it replaced a damaged one. */
+  firstSeq: number;
+  /** Highest sequence number assigned (firstSeq - 1 before the first). */
   lastSeq: number;
   oldestPendingTs: number | null;
   lastSentTs: number | null;

@@ -69,6 +69,8 @@ export class RecordStore implements Outbox {
   readonly recovered: StorageRecovery | null = null;
   private db!: Database.Database;
   private readonly seqs = new Map<StreamName, number>();
+  /** The first seq of every stream in this file: 1, or a clock value after a damaged file was set aside. */
+  private seqBase = 1;
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: RecordStoreOptions) {
@@ -107,7 +109,15 @@ export class RecordStore implements Outbox {
         throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(again)} (after setting aside a damaged file: ${describeError(err)})`, { cause: again });
       }
       this.recovered = { reason: `${code}: ${describeError(err)}`, setAside };
-      this.append([{ stream: 'events', ts: Date.now(), asset: '', payload: { ts: Date.now(), type: 'storage-recovered', reason: this.recovered.reason, setAside } }]);
+      // The fresh file must not reuse the seqs (nor the boot number) of the one set aside: subscribers would take
+      // its records for duplicates. Counting resumes from the clock, in microseconds, far above any count so far.
+      const now = Date.now();
+      this.setMeta('seq_base', String(now * 1000));
+      this.setMeta('boot_seq', String(Math.floor(now / 1000)));
+      this.reloadSeqs();
+      this.append([
+        { stream: 'events', ts: now, asset: '', payload: { ts: now, type: 'storage-recovered', reason: this.recovered.reason, setAside, firstSeq: this.seqBase } },
+      ]);
     }
   }
 
@@ -190,7 +200,7 @@ export class RecordStore implements Outbox {
     const run = this.db.transaction(() => {
       const touched = new Set<StreamName>();
       const seqs = items.map((item) => {
-        const seq = this.seqs.get(item.stream) ?? 1;
+        const seq = this.seqs.get(item.stream) ?? this.seqBase;
         insert.run(item.stream, seq, STREAM_PRIORITY[item.stream], item.ts, item.asset, JSON.stringify(item.payload));
         this.seqs.set(item.stream, seq + 1);
         touched.add(item.stream);
@@ -209,6 +219,7 @@ export class RecordStore implements Outbox {
   }
 
   private reloadSeqs(): void {
+    this.seqBase = Number(this.getMeta('seq_base') ?? '1');
     this.seqs.clear();
     for (const row of this.sql('SELECT name, next_seq FROM streams').all() as Array<{ name: StreamName; next_seq: number }>) {
       this.seqs.set(row.name, row.next_seq);
@@ -393,10 +404,16 @@ export class RecordStore implements Outbox {
       pending: pending.get(stream)?.n ?? 0,
       sentTotal: streams.get(stream)?.sent_total ?? 0,
       droppedTotal: streams.get(stream)?.dropped_total ?? 0,
-      lastSeq: (streams.get(stream)?.next_seq ?? 1) - 1,
+      firstSeq: this.seqBaseForRead(),
+      lastSeq: (streams.get(stream)?.next_seq ?? this.seqBaseForRead()) - 1,
       oldestPendingTs: pending.get(stream)?.oldest ?? null,
       lastSentTs: streams.get(stream)?.last_sent_ts ?? null,
     }));
+  }
+
+  /** The read-only handle never ran reloadSeqs. */
+  private seqBaseForRead(): number {
+    return this.db.readonly ? Number(this.getMeta('seq_base') ?? '1') : this.seqBase;
   }
 
   /** Pending records in all streams: cheaper than counts() for the drain loop. */

@@ -156,6 +156,12 @@ export function parseDropped(record: Record<string, unknown>, where = 'records-d
   return { stream: record.stream as string, ranges, reason: typeof record.reason === 'string' ? record.reason : 'unknown' };
 }
 
+/** What a `storage-recovered` event says: the agent's streams count on from `firstSeq` in a fresh database. */
+export function parseStorageRecovered(record: Record<string, unknown>): { firstSeq: number; setAside: string } | undefined {
+  if (record.type !== 'storage-recovered' || !isPositiveInt(record.firstSeq)) return undefined;
+  return { firstSeq: record.firstSeq, setAside: typeof record.setAside === 'string' ? record.setAside : '' };
+}
+
 /**
  * Checks a retained status on `{root}/{agentId}/status`. Returns `null` for an empty payload: that is a
  * retained message being cleared, not a malformed one.

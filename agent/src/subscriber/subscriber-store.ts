@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../errors.js';
-import { parseDropped, type DecodedBatch, type DecodedStatus } from './decode-batch.js';
+import { parseDropped, parseStorageRecovered, type DecodedBatch, type DecodedStatus } from './decode-batch.js';
 
 /**
  * The central side's SQLite database: every record once, keyed by (agent, stream, seq), plus per stream what
@@ -38,6 +38,8 @@ export interface StreamSummary {
   missing: number;
   /** Seqs the agent announced as dropped by its storage policy. */
   dropped: number;
+  /** The agent replaced a damaged database and counts on from here; 0 when it never did. */
+  resetBelow: number;
   gaps: SeqRange[];
 }
 
@@ -160,6 +162,10 @@ export class SubscriberStore {
           reason TEXT NOT NULL, event_seq INTEGER NOT NULL, received_ts INTEGER NOT NULL,
           PRIMARY KEY (agent_id, stream, from_seq)
         );
+        CREATE TABLE resets (
+          agent_id TEXT NOT NULL, first_seq INTEGER NOT NULL, set_aside TEXT NOT NULL, event_seq INTEGER NOT NULL,
+          received_ts INTEGER NOT NULL, PRIMARY KEY (agent_id, first_seq)
+        );
         CREATE TABLE agents (
           agent_id TEXT PRIMARY KEY, state TEXT NOT NULL, boot_seq INTEGER NOT NULL, ts INTEGER NOT NULL,
           received_ts INTEGER NOT NULL, payload TEXT NOT NULL
@@ -208,6 +214,8 @@ export class SubscriberStore {
         }
         const drop = stream === 'events' ? parseDropped(r) : undefined;
         if (drop) for (const [from, to] of drop.ranges) this.addDropped(agentId, drop.stream, from, to, drop.reason, r.seq, receivedTs);
+        const reset = stream === 'events' ? parseStorageRecovered(r) : undefined;
+        if (reset) this.addReset(agentId, reset.firstSeq, reset.setAside, r.seq, receivedTs);
       }
       this.sql(
         `UPDATE streams SET highest_seq = ?, received = received + ?, duplicates = duplicates + ?, out_of_order = out_of_order + ?,
@@ -227,8 +235,33 @@ export class SubscriberStore {
     ).all(agentId, stream, to, from) as SeqRange[];
   }
 
-  /** Opens [from, to] as missing, except the parts already announced as dropped. */
+  /** The highest first seq of a fresh agent database seen so far: seqs below it belonged to a file set aside. */
+  private resetBelow(agentId: string): number {
+    return (this.sql('SELECT MAX(first_seq) AS n FROM resets WHERE agent_id = ?').get(agentId) as { n: number | null }).n ?? 0;
+  }
+
+  /**
+   * The agent set a damaged database aside and counts on from `firstSeq`: what is missing below it went with the
+   * old file and will never come. Those gaps close (they are reported as resets, not as missing), and none opens
+   * there again, whichever of the event and the new records arrives first.
+   */
+  private addReset(agentId: string, firstSeq: number, setAside: string, eventSeq: number, now: number): void {
+    this.sql('INSERT OR IGNORE INTO resets (agent_id, first_seq, set_aside, event_seq, received_ts) VALUES (?, ?, ?, ?, ?)').run(
+      agentId,
+      firstSeq,
+      setAside,
+      eventSeq,
+      now,
+    );
+    for (const { stream } of this.sql('SELECT stream FROM streams WHERE agent_id = ?').all(agentId) as Array<{ stream: string }>) {
+      this.closeGaps(agentId, stream, 1, firstSeq - 1);
+    }
+  }
+
+  /** Opens [from, to] as missing, except the parts already announced as dropped or lost in a reset. */
   private openGap(agentId: string, stream: string, from: number, to: number, now: number): void {
+    from = Math.max(from, this.resetBelow(agentId));
+    if (from > to) return;
     const put = this.sql('INSERT INTO gaps (agent_id, stream, from_seq, to_seq, opened_ts) VALUES (?, ?, ?, ?, ?)');
     for (const g of subtract(from, to, this.droppedRanges(agentId, stream, from, to))) put.run(agentId, stream, g.from, g.to, now);
   }
@@ -313,6 +346,7 @@ export class SubscriberStore {
         highestSeq: s.highest_seq,
         missing: missing.get(k) ?? 0,
         dropped: dropped.get(k) ?? 0,
+        resetBelow: this.resetBelow(s.agent_id),
         gaps: gaps.get(k) ?? [],
       };
     });

@@ -57,7 +57,8 @@ export class DrainProgress {
     if (now - this.lastReport < this.intervalMs) return;
     this.lastReport = now;
     const left = this.store.pendingTotal();
-    const r = this.rate(now);
+    // Offline, nothing drains, whatever the last seconds of the connection achieved.
+    const r = online ? this.rate(now) : { records: 0, bytes: 0 };
     if (left >= BACKLOG_MIN) {
       this.backlog ??= { startedAt: now, size: left };
       const state: DrainState = {

@@ -78,8 +78,15 @@ describe('RecordStore', () => {
     expect(existsSync(s.recovered!.setAside)).toBe(true);
     expect(readdirSync(dir).filter((f) => f.includes('.bad-'))).toHaveLength(1);
     const [event] = s.pending('events');
-    expect(event!.payload).toMatchObject({ type: 'storage-recovered', setAside: s.recovered!.setAside });
-    expect(s.append([reading('a', 1)])).toEqual([1]);
+    const before = Date.now() * 1000;
+    expect(event!.payload).toMatchObject({ type: 'storage-recovered', setAside: s.recovered!.setAside, firstSeq: event!.seq });
+    // Seqs go on from the clock, never from 1: a subscriber holding the old file's seqs must not take these for duplicates.
+    const [seq] = s.append([reading('a', 1)]);
+    expect(seq).toBe(event!.payload.firstSeq);
+    expect(seq).toBeLessThanOrEqual(before);
+    expect(seq).toBeGreaterThan(before - 60_000_000);
+    expect(s.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ firstSeq: seq, lastSeq: seq });
+    expect(s.nextBootSeq()).toBeGreaterThan(1_700_000_000);
   });
 
   it('sets a database with damaged pages aside', () => {
@@ -94,7 +101,8 @@ describe('RecordStore', () => {
     execFileSync('dd', [`of=${file}`, 'bs=4096', `seek=${Math.floor(size / 4096 / 2)}`, 'conv=notrunc', 'status=none'], { input: buf });
     const again = store(dir);
     expect(again.recovered?.reason).toMatch(/SQLITE_CORRUPT|integrity|malformed/);
-    expect(again.counts().find((c) => c.stream === 'telemetry')!.lastSeq).toBe(0);
+    const t = again.counts().find((c) => c.stream === 'telemetry')!;
+    expect([t.pending, t.lastSeq]).toEqual([0, t.firstSeq - 1]);
   });
 
   it('sets aside a database another program keeps locked past the busy timeout', async () => {
@@ -113,7 +121,7 @@ describe('RecordStore', () => {
       await waitFor(() => out.includes('locked'), 'the other process to lock the database');
       const s = store(dir);
       expect(s.recovered?.reason).toMatch(/SQLITE_BUSY|locked/);
-      expect(s.append([reading('a', 2)])).toEqual([1]);
+      expect(s.append([reading('a', 2)])[0]).toBeGreaterThan(1_700_000_000_000_000);
     } finally {
       holder.kill('SIGKILL');
     }

@@ -111,6 +111,29 @@ describe('SubscriberStore', () => {
     expect(stream(store).dropped).toBe(2);
   });
 
+  it('takes an agent that replaced a damaged database at its word: what is missing below its new first seq is gone, not awaited', () => {
+    const resetEvent = (firstSeq: number): DecodedBatch => ({
+      agentId: 'a1',
+      stream: 'events',
+      bootSeq: 2,
+      historical: false,
+      records: [{ seq: firstSeq, ts: 1, type: 'storage-recovered', reason: 'SQLITE_CORRUPT', setAside: '/x.bad', firstSeq }],
+    });
+    // New records first (risk drains before events), then the event: the gap they opened closes.
+    const s = open();
+    s.ingestBatch(batch([1, 2, 5]));
+    s.ingestBatch(batch([1_000_000, 1_000_001]));
+    expect(stream(s).gaps.length).toBeGreaterThan(0);
+    s.ingestBatch(resetEvent(1_000_000));
+    expect(stream(s)).toMatchObject({ gaps: [], missing: 0, resetBelow: 1_000_000, received: 5 });
+    // The event first: no gap ever opens below the new first seq, and later gaps above it still do.
+    const t = open();
+    t.ingestBatch(batch([1, 2]));
+    t.ingestBatch(resetEvent(1_000_000));
+    t.ingestBatch(batch([1_000_000, 1_000_003]));
+    expect(stream(t).gaps).toEqual([{ from: 1_000_001, to: 1_000_002 }]);
+  });
+
   it('keeps the newest status per agent and counts malformed payloads per topic', () => {
     const store = open();
     const status = (state: 'online' | 'offline', bootSeq: number, ts: number) => ({ agentId: 'a1', state, bootSeq, ts, payload: { state, bootSeq, ts } });
