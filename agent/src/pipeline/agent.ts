@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../errors.js';
-import { RecordStore } from '../store/record-store.js';
+import { RecordStore, isStorageFull } from '../store/record-store.js';
 import { StorageLock } from '../store/storage-lock.js';
 import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import { RiskScorer } from '../scoring/risk-scorer.js';
@@ -193,7 +193,7 @@ export class Agent {
       this.store.append(items);
     } catch (err) {
       // A full disk: make room by the drop policy and try once more before giving these records up.
-      if (isDiskFull(err) && this.enforceStorageLimits('disk-full')) {
+      if (isStorageFull(err) && this.enforceStorageLimits('disk-full')) {
         try {
           this.store.append(items);
           return;
@@ -295,7 +295,3 @@ export class Agent {
   }
 }
 
-function isDiskFull(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: string } }).cause;
-  return cause?.code === 'SQLITE_FULL' || (err as { code?: string }).code === 'SQLITE_FULL';
-}

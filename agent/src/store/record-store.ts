@@ -45,6 +45,8 @@ export interface RecordStoreOptions {
   dir: string;
   synchronous?: 'full' | 'normal';
   readonly?: boolean;
+  /** Caps the file at this many pages, so writes fail with SQLITE_FULL as on a full disk (tests). */
+  maxPages?: number;
 }
 
 /** Why a database file could not be used at start and was set aside. */
@@ -127,6 +129,9 @@ export class RecordStore implements Outbox {
     // The first statement reads the header: a file that is not a database fails here.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    // After a burst (a drain, a purge) the WAL shrinks back to this at the next checkpoint instead of keeping its peak size.
+    this.db.pragma('journal_size_limit = 8388608');
+    if (options.maxPages) this.db.pragma(`max_page_count = ${options.maxPages}`);
     const check = this.db.pragma('quick_check(1)', { simple: true });
     if (check !== 'ok') throw Object.assign(new Error(`integrity check failed: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
     this.migrate();
@@ -334,7 +339,11 @@ export class RecordStore implements Outbox {
         u = this.usage();
       }
     }
-    if (why !== 'quota') this.vacuumStep(Number.MAX_SAFE_INTEGER);
+    if (why !== 'quota') {
+      // Space for the file system: hand the freed pages back and fold the WAL in, or nothing is freed on disk.
+      this.vacuumStep(Number.MAX_SAFE_INTEGER);
+      this.checkpoint();
+    }
     return [...reports.values()];
   }
 
@@ -381,6 +390,15 @@ export class RecordStore implements Outbox {
     if (!before) return 0;
     this.db.pragma(`incremental_vacuum(${Math.min(before, pages)})`);
     return before - (this.db.pragma('freelist_count', { simple: true }) as number);
+  }
+
+  /** Folds the WAL into the database and truncates it; a reader in the way only postpones it. */
+  checkpoint(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // SQLITE_BUSY: a reader holds the WAL; SQLite checkpoints later
+    }
   }
 
   counts(): StreamCounts[] {
@@ -482,16 +500,16 @@ export class RecordStore implements Outbox {
 
   close(): void {
     if (!this.db.open) return;
-    if (!this.db.readonly) {
-      // Fold the WAL back into the main file so a copied database is complete.
-      try {
-        this.db.pragma('wal_checkpoint(TRUNCATE)');
-      } catch {
-        // a reader holding the WAL is fine; SQLite checkpoints later
-      }
-    }
+    // Fold the WAL back into the main file so a copied database is complete.
+    if (!this.db.readonly) this.checkpoint();
     this.db.close();
   }
+}
+
+/** Whether a failed write failed for lack of space (SQLITE_FULL), as opposed to I/O errors or corruption. */
+export function isStorageFull(err: unknown): boolean {
+  const code = (e: unknown) => (e as { code?: unknown } | undefined)?.code;
+  return code(err) === 'SQLITE_FULL' || code((err as { cause?: unknown } | undefined)?.cause) === 'SQLITE_FULL';
 }
 
 /** Sorted seqs as inclusive [from, to] ranges. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DB_FILE, RecordStore } from '../../../agent/src/store/record-store.js';
+import { DB_FILE, RecordStore, isStorageFull } from '../../../agent/src/store/record-store.js';
 import { outboxContract } from './outbox-contract.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -168,5 +168,43 @@ describe('RecordStore', () => {
     while (s.vacuumStep(64) > 0) steps++;
     expect(steps).toBeGreaterThan(3);
     expect(s.usage().reclaimableBytes).toBe(0);
+  });
+
+  it('on a full disk, makes room by the drop policy so the next write succeeds', () => {
+    const s = store(freshDir());
+    const dir = path.dirname(s.file);
+    s.close();
+    open.splice(0);
+    const full = new RecordStore({ dir, maxPages: 400 });
+    open.push(full);
+    let failure: unknown;
+    for (let i = 0; i < 10_000 && !failure; i++) {
+      try {
+        full.append(Array.from({ length: 20 }, (_, k) => ({ ...reading('a', i * 20 + k), payload: { pad: 'x'.repeat(300) } })));
+      } catch (err) {
+        failure = err;
+      }
+    }
+    expect(isStorageFull(failure)).toBe(true);
+    expect(isStorageFull(new Error('disk I/O error'))).toBe(false);
+    const [drop] = full.enforceQuota({ maxBytes: 0, minFreeBytes: 0 }, new Map(), 'disk-full');
+    expect(drop).toMatchObject({ stream: 'telemetry', reason: 'disk-full' });
+    expect(full.append([reading('a', 1)])).toHaveLength(1);
+    const notices = full.pending('events').map((e) => e.payload);
+    expect(notices.every((e) => e.type === 'records-dropped' && e.reason === 'disk-full')).toBe(true);
+    expect(notices.reduce((n, e) => n + Number(e.count), 0)).toBe(drop!.count);
+  });
+
+  it('under the free-space floor, drops by the same policy and hands the pages back to the file system', () => {
+    const s = store(freshDir());
+    s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: 'x'.repeat(400) } })));
+    const u = s.usage();
+    // A floor just above what is free now: only giving pages back to the file system can meet it.
+    const floor = u.freeBytes + Math.floor(u.usedBytes / 2);
+    const reports = s.enforceQuota({ maxBytes: 0, minFreeBytes: floor });
+    expect(reports.map((r) => [r.stream, r.reason])).toEqual([['telemetry', 'free-space']]);
+    const after = s.usage();
+    expect(after.reclaimableBytes).toBe(0);
+    expect(after.fileBytes + after.walBytes).toBeLessThan(u.fileBytes + u.walBytes);
   });
 });
