@@ -10,7 +10,9 @@ import { LiveView } from './view/live-view.js';
 import { formatStatus, readStatus } from './cli/status-report.js';
 import { evaluateModel } from './scoring/evaluate-model.js';
 import { evaluateRul } from './scoring/evaluate-rul.js';
+import { profileModel } from './scoring/profile-model.js';
 import { runSubscribeCommand } from './subscriber/subscribe-command.js';
+import { MODEL_COMMANDS, runModelCommand } from './cli/model-commands.js';
 
 const USAGE = `forewarn — predictive-maintenance edge agent
 
@@ -20,9 +22,16 @@ Usage:
   forewarn config check FILE [--json]              validate a configuration file without running
   forewarn model eval NAME --data FILE.csv [--json] [--threshold X] [--models-dir DIR]
                                                    score a labelled CSV and print the metrics
+  forewarn model profile NAME --data TRAIN [--exclude HOLDOUT.txt] [--write] [--json]
+                                                   summarise a model's training data per input into its
+                                                   manifest: the reference for drift detection
   forewarn model eval NAME --data TEST.txt --rul RUL.txt [--json]
                                                    RMSE and NASA score of a remaining-useful-life model on
                                                    a C-MAPSS-format test file and its true RULs
+  forewarn model keygen|bundle|install|list|rollback …
+                                                   signed model bundles: install, shadow-score, promote,
+                                                   roll back (docs/model-updates.md; \`forewarn model
+                                                   install --help\` for every option)
   forewarn subscribe [--url URL] [--db FILE] [--group NAME] [--report [--json]] …
                                                    the reference central subscriber: deduplicates,
                                                    detects gaps, writes SQLite (docs/subscriber.md;
@@ -108,6 +117,8 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'subscribe') {
     return runSubscribeCommand(argv.slice(1), createLogger({ level: process.env.FOREWARN_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY === true }));
   }
+  // Model updates have their own options (docs/model-updates.md).
+  if (argv[0] === 'model' && MODEL_COMMANDS.has(argv[1] ?? '')) return runModelCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -119,6 +130,8 @@ export async function main(argv: string[]): Promise<number> {
       rul: { type: 'string' },
       threshold: { type: 'string' },
       'models-dir': { type: 'string' },
+      exclude: { type: 'string' },
+      write: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -150,7 +163,17 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'model': {
-      if (sub !== 'eval' || !arg) usage('expected `model eval NAME --data FILE.csv`');
+      if (sub === 'profile') {
+        if (!arg || !values.data) usage('expected `model profile NAME --data TRAIN [--exclude FILE] [--write]`');
+        const r = profileModel(path.join(values['models-dir'] ?? path.join(PACKAGE_ROOT, 'models'), arg), values.data, { ...(values.exclude ? { exclude: values.exclude } : {}), write: values.write });
+        process.stdout.write(
+          values.json
+            ? `${JSON.stringify(r, null, 2)}\n`
+            : `${r.model}@${r.version}: ${r.rows} training rows profiled from ${r.data}${r.skipped ? ` (${r.skipped} unreadable rows skipped)` : ''}\n${r.features.map((f) => `  ${f.name}: ${f.bins} bins${f.missing ? `, ${(f.missing * 100).toFixed(1)}% missing` : ''}`).join('\n')}\n${r.written ? `wrote ${r.written}` : 'dry run: add --write to store it in the manifest'}\n`,
+        );
+        return 0;
+      }
+      if (sub !== 'eval' || !arg) usage('expected `model eval NAME --data FILE.csv` or `model profile NAME --data TRAIN`');
       if (!values.data) usage('model eval needs --data FILE.csv');
       const modelsDir = values['models-dir'] ?? path.join(PACKAGE_ROOT, 'models');
       if (values.rul) {

@@ -1,6 +1,8 @@
 import { RecordStore, type StreamCounts } from '../store/record-store.js';
 import type { StorageUsage } from '../store/outbox.js';
 import { DRAIN_META_KEY, type DrainState } from '../sync/drain-progress.js';
+import { MODEL_HEALTH_META_KEY, type ModelHealth } from '../scoring/drift-monitor.js';
+import { ANOMALY_STATUS_META_KEY, type AnomalyAssetStatus } from '../scoring/anomaly/anomaly-scorer.js';
 
 /** Drain progress older than this means the agent is not draining now (stopped, or the backlog is gone). */
 const DRAIN_FRESH_MS = 60_000;
@@ -12,6 +14,10 @@ export interface StatusReport {
   /** The backlog being drained, as the running agent last measured it; null when there is none. */
   drain: DrainState | null;
   streams: StreamCounts[];
+  /** Per model and asset, whether its inputs still look like its training data. */
+  modelHealth: ModelHealth[];
+  /** Per asset, the anomaly detector's state as last saved (warming n/N, or scoring with its threshold). */
+  anomaly: AnomalyAssetStatus[];
   latestRisk: Array<Record<string, unknown> & { seq: number }>;
   activeAlerts: Array<{ alertId: string; severity: string; title: string; asset: string; raisedTs: number }>;
 }
@@ -29,7 +35,9 @@ export function readStatus(dir: string): StatusReport {
       storage: store.usage(),
       drain: drain && pending > 0 && Date.now() - drain.ts < DRAIN_FRESH_MS ? drain : null,
       streams,
-      latestRisk: store.latest('risk').map((r) => ({ seq: r.seq, ...r.payload })),
+      modelHealth: JSON.parse(store.getMeta(MODEL_HEALTH_META_KEY) ?? '[]') as ModelHealth[],
+      anomaly: JSON.parse(store.getMeta(ANOMALY_STATUS_META_KEY) ?? '[]') as AnomalyAssetStatus[],
+      latestRisk: store.latestRisk().map((r) => ({ seq: r.seq, ...r.payload })),
       activeAlerts: store.activeAlerts().map(({ state }) => {
         const r = (state as { record: StatusReport['activeAlerts'][number] }).record;
         return { alertId: r.alertId, severity: r.severity, title: r.title, asset: r.asset, raisedTs: r.raisedTs };
@@ -73,6 +81,23 @@ export function formatStatus(s: StatusReport): string {
     lines.push(
       `  ${String(r.asset)}  ${String(r.model)}@${String(r.modelVersion)}  ${Number(r.score).toFixed(4)}${r.threshold !== undefined ? ` (threshold ${Number(r.threshold).toFixed(4)})` : ''}  ${r.atRisk ? 'AT RISK' : 'ok'}  at ${time(Number(r.ts))}${drivers ? `\n      drivers: ${drivers}` : ''}`,
     );
+  }
+  lines.push('', 'model health (inputs against the training data, PSI)');
+  if (!s.modelHealth.length) lines.push('  (not watched yet)');
+  for (const h of s.modelHealth) {
+    const top = h.top.map((t) => `${t.feature} ${t.psi.toFixed(3)}`).join(', ');
+    lines.push(`  ${h.asset}  ${h.model}@${h.version}  ${h.state.toUpperCase()}  max ${h.psiMax.toFixed(3)} over ${h.samples} rows${top ? `  (${top})` : ''}`);
+  }
+  lines.push('', 'anomaly detection (learned baseline per asset)');
+  if (!s.anomaly.length) lines.push('  (nothing learned yet)');
+  for (const a of s.anomaly) {
+    const what =
+      a.state === 'warming'
+        ? `WARMING  ${a.samples}/${a.warmupSamples} readings, not scored yet`
+        : a.state === 'idle'
+          ? 'IDLE  no varying signal to model'
+          : `SCORING  threshold ${a.threshold?.toFixed(3) ?? '-'}, last score ${a.lastScore?.toFixed(3) ?? '-'}, ${a.anomalies} anomalies this run`;
+    lines.push(`  ${a.asset}  ${what}  (${a.scoredSignals}/${a.signals} signals, ${(a.bytes / 1024).toFixed(1)} KiB)  [at ${time(a.ts)}]`);
   }
   lines.push('', 'active alerts');
   if (!s.activeAlerts.length) lines.push('  (none)');

@@ -7,6 +7,7 @@ import { parseDocument } from 'yaml';
 import { ForewarnError, describeError } from '../errors.js';
 import { configSchema, type SchemaNode } from './schema.js';
 import type { QualityConfig } from '../health/data-quality.js';
+import type { AnomalyConfig } from '../scoring/anomaly/anomaly-scorer.js';
 import type { NvidiaGpuConfig } from '../sources/gpu/nvidia-gpu-source.js';
 import type { SmartSourceConfig } from '../sources/disk/smart-source.js';
 import type { ModbusDeviceConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
@@ -52,7 +53,19 @@ export interface AgentConfig {
     ipmi: { enabled: boolean; intervalMs: number; timeoutMs: number; binary: string; sel: boolean };
   };
   quality: QualityConfig;
-  scoring: { enabled: boolean; modelsDir: string; threads: number; bindings: BindingConfig[] };
+  scoring: {
+    enabled: boolean;
+    modelsDir: string;
+    threads: number;
+    drift: { enabled: boolean; windowSize: number; minSamples: number; evaluateEvery: number; watchPsi: number; alertPsi: number; outsideShare: number };
+    anomaly: AnomalyConfig;
+    bindings: BindingConfig[];
+    /** Safe model updates (docs/model-updates.md). */
+    trustedKeys: string[];
+    keepVersions: number;
+    updateCheckIntervalMs: number;
+    shadow: { samples: number; maxDisagreement: number; maxMeanAbsDiff: number; maxMeanAbsRulDiff: number };
+  };
 }
 
 export interface LoadedConfig {
@@ -226,6 +239,12 @@ export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = pr
   if (!problems.length) {
     if (cfg.broker.password && cfg.broker.passwordFile) {
       problems.push('broker.passwordFile: give either broker.password or broker.passwordFile, not both');
+    }
+    if (cfg.scoring.drift.alertPsi < cfg.scoring.drift.watchPsi) {
+      problems.push('scoring.drift.alertPsi: must be at least scoring.drift.watchPsi');
+    }
+    if (cfg.scoring.drift.minSamples > cfg.scoring.drift.windowSize) {
+      problems.push('scoring.drift.minSamples: must be at most scoring.drift.windowSize');
     }
     if (cfg.broker.reconnectMaxMs < cfg.broker.reconnectMinMs) {
       problems.push('broker.reconnectMaxMs: must be at least broker.reconnectMinMs');

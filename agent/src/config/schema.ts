@@ -266,6 +266,69 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       default: '',
     },
     threads: { type: 'integer', description: 'onnxruntime intra-op threads per model. Small hosts want 1.', default: 1, minimum: 1, maximum: 64 },
+    drift: obj('Drift: whether a model\'s live inputs still look like its training data (PSI against the manifest\'s distributions)', {
+      enabled: { type: 'boolean', description: 'Watch every model whose manifest has training distributions.', default: true },
+      windowSize: { type: 'integer', description: 'Input rows per model and asset compared with the training data.', default: 500, minimum: 50, maximum: 100000 },
+      minSamples: { type: 'integer', description: 'Rows needed before any verdict (state `warming` until then).', default: 200, minimum: 20 },
+      evaluateEvery: { type: 'integer', description: 'Rows between two evaluations.', default: 50, minimum: 1 },
+      watchPsi: { type: 'number', description: 'PSI from which a feature is worth watching (state `watch`); drift clears below it.', default: 0.1, minimum: 0 },
+      alertPsi: {
+        type: 'number',
+        description: 'PSI, beyond what chance explains at the window\'s effective size, from which a feature has drifted: state `drift`, a `model.drift` alert and event.',
+        default: 0.25,
+        minimum: 0,
+      },
+      outsideShare: {
+        type: 'number',
+        description: 'Share of the window beyond the training data\'s 0.1%/99.9% quantiles from which a feature has drifted (half of it: `watch`).',
+        default: 0.2,
+        minimum: 0,
+        maximum: 1,
+      },
+    }),
+    anomaly: obj('Adaptive anomaly detection: a multivariate baseline of each asset\'s signals, learned on the host without labels; records of kind `anomaly` from model `anomaly` (docs/anomaly-detection.md)', {
+      enabled: { type: 'boolean', description: 'Learn a baseline per watched asset and score its readings against it (needs `scoring.enabled`).', default: true },
+      assets: {
+        type: 'array',
+        description: 'Assets to watch: names or patterns with `*`. The default watches every asset: the host, the simulated machine, GPUs, disks, Modbus devices and sensor nodes.',
+        default: ['*'],
+        items: { type: 'string', description: 'Asset name or pattern.', minLength: 1 },
+      },
+      exclude: {
+        type: 'array',
+        description: 'Signals (patterns with `*`) never modelled, e.g. labels or ground truth. Constant signals and counters that only grow are left out on their own.',
+        default: ['machine_failure'],
+        items: { type: 'string', description: 'A signal name pattern.', minLength: 1 },
+      },
+      falseAlarmRate: {
+        type: 'number',
+        description:
+          'Share of scored readings flagged as anomalous while the asset behaves as it did during its baseline: the threshold is calibrated to it. Per reading, so the false alarms per day are this × readings per day (0.0001 at one reading per 5 s: about 1.7 a day).',
+        default: 0.0001,
+        minimum: 0.000001,
+        maximum: 0.1,
+      },
+      warmupSamples: {
+        type: 'integer',
+        description: 'Readings an asset must have before it is scored (state `warming` until then); a signal that appears later joins once it has half as many.',
+        default: 1000,
+        minimum: 50,
+      },
+      halfLifeHours: {
+        type: 'number',
+        description: 'How fast the baseline follows slow changes: a reading\'s weight halves over this time. While an asset is anomalous it learns ten times slower.',
+        default: 24,
+        minimum: 0.01,
+      },
+      persistIntervalMs: { type: 'integer', description: 'How often each baseline is saved to the database (also at stop), so a restart needs no new warm-up.', default: 300000, minimum: 1000 },
+      maxSignalsPerAsset: {
+        type: 'integer',
+        description: 'Most signals modelled per asset (memory and time grow with its square: about 30 KB and 9 µs a reading at 30 signals, 146 KB and 41 µs at 100).',
+        default: 64,
+        minimum: 1,
+        maximum: 256,
+      },
+    }),
     bindings: {
       type: 'array',
       description:
@@ -295,5 +358,52 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         },
       },
     },
+    trustedKeys: {
+      type: 'array',
+      description:
+        'Public keys (ed25519 PEM files, or directories whose `*.pem` files are read) whose signatures `forewarn model install` accepts (docs/model-updates.md). Empty: no bundle is installed.',
+      default: [],
+      items: { type: 'string', description: 'A PEM public key file or a directory of them.', minLength: 1 },
+    },
+    keepVersions: {
+      type: 'integer',
+      description: 'Installed versions kept per model (under `<storage.dir>/models/`), the current one included; older ones are deleted. A candidate under evaluation is kept besides.',
+      default: 3,
+      minimum: 1,
+      maximum: 100,
+    },
+    updateCheckIntervalMs: {
+      type: 'integer',
+      description: 'How often the running agent looks for models installed, promoted or rolled back by `forewarn model` commands.',
+      default: 5000,
+      minimum: 100,
+    },
+    shadow: obj('Shadow scoring: an installed candidate scores the same readings as the current model, unpublished, before it replaces it', {
+      samples: {
+        type: 'integer',
+        description: 'Readings the candidate is compared on before it is promoted or rolled back. 0 promotes a verified candidate at once.',
+        default: 200,
+        minimum: 0,
+      },
+      maxDisagreement: {
+        type: 'number',
+        description: 'Largest share of those readings on which the candidate may disagree with the current model on `atRisk` (or give no score) and still be promoted.',
+        default: 0.05,
+        minimum: 0,
+        maximum: 1,
+      },
+      maxMeanAbsDiff: {
+        type: 'number',
+        description: 'Probability models: largest mean |candidate score − current score| for promotion.',
+        default: 0.05,
+        minimum: 0,
+      },
+      maxMeanAbsRulDiff: {
+        type: 'number',
+        description: 'Remaining-useful-life models: largest mean |candidate − current| in cycles for promotion.',
+        default: 10,
+        minimum: 0,
+      },
+    }),
   }),
 });

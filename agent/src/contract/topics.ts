@@ -28,7 +28,13 @@ export interface StatusPayload {
   /** Why the agent went offline: `shutdown` when it said goodbye, `connection-lost` when the broker sent the Will. */
   reason?: 'shutdown' | 'connection-lost';
   agentVersion: string;
-  models?: Array<{ name: string; version: string; assets: string[] }>;
+  models?: Array<{
+    name: string;
+    version: string;
+    assets: string[];
+    /** Per asset the model scores: whether its inputs still look like its training data. */
+    health?: Array<{ asset: string; state: 'warming' | 'ok' | 'watch' | 'drift'; samples: number; psiMax: number; top: Array<{ feature: string; psi: number }>; ts: number }>;
+  }>;
   /** Each source and its state when the status was published: `unavailable` means its tool or device is absent. */
   sources?: Array<{ name: string; state: string; samples: number; errors: number }>;
 }
@@ -62,3 +68,72 @@ export interface StorageRecoveredEvent {
   /** Every stream of the fresh database starts at this seq; lower seqs belonged to the file set aside. */
   firstSeq: number;
 }
+
+/** How a candidate model compared with the current one while shadow-scoring (docs/model-updates.md). */
+export interface ShadowSummary {
+  /** Readings the current model scored while the candidate was shadowed. */
+  samples: number;
+  /** Of those, scored by both: the pairs the differences are measured on. */
+  compared: number;
+  /** Readings where the two disagreed on `atRisk`, or the candidate gave no score. */
+  disagreements: number;
+  disagreementRate: number;
+  /** Mean and largest |candidate score − current score| over the compared pairs (cycles for RUL models). */
+  meanAbsDiff: number;
+  maxAbsDiff: number;
+  /** Readings the current model scored and the candidate did not (an input it lacks or rejects). */
+  candidateMissing: number;
+}
+
+/** An `events` record: a verified model version was installed and waits to be shadow-scored beside the current one. */
+export interface ModelCandidateEvent {
+  ts: number;
+  type: 'model-candidate';
+  model: string;
+  version: string;
+  /** The version scoring now (installed or shipped); null when none. */
+  currentVersion: string | null;
+  keyId: string;
+  shadowSamples: number;
+}
+
+/** An `events` record: a model version became the one that scores. */
+export interface ModelPromotedEvent {
+  ts: number;
+  type: 'model-promoted';
+  model: string;
+  version: string;
+  previousVersion: string | null;
+  reason: string;
+  shadow?: ShadowSummary;
+}
+
+/** An `events` record: a candidate was discarded, or the current version was replaced by the one before it. */
+export interface ModelRollbackEvent {
+  ts: number;
+  type: 'model-rollback';
+  model: string;
+  /** The version rolled back (no longer installed). */
+  version: string;
+  /** The version scoring afterwards; null when none is left. */
+  restoredVersion: string | null;
+  /** `load`: it failed to load; `shadow`: it disagreed or failed while shadowed; `operator`: `forewarn model rollback`; `superseded`: a newer candidate replaced it. */
+  stage: 'load' | 'shadow' | 'operator' | 'superseded';
+  reason: string;
+  shadow?: ShadowSummary;
+}
+
+/** An `events` record: a model bundle was refused (unsigned, tampered, malformed, or failed its checks). Nothing was installed. */
+export interface ModelRejectedEvent {
+  ts: number;
+  type: 'model-rejected';
+  /** The bundle file name as given to the installer. */
+  bundle: string;
+  /** What the bundle claims to be; unverified when `code` is FW_ERR_MODEL_BUNDLE or FW_ERR_MODEL_UNTRUSTED. */
+  model?: string;
+  version?: string;
+  code: string;
+  reason: string;
+}
+
+export type ModelLifecycleEvent = ModelCandidateEvent | ModelPromotedEvent | ModelRollbackEvent | ModelRejectedEvent;

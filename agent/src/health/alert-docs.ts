@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PACKAGE_ROOT } from '../config/load-config.js';
 import { HEALTH_RULES, type HealthRule } from './health-rules.js';
-import { QUALITY_RULE, RISK_RULE } from './health-monitor.js';
+import { ANOMALY_RULE, DRIFT_RULE, QUALITY_RULE, RISK_RULE } from './health-monitor.js';
 import { XID_CATALOG } from '../sources/gpu/nvidia-smi-parsers.js';
 
 /** Renders docs/alerts.md from the rule catalogue; `npm run docs:alerts` rewrites it and a test keeps it current. */
@@ -44,6 +44,8 @@ export function renderAlertDocs(): string {
     '| rule | severity | raised when | remedy |',
     '|---|---|---|---|',
     `| \`${RISK_RULE.id}\` — ${RISK_RULE.title} | ${RISK_RULE.severity} | a risk score crosses its model's operating threshold (subject: the model); clears when a later score is below it | ${RISK_RULE.remedy} |`,
+    `| \`${ANOMALY_RULE.id}\` — ${ANOMALY_RULE.title} | ${ANOMALY_RULE.severity} | a record of kind \`anomaly\` is flagged (its score above the calibrated threshold, see [anomaly-detection.md](anomaly-detection.md)); clears after ${ANOMALY_RULE.quietMs / 60_000} min without a flagged reading | ${ANOMALY_RULE.remedy} |`,
+    `| \`${DRIFT_RULE.id}\` — ${DRIFT_RULE.title} | ${DRIFT_RULE.severity} | a model's inputs on an asset reach \`scoring.drift.alertPsi\` (PSI against the manifest's training distributions; subject: the model); clears when every input is back under \`scoring.drift.watchPsi\` | ${DRIFT_RULE.remedy} |`,
     '',
     '## Data quality',
     '',

@@ -1,3 +1,4 @@
+import type { ModelHealth } from '../scoring/drift-monitor.js';
 import type { Logger } from '../logger.js';
 import { describeError } from '../errors.js';
 import type { Component, HealthEvent, Reading, RiskRecord } from '../pipeline/types.js';
@@ -34,6 +35,29 @@ export const RISK_RULE = {
   title: 'Failure risk above the model\'s operating threshold',
   severity: 'warning' as Severity,
   remedy: 'Inspect the asset; the alert lists the model\'s main drivers. Lower the load or schedule maintenance before the predicted failure.',
+};
+
+/**
+ * The anomaly detector flagged an asset (records of kind `anomaly`). Anomalies come and go reading by reading,
+ * so the alert is raised on the first flagged reading and clears only after `quietMs` without one: one alert
+ * per episode, not one per reading.
+ */
+export const ANOMALY_RULE = {
+  id: 'anomaly',
+  title: 'Unusual behaviour: the asset\'s signals left their learned baseline',
+  severity: 'warning' as Severity,
+  quietMs: 10 * 60_000,
+  remedy:
+    'Look at the signals named as drivers and what changed on the asset (load, a repair, a sensor, a failing part). A lasting change that is normal is learned within a few `scoring.anomaly.halfLifeHours`; docs/anomaly-detection.md explains the score.',
+};
+
+/** A model's inputs have left its training distribution: its scores are no longer to be trusted as they were. */
+export const DRIFT_RULE = {
+  id: 'model.drift',
+  title: 'Model inputs have drifted from its training data',
+  severity: 'warning' as Severity,
+  remedy:
+    'The model is scoring inputs unlike those it learned from; treat its scores with care. Check the sensors named in the evidence (a recalibrated or replaced sensor, a new product or operating mode), then retrain or install a model for the new conditions.',
 };
 
 /** Data-quality failures are alerts too, one per signal and check, so they are seen and cleared centrally. */
@@ -148,13 +172,28 @@ export class HealthMonitor implements Component {
       const raise: Parameters<HealthMonitor['apply']>[0] = [];
       const clear: string[] = [];
       if (r.threshold === undefined) continue;
-      const key = alertKey(RISK_RULE.id, r.asset, r.model);
+      const anomaly = r.kind === 'anomaly';
+      const rule = anomaly ? ANOMALY_RULE : RISK_RULE;
+      const key = anomaly ? alertKey(rule.id, r.asset) : alertKey(rule.id, r.asset, r.model);
       if (r.atRisk) {
         const evidence: AlertRecord['evidence'] = { model: r.model, modelVersion: r.modelVersion, score: r.score, threshold: r.threshold };
         r.drivers.forEach((d, i) => (evidence[`driver${i + 1}`] = `${d.feature}=${d.value} (${d.contribution >= 0 ? '+' : ''}${d.contribution})`));
-        raise.push([key, { ts: r.ts, rule: RISK_RULE.id, asset: r.asset, subject: r.model, severity: RISK_RULE.severity, title: RISK_RULE.title, evidence, remedy: RISK_RULE.remedy }, undefined]);
-      } else if (this.active.has(key)) clear.push(key);
+        const alert = { ts: r.ts, rule: rule.id, asset: r.asset, severity: rule.severity, title: rule.title, evidence, remedy: rule.remedy };
+        raise.push([key, anomaly ? alert : { ...alert, subject: r.model }, anomaly ? ANOMALY_RULE.quietMs : undefined]);
+      } else if (!anomaly && this.active.has(key)) clear.push(key); // anomaly alerts clear by quiet time
       this.apply(raise, clear, r.ts);
+    }
+  }
+
+  /** Raises `model.drift` when a model and asset enter the drift state; clears it when they leave it. */
+  onDrift(h: ModelHealth): void {
+    const key = alertKey(DRIFT_RULE.id, h.asset, h.model);
+    if (h.state === 'drift') {
+      const evidence: AlertRecord['evidence'] = { model: h.model, modelVersion: h.version, psiMax: h.psiMax, samples: h.samples };
+      h.top.forEach((t, i) => (evidence[`feature${i + 1}`] = `${t.feature} PSI ${t.psi}`));
+      this.apply([[key, { ts: h.ts, rule: DRIFT_RULE.id, asset: h.asset, subject: h.model, severity: DRIFT_RULE.severity, title: DRIFT_RULE.title, evidence, remedy: DRIFT_RULE.remedy }, undefined]], [], h.ts);
+    } else if (this.active.has(key)) {
+      this.apply([], [key], h.ts);
     }
   }
 

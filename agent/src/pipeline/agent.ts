@@ -5,6 +5,10 @@ import { RecordStore, isStorageFull } from '../store/record-store.js';
 import { StorageLock } from '../store/storage-lock.js';
 import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import { RiskScorer } from '../scoring/risk-scorer.js';
+import { ModelRegistry } from '../scoring/model-registry.js';
+import { ModelUpdater } from '../scoring/model-updater.js';
+import { DriftMonitor, MODEL_HEALTH_META_KEY, type ModelHealth, type ModelHealthState } from '../scoring/drift-monitor.js';
+import { AnomalyScorer } from '../scoring/anomaly/anomaly-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
 import { HostSource } from '../sources/host-source.js';
 import { SimulatorSource } from '../sources/simulator-source.js';
@@ -51,6 +55,11 @@ const PURGE_MAX_BATCHES = 500;
 export class Agent {
   readonly store: RecordStore;
   readonly scorer: RiskScorer | null;
+  /** Safe model updates: follows the model registry, shadow-scores candidates, promotes or rolls back. */
+  readonly models: ModelUpdater | null;
+  readonly drift: DriftMonitor | null;
+  /** Adaptive anomaly detection per asset (docs/anomaly-detection.md); its records take the same path as the models'. */
+  readonly anomaly: AnomalyScorer | null;
   readonly sync: MqttSync;
   readonly sources: Source[] = [];
   readonly quality: DataQuality;
@@ -95,9 +104,16 @@ export class Agent {
       lost: 0,
       lastRisk: new Map(),
     };
+    this.drift =
+      config.scoring.enabled && config.scoring.drift.enabled ? new DriftMonitor(config.scoring.drift, (h, previous) => this.onDrift(h, previous)) : null;
+    const registry = ModelRegistry.forConfig(config);
     this.scorer = config.scoring.enabled
-      ? new RiskScorer(config.scoring, (records) => this.onRisk(records), log.child({ component: 'scoring' }))
+      ? new RiskScorer({ ...config.scoring, modelDirs: (name) => registry.modelDirs(name) }, (records) => this.onRisk(records), log.child({ component: 'scoring' }), this.drift ?? undefined)
       : null;
+    this.anomaly =
+      config.scoring.enabled && config.scoring.anomaly.enabled
+        ? new AnomalyScorer(config.scoring.anomaly, this.store, (records) => this.onRisk(records), log.child({ component: 'anomaly' }))
+        : null;
     this.quality = new DataQuality(config.quality);
     this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }));
     this.sync = new MqttSync(
@@ -106,11 +122,31 @@ export class Agent {
       {
         bootSeq: this.stats.bootSeq,
         agentVersion,
-        models: () => this.scorer?.stats.models ?? [],
+        models: () => (this.scorer?.stats.models ?? []).map((m) => ({ ...m, health: this.modelHealth(m.name) })),
         sources: () => this.sources.map(({ stats }) => ({ name: stats.name, state: stats.state, samples: stats.samples, errors: stats.errors })),
       },
       log.child({ component: 'sync' }),
     );
+    this.models = this.scorer
+      ? new ModelUpdater(
+          {
+            registry,
+            scorer: this.scorer,
+            bindings: config.scoring.bindings,
+            shadow: config.scoring.shadow,
+            pollIntervalMs: config.scoring.updateCheckIntervalMs,
+            threads: config.scoring.threads,
+            trustedKeys: config.scoring.trustedKeys,
+            // Lifecycle events are rare: committed at once, so the journal only moves on once they are durable.
+            publish: (evts) => {
+              this.store.append(evts.map((e) => ({ stream: 'events' as const, ts: e.ts, asset: '', payload: { ...e } })));
+              this.sync.notify();
+            },
+            onModelsChanged: () => this.sync.publishStatus(),
+          },
+          log.child({ component: 'model-updates' }),
+        )
+      : null;
     const sink = (r: Reading) => this.onReading(r);
     const events = (e: HealthEvent) => this.onEvent(e);
     const s = config.sources;
@@ -134,7 +170,7 @@ export class Agent {
       { agentId: this.config.agent.id, bootSeq: this.stats.bootSeq, db: this.store.file, broker: this.config.broker.url },
       'agent starting',
     );
-    for (const c of [this.health, this.scorer, this.sync, ...this.sources]) {
+    for (const c of [this.health, this.scorer, this.anomaly, this.models, this.sync, ...this.sources]) {
       if (!c) continue;
       try {
         await c.start();
@@ -151,6 +187,7 @@ export class Agent {
     this.staleTimer = setInterval(() => {
       this.onQuality(this.quality.checkStale());
       this.republishIfSourcesChanged();
+      this.saveModelHealth();
     }, STALE_CHECK_MS);
     this.staleTimer.unref();
   }
@@ -165,7 +202,11 @@ export class Agent {
 
   private onQuality(issues: ReturnType<DataQuality['checkStale']>): void {
     if (!issues.length) return;
-    for (const q of issues) if (q.failing) this.scorer?.forget(q.asset, q.signal);
+    for (const q of issues) {
+      if (!q.failing) continue;
+      this.scorer?.forget(q.asset, q.signal);
+      this.anomaly?.forget(q.asset, q.signal);
+    }
     this.health.onQuality(issues);
   }
 
@@ -247,10 +288,44 @@ export class Agent {
     const flagged = Object.keys(flags).length > 0;
     // Telemetry keeps every value as read, with the failed ones flagged; scoring and rules see only good ones.
     this.commit([{ stream: 'telemetry', ts: r.ts, asset: r.asset, payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics, ...(flagged ? { quality: flags } : {}) } }]);
-    if (flagged) for (const signal of Object.keys(flags)) this.scorer?.forget(r.asset, signal);
+    if (flagged) {
+      for (const signal of Object.keys(flags)) {
+        this.scorer?.forget(r.asset, signal);
+        this.anomaly?.forget(r.asset, signal);
+      }
+    }
     this.onQuality(issues);
     this.scorer?.accept(clean);
+    this.anomaly?.accept(clean);
     this.health.onReading(clean);
+  }
+
+  /** A model on an asset changed health state: alert on drift, tell the centre, and republish the status. */
+  private onDrift(h: ModelHealth, previous: ModelHealthState): void {
+    if (this.stopped) return;
+    this.health.onDrift(h);
+    if (h.state !== 'warming') {
+      this.commit([{ stream: 'events', ts: h.ts, asset: h.asset, payload: { type: 'model-health', previous, ...h } }]);
+      const line = { model: h.model, version: h.version, asset: h.asset, state: h.state, previous, psiMax: h.psiMax, top: h.top };
+      if (h.state === 'drift') this.log.warn(line, 'model inputs drifted from its training data');
+      else this.log.info(line, 'model health changed');
+    }
+    this.saveModelHealth();
+    this.sync.publishStatus();
+  }
+
+  private modelHealth(model: string): Array<Omit<ModelHealth, 'model' | 'version'>> {
+    return (this.drift?.health() ?? []).filter((h) => h.model === model).map(({ model: _m, version: _v, ...rest }) => rest);
+  }
+
+  /** For `forewarn status`, which reads the database: the latest PSI per model and asset. */
+  private saveModelHealth(): void {
+    if (!this.drift || this.stopped) return;
+    try {
+      this.store.setMeta(MODEL_HEALTH_META_KEY, JSON.stringify(this.drift.health()));
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'could not save model health');
+    }
   }
 
   private onRisk(records: RiskRecord[]): void {
@@ -283,7 +358,9 @@ export class Agent {
       if (this.quotaTimer) clearInterval(this.quotaTimer);
       if (this.staleTimer) clearInterval(this.staleTimer);
       for (const s of this.sources) await s.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'source stop failed'));
+      await this.models?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'model updates stop failed'));
       await this.scorer?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'scoring stop failed'));
+      await this.anomaly?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'anomaly detection stop failed'));
       await this.health.stop();
       this.flushWrites();
       await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));

@@ -1,3 +1,4 @@
+import type { FeatureDistribution } from './feature-distribution.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +19,8 @@ export interface FeatureSpec {
   /** Grows until reset (tool wear): exempt from the step and flatline checks. */
   counter?: boolean;
   description?: string;
+  /** The training data's histogram of this input (`forewarn model profile`), for drift detection. */
+  distribution?: FeatureDistribution;
 }
 
 export interface ModelManifest {
@@ -74,6 +77,10 @@ export function readModel(dir: string): { manifest: ModelManifest; bytes: Buffer
   for (const f of manifest.inputs.features) {
     if (names.has(f.name)) throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${manifestFile}: inputs.features: duplicate name ${f.name}`);
     names.add(f.name);
+    const d = f.distribution;
+    if (d && (d.fractions.length !== d.edges.length + 1 || d.edges.some((e, i) => i > 0 && e <= d.edges[i - 1]!))) {
+      throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${manifestFile}: inputs.features ${f.name}: distribution needs ascending edges and one fraction more than edges`);
+    }
   }
   const file = path.join(dir, manifest.file);
   let bytes: Buffer;

@@ -5,11 +5,15 @@ import { describeError, isForewarnError } from '../errors.js';
 import type { Component, Reading, RiskRecord } from '../pipeline/types.js';
 import { OnnxModel } from './onnx-model.js';
 import type { FeatureSpec } from './model-manifest.js';
+import type { DriftMonitor } from './drift-monitor.js';
+import type { ShadowObserver } from './shadow-evaluator.js';
 
 export interface RiskScorerOptions {
   modelsDir: string;
   threads: number;
   bindings: readonly BindingConfig[];
+  /** Folders to try, in order, for a binding's model (installed versions first; see model-registry.ts). Default: `<modelsDir>/<model>`. */
+  modelDirs?: (model: string) => string[];
 }
 
 export interface ScorerStats {
@@ -24,6 +28,7 @@ export interface ScorerStats {
 }
 
 interface Bound {
+  binding: BindingConfig;
   model: OnnxModel;
   /** Per manifest feature, the signal that feeds it on this binding. */
   signals: string[];
@@ -31,6 +36,8 @@ interface Bound {
   assets: (asset: string) => boolean;
   /** Sequence models: each asset's last readings, oldest first. */
   history: Map<string, Float32Array[]>;
+  /** A candidate scored beside `of` on the same readings: its records go to the observer, never to onRisk. */
+  shadow?: { of: Bound; observer: ShadowObserver; before: Set<string> };
 }
 
 function assetMatcher(patterns: readonly string[]): (asset: string) => boolean {
@@ -76,15 +83,16 @@ export class RiskScorer implements Component {
     private readonly options: RiskScorerOptions,
     private readonly onRisk: (records: RiskRecord[]) => void,
     private readonly log: Logger,
+    /** Sees every input row that is scored, to tell when inputs leave the training distribution. */
+    private readonly drift?: DriftMonitor,
   ) {}
 
   async start(): Promise<void> {
     for (const binding of this.options.bindings) {
       const dir = path.join(this.options.modelsDir, binding.model);
       try {
-        const model = await OnnxModel.load(dir, { threads: this.options.threads });
-        const signals = model.manifest.inputs.features.map((f) => binding.signals?.[f.name] ?? f.signal);
-        this.bound.push({ model, signals, assets: assetMatcher(binding.assets), history: new Map() });
+        const model = await this.loadFirst(this.options.modelDirs?.(binding.model) ?? [dir]);
+        this.bound.push(this.bind(binding, model));
         this.stats.models.push({ name: model.name, version: model.manifest.version, assets: [...binding.assets] });
         this.log.info({ model: model.name, version: model.manifest.version, assets: binding.assets }, 'model loaded');
       } catch (err) {
@@ -112,6 +120,7 @@ export class RiskScorer implements Component {
       // Snapshot the row now: every reading is scored, even when several arrive before a batch runs.
       const row = this.inputRow(b, reading.asset);
       if (!row) continue;
+      if (!b.shadow) this.drift?.observe(b.model.manifest, reading.asset, row);
       const queue = this.pending.get(b) ?? [];
       if (queue.length >= MAX_PENDING) {
         queue.shift();
@@ -176,9 +185,24 @@ export class RiskScorer implements Component {
     this.pending.clear();
     const started = performance.now();
     const records: RiskRecord[] = [];
-    for (const [b, rows] of work) records.push(...(await this.scoreModel(b, rows)));
+    const byBound = new Map<Bound, RiskRecord[]>();
+    for (const [b, rows] of work) {
+      const scored = await this.scoreModel(b, rows);
+      byBound.set(b, scored);
+      if (!b.shadow) records.push(...scored);
+    }
     this.stats.lastBatchMs = performance.now() - started;
     if (records.length) this.onRisk(records);
+    // Shadows see the current model's records for the same readings (scored in this same batch).
+    // A shadow with nothing to score (it refused every reading) still sees the current model's records.
+    for (const b of new Set([...byBound.keys(), ...this.bound])) {
+      if (!b.shadow) continue;
+      const scored = byBound.get(b) ?? [];
+      // Readings queued before the shadow began were never offered to the candidate: not compared.
+      const { before } = b.shadow;
+      const current = (byBound.get(b.shadow.of) ?? []).filter((r) => !before.size || !before.delete(`${r.asset}\u0000${r.readingTs}`));
+      if (current.length || scored.length) b.shadow.observer.observe(current, scored);
+    }
   }
 
   private warnOnce(key: string, obj: object, msg: string): void {
@@ -199,12 +223,12 @@ export class RiskScorer implements Component {
         continue;
       }
       if (v === undefined || !Number.isFinite(v)) {
-        this.stats.skippedMissing++;
+        if (!b.shadow) this.stats.skippedMissing++;
         this.warnOnce(`missing:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, signal: b.signals[i] }, 'model input missing; asset not scored until it arrives');
         return null;
       }
       if (!inRange(f, v)) {
-        this.stats.skippedInvalid++;
+        if (!b.shadow) this.stats.skippedInvalid++;
         this.warnOnce(`range:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, value: v, range: f.range, categories: f.categories }, 'model input out of its valid range; reading not scored');
         return null;
       }
@@ -238,7 +262,8 @@ export class RiskScorer implements Component {
       scores = await b.model.run(data, rows.length * perAsset);
     } catch (err) {
       this.stats.errors++;
-      this.log.error({ err: describeError(err), model: b.model.name }, 'scoring failed');
+      this.log.error({ err: describeError(err), model: b.model.name, version: b.model.manifest.version, shadow: b.shadow ? true : undefined }, 'scoring failed');
+      b.shadow?.observer.fail(`scoring failed: ${describeError(err)}`);
       return [];
     }
     const { outputs, version } = b.model.manifest;
@@ -250,6 +275,7 @@ export class RiskScorer implements Component {
       if (!Number.isFinite(score) || (outputs.kind === 'probability' && (score < 0 || score > 1))) {
         this.stats.errors++;
         this.warnOnce(`output:${b.model.name}`, { model: b.model.name, score }, 'model output invalid; not recorded');
+        b.shadow?.observer.fail(`invalid output ${score} for ${asset}`);
         return;
       }
       const drivers: RiskRecord['drivers'] = [];
@@ -277,14 +303,89 @@ export class RiskScorer implements Component {
       if (outputs.threshold !== undefined) record.threshold = outputs.threshold;
       out.push(record);
     });
-    this.stats.scored += out.length;
+    if (!b.shadow) this.stats.scored += out.length;
     return out;
+  }
+
+  /** Loads the first of `dirs` that loads (installed version, then what a rollback would restore, then shipped). */
+  private async loadFirst(dirs: readonly string[]): Promise<OnnxModel> {
+    let first: unknown;
+    for (const dir of dirs) {
+      try {
+        return await OnnxModel.load(dir, { threads: this.options.threads });
+      } catch (err) {
+        first ??= err;
+        if (dir !== dirs[dirs.length - 1]) this.log.warn({ err: describeError(err), code: isForewarnError(err) ? err.code : undefined, dir }, 'model version not loaded; trying the one before it');
+      }
+    }
+    throw first ?? new Error('no model folder');
+  }
+
+  private bind(binding: BindingConfig, model: OnnxModel): Bound {
+    const signals = model.manifest.inputs.features.map((f) => binding.signals?.[f.name] ?? f.signal);
+    return { binding, model, signals, assets: assetMatcher(binding.assets), history: new Map() };
+  }
+
+  private refreshModelStats(): void {
+    this.stats.models = this.bound.filter((b) => !b.shadow).map((b) => ({ name: b.model.name, version: b.model.manifest.version, assets: [...b.binding.assets] }));
+  }
+
+  /** The model scoring `name`'s bindings now, or null when none loaded. */
+  current(name: string): OnnxModel | null {
+    return this.bound.find((b) => !b.shadow && b.binding.model === name)?.model ?? null;
+  }
+
+  /**
+   * Puts `model` in place of `name`'s model on every binding of that name (binding it where none had loaded),
+   * atomically between readings: readings already queued are still scored by the old model, which is then
+   * released. Sequence models keep their windows when the inputs are the same.
+   */
+  async swapModel(name: string, model: OnnxModel): Promise<void> {
+    const old = new Set<OnnxModel>();
+    for (const binding of this.options.bindings.filter((x) => x.model === name)) {
+      const next = this.bind(binding, model);
+      const i = this.bound.findIndex((b) => !b.shadow && b.binding === binding);
+      if (i < 0) {
+        this.bound.push(next);
+        continue;
+      }
+      const prev = this.bound[i]!;
+      old.add(prev.model);
+      if (prev.model.steps === model.steps && prev.signals.join('\u0000') === next.signals.join('\u0000')) next.history = prev.history;
+      this.bound[i] = next;
+      for (const s of this.bound) if (s.shadow?.of === prev) s.shadow.of = next;
+    }
+    this.refreshModelStats();
+    this.log.info({ model: name, version: model.manifest.version }, 'model swapped');
+    await this.flush().catch(() => undefined);
+    for (const m of old) if (m !== model && !this.bound.some((b) => b.model === m)) await m.release().catch(() => undefined);
+  }
+
+  /**
+   * Scores `name`'s assets with `candidate` too, on the same readings as the current model, handing both
+   * batches to `observer`; the candidate's records are never published. Returns how many bindings it shadows
+   * (0: no current model of that name is bound, so there is nothing to compare with).
+   */
+  shadow(name: string, candidate: OnnxModel, observer: ShadowObserver): number {
+    const currents = this.bound.filter((b) => !b.shadow && b.binding.model === name);
+    for (const of of currents) {
+      const before = new Set((this.pending.get(of) ?? []).map((r) => `${r.asset}\u0000${r.readingTs}`));
+      this.bound.push({ ...this.bind(of.binding, candidate), shadow: { of, observer, before } });
+    }
+    return currents.length;
+  }
+
+  /** Stops shadowing `name`, once the readings queued for the candidate are scored. The caller keeps the candidate model. */
+  async unshadow(name: string): Promise<void> {
+    const before = this.bound.length;
+    this.bound = this.bound.filter((b) => !(b.shadow && b.binding.model === name));
+    if (this.bound.length !== before) await this.flush().catch(() => undefined);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.flush().catch(() => undefined);
-    for (const b of this.bound) await b.model.release().catch(() => undefined);
+    for (const m of new Set(this.bound.map((b) => b.model))) await m.release().catch(() => undefined);
     this.bound = [];
   }
 }

@@ -116,9 +116,12 @@ export class MqttSync implements Component {
     }, this.b.flushIntervalMs);
   }
 
-  /** Per stream, the highest id handed out on the current connection: those rows are in flight and not to be dropped. */
+  /**
+   * Per stream, the highest id handed out on the current (or, while offline, the last) connection: those rows may
+   * be at the broker already, their PUBACK in flight or lost with the link, so the drop policy leaves them alone.
+   */
   inflightCursors(): ReadonlyMap<StreamName, number> {
-    return this.stats.state === 'online' ? this.cursors : new Map();
+    return this.cursors;
   }
 
   /** Publishes the retained online status again (a source changed state); a no-op while offline. */

@@ -41,6 +41,23 @@ describe('HealthMonitor', () => {
     expect(notified()).toBe(2);
   });
 
+  it('raises model.drift when a model drifts on an asset, with the features as evidence, and clears it when it is back', async () => {
+    const { monitor, alerts } = setup();
+    await monitor.start();
+    const h = { model: 'mf', version: '1.0.0', asset: 'mill', samples: 500, psiMax: 0.9, ts: 5, top: [{ feature: 'torque', psi: 0.9, chance: 0.02, outside: 0 }] };
+    monitor.onDrift({ ...h, state: 'watch' });
+    expect(alerts()).toEqual([]);
+    monitor.onDrift({ ...h, state: 'drift' });
+    monitor.onDrift({ ...h, state: 'drift' });
+    monitor.onDrift({ ...h, state: 'ok', ts: 9 });
+    const out = alerts();
+    expect(out.map((a) => [a.alertId, a.state])).toEqual([
+      ['model.drift/mill/mf', 'raised'],
+      ['model.drift/mill/mf', 'cleared'],
+    ]);
+    expect(out[0]!.evidence).toMatchObject({ model: 'mf', psiMax: 0.9, feature1: 'torque PSI 0.9' });
+  });
+
   it('raises growth alerts on a rising counter and clears them after the quiet period', async () => {
     const { monitor, alerts, advance, now } = setup();
     await monitor.start();

@@ -37,7 +37,7 @@ describe('RecordStore', () => {
       { stream: 'risk', ts: 3, asset: 'm1', payload: { model: 'y', score: 0.3 } },
       { stream: 'risk', ts: 4, asset: 'm2', payload: { model: 'x', score: 0.4 } },
     ]);
-    expect(s.latest('risk').map((r) => [r.asset, r.payload.model, r.payload.score])).toEqual([
+    expect(s.latestRisk().map((r) => [r.asset, r.payload.model, r.payload.score])).toEqual([
       ['m1', 'x', 0.2],
       ['m1', 'y', 0.3],
       ['m2', 'x', 0.4],

@@ -1,0 +1,88 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DriftMonitor, type ModelHealth } from '../../../agent/src/scoring/drift-monitor.js';
+import type { ModelManifest } from '../../../agent/src/scoring/model-manifest.js';
+import { MillingMachineSimulator, millingSignals } from '../../../firmware-bridge/src/simulators/milling-machine.js';
+import { ROOT } from '../../helpers/agent-process.js';
+
+const manifest = JSON.parse(readFileSync(path.join(ROOT, 'models/machine-failure/manifest.json'), 'utf8')) as ModelManifest;
+const OPTIONS = { windowSize: 500, minSamples: 200, evaluateEvery: 50, watchPsi: 0.1, alertPsi: 0.25, outsideShare: 0.2 };
+const AI4I = path.resolve(ROOT, '../shared/data/ai4i/ai4i2020_train.csv');
+
+function monitor() {
+  const changes: Array<{ h: ModelHealth; previous: string }> = [];
+  const m = new DriftMonitor(OPTIONS, (h, previous) => changes.push({ h: structuredClone(h), previous }));
+  return { m, changes };
+}
+
+const row = (s: Record<string, number>) => manifest.inputs.features.map((f) => s[f.signal]!);
+
+describe('DriftMonitor', () => {
+  it('keeps quiet on the simulated machine, then names the sensor when one is recalibrated out of range, and clears when it is fixed', () => {
+    const { m, changes } = monitor();
+    const sim = new MillingMachineSimulator({ seed: 1 });
+    for (let i = 0; i < 1000; i++) m.observe(manifest, 'mill', row(millingSignals(sim.next())));
+    expect(m.health()[0]).toMatchObject({ state: 'ok', samples: 500 });
+    expect(changes.map((c) => c.h.state)).toEqual(['ok']);
+    // The torque sensor now reads 40% high: a fast input, judged by PSI.
+    for (let i = 0; i < 300; i++) {
+      const s = millingSignals(sim.next());
+      m.observe(manifest, 'mill', row({ ...s, torque: s.torque! * 1.4 }));
+    }
+    const drifted = m.health()[0]!;
+    expect(drifted.state).toBe('drift');
+    expect(drifted.top[0]!.feature).toBe('torque');
+    expect(drifted.top[0]!.psi).toBeGreaterThan(0.25);
+    for (let i = 0; i < 600; i++) m.observe(manifest, 'mill', row(millingSignals(sim.next())));
+    expect(m.health()[0]!.state).toBe('ok');
+    // Through `watch` on the way, maybe; never more than one drift episode.
+    const states = changes.map((c) => c.h.state);
+    expect(states[0]).toBe('ok');
+    expect(states.at(-1)).toBe('ok');
+    expect(states.filter((s) => s === 'drift')).toHaveLength(1);
+  });
+
+  it('catches a slow input leaving the training range by its share outside the support', () => {
+    const { m } = monitor();
+    const sim = new MillingMachineSimulator({ seed: 2 });
+    for (let i = 0; i < 500; i++) m.observe(manifest, 'mill', row(millingSignals(sim.next())));
+    // An air temperature sensor off by +8 K: outside what the model was trained on.
+    for (let i = 0; i < 200; i++) {
+      const s = millingSignals(sim.next());
+      m.observe(manifest, 'mill', row({ ...s, air_temperature: s.air_temperature! + 8 }));
+    }
+    const h = m.health()[0]!;
+    expect(h.state).toBe('drift');
+    expect(h.top.find((t) => t.feature === 'air_temperature')).toMatchObject({ narrow: true });
+    expect(h.top.find((t) => t.feature === 'air_temperature')!.outside).toBeGreaterThan(0.2);
+  });
+
+  it('says warming until it has enough rows, watches each asset apart, and skips models without distributions', () => {
+    const { m } = monitor();
+    const sim = new MillingMachineSimulator({ seed: 3 });
+    for (let i = 0; i < 150; i++) m.observe(manifest, 'a', row(millingSignals(sim.next())));
+    m.observe(manifest, 'b', row(millingSignals(sim.next())));
+    expect(m.health().map((h) => [h.asset, h.state])).toEqual([['a', 'warming'], ['b', 'warming']]);
+    const bare = { ...manifest, inputs: { ...manifest.inputs, features: manifest.inputs.features.map(({ distribution: _d, ...f }) => f) } } as ModelManifest;
+    expect(DriftMonitor.monitors(bare)).toBe(false);
+    m.observe(bare, 'c', row(millingSignals(sim.next())));
+    expect(m.health().map((h) => h.asset)).toEqual(['a', 'b']);
+    expect(m.bytes()).toBe(2 * (500 * 6 * 6 + manifest.inputs.features.reduce((n, f) => n + (f.distribution!.fractions.length + 1) * 4, 0)));
+  });
+
+  it.skipIf(!existsSync(AI4I))('never flags the AI4I training data itself, replayed in order (needs ../shared/data)', () => {
+    const { m, changes } = monitor();
+    const lines = readFileSync(AI4I, 'utf8').trim().split('\n');
+    const header = lines[0]!.split(',');
+    const cols = manifest.inputs.features.map((f) => header.indexOf(f.column!));
+    let windows = 0;
+    for (const line of lines.slice(1)) {
+      const cells = line.split(',');
+      m.observe(manifest, 'ai4i', cols.map((c, j) => (j === 0 ? ['L', 'M', 'H'].indexOf(cells[c]!) : Number(cells[c]))));
+      if (m.health()[0]!.state !== 'warming') windows++;
+    }
+    expect(windows).toBeGreaterThan(7000);
+    expect(changes.filter((c) => c.h.state === 'drift')).toEqual([]);
+  });
+});
