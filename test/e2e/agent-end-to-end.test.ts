@@ -1,10 +1,10 @@
-import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { listen as listenTo, type ReceivedMessage as Msg } from '../helpers/mqtt-listener.js';
 
 /**
  * The real agent process, compiled, against a real mosquitto: it collects host telemetry, runs the simulated
@@ -28,20 +28,7 @@ const baseConfig = (url: string, id: string) => ({
   sources: { host: { intervalMs: 500 }, simulator: { speedup: 600 } },
 });
 
-interface Msg {
-  topic: string;
-  payload: Record<string, unknown>;
-  retain: boolean;
-}
-
-async function listen(url: string, filter: string) {
-  const messages: Msg[] = [];
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `e2e-sub-${process.pid}-${Math.random()}` });
-  client.on('message', (topic, payload, packet) => messages.push({ topic, payload: JSON.parse(String(payload)) as Record<string, unknown>, retain: packet.retain }));
-  await client.subscribeAsync(filter, { qos: 1 });
-  cleanup.push(() => client.endAsync());
-  return messages;
-}
+const listen = (url: string, filter: string) => listenTo(url, filter, (undo) => cleanup.push(undo));
 
 describe('the agent, end to end', () => {
   it('publishes contract-valid risk records for the simulated machine, and stops cleanly on SIGTERM', async () => {

@@ -1,11 +1,11 @@
 import path from 'node:path';
-import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { listen as listenTo, type ReceivedMessage as Msg } from '../helpers/mqtt-listener.js';
 import { machineFailureAt, tempDir } from '../helpers/model-fixtures.js';
 
 /**
@@ -25,20 +25,7 @@ function kill(agent: AgentProcess) {
   };
 }
 
-interface Msg {
-  topic: string;
-  payload: Record<string, unknown>;
-  retain: boolean;
-}
-
-async function listen(url: string, filter: string) {
-  const messages: Msg[] = [];
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `e2e-mu-${process.pid}-${Math.random()}` });
-  client.on('message', (topic, payload, packet) => messages.push({ topic, payload: JSON.parse(String(payload)) as Record<string, unknown>, retain: packet.retain }));
-  await client.subscribeAsync(filter, { qos: 1 });
-  cleanup.push(() => client.endAsync());
-  return messages;
-}
+const listen = (url: string, filter: string) => listenTo(url, filter, (undo) => cleanup.push(undo));
 
 const records = (messages: Msg[], stream: string) =>
   messages.filter((m) => m.topic === `forewarn/v1/e2e-mu/${stream}`).flatMap((m) => m.payload.records as Array<Record<string, unknown>>);

@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../errors.js';
+import { StatementCache, restrictDatabaseFiles } from './sqlite-files.js';
 import {
   DROP_ORDER,
   STREAM_PRIORITY,
@@ -73,7 +74,7 @@ export class RecordStore implements Outbox {
   private readonly seqs = new Map<StreamName, number>();
   /** The first seq of every stream in this file: 1, or a clock value after a damaged file was set aside. */
   private seqBase = 1;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements = new StatementCache(() => this.db);
   /** Mean bytes per row of recent batches, as counted against maxBytes: how many rows a batch needs to read. */
   private rowBytes = 256;
 
@@ -127,7 +128,7 @@ export class RecordStore implements Outbox {
 
   private open(options: RecordStoreOptions): void {
     this.db = new Database(this.file, { timeout: 5000 });
-    this.restrictFiles();
+    restrictDatabaseFiles(this.file);
     // The first statement reads the header: a file that is not a database fails here.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -141,20 +142,10 @@ export class RecordStore implements Outbox {
     this.reloadSeqs();
   }
 
-  /** Prepared once per SQL text: the drain loop runs these many times a second. */
   private sql(text: string): Database.Statement {
-    let st = this.statements.get(text);
-    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
-    return st;
+    return this.statements.get(text);
   }
 
-  /** The database and its WAL files hold telemetry and must not be world-readable. */
-  private restrictFiles(): void {
-    for (const suffix of ['', '-wal', '-shm']) {
-      const f = this.file + suffix;
-      if (existsSync(f)) chmodSync(f, 0o600);
-    }
-  }
 
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;

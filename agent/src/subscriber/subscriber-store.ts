@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../errors.js';
+import { StatementCache, restrictDatabaseFiles } from '../store/sqlite-files.js';
 import { parseDropped, parseStorageRecovered, type DecodedBatch, type DecodedStatus } from './decode-batch.js';
 
 /**
@@ -90,7 +91,7 @@ function subtract(from: number, to: number, cover: readonly SeqRange[]): SeqRang
 export class SubscriberStore {
   readonly file: string;
   private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements = new StatementCache(() => this.db);
 
   constructor(options: SubscriberStoreOptions) {
     this.file = options.file;
@@ -105,7 +106,7 @@ export class SubscriberStore {
         this.db = new Database(this.file);
         // Set before anything else: another subscriber process may hold the write lock right now.
         this.db.pragma('busy_timeout = 5000');
-        this.restrictFiles();
+        restrictDatabaseFiles(this.file);
         this.db.pragma('journal_mode = WAL');
         // FULL, not NORMAL: a message is acknowledged to the broker once committed, so the commit must
         // survive a power cut, or the record is lost on both sides.
@@ -118,18 +119,9 @@ export class SubscriberStore {
   }
 
   private sql(text: string): Database.Statement {
-    let st = this.statements.get(text);
-    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
-    return st;
+    return this.statements.get(text);
   }
 
-  /** Telemetry from the whole fleet: not world-readable. SQLite gives the -wal and -shm files the same mode. */
-  private restrictFiles(): void {
-    for (const suffix of ['', '-wal', '-shm']) {
-      const f = this.file + suffix;
-      if (existsSync(f)) chmodSync(f, 0o600);
-    }
-  }
 
   private migrate(): void {
     this.db.transaction(() => {
