@@ -13,6 +13,8 @@ import { evaluateRul } from './scoring/evaluate-rul.js';
 import { profileModel } from './scoring/profile-model.js';
 import { runSubscribeCommand } from './subscriber/subscribe-command.js';
 import { MODEL_COMMANDS, runModelCommand } from './cli/model-commands.js';
+import { formatDoctor, runDoctor } from './cli/doctor.js';
+import { SdNotify } from './service/sd-notify.js';
 
 const USAGE = `forewarn — predictive-maintenance edge agent
 
@@ -36,6 +38,8 @@ Usage:
                                                    the reference central subscriber: deduplicates,
                                                    detects gaps, writes SQLite (docs/subscriber.md;
                                                    \`forewarn subscribe --help\` for every option)
+  forewarn doctor [--config FILE] [--json]         check the configuration, broker, tools, permissions,
+                                                   models and disk (docs/observability.md); exit 1 on a failure
   forewarn version
 
 The configuration file may also be named by FOREWARN_CONFIG; every option can be set by an environment
@@ -66,6 +70,8 @@ async function run(loaded: LoadedConfig): Promise<number> {
   const view = config.agent.view === 'on' || (config.agent.view === 'auto' && tty) ? new LiveView() : null;
   const log = createLogger({ level: config.agent.logLevel, pretty: tty || view !== null, prettyOut: view?.print });
   log.info({ config: redactConfig(config), file: loaded.file, version: AGENT_VERSION }, 'configuration loaded');
+  // systemd Type=notify (docs/service.md): READY=1, watchdog pings, STOPPING=1. Does nothing without NOTIFY_SOCKET.
+  const notify = new SdNotify({ log });
 
   let agent: Agent;
   try {
@@ -91,22 +97,28 @@ async function run(loaded: LoadedConfig): Promise<number> {
         resolve(1);
       }, 15_000);
       guard.unref();
-      agent
-        .stop()
+      Promise.all([agent.stop(), notify.stopping(`stopping (${signal})`)])
         .then(() => resolve(0))
         .catch((err) => {
           log.error({ err: describeError(err) }, 'stop failed');
           resolve(1);
         })
-        .finally(() => clearTimeout(guard));
+        .finally(() => {
+          clearTimeout(guard);
+          notify.close();
+        });
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     agent
       .start()
-      .then(() => view?.attach(agent))
+      .then(() => {
+        view?.attach(agent);
+        void notify.ready(`running: ${agent.sources.length} source(s)`);
+      })
       .catch((err) => {
         log.fatal({ err: describeError(err) }, 'start failed');
+        notify.close();
         resolve(1);
       });
   });
@@ -148,6 +160,11 @@ export async function main(argv: string[]): Promise<number> {
   switch (command ?? 'run') {
     case 'run':
       return run(loadConfig(values.config));
+    case 'doctor': {
+      const report = await runDoctor(values.config);
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`);
+      return report.ok ? 0 : 1;
+    }
     case 'status': {
       const { config } = loadConfig(values.config);
       const report = readStatus(config.storage.dir);

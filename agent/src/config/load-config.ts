@@ -66,6 +66,8 @@ export interface AgentConfig {
     updateCheckIntervalMs: number;
     shadow: { samples: number; maxDisagreement: number; maxMeanAbsDiff: number; maxMeanAbsRulDiff: number };
   };
+  /** `/metrics` and `/healthz` (docs/observability.md). */
+  metrics: { enabled: boolean; host: string; port: number };
 }
 
 export interface LoadedConfig {

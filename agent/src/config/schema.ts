@@ -406,4 +406,14 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       },
     }),
   }),
+  metrics: obj('`/metrics` (Prometheus) and `/healthz` served by the agent (docs/observability.md)', {
+    enabled: { type: 'boolean', description: 'Serve `/metrics` and `/healthz` over HTTP.', default: true },
+    host: {
+      type: 'string',
+      description: 'Address to listen on. The default keeps it on this host; `0.0.0.0` or `::` exposes it to the network (there is no authentication).',
+      default: '127.0.0.1',
+      minLength: 1,
+    },
+    port: { type: 'integer', description: 'TCP port. 0 picks a free one and logs it. A port in use is logged and the agent runs on without the endpoints.', default: 9464, minimum: 0, maximum: 65535 },
+  }),
 });

@@ -23,6 +23,7 @@ import { PcieAerSource } from '../sources/sysfs/pcie-aer-source.js';
 import { IpmiSource } from '../sources/bmc/ipmi-source.js';
 import { DataQuality } from '../health/data-quality.js';
 import { HealthMonitor } from '../health/health-monitor.js';
+import { MetricsServer } from '../metrics/metrics-server.js';
 import type { Component, HealthEvent, Reading, RiskRecord } from './types.js';
 
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
@@ -38,6 +39,9 @@ export interface AgentStats {
   dropped: Record<StreamName, number>;
   /** Records that could not be committed at all (the disk stayed full even after the drop policy ran). */
   lost: number;
+  /** When records were last committed, and when a commit last failed: what /healthz calls the database writable. */
+  lastCommitTs: number | null;
+  lastWriteErrorTs: number | null;
   lastRisk: Map<string, RiskRecord>;
 }
 
@@ -65,6 +69,8 @@ export class Agent {
   readonly quality: DataQuality;
   readonly health: HealthMonitor;
   readonly stats: AgentStats;
+  /** `/metrics` and `/healthz` on a local port (docs/observability.md). */
+  readonly metrics: MetricsServer;
   private purgeTimer: NodeJS.Timeout | null = null;
   private quotaTimer: NodeJS.Timeout | null = null;
   private readonly lock: StorageLock;
@@ -102,6 +108,8 @@ export class Agent {
       storageErrors: 0,
       dropped: { alerts: 0, risk: 0, events: 0, telemetry: 0 },
       lost: 0,
+      lastCommitTs: null,
+      lastWriteErrorTs: null,
       lastRisk: new Map(),
     };
     this.drift =
@@ -163,6 +171,7 @@ export class Agent {
     if (s.edac.enabled) this.sources.push(new EdacSource({ ...s.edac, asset: host }, sink, slog));
     if (s.pcieAer.enabled) this.sources.push(new PcieAerSource({ ...s.pcieAer, asset: host }, sink, slog));
     if (s.ipmi.enabled) this.sources.push(new IpmiSource({ ...s.ipmi, asset: host }, sink, events, slog));
+    this.metrics = new MetricsServer(config.metrics, this, agentVersion, log.child({ component: 'metrics' }));
   }
 
   async start(): Promise<void> {
@@ -170,7 +179,7 @@ export class Agent {
       { agentId: this.config.agent.id, bootSeq: this.stats.bootSeq, db: this.store.file, broker: this.config.broker.url },
       'agent starting',
     );
-    for (const c of [this.health, this.scorer, this.anomaly, this.models, this.sync, ...this.sources]) {
+    for (const c of [this.metrics, this.health, this.scorer, this.anomaly, this.models, this.sync, ...this.sources]) {
       if (!c) continue;
       try {
         await c.start();
@@ -232,11 +241,13 @@ export class Agent {
     const items = this.writeQueue.splice(0);
     try {
       this.store.append(items);
+      this.stats.lastCommitTs = Date.now();
     } catch (err) {
       // A full disk: make room by the drop policy and try once more before giving these records up.
       if (isStorageFull(err) && this.enforceStorageLimits('disk-full')) {
         try {
           this.store.append(items);
+          this.stats.lastCommitTs = Date.now();
           return;
         } catch (again) {
           err = again;
@@ -244,6 +255,7 @@ export class Agent {
       }
       this.stats.storageErrors++;
       this.stats.lost += items.length;
+      this.stats.lastWriteErrorTs = Date.now();
       // A full or failing disk is logged at most once a minute, not per record.
       if (Date.now() - this.lastStorageError > 60_000) {
         this.lastStorageError = Date.now();
@@ -357,6 +369,7 @@ export class Agent {
       if (this.purgeTimer) clearInterval(this.purgeTimer);
       if (this.quotaTimer) clearInterval(this.quotaTimer);
       if (this.staleTimer) clearInterval(this.staleTimer);
+      await this.metrics.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'metrics stop failed'));
       for (const s of this.sources) await s.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'source stop failed'));
       await this.models?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'model updates stop failed'));
       await this.scorer?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'scoring stop failed'));

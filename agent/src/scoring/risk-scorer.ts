@@ -7,6 +7,10 @@ import { OnnxModel } from './onnx-model.js';
 import type { FeatureSpec } from './model-manifest.js';
 import type { DriftMonitor } from './drift-monitor.js';
 import type { ShadowObserver } from './shadow-evaluator.js';
+import { FixedHistogram } from '../metrics/exposition.js';
+
+/** Scoring-batch latency buckets in seconds (`forewarn_scoring_batch_duration_seconds`, docs/observability.md). */
+export const SCORING_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
 
 export interface RiskScorerOptions {
   modelsDir: string;
@@ -71,6 +75,8 @@ const TOP_DRIVERS = 3;
 export class RiskScorer implements Component {
   readonly name = 'scoring';
   readonly stats: ScorerStats = { models: [], scored: 0, skippedMissing: 0, skippedInvalid: 0, errors: 0, lastBatchMs: null };
+  /** Every scoring batch's duration, for /metrics. */
+  readonly latency = new FixedHistogram(SCORING_LATENCY_BUCKETS);
   private bound: Bound[] = [];
   private readonly latest = new Map<string, { ts: number; values: Map<string, number> }>();
   private readonly pending = new Map<Bound, PendingRow[]>();
@@ -192,6 +198,7 @@ export class RiskScorer implements Component {
       if (!b.shadow) records.push(...scored);
     }
     this.stats.lastBatchMs = performance.now() - started;
+    this.latency.observe(this.stats.lastBatchMs / 1000);
     if (records.length) this.onRisk(records);
     // Shadows see the current model's records for the same readings (scored in this same batch).
     // A shadow with nothing to score (it refused every reading) still sees the current model's records.

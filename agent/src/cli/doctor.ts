@@ -1,0 +1,357 @@
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import mqtt, { ReasonCodes, type IClientOptions } from 'mqtt';
+import { loadConfig, type AgentConfig } from '../config/load-config.js';
+import { describeError, isForewarnError } from '../errors.js';
+import { DB_FILE } from '../store/record-store.js';
+import { runTool } from '../sources/run-tool.js';
+import { readAer } from '../sources/sysfs/pcie-aer-source.js';
+import { ModelRegistry } from '../scoring/model-registry.js';
+import { OnnxModel } from '../scoring/onnx-model.js';
+
+/**
+ * `forewarn doctor`: checks what the agent needs on this host, one line each with what to fix. It reads and
+ * connects; it never writes to the database or publishes. docs/observability.md lists the checks.
+ */
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  status: CheckStatus;
+  message: string;
+  /** What to do about it, for warn and fail. */
+  fix?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  config: string | null;
+  checks: Check[];
+}
+
+/** The longest a broker check may take, whatever broker.connectTimeoutMs says. */
+const BROKER_TIMEOUT_MS = 10_000;
+const TOOL_TIMEOUT_MS = 10_000;
+
+const ok = (name: string, message: string): Check => ({ name, status: 'ok', message });
+const warn = (name: string, message: string, fix: string): Check => ({ name, status: 'warn', message, fix });
+const fail = (name: string, message: string, fix: string): Check => ({ name, status: 'fail', message, fix });
+
+export async function runDoctor(configFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
+  const checks: Check[] = [];
+  let config: Readonly<AgentConfig>;
+  let file: string | null = null;
+  try {
+    const loaded = loadConfig(configFile, env);
+    config = loaded.config;
+    file = loaded.file;
+    checks.push(ok('config', `${loaded.file ?? 'built-in defaults'}: valid${config.broker.passwordFile ? '; broker.passwordFile readable' : ''}`));
+  } catch (err) {
+    const details = isForewarnError(err) ? err.details : [];
+    checks.push(
+      fail('config', [describeError(err), ...details].join('; '), isForewarnError(err, 'FW_ERR_SECRET_READ') ? 'make the secret file readable by the agent\'s user' : 'fix the file (`forewarn config check FILE` shows every problem)'),
+    );
+    return { ok: false, config: configFile ?? null, checks };
+  }
+  checks.push(...checkTlsFiles(config));
+  checks.push(await checkBroker(config));
+  checks.push(...checkStorage(config));
+  checks.push(...(await checkSources(config)));
+  checks.push(...(await checkModels(config)));
+  return { ok: checks.every((c) => c.status !== 'fail'), config: file, checks };
+}
+
+function checkTlsFiles(config: Readonly<AgentConfig>): Check[] {
+  const out: Check[] = [];
+  const tls = config.broker.tls;
+  for (const [option, f] of [['caFile', tls.caFile], ['certFile', tls.certFile], ['keyFile', tls.keyFile]] as const) {
+    if (!f) continue;
+    try {
+      readFileSync(f);
+      out.push(ok(`broker.tls.${option}`, `${f} readable`));
+    } catch (err) {
+      out.push(fail(`broker.tls.${option}`, `cannot read ${f}: ${describeError(err)}`, `make ${f} readable by the agent's user, or fix broker.tls.${option}`));
+    }
+  }
+  if ((tls.certFile === '') !== (tls.keyFile === '')) out.push(fail('broker.tls', 'only one of certFile and keyFile is set', 'a client certificate needs both broker.tls.certFile and broker.tls.keyFile'));
+  if (!tls.rejectUnauthorized) out.push(warn('broker.tls', 'rejectUnauthorized is false: the broker\'s certificate is not checked', 'set broker.tls.caFile to the broker\'s CA and rejectUnauthorized: true'));
+  return out;
+}
+
+const reasonName = (code: number) => (code === 0 ? 'Success' : (ReasonCodes as Record<number, string>)[code] || 'unknown reason');
+const hex = (code: number) => `0x${code.toString(16).padStart(2, '0')}`;
+
+/** Connects once with MQTT 5, the configured credentials and TLS, under another client id, and disconnects. */
+export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check> {
+  const b = config.broker;
+  const name = 'broker';
+  const timeoutMs = Math.min(b.connectTimeoutMs, BROKER_TIMEOUT_MS);
+  const opts: IClientOptions = {
+    protocolVersion: 5,
+    // Not the agent's own id: a running agent would be disconnected by a second client with its id.
+    clientId: `${b.clientId}-doctor`.slice(0, 64),
+    clean: true,
+    connectTimeout: timeoutMs,
+    reconnectPeriod: 0,
+    rejectUnauthorized: b.tls.rejectUnauthorized,
+  };
+  if (b.username) opts.username = b.username;
+  if (b.password) opts.password = b.password;
+  try {
+    if (b.tls.caFile) opts.ca = readFileSync(b.tls.caFile);
+    if (b.tls.certFile) opts.cert = readFileSync(b.tls.certFile);
+    if (b.tls.keyFile) opts.key = readFileSync(b.tls.keyFile);
+  } catch (err) {
+    return fail(name, `${b.url}: cannot read the TLS files: ${describeError(err)}`, 'fix broker.tls');
+  }
+  const tlsUrl = /^(mqtts|wss|ssl|tls):/.test(b.url);
+  return new Promise<Check>((resolve) => {
+    let done = false;
+    let client: mqtt.MqttClient;
+    const finish = (c: Check) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      client?.end(true);
+      resolve(c);
+    };
+    const timer = setTimeout(
+      () => finish(fail(name, `${b.url}: no CONNACK within ${timeoutMs} ms`, 'check that the broker runs and that a firewall lets this host reach it; a TLS listener needs an mqtts:// URL')),
+      timeoutMs,
+    );
+    try {
+      client = mqtt.connect(b.url, opts);
+    } catch (err) {
+      finish(fail(name, `${b.url}: ${describeError(err)}`, 'fix broker.url (mqtt://host:1883 or mqtts://host:8883)'));
+      return;
+    }
+    client.on('connect', (connack) => {
+      const props = connack.properties ?? {};
+      const extras = [
+        `CONNACK ${reasonName(connack.reasonCode ?? 0)} (${hex(connack.reasonCode ?? 0)})`,
+        tlsUrl ? 'TLS ok' : 'no TLS',
+        props.receiveMaximum !== undefined ? `receive maximum ${props.receiveMaximum}` : '',
+        props.maximumPacketSize !== undefined ? `maximum packet ${props.maximumPacketSize} B` : '',
+      ].filter(Boolean);
+      if (props.maximumPacketSize !== undefined && props.maximumPacketSize < b.maxMessageBytes + 1024) {
+        finish(warn(name, `${b.url}: connected, ${extras.join(', ')}; smaller than broker.maxMessageBytes (${b.maxMessageBytes})`, 'lower broker.maxMessageBytes below the broker\'s maximum packet size'));
+        return;
+      }
+      finish(tlsUrl || /^(127\.|localhost|\[?::1)/.test(new URL(b.url).hostname) ? ok(name, `${b.url}: ${extras.join(', ')}`) : warn(name, `${b.url}: ${extras.join(', ')}; credentials and data cross the network unencrypted`, 'use an mqtts:// URL with broker.tls'));
+    });
+    client.on('error', (err) => {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'number') {
+        const fix =
+          code === 0x86 || code === 0x87 || code === 0x8c
+            ? 'check broker.username and broker.password/passwordFile, and the broker\'s ACL for this user'
+            : code === 0x85
+              ? 'the broker refused the client id; check its client id rules (the doctor connects as broker.clientId + "-doctor")'
+              : 'see the broker\'s log for why it refused the connection';
+        finish(fail(name, `${b.url}: broker refused the connection: CONNACK ${reasonName(code)} (${hex(code)})`, fix));
+        return;
+      }
+      const c = String(code ?? '');
+      const tlsProblem = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS|EPROTO/i.test(`${c} ${err.message}`);
+      const fix = tlsProblem
+        ? 'TLS failed: set broker.tls.caFile to the CA that signed the broker\'s certificate, make sure the URL host matches the certificate, and give a client certificate (certFile, keyFile) if the broker requires one'
+        : c === 'ECONNREFUSED'
+          ? 'nothing listens there: start the broker, or fix broker.url\'s host and port'
+          : c === 'ENOTFOUND' || c === 'EAI_AGAIN'
+            ? 'the host name does not resolve: fix broker.url or DNS'
+            : 'check broker.url and the network path to the broker';
+      finish(fail(name, `${b.url}: ${tlsProblem ? 'TLS error: ' : ''}${err.message}${c && !err.message.includes(c) ? ` (${c})` : ''}`, fix));
+    });
+    client.on('close', () =>
+      finish(fail(name, `${b.url}: the connection closed before a CONNACK`, tlsUrl ? 'check the TLS settings and the broker log' : 'is this a TLS port? then use an mqtts:// URL; else see the broker log')),
+    );
+  });
+}
+
+function checkStorage(config: Readonly<AgentConfig>): Check[] {
+  const out: Check[] = [];
+  const dir = path.resolve(config.storage.dir);
+  let existing = dir;
+  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  try {
+    const fs = statfsSync(existing);
+    const free = fs.bavail * fs.bsize;
+    const floor = config.storage.minFreeBytes;
+    out.push(
+      free < floor
+        ? fail('storage.space', `${formatBytes(free)} free at ${existing}, below storage.minFreeBytes (${formatBytes(floor)}): unsent records would be dropped at once`, 'free disk space, move storage.dir, or lower storage.minFreeBytes')
+        : free < floor + config.storage.maxBytes
+          ? warn('storage.space', `${formatBytes(free)} free at ${existing}: less than storage.maxBytes (${formatBytes(config.storage.maxBytes)}) above the floor (${formatBytes(floor)})`, 'the quota cannot be reached before the floor; free space or lower storage.maxBytes')
+          : ok('storage.space', `${formatBytes(free)} free at ${existing}`),
+    );
+  } catch (err) {
+    out.push(fail('storage.space', `cannot stat the file system of ${existing}: ${describeError(err)}`, 'check storage.dir'));
+  }
+  if (!existsSync(dir)) {
+    try {
+      accessSync(existing, constants.W_OK);
+      out.push(ok('storage.dir', `${dir} does not exist yet; the agent will create it (0700) in ${existing}`));
+    } catch {
+      out.push(fail('storage.dir', `${dir} does not exist and ${existing} is not writable`, `create ${dir} owned by the agent's user with mode 0700`));
+    }
+    return out;
+  }
+  try {
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+    const mode = statSync(dir).mode & 0o777;
+    out.push(mode & 0o077 ? warn('storage.dir', `${dir} has mode ${mode.toString(8).padStart(4, '0')}: others can read the buffered data`, `chmod 700 ${dir}`) : ok('storage.dir', `${dir} writable, mode 0700`));
+  } catch (err) {
+    out.push(fail('storage.dir', `${dir} is not writable by this user: ${describeError(err)}`, `chown the directory to the agent's user, or run doctor as that user`));
+  }
+  const db = path.join(dir, DB_FILE);
+  if (existsSync(db)) {
+    try {
+      accessSync(db, constants.R_OK | constants.W_OK);
+      const mode = statSync(db).mode & 0o777;
+      out.push(mode & 0o077 ? warn('storage.db', `${db} has mode ${mode.toString(8).padStart(4, '0')}`, `chmod 600 ${db}`) : ok('storage.db', `${db} writable, mode 0600`));
+    } catch (err) {
+      out.push(fail('storage.db', `${db} is not writable by this user: ${describeError(err)}`, `chown ${db} to the agent's user`));
+    }
+  }
+  return out;
+}
+
+/** A tool is missing: a warning for the default name (the source just stays idle), a failure for a configured path. */
+async function checkTool(check: string, binary: string, defaultBinary: string, args: string[], what: string): Promise<{ check: Check; found: boolean; stdout: string; stderr: string; code: number | null }> {
+  const res = await runTool(binary, args, { timeoutMs: TOOL_TIMEOUT_MS });
+  if (res.spawnError) {
+    const code = res.spawnError.code;
+    const message = code === 'ENOENT' ? `${binary} not found${binary.includes('/') ? '' : ' on PATH'}` : `${binary} cannot be run: ${res.spawnError.message}`;
+    const fix = `install ${what}, set the source's binary to its path, or disable the source`;
+    return { check: binary === defaultBinary ? warn(check, `${message}: the source will be unavailable`, fix) : fail(check, message, fix), found: false, stdout: '', stderr: '', code: null };
+  }
+  if (res.timedOut) return { check: warn(check, `${binary} ${args.join(' ')} timed out after ${TOOL_TIMEOUT_MS} ms`, 'the tool hangs: check the device or driver'), found: true, stdout: '', stderr: '', code: null };
+  return { check: ok(check, `${binary} runs`), found: true, stdout: res.stdout, stderr: res.stderr, code: res.code };
+}
+
+async function checkSources(config: Readonly<AgentConfig>): Promise<Check[]> {
+  const s = config.sources;
+  const out: Check[] = [];
+  if (s.gpu.enabled) {
+    const t = await checkTool('sources.gpu', s.gpu.binary, 'nvidia-smi', ['-L'], 'the NVIDIA driver (nvidia-smi)');
+    if (t.found && t.code !== null) {
+      const gpus = t.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length;
+      out.push(t.code === 0 ? ok('sources.gpu', `${s.gpu.binary}: ${gpus} GPU(s)`) : warn('sources.gpu', `${s.gpu.binary} -L exited ${t.code}: ${(t.stderr || t.stdout).trim().split('\n')[0] ?? ''}`, 'check the NVIDIA driver (nvidia-smi must work for this user)'));
+    } else out.push(t.check);
+    if (s.gpu.xid && s.gpu.kernelLog !== 'off') out.push(await checkKernelLog(s.gpu.kernelLog));
+  }
+  if (s.smart.enabled) {
+    const t = await checkTool('sources.smart', s.smart.binary, 'smartctl', ['--scan-open'], 'smartmontools 7.0 or later');
+    if (t.found && t.code !== null) {
+      const lines = t.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+      const denied = t.stdout.split('\n').filter((l) => /permission denied|operation not permitted/i.test(l));
+      if (s.smart.devices.length) out.push(ok('sources.smart', `${s.smart.binary} runs; ${s.smart.devices.length} configured device(s)`));
+      else if (denied.length) out.push(warn('sources.smart', `${s.smart.binary} cannot open ${denied.length} disk(s) as this user (permission denied)`, 'run the agent as root, or give it CAP_SYS_RAWIO and read access to the disk devices (docs/configuration.md, sources.smart)'));
+      else if (!lines.length) out.push(warn('sources.smart', `${s.smart.binary} --scan-open found no disks`, 'no disks visible to smartctl here; list them in sources.smart.devices or disable the source'));
+      else out.push(ok('sources.smart', `${s.smart.binary} sees ${lines.length} disk(s)`));
+    } else out.push(t.check);
+  }
+  if (s.edac.enabled) {
+    const dir = path.join(s.edac.sysRoot, 'devices/system/edac/mc');
+    let mcs: string[] = [];
+    try {
+      mcs = readdirSync(dir).filter((n) => /^mc\d+$/.test(n));
+    } catch {
+      // absent: no EDAC driver
+    }
+    out.push(mcs.length ? ok('sources.edac', `${mcs.length} EDAC memory controller(s) under ${dir}`) : warn('sources.edac', `no EDAC memory controller under ${dir}`, 'load the EDAC driver for this platform (e.g. modprobe skx_edac / amd64_edac), or disable sources.edac'));
+  }
+  if (s.pcieAer.enabled) {
+    try {
+      const sample = await readAer(s.pcieAer.sysRoot);
+      out.push(ok('sources.pcieAer', `AER counters readable on ${sample.devices.length} device(s)`));
+    } catch (err) {
+      out.push(warn('sources.pcieAer', describeError(err), 'the kernel needs CONFIG_PCIEAER and firmware-first AER off; or disable sources.pcieAer'));
+    }
+  }
+  if (s.ipmi.enabled) {
+    const devices = ['/dev/ipmi0', '/dev/ipmi/0', '/dev/ipmidev/0'];
+    const dev = devices.find((d) => existsSync(d));
+    if (!dev) {
+      out.push(warn('sources.ipmi', `no IPMI device (${devices.join(', ')})`, 'no BMC here, or load ipmi_si and ipmi_devintf; or disable sources.ipmi'));
+    } else {
+      const t = await checkTool('sources.ipmi', s.ipmi.binary, 'ipmitool', ['-V'], 'ipmitool');
+      if (!t.found) out.push(t.check);
+      else {
+        try {
+          accessSync(dev, constants.R_OK | constants.W_OK);
+          out.push(ok('sources.ipmi', `${s.ipmi.binary} runs; ${dev} read-write`));
+        } catch {
+          out.push(warn('sources.ipmi', `${dev} is not read-write for this user`, `run the agent as root, or give its user access to ${dev} (udev rule or group)`));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+async function checkKernelLog(mode: 'auto' | 'kmsg' | 'journalctl'): Promise<Check> {
+  const name = 'sources.gpu.kernelLog';
+  if (mode !== 'journalctl') {
+    try {
+      const fh = await open('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
+      await fh.close();
+      return ok(name, '/dev/kmsg readable (Xid events)');
+    } catch (err) {
+      if (mode === 'kmsg') return fail(name, `cannot open /dev/kmsg: ${describeError(err)}`, 'run as root or give CAP_SYSLOG (kernel.dmesg_restrict), or set sources.gpu.kernelLog: journalctl');
+    }
+  }
+  const res = await runTool('journalctl', ['-k', '-n', '1', '--no-pager', '-q'], { timeoutMs: TOOL_TIMEOUT_MS });
+  if (!res.spawnError && res.code === 0) return ok(name, 'journalctl -k usable (Xid events)');
+  return warn(
+    name,
+    `neither /dev/kmsg nor journalctl -k is usable${res.spawnError ? ` (journalctl: ${res.spawnError.code})` : res.stderr ? ` (journalctl: ${res.stderr.trim().split('\n')[0]})` : ''}: Xid events will be missed`,
+    'add the agent\'s user to the systemd-journal or adm group, or give it CAP_SYSLOG; or set sources.gpu.xid: false',
+  );
+}
+
+async function checkModels(config: Readonly<AgentConfig>): Promise<Check[]> {
+  if (!config.scoring.enabled) return [];
+  const out: Check[] = [];
+  const registry = ModelRegistry.forConfig(config);
+  const seen = new Set<string>();
+  for (const { model } of config.scoring.bindings) {
+    if (seen.has(model)) continue;
+    seen.add(model);
+    const name = `model ${model}`;
+    const dirs = registry.modelDirs(model).filter((d) => existsSync(path.join(d, 'manifest.json')));
+    if (!dirs.length) {
+      out.push(fail(name, `no ${model}/manifest.json in ${registry.modelDirs(model).join(', ') || 'scoring.modelsDir'}`, 'install the model (forewarn model install) or fix scoring.modelsDir / scoring.bindings'));
+      continue;
+    }
+    try {
+      const m = await OnnxModel.load(dirs[0]!, { threads: 1 });
+      out.push(ok(name, `${m.manifest.version} loads from ${dirs[0]}`));
+      await m.release();
+    } catch (err) {
+      out.push(fail(name, `${dirs[0]}: ${describeError(err)}${isForewarnError(err) ? ` [${err.code}]` : ''}`, 'reinstall the model; docs/errors.md explains the code'));
+    }
+  }
+  return out;
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  const tag = { ok: ' ok ', warn: 'warn', fail: 'FAIL' } as const;
+  const lines = r.checks.flatMap((c) => [`[${tag[c.status]}] ${c.name}: ${c.message}`, ...(c.fix ? [`       fix: ${c.fix}`] : [])]);
+  const n = (s: CheckStatus) => r.checks.filter((c) => c.status === s).length;
+  lines.push('', `${n('ok')} ok, ${n('warn')} warning(s), ${n('fail')} failure(s)`);
+  return lines.join('\n');
+}
