@@ -15,6 +15,7 @@ import { runSubscribeCommand } from './subscriber/subscribe-command.js';
 import { MODEL_COMMANDS, runModelCommand } from './cli/model-commands.js';
 import { formatDoctor, runDoctor } from './cli/doctor.js';
 import { SdNotify } from './service/sd-notify.js';
+import { runCommandCli } from './commands/command-client.js';
 
 const USAGE = `forewarn — predictive-maintenance edge agent
 
@@ -38,6 +39,9 @@ Usage:
                                                    the reference central subscriber: deduplicates,
                                                    detects gaps, writes SQLite (docs/subscriber.md;
                                                    \`forewarn subscribe --help\` for every option)
+  forewarn command send AGENT COMMAND [--args JSON] [--key KEY.pem] [--url URL] [--timeout S]
+                                                   send a remote command to an agent over MQTT and print
+                                                   its reply (docs/commands.md)
   forewarn doctor [--config FILE] [--json]         check the configuration, broker, tools, permissions,
                                                    models and disk (docs/observability.md); exit 1 on a failure
   forewarn version
@@ -75,7 +79,7 @@ async function run(loaded: LoadedConfig): Promise<number> {
 
   let agent: Agent;
   try {
-    agent = new Agent(config, log, AGENT_VERSION);
+    agent = new Agent(config, log, AGENT_VERSION, { configFile: loaded.file });
   } catch (err) {
     log.fatal({ err: describeError(err), code: isForewarnError(err) ? err.code : undefined }, 'cannot start');
     return 1;
@@ -129,6 +133,8 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'subscribe') {
     return runSubscribeCommand(argv.slice(1), createLogger({ level: process.env.FOREWARN_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY === true }));
   }
+  // Remote commands to an agent over MQTT (docs/commands.md).
+  if (argv[0] === 'command') return runCommandCli(argv.slice(1));
   // Model updates have their own options (docs/model-updates.md).
   if (argv[0] === 'model' && MODEL_COMMANDS.has(argv[1] ?? '')) return runModelCommand(argv.slice(1));
   const { values, positionals } = parseArgs({

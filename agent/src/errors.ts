@@ -31,6 +31,12 @@ export const ERROR_CODES = {
   FW_ERR_BROKER_CLIENT_ID_TAKEN: 'Another client connected with this agent\'s client id and the broker dropped this one',
   FW_ERR_SUBSCRIBER_SUBSCRIBE: 'The broker refused one of the reference subscriber\'s subscriptions',
   FW_ERR_SUBSCRIBER_PAYLOAD: 'The reference subscriber received a message that does not follow the contract',
+  FW_ERR_COMMAND_MALFORMED: 'A remote command is not valid JSON, is too large, or lacks or mistypes a required field',
+  FW_ERR_COMMAND_UNKNOWN: 'A remote command names a command the agent does not have',
+  FW_ERR_COMMAND_EXPIRED: 'A remote command expired, is older than commands.maxAgeSeconds, or was issued in the future',
+  FW_ERR_COMMAND_UNAUTHORIZED: 'A remote command that changes the agent is unsigned, signed by a key not in commands.trustedKeys, or its signature does not verify; or no trusted key is configured',
+  FW_ERR_COMMAND_REPLAY: 'A remote command repeats the id of one already accepted within its maximum age',
+  FW_ERR_COMMAND_FAILED: 'A remote command was accepted but failed while it ran',
   FW_ERR_DATA_FORMAT: 'An input data file for evaluation is malformed',
   FW_ERR_USAGE: 'The command line is malformed',
 } as const;

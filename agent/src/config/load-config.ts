@@ -66,6 +66,8 @@ export interface AgentConfig {
     updateCheckIntervalMs: number;
     shadow: { samples: number; maxDisagreement: number; maxMeanAbsDiff: number; maxMeanAbsRulDiff: number };
   };
+  /** Remote control over MQTT (docs/commands.md). */
+  commands: { enabled: boolean; maxAgeSeconds: number; clockSkewSeconds: number; maxPayloadBytes: number; trustedKeys: string[] };
   /** `/metrics` and `/healthz` (docs/observability.md). */
   metrics: { enabled: boolean; host: string; port: number };
 }

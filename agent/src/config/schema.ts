@@ -406,6 +406,41 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       },
     }),
   }),
+  commands: obj('Remote control over MQTT 5 request/response on `forewarn/v1/{agentId}/cmd/{command}` (docs/commands.md)', {
+    enabled: {
+      type: 'boolean',
+      description: 'Subscribe to this agent\'s command topics and answer commands. The broker\'s ACL decides who may publish them.',
+      default: true,
+    },
+    maxAgeSeconds: {
+      type: 'integer',
+      description: 'Requests whose `issuedAt` is older than this are refused (`FW_ERR_COMMAND_EXPIRED`); request ids are remembered this long to refuse replays.',
+      default: 300,
+      minimum: 1,
+      maximum: 86400,
+    },
+    clockSkewSeconds: {
+      type: 'integer',
+      description: 'How far the centre\'s clock may differ from the agent\'s: added to `maxAgeSeconds`, to `expiresAt`, and allowed for an `issuedAt` in the future.',
+      default: 30,
+      minimum: 0,
+      maximum: 3600,
+    },
+    maxPayloadBytes: {
+      type: 'integer',
+      description: 'Largest request accepted, in bytes (an `install-model` request carries the bundle in base64).',
+      default: 8388608,
+      minimum: 1024,
+      maximum: 100663296,
+    },
+    trustedKeys: {
+      type: 'array',
+      description:
+        'Public keys (ed25519 PEM files, or directories whose `*.pem` files are read) whose signatures commands that change the agent (`reload-config`, `set-log-level`, `install-model`) must carry. Empty: such commands are refused.',
+      default: [],
+      items: { type: 'string', description: 'A PEM public key file or a directory of them.', minLength: 1 },
+    },
+  }),
   metrics: obj('`/metrics` (Prometheus) and `/healthz` served by the agent (docs/observability.md)', {
     enabled: { type: 'boolean', description: 'Serve `/metrics` and `/healthz` over HTTP.', default: true },
     host: {

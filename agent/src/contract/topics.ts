@@ -11,6 +11,11 @@ export const topics = {
   status: (agentId: string) => `${TOPIC_ROOT}/${agentId}/status`,
   stream: (agentId: string, stream: string) => `${TOPIC_ROOT}/${agentId}/${stream}`,
   riskCurrent: (agentId: string, asset: string, model: string) => `${TOPIC_ROOT}/${agentId}/risk/current/${asset}/${model}`,
+  /** A remote command to the agent (docs/commands.md); the agent subscribes to `commands(agentId)`. */
+  command: (agentId: string, command: string) => `${TOPIC_ROOT}/${agentId}/cmd/${command}`,
+  commands: (agentId: string) => `${TOPIC_ROOT}/${agentId}/cmd/+`,
+  /** Where `forewarn command send` asks for replies: inside the agent's subtree, which the fleet ACL lets it write. */
+  commandReply: (agentId: string, requestId: string) => `${TOPIC_ROOT}/${agentId}/reply/${requestId}`,
 };
 
 /**

@@ -25,6 +25,8 @@ import { DataQuality } from '../health/data-quality.js';
 import { HealthMonitor } from '../health/health-monitor.js';
 import { MetricsServer } from '../metrics/metrics-server.js';
 import type { Component, HealthEvent, Reading, RiskRecord } from './types.js';
+import { CommandHandler } from '../commands/command-handler.js';
+import { agentCommandHost } from '../commands/agent-commands.js';
 
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
 export type Source = Component & { readonly stats: SourceStats };
@@ -71,6 +73,8 @@ export class Agent {
   readonly stats: AgentStats;
   /** `/metrics` and `/healthz` on a local port (docs/observability.md). */
   readonly metrics: MetricsServer;
+  /** Remote commands over MQTT (docs/commands.md); null when `commands.enabled` is false. */
+  readonly commands: CommandHandler | null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private quotaTimer: NodeJS.Timeout | null = null;
   private readonly lock: StorageLock;
@@ -85,6 +89,7 @@ export class Agent {
     readonly config: Readonly<AgentConfig>,
     private readonly log: Logger,
     agentVersion: string,
+    options: { configFile?: string | null } = {},
   ) {
     this.lock = new StorageLock(config.storage.dir);
     this.lock.acquire();
@@ -155,6 +160,26 @@ export class Agent {
           log.child({ component: 'model-updates' }),
         )
       : null;
+    if (config.commands.enabled) {
+      const state = { logLevel: String(log.level), trustedKeys: config.commands.trustedKeys };
+      this.commands = new CommandHandler(
+        { ...config.commands, agentId: config.agent.id, trustedKeys: () => state.trustedKeys },
+        agentCommandHost(this, log, state, options.configFile ?? null, agentVersion),
+        log.child({ component: 'commands' }),
+        {
+          reply: (topic, payload, correlationData) => this.sync.reply(topic, payload, correlationData),
+          // Committed at once, like model lifecycle events: the record of a command must not wait for a batch.
+          event: (e) => {
+            this.store.append([{ stream: 'events', ts: e.ts, asset: '', payload: { ...e } }]);
+            this.sync.notify();
+          },
+        },
+      );
+      const commands = this.commands;
+      this.sync.onCommands(commands.filter, (m) => void commands.handle(m));
+    } else {
+      this.commands = null;
+    }
     const sink = (r: Reading) => this.onReading(r);
     const events = (e: HealthEvent) => this.onEvent(e);
     const s = config.sources;

@@ -10,6 +10,7 @@ import type { RecordStore } from '../store/record-store.js';
 import type { OutboxBatch, OutboxRecord, StreamName } from '../store/outbox.js';
 import { backoffDelay } from './backoff.js';
 import { DrainProgress } from './drain-progress.js';
+import type { IncomingCommand } from '../commands/command-handler.js';
 
 export type BrokerState = 'connecting' | 'online' | 'offline' | 'stopped';
 
@@ -92,6 +93,8 @@ export class MqttSync implements Component {
   private stopping = false;
   private offlineLogged = false;
   private readonly idle: Array<() => void> = [];
+  /** Remote commands (docs/commands.md): the filter subscribed on every connect and who handles what arrives. */
+  private commands: { filter: string; handle: (m: IncomingCommand) => void } | null = null;
   private readonly b: AgentConfig['broker'];
 
   constructor(
@@ -137,6 +140,25 @@ export class MqttSync implements Component {
   /** Asks for a drain now, e.g. when an alert was committed. */
   notify(): void {
     this.drain();
+  }
+
+  /** Subscribes (QoS 1) to `filter` on every connect and hands each message on it to `handle`. Call before start(). */
+  onCommands(filter: string, handle: (m: IncomingCommand) => void): void {
+    this.commands = { filter, handle };
+  }
+
+  /** Publishes a command reply (QoS 1) with the request's correlation data; dropped, and logged, while offline. */
+  reply(topic: string, payload: unknown, correlationData?: Buffer): void {
+    const client = this.client;
+    if (!client || this.stats.state !== 'online') {
+      this.log.warn({ topic }, 'offline: a command reply was not sent');
+      return;
+    }
+    const properties: IClientPublishOptions['properties'] = { contentType: CONTENT_TYPE.json, payloadFormatIndicator: true };
+    if (correlationData) properties.correlationData = correlationData;
+    client.publish(topic, JSON.stringify(payload), { qos: 1, properties }, (err) => {
+      if (err) this.log.warn({ err: describeError(err), topic }, 'command reply not accepted by the broker');
+    });
   }
 
   private status(state: 'online' | 'offline', reason?: StatusPayload['reason']): StatusPayload {
@@ -227,6 +249,7 @@ export class MqttSync implements Component {
       this.offlineLogged = false;
       this.setState('online');
       this.publishStatus();
+      this.subscribeCommands(client, gen);
       this.drain();
     });
     client.on('error', (err) => {
@@ -282,6 +305,35 @@ export class MqttSync implements Component {
         this.offlineLogged = true;
       }
       this.scheduleReconnect();
+    });
+  }
+
+  private subscribeCommands(client: MqttClient, gen: number): void {
+    const commands = this.commands;
+    if (!commands) return;
+    client.on('message', (topic, payload, packet) => {
+      if (gen !== this.generation) return;
+      const p = packet.properties;
+      const requester = p?.userProperties?.requester;
+      commands.handle({
+        topic,
+        payload,
+        ...(p?.responseTopic !== undefined ? { responseTopic: p.responseTopic } : {}),
+        ...(p?.correlationData !== undefined ? { correlationData: p.correlationData } : {}),
+        ...(requester !== undefined ? { requester: Array.isArray(requester) ? String(requester[0]) : String(requester) } : {}),
+      });
+    });
+    client.subscribe(commands.filter, { qos: 1 }, (err, granted) => {
+      if (gen !== this.generation) return;
+      const code = granted?.[0]?.qos;
+      if (err || (typeof code === 'number' && code >= 0x80)) {
+        this.log.error(
+          { code: 'FW_ERR_BROKER_REFUSED', filter: commands.filter, reasonCode: typeof code === 'number' ? hex(code) : undefined, err: err ? describeError(err) : undefined },
+          'the broker refused the command subscription; remote commands will not arrive (check its ACL: pattern read forewarn/v1/%u/cmd/#)',
+        );
+      } else {
+        this.log.debug({ filter: commands.filter }, 'subscribed to remote commands');
+      }
     });
   }
 

@@ -291,8 +291,8 @@ describe(`NodeStreamSource on a serial port${SERIAL_SKIP ? ` (skipped: ${SERIAL_
 
     // Unplug: the pty pair goes away.
     await killSocat();
-    await waitFor(() => src.stats.state === 'failing', 'the source to notice the port is gone', 5000);
-    await waitFor(() => src.stats.errors >= 4, 'failed attempts to reopen', 5000);
+    await waitFor(() => src.stats.state === 'failing', 'the source to notice the port is gone', 20_000);
+    await waitFor(() => src.stats.errors >= 4, 'failed attempts to reopen', 20_000);
     expect(src.stats.lastError).toMatch(/No such file|ENOENT/i);
     expect(said('sensor-node link lost')).toHaveLength(1);
     expect(said('sensor-node link cannot be opened')).toHaveLength(0);
@@ -306,7 +306,7 @@ describe(`NodeStreamSource on a serial port${SERIAL_SKIP ? ` (skipped: ${SERIAL_
     expect(src.stats.framesOk).toBeGreaterThan(okBefore);
     expect(said('sensor-node link back')).toHaveLength(1);
     expect(server.stats.opens).toBeGreaterThanOrEqual(2);
-  });
+  }, 60_000);
 
   it('a device missing at start is a failing state with back-off, not an exception', async () => {
     const { src, said } = source({ transport: 'serial', path: '/dev/forewarn-no-such-tty' });
