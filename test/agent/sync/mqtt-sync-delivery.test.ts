@@ -10,7 +10,7 @@ import { RecordStore } from '../../../agent/src/store/record-store.js';
 import { MqttSync } from '../../../agent/src/sync/mqtt-sync.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { contractErrors } from '../../helpers/contract.js';
-import { freePort, startMosquitto, type Broker } from '../../helpers/mosquitto.js';
+import { startMosquitto, type Broker } from '../../helpers/mosquitto.js';
 import { waitFor } from '../../helpers/wait.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 
@@ -69,13 +69,13 @@ const seqs = (ms: Received[], stream: string) =>
 
 describe('MqttSync delivery', () => {
   it('flags the backlog from before the connection as historical, and live records as not', async () => {
-    const port = await freePort();
-    const { store, sync } = setup(`mqtt://127.0.0.1:${port}`, { batchMaxRecords: 2 });
-    store.append([reading(1), reading(2), reading(3)]);
-    await sync.start();
-    const broker = await startMosquitto({ port });
+    const broker = await startMosquitto();
     cleanup.push(() => broker.stop());
     const messages = await subscriber(broker, 'forewarn/v1/+/telemetry');
+    const { store, sync } = setup(broker.url, { batchMaxRecords: 2 });
+    // Committed before the connection comes up: the backlog.
+    store.append([reading(1), reading(2), reading(3)]);
+    await sync.start();
     await waitFor(() => sync.stats.state === 'online' && store.pendingTotal() === 0, 'the backlog to drain');
     store.append([reading(4)]);
     await waitFor(() => seqs(messages, 'telemetry').includes(4), 'the live record');
