@@ -112,18 +112,20 @@ describe('MqttSync delivery', () => {
     cleanup.push(() => broker.stop());
     const messages = await subscriber(broker);
     const { store, sync } = setup(broker.url, { batchMaxRecords: 10 });
-    store.append(Array.from({ length: 3000 }, (_, i) => reading(i + 1)));
+    const n = 20_000;
+    store.append(Array.from({ length: n }, (_, i) => reading(i + 1)));
     await sync.start();
-    await waitFor(() => seqs(messages, 'telemetry').length >= 50, 'the backlog to start draining');
+    // The agent has started on the backlog (judged at the agent, not at the listener, which may lag behind).
+    await waitFor(() => store.pendingTotal() < n - 200, 'the backlog to start draining', 15_000, 5);
     store.append([alert(1)]);
     sync.notify();
-    await waitFor(() => store.pendingTotal() === 0, 'the outbox to drain');
-    await waitFor(() => seqs(messages, 'telemetry').length === 3000, 'every record');
+    await waitFor(() => store.pendingTotal() === 0, 'the outbox to drain', 60_000);
+    await waitFor(() => seqs(messages, 'telemetry').length === n, 'every record', 60_000);
     const alertAt = messages.findIndex((m) => m.topic.endsWith('/alerts'));
     const lastTelemetry = messages.findLastIndex((m) => m.topic.endsWith('/telemetry'));
     expect(alertAt).toBeGreaterThan(0);
     expect(alertAt).toBeLessThan(lastTelemetry);
-    expect(seqs(messages, 'telemetry')).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    expect(seqs(messages, 'telemetry')).toEqual(Array.from({ length: n }, (_, i) => i + 1));
   });
 
   it('sends smaller messages when the broker announces a Maximum Packet Size', async () => {
