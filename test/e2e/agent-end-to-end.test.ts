@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
@@ -88,18 +89,21 @@ describe('the agent, end to end', () => {
   });
 
   it('buffers with no broker, says so once, and delivers everything when the broker appears', async () => {
-    const { freePort } = await import('../helpers/mosquitto.js');
-    const port = await freePort();
-    const url = `mqtt://127.0.0.1:${port}`;
-    const agent = startAgent(baseConfig(url, 'e2e-2'));
+    // The broker stays out of the agent's reach behind our TCP proxy until the listener is subscribed, so the
+    // listener cannot miss the backlog however fast the agent reconnects.
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const proxy = await startTcpProxy(broker.port);
+    cleanup.push(() => proxy.stop());
+    proxy.cut();
+    const agent = startAgent(baseConfig(proxy.url, 'e2e-2'));
     cleanup.push(kill(agent));
     await waitFor(() => agent.logs().some((l) => l.msg === 'model loaded' && l.model === 'machine-failure'), 'the model to load');
     await new Promise((r) => setTimeout(r, 2500));
     expect(agent.logs().filter((l) => String(l.msg).includes('broker unreachable'))).toHaveLength(1);
 
-    const broker = await startMosquitto({ port });
-    cleanup.push(() => broker.stop());
     const messages = await listen(broker.url, 'forewarn/v1/e2e-2/risk');
+    proxy.restore();
     await waitFor(() => messages.length > 0, 'risk after the broker came up');
     agent.proc.kill('SIGTERM');
     expect((await agent.exited).code).toBe(0);

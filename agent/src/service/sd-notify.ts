@@ -70,6 +70,8 @@ export class SdNotify {
   private readonly log: NotifyLogger | undefined;
   private timer: NodeJS.Timeout | null = null;
   private pinging = false;
+  /** The watchdog ping in flight, if any. */
+  private ping: Promise<unknown> = Promise.resolve();
   private closed = false;
   private warned = false;
 
@@ -107,6 +109,8 @@ export class SdNotify {
     if (!this.socket || this.closed) return;
     // Nothing after this but the message itself: a READY=1 from a start that finishes late must not follow it.
     this.close();
+    // A ping already on its way must land first: each message is its own process, and they may overtake.
+    await this.ping;
     await this.send(['STOPPING=1', ...(status ? [`STATUS=${oneLine(status)}`] : [])]);
   }
 
@@ -121,7 +125,7 @@ export class SdNotify {
     this.timer = setInterval(() => {
       if (this.pinging) return;
       this.pinging = true;
-      void this.send(['WATCHDOG=1']).finally(() => (this.pinging = false));
+      this.ping = this.send(['WATCHDOG=1']).finally(() => (this.pinging = false));
     }, this.watchdogMs);
     // The pings alone must not keep a stopped agent alive.
     this.timer.unref();
