@@ -12,6 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { makeFakeRelease } from '../helpers/fake-release.js';
+
 const REPO = path.resolve(import.meta.dirname, '../..');
 const INSTALL = path.join(REPO, 'scripts/install.sh');
 const UNINSTALL = path.join(REPO, 'scripts/uninstall.sh');
@@ -29,36 +31,7 @@ afterAll(() => {
 
 /** A package with the release layout; `tamper` alters it after SHA256SUMS is written. */
 function makeTarball(version: string, tamper?: (top: string) => void): string {
-  const stage = fs.mkdtempSync(path.join(work, 'stage-'));
-  const name = `forewarn-${version}-linux-x64`;
-  const top = path.join(stage, name);
-  const write = (rel: string, text: string, mode = 0o644) => {
-    fs.mkdirSync(path.dirname(path.join(top, rel)), { recursive: true });
-    fs.writeFileSync(path.join(top, rel), text, { mode });
-    fs.chmodSync(path.join(top, rel), mode);
-  };
-  write('VERSION', `${version}\n`);
-  write('BUILD-INFO', `version=${version}\nplatform=linux-x64\nnode=${process.version}\nnode_abi=${process.versions.modules}\n`);
-  write('package.json', JSON.stringify({ name: 'forewarn', version, type: 'module' }));
-  write('dist/agent/src/cli.js', `process.stdout.write(${JSON.stringify(`${version}\n`)});\n`);
-  write('bin/forewarn', '#!/bin/sh\nexec node "$(dirname "$(readlink -f "$0")")/../dist/agent/src/cli.js" "$@"\n', 0o755);
-  write('scripts/forewarn.default.yaml', fs.readFileSync(path.join(REPO, 'scripts/forewarn.default.yaml'), 'utf8'));
-  const unit = path.join(REPO, 'scripts/forewarn.service');
-  write('scripts/forewarn.service', fs.existsSync(unit) ? fs.readFileSync(unit, 'utf8') : '[Service]\nExecStart=/bin/true\n');
-  write('scripts/install.sh', fs.readFileSync(INSTALL, 'utf8'), 0o755);
-  write('scripts/uninstall.sh', fs.readFileSync(UNINSTALL, 'utf8'), 0o755);
-  const files = execFileSync('find', ['.', '-type', 'f'], { cwd: top, encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((f) => f.slice(2))
-    .sort();
-  const sums = files.map((f) => `${createHash('sha256').update(fs.readFileSync(path.join(top, f))).digest('hex')}  ${f}\n`).join('');
-  fs.writeFileSync(path.join(top, 'SHA256SUMS'), sums);
-  tamper?.(top);
-  const tarball = path.join(work, `${name}${tamper ? '-tampered' : ''}-${path.basename(stage)}.tar.gz`);
-  execFileSync('tar', ['-czf', tarball, '-C', stage, name]);
-  fs.rmSync(stage, { recursive: true });
-  return tarball;
+  return makeFakeRelease({ dir: work, version, ...(tamper ? { tamper, tag: 'tampered' } : {}) });
 }
 
 /** A target root with just enough of /etc for useradd --root. */

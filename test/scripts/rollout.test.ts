@@ -3,7 +3,6 @@
 // is an inventory `gate=` command. The packages are small ones in the release layout (as in install.test.ts); the
 // fake agent (`dist/agent/src/cli.js`) prints its version, or exits 1 in a broken package.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,8 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { sshClientKeys, sshdBinary, startSshd, type Sshd, type SshClientKeys } from '../helpers/sshd.js';
+
+import { makeFakeRelease } from '../helpers/fake-release.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const ROLLOUT = path.join(REPO, 'scripts/rollout');
@@ -37,36 +38,11 @@ const tarballs = new Map<string, string>();
 /** A package in the release layout; a `broken` one's agent exits 1. */
 function makeTarball(version: string, broken = false): string {
   const key = `${version}/${broken}`;
-  if (tarballs.has(key)) return tarballs.get(key)!;
-  const stage = fs.mkdtempSync(path.join(work, 'stage-'));
-  const name = `forewarn-${version}-linux-x64`;
-  const top = path.join(stage, name);
-  const write = (rel: string, text: string, mode = 0o644) => {
-    fs.mkdirSync(path.dirname(path.join(top, rel)), { recursive: true });
-    fs.writeFileSync(path.join(top, rel), text, { mode });
-    fs.chmodSync(path.join(top, rel), mode);
-  };
-  write('VERSION', `${version}\n`);
-  write('BUILD-INFO', `version=${version}\nplatform=linux-x64\nnode=${process.version}\nnode_abi=${process.versions.modules}\n`);
-  write('package.json', JSON.stringify({ name: 'forewarn', version, type: 'module' }));
-  write(
-    'dist/agent/src/cli.js',
-    broken ? `process.stderr.write('agent broken: cannot load\\n'); process.exit(1);\n` : `process.stdout.write(${JSON.stringify(`agent ${version} ok\n`)});\n`,
-  );
-  write('bin/forewarn', '#!/bin/sh\nexec node "$(dirname "$(readlink -f "$0")")/../dist/agent/src/cli.js" "$@"\n', 0o755);
-  write('scripts/forewarn.default.yaml', fs.readFileSync(path.join(REPO, 'scripts/forewarn.default.yaml'), 'utf8'));
-  write('scripts/install.sh', fs.readFileSync(INSTALL, 'utf8'), 0o755);
-  const files = execFileSync('find', ['.', '-type', 'f'], { cwd: top, encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((f) => f.slice(2))
-    .sort();
-  fs.writeFileSync(path.join(top, 'SHA256SUMS'), files.map((f) => `${createHash('sha256').update(fs.readFileSync(path.join(top, f))).digest('hex')}  ${f}\n`).join(''));
-  const tarball = path.join(work, `${name}${broken ? '-broken' : ''}.tar.gz`);
-  execFileSync('tar', ['-czf', tarball, '-C', stage, name]);
-  fs.rmSync(stage, { recursive: true });
-  tarballs.set(key, tarball);
-  return tarball;
+  if (!tarballs.has(key)) {
+    const cli = broken ? `process.stderr.write('agent broken: cannot load\\n'); process.exit(1);\n` : `process.stdout.write(${JSON.stringify(`agent ${version} ok\n`)});\n`;
+    tarballs.set(key, makeFakeRelease({ dir: work, version, cli, ...(broken ? { tag: 'broken' } : {}) }));
+  }
+  return tarballs.get(key)!;
 }
 
 const GATE = `gate='node "$FOREWARN_ROOT/opt/forewarn/current/dist/agent/src/cli.js"'`;
