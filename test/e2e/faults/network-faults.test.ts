@@ -51,7 +51,7 @@ describe('delivery under network faults', () => {
     const draining = agent.logs().filter((l) => l.msg === 'draining the backlog' && Number(l.ratePerSec) > 0);
     expect(draining.length + agent.logs().filter((l) => l.msg === 'backlog drained').length).toBeGreaterThan(0);
     const books = await settleAndAccount(rig, agent);
-    expect(books.find((b) => b.stream === 'telemetry')!.received).toBeGreaterThan(1000);
+    expect(books.find((b) => b.stream === 'telemetry')!.received).toBeGreaterThan(500);
     // Replayed records reached the subscriber flagged as historical.
     expect(historicalCount(rig.subscriber.store.file, 'fault-cut')).toBeGreaterThan(0);
   }, 120_000);
