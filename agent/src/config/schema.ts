@@ -40,6 +40,14 @@ const obj = (description: string, properties: Record<string, SchemaNode>): Schem
   default: {},
 });
 
+/** Ed25519 public keys whose signatures something accepts: model bundles and signed commands use the same form. */
+const trustedKeys = (whoseSignatures: string): SchemaNode => ({
+  type: 'array',
+  description: `Public keys (ed25519 PEM files, or directories whose \`*.pem\` files are read) whose signatures ${whoseSignatures}`,
+  default: [],
+  items: { type: 'string', description: 'A PEM public key file or a directory of them.', minLength: 1 },
+});
+
 export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
   agent: obj('Identity and logging', {
     id: {
@@ -358,13 +366,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         },
       },
     },
-    trustedKeys: {
-      type: 'array',
-      description:
-        'Public keys (ed25519 PEM files, or directories whose `*.pem` files are read) whose signatures `forewarn model install` accepts (docs/model-updates.md). Empty: no bundle is installed.',
-      default: [],
-      items: { type: 'string', description: 'A PEM public key file or a directory of them.', minLength: 1 },
-    },
+    trustedKeys: trustedKeys('`forewarn model install` accepts (docs/model-updates.md). Empty: no bundle is installed.'),
     keepVersions: {
       type: 'integer',
       description: 'Installed versions kept per model (under `<storage.dir>/models/`), the current one included; older ones are deleted. A candidate under evaluation is kept besides.',
@@ -433,13 +435,9 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       minimum: 1024,
       maximum: 100663296,
     },
-    trustedKeys: {
-      type: 'array',
-      description:
-        'Public keys (ed25519 PEM files, or directories whose `*.pem` files are read) whose signatures commands that change the agent (`reload-config`, `set-log-level`, `install-model`) must carry. Empty: such commands are refused.',
-      default: [],
-      items: { type: 'string', description: 'A PEM public key file or a directory of them.', minLength: 1 },
-    },
+    trustedKeys: trustedKeys(
+      'commands that change the agent (`reload-config`, `set-log-level`, `install-model`) must carry. Empty: such commands are refused.',
+    ),
   }),
   metrics: obj('`/metrics` (Prometheus) and `/healthz` served by the agent (docs/observability.md)', {
     enabled: { type: 'boolean', description: 'Serve `/metrics` and `/healthz` over HTTP.', default: true },

@@ -84,6 +84,7 @@ export class Agent {
   private readonly writeQueue: NewRecord[] = [];
   private writeScheduled = false;
   private lastSourceStates = '';
+  private savedModelHealth = '';
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -358,8 +359,12 @@ export class Agent {
   /** For `forewarn status`, which reads the database: the latest PSI per model and asset. */
   private saveModelHealth(): void {
     if (!this.drift || this.stopped) return;
+    const health = JSON.stringify(this.drift.health());
+    // A write (and an fsync) only when something changed: the stale timer calls this every few seconds.
+    if (health === this.savedModelHealth) return;
     try {
-      this.store.setMeta(MODEL_HEALTH_META_KEY, JSON.stringify(this.drift.health()));
+      this.store.setMeta(MODEL_HEALTH_META_KEY, health);
+      this.savedModelHealth = health;
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'could not save model health');
     }

@@ -15,7 +15,7 @@
  * window's lag-1 autocorrelation ≥ 0.5, or its interquartile range under half the training's — a window shows only
  * the part of its range the input is in for now: PSI says nothing, and is not used. Such an input drifts when a
  * share of its values leaves the training support (beyond the 0.1%/99.9% quantiles). Replayed in order, the AI4I
- * training data itself "drifts" in every 500-row window by plain PSI ≥ 0.25, and in none by these rules
+ * training data itself "drifts" in over 95% of 500-row windows by plain PSI ≥ 0.25, and in none by these rules
  * (test/agent/scoring/drift-monitor.test.ts).
  */
 
