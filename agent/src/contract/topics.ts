@@ -16,6 +16,11 @@ export const topics = {
   commands: (agentId: string) => `${TOPIC_ROOT}/${agentId}/cmd/+`,
   /** Where `forewarn command send` asks for replies: inside the agent's subtree, which the fleet ACL lets it write. */
   commandReply: (agentId: string, requestId: string) => `${TOPIC_ROOT}/${agentId}/reply/${requestId}`,
+  /**
+   * The centre's end-to-end acknowledgement to one agent (retained, QoS 1, written by the central subscriber after
+   * its commit): per stream, what it holds and which seqs it misses. The agent subscribes to it (docs/delivery.md).
+   */
+  ack: (agentId: string) => `${TOPIC_ROOT}/${agentId}/ack`,
 };
 
 /**
@@ -64,15 +69,58 @@ export interface RecordsDroppedEvent {
   reason: 'quota' | 'free-space' | 'disk-full';
 }
 
-/** An `events` record: the database found at start was unusable, set aside, and a fresh one started. */
+/**
+ * An `events` record: the agent started a fresh database, and every stream of it counts from `firstSeq`. Seqs below
+ * it belong to an earlier file (or none existed): a subscriber closes its gaps below `firstSeq` as reset, not missing.
+ * `cause`: `created` (no database found: first start, or the data directory was wiped), `damaged` (unusable at
+ * start, set aside), `removed` (deleted or replaced while the agent ran). `carried`: unsent records the agent still
+ * held from the earlier file and moved into the new one under their old seqs (below `firstSeq`); they still arrive.
+ */
 export interface StorageRecoveredEvent {
   ts: number;
   type: 'storage-recovered';
+  cause?: 'created' | 'damaged' | 'removed';
   reason: string;
+  /** Where the damaged file went; empty when there was none to set aside. */
   setAside: string;
   /** Every stream of the fresh database starts at this seq; lower seqs belonged to the file set aside. */
   firstSeq: number;
+  carried?: number;
 }
+
+/**
+ * An `events` record: the centre asked for seqs the agent no longer holds (purged after their acknowledgement,
+ * or from before this database). They will never come; a subscriber closes those gaps as unavailable.
+ */
+export interface RecordsUnavailableEvent {
+  ts: number;
+  type: 'records-unavailable';
+  stream: 'alerts' | 'risk' | 'events' | 'telemetry';
+  ranges: Array<[number, number]>;
+  reason: 'purged' | 'before-this-database';
+}
+
+/** Per stream, what the centre has committed for one agent. */
+export interface AckStreamState {
+  /** Every seq up to this one is committed at the centre, or explained (dropped, reset, unavailable). */
+  through: number;
+  /** The highest seq the centre has committed. */
+  highest: number;
+  /** Open gaps above `through`, oldest first, at most ACK_MAX_RANGES: the agent resends what it holds of them. */
+  missing?: Array<[number, number]>;
+}
+
+/** Payload of `topics.ack(agentId)`: retained, so an agent reads the centre's watermark as soon as it subscribes. */
+export interface AckPayload {
+  schemaVersion: typeof SCHEMA_VERSION;
+  agentId: string;
+  /** When the centre wrote it (its clock). */
+  ts: number;
+  streams: Partial<Record<'alerts' | 'risk' | 'events' | 'telemetry', AckStreamState>>;
+}
+
+/** At most this many missing ranges per stream in one ack message. */
+export const ACK_MAX_RANGES = 32;
 
 /** How a candidate model compared with the current one while shadow-scoring (docs/model-updates.md). */
 export interface ShadowSummary {

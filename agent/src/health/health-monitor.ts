@@ -83,7 +83,13 @@ export class HealthMonitor implements Component {
   private readonly previous = new Map<string, number>();
   private readonly matches = new Map<string, Array<{ rule: Exclude<HealthRule, { kind: 'event' }>; subject: string | undefined }>>();
   private timer: NodeJS.Timeout | null = null;
-  readonly stats = { raised: 0, cleared: 0 };
+  readonly stats = { raised: 0, cleared: 0, unsaved: 0 };
+  /**
+   * Alert records and active-set changes a full or failing disk refused: kept in memory, in order, and committed
+   * with the next change or retry (`retryUnsaved`), so an alert is never forgotten while the disk is full.
+   */
+  private unsaved: { records: AlertRecord[]; set: Map<string, Record<string, unknown>>; remove: Set<string> } | null = null;
+  private unsavedLogged = false;
 
   constructor(
     private readonly store: RecordStore,
@@ -247,12 +253,18 @@ export class HealthMonitor implements Component {
       records.push({ ...a.record, ts, state: 'cleared' });
       remove.push(key);
     }
-    try {
-      this.store.commitAlerts(records.map((r) => ({ ts: r.ts, asset: r.asset, payload: { ...r } })), { set, remove });
-    } catch (err) {
-      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE' }, 'cannot commit alerts');
-      return;
+    const pending = this.unsaved ?? { records: [], set: new Map<string, Record<string, unknown>>(), remove: new Set<string>() };
+    pending.records.push(...records);
+    for (const a of set) {
+      pending.remove.delete(a.key);
+      pending.set.set(a.key, a.state);
     }
+    for (const k of remove) {
+      pending.set.delete(k);
+      pending.remove.add(k);
+    }
+    this.unsaved = pending;
+    this.saveUnsaved();
     for (const r of records) {
       if (r.state === 'raised') this.stats.raised++;
       else this.stats.cleared++;
@@ -261,7 +273,34 @@ export class HealthMonitor implements Component {
         `alert ${r.state}: ${r.title}`,
       );
     }
-    if (records.length) this.onCommitted();
+  }
+
+  /** Commits what the disk refused before; called by the agent's housekeeping while anything is left. */
+  retryUnsaved(): void {
+    if (this.unsaved) this.saveUnsaved();
+  }
+
+  private saveUnsaved(): void {
+    const u = this.unsaved;
+    if (!u) return;
+    try {
+      this.store.commitAlerts(
+        u.records.map((r) => ({ ts: r.ts, asset: r.asset, payload: { ...r } })),
+        { set: [...u.set].map(([key, state]) => ({ key, state })), remove: [...u.remove] },
+      );
+    } catch (err) {
+      this.stats.unsaved = u.records.length;
+      if (!this.unsavedLogged) {
+        this.unsavedLogged = true;
+        this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', alerts: u.records.length }, 'cannot commit alerts; kept in memory and retried until the disk takes them');
+      }
+      return;
+    }
+    if (this.unsavedLogged) this.log.info({ alerts: u.records.length }, 'alerts held in memory are committed');
+    this.unsavedLogged = false;
+    this.unsaved = null;
+    this.stats.unsaved = 0;
+    if (u.records.length) this.onCommitted();
   }
 
   async stop(): Promise<void> {

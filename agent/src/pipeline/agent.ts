@@ -3,6 +3,8 @@ import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../errors.js';
 import { RecordStore, isStorageFull } from '../store/record-store.js';
 import { StorageLock } from '../store/storage-lock.js';
+import { SeqEpoch } from '../store/seq-epoch.js';
+import { SpaceReserve } from '../store/space-reserve.js';
 import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import { RiskScorer } from '../scoring/risk-scorer.js';
 import { ModelRegistry } from '../scoring/model-registry.js';
@@ -28,6 +30,13 @@ import type { Component, HealthEvent, Reading, RiskRecord } from './types.js';
 import { CommandHandler } from '../commands/command-handler.js';
 import { agentCommandHost } from '../commands/agent-commands.js';
 
+/** SQLITE_FULL, or a write the OS refused for lack of space (ENOSPC, SQLITE_IOERR on some file systems). */
+function isNoSpace(err: unknown): boolean {
+  if (isStorageFull(err)) return true;
+  const text = `${(err as { code?: unknown })?.code ?? ''} ${describeError(err)} ${(err as { cause?: { code?: unknown } })?.cause?.code ?? ''}`;
+  return /SQLITE_FULL|ENOSPC|disk is full|SQLITE_IOERR_(WRITE|SHMSIZE|FSYNC)/.test(text);
+}
+
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
 export type Source = Component & { readonly stats: SourceStats };
 
@@ -41,6 +50,8 @@ export interface AgentStats {
   dropped: Record<StreamName, number>;
   /** Records that could not be committed at all (the disk stayed full even after the drop policy ran). */
   lost: number;
+  /** Records waiting in memory for the disk to take them (alerts, events, risk; telemetry is counted lost instead). */
+  held: number;
   /** When records were last committed, and when a commit last failed: what /healthz calls the database writable. */
   lastCommitTs: number | null;
   lastWriteErrorTs: number | null;
@@ -53,6 +64,8 @@ const STALE_CHECK_MS = 5_000;
 const PURGE_INTERVAL_MS = 60_000;
 const PURGE_BATCH = 2_000;
 const PURGE_MAX_BATCHES = 500;
+/** Records other than telemetry kept in memory while the disk refuses them; beyond this the oldest are lost (counted). */
+const MAX_HELD = 10_000;
 
 /**
  * The daemon: sources → store → scoring → sync. Each component starts in its own try/catch, so one that fails
@@ -81,6 +94,12 @@ export class Agent {
   private staleTimer: NodeJS.Timeout | null = null;
   private stopped: Promise<void> | null = null;
   private lastStorageError = 0;
+  private lastLimitError = 0;
+  /** Since when the file system has been refusing writes for lack of space; null while it takes them. */
+  private fullSince: number | null = null;
+  private readonly reserve: SpaceReserve;
+  /** Records a full disk refused, other than telemetry: committed first once it takes writes again. */
+  private readonly held: NewRecord[] = [];
   private readonly writeQueue: NewRecord[] = [];
   private writeScheduled = false;
   private lastSourceStates = '';
@@ -94,8 +113,18 @@ export class Agent {
   ) {
     this.lock = new StorageLock(config.storage.dir);
     this.lock.acquire();
+    this.reserve = new SpaceReserve(config.storage.dir);
+    const open = () => new RecordStore({ dir: config.storage.dir, synchronous: config.storage.synchronous, epoch: new SeqEpoch(config.storage.dir) });
     try {
-      this.store = new RecordStore({ dir: config.storage.dir, synchronous: config.storage.synchronous });
+      try {
+        this.store = open();
+      } catch (err) {
+        // A disk full to the last block: SQLite cannot even create its -shm file. The reserve makes that room.
+        if (!isNoSpace(err) || !this.reserve.release()) throw err;
+        log.error({ code: 'FW_ERR_STORAGE_FULL', dir: config.storage.dir }, 'the file system is full; released the reserve file to start');
+        this.fullSince = Date.now();
+        this.store = open();
+      }
     } catch (err) {
       this.lock.release();
       throw err;
@@ -108,12 +137,13 @@ export class Agent {
     }
     this.stats = {
       startedAt: Date.now(),
-      bootSeq: this.store.nextBootSeq(),
+      bootSeq: this.firstBootSeq(),
       collected: 0,
       scoredRecords: 0,
       storageErrors: 0,
       dropped: { alerts: 0, risk: 0, events: 0, telemetry: 0 },
       lost: 0,
+      held: 0,
       lastCommitTs: null,
       lastWriteErrorTs: null,
       lastRisk: new Map(),
@@ -141,6 +171,7 @@ export class Agent {
       },
       log.child({ component: 'sync' }),
     );
+    this.sync.onUnavailable((payloads) => this.commit(payloads.map((p) => ({ stream: 'events' as const, ts: Number(p.ts), asset: '', payload: p }))));
     this.models = this.scorer
       ? new ModelUpdater(
           {
@@ -216,8 +247,8 @@ export class Agent {
     if (this.scorer) this.quality.addAnalogSignals(this.scorer.analogInputSignals());
     this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
-    this.enforceStorageLimits();
-    this.quotaTimer = setInterval(() => this.enforceStorageLimits(), this.config.storage.checkIntervalMs);
+    this.housekeeping();
+    this.quotaTimer = setInterval(() => this.housekeeping(), this.config.storage.checkIntervalMs);
     this.quotaTimer.unref();
     this.staleTimer = setInterval(() => {
       this.onQuality(this.quality.checkStale());
@@ -225,6 +256,54 @@ export class Agent {
       this.saveModelHealth();
     }, STALE_CHECK_MS);
     this.staleTimer.unref();
+  }
+
+  /**
+   * The boot number of this run. A disk full at start must not stop the agent (it would collect nothing, alerts
+   * included, for as long as it stays full): make room by the drop policy and, failing that, count on from the clock.
+   */
+  private firstBootSeq(): number {
+    try {
+      return this.store.nextBootSeq();
+    } catch (err) {
+      if (isNoSpace(err) && this.enforceStorageLimits('disk-full')) {
+        try {
+          return this.store.nextBootSeq();
+        } catch {
+          // still full: below
+        }
+      }
+      const boot = Math.floor(Date.now() / 1000);
+      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', bootSeq: boot }, 'cannot record the boot number; using the clock for this run');
+      return boot;
+    }
+  }
+
+  /**
+   * Runs every storage.checkIntervalMs: the database file still ours, the limits kept, writes the disk refused
+   * retried, and the reserve file back once there is room.
+   */
+  private housekeeping(): void {
+    const why = this.store.replacedOnDisk();
+    if (why) this.replaceStore(why);
+    this.enforceStorageLimits();
+    if (this.held.length && !this.writeScheduled) this.flushWrites();
+    this.health.retryUnsaved();
+    if (!this.fullSince) this.reserve.restore();
+  }
+
+  /** The database was deleted or replaced under us: carry what is unacknowledged into a fresh file and say so. */
+  private replaceStore(reason: string): void {
+    try {
+      const r = this.store.replaceFile(reason);
+      this.sync.storeReplaced();
+      this.log.error(
+        { code: 'FW_ERR_STORAGE_REPLACED', db: this.store.file, reason, firstSeq: r.firstSeq, carried: r.carried, setAside: r.setAside || undefined },
+        `${reason}; a fresh database was started with the ${r.carried} unacknowledged records carried over`,
+      );
+    } catch (err) {
+      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_REPLACED', db: this.store.file }, `${reason}, and a fresh database could not be started; will retry`);
+    }
   }
 
   /** The retained status says which sources run and which are unavailable; it follows their changes. */
@@ -263,34 +342,64 @@ export class Agent {
 
   private flushWrites(): void {
     this.writeScheduled = false;
-    if (!this.writeQueue.length) return;
-    const items = this.writeQueue.splice(0);
+    if (!this.writeQueue.length && !this.held.length) return;
+    // What a full disk refused earlier goes first, in the order it was produced.
+    const items = [...this.held.splice(0), ...this.writeQueue.splice(0)];
     try {
       this.store.append(items);
-      this.stats.lastCommitTs = Date.now();
+      this.committed();
     } catch (err) {
-      // A full disk: make room by the drop policy and try once more before giving these records up.
-      if (isStorageFull(err) && this.enforceStorageLimits('disk-full')) {
-        try {
-          this.store.append(items);
-          this.stats.lastCommitTs = Date.now();
-          return;
-        } catch (again) {
-          err = again;
+      // A full disk: release the reserve, make room by the drop policy, and try once more.
+      if (isStorageFull(err)) {
+        this.diskFull();
+        if (this.enforceStorageLimits('disk-full')) {
+          try {
+            this.store.append(items);
+            this.committed();
+            return;
+          } catch (again) {
+            err = again;
+          }
         }
       }
       this.stats.storageErrors++;
-      this.stats.lost += items.length;
       this.stats.lastWriteErrorTs = Date.now();
-      // A full or failing disk is logged at most once a minute, not per record.
+      // Telemetry is the one stream whose next reading replaces the last: it is counted lost. Alerts, risk and
+      // events wait in memory (bounded) for the disk to take them.
+      const keep = items.filter((i) => i.stream !== 'telemetry');
+      const overflow = Math.max(0, keep.length - MAX_HELD);
+      this.held.push(...keep.slice(overflow));
+      this.stats.lost += items.length - keep.length + overflow;
+      this.stats.held = this.held.length;
+      // A full or failing disk is logged once per episode and then at most once a minute, not per record.
       if (Date.now() - this.lastStorageError > 60_000) {
         this.lastStorageError = Date.now();
         this.log.error(
-          { err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors, lost: this.stats.lost },
-          'cannot commit records; they are lost',
+          { err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors, lost: this.stats.lost, held: this.held.length },
+          'cannot commit records: telemetry is lost (counted), alerts, risk and events are held in memory and retried',
         );
       }
     }
+  }
+
+  private committed(): void {
+    this.stats.lastCommitTs = Date.now();
+    this.stats.held = this.held.length;
+    if (this.fullSince) {
+      this.log.info({ fullForSeconds: Math.round((Date.now() - this.fullSince) / 1000), lost: this.stats.lost }, 'the disk takes writes again');
+      this.fullSince = null;
+    }
+  }
+
+  /** The first refusal of an episode: said once, and the reserve file goes so the drop policy has room to work. */
+  private diskFull(): void {
+    if (this.fullSince) return;
+    this.fullSince = Date.now();
+    const released = this.reserve.release();
+    this.log.error(
+      { code: 'FW_ERR_STORAGE_FULL', db: this.store.file, reserveReleased: released },
+      'the file system holding the database is full: dropping by policy to make room; collection goes on and resumes fully when space returns',
+    );
   }
 
   /**
@@ -300,21 +409,28 @@ export class Agent {
   private enforceStorageLimits(reason?: DropReason): boolean {
     const limits = { maxBytes: this.config.storage.maxBytes, minFreeBytes: this.config.storage.minFreeBytes };
     try {
-      const reports = this.store.enforceQuota(limits, this.sync.inflightCursors(), reason);
+      // Before the sync exists (a full disk at start) nothing is in flight.
+      const reports = this.store.enforceQuota(limits, this.sync?.inflightCursors() ?? new Map(), reason);
       for (const r of reports) {
         this.stats.dropped[r.stream] += r.count;
+        this.sync?.noteDropped(r.stream, r.ranges);
         this.log.warn(
           { code: 'FW_ERR_STORAGE_DROPPED', stream: r.stream, count: r.count, reason: r.reason, fromSeq: r.ranges[0]?.[0], toSeq: r.ranges[r.ranges.length - 1]?.[1], ...limits },
           'storage limit reached; dropped the oldest unsent records by policy',
         );
       }
-      if (reports.length) this.sync.notify();
+      if (reports.length) this.sync?.notify();
       // Space freed by purges and drops goes back to the file system a little at a time, when it is needed.
       const u = this.store.usage();
       if (u.reclaimableBytes > 0 && (u.freeBytes < limits.minFreeBytes * 2 || u.reclaimableBytes > u.fileBytes / 2)) this.store.vacuumStep();
       return reports.length > 0 || reason === 'disk-full';
     } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'storage limit check failed');
+      if (isNoSpace(err)) this.diskFull();
+      // Once a minute at most: on a full disk every write would otherwise add a line.
+      if (Date.now() - this.lastLimitError > 60_000) {
+        this.lastLimitError = Date.now();
+        this.log.warn({ err: describeError(err) }, 'storage limit check failed; retrying');
+      }
       return false;
     }
   }

@@ -15,10 +15,10 @@ export const STREAMS = Object.keys(STREAM_PRIORITY) as StreamName[];
 export const STREAMS_BY_PRIORITY = [...STREAMS].sort((a, b) => STREAM_PRIORITY[a] - STREAM_PRIORITY[b]);
 
 /**
- * What goes first when space runs out: the oldest telemetry, then risk, then events, and alerts only when
- * nothing else is left.
+ * What goes first when space runs out: the oldest telemetry, then risk, then events. Alerts are never dropped,
+ * nor are the events that announce drops and fresh databases: the policy must not discard what describes it.
  */
-export const DROP_ORDER: readonly StreamName[] = ['telemetry', 'risk', 'events', 'alerts'];
+export const DROP_ORDER: readonly StreamName[] = ['telemetry', 'risk', 'events'];
 
 export interface NewRecord {
   stream: StreamName;
@@ -112,8 +112,8 @@ export interface Outbox {
   purgeSent(beforeTs: number, maxRows?: number): number;
   usage(): StorageUsage;
   /**
-   * Brings usage within `limits`: acknowledged rows first, then unsent ones in DROP_ORDER, oldest first, never
-   * the ones in flight (`inflight`: per stream, the highest id handed out on the current connection).
+   * Brings usage within `limits`: acknowledged rows first, then unacknowledged ones in DROP_ORDER, oldest first
+   * (never alerts, never announcements), never the ones in flight (`inflight`: per stream, the highest id handed out on the current connection).
    */
   enforceQuota(limits: StorageLimits, inflight?: ReadonlyMap<StreamName, number>, reason?: DropReason): DropReport[];
   close(): void;

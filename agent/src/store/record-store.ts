@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
+import type { SeqEpoch } from './seq-epoch.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../errors.js';
@@ -30,7 +31,7 @@ export { STREAM_PRIORITY, STREAMS, type StreamName, type StreamCounts } from './
  */
 
 export const DB_FILE = 'forewarn.db';
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /** A record read back for display (status, latest risk): the payload parsed. */
 export interface StoredRecord {
@@ -48,7 +49,26 @@ export interface RecordStoreOptions {
   readonly?: boolean;
   /** Caps the file at this many pages, so writes fail with SQLITE_FULL as on a full disk (tests). */
   maxPages?: number;
+  /**
+   * Where a fresh database starts counting (seq-epoch.ts). The agent always passes one: then every fresh file,
+   * the first one included, counts from a base no earlier file of the directory reached, and says so in a
+   * `storage-recovered` event. Without one (tests of the outbox contract) a new file counts from 1.
+   */
+  epoch?: SeqEpoch;
 }
+
+/** Why the open file was given up while the agent ran, and what moved into its successor. */
+export interface StorageReplacement {
+  reason: string;
+  /** Where a file found in its place was moved; empty when the path was simply gone. */
+  setAside: string;
+  firstSeq: number;
+  /** Unacknowledged records carried from the old file into the new one, under their old seqs. */
+  carried: number;
+}
+
+/** `records-dropped`, `storage-recovered`, `records-unavailable`: what a drop would have to announce is never dropped. */
+const ANNOUNCEMENTS = "('records-dropped', 'storage-recovered', 'records-unavailable')";
 
 /** Why a database file could not be used at start and was set aside. */
 export interface StorageRecovery {
@@ -77,9 +97,20 @@ export class RecordStore implements Outbox {
   private readonly statements = new StatementCache(() => this.db);
   /** Mean bytes per row of recent batches, as counted against maxBytes: how many rows a batch needs to read. */
   private rowBytes = 256;
+  private readonly epoch: SeqEpoch | undefined;
+  private readonly options: RecordStoreOptions;
+  /**
+   * Events rows at or below this id may have reached the broker (handed out by this process, or by an earlier one):
+   * their content must never change. Notices above it may still be merged (announceDrop).
+   */
+  private handedOutEvents = Number.MAX_SAFE_INTEGER;
+  /** The open file's identity: a different one (or none) at the path means it was deleted or replaced under us. */
+  private identity: { dev: number; ino: number } | null = null;
 
   constructor(options: RecordStoreOptions) {
     this.file = path.join(options.dir, DB_FILE);
+    this.epoch = options.epoch;
+    this.options = options;
     if (options.readonly) {
       try {
         if (!existsSync(this.file)) throw new Error('no database here yet (the agent has not run with this storage.dir)');
@@ -95,9 +126,19 @@ export class RecordStore implements Outbox {
     } catch (err) {
       throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${options.dir}: ${describeError(err)}`, { cause: err });
     }
+    const existed = existsSync(this.file);
     try {
       this.open(options);
+      if (!existed && this.epoch) {
+        const reason = this.epoch.known
+          ? 'the database file was missing (deleted while the agent was stopped?); a fresh one was started'
+          : 'no database yet (a first start, or the data directory was wiped)';
+        this.startFresh('created', reason, '');
+      } else {
+        this.epoch?.reserve(this.highestNextSeq(), Number(this.getMeta('boot_seq') ?? '0'));
+      }
     } catch (err) {
+      if (err instanceof ForewarnError) throw err;
       const code = (err as { code?: string }).code ?? '';
       if (!UNUSABLE.test(code)) throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(err)}`, { cause: err });
       // A damaged or stuck file must not stop collection: keep it for analysis and start a fresh one.
@@ -114,16 +155,37 @@ export class RecordStore implements Outbox {
         throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(again)} (after setting aside a damaged file: ${describeError(err)})`, { cause: again });
       }
       this.recovered = { reason: `${code}: ${describeError(err)}`, setAside };
-      // The fresh file must not reuse the seqs (nor the boot number) of the one set aside: subscribers would take
-      // its records for duplicates. Counting resumes from the clock, in microseconds, far above any count so far.
-      const now = Date.now();
-      this.setMeta('seq_base', String(now * 1000));
-      this.setMeta('boot_seq', String(Math.floor(now / 1000)));
-      this.reloadSeqs();
-      this.append([
-        { stream: 'events', ts: now, asset: '', payload: { ts: now, type: 'storage-recovered', reason: this.recovered.reason, setAside, firstSeq: this.seqBase } },
-      ]);
+      this.startFresh('damaged', this.recovered.reason, setAside);
     }
+  }
+
+  /**
+   * A fresh file must not reuse the seqs (nor the boot number) of any earlier one: subscribers would take its
+   * records for duplicates. It counts on from the epoch (seq-epoch.ts), or without one from the clock in
+   * microseconds, and says so in a `storage-recovered` event so the centre closes the gaps below.
+   */
+  private startFresh(cause: 'created' | 'damaged' | 'removed', reason: string, setAside: string, carried?: () => number): number {
+    const now = Date.now();
+    const base = this.epoch ? this.epoch.freshBase() : now * 1000;
+    const boot = this.epoch ? this.epoch.freshBoot() : Math.floor(now / 1000);
+    let moved = 0;
+    this.db.transaction(() => {
+      this.setMeta('seq_base', String(base));
+      this.setMeta('boot_seq', String(boot));
+      this.reloadSeqs();
+      moved = carried?.() ?? 0;
+      const payload: Record<string, unknown> = { ts: now, type: 'storage-recovered', cause, reason, setAside, firstSeq: base };
+      if (carried) payload.carried = moved;
+      this.append([{ stream: 'events', ts: now, asset: '', payload }]);
+    })();
+    return moved;
+  }
+
+  /** The highest next seq of any stream: what the epoch's reservation must stay above. */
+  private highestNextSeq(): number {
+    let n = this.seqBase;
+    for (const v of this.seqs.values()) if (v > n) n = v;
+    return n;
   }
 
   private open(options: RecordStoreOptions): void {
@@ -140,6 +202,9 @@ export class RecordStore implements Outbox {
     this.migrate();
     this.statements.clear();
     this.reloadSeqs();
+    const st = statSync(this.file);
+    this.identity = { dev: st.dev, ino: st.ino };
+    this.handedOutEvents = this.maxIds().get('events') ?? 0;
   }
 
   private sql(text: string): Database.Statement {
@@ -195,10 +260,26 @@ export class RecordStore implements Outbox {
         PRAGMA user_version = 3;
       `);
     }
+    if (version < 4) {
+      // With central acknowledgement a row the broker took stays until the centre confirms it (docs/delivery.md):
+      // `puback_ts` says the broker has it, `sent_ts` still says it may go.
+      this.db.exec(`
+        ALTER TABLE records ADD COLUMN puback_ts INTEGER;
+        PRAGMA user_version = 4;
+      `);
+    }
   }
 
   /** Commits records in one transaction and returns their sequence numbers. */
   append(items: readonly NewRecord[]): number[] {
+    // The epoch's reservation is written before any seq past it is committed (a no-op almost always).
+    if (this.epoch && this.highestNextSeq() + items.length >= this.epoch.ceiling) {
+      try {
+        this.epoch.reserve(this.highestNextSeq() + items.length);
+      } catch (err) {
+        throw new ForewarnError('FW_ERR_STORAGE_WRITE', `${this.epoch.file}: ${describeError(err)}`, { cause: err });
+      }
+    }
     const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES (?, ?, ?, ?, ?, ?)');
     const bump = this.sql(
       'INSERT INTO streams (name, next_seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next_seq = excluded.next_seq',
@@ -267,6 +348,7 @@ export class RecordStore implements Outbox {
       }
       if (!records.length) continue;
       this.rowBytes = Math.max(RECORD_OVERHEAD, bytes / records.length);
+      if (stream === 'events') this.handedOutEvents = Math.max(this.handedOutEvents, records[records.length - 1]!.id);
       return { stream, historical, records, bytes };
     }
     return null;
@@ -292,6 +374,162 @@ export class RecordStore implements Outbox {
       if (changed) count.run(changed, now, stream);
       return changed;
     })();
+  }
+
+  /**
+   * With central acknowledgement: the broker took these rows (its PUBACK), but they stay until the centre confirms
+   * them (`confirm`). Returns how many were newly marked.
+   */
+  markPublished(stream: StreamName, ids: readonly number[], now = Date.now()): number {
+    if (!ids.length) return 0;
+    let lo = ids[0]!;
+    let hi = ids[0]!;
+    for (const id of ids) {
+      if (id < lo) lo = id;
+      if (id > hi) hi = id;
+    }
+    return this.sql('UPDATE records SET puback_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL AND puback_ts IS NULL').run(now, stream, lo, hi)
+      .changes;
+  }
+
+  /**
+   * The centre confirmed every seq of `stream` up to `through`: those rows are acknowledged (kept for retention,
+   * then purged). Returns how many were newly acknowledged.
+   */
+  confirm(stream: StreamName, through: number, now = Date.now()): number {
+    // Through the pending index: the seq index would walk every acknowledged row below `through` as well.
+    // Only rows the broker took: the centre cannot hold a record that never left (a seq it knows from another file).
+    const mark = this.sql('UPDATE records INDEXED BY records_pending SET sent_ts = ? WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NOT NULL AND seq <= ?');
+    const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
+    return this.db.transaction(() => {
+      const changed = mark.run(now, stream, through).changes;
+      if (changed) count.run(changed, now, stream);
+      return changed;
+    })();
+  }
+
+  /**
+   * Per stream, the id below which every pending row is already at the broker (marked published): where a new
+   * connection starts sending, so rows the broker took are not sent again on every reconnect. Rows it took that
+   * the centre then reports missing go out again through `heldRecords`.
+   */
+  publishedCursors(): Map<StreamName, number> {
+    const firstUnpublished = this.sql('SELECT MIN(id) AS id FROM records INDEXED BY records_pending WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NULL');
+    const last = this.maxIds();
+    const out = new Map<StreamName, number>();
+    for (const s of STREAMS) {
+      const first = (firstUnpublished.get(s) as { id: number | null }).id;
+      out.set(s, first === null ? last.get(s)! : first - 1);
+    }
+    return out;
+  }
+
+  /** The seq range of rows of `stream` the broker took before `before`, above `seq`, still unconfirmed; null when none. */
+  unconfirmedAbove(stream: StreamName, seq: number, before: number): { lo: number; hi: number } | null {
+    const r = this.sql(
+      'SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM records INDEXED BY records_pending WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NOT NULL AND puback_ts < ? AND seq > ?',
+    ).get(stream, before, seq) as { lo: number | null; hi: number | null };
+    return r.lo === null || r.hi === null ? null : { lo: r.lo, hi: r.hi };
+  }
+
+  /** Rows the broker took that wait for the centre's confirmation: pending, published, per stream. */
+  unconfirmedTotal(): number {
+    return (this.sql('SELECT COUNT(*) AS n FROM records INDEXED BY records_pending WHERE sent_ts IS NULL AND puback_ts IS NOT NULL').get() as { n: number }).n;
+  }
+
+  /**
+   * The rows this file still holds with seqs in [from, to] of `stream`, acknowledged or not, in seq order, at most
+   * `limit`: what the agent can send again when the centre reports them missing.
+   */
+  heldRecords(stream: StreamName, from: number, to: number, limit: number, onlyPending = false): OutboxRecord[] {
+    const rows = this.sql(
+      `SELECT id, stream, seq, ts, asset, payload AS json FROM records WHERE stream = ? AND seq BETWEEN ? AND ?${onlyPending ? ' AND sent_ts IS NULL' : ''} ORDER BY seq LIMIT ?`,
+    ).all(stream, from, to, limit) as OutboxRecord[];
+    if (stream === 'events') for (const r of rows) this.handedOutEvents = Math.max(this.handedOutEvents, r.id);
+    return rows;
+  }
+
+  /** The first seq this file assigns to every stream. */
+  get firstSeq(): number {
+    return this.seqBase;
+  }
+
+  /** The next seq `stream` would get. */
+  nextSeq(stream: StreamName): number {
+    return this.seqs.get(stream) ?? this.seqBase;
+  }
+
+  /**
+   * Whether the file at our path is still the one we have open. A file deleted (or replaced) under a running
+   * agent would otherwise take every later commit with it at the next start.
+   */
+  replacedOnDisk(): string | null {
+    if (!this.identity || this.db.readonly) return null;
+    try {
+      const st = statSync(this.file);
+      if (st.dev === this.identity.dev && st.ino === this.identity.ino) return null;
+      return 'the database file was replaced by another file while the agent ran';
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return 'the database file was deleted while the agent ran';
+      return null;
+    }
+  }
+
+  /**
+   * Gives up the open file (deleted or replaced on disk) for a fresh one at the same path. Everything not yet
+   * acknowledged is still readable through the open handle: it moves into the new file under its old seqs, with
+   * the active alerts and the agent's saved state, and the new file counts on from a fresh base. A file that took
+   * our place is set aside, not trusted.
+   */
+  replaceFile(reason: string): StorageReplacement {
+    const old = this.db;
+    const pending = old.prepare('SELECT stream, seq, priority, ts, asset, payload, puback_ts FROM records WHERE sent_ts IS NULL ORDER BY id').all() as Array<{
+      stream: StreamName;
+      seq: number;
+      priority: number;
+      ts: number;
+      asset: string;
+      payload: string;
+      puback_ts: number | null;
+    }>;
+    const alerts = old.prepare('SELECT key, state FROM active_alerts').all() as Array<{ key: string; state: string }>;
+    const meta = old.prepare("SELECT key, value FROM meta WHERE key NOT IN ('seq_base', 'boot_seq')").all() as Array<{ key: string; value: string }>;
+    const streams = old.prepare('SELECT name, sent_total, dropped_total, last_sent_ts FROM streams').all() as Array<{
+      name: StreamName;
+      sent_total: number;
+      dropped_total: number;
+      last_sent_ts: number | null;
+    }>;
+    const boot = Number(old.prepare("SELECT value FROM meta WHERE key = 'boot_seq'").pluck().get() ?? '0');
+    try {
+      old.close();
+    } catch {
+      // the file is gone; closing cannot fail in a way that matters
+    }
+    let setAside = '';
+    if (existsSync(this.file)) {
+      setAside = `${this.file}.foreign-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, setAside + suffix);
+    } else {
+      for (const suffix of ['-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, `${this.file}.orphan${suffix}`);
+    }
+    if (!existsSync(path.dirname(this.file))) mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    this.open(this.options);
+    const carried = this.startFresh('removed', reason, setAside, () => {
+      const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload, puback_ts) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      for (const r of pending) insert.run(r.stream, r.seq, r.priority, r.ts, r.asset, r.payload, r.puback_ts);
+      const put = this.sql('INSERT INTO active_alerts (key, state) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET state = excluded.state');
+      for (const a of alerts) put.run(a.key, a.state);
+      for (const m of meta) this.setMeta(m.key, m.value);
+      const counters = this.sql(
+        'INSERT INTO streams (name, next_seq, sent_total, dropped_total, last_sent_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET sent_total = excluded.sent_total, dropped_total = excluded.dropped_total, last_sent_ts = excluded.last_sent_ts',
+      );
+      for (const c of streams) counters.run(c.name, this.nextSeq(c.name), c.sent_total, c.dropped_total, c.last_sent_ts);
+      // Boot numbers go on from the old file's, not from the clock, which may be behind it.
+      if (boot > Number(this.getMeta('boot_seq') ?? '0')) this.setMeta('boot_seq', String(boot));
+      return pending.length;
+    });
+    return { reason, setAside, firstSeq: this.seqBase, carried };
   }
 
   maxIds(): Map<StreamName, number> {
@@ -341,7 +579,7 @@ export class RecordStore implements Outbox {
     // Acknowledged rows go first: deleting them loses nothing.
     while (!done() && this.purgeSent(Number.MAX_SAFE_INTEGER, DROP_CHUNK) > 0) u = this.usage();
     const reports = new Map<StreamName, DropReport>();
-    // The drop notices this call commits are never among what it drops.
+    // The drop notices this call commits are never among what it drops (nor are any others: see dropOldest).
     const ceiling = this.maxIds();
     for (const stream of DROP_ORDER) {
       while (!done()) {
@@ -385,20 +623,48 @@ export class RecordStore implements Outbox {
     limit: number,
     reason: DropReason,
   ): Omit<DropReport, 'reason' | 'stream'> | null {
-    const select = this.sql('SELECT id, seq FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?');
-    const del = this.sql('DELETE FROM records WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL');
+    // Rows handed out on this connection and not yet taken by the broker are in flight and stay; rows the broker
+    // took (awaiting the centre's confirmation) may go, announced like any other: the centre keeps whichever of
+    // the record and the announcement it gets. Announcements themselves never go (ANNOUNCEMENTS).
+    const select = this.sql(
+      `SELECT id, seq FROM records INDEXED BY records_pending WHERE sent_ts IS NULL AND stream = ? AND id <= ? AND (id > ? OR puback_ts IS NOT NULL)
+         AND (stream <> 'events' OR json_extract(payload, '$.type') NOT IN ${ANNOUNCEMENTS}) ORDER BY id LIMIT ?`,
+    );
+    const del = this.sql('DELETE FROM records WHERE id = ?');
     const count = this.sql('UPDATE streams SET dropped_total = dropped_total + ? WHERE name = ?');
     return this.db.transaction(() => {
-      const rows = select.all(stream, ids.after, ids.upTo, limit) as Array<{ id: number; seq: number }>;
+      const rows = select.all(stream, ids.upTo, ids.after, limit) as Array<{ id: number; seq: number }>;
       if (!rows.length) return null;
-      const deleted = del.run(stream, rows[0]!.id, rows[rows.length - 1]!.id).changes;
-      count.run(deleted, stream);
+      for (const r of rows) del.run(r.id);
+      count.run(rows.length, stream);
       const ranges = seqRanges(rows.map((r) => r.seq));
-      const now = Date.now();
-      this.append([{ stream: 'events', ts: now, asset: '', payload: { ts: now, type: 'records-dropped', stream, count: deleted, ranges, reason } }]);
-      return { count: deleted, ranges };
+      this.announceDrop(stream, rows.length, ranges, reason);
+      return { count: rows.length, ranges };
     })();
   }
+
+  /**
+   * Commits the `records-dropped` notice of a drop. A long outage on a full disk drops again and again: while
+   * the previous notice of the same stream and reason has not left (never handed out, so nobody has seen it),
+   * the new ranges are merged into it instead of adding one more notice.
+   */
+  private announceDrop(stream: StreamName, count: number, ranges: Array<[number, number]>, reason: DropReason): void {
+    const now = Date.now();
+    const last = this.sql(
+      `SELECT id, payload FROM records WHERE stream = 'events' AND sent_ts IS NULL AND puback_ts IS NULL ORDER BY id DESC LIMIT 1`,
+    ).get() as { id: number; payload: string } | undefined;
+    if (last && last.id > this.handedOutEvents) {
+      const p = JSON.parse(last.payload) as { type?: string; stream?: string; reason?: string; count?: number; ranges?: Array<[number, number]> };
+      if (p.type === 'records-dropped' && p.stream === stream && p.reason === reason && Array.isArray(p.ranges) && p.ranges.length < 256) {
+        const merged = mergeRanges([...p.ranges, ...ranges]);
+        this.sql('UPDATE records SET payload = ? WHERE id = ?').run(JSON.stringify({ ...p, ts: now, count: (p.count ?? 0) + count, ranges: merged }), last.id);
+        return;
+      }
+    }
+    this.append([{ stream: 'events', ts: now, asset: '', payload: { ts: now, type: 'records-dropped', stream, count, ranges, reason } }]);
+  }
+
+
 
   /** Hands up to `pages` free pages back to the file system; small steps, so a writer never waits long. */
   vacuumStep(pages = 256): number {
@@ -509,6 +775,11 @@ export class RecordStore implements Outbox {
   nextBootSeq(): number {
     const next = Number(this.getMeta('boot_seq') ?? '0') + 1;
     this.setMeta('boot_seq', String(next));
+    try {
+      this.epoch?.reserve(this.highestNextSeq(), next);
+    } catch {
+      // only the boot number's reservation: a fresh file still counts boots on from the clock
+    }
     return next;
   }
 
@@ -524,6 +795,17 @@ export class RecordStore implements Outbox {
 export function isStorageFull(err: unknown): boolean {
   const code = (e: unknown) => (e as { code?: unknown } | undefined)?.code;
   return code(err) === 'SQLITE_FULL' || code((err as { cause?: unknown } | undefined)?.cause) === 'SQLITE_FULL';
+}
+
+/** Inclusive ranges sorted and joined where they touch or overlap. */
+export function mergeRanges(ranges: ReadonlyArray<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
 }
 
 /** Sorted seqs as inclusive [from, to] ranges. */

@@ -5,6 +5,9 @@ import type { Logger } from '../logger.js';
 import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../errors.js';
 import { CONTENT_TYPE, SCHEMA_VERSION, topics, type StatusPayload } from '../contract/topics.js';
+import { STREAMS } from '../store/outbox.js';
+import { mergeRanges } from '../store/record-store.js';
+import { parseAck } from './central-ack.js';
 import type { Component } from '../pipeline/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { OutboxBatch, OutboxRecord, StreamName } from '../store/outbox.js';
@@ -31,6 +34,27 @@ export interface SyncStats {
   lastError: string | null;
   inflight: number;
   window: number;
+  /** `central`: rows leave on the centre's confirmation; `broker`: on the PUBACK (docs/delivery.md). */
+  ack: 'central' | 'broker';
+  /** Records the centre confirmed during this run (central mode). */
+  confirmed: number;
+  /** Records sent again because the centre reported them missing or never confirmed them. */
+  resent: number;
+  /** Seqs the centre asked for that this agent no longer holds (announced as `records-unavailable`). */
+  unavailable: number;
+  /** When the last acknowledgement from the centre arrived; null before the first. */
+  centralAckTs: number | null;
+  /** Acknowledgement messages that did not follow the contract (ignored). */
+  malformedAcks: number;
+}
+
+/** A range of one stream to send again, from the rows the outbox still holds. */
+interface Resend {
+  stream: StreamName;
+  from: number;
+  to: number;
+  /** The centre asked for it (answer what is not held with `records-unavailable`), or it is an unconfirmed tail (pending rows only). */
+  kind: 'missing' | 'tail';
 }
 
 export interface StatusInfo {
@@ -67,6 +91,12 @@ export class MqttSync implements Component {
     lastError: null,
     inflight: 0,
     window: 0,
+    ack: 'central',
+    confirmed: 0,
+    resent: 0,
+    unavailable: 0,
+    centralAckTs: null,
+    malformedAcks: 0,
   };
   readonly progress: DrainProgress;
   private client: MqttClient | null = null;
@@ -96,6 +126,20 @@ export class MqttSync implements Component {
   /** Remote commands (docs/commands.md): the filter subscribed on every connect and who handles what arrives. */
   private commands: { filter: string; handle: (m: IncomingCommand) => void } | null = null;
   private readonly b: AgentConfig['broker'];
+  /** Per stream, the highest watermark the centre reported, and when its `highest` last moved. */
+  private readonly central = new Map<StreamName, { through: number; highest: number; movedAt: number }>();
+  private readonly resends: Resend[] = [];
+  /** When each missing range (stream:from) was last answered, so a repeated ack does not resend it again at once. */
+  private readonly answered = new Map<string, number>();
+  /** Per stream: when the unconfirmed tail was last sent again, and the wait before the next time (doubles while it brings nothing). */
+  private readonly tail = new Map<StreamName, { at: number; waitMs: number; highest: number }>();
+  /** Seqs dropped by the storage policy during this run: announced already, so never also reported unavailable. */
+  private readonly droppedHere = new Map<StreamName, Array<[number, number]>>();
+  private noCentralLogged = false;
+  private ackErrorLogged = false;
+  private storageErrorLoggedAt = 0;
+  /** Called with `records-unavailable` notices to commit (the agent owns the write path). */
+  private commitEvents: (payloads: Array<Record<string, unknown>>) => void = () => undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -104,7 +148,38 @@ export class MqttSync implements Component {
     private readonly log: Logger,
   ) {
     this.b = config.broker;
+    this.stats.ack = config.broker.ack;
     this.progress = new DrainProgress(store, config.broker.progressLogMs, log);
+  }
+
+  /** Where `records-unavailable` notices go to be committed: the agent's write path. Call before start(). */
+  onUnavailable(commit: (payloads: Array<Record<string, unknown>>) => void): void {
+    this.commitEvents = commit;
+  }
+
+  /** The storage policy dropped these seqs (announced in the same transaction); they are not also "unavailable". */
+  noteDropped(stream: StreamName, ranges: ReadonlyArray<[number, number]>): void {
+    this.droppedHere.set(stream, mergeRanges([...(this.droppedHere.get(stream) ?? []), ...ranges]).slice(-1024));
+  }
+
+  /**
+   * The database file was replaced under us (store.replaceFile): ids handed out on this connection mean nothing
+   * in the new file. Drop the connection; the next one starts from the new file's state.
+   */
+  storeReplaced(): void {
+    this.resends.length = 0;
+    const client = this.client;
+    if (client) {
+      this.generation++;
+      this.stats.inflight = 0;
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      client.end(true);
+      this.client = null;
+      this.setState('offline');
+      this.scheduleReconnect();
+    }
+    this.cursors = new Map();
   }
 
   private get agentId(): string {
@@ -114,8 +189,13 @@ export class MqttSync implements Component {
   async start(): Promise<void> {
     this.connect();
     this.flushTimer = setInterval(() => {
+      this.checkTail();
       this.drain();
-      this.progress.tick(this.stats.state === 'online');
+      try {
+        this.progress.tick(this.stats.state === 'online');
+      } catch (err) {
+        this.storageError(err, 'cannot record the drain progress');
+      }
     }, this.b.flushIntervalMs);
   }
 
@@ -227,7 +307,16 @@ export class MqttSync implements Component {
       this.maxBytes = packetMax ? Math.max(512, Math.min(this.b.maxMessageBytes, packetMax - 1024)) : this.b.maxMessageBytes;
       this.maxBytes -= ENVELOPE_BYTES;
       this.stats.inflight = 0;
-      this.cursors = new Map();
+      // With central acknowledgement, rows the broker took on an earlier connection wait for the centre; they go
+      // again only when it reports them missing or never confirms them (checkTail), not on every reconnect.
+      try {
+        this.cursors = this.b.ack === 'central' ? this.store.publishedCursors() : new Map();
+      } catch (err) {
+        this.storageError(err, 'cannot read the outbox');
+        this.cursors = new Map();
+      }
+      this.resends.length = 0;
+      this.answered.clear();
       this.liveFrom = new Map([...this.store.maxIds()].map(([s, id]) => [s, id + 1]));
       this.paused.clear();
       this.refusalLogged = '';
@@ -249,7 +338,7 @@ export class MqttSync implements Component {
       this.offlineLogged = false;
       this.setState('online');
       this.publishStatus();
-      this.subscribeCommands(client, gen);
+      this.subscribeInbound(client, gen);
       this.drain();
     });
     client.on('error', (err) => {
@@ -308,11 +397,17 @@ export class MqttSync implements Component {
     });
   }
 
-  private subscribeCommands(client: MqttClient, gen: number): void {
+  /** The centre's acknowledgements and, when enabled, remote commands: both subscribed on every connection. */
+  private subscribeInbound(client: MqttClient, gen: number): void {
+    const ackTopic = topics.ack(this.agentId);
     const commands = this.commands;
-    if (!commands) return;
     client.on('message', (topic, payload, packet) => {
       if (gen !== this.generation) return;
+      if (topic === ackTopic) {
+        this.onAck(payload);
+        return;
+      }
+      if (!commands) return;
       const p = packet.properties;
       const requester = p?.userProperties?.requester;
       commands.handle({
@@ -323,6 +418,19 @@ export class MqttSync implements Component {
         ...(requester !== undefined ? { requester: Array.isArray(requester) ? String(requester[0]) : String(requester) } : {}),
       });
     });
+    client.subscribe(ackTopic, { qos: 1 }, (err, granted) => {
+      if (gen !== this.generation) return;
+      const code = granted?.[0]?.qos;
+      if (err || (typeof code === 'number' && code >= 0x80)) {
+        this.log.error(
+          { code: 'FW_ERR_BROKER_REFUSED', filter: ackTopic, reasonCode: typeof code === 'number' ? hex(code) : undefined, err: err ? describeError(err) : undefined },
+          this.b.ack === 'central'
+            ? 'the broker refused the subscription to the centre\'s acknowledgements: records stay buffered until it is allowed (ACL: pattern read forewarn/v1/%u/ack)'
+            : 'the broker refused the subscription to the centre\'s acknowledgements: gap repair is off (ACL: pattern read forewarn/v1/%u/ack)',
+        );
+      }
+    });
+    if (!commands) return;
     client.subscribe(commands.filter, { qos: 1 }, (err, granted) => {
       if (gen !== this.generation) return;
       const code = granted?.[0]?.qos;
@@ -335,6 +443,108 @@ export class MqttSync implements Component {
         this.log.debug({ filter: commands.filter }, 'subscribed to remote commands');
       }
     });
+  }
+
+  /**
+   * The centre's acknowledgement: in central mode the rows it confirmed may go; in both modes the seqs it reports
+   * missing are sent again from what the outbox still holds, and those it no longer holds are announced as
+   * unavailable, so the centre stops waiting for them.
+   */
+  private onAck(payload: Buffer): void {
+    const ack = parseAck(payload, this.agentId);
+    if (typeof ack === 'string') {
+      if (!payload.length) return;
+      this.stats.malformedAcks++;
+      if (!this.ackErrorLogged) {
+        this.ackErrorLogged = true;
+        this.log.warn({ code: 'FW_ERR_ACK_MALFORMED', topic: topics.ack(this.agentId), reason: ack }, 'ignored an acknowledgement from the centre that does not follow the contract');
+      }
+      return;
+    }
+    const now = Date.now();
+    this.stats.centralAckTs = now;
+    for (const [stream, st] of ack.streams) {
+      const prev = this.central.get(stream);
+      // Several central instances may answer; a watermark never goes back.
+      const through = Math.max(prev?.through ?? 0, st.through);
+      const highest = Math.max(prev?.highest ?? 0, st.highest);
+      this.central.set(stream, { through, highest, movedAt: !prev || highest > prev.highest ? now : prev.movedAt });
+      // Every time, not only when `through` moved: rows the broker took after the centre already had them (a resend
+      // whose mark was lost to a full disk) are released by the next acknowledgement.
+      if (this.b.ack === 'central' && through > 0) {
+        try {
+          this.stats.confirmed += this.store.confirm(stream, through, now);
+        } catch (err) {
+          this.storageError(err, 'cannot mark records confirmed by the centre; they stay buffered');
+        }
+      }
+      for (const [from, to] of st.missing) this.requestResend({ stream, from, to, kind: 'missing' }, now);
+    }
+    this.drain();
+  }
+
+  /** Queues a range to send again, unless the same one was answered within the ack timeout. */
+  private requestResend(r: Resend, now: number): void {
+    const key = `${r.stream}:${r.from}:${r.kind}`;
+    if (now - (this.answered.get(key) ?? 0) < this.b.ackTimeoutMs) return;
+    this.answered.set(key, now);
+    if (this.answered.size > 4096) this.answered.delete(this.answered.keys().next().value!);
+    this.resends.push(r);
+  }
+
+  /**
+   * Central mode: rows the broker took more than ackTimeoutMs ago, above everything the centre has, while the
+   * centre's highest seq of that stream has not moved for as long, were lost between the broker and the centre (a
+   * broker restart that forgot the centre's shared subscription, a central database restored from a backup): send
+   * them again. Only once the centre has answered at all, and with a doubling wait while it brings nothing, so a
+   * setup without a central subscriber is never flooded.
+   */
+  private checkTail(now = Date.now()): void {
+    if (this.b.ack !== 'central' || this.stats.state !== 'online' || this.stats.centralAckTs === null) {
+      if (this.b.ack === 'central' && this.stats.state === 'online' && this.stats.centralAckTs === null) this.warnNoCentral(now);
+      return;
+    }
+    for (const stream of STREAMS) {
+      const c = this.central.get(stream);
+      const highest = c?.highest ?? 0;
+      const t = this.tail.get(stream) ?? { at: 0, waitMs: this.b.ackTimeoutMs, highest };
+      if (highest > t.highest) {
+        t.waitMs = this.b.ackTimeoutMs; // the centre moved on: back to the normal wait
+        t.highest = highest;
+      }
+      this.tail.set(stream, t);
+      if (now - t.at < t.waitMs || (c && now - c.movedAt < this.b.ackTimeoutMs)) continue;
+      let range: { lo: number; hi: number } | null;
+      try {
+        range = this.store.unconfirmedAbove(stream, highest, now - this.b.ackTimeoutMs);
+      } catch (err) {
+        this.storageError(err, 'cannot read the outbox');
+        return;
+      }
+      if (!range) continue;
+      t.at = now;
+      t.waitMs = Math.min(t.waitMs * 2, 600_000);
+      this.log.info({ stream, fromSeq: range.lo, toSeq: range.hi, centralHighest: highest }, 'the centre has not confirmed records the broker took; sending them again');
+      this.resends.push({ stream, from: range.lo, to: range.hi, kind: 'tail' });
+    }
+  }
+
+  /** Central mode with no answer from any centre after a minute online: said once, with what to do. */
+  private warnNoCentral(now: number): void {
+    if (this.noCentralLogged || now - this.connectedAt < 60_000) return;
+    this.noCentralLogged = true;
+    this.log.warn(
+      { topic: topics.ack(this.agentId) },
+      'no acknowledgement from a central subscriber yet: records the broker took stay buffered (up to the storage quota) until one confirms them; run `forewarn subscribe`, or set broker.ack: broker to release records on the broker\'s acknowledgement',
+    );
+  }
+
+  /** A failing database in a timer or callback: logged once a minute, never thrown out of the event loop. */
+  private storageError(err: unknown, what: string): void {
+    this.stats.lastError = describeError(err);
+    if (Date.now() - this.storageErrorLoggedAt < 60_000) return;
+    this.storageErrorLoggedAt = Date.now();
+    this.log.error({ err: this.stats.lastError, code: 'FW_ERR_STORAGE_WRITE' }, what);
   }
 
   /** Another client holds our client id. Both would reconnect and kick each other forever: back off and say why. */
@@ -378,6 +588,12 @@ export class MqttSync implements Component {
       const now = Date.now();
       for (const [stream, p] of this.paused) if (p.until <= now) this.paused.delete(stream);
       while (this.client && this.stats.state === 'online' && this.stats.inflight < this.stats.window) {
+        // Ranges the centre reported missing go before anything new.
+        const again = this.nextResend();
+        if (again) {
+          this.publishBatch(this.client, again, true);
+          continue;
+        }
         const batch = this.store.nextBatch({
           maxRecords: this.b.batchMaxRecords,
           maxBytes: this.maxBytes,
@@ -389,12 +605,73 @@ export class MqttSync implements Component {
         this.publishBatch(this.client, batch);
       }
     } catch (err) {
-      this.stats.lastError = describeError(err);
-      this.log.error({ err: this.stats.lastError }, 'outbox read failed');
+      this.storageError(err, 'outbox read failed');
     } finally {
       this.draining = false;
     }
     if (this.stats.inflight === 0) this.idle.splice(0).forEach((f) => f());
+  }
+
+  /**
+   * The next batch of a queued resend, or null when none is left. Seqs of a `missing` range that the outbox no
+   * longer holds are announced as `records-unavailable` (except those this run dropped and announced already).
+   */
+  private nextResend(): OutboxBatch | null {
+    while (this.resends.length) {
+      const r = this.resends[0]!;
+      const rows = this.store.heldRecords(r.stream, r.from, r.to, this.b.batchMaxRecords, r.kind === 'tail');
+      const records: OutboxRecord[] = [];
+      let bytes = 0;
+      for (const row of rows) {
+        const size = row.json.length + 24;
+        if (records.length && bytes + size > this.maxBytes) break;
+        bytes += size;
+        records.push(row);
+      }
+      const upTo = records.length && records.length === rows.length && rows.length < this.b.batchMaxRecords ? r.to : records.length ? records[records.length - 1]!.seq : r.to;
+      if (r.kind === 'missing') this.announceUnavailable(r.stream, r.from, upTo, records.map((x) => x.seq));
+      if (upTo >= r.to) this.resends.shift();
+      else r.from = upTo + 1;
+      if (records.length) {
+        this.stats.resent += records.length;
+        return { stream: r.stream, historical: true, records, bytes };
+      }
+    }
+    return null;
+  }
+
+  /** The seqs of [from, to] not in `held` and not dropped by this run: committed as one `records-unavailable` notice per reason. */
+  private announceUnavailable(stream: StreamName, from: number, to: number, held: number[]): void {
+    const have = new Set(held);
+    const dropped = this.droppedHere.get(stream) ?? [];
+    // Ranges can be wide (a subscriber that joined late asks from seq 1): walk the held seqs, not every number.
+    const spans: Array<[number, number]> = [];
+    let next = from;
+    for (const q of [...have].sort((a, b) => a - b)) {
+      if (q > next) spans.push([next, q - 1]);
+      next = q + 1;
+    }
+    if (next <= to) spans.push([next, to]);
+    const firstSeq = this.store.firstSeq;
+    const byReason = new Map<'purged' | 'before-this-database', Array<[number, number]>>();
+    for (const [a, b] of spans) {
+      for (const [x, y] of subtractRanges(a, b, dropped)) {
+        const add = (reason: 'purged' | 'before-this-database', p: number, q: number) => {
+          if (p > q) return;
+          const list = byReason.get(reason) ?? [];
+          list.push([p, q]);
+          byReason.set(reason, list);
+        };
+        add('before-this-database', x, Math.min(y, firstSeq - 1));
+        add('purged', Math.max(x, firstSeq), y);
+      }
+    }
+    if (!byReason.size) return;
+    const ts = Date.now();
+    const notices = [...byReason].map(([reason, ranges]) => ({ ts, type: 'records-unavailable', stream, ranges: mergeRanges(ranges), reason }));
+    for (const n of notices) this.stats.unavailable += n.ranges.reduce((k, [a, b]) => k + b - a + 1, 0);
+    this.log.info({ stream, notices: notices.map((n) => ({ reason: n.reason, ranges: n.ranges.slice(0, 4) })) }, 'the centre asked for records this agent no longer holds; announced as unavailable');
+    this.commitEvents(notices);
   }
 
   /** The batch as published: the stored JSON of each record is spliced in, never parsed again on the hot path. */
@@ -408,12 +685,13 @@ export class MqttSync implements Component {
     return { payload: json, options: { qos: 1, properties: { contentType: CONTENT_TYPE.json, payloadFormatIndicator: true } } };
   }
 
-  private publishBatch(client: MqttClient, batch: OutboxBatch): void {
+  private publishBatch(client: MqttClient, batch: OutboxBatch, resend = false): void {
     const gen = this.generation;
     const { stream, records } = batch;
     const first = records[0]!;
     const last = records[records.length - 1]!;
-    this.cursors.set(stream, last.id);
+    // A resend is outside the stream's cursor: new records go on from where they were.
+    if (!resend) this.cursors.set(stream, last.id);
     const { payload, options } = this.encode(batch);
     this.stats.inflight++;
     client.publish(topics.stream(this.agentId, stream), payload, options, (err) => {
@@ -421,12 +699,19 @@ export class MqttSync implements Component {
       this.stats.inflight--;
       const code = (err as { code?: unknown } | undefined)?.code;
       if (err && typeof code === 'number' && code >= 0x80) {
-        this.onRejected(stream, first, records.length, code);
+        if (!resend) this.onRejected(stream, first, records.length, code);
       } else if (err) {
         // Not an answer from the broker (the connection is failing); the next connection sends these again.
         this.stats.lastError = describeError(err);
       } else {
-        this.store.markSent(stream, records.map((r) => r.id));
+        try {
+          // Central mode: the broker has them; they stay until the centre confirms them (onAck).
+          if (this.b.ack === 'central') this.store.markPublished(stream, records.map((r) => r.id));
+          else this.store.markSent(stream, records.map((r) => r.id));
+        } catch (err) {
+          // A full disk: the rows stay unmarked and go again on the next connection; the centre deduplicates.
+          this.storageError(err, 'cannot mark records acknowledged by the broker; they will be sent again');
+        }
         this.stats.sent += records.length;
         this.stats.messagesSent++;
         this.stats.bytesSent += payload.length;
@@ -509,6 +794,20 @@ export class MqttSync implements Component {
     this.client = null;
     this.setState('stopped');
   }
+}
+
+/** The parts of [from, to] outside `cover` (sorted, disjoint inclusive ranges). */
+function subtractRanges(from: number, to: number, cover: ReadonlyArray<[number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let next = from;
+  for (const [a, b] of cover) {
+    if (b < next) continue;
+    if (a > to) break;
+    if (a > next) out.push([next, a - 1]);
+    next = b + 1;
+  }
+  if (next <= to) out.push([next, to]);
+  return out;
 }
 
 function hex(code: number): string {

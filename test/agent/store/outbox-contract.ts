@@ -15,6 +15,13 @@ const t = (n: number, bytes = 0): NewRecord => ({ stream: 'telemetry', ts: 1000 
 const r = (stream: StreamName, n: number): NewRecord => ({ stream, ts: 1000 + n, asset: 'a', payload: { n } });
 const all = { maxRecords: 10_000, maxBytes: 1 << 30 };
 
+/** The pending `records-dropped` notices, read the way the sync reads them (which hands them out). */
+function dropNotices(outbox: Outbox): Array<Record<string, unknown>> {
+  const skip = new Set<StreamName>(STREAMS.filter((s) => s !== 'events'));
+  const b = outbox.nextBatch({ ...all, skip });
+  return (b?.records ?? []).map((x) => JSON.parse(x.json) as Record<string, unknown>).filter((e) => e.type === 'records-dropped');
+}
+
 /**
  * Every seq of every stream must be exactly one of: pending, acknowledged, or dropped and announced by a
  * `records-dropped` notice (itself a pending `events` record).
@@ -184,16 +191,43 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       closeAll();
     });
 
-    it('drops alerts only when nothing else is left, and still accounts for every seq', () => {
+    it('never drops alerts nor the notices that announce drops, even when the quota cannot be met otherwise', () => {
       const o = open(factory.location());
       for (let i = 0; i < 20; i++) o.append(Array.from({ length: 50 }, (_, k) => ({ ...r('alerts', i * 50 + k), payload: { pad: 'a'.repeat(400) } })));
       o.append(Array.from({ length: 200 }, (_, k) => t(k, 400)));
       o.append(Array.from({ length: 200 }, (_, k) => ({ ...r('risk', k), payload: { pad: 'r'.repeat(400) } })));
+      o.append([{ stream: 'events', ts: 1, asset: '', payload: { type: 'model-health', pad: 'e'.repeat(400) } }]);
       const reports = o.enforceQuota({ maxBytes: Math.floor(o.usage().usedBytes / 2), minFreeBytes: 0 });
-      expect(reports.map((x) => x.stream)).toEqual(['telemetry', 'risk', 'alerts']);
+      expect(reports.map((x) => x.stream)).toEqual(['telemetry', 'risk', 'events']);
       expect(o.counts().find((c) => c.stream === 'telemetry')!.pending).toBe(0);
       expect(o.counts().find((c) => c.stream === 'risk')!.pending).toBe(0);
-      expect(o.counts().find((c) => c.stream === 'alerts')!.pending).toBeGreaterThan(0);
+      expect(o.counts().find((c) => c.stream === 'alerts')!.pending).toBe(1000);
+      // The notices of this drop are all still there, though the quota is still not met.
+      const notices = dropNotices(o);
+      expect(notices.map((e) => e.stream).sort()).toEqual(['events', 'risk', 'telemetry']);
+      expect(o.enforceQuota({ maxBytes: 1, minFreeBytes: 0 })).toEqual([]);
+      expect(dropNotices(o)).toHaveLength(3);
+      accountFor(o, new Map());
+      closeAll();
+    });
+
+    it('merges repeated drop notices of a stream into the one not yet handed out', () => {
+      const o = open(factory.location());
+      for (let round = 0; round < 3; round++) {
+        o.append(Array.from({ length: 100 }, (_, k) => t(round * 100 + k, 400)));
+        o.enforceQuota({ maxBytes: Math.floor(o.usage().usedBytes / 2), minFreeBytes: 0 });
+      }
+      // Reading them hands them out, as the sync does: from now on they never change.
+      const notices = dropNotices(o);
+      expect(notices).toHaveLength(1);
+      const dropped = o.counts().find((c) => c.stream === 'telemetry')!.droppedTotal;
+      expect(dropped).toBeGreaterThan(100);
+      expect(notices[0]!.count).toBe(dropped);
+      o.append(Array.from({ length: 100 }, (_, k) => t(1000 + k, 400)));
+      o.enforceQuota({ maxBytes: Math.floor(o.usage().usedBytes / 2), minFreeBytes: 0 });
+      const after = dropNotices(o);
+      expect(after).toHaveLength(2);
+      expect(after[0]).toEqual(notices[0]);
       accountFor(o, new Map());
       closeAll();
     });

@@ -21,7 +21,7 @@ const cleanup = cleanupAfterEach();
 function setup(url: string, broker: Record<string, unknown> = {}, id = 'delivery-test') {
   const dir = mkdtempSync(path.join(tmpdir(), 'fw-sync-'));
   const config = buildConfig(
-    stringify({ agent: { id }, storage: { dir }, broker: { url, reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, ...broker } }),
+    stringify({ agent: { id }, storage: { dir }, broker: { url, ack: 'broker', reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, ...broker } }),
     {},
   );
   const store = new RecordStore({ dir });

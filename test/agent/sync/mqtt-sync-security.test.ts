@@ -42,7 +42,7 @@ async function broker(options: Omit<MosquittoOptions, 'tls'> & { tls?: Partial<M
 function agent(id: string, broker: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'fw-sec-'));
   const config = buildConfig(
-    stringify({ agent: { id }, storage: { dir }, broker: { reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, ...broker } }),
+    stringify({ agent: { id }, storage: { dir }, broker: { ack: 'broker', reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, ...broker } }),
     env,
   );
   const store = new RecordStore({ dir });

@@ -21,7 +21,7 @@ function setup(url: string, broker: Record<string, unknown> = {}) {
     stringify({
       agent: { id: 'sync-test' },
       storage: { dir },
-      broker: { url, reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, batchMaxRecords: 3, ...broker },
+      broker: { url, ack: 'broker', reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, batchMaxRecords: 3, ...broker },
     }),
     {},
   );
