@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, redactConfig, PACKAGE_ROOT, type LoadedConfig } from './config/load-config.js';
+import { assessConfigStorage, loadConfig, redactConfig, PACKAGE_ROOT, type LoadedConfig } from './config/load-config.js';
 import { ForewarnError, describeError, isForewarnError } from './errors.js';
 import { createLogger } from './logger.js';
 import { Agent } from './pipeline/agent.js';
@@ -181,8 +181,13 @@ export async function main(argv: string[]): Promise<number> {
       if (sub !== 'check') usage('unknown config command; expected `config check FILE`');
       const file = arg ?? values.config;
       if (!file) usage('config check needs a FILE');
-      const { config } = loadConfig(file, {});
-      process.stdout.write(values.json ? `${JSON.stringify(redactConfig(config), null, 2)}\n` : `${file}: valid\n`);
+      const loaded = loadConfig(file, {});
+      // Limits this host's disk cannot meet: an explicit one refuses the file, a default one is clamped at run time.
+      const storage = assessConfigStorage(loaded);
+      const errors = storage.problems.filter((p) => p.severity === 'error');
+      if (errors.length) throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: invalid configuration`, { details: errors.map((p) => `${p.path}: ${p.message}`) });
+      for (const p of storage.problems) process.stderr.write(`forewarn: ${file}: ${p.severity}: ${p.path}: ${p.message} [FW_ERR_STORAGE_LIMITS]\n`);
+      process.stdout.write(values.json ? `${JSON.stringify(redactConfig(loaded.config), null, 2)}\n` : `${file}: valid\n`);
       return 0;
     }
     case 'model': {

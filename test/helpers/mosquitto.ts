@@ -75,8 +75,11 @@ export interface Broker {
   /** Freezes the broker process (SIGSTOP): connections stay open, nothing is answered. */
   pause(): void;
   resume(): void;
-  /** Stops and starts it again on the same port(s), keeping its persistence and configuration. */
-  restart(): Promise<void>;
+  /**
+   * Stops and starts it again on the same port(s), keeping its persistence and configuration. `SIGKILL` kills it
+   * at once (no final save of its persistence file), as a crash or an OOM kill would; the default stops it cleanly.
+   */
+  restart(options?: { signal?: 'SIGTERM' | 'SIGKILL'; downMs?: number }): Promise<void>;
   /** Rewrites the ACL file (when started with `acl`) and makes mosquitto reload it (SIGHUP). */
   setAcl(lines: string[]): Promise<void>;
   log(): string;
@@ -216,7 +219,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
     exited.catch(() => undefined);
     await Promise.race([Promise.all([waitForPort(port), ...(tlsPort ? [waitForPort(tlsPort)] : [])]), exited]);
   };
-  const kill = async () => {
+  const kill = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
     // This process, not whichever `proc` names when the timer fires: after a restart that is the new broker.
     const p = proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
@@ -227,7 +230,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
         resolve();
       });
       p.kill('SIGCONT');
-      p.kill('SIGTERM');
+      p.kill(signal);
     });
   };
   try {
@@ -253,8 +256,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
       await waitForOutput(() => output.slice(before), /Reloading config/i);
     },
     resume: () => proc.kill('SIGCONT'),
-    restart: async () => {
-      await kill();
+    restart: async (o = {}) => {
+      await kill(o.signal);
+      if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
       await launch();
     },
     stop: async () => {

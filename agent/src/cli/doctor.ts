@@ -2,9 +2,10 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync,
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import mqtt, { ReasonCodes, type IClientOptions } from 'mqtt';
-import { loadConfig, type AgentConfig } from '../config/load-config.js';
+import { assessConfigStorage, loadConfig, type AgentConfig, type LoadedConfig } from '../config/load-config.js';
 import { describeError, isForewarnError } from '../errors.js';
 import { DB_FILE } from '../store/record-store.js';
+import { formatBytes, nearestExistingDir, type StorageLimits } from '../store/storage-limits.js';
 import { runTool } from '../sources/run-tool.js';
 import { readAer } from '../sources/sysfs/pcie-aer-source.js';
 import { ModelRegistry } from '../scoring/model-registry.js';
@@ -42,9 +43,10 @@ const fail = (name: string, message: string, fix: string): Check => ({ name, sta
 export async function runDoctor(configFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
   const checks: Check[] = [];
   let config: Readonly<AgentConfig>;
+  let loaded: LoadedConfig;
   let file: string | null = null;
   try {
-    const loaded = loadConfig(configFile, env);
+    loaded = loadConfig(configFile, env);
     config = loaded.config;
     file = loaded.file;
     checks.push(ok('config', `${loaded.file ?? 'built-in defaults'}: valid${config.broker.passwordFile ? '; broker.passwordFile readable' : ''}`));
@@ -57,7 +59,7 @@ export async function runDoctor(configFile: string | undefined, env: NodeJS.Proc
   }
   checks.push(...checkTlsFiles(config));
   checks.push(await checkBroker(config));
-  checks.push(...checkStorage(config));
+  checks.push(...checkStorage(loaded));
   checks.push(...(await checkSources(config)));
   checks.push(...(await checkModels(config)));
   return { ok: checks.every((c) => c.status !== 'fail'), config: file, checks };
@@ -170,20 +172,36 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
   });
 }
 
-function checkStorage(config: Readonly<AgentConfig>): Check[] {
+/** The quota and floor against the size of the file system: what the agent would run with, and what cannot work. */
+function checkStorageLimits(loaded: LoadedConfig): { check: Check; effective: StorageLimits } {
+  const name = 'storage.limits';
+  const a = assessConfigStorage(loaded);
+  const lines = a.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+  const size = a.fsBytes === null ? 'file system size unknown' : `${formatBytes(a.fsBytes)} file system`;
+  const fix = 'set storage.minFreeBytes (and storage.maxBytes) to fit this disk, or move storage.dir to a larger file system';
+  if (a.problems.some((p) => p.severity === 'error')) return { check: fail(name, lines, fix), effective: a.effective };
+  if (a.problems.length) return { check: warn(name, lines, fix), effective: a.effective };
+  const { maxBytes, minFreeBytes } = a.effective;
+  return { check: ok(name, `quota ${maxBytes ? formatBytes(maxBytes) : 'none'}, floor ${minFreeBytes ? formatBytes(minFreeBytes) : 'none'} (${size})`), effective: a.effective };
+}
+
+function checkStorage(loaded: LoadedConfig): Check[] {
+  const { config } = loaded;
   const out: Check[] = [];
   const dir = path.resolve(config.storage.dir);
-  let existing = dir;
-  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  const existing = nearestExistingDir(dir);
+  const limits = checkStorageLimits(loaded);
+  out.push(limits.check);
   try {
     const fs = statfsSync(existing);
     const free = fs.bavail * fs.bsize;
-    const floor = config.storage.minFreeBytes;
+    // The limits the agent runs with: a default floor too large for this disk is clamped.
+    const { minFreeBytes: floor, maxBytes } = limits.effective;
     out.push(
       free < floor
         ? fail('storage.space', `${formatBytes(free)} free at ${existing}, below storage.minFreeBytes (${formatBytes(floor)}): unsent records would be dropped at once`, 'free disk space, move storage.dir, or lower storage.minFreeBytes')
-        : free < floor + config.storage.maxBytes
-          ? warn('storage.space', `${formatBytes(free)} free at ${existing}: less than storage.maxBytes (${formatBytes(config.storage.maxBytes)}) above the floor (${formatBytes(floor)})`, 'the quota cannot be reached before the floor; free space or lower storage.maxBytes')
+        : free < floor + maxBytes
+          ? warn('storage.space', `${formatBytes(free)} free at ${existing}: less than storage.maxBytes (${formatBytes(maxBytes)}) above the floor (${formatBytes(floor)})`, 'the quota cannot be reached before the floor; free space or lower storage.maxBytes')
           : ok('storage.space', `${formatBytes(free)} free at ${existing}`),
     );
   } catch (err) {
@@ -335,17 +353,6 @@ async function checkModels(config: Readonly<AgentConfig>): Promise<Check[]> {
     }
   }
   return out;
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
 export function formatDoctor(r: DoctorReport): string {

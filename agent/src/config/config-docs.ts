@@ -47,6 +47,10 @@ export function renderConfigDocs(): string {
     '  broker.colour: unknown option',
     '```',
     '',
+    'YAML anchors and aliases may be used; an alias without its anchor, or more than 100 alias expansions (a "billion laughs" file), is refused as invalid YAML (`FW_ERR_CONFIG_READ`).',
+    '',
+    'Loading a configuration also checks what it needs from the host: `storage.dir` must not be on a virtual file system such as `/proc` or `/sys` (SQLite cannot work there), and every `scoring.trustedKeys` and `commands.trustedKeys` entry must exist. `config check` and `forewarn doctor` also judge the storage limits against the size of the file system under `storage.dir`: a `storage.minFreeBytes` set to more than half of it is refused; the default floor is clamped to 10% of it (`FW_ERR_STORAGE_LIMITS`, a warning), as the agent does at start.',
+    '',
     'A complete example with the defaults: [`docs/forewarn.example.yaml`](forewarn.example.yaml).',
     '',
   ];

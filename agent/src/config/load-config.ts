@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import { ForewarnError, describeError } from '../errors.js';
+import { assessStorageLimits, storageDirProblem, type StorageLimitsAssessment } from '../store/storage-limits.js';
 import { configSchema, type SchemaNode } from './schema.js';
 import type { QualityConfig } from '../health/data-quality.js';
 import type { AnomalyConfig } from '../scoring/anomaly/anomaly-scorer.js';
@@ -39,6 +40,9 @@ export interface AgentConfig {
     flushIntervalMs: number;
     progressLogMs: number;
     maxInflight: number;
+    /** When a record may leave the outbox: on the centre's confirmation or on the broker's PUBACK (docs/delivery.md). */
+    ack: 'central' | 'broker';
+    ackTimeoutMs: number;
     tls: { caFile: string; certFile: string; keyFile: string; rejectUnauthorized: boolean };
   };
   sources: {
@@ -76,6 +80,8 @@ export interface LoadedConfig {
   config: Readonly<AgentConfig>;
   /** The file it came from, or null for embedded defaults. */
   file: string | null;
+  /** Scalar options (`storage.minFreeBytes`) the file or the environment set; every other one is its default. */
+  explicit: ReadonlySet<string>;
 }
 
 export const ENV_PREFIX = 'FOREWARN_';
@@ -132,7 +138,8 @@ function formatAjvError(e: ErrorObject): string {
       return `${at(base)}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'pattern': {
       const node = nodeAt(base);
-      return `${at(base)}: ${node?.description.split('.')[0] ?? 'invalid value'} (must match ${(e.params as { pattern: string }).pattern})`;
+      // The description's first sentence (a `.` inside `scoring.modelsDir` does not end it).
+      return `${at(base)}: ${node?.description.split(/\.(?:\s|$)/)[0] ?? 'invalid value'} (must match ${(e.params as { pattern: string }).pattern})`;
     }
     default:
       return `${at(base)}: ${e.message ?? 'is invalid'}`;
@@ -205,20 +212,88 @@ export function defaultAgentId(host = hostname()): string {
 }
 
 /**
+ * Alias expansions allowed while turning the YAML into values (the `yaml` package's own guard, made explicit):
+ * a configuration needs a handful; a "billion laughs" file needs millions.
+ */
+const MAX_ALIAS_COUNT = 100;
+
+/** ` at line L, column C` of an alias that names no anchor before it, for the message of an unresolved alias. */
+function unresolvedAliasAt(doc: Document, lines: LineCounter): string {
+  let found: Alias | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      found = node;
+      return visit.BREAK;
+    },
+  });
+  if (!found?.range) return '';
+  const { line, col } = lines.linePos(found.range[0]);
+  return ` at line ${line}, column ${col}`;
+}
+
+function parseYaml(yamlText: string, source: string): unknown {
+  const lines = new LineCounter();
+  const doc = parseDocument(yamlText, { prettyErrors: true, lineCounter: lines });
+  if (doc.errors.length) {
+    throw new ForewarnError('FW_ERR_CONFIG_READ', `${source}: not valid YAML`, {
+      details: doc.errors.map((e) => `${source}: ${e.message.split('\n')[0]}`),
+    });
+  }
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    // An alias bomb or an alias without its anchor: a YAML error like any other, not a crash.
+    const message = describeError(err);
+    const where = /Unresolved alias/.test(message) ? unresolvedAliasAt(doc, lines) : /Excessive alias count/.test(message) ? ` (more than ${MAX_ALIAS_COUNT} alias expansions)` : '';
+    throw new ForewarnError('FW_ERR_CONFIG_READ', `${source}: not valid YAML`, { details: [`${source}: ${message}${where}`], cause: err });
+  }
+}
+
+/** Which scalar options `data` (the file with the environment applied, before defaults) sets. */
+function explicitOptions(data: Record<string, unknown>): Set<string> {
+  const out = new Set<string>();
+  for (const { path: p } of scalarOptions()) {
+    let cur: unknown = data;
+    for (const s of p) cur = typeof cur === 'object' && cur !== null && !Array.isArray(cur) ? (cur as Record<string, unknown>)[s] : undefined;
+    if (cur !== undefined) out.add(p.join('.'));
+  }
+  return out;
+}
+
+/**
+ * What the host must offer for this configuration, checked at load so that `config check`, `doctor` and the agent
+ * all refuse it before anything starts: a storage.dir SQLite can work in, trusted key files that exist.
+ */
+function hostProblems(cfg: AgentConfig): string[] {
+  const problems: string[] = [];
+  const dir = storageDirProblem(path.resolve(cfg.storage.dir));
+  if (dir) problems.push(`storage.dir: ${dir}`);
+  for (const option of ['scoring', 'commands'] as const) {
+    cfg[option].trustedKeys.forEach((entry, i) => {
+      try {
+        statSync(path.resolve(entry));
+      } catch (err) {
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        // A key the operator listed but that is not there would silently trust nobody (or fewer keys than meant).
+        problems.push(`${option}.trustedKeys[${i}]: ${missing ? `${entry} does not exist` : `cannot read ${entry}: ${describeError(err)}`}`);
+      }
+    });
+  }
+  return problems;
+}
+
+/**
  * Builds the effective config from a YAML text, environment variables and defaults.
  * Throws ForewarnError FW_ERR_CONFIG_INVALID with `details` as `path: message` lines.
  */
 export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = process.env, source = '(embedded defaults)'): AgentConfig {
-  let data: unknown = {};
-  if (yamlText !== null) {
-    const doc = parseDocument(yamlText, { prettyErrors: true });
-    if (doc.errors.length) {
-      throw new ForewarnError('FW_ERR_CONFIG_READ', `${source}: not valid YAML`, {
-        details: doc.errors.map((e) => `${source}: ${e.message.split('\n')[0]}`),
-      });
-    }
-    data = doc.toJS() ?? {};
-  }
+  return buildConfigDetailed(yamlText, env, source).config;
+}
+
+/** buildConfig, and which options the file or the environment set (`LoadedConfig.explicit`). */
+export function buildConfigDetailed(yamlText: string | null, env: NodeJS.ProcessEnv = process.env, source = '(embedded defaults)'): { config: AgentConfig; explicit: Set<string> } {
+  const data = yamlText === null ? {} : parseYaml(yamlText, source);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, {
       details: ['(root): must be a mapping of options'],
@@ -236,6 +311,7 @@ export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = pr
       problems.push(`${p.join('.')}: ${describeError(err)}`);
     }
   }
+  const explicit = explicitOptions(config);
   if (!validate(config)) {
     problems.push(...(validate.errors ?? []).map(formatAjvError));
   }
@@ -256,6 +332,7 @@ export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = pr
     if ((cfg.broker.tls.certFile === '') !== (cfg.broker.tls.keyFile === '')) {
       problems.push('broker.tls.keyFile: a client certificate needs both certFile and keyFile');
     }
+    problems.push(...hostProblems(cfg));
   }
   if (problems.length) {
     throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, { details: [...new Set(problems)] });
@@ -267,7 +344,7 @@ export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = pr
   if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.storage.dir = path.resolve(cfg.storage.dir);
   cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);
-  return cfg;
+  return { config: cfg, explicit };
 }
 
 /** Loads `file` (or FOREWARN_CONFIG, or embedded defaults when neither is given). */
@@ -281,7 +358,22 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
       throw new ForewarnError('FW_ERR_CONFIG_READ', `${chosen}: cannot read: ${describeError(err)}`);
     }
   }
-  return { config: deepFreeze(buildConfig(text, env, chosen ?? '(embedded defaults)')), file: chosen };
+  const { config, explicit } = buildConfigDetailed(text, env, chosen ?? '(embedded defaults)');
+  return { config: deepFreeze(config), file: chosen, explicit };
+}
+
+/**
+ * The storage limits judged against the file system under storage.dir (store/storage-limits.ts): `error`s refuse
+ * the configuration in `config check` and fail `doctor`; a default floor too large for the disk is `clamped`.
+ */
+export function assessConfigStorage(loaded: Pick<LoadedConfig, 'config' | 'explicit'>, options: { fsBytes?: number | null } = {}): StorageLimitsAssessment {
+  const { storage } = loaded.config;
+  return assessStorageLimits(
+    storage.dir,
+    { maxBytes: storage.maxBytes, minFreeBytes: storage.minFreeBytes },
+    { maxBytes: loaded.explicit.has('storage.maxBytes'), minFreeBytes: loaded.explicit.has('storage.minFreeBytes') },
+    options,
+  );
 }
 
 /** The config with secret values replaced, for logs and `config check`. */

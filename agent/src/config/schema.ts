@@ -26,6 +26,18 @@ export interface SchemaNode {
   secret?: boolean;
 }
 
+/** Byte sizes: 1 PiB is beyond any disk an edge agent writes to; larger numbers are typos or lost precision. */
+const MAX_BYTES = 2 ** 50;
+/** Durations in ms: timers longer than 2^31-1 ms fire at once in Node (TimeoutOverflowWarning), so stay well under. */
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** A limit on one tool run or one connection attempt. */
+const TIMEOUT_MAX_MS = 10 * 60_000;
+/** MQTT's largest packet (the remaining length is at most 268,435,455 bytes). */
+const MQTT_MAX_PACKET = 268_435_455;
+/** Model names are folder names (scoring.modelsDir/<name>, <storage.dir>/models/<name>): the manifest's rule, so never a path. */
+export const MODEL_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,63}$';
+
 /** An object schema as an array item: the item itself has no default, only its options do. */
 function withoutDefault(node: SchemaNode): SchemaNode {
   const { default: _unused, ...rest } = node;
@@ -86,9 +98,10 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     retentionHours: {
       type: 'number',
-      description: 'How long records stay in the database after the broker acknowledged them. 0 deletes them once acknowledged.',
+      description: 'How long records stay in the database after they were acknowledged (by the centre or the broker, as `broker.ack` says), for gap repair. 0 deletes them once acknowledged.',
       default: 24,
       minimum: 0,
+      maximum: 87600,
     },
     maxBytes: {
       type: 'integer',
@@ -96,14 +109,16 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         'Quota for the database\'s pages in bytes (the WAL adds a few MiB on top). When reached, acknowledged rows go first, then the oldest unsent telemetry, risk, events, and alerts only when nothing else is left; every drop is counted and announced (docs/delivery.md). 0 = no quota.',
       default: 1073741824,
       minimum: 0,
+      maximum: MAX_BYTES,
     },
     minFreeBytes: {
       type: 'integer',
       description: 'Free-space floor on the data directory\'s file system: below it the same drop policy applies and freed pages go back to the file system. 0 = no floor.',
       default: 268435456,
       minimum: 0,
+      maximum: MAX_BYTES,
     },
-    checkIntervalMs: { type: 'integer', description: 'How often the quota and the free-space floor are checked.', default: 1000, minimum: 100 },
+    checkIntervalMs: { type: 'integer', description: 'How often the quota and the free-space floor are checked.', default: 1000, minimum: 100, maximum: HOUR_MS },
   }),
   broker: obj('The central MQTT broker (MQTT 5)', {
     url: {
@@ -126,15 +141,16 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     passwordFile: { type: 'string', description: 'File holding the password (trailing newline ignored).', default: '' },
     keepaliveSeconds: { type: 'integer', description: 'MQTT keepalive.', default: 30, minimum: 5, maximum: 3600 },
-    connectTimeoutMs: { type: 'integer', description: 'How long one connection attempt may take.', default: 10000, minimum: 500 },
-    reconnectMinMs: { type: 'integer', description: 'First reconnect delay; doubles each failed attempt, with full jitter.', default: 1000, minimum: 50 },
-    reconnectMaxMs: { type: 'integer', description: 'Longest reconnect delay.', default: 60000, minimum: 100 },
+    connectTimeoutMs: { type: 'integer', description: 'How long one connection attempt may take.', default: 10000, minimum: 500, maximum: TIMEOUT_MAX_MS },
+    reconnectMinMs: { type: 'integer', description: 'First reconnect delay; doubles each failed attempt, with full jitter.', default: 1000, minimum: 50, maximum: HOUR_MS },
+    reconnectMaxMs: { type: 'integer', description: 'Longest reconnect delay.', default: 60000, minimum: 100, maximum: DAY_MS },
     batchMaxRecords: { type: 'integer', description: 'Most records in one published message.', default: 500, minimum: 1, maximum: 10000 },
     maxMessageBytes: {
       type: 'integer',
       description: 'Most bytes of records in one message before compression (a single larger record still goes alone). Lowered further to the broker\'s Maximum Packet Size when it announces one.',
       default: 262144,
       minimum: 1024,
+      maximum: MQTT_MAX_PACKET,
     },
     compression: {
       type: 'string',
@@ -142,15 +158,30 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       enum: ['none', 'gzip'],
       default: 'none',
     },
-    compressMinBytes: { type: 'integer', description: 'Payloads smaller than this go uncompressed even with `compression: gzip`.', default: 1024, minimum: 0 },
-    flushIntervalMs: { type: 'integer', description: 'How often the outbox is drained while connected.', default: 1000, minimum: 10 },
-    progressLogMs: { type: 'integer', description: 'How often drain progress of a backlog is logged (records left, rate, time to go).', default: 10000, minimum: 100 },
+    compressMinBytes: { type: 'integer', description: 'Payloads smaller than this go uncompressed even with `compression: gzip`.', default: 1024, minimum: 0, maximum: MQTT_MAX_PACKET },
+    flushIntervalMs: { type: 'integer', description: 'How often the outbox is drained while connected.', default: 1000, minimum: 10, maximum: HOUR_MS },
+    progressLogMs: { type: 'integer', description: 'How often drain progress of a backlog is logged (records left, rate, time to go).', default: 10000, minimum: 100, maximum: DAY_MS },
     maxInflight: {
       type: 'integer',
       description: 'Most unacknowledged publishes at once; never more than the broker\'s Receive Maximum.',
       default: 10,
       minimum: 1,
       maximum: 65535,
+    },
+    ack: {
+      type: 'string',
+      description:
+        'When a record may leave the outbox. `central`: once the central subscriber confirms it committed it (the retained `forewarn/v1/{id}/ack` message), so a broker that loses messages after acknowledging them (a restart that forgets shared subscriptions) loses nothing; the agent resends what the centre reports missing. `broker`: on the broker\'s PUBACK, for setups without a Forewarn-compatible central subscriber. See docs/delivery.md.',
+      enum: ['central', 'broker'],
+      default: 'central',
+    },
+    ackTimeoutMs: {
+      type: 'integer',
+      description:
+        'With `ack: central`: records the broker acknowledged this long ago that the centre has not confirmed are sent again (the centre deduplicates). Only once the centre has acknowledged anything from this agent, so a setup without one is not flooded.',
+      default: 15000,
+      minimum: 1000,
+      maximum: 3600000,
     },
     tls: obj('TLS for `mqtts://` and `wss://`', {
       caFile: { type: 'string', description: 'PEM file of the CA that signed the broker certificate. Empty means the system store.', default: '' },
@@ -162,14 +193,21 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
   sources: obj('Telemetry sources', {
     host: obj('Host telemetry from /proc and /sys (no processes spawned per sample)', {
       enabled: { type: 'boolean', description: 'Collect host telemetry.', default: true },
-      intervalMs: { type: 'integer', description: 'Sampling interval.', default: 5000, minimum: 250 },
+      intervalMs: { type: 'integer', description: 'Sampling interval.', default: 5000, minimum: 250, maximum: DAY_MS },
       asset: { type: 'string', description: 'Asset name for host readings. Empty means the agent id.', default: '' },
     }),
     simulator: obj('The built-in simulated milling machine (AI4I 2020 rules), so there is something to score on any host', {
       enabled: { type: 'boolean', description: 'Run the simulated machine.', default: true },
       asset: { type: 'string', description: 'Asset name of the simulated machine.', default: 'sim-mill-1', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
-      seed: { type: 'integer', description: 'Random seed; the same seed replays the same machine.', default: 1 },
-      processSeconds: { type: 'number', description: 'Simulated seconds one machining process takes.', default: 60, minimum: 1 },
+      seed: {
+        type: 'integer',
+        description: 'Random seed; the same seed replays the same machine.',
+        default: 1,
+        // Beyond 2^53 a number is no longer an exact integer: two different seeds would be the same.
+        minimum: -Number.MAX_SAFE_INTEGER,
+        maximum: Number.MAX_SAFE_INTEGER,
+      },
+      processSeconds: { type: 'number', description: 'Simulated seconds one machining process takes.', default: 60, minimum: 1, maximum: 86400 },
       speedup: {
         type: 'number',
         description: 'How much faster than real time the machine runs. 60 means one process a second with the default `processSeconds`.',
@@ -194,9 +232,9 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     gpu: obj('NVIDIA GPUs through nvidia-smi: one long-lived query process for the fast fields, slow counters now and then, Xid events from the kernel log', {
       enabled: { type: 'boolean', description: 'Read NVIDIA GPUs. Without nvidia-smi on the host the source says so once and stays idle.', default: true },
-      intervalMs: { type: 'integer', description: 'Fast fields (utilisation, memory, temperatures, power, clocks, throttle reasons, ECC).', default: 5000, minimum: 100 },
-      slowIntervalMs: { type: 'integer', description: 'Slow counters: remapped rows, PCIe replays (`nvidia-smi -q`), NVLink errors.', default: 60000, minimum: 1000 },
-      timeoutMs: { type: 'integer', description: 'Limit for each one-shot nvidia-smi command.', default: 15000, minimum: 100 },
+      intervalMs: { type: 'integer', description: 'Fast fields (utilisation, memory, temperatures, power, clocks, throttle reasons, ECC).', default: 5000, minimum: 100, maximum: DAY_MS },
+      slowIntervalMs: { type: 'integer', description: 'Slow counters: remapped rows, PCIe replays (`nvidia-smi -q`), NVLink errors.', default: 60000, minimum: 1000, maximum: DAY_MS },
+      timeoutMs: { type: 'integer', description: 'Limit for each one-shot nvidia-smi command.', default: 15000, minimum: 100, maximum: TIMEOUT_MAX_MS },
       binary: { type: 'string', description: 'The nvidia-smi executable: a name on PATH or a path.', default: 'nvidia-smi', minLength: 1 },
       xid: { type: 'boolean', description: 'Follow the kernel log for Xid events.', default: true },
       kernelLog: {
@@ -208,8 +246,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     }),
     smart: obj('Disk health through smartctl (ATA and NVMe), on a slow schedule', {
       enabled: { type: 'boolean', description: 'Read SMART. Needs smartctl and CAP_SYS_RAWIO (or root); without them the source says so once.', default: true },
-      intervalMs: { type: 'integer', description: 'How often every disk is read. Sleeping disks are not woken.', default: 600000, minimum: 1000 },
-      timeoutMs: { type: 'integer', description: 'Limit for one smartctl run.', default: 30000, minimum: 100 },
+      intervalMs: { type: 'integer', description: 'How often every disk is read. Sleeping disks are not woken.', default: 600000, minimum: 1000, maximum: 7 * DAY_MS },
+      timeoutMs: { type: 'integer', description: 'Limit for one smartctl run.', default: 30000, minimum: 100, maximum: TIMEOUT_MAX_MS },
       binary: { type: 'string', description: 'The smartctl executable.', default: 'smartctl', minLength: 1 },
       devices: {
         type: 'array',
@@ -217,24 +255,24 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         default: [],
         items: { type: 'string', description: 'A device, optionally with its type.', minLength: 1 },
       },
-      rescanIntervalMs: { type: 'integer', description: 'How often the disk list is discovered again.', default: 3600000, minimum: 1000 },
+      rescanIntervalMs: { type: 'integer', description: 'How often the disk list is discovered again.', default: 3600000, minimum: 1000, maximum: 7 * DAY_MS },
     }),
     edac: obj('Memory ECC counters from EDAC in sysfs', {
       enabled: { type: 'boolean', description: 'Read EDAC counters (no EDAC driver: said once, then idle).', default: true },
-      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250 },
-      timeoutMs: { type: 'integer', description: 'Limit for one pass over the tree.', default: 5000, minimum: 100 },
+      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250, maximum: DAY_MS },
+      timeoutMs: { type: 'integer', description: 'Limit for one pass over the tree.', default: 5000, minimum: 100, maximum: TIMEOUT_MAX_MS },
       sysRoot: { type: 'string', description: 'Where sysfs is mounted (e.g. `/host/sys` in a container).', default: '/sys', minLength: 1 },
     }),
     pcieAer: obj('PCIe Advanced Error Reporting counters from sysfs', {
       enabled: { type: 'boolean', description: 'Read PCIe AER counters.', default: true },
-      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250 },
-      timeoutMs: { type: 'integer', description: 'Limit for one pass over the devices.', default: 5000, minimum: 100 },
+      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250, maximum: DAY_MS },
+      timeoutMs: { type: 'integer', description: 'Limit for one pass over the devices.', default: 5000, minimum: 100, maximum: TIMEOUT_MAX_MS },
       sysRoot: { type: 'string', description: 'Where sysfs is mounted.', default: '/sys', minLength: 1 },
     }),
     ipmi: obj('The BMC through ipmitool: sensor readings and new System Event Log entries', {
       enabled: { type: 'boolean', description: 'Read the BMC where one is present (no /dev/ipmi0 or ipmitool: said once, then idle).', default: true },
-      intervalMs: { type: 'integer', description: 'How often sensors and the SEL are read.', default: 60000, minimum: 1000 },
-      timeoutMs: { type: 'integer', description: 'Limit for one ipmitool run; busy BMCs are slow.', default: 30000, minimum: 100 },
+      intervalMs: { type: 'integer', description: 'How often sensors and the SEL are read.', default: 60000, minimum: 1000, maximum: DAY_MS },
+      timeoutMs: { type: 'integer', description: 'Limit for one ipmitool run; busy BMCs are slow.', default: 30000, minimum: 100, maximum: TIMEOUT_MAX_MS },
       binary: { type: 'string', description: 'The ipmitool executable.', default: 'ipmitool', minLength: 1 },
       sel: { type: 'boolean', description: 'Turn new SEL entries into events (and alerts).', default: true },
     }),
@@ -246,18 +284,21 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       description: 'A steady signal is stale when it has not arrived for this many of its usual intervals.',
       default: 5,
       minimum: 1.5,
+      maximum: 10000,
     },
     flatlineSamples: {
       type: 'integer',
       description: 'Identical consecutive values that make a varying signal flatlined (a stuck sensor). 0 turns the check off.',
       default: 120,
       minimum: 0,
+      maximum: 1000000,
     },
     stepFactor: {
       type: 'number',
       description: 'A change larger than this many times the signal\'s usual change is a sudden step. 0 turns the check off.',
       default: 25,
       minimum: 0,
+      maximum: 1000000,
     },
     analogSignals: {
       type: 'array',
@@ -277,8 +318,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     drift: obj('Drift: whether a model\'s live inputs still look like its training data (PSI against the manifest\'s distributions)', {
       enabled: { type: 'boolean', description: 'Watch every model whose manifest has training distributions.', default: true },
       windowSize: { type: 'integer', description: 'Input rows per model and asset compared with the training data.', default: 500, minimum: 50, maximum: 100000 },
-      minSamples: { type: 'integer', description: 'Rows needed before any verdict (state `warming` until then).', default: 200, minimum: 20 },
-      evaluateEvery: { type: 'integer', description: 'Rows between two evaluations.', default: 50, minimum: 1 },
+      minSamples: { type: 'integer', description: 'Rows needed before any verdict (state `warming` until then).', default: 200, minimum: 20, maximum: 100000 },
+      evaluateEvery: { type: 'integer', description: 'Rows between two evaluations.', default: 50, minimum: 1, maximum: 100000 },
       watchPsi: { type: 'number', description: 'PSI from which a feature is worth watching (state `watch`); drift clears below it.', default: 0.1, minimum: 0 },
       alertPsi: {
         type: 'number',
@@ -321,14 +362,16 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         description: 'Readings an asset must have before it is scored (state `warming` until then); a signal that appears later joins once it has half as many.',
         default: 1000,
         minimum: 50,
+        maximum: 10000000,
       },
       halfLifeHours: {
         type: 'number',
         description: 'How fast the baseline follows slow changes: a reading\'s weight halves over this time. While an asset is anomalous it learns ten times slower.',
         default: 24,
         minimum: 0.01,
+        maximum: 87600,
       },
-      persistIntervalMs: { type: 'integer', description: 'How often each baseline is saved to the database (also at stop), so a restart needs no new warm-up.', default: 300000, minimum: 1000 },
+      persistIntervalMs: { type: 'integer', description: 'How often each baseline is saved to the database (also at stop), so a restart needs no new warm-up.', default: 300000, minimum: 1000, maximum: DAY_MS },
       maxSignalsPerAsset: {
         type: 'integer',
         description: 'Most signals modelled per asset (memory and time grow with its square: about 30 KB and 9 µs a reading at 30 signals, 146 KB and 41 µs at 100).',
@@ -351,7 +394,12 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         additionalProperties: false,
         required: ['model', 'assets'],
         properties: {
-          model: { type: 'string', description: 'Model folder name under `scoring.modelsDir`, e.g. `machine-failure`.', minLength: 1 },
+          model: {
+            type: 'string',
+            description: 'Model name: lower-case letters, digits and `-`, as in its manifest, and its folder under `scoring.modelsDir` (and `<storage.dir>/models/`), so never a path. Example: `machine-failure`.',
+            minLength: 1,
+            pattern: MODEL_NAME_PATTERN,
+          },
           assets: {
             type: 'array',
             description: 'Asset names whose readings this model scores, or patterns with `*` (`disk-*`).',
@@ -379,6 +427,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       description: 'How often the running agent looks for models installed, promoted or rolled back by `forewarn model` commands.',
       default: 5000,
       minimum: 100,
+      maximum: HOUR_MS,
     },
     shadow: obj('Shadow scoring: an installed candidate scores the same readings as the current model, unpublished, before it replaces it', {
       samples: {
@@ -386,6 +435,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         description: 'Readings the candidate is compared on before it is promoted or rolled back. 0 promotes a verified candidate at once.',
         default: 200,
         minimum: 0,
+        maximum: 1000000,
       },
       maxDisagreement: {
         type: 'number',
@@ -399,6 +449,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         description: 'Probability models: largest mean |candidate score − current score| for promotion.',
         default: 0.05,
         minimum: 0,
+        // Two probabilities never differ by more than 1.
+        maximum: 1,
       },
       maxMeanAbsRulDiff: {
         type: 'number',

@@ -86,6 +86,11 @@ export interface StorageRecoveredEvent {
   /** Every stream of the fresh database starts at this seq; lower seqs belonged to the file set aside. */
   firstSeq: number;
   carried?: number;
+  /**
+   * Per stream, the seqs of the carried records (below `firstSeq`): still on their way, so a subscriber keeps
+   * those gaps open (and asks for them) instead of closing them with the rest of the earlier file.
+   */
+  carriedRanges?: Partial<Record<'alerts' | 'risk' | 'events' | 'telemetry', Array<[number, number]>>>;
 }
 
 /**

@@ -5,6 +5,7 @@ import { RecordStore, isStorageFull } from '../store/record-store.js';
 import { StorageLock } from '../store/storage-lock.js';
 import { SeqEpoch } from '../store/seq-epoch.js';
 import { SpaceReserve } from '../store/space-reserve.js';
+import { assessStorageLimits, type StorageLimits } from '../store/storage-limits.js';
 import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import { RiskScorer } from '../scoring/risk-scorer.js';
 import { ModelRegistry } from '../scoring/model-registry.js';
@@ -64,6 +65,8 @@ const STALE_CHECK_MS = 5_000;
 const PURGE_INTERVAL_MS = 60_000;
 const PURGE_BATCH = 2_000;
 const PURGE_MAX_BATCHES = 500;
+/** A full-disk episode ends after this long without a refused write (and with room for the reserve again). */
+const FULL_EPISODE_QUIET_MS = 10_000;
 /** Records other than telemetry kept in memory while the disk refuses them; beyond this the oldest are lost (counted). */
 const MAX_HELD = 10_000;
 
@@ -95,9 +98,12 @@ export class Agent {
   private stopped: Promise<void> | null = null;
   private lastStorageError = 0;
   private lastLimitError = 0;
-  /** Since when the file system has been refusing writes for lack of space; null while it takes them. */
+  /** Since when the file system has been refusing writes for lack of space (one episode); null while it takes them. */
   private fullSince: number | null = null;
+  private lastRefusal = 0;
   private readonly reserve: SpaceReserve;
+  /** storage.maxBytes and minFreeBytes as this file system allows them (a floor it cannot meet is clamped). */
+  private readonly limits: StorageLimits;
   /** Records a full disk refused, other than telemetry: committed first once it takes writes again. */
   private readonly held: NewRecord[] = [];
   private readonly writeQueue: NewRecord[] = [];
@@ -129,6 +135,11 @@ export class Agent {
       this.lock.release();
       throw err;
     }
+    // `config check` and `doctor` refuse an explicit floor this file system cannot meet; a running agent (the
+    // file system may have changed since) clamps it and says so, rather than dropping everything it holds.
+    const assessed = assessStorageLimits(config.storage.dir, { maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes }, { maxBytes: false, minFreeBytes: false });
+    this.limits = assessed.effective;
+    for (const p of assessed.problems) log.warn({ option: p.path, effective: this.limits }, `${p.path}: ${p.message}`);
     if (this.store.recovered) {
       log.error(
         { code: 'FW_ERR_STORAGE_CORRUPT', db: this.store.file, setAside: this.store.recovered.setAside, reason: this.store.recovered.reason },
@@ -289,7 +300,13 @@ export class Agent {
     this.enforceStorageLimits();
     if (this.held.length && !this.writeScheduled) this.flushWrites();
     this.health.retryUnsaved();
-    if (!this.fullSince) this.reserve.restore();
+    // The episode ends once the file system has room for the reserve again and no write was refused for a while.
+    if (this.fullSince && Date.now() - this.lastRefusal >= FULL_EPISODE_QUIET_MS && this.reserve.restore()) {
+      this.log.info({ fullForSeconds: Math.round((Date.now() - this.fullSince) / 1000), lost: this.stats.lost }, 'the disk takes writes again');
+      this.fullSince = null;
+    } else if (!this.fullSince) {
+      this.reserve.restore();
+    }
   }
 
   /** The database was deleted or replaced under us: carry what is unacknowledged into a fresh file and say so. */
@@ -385,14 +402,11 @@ export class Agent {
   private committed(): void {
     this.stats.lastCommitTs = Date.now();
     this.stats.held = this.held.length;
-    if (this.fullSince) {
-      this.log.info({ fullForSeconds: Math.round((Date.now() - this.fullSince) / 1000), lost: this.stats.lost }, 'the disk takes writes again');
-      this.fullSince = null;
-    }
   }
 
   /** The first refusal of an episode: said once, and the reserve file goes so the drop policy has room to work. */
   private diskFull(): void {
+    this.lastRefusal = Date.now();
     if (this.fullSince) return;
     this.fullSince = Date.now();
     const released = this.reserve.release();
@@ -407,7 +421,7 @@ export class Agent {
    * policy (store/outbox.ts DROP_ORDER). Returns whether anything was freed.
    */
   private enforceStorageLimits(reason?: DropReason): boolean {
-    const limits = { maxBytes: this.config.storage.maxBytes, minFreeBytes: this.config.storage.minFreeBytes };
+    const limits = this.limits;
     try {
       // Before the sync exists (a full disk at start) nothing is in flight.
       const reports = this.store.enforceQuota(limits, this.sync?.inflightCursors() ?? new Map(), reason);

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../errors.js';
@@ -90,6 +90,26 @@ function writeAtomic(file: string, text: string): void {
     closeSync(fd);
   }
   renameSync(tmp, file);
+}
+
+/**
+ * Creates `file` 0600, or tightens one an older version left 0644: SQLite would create it with the process umask,
+ * which for the CLI (`forewarn model install`) is the user's, not the agent's 077.
+ */
+function privateFile(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'a', 0o600);
+  } catch {
+    return; // opening the lock reports what is wrong
+  }
+  try {
+    if (fstatSync(fd).mode & 0o077) fchmodSync(fd, 0o600);
+  } catch {
+    // another user's file: the lock still works
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export class ModelRegistry {
@@ -212,7 +232,9 @@ export class ModelRegistry {
    */
   withLock<T>(fn: () => T): T {
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const db = new Database(path.join(this.root, 'registry.lock'), { timeout: LOCK_TIMEOUT_MS });
+    const lockFile = path.join(this.root, 'registry.lock');
+    privateFile(lockFile);
+    const db = new Database(lockFile, { timeout: LOCK_TIMEOUT_MS });
     try {
       db.exec('BEGIN EXCLUSIVE');
     } catch (err) {

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, renameSync, statfsSync, statSync } from 'node:fs';
+import { createStorageDir } from './storage-limits.js';
 import type { SeqEpoch } from './seq-epoch.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -122,7 +123,7 @@ export class RecordStore implements Outbox {
       return;
     }
     try {
-      if (!existsSync(options.dir)) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+      if (!existsSync(options.dir)) createStorageDir(options.dir);
     } catch (err) {
       throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${options.dir}: ${describeError(err)}`, { cause: err });
     }
@@ -164,20 +165,29 @@ export class RecordStore implements Outbox {
    * records for duplicates. It counts on from the epoch (seq-epoch.ts), or without one from the clock in
    * microseconds, and says so in a `storage-recovered` event so the centre closes the gaps below.
    */
-  private startFresh(cause: 'created' | 'damaged' | 'removed', reason: string, setAside: string, carried?: () => number): number {
+  private startFresh(
+    cause: 'created' | 'damaged' | 'removed',
+    reason: string,
+    setAside: string,
+    carried?: () => { count: number; ranges: Partial<Record<StreamName, Array<[number, number]>>> },
+  ): number {
     const now = Date.now();
     const base = this.epoch ? this.epoch.freshBase() : now * 1000;
     const boot = this.epoch ? this.epoch.freshBoot() : Math.floor(now / 1000);
     let moved = 0;
-    this.db.transaction(() => {
+    this.tx(() => {
       this.setMeta('seq_base', String(base));
       this.setMeta('boot_seq', String(boot));
       this.reloadSeqs();
-      moved = carried?.() ?? 0;
+      const c = carried?.();
+      moved = c?.count ?? 0;
       const payload: Record<string, unknown> = { ts: now, type: 'storage-recovered', cause, reason, setAside, firstSeq: base };
-      if (carried) payload.carried = moved;
+      if (c) {
+        payload.carried = c.count;
+        payload.carriedRanges = c.ranges;
+      }
       this.append([{ stream: 'events', ts: now, asset: '', payload }]);
-    })();
+    });
     return moved;
   }
 
@@ -209,6 +219,19 @@ export class RecordStore implements Outbox {
 
   private sql(text: string): Database.Statement {
     return this.statements.get(text);
+  }
+
+  /**
+   * A transaction that may call `append`: when it rolls back (a full disk fails its COMMIT), the seq counters
+   * `append` moved on must roll back with it, or the next records would skip seqs nobody ever announces.
+   */
+  private tx<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.reloadSeqs();
+      throw err;
+    }
   }
 
 
@@ -506,18 +529,21 @@ export class RecordStore implements Outbox {
     } catch {
       // the file is gone; closing cannot fail in a way that matters
     }
+    // SQLite leaves the WAL of an unlinked file behind on close: the -wal and -shm at the path are ours, never
+    // the newcomer's, and must not be read as part of it (nor of the fresh file).
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    for (const suffix of ['-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, `${this.file}.orphan-${stamp}${suffix}`);
     let setAside = '';
     if (existsSync(this.file)) {
-      setAside = `${this.file}.foreign-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, setAside + suffix);
-    } else {
-      for (const suffix of ['-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, `${this.file}.orphan${suffix}`);
+      setAside = `${this.file}.foreign-${stamp}`;
+      renameSync(this.file, setAside);
     }
-    if (!existsSync(path.dirname(this.file))) mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    if (!existsSync(path.dirname(this.file))) createStorageDir(path.dirname(this.file));
     this.open(this.options);
     const carried = this.startFresh('removed', reason, setAside, () => {
-      const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload, puback_ts) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      for (const r of pending) insert.run(r.stream, r.seq, r.priority, r.ts, r.asset, r.payload, r.puback_ts);
+      // Sent again, whatever the broker had taken: the centre is told to wait for them (carriedRanges) and deduplicates.
+      const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const r of pending) insert.run(r.stream, r.seq, r.priority, r.ts, r.asset, r.payload);
       const put = this.sql('INSERT INTO active_alerts (key, state) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET state = excluded.state');
       for (const a of alerts) put.run(a.key, a.state);
       for (const m of meta) this.setMeta(m.key, m.value);
@@ -527,7 +553,12 @@ export class RecordStore implements Outbox {
       for (const c of streams) counters.run(c.name, this.nextSeq(c.name), c.sent_total, c.dropped_total, c.last_sent_ts);
       // Boot numbers go on from the old file's, not from the clock, which may be behind it.
       if (boot > Number(this.getMeta('boot_seq') ?? '0')) this.setMeta('boot_seq', String(boot));
-      return pending.length;
+      const ranges: Partial<Record<StreamName, Array<[number, number]>>> = {};
+      for (const st of STREAMS) {
+        const seqs = pending.filter((r) => r.stream === st).map((r) => r.seq);
+        if (seqs.length) ranges[st] = seqRanges(seqs.sort((a, b) => a - b));
+      }
+      return { count: pending.length, ranges };
     });
     return { reason, setAside, firstSeq: this.seqBase, carried };
   }
@@ -632,7 +663,7 @@ export class RecordStore implements Outbox {
     );
     const del = this.sql('DELETE FROM records WHERE id = ?');
     const count = this.sql('UPDATE streams SET dropped_total = dropped_total + ? WHERE name = ?');
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const rows = select.all(stream, ids.upTo, ids.after, limit) as Array<{ id: number; seq: number }>;
       if (!rows.length) return null;
       for (const r of rows) del.run(r.id);
@@ -640,7 +671,7 @@ export class RecordStore implements Outbox {
       const ranges = seqRanges(rows.map((r) => r.seq));
       this.announceDrop(stream, rows.length, ranges, reason);
       return { count: rows.length, ranges };
-    })();
+    });
   }
 
   /**
@@ -756,11 +787,11 @@ export class RecordStore implements Outbox {
   ): void {
     const put = this.sql('INSERT INTO active_alerts (key, state) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET state = excluded.state');
     const del = this.sql('DELETE FROM active_alerts WHERE key = ?');
-    this.db.transaction(() => {
+    this.tx(() => {
       if (records.length) this.append(records.map((r) => ({ stream: 'alerts' as const, ...r })));
       for (const a of active.set ?? []) put.run(a.key, JSON.stringify(a.state));
       for (const k of active.remove ?? []) del.run(k);
-    })();
+    });
   }
 
   getMeta(key: string): string | undefined {

@@ -42,7 +42,7 @@ export class SpaceReserve {
       const fd = openSync(this.file, 'w', 0o600);
       try {
         const chunk = Buffer.alloc(64 * 1024);
-        for (let n = 0; n < this.bytes; n += chunk.length) writeSync(fd, chunk);
+        for (let n = 0; n < this.bytes; n += chunk.length) writeSync(fd, chunk.subarray(0, Math.min(chunk.length, this.bytes - n)));
         fsyncSync(fd);
       } finally {
         closeSync(fd);

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createStorageDir } from './storage-limits.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ForewarnError } from '../errors.js';
+import { ForewarnError, describeError } from '../errors.js';
 
 /**
  * One agent per storage directory. Two writing the same outbox would each send and mark rows, and a
@@ -21,13 +22,20 @@ export class StorageLock {
 
   acquire(): void {
     const dir = path.dirname(this.lockFile);
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Not mkdirSync({ recursive }): under /proc it loops forever in native code (storage-limits.ts).
+    if (!existsSync(dir)) createStorageDir(dir);
     const db = new Database(this.lockFile, { timeout: 0 });
     try {
+      // No journal on disk: taking the lock must not need a free block (a full disk would read as "in use").
+      db.pragma('journal_mode = MEMORY');
       db.pragma('locking_mode = EXCLUSIVE');
       db.exec('BEGIN EXCLUSIVE');
     } catch (err) {
       db.close();
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (!/^SQLITE_(BUSY|LOCKED)/.test(code)) {
+        throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.lockFile}: cannot take the storage lock: ${describeError(err)}`, { cause: err });
+      }
       let holder = '';
       try {
         holder = readFileSync(this.pidFile, 'utf8').trim();
@@ -41,7 +49,11 @@ export class StorageLock {
       );
     }
     this.db = db;
-    writeFileSync(this.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    try {
+      writeFileSync(this.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    } catch {
+      // only for the message a second agent shows (a full disk): the lock itself is held
+    }
   }
 
   release(): void {

@@ -47,6 +47,21 @@ export interface DroppedRanges {
   reason: string;
 }
 
+/** What a `records-unavailable` event says: the agent no longer holds those seqs of `stream`; they will never come. */
+export type UnavailableRanges = DroppedRanges;
+
+/** What a `storage-recovered` event says: the agent's streams count on from `firstSeq` in a fresh database. */
+export interface StorageReset {
+  firstSeq: number;
+  setAside: string;
+  /** `created`, `damaged` or `removed`; `unknown` when the agent did not say (older agents). */
+  cause: string;
+  /** Records the agent carried over from the earlier file under their old seqs (below firstSeq); 0 when not said. */
+  carried: number;
+  /** Per stream, the seqs of those carried records: still to come, so their gaps stay open. */
+  carriedRanges: Map<string, Array<[number, number]>>;
+}
+
 export type TopicKind = { kind: 'batch'; agentId: string; stream: string } | { kind: 'status'; agentId: string } | { kind: 'other' };
 
 /** Classifies a topic under `root`: a stream batch, an agent status, or anything else (e.g. risk/current/…). */
@@ -126,6 +141,7 @@ export function decodeBatch(payload: Buffer, topic: string, contentType?: string
     if (!isPositiveInt(r.seq)) fail(topic, `records[${i}].seq must be a positive integer (got ${show(r.seq)})`);
     if (!isTime(r.ts)) fail(topic, `records[${i}].ts must be a number (got ${show(r.ts)})`);
     if (where.stream === 'events' && r.type === 'records-dropped') parseDropped(r, `${topic}: records[${i}]`);
+    if (where.stream === 'events' && r.type === 'records-unavailable') parseUnavailable(r, `${topic}: records[${i}]`);
   });
   return {
     agentId: where.agentId,
@@ -136,14 +152,10 @@ export function decodeBatch(payload: Buffer, topic: string, contentType?: string
   };
 }
 
-/**
- * Reads a `records-dropped` event; `undefined` for any other record. Throws when the event is malformed,
- * because a wrong range would hide real losses.
- */
-export function parseDropped(record: Record<string, unknown>, where = 'records-dropped event'): DroppedRanges | undefined {
-  if (record.type !== 'records-dropped') return undefined;
+/** Checks the `stream` and `ranges` of a records-dropped or records-unavailable event. */
+function parseRanges(record: Record<string, unknown>, type: string, where: string): DroppedRanges {
   const bad = (what: string): never => {
-    throw new ForewarnError(PAYLOAD_ERROR, `${where}: records-dropped ${what}`);
+    throw new ForewarnError(PAYLOAD_ERROR, `${where}: ${type} ${what}`);
   };
   if (typeof record.stream !== 'string' || !record.stream) bad(`stream must be a stream name (got ${show(record.stream)})`);
   if (!Array.isArray(record.ranges) || record.ranges.length === 0) bad('ranges must be a non-empty array of [from, to]');
@@ -156,10 +168,48 @@ export function parseDropped(record: Record<string, unknown>, where = 'records-d
   return { stream: record.stream as string, ranges, reason: typeof record.reason === 'string' ? record.reason : 'unknown' };
 }
 
-/** What a `storage-recovered` event says: the agent's streams count on from `firstSeq` in a fresh database. */
-export function parseStorageRecovered(record: Record<string, unknown>): { firstSeq: number; setAside: string } | undefined {
+/**
+ * Reads a `records-dropped` event; `undefined` for any other record. Throws when the event is malformed,
+ * because a wrong range would hide real losses.
+ */
+export function parseDropped(record: Record<string, unknown>, where = 'records-dropped event'): DroppedRanges | undefined {
+  if (record.type !== 'records-dropped') return undefined;
+  return parseRanges(record, 'records-dropped', where);
+}
+
+/**
+ * Reads a `records-unavailable` event (the centre asked for seqs the agent no longer holds); `undefined` for any
+ * other record. Throws when the event is malformed, because a wrong range would hide real losses.
+ */
+export function parseUnavailable(record: Record<string, unknown>, where = 'records-unavailable event'): UnavailableRanges | undefined {
+  if (record.type !== 'records-unavailable') return undefined;
+  return parseRanges(record, 'records-unavailable', where);
+}
+
+/** What a `storage-recovered` event says; `undefined` for any other record, or one without a usable `firstSeq`. */
+export function parseStorageRecovered(record: Record<string, unknown>): StorageReset | undefined {
   if (record.type !== 'storage-recovered' || !isPositiveInt(record.firstSeq)) return undefined;
-  return { firstSeq: record.firstSeq, setAside: typeof record.setAside === 'string' ? record.setAside : '' };
+  return {
+    firstSeq: record.firstSeq,
+    setAside: typeof record.setAside === 'string' ? record.setAside : '',
+    cause: typeof record.cause === 'string' && record.cause ? record.cause : 'unknown',
+    carried: isCount(record.carried) ? record.carried : 0,
+    carriedRanges: parseCarriedRanges(record.carriedRanges, record.firstSeq),
+  };
+}
+
+/** `carriedRanges` as far as it is well-formed: [from, to] pairs below `firstSeq`; anything else is left out. */
+function parseCarriedRanges(v: unknown, firstSeq: number): Map<string, Array<[number, number]>> {
+  const out = new Map<string, Array<[number, number]>>();
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return out;
+  for (const [stream, ranges] of Object.entries(v as Record<string, unknown>)) {
+    if (!(BATCH_STREAMS as readonly string[]).includes(stream) || !Array.isArray(ranges)) continue;
+    const ok = ranges.filter(
+      (r): r is [number, number] => Array.isArray(r) && r.length === 2 && isPositiveInt(r[0]) && isPositiveInt(r[1]) && r[0] <= r[1] && r[1] < firstSeq,
+    );
+    if (ok.length) out.set(stream, ok);
+  }
+  return out;
 }
 
 /**

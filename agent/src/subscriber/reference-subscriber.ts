@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { TOPIC_ROOT } from '../contract/topics.js';
+import { CONTENT_TYPE, TOPIC_ROOT, type AckPayload } from '../contract/topics.js';
 import { ForewarnError, describeError, isForewarnError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Component } from '../pipeline/types.js';
@@ -19,11 +19,24 @@ import { SubscriberStore, type IngestResult } from './subscriber-store.js';
  * commit fails it calls `cb(err)`, which sends no PUBACK, and drops the connection, so the broker redelivers
  * the message from the persistent session when we reconnect. MQTT.js handles one packet at a time and waits
  * for `cb`, so messages are also committed in the order they arrived.
+ *
+ * End-to-end acknowledgement: after committing an agent's batches it publishes, retained with QoS 1, on
+ * `{root}/{agentId}/ack` what the database holds of that agent (`SubscriberStore.ackFor`): per stream the seq
+ * up to which everything is received or explained, and the gaps it still misses. The agent keeps its records
+ * until that watermark passes them and resends what the ack lists as missing (docs/delivery.md), so records the
+ * broker acknowledged but delivered to nobody (mosquitto 2.0.11 forgets `$share` subscriptions on a restart) are
+ * not lost. Acks are throttled per agent (`ackIntervalMs`), always followed by one for the last commit.
  */
 
 export const DEFAULT_GROUP = 'forewarn-ingest';
 /** A refused subscription (SUBACK reason ≥ 0x80): e.g. the broker's ACL or no shared-subscription support. */
 export const SUBSCRIBE_ERROR: ErrorCode = 'FW_ERR_SUBSCRIBER_SUBSCRIBE';
+/** The broker refused an acknowledgement publish (PUBACK reason ≥ 0x80): usually the ACL. */
+export const ACK_ERROR: ErrorCode = 'FW_ERR_SUBSCRIBER_ACK';
+/** A record came under a stored (agent, stream, seq) with different content. */
+export const CONFLICT_ERROR: ErrorCode = 'FW_ERR_SEQ_CONFLICT';
+/** Default for `ackIntervalMs`. */
+export const DEFAULT_ACK_INTERVAL_MS = 500;
 
 export interface ReferenceSubscriberOptions {
   url: string;
@@ -48,6 +61,13 @@ export interface ReferenceSubscriberOptions {
   reconnectMaxMs?: number;
   /** For reconnect jitter; tests pass a seeded one. */
   random?: () => number;
+  /**
+   * Publish the end-to-end acknowledgement `{root}/{agentId}/ack` (retained, QoS 1) after committing an agent's
+   * batches. Default true. The subscriber's user needs write access to `{root}/+/ack`.
+   */
+  ack?: boolean;
+  /** At most one ack per agent this often; a trailing one always follows the last commit. Default 500 ms. */
+  ackIntervalMs?: number;
 }
 
 export type SubscriberState = 'idle' | 'connecting' | 'online' | 'offline' | 'stopped';
@@ -60,11 +80,21 @@ export interface SubscriberStats {
   records: number;
   duplicates: number;
   outOfOrder: number;
+  /** New records that filled a gap an ack had asked for. */
+  repaired: number;
+  /** New records below a reset's first seq, carried over from the agent's earlier database. */
+  carried: number;
+  /** Records under a stored seq with different content (the first is kept). */
+  conflicts: number;
   malformed: number;
   statuses: number;
   /** Messages left unacknowledged because the database write failed; the broker redelivers them. */
   writeFailures: number;
   reconnects: number;
+  /** Acks the broker accepted. */
+  acksPublished: number;
+  /** Acks the broker refused (PUBACK reason ≥ 0x80). */
+  acksRefused: number;
   lastError: string | null;
 }
 
@@ -76,11 +106,24 @@ export interface SubscriberEvents {
   batch: [info: { topic: string; agentId: string; stream: string; records: number; result: IngestResult }];
   status: [info: { topic: string; agentId: string; state: string; bootSeq: number }];
   malformed: [info: { topic: string; error: string }];
+  /** The broker accepted an ack (its PUBACK arrived). */
+  ack: [info: { topic: string; agentId: string; payload: AckPayload }];
 }
 
 /** How many distinct topics get their own warning for a malformed payload; later ones are only counted. */
 const MAX_WARNED_TOPICS = 1000;
 const STOP_GRACE_MS = 2000;
+/** A conflict is logged at most this often per agent and stream; the rest are counted. */
+const CONFLICT_LOG_INTERVAL_MS = 60_000;
+
+/** Per agent: whether an ack is due, its throttle, and the publish in flight. */
+interface AckState {
+  /** Something was committed since the last ack was computed (or that ack was lost with its connection). */
+  due: boolean;
+  timer: NodeJS.Timeout | null;
+  lastSentAt: number;
+  inflight: { settled: Promise<void>; settle: () => void } | null;
+}
 
 function readFile(file: string, option: string): Buffer {
   try {
@@ -98,10 +141,15 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     records: 0,
     duplicates: 0,
     outOfOrder: 0,
+    repaired: 0,
+    carried: 0,
+    conflicts: 0,
     malformed: 0,
     statuses: 0,
     writeFailures: 0,
     reconnects: 0,
+    acksPublished: 0,
+    acksRefused: 0,
     lastError: null,
   };
   readonly store: SubscriberStore;
@@ -120,6 +168,12 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
   private stopping = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly warnedTopics = new Set<string>();
+  private readonly ackEnabled: boolean;
+  private readonly ackIntervalMs: number;
+  private readonly acks = new Map<string, AckState>();
+  /** A refused ack was logged; cleared when an ack is accepted again. */
+  private ackRefusalLogged = false;
+  private readonly conflictLog = new Map<string, { at: number; suppressed: number }>();
 
   constructor(private readonly options: ReferenceSubscriberOptions) {
     super();
@@ -137,6 +191,11 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     }
     this.password = options.passwordFile ? readFile(options.passwordFile, 'passwordFile').toString('utf8').replace(/\r?\n$/, '') : options.password;
     this.tlsOptions(); // fail now, not at the first connect, if a TLS file cannot be read
+    this.ackEnabled = options.ack ?? true;
+    this.ackIntervalMs = options.ackIntervalMs ?? DEFAULT_ACK_INTERVAL_MS;
+    if (!Number.isFinite(this.ackIntervalMs) || this.ackIntervalMs < 0) {
+      throw new ForewarnError('FW_ERR_USAGE', `ackIntervalMs must be a number of milliseconds >= 0 (got ${String(options.ackIntervalMs)})`);
+    }
     this.store = new SubscriberStore({ file: options.dbFile });
   }
 
@@ -157,6 +216,9 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     this.stopping = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    // No message is taken any more (onPublish refuses them): acknowledge what was committed before leaving.
+    await this.flushAcks(STOP_GRACE_MS);
+    for (const st of this.acks.values()) if (st.timer) clearTimeout(st.timer);
     this.generation++;
     const client = this.client;
     this.client = null;
@@ -239,6 +301,8 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       this.everConnected = true;
       this.outageLogged = false;
       this.subscribe(client, gen);
+      // Acks computed for a connection that died never reached the broker: send them again.
+      for (const [agentId, st] of this.acks) if (st.due) this.scheduleAck(agentId, st);
       this.emit('connected', { sessionPresent: connack.sessionPresent });
     });
     client.on('error', (err) => {
@@ -265,6 +329,7 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       client.on('error', () => undefined);
       client.end(true);
       this.client = null;
+      this.ackLost();
       if (this.stopping) return;
       if (this.stats.state === 'online') this.emit('disconnected');
       this.stats.state = 'offline';
@@ -337,6 +402,12 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
         this.stats.records += result.inserted;
         this.stats.duplicates += result.duplicates;
         this.stats.outOfOrder += result.outOfOrder;
+        this.stats.repaired += result.repaired;
+        this.stats.carried += result.carried;
+        this.stats.conflicts += result.conflicts;
+        if (result.conflicts) this.logConflicts(batch.agentId, batch.stream, result.conflicts, result.conflictSeqs);
+        // Committed: now, and only now, the agent may be told.
+        this.ackDue(batch.agentId);
         this.emit('batch', { topic, agentId: batch.agentId, stream: batch.stream, records: batch.records.length, result });
       } else if (where.kind === 'status') {
         const status = decodeStatus(payload, topic, contentType, this.root);
@@ -351,6 +422,130 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       if (!isForewarnError(err, PAYLOAD_ERROR)) throw err;
       this.malformed(topic, err.message);
     }
+  }
+
+  /**
+   * Two versions of one record: the agent reused a seq (a database restored from a backup, two agents under one
+   * id). The first is kept and the other stored in `conflicts`; logged at most once a minute per stream.
+   */
+  private logConflicts(agentId: string, stream: string, count: number, seqs: number[]): void {
+    const key = `${agentId}\u0000${stream}`;
+    const now = Date.now();
+    const last = this.conflictLog.get(key);
+    if (last && now - last.at < CONFLICT_LOG_INTERVAL_MS) {
+      last.suppressed += count;
+      return;
+    }
+    this.conflictLog.set(key, { at: now, suppressed: 0 });
+    this.log.error(
+      { code: CONFLICT_ERROR, agentId, stream, conflicts: count, seqs: seqs.slice(0, 10), notLoggedSinceLast: last?.suppressed ?? 0 },
+      'records arrived under seqs already stored with different content: kept the first, stored the others in the conflicts table (an agent database restored from a backup? two agents with one id?)',
+    );
+  }
+
+  private ackState(agentId: string): AckState {
+    let st = this.acks.get(agentId);
+    if (!st) this.acks.set(agentId, (st = { due: false, timer: null, lastSentAt: 0, inflight: null }));
+    return st;
+  }
+
+  /** Something of `agentId` was committed: an ack follows, throttled to one per `ackIntervalMs`. */
+  private ackDue(agentId: string): void {
+    if (!this.ackEnabled) return;
+    const st = this.ackState(agentId);
+    st.due = true;
+    this.scheduleAck(agentId, st);
+  }
+
+  private scheduleAck(agentId: string, st: AckState): void {
+    if (st.timer || this.stopping) return;
+    const delay = Math.max(0, st.lastSentAt + this.ackIntervalMs - Date.now());
+    st.timer = setTimeout(() => {
+      st.timer = null;
+      this.sendAck(agentId, st);
+    }, delay);
+  }
+
+  /** Computes the agent's ack from the database and publishes it; without a connection it stays due. */
+  private sendAck(agentId: string, st: AckState): void {
+    const client = this.client;
+    if (!st.due || !client || this.stats.state !== 'online') return;
+    const gen = this.generation;
+    const now = Date.now();
+    let payload: AckPayload;
+    try {
+      payload = this.store.ackFor(agentId, now);
+    } catch (err) {
+      this.stats.lastError = describeError(err);
+      this.log.error({ agentId, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' }, 'cannot compute the acknowledgement for an agent; will retry');
+      st.lastSentAt = now;
+      this.scheduleAck(agentId, st);
+      return;
+    }
+    st.due = false;
+    st.lastSentAt = now;
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const inflight = { settled, settle };
+    st.inflight = inflight;
+    const topic = `${this.root}/${agentId}/ack`;
+    client.publish(topic, JSON.stringify(payload), { qos: 1, retain: true, properties: { contentType: CONTENT_TYPE.json } }, (err) => {
+      if (st.inflight === inflight) st.inflight = null;
+      settle();
+      if (gen !== this.generation) return; // that connection is gone; ackLost() made it due again
+      const reasonCode = (err as { code?: unknown } | undefined)?.code;
+      if (!err) {
+        this.stats.acksPublished++;
+        if (this.ackRefusalLogged) this.log.info({ topic }, 'the broker accepts acknowledgements again');
+        this.ackRefusalLogged = false;
+        this.emit('ack', { topic, agentId, payload });
+      } else if (typeof reasonCode === 'number' && reasonCode >= 0x80) {
+        this.stats.acksRefused++;
+        this.stats.lastError = describeError(err);
+        // It never reached the agent: what it listed was not requested.
+        try {
+          this.store.forgetRequests(agentId, now);
+        } catch {
+          // only the repaired/late split of later records suffers
+        }
+        if (!this.ackRefusalLogged) {
+          this.ackRefusalLogged = true;
+          const hint = `topic write ${this.root}/+/ack`;
+          this.log.error(
+            { code: ACK_ERROR, topic, reasonCode: `0x${reasonCode.toString(16)}`, err: this.stats.lastError, acl: hint, username: this.options.username },
+            `the broker refused an acknowledgement to an agent; agents keep their records until acknowledged, so let this subscriber's user write the ack topics (mosquitto ACL: "${hint}"); further refusals are only counted`,
+          );
+        }
+      } else {
+        // Not sent (the client is closing): send it again on the next connection.
+        st.due = true;
+      }
+    });
+  }
+
+  /** The connection closed: acks in flight may not have reached the broker, so they are due again. */
+  private ackLost(): void {
+    for (const st of this.acks.values()) {
+      if (!st.inflight) continue;
+      st.due = true;
+      st.inflight.settle();
+      st.inflight = null;
+    }
+  }
+
+  /** On stop: publishes every ack still due at once (no throttle) and waits up to `timeoutMs` for the PUBACKs. */
+  private async flushAcks(timeoutMs: number): Promise<void> {
+    if (!this.ackEnabled || !this.client || this.stats.state !== 'online') return;
+    for (const [agentId, st] of this.acks) {
+      if (st.timer) clearTimeout(st.timer);
+      st.timer = null;
+      if (st.due) this.sendAck(agentId, st);
+    }
+    const waits = [...this.acks.values()].flatMap((st) => (st.inflight ? [st.inflight.settled] : []));
+    if (!waits.length) return;
+    let guard: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(waits), new Promise<void>((resolve) => (guard = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(guard);
   }
 
   private malformed(topic: string, error: string): void {

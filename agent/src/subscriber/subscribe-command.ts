@@ -9,7 +9,7 @@ export const SUBSCRIBE_USAGE = `forewarn subscribe — the reference central sub
 
 Usage:
   forewarn subscribe [--url URL] [--db FILE] [--group NAME] [--client-id ID] [--username NAME]
-                     [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure]
+                     [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure] [--no-ack]
   forewarn subscribe --report [--db FILE] [--json]
 
   --url URL             the broker (default mqtt://127.0.0.1:1883; mqtts://… for TLS)
@@ -22,6 +22,8 @@ Usage:
   --ca, --cert, --key FILE
                         TLS: the CA that signed the broker's certificate; a client certificate and key
   --insecure            accept a broker certificate that does not verify (testing only)
+  --no-ack              do not publish the end-to-end acknowledgement forewarn/v1/{agentId}/ack (agents then
+                        keep their records until their retention runs out; see docs/subscriber.md)
   --report              print what an existing database holds, then exit; needs no broker
   --json                with --report: print JSON
 
@@ -51,8 +53,13 @@ export function formatSummary(s: SubscriberSummary): string {
   if (s.streams.length) {
     out.push(
       table([
-        ['agent', 'stream', 'received', 'duplicates', 'late', 'highest', 'missing', 'dropped', 'open gaps'],
-        ...s.streams.map((r) => [r.agentId, r.stream, ...[r.received, r.duplicates, r.outOfOrder, r.highestSeq, r.missing, r.dropped].map(String), formatGaps(r.gaps)]),
+        ['agent', 'stream', 'received', 'duplicates', 'late', 'repaired', 'carried', 'conflicts', 'highest', 'missing', 'dropped', 'unavailable', 'open gaps'],
+        ...s.streams.map((r) => [
+          r.agentId,
+          r.stream,
+          ...[r.received, r.duplicates, r.outOfOrder, r.repaired, r.carried, r.conflicts, r.highestSeq, r.missing, r.dropped, r.unavailable].map(String),
+          formatGaps(r.gaps),
+        ]),
       ]),
     );
   }
@@ -66,7 +73,11 @@ export function formatSummary(s: SubscriberSummary): string {
 }
 
 function formatStats(st: SubscriberStats): string {
-  return `${st.messages} messages, ${st.records} new records, ${st.duplicates} duplicates, ${st.malformed} malformed, ${st.writeFailures} write failures`;
+  return (
+    `${st.messages} messages, ${st.records} new records, ${st.duplicates} duplicates, ${st.repaired} repaired, ${st.conflicts} conflicts, ` +
+    `${st.malformed} malformed, ${st.writeFailures} write failures, ${st.acksPublished} acks sent` +
+    (st.acksRefused ? `, ${st.acksRefused} acks refused by the broker` : '')
+  );
 }
 
 /** One line over the whole database: what is missing is what an operator must look at. */
@@ -75,7 +86,11 @@ function formatTotals(db: string): string {
   try {
     const streams = store.summary().streams;
     const sum = (f: (s: (typeof streams)[number]) => number) => streams.reduce((n, s) => n + f(s), 0);
-    return `database: ${sum((s) => s.received)} records, ${sum((s) => s.missing)} missing in ${sum((s) => s.gaps.length)} open gaps, ${sum((s) => s.dropped)} dropped by agents' policy (details: forewarn subscribe --report --db ${db})`;
+    return (
+      `database: ${sum((s) => s.received)} records, ${sum((s) => s.missing)} missing in ${sum((s) => s.gaps.length)} open gaps, ` +
+      `${sum((s) => s.dropped)} dropped by agents' policy, ${sum((s) => s.unavailable)} unavailable, ${sum((s) => s.conflicts)} conflicts ` +
+      `(details: forewarn subscribe --report --db ${db})`
+    );
   } finally {
     store.close();
   }
@@ -109,6 +124,7 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
       cert: { type: 'string' },
       key: { type: 'string' },
       insecure: { type: 'boolean', default: false },
+      'no-ack': { type: 'boolean', default: false },
       report: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -145,8 +161,9 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
     ...(values.cert ? { certFile: values.cert } : {}),
     ...(values.key ? { keyFile: values.key } : {}),
     rejectUnauthorized: !values.insecure,
+    ack: !values['no-ack'],
   });
-  log.info({ url: values.url, db: values.db, group: subscriber.group, filters: subscriber.filters }, 'subscriber starting');
+  log.info({ url: values.url, db: values.db, group: subscriber.group, filters: subscriber.filters, ack: !values['no-ack'] }, 'subscriber starting');
   await subscriber.start();
   await untilStopped(signal);
   log.info('stopping the subscriber');

@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { freePort, startMosquitto } from '../../helpers/mosquitto.js';
 import { runCli, writeAgentConfig } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
@@ -108,6 +109,34 @@ describe('forewarn doctor', () => {
     expect(smart.status).toBe('warn');
     expect(smart.message).toContain('smartctl not found on PATH');
     expect(smart.fix).toMatch(/install smartmontools/);
+  });
+
+  it('fails storage.limits on an explicit floor above half the disk; warns on a quota larger than the disk', async () => {
+    const port = await freePort();
+    const floor = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { minFreeBytes: 2 ** 50 } });
+    expect(floor.code).toBe(1);
+    expect(check(floor.report, 'storage.limits')).toMatchObject({ status: 'fail', message: expect.stringMatching(/^storage\.minFreeBytes: 1 PiB is more than half of the .* file system/) });
+    expect(floor.text).toMatch(/\[FAIL\] storage\.limits: storage\.minFreeBytes: /);
+    const quota = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { maxBytes: 2 ** 50, minFreeBytes: 0 } });
+    expect(check(quota.report, 'storage.limits')).toMatchObject({ status: 'warn', message: expect.stringMatching(/^storage\.maxBytes: 1 PiB is larger than the .* file system/) });
+  });
+
+  it('on a real 16 MiB file system: warns that the default floor is clamped, and judges free space by the clamped floor', async (ctx: TestContext) => {
+    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a 16 MiB tmpfs (mount -t tmpfs -o size=16m)');
+    const fs = mkdtempSync(path.join(tmpdir(), 'fw-tmpfs-'));
+    cleanup.push(() => rmSync(fs, { recursive: true, force: true }));
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', fs], { encoding: 'utf8' });
+    if (m.status !== 0) return ctx.skip(`cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`);
+    cleanup.push(() => void spawnSync('umount', [fs]));
+    const port = await freePort();
+    const { report } = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { dir: path.join(fs, 'data') } });
+    const limits = check(report, 'storage.limits');
+    expect(limits.status).toBe('warn');
+    expect(limits.message).toContain(`storage.minFreeBytes: the default 256 MiB is more than half of the 16 MiB file system at ${fs}; clamped to 1.6 MiB`);
+    // 16 MiB free is below the default 256 MiB floor, but not below the 1.6 MiB the agent runs with.
+    expect(check(report, 'storage.space').status).not.toBe('fail');
+    const explicit = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { dir: path.join(fs, 'data'), minFreeBytes: 12 * 2 ** 20 } });
+    expect(check(explicit.report, 'storage.limits')).toMatchObject({ status: 'fail', message: expect.stringContaining('storage.minFreeBytes: 12 MiB is more than half of the 16 MiB file system') });
   });
 
   it('fails on an invalid configuration and says why', async () => {

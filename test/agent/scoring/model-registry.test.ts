@@ -118,6 +118,26 @@ describe('ModelRegistry', () => {
     expect(() => r.read('machine-failure')).toThrow(expect.objectContaining({ code: 'FW_ERR_MODEL_REGISTRY' }));
   });
 
+  it('keeps its lock and state files private (0600) under a 022 umask, and tightens a lock file left 0644', () => {
+    // The CLI (`forewarn model install`) runs with the user's umask, not the agent's 077.
+    const before = process.umask(0o022);
+    try {
+      const r = registry();
+      r.addVersion('machine-failure', '1.1.0', staged(r, '1.1.0'), info);
+      const mode = (f: string) => statSync(path.join(r.root, f)).mode & 0o777;
+      expect(mode('registry.lock').toString(8)).toBe('600');
+      for (const f of ['events.jsonl', 'machine-failure/state.json']) expect(mode(f).toString(8), f).toBe('600');
+      for (const d of ['.', 'machine-failure', 'machine-failure/1.1.0']) expect(mode(d).toString(8), d).toBe('700');
+      const old = registry();
+      mkdirSync(old.root, { recursive: true });
+      writeFileSync(path.join(old.root, 'registry.lock'), '', { mode: 0o644 });
+      old.recordEvent({ ts: 1, type: 'model-rejected', bundle: 'x.fwm', code: 'FW_ERR_MODEL_UNTRUSTED', reason: 'unsigned' });
+      expect((statSync(path.join(old.root, 'registry.lock')).mode & 0o777).toString(8)).toBe('600');
+    } finally {
+      process.umask(before);
+    }
+  });
+
   it('orders versions by number, a pre-release before its release', () => {
     expect(compareVersions('1.10.0', '1.9.9')).toBe(1);
     expect(compareVersions('1.0.0', '1.0.0+build.7')).toBe(0);

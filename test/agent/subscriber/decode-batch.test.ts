@@ -1,7 +1,16 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { isForewarnError } from '../../../agent/src/errors.js';
-import { MAX_DECODED_BYTES, PAYLOAD_ERROR, decodeBatch, decodeStatus, parseTopic } from '../../../agent/src/subscriber/decode-batch.js';
+import {
+  MAX_DECODED_BYTES,
+  PAYLOAD_ERROR,
+  decodeBatch,
+  decodeStatus,
+  parseStorageRecovered,
+  parseTopic,
+  parseUnavailable,
+} from '../../../agent/src/subscriber/decode-batch.js';
+import { contractErrors } from '../../helpers/contract.js';
 
 const TOPIC = 'forewarn/v1/press-7/telemetry';
 const batch = (over: Record<string, unknown> = {}) => ({
@@ -89,6 +98,43 @@ describe('decodeBatch', () => {
     rejects(() => decodeBatch(event({ stream: 5 }), topic), /stream must be a stream name/);
     // other event types are stored as they are
     expect(decodeBatch(json(batch({ stream: 'events', records: [{ seq: 1, ts: 1, type: 'storage-recovered' }] })), topic).records).toHaveLength(1);
+  });
+
+  it('checks records-unavailable events the same way, and they follow the contract', () => {
+    const topic = 'forewarn/v1/press-7/events';
+    const record = { seq: 1, ts: 1, type: 'records-unavailable', stream: 'telemetry', ranges: [[4, 6], [9, 9]], reason: 'purged' };
+    const event = (over: Record<string, unknown>) => json(batch({ stream: 'events', records: [{ ...record, ...over }] }));
+    expect(parseUnavailable(decodeBatch(event({}), topic).records[0]!)).toEqual({ stream: 'telemetry', ranges: [[4, 6], [9, 9]], reason: 'purged' });
+    expect(contractErrors(topic, { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [record] })).toEqual([]);
+    rejects(() => decodeBatch(event({ ranges: [[0, 4]] }), topic), /records-unavailable ranges\[0\] must be \[from, to\]/);
+    rejects(() => decodeBatch(event({ ranges: [[5, 4]] }), topic), /records-unavailable ranges\[0\]/);
+    rejects(() => decodeBatch(event({ ranges: 'all' }), topic), /records-unavailable ranges must be a non-empty array/);
+    rejects(() => decodeBatch(event({ stream: '' }), topic), /records-unavailable stream must be a stream name/);
+    expect(parseUnavailable({ seq: 1, ts: 1, type: 'records-dropped' })).toBeUndefined();
+  });
+
+  it('reads why a fresh agent database started and how many records it carried, defaulting what older agents leave out', () => {
+    const recovered = { seq: 2_000_000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'the database file was deleted', setAside: '', firstSeq: 2_000_000, carried: 12 };
+    expect(parseStorageRecovered(recovered)).toEqual({ firstSeq: 2_000_000, setAside: '', cause: 'removed', carried: 12, carriedRanges: new Map() });
+    // The carried seqs per stream, as far as they are well-formed and below firstSeq.
+    const withRanges = { ...recovered, carriedRanges: { telemetry: [[5, 9], [12, 20]], risk: [[1, 1]] } };
+    expect(parseStorageRecovered({ ...withRanges, carriedRanges: { ...withRanges.carriedRanges, events: [[3, 2]], telemetry: [[5, 9], [12, 20], [1, 2_000_000]], nope: [[1, 2]] } })!.carriedRanges).toEqual(
+      new Map([
+        ['telemetry', [[5, 9], [12, 20]]],
+        ['risk', [[1, 1]]],
+      ]),
+    );
+    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [withRanges] })).toEqual([]);
+    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [recovered] })).toEqual([]);
+    expect(parseStorageRecovered({ seq: 9, ts: 1, type: 'storage-recovered', reason: 'SQLITE_CORRUPT', setAside: '/x.bad', firstSeq: 9 })).toEqual({
+      firstSeq: 9,
+      setAside: '/x.bad',
+      cause: 'unknown',
+      carried: 0,
+      carriedRanges: new Map(),
+    });
+    expect(parseStorageRecovered({ seq: 9, ts: 1, type: 'storage-recovered', firstSeq: 0 })).toBeUndefined();
+    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [{ ...recovered, cause: 'gone' }] })).not.toEqual([]);
   });
 });
 

@@ -285,6 +285,8 @@ describe('runSubscribeCommand', () => {
     const report = JSON.parse(io.out().slice(io.out().indexOf('{'))) as { streams: Array<{ gaps: unknown }> };
     expect(report.streams[0]!.gaps).toEqual([{ from: 2, to: 2 }]);
     expect(await runSubscribeCommand(['--report', '--db', file], log)).toBe(0);
-    expect(io.out()).toMatch(/a1\s+risk\s+2\s+\d+\s+0\s+3\s+1\s+0\s+2/);
+    // received, duplicates, late, repaired, carried, conflicts, highest, missing, dropped, unavailable, open gaps
+    expect(io.out()).toMatch(/agent\s+stream\s+received\s+duplicates\s+late\s+repaired\s+carried\s+conflicts\s+highest\s+missing\s+dropped\s+unavailable\s+open gaps/);
+    expect(io.out()).toMatch(/a1\s+risk\s+2\s+\d+\s+0\s+0\s+0\s+0\s+3\s+1\s+0\s+0\s+2/);
   });
 });

@@ -1,11 +1,14 @@
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { ACK_MAX_RANGES } from '../../../agent/src/contract/topics.js';
 import { isForewarnError } from '../../../agent/src/errors.js';
 import type { DecodedBatch } from '../../../agent/src/subscriber/decode-batch.js';
 import { SubscriberStore } from '../../../agent/src/subscriber/subscriber-store.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { contractErrors } from '../../helpers/contract.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
 
 const cleanup = cleanupAfterEach();
@@ -33,6 +36,32 @@ const dropEvent = (stream: string, ranges: Array<[number, number]>, agentId = 'a
   records: [{ seq: ++eventSeq, ts: 1, type: 'records-dropped', stream, count: ranges.reduce((n, [a, b]) => n + b - a + 1, 0), ranges, reason: 'quota' }],
 });
 
+const unavailableEvent = (stream: string, ranges: Array<[number, number]>, agentId = 'a1'): DecodedBatch => ({
+  agentId,
+  stream: 'events',
+  bootSeq: 1,
+  historical: false,
+  records: [{ seq: ++eventSeq, ts: 1, type: 'records-unavailable', stream, ranges, reason: 'purged' }],
+});
+
+/** Every seq in a list of [from, to] rows, as a sorted array. */
+function expand(rows: Array<{ from_seq: number; to_seq: number }>): number[] {
+  return rows.flatMap((r) => Array.from({ length: r.to_seq - r.from_seq + 1 }, (_, i) => r.from_seq + i)).sort((a, b) => a - b);
+}
+
+/** Reads a table of the store's file directly, as an operator's SQL would. */
+function rows<T>(store: SubscriberStore, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(store.file, { readonly: true });
+  try {
+    return db.prepare(sql).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+const explained = (store: SubscriberStore, table: 'dropped' | 'unavailable', stream = 'telemetry', agentId = 'a1') =>
+  expand(rows(store, `SELECT from_seq, to_seq FROM ${table} WHERE agent_id = ? AND stream = ? ORDER BY from_seq`, agentId, stream));
+
 function stream(store: SubscriberStore, name = 'telemetry', agentId = 'a1') {
   const s = store.summary().streams.find((r) => r.stream === name && r.agentId === agentId);
   if (!s) throw new Error(`no summary row for ${agentId}/${name}`);
@@ -44,8 +73,8 @@ describe('SubscriberStore', () => {
     const store = open();
     expect(statSync(store.file).mode & 0o777).toBe(0o600);
     expect(statSync(path.dirname(store.file)).mode & 0o777).toBe(0o700);
-    expect(store.ingestBatch(batch([1, 2, 3]))).toEqual({ inserted: 3, duplicates: 0, outOfOrder: 0 });
-    expect(store.ingestBatch(batch([2, 3, 4]))).toEqual({ inserted: 1, duplicates: 2, outOfOrder: 0 });
+    expect(store.ingestBatch(batch([1, 2, 3]))).toEqual({ inserted: 3, duplicates: 0, outOfOrder: 0, repaired: 0, carried: 0, conflicts: 0, conflictSeqs: [] });
+    expect(store.ingestBatch(batch([2, 3, 4]))).toMatchObject({ inserted: 1, duplicates: 2, outOfOrder: 0, conflicts: 0 });
     expect(store.receivedSeqs('a1', 'telemetry')).toEqual([1, 2, 3, 4]);
     expect(stream(store)).toMatchObject({ received: 4, duplicates: 2, outOfOrder: 0, highestSeq: 4, missing: 0, dropped: 0, gaps: [] });
   });
@@ -107,7 +136,7 @@ describe('SubscriberStore', () => {
     const store = open();
     const ev = dropEvent('telemetry', [[2, 3]]);
     store.ingestBatch(ev);
-    expect(store.ingestBatch(ev)).toEqual({ inserted: 0, duplicates: 1, outOfOrder: 0 });
+    expect(store.ingestBatch(ev)).toMatchObject({ inserted: 0, duplicates: 1, outOfOrder: 0 });
     expect(stream(store).dropped).toBe(2);
   });
 
@@ -134,14 +163,16 @@ describe('SubscriberStore', () => {
     expect(stream(t).gaps).toEqual([{ from: 1_000_001, to: 1_000_002 }]);
   });
 
-  it('keeps the newest status per agent and counts malformed payloads per topic', () => {
+  it('keeps the latest status received per agent, whatever its bootSeq and ts, and counts malformed payloads per topic', () => {
     const store = open();
     const status = (state: 'online' | 'offline', bootSeq: number, ts: number) => ({ agentId: 'a1', state, bootSeq, ts, payload: { state, bootSeq, ts } });
-    store.recordStatus(status('online', 2, 100));
-    store.recordStatus(status('offline', 1, 500)); // an older boot: ignored
-    expect(store.summary().agents).toEqual([{ agentId: 'a1', state: 'online', bootSeq: 2, ts: 100 }]);
-    store.recordStatus(status('offline', 2, 200));
-    expect(store.summary().agents[0]).toMatchObject({ state: 'offline', ts: 200 });
+    store.recordStatus(status('online', 2, 500));
+    expect(store.summary().agents).toEqual([{ agentId: 'a1', state: 'online', bootSeq: 2, ts: 500 }]);
+    // The Will carries the time the agent connected: older than its online status, and still the latest word.
+    store.recordStatus(status('offline', 2, 100));
+    expect(store.summary().agents).toEqual([{ agentId: 'a1', state: 'offline', bootSeq: 2, ts: 100 }]);
+    store.recordStatus(status('online', 1, 50)); // a clock or boot counter that went back: the broker's order decides
+    expect(store.summary().agents[0]).toMatchObject({ state: 'online', bootSeq: 1, ts: 50 });
     store.recordMalformed('forewarn/v1/x/risk', 'bad 1');
     store.recordMalformed('forewarn/v1/x/risk', 'bad 2');
     expect(store.summary().malformed).toEqual([{ topic: 'forewarn/v1/x/risk', count: 2, lastError: 'bad 2', lastTs: expect.any(Number) }]);
@@ -169,21 +200,28 @@ describe('SubscriberStore', () => {
     expect(isForewarnError(err, 'FW_ERR_STORAGE_OPEN')).toBe(true);
   });
 
-  it('matches a simple model under seeded random arrival orders, duplicates and drops', () => {
+  it('matches a simple model under seeded random arrival orders, duplicates, drops and unavailable ranges', () => {
     for (const seed of [1, 2, 3, 42, 1234]) {
       const random = seededRandom(seed);
       const store = open();
       const n = 300;
+      const someRanges = (count: number, into: Set<number>) => {
+        const ranges: Array<[number, number]> = [];
+        for (let i = 0; i < count; i++) {
+          const from = 1 + Math.floor(random() * n);
+          const to = Math.min(n, from + Math.floor(random() * 15));
+          ranges.push([from, to]);
+          for (let s = from; s <= to; s++) into.add(s);
+        }
+        return ranges;
+      };
       const dropped = new Set<number>();
-      const ranges: Array<[number, number]> = [];
-      for (let i = 0; i < 4; i++) {
-        const from = 1 + Math.floor(random() * n);
-        const to = Math.min(n, from + Math.floor(random() * 15));
-        ranges.push([from, to]);
-        for (let s = from; s <= to; s++) dropped.add(s);
-      }
-      // Deliver a random subset of the rest, some twice, in a shuffled order, with the drop event somewhere in it.
-      const deliver = Array.from({ length: n }, (_, i) => i + 1).filter((s) => !dropped.has(s) && random() < 0.85);
+      const unavailable = new Set<number>();
+      const dropRanges = someRanges(4, dropped);
+      const unavailableRanges = someRanges(2, unavailable);
+      // Deliver a random subset, some twice, in a shuffled order, with both events somewhere in it. A few dropped
+      // seqs arrive too: the agent may announce as dropped rows it had published.
+      const deliver = Array.from({ length: n }, (_, i) => i + 1).filter((s) => (dropped.has(s) || unavailable.has(s) ? random() < 0.2 : random() < 0.85));
       const messages: number[][] = [];
       for (const s of deliver) messages.push(random() < 0.1 ? [s, s] : [s]);
       for (let i = messages.length - 1; i > 0; i--) {
@@ -191,18 +229,198 @@ describe('SubscriberStore', () => {
         [messages[i], messages[j]] = [messages[j]!, messages[i]!];
       }
       const dropAt = Math.floor(random() * messages.length);
+      const unavailableAt = Math.floor(random() * messages.length);
       messages.forEach((m, i) => {
-        if (i === dropAt) store.ingestBatch(dropEvent('telemetry', ranges));
+        if (i === dropAt) store.ingestBatch(dropEvent('telemetry', dropRanges));
+        if (i === unavailableAt) store.ingestBatch(unavailableEvent('telemetry', unavailableRanges));
         store.ingestBatch(batch(m));
       });
+      const delivered = new Set(deliver);
       const highest = Math.max(...deliver);
-      const expectedMissing = Array.from({ length: highest }, (_, i) => i + 1).filter((s) => !dropped.has(s) && !deliver.includes(s));
+      const expectedMissing = Array.from({ length: highest }, (_, i) => i + 1).filter((s) => !dropped.has(s) && !unavailable.has(s) && !delivered.has(s));
+      const explainedNotReceived = [...new Set([...dropped, ...unavailable])].filter((s) => !delivered.has(s)).sort((a, b) => a - b);
       const s = stream(store);
       const gapSeqs = s.gaps.flatMap((g) => Array.from({ length: g.to - g.from + 1 }, (_, i) => g.from + i));
       expect(gapSeqs, `seed ${seed}`).toEqual(expectedMissing);
-      expect(s, `seed ${seed}`).toMatchObject({ received: deliver.length, highestSeq: highest, missing: expectedMissing.length, dropped: dropped.size });
+      expect(s, `seed ${seed}`).toMatchObject({ received: deliver.length, highestSeq: highest, missing: expectedMissing.length });
+      // Received, dropped, unavailable and missing never share a seq.
+      expect([...explained(store, 'dropped'), ...explained(store, 'unavailable')].sort((a, b) => a - b), `seed ${seed}`).toEqual(explainedNotReceived);
+      expect(s.dropped + s.unavailable, `seed ${seed}`).toBe(explainedNotReceived.length);
       expect(s.duplicates, `seed ${seed}`).toBe(messages.filter((m) => m.length === 2).length);
+      expect(s.conflicts, `seed ${seed}`).toBe(0);
       expect(store.receivedSeqs('a1', 'telemetry'), `seed ${seed}`).toEqual(deliver);
     }
+  });
+});
+
+describe('SubscriberStore: end-to-end acknowledgement and what it explains', () => {
+  it('acknowledges per stream: through below the first open gap, the highest seq, and the gaps as missing', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 3, 7, 8, 12]));
+    store.ingestBatch(batch([1, 2], 'alerts'));
+    store.ingestBatch(batch([1], 'telemetry', 'someone-else'));
+    const ack = store.ackFor('a1', 1234);
+    expect(ack).toEqual({
+      schemaVersion: 1,
+      agentId: 'a1',
+      ts: 1234,
+      streams: { alerts: { through: 2, highest: 2 }, telemetry: { through: 3, highest: 12, missing: [[4, 6], [9, 11]] } },
+    });
+    expect(contractErrors('forewarn/v1/a1/ack', ack)).toEqual([]);
+    // Explained seqs count as done: a drop announced for 4..6 moves `through` up to the next gap.
+    store.ingestBatch(dropEvent('telemetry', [[4, 6]]));
+    expect(store.ackFor('a1').streams.telemetry).toEqual({ through: 8, highest: 12, missing: [[9, 11]] });
+    store.ingestBatch(batch([9, 10, 11]));
+    expect(store.ackFor('a1').streams.telemetry).toEqual({ through: 12, highest: 12 });
+  });
+
+  it('lists at most ACK_MAX_RANGES gaps, marks those as requested, and counts what fills them as repaired', () => {
+    const store = open();
+    const n = ACK_MAX_RANGES + 8;
+    // Seqs 1, 3, 5, …: one gap of one seq between each.
+    store.ingestBatch(batch(Array.from({ length: n + 1 }, (_, i) => 2 * i + 1)));
+    expect(stream(store)).toMatchObject({ missing: n, requested: 0 });
+    const ack = store.ackFor('a1');
+    expect(ack.streams.telemetry!.missing).toHaveLength(ACK_MAX_RANGES);
+    expect(ack.streams.telemetry!.missing![0]).toEqual([2, 2]);
+    expect(ack.streams.telemetry!.through).toBe(1);
+    expect(stream(store)).toMatchObject({ requested: ACK_MAX_RANGES });
+    // A requested one arrives: repaired. One past the listed ones: late, as before.
+    const unlisted = 2 * (ACK_MAX_RANGES + 1);
+    expect(store.ingestBatch(batch([2, 4]))).toMatchObject({ inserted: 2, repaired: 2, outOfOrder: 0 });
+    expect(store.ingestBatch(batch([unlisted]))).toMatchObject({ inserted: 1, repaired: 0, outOfOrder: 1 });
+    expect(stream(store)).toMatchObject({ repaired: 2, outOfOrder: 1, missing: n - 3, requested: ACK_MAX_RANGES - 2 });
+  });
+
+  it('keeps the request mark on the parts of a requested gap that a late record splits, and forgets a request whose ack was refused', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 10]));
+    store.ingestBatch(batch([20]));
+    store.ackFor('a1', 5000);
+    expect(store.ingestBatch(batch([5]))).toMatchObject({ repaired: 1, outOfOrder: 0 });
+    expect(store.ingestBatch(batch([3, 8]))).toMatchObject({ repaired: 2, outOfOrder: 0 });
+    expect(stream(store)).toMatchObject({ repaired: 3, missing: 14, requested: 14 });
+    // A later ack, refused by the broker: the gaps it would have listed first were already requested and stay so;
+    // only what that ack newly marked is forgotten.
+    store.ingestBatch(batch([30]));
+    store.ackFor('a1', 6000);
+    store.forgetRequests('a1', 6000);
+    expect(stream(store)).toMatchObject({ missing: 23, requested: 14 });
+    expect(store.ingestBatch(batch([25]))).toMatchObject({ repaired: 0, outOfOrder: 1 });
+  });
+
+  it('closes gaps named by a records-unavailable event as unavailable: not missing, not dropped, and never reopened', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 20]));
+    store.ackFor('a1');
+    // The agent purged 3..8 and 15..25 (it holds none of them); 20 is here already, so it is not unavailable.
+    store.ingestBatch(unavailableEvent('telemetry', [[3, 8], [15, 25]]));
+    expect(stream(store)).toMatchObject({ missing: 6, dropped: 0, unavailable: 16, gaps: [{ from: 9, to: 14 }] });
+    expect(explained(store, 'unavailable')).not.toContain(20);
+    // Redelivered: applied once. Seqs 21..25 were never due; when later seqs come, no gap opens for them.
+    store.ingestBatch(unavailableEvent('telemetry', [[3, 8]]));
+    store.ingestBatch(batch([27]));
+    expect(stream(store)).toMatchObject({ unavailable: 16, gaps: [{ from: 9, to: 14 }, { from: 26, to: 26 }] });
+    expect(store.ackFor('a1').streams.telemetry).toEqual({ through: 8, highest: 27, missing: [[9, 14], [26, 26]] });
+    // One that arrives after all is received, and leaves the unavailable range.
+    expect(store.ingestBatch(batch([4]))).toMatchObject({ inserted: 1, outOfOrder: 0, repaired: 0 });
+    expect(stream(store).unavailable).toBe(15);
+    expect(explained(store, 'unavailable')).toEqual([3, 5, 6, 7, 8, 15, 16, 17, 18, 19, 21, 22, 23, 24, 25]);
+  });
+
+  it('never holds a seq both as received and as dropped: an announcement leaves out what arrived, and a record cuts itself out of a drop', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 3, 6, 7]));
+    // The agent dropped rows it had published (the broker acknowledged them) but the centre had not confirmed.
+    store.ingestBatch(dropEvent('telemetry', [[2, 10]]));
+    expect(explained(store, 'dropped')).toEqual([4, 5, 8, 9, 10]);
+    expect(stream(store)).toMatchObject({ dropped: 5, missing: 0, received: 5 });
+    // Some arrive after the announcement: received, cut out of the dropped ranges (which split), neither late nor gaps.
+    expect(store.ingestBatch(batch([5, 9]))).toMatchObject({ inserted: 2, outOfOrder: 0 });
+    expect(explained(store, 'dropped')).toEqual([4, 8, 10]);
+    expect(store.ingestBatch(batch([11]))).toMatchObject({ inserted: 1, outOfOrder: 0 }); // the next one in order
+    expect(stream(store)).toMatchObject({ dropped: 3, missing: 0, received: 8, highestSeq: 11, gaps: [] });
+    const overlap = rows(store, 'SELECT r.seq FROM records r JOIN dropped d ON d.agent_id = r.agent_id AND d.stream = r.stream AND r.seq BETWEEN d.from_seq AND d.to_seq');
+    expect(overlap).toEqual([]);
+    // A record announced dropped before the centre ever saw the stream that far: no gap below it either.
+    store.ingestBatch(dropEvent('telemetry', [[12, 20]]));
+    store.ingestBatch(batch([15]));
+    expect(stream(store)).toMatchObject({ gaps: [], dropped: 11, highestSeq: 15 });
+    expect(explained(store, 'dropped')).toEqual([4, 8, 10, 12, 13, 14, 16, 17, 18, 19, 20]);
+  });
+
+  it('stores records carried over from an earlier agent database after a reset: received, no gap, not late', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 3, 9, 10])); // 4..8 were published to a broker that lost them
+    const reset: DecodedBatch = {
+      agentId: 'a1',
+      stream: 'events',
+      bootSeq: 2,
+      historical: false,
+      records: [{ seq: 2_000_000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'database file removed', setAside: '', firstSeq: 2_000_000, carried: 7 }],
+    };
+    store.ingestBatch(reset);
+    expect(stream(store)).toMatchObject({ gaps: [], resetBelow: 2_000_000 });
+    store.ingestBatch(batch([2_000_000, 2_000_001]));
+    // The carried rows come after the reset, below firstSeq: some above the old highest, some in the old gap.
+    expect(store.ingestBatch(batch([4, 5, 6, 7, 8, 11, 12]))).toMatchObject({ inserted: 7, carried: 7, outOfOrder: 0, repaired: 0 });
+    expect(stream(store)).toMatchObject({ received: 14, carried: 7, outOfOrder: 0, missing: 0, gaps: [], highestSeq: 2_000_001 });
+    expect(rows(store, 'SELECT first_seq, cause, carried FROM resets')).toEqual([{ first_seq: 2_000_000, cause: 'removed', carried: 7 }]);
+    expect(store.ackFor('a1').streams.telemetry).toEqual({ through: 2_000_001, highest: 2_000_001 });
+  });
+
+  it('counts a different record under a stored seq as a conflict, keeps the first, stores the other once, and a resend as a duplicate', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 3]));
+    const other: DecodedBatch = { ...batch([2, 3]), records: [{ seq: 2, ts: 5, metrics: { x: 99 } }, { seq: 3, ts: 1_700_000_000_003, metrics: { x: 3 } }] };
+    expect(store.ingestBatch(other)).toEqual({ inserted: 0, duplicates: 1, outOfOrder: 0, repaired: 0, carried: 0, conflicts: 1, conflictSeqs: [2] });
+    // The same conflicting record redelivered is not a second conflict.
+    expect(store.ingestBatch(other)).toMatchObject({ duplicates: 2, conflicts: 0 });
+    expect(stream(store)).toMatchObject({ received: 3, duplicates: 3, conflicts: 1 });
+    expect(store.storedConflicts('a1', 'telemetry')).toEqual([{ seq: 2, bootSeq: 1, receivedTs: expect.any(Number), payload: JSON.stringify({ seq: 2, ts: 5, metrics: { x: 99 } }) }]);
+    expect(rows(store, 'SELECT payload FROM records WHERE seq = 2')).toEqual([{ payload: JSON.stringify({ seq: 2, ts: 1_700_000_000_002, metrics: { x: 2 } }) }]);
+  });
+
+  it('migrates a schema-1 database in place, separating dropped from received, and reports an unmigrated one read-only', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-v1-')), 'central.db');
+    const v1 = new Database(file);
+    v1.exec(`
+      CREATE TABLE records (agent_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, boot_seq INTEGER NOT NULL,
+        historical INTEGER NOT NULL, received_ts INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (agent_id, stream, seq));
+      CREATE TABLE streams (agent_id TEXT NOT NULL, stream TEXT NOT NULL, highest_seq INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0,
+        duplicates INTEGER NOT NULL DEFAULT 0, out_of_order INTEGER NOT NULL DEFAULT 0, last_boot_seq INTEGER, last_received_ts INTEGER,
+        PRIMARY KEY (agent_id, stream));
+      CREATE TABLE gaps (agent_id TEXT NOT NULL, stream TEXT NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL, opened_ts INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, stream, from_seq));
+      CREATE TABLE dropped (agent_id TEXT NOT NULL, stream TEXT NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL, reason TEXT NOT NULL,
+        event_seq INTEGER NOT NULL, received_ts INTEGER NOT NULL, PRIMARY KEY (agent_id, stream, from_seq));
+      CREATE TABLE resets (agent_id TEXT NOT NULL, first_seq INTEGER NOT NULL, set_aside TEXT NOT NULL, event_seq INTEGER NOT NULL,
+        received_ts INTEGER NOT NULL, PRIMARY KEY (agent_id, first_seq));
+      CREATE TABLE agents (agent_id TEXT PRIMARY KEY, state TEXT NOT NULL, boot_seq INTEGER NOT NULL, ts INTEGER NOT NULL, received_ts INTEGER NOT NULL, payload TEXT NOT NULL);
+      CREATE TABLE malformed (topic TEXT PRIMARY KEY, count INTEGER NOT NULL, last_error TEXT NOT NULL, last_ts INTEGER NOT NULL);
+      INSERT INTO records VALUES ('a1', 'telemetry', 1, 1, 1, 0, 1, '{"seq":1,"ts":1}'), ('a1', 'telemetry', 2, 2, 1, 0, 1, '{"seq":2,"ts":2}'),
+        ('a1', 'telemetry', 6, 6, 1, 0, 1, '{"seq":6,"ts":6}'), ('a1', 'telemetry', 9, 9, 1, 0, 1, '{"seq":9,"ts":9}');
+      INSERT INTO streams (agent_id, stream, highest_seq, received, duplicates, out_of_order) VALUES ('a1', 'telemetry', 9, 4, 2, 1);
+      INSERT INTO gaps VALUES ('a1', 'telemetry', 7, 8, 1);
+      INSERT INTO dropped VALUES ('a1', 'telemetry', 2, 6, 'quota', 1, 1);
+      PRAGMA user_version = 1;
+    `);
+    v1.close();
+    // A report on the old file, before any subscriber upgraded it.
+    const ro = new SubscriberStore({ file, readonly: true });
+    expect(ro.summary().streams[0]).toMatchObject({ received: 4, missing: 2, dropped: 5, repaired: 0, unavailable: 0, conflicts: 0, requested: 0 });
+    ro.close();
+
+    const store = open(file);
+    expect(rows(store, 'PRAGMA user_version')).toEqual([{ user_version: 2 }]);
+    expect(explained(store, 'dropped')).toEqual([3, 4, 5]);
+    expect(stream(store)).toMatchObject({ received: 4, duplicates: 2, outOfOrder: 1, repaired: 0, missing: 2, dropped: 3, gaps: [{ from: 7, to: 8 }] });
+    // And it works as a schema-2 database from here.
+    expect(store.ackFor('a1').streams.telemetry).toEqual({ through: 6, highest: 9, missing: [[7, 8]] });
+    expect(store.ingestBatch(batch([7]))).toMatchObject({ repaired: 1 });
+    store.ingestBatch(unavailableEvent('telemetry', [[8, 8]]));
+    expect(stream(store)).toMatchObject({ repaired: 1, unavailable: 1, missing: 0 });
+    store.close();
+    expect(() => open(file)).not.toThrow(); // opening again does not migrate twice
   });
 });

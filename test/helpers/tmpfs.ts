@@ -1,0 +1,30 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/**
+ * A real, small file system for storage faults: a tmpfs mounted on a temp dir. Needs root; otherwise (or where
+ * mounting is not allowed, e.g. an unprivileged container) it returns the reason to skip the test with.
+ */
+export interface Tmpfs {
+  dir: string;
+  unmount(): void;
+}
+
+export function mountTmpfs(sizeMiB: number): Tmpfs | string {
+  if (process.getuid?.() !== 0) return `needs root to mount a ${sizeMiB} MiB tmpfs (mount -t tmpfs -o size=${sizeMiB}m)`;
+  const dir = mkdtempSync(path.join(tmpdir(), 'fw-tmpfs-'));
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return `cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`;
+  }
+  return {
+    dir,
+    unmount() {
+      spawnSync('umount', ['-l', dir]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
