@@ -297,6 +297,7 @@ export class SubscriberStore {
       const insert = this.sql(
         'INSERT OR IGNORE INTO records (agent_id, stream, seq, ts, boot_seq, historical, received_ts, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
+      let gapsAbove: boolean | undefined;
       for (const r of batch.records) {
         const payload = JSON.stringify(r);
         const { changes } = insert.run(agentId, stream, r.seq, r.ts, batch.bootSeq, batch.historical ? 1 : 0, receivedTs, payload);
@@ -316,6 +317,11 @@ export class SubscriberStore {
         const explained = this.cutExplained('dropped', agentId, stream, r.seq) || this.cutExplained('unavailable', agentId, stream, r.seq);
         if (r.seq > highest) {
           if (r.seq > highest + 1) this.openGap(agentId, stream, highest + 1, r.seq - 1, receivedTs);
+          // Gaps can lie above the highest seq received: the carried records an agent announced with a reset.
+          if (gapsAbove === undefined || gapsAbove) {
+            gapsAbove = this.sql('SELECT 1 FROM gaps WHERE agent_id = ? AND stream = ? AND to_seq >= ? LIMIT 1').get(agentId, stream, r.seq) !== undefined;
+            if (gapsAbove) this.closeGaps(agentId, stream, r.seq, r.seq);
+          }
           highest = r.seq;
         } else {
           const cut = this.closeGaps(agentId, stream, r.seq, r.seq);
@@ -338,6 +344,7 @@ export class SubscriberStore {
         if (reset) {
           this.addReset(agentId, reset, r.seq, receivedTs);
           resetBelow = this.resetBelow(agentId);
+          gapsAbove = undefined;
         }
       }
       this.sql(

@@ -254,6 +254,31 @@ describe('SubscriberStore', () => {
 });
 
 describe('SubscriberStore: end-to-end acknowledgement and what it explains', () => {
+  it('keeps the records an agent carried into a fresh file missing until they arrive, above or below the highest seq', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 3]));
+    // The agent's file was deleted while it ran: 4..9 carried into a new file counting from 1000 (5 had been received).
+    store.ingestBatch(batch([5]));
+    const reset: DecodedBatch = {
+      agentId: 'a1',
+      stream: 'events',
+      bootSeq: 2,
+      historical: false,
+      records: [{ seq: 1000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'deleted', setAside: '', firstSeq: 1000, carried: 6, carriedRanges: { telemetry: [[4, 9]] } }],
+    };
+    store.ingestBatch(reset);
+    const gaps = () => store.summary().streams.find((x) => x.agentId === 'a1' && x.stream === 'telemetry')!.gaps;
+    expect(gaps()).toEqual([{ from: 4, to: 4 }, { from: 6, to: 9 }]);
+    expect(store.ackFor('a1', 1).streams.telemetry).toMatchObject({ through: 3, missing: [[4, 4], [6, 9]] });
+    // They arrive in order, some above the highest seq received so far: each closes its gap.
+    store.ingestBatch(batch([4, 6, 7]));
+    expect(gaps()).toEqual([{ from: 8, to: 9 }]);
+    store.ingestBatch(batch([1000, 1001]));
+    store.ingestBatch(batch([8, 9]));
+    expect(gaps()).toEqual([]);
+    expect(store.ackFor('a1', 2).streams.telemetry).toMatchObject({ through: 1001 });
+  });
+
   it('acknowledges per stream: through below the first open gap, the highest seq, and the gaps as missing', () => {
     const store = open();
     store.ingestBatch(batch([1, 2, 3, 7, 8, 12]));

@@ -98,8 +98,6 @@ describe('delivery under disk faults (real tmpfs)', () => {
     // The disk fills while the agent is stopped: under Restart=always it used to exit at once, again and again.
     const filler = fillUp(fs.dir);
     const agent = rig.startAgent();
-    await sleep(3000);
-    console.log(agent.output().slice(0, 4000));
     await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_FULL'), 'the full disk noticed at start', 30_000);
     await waitFor(() => agent.logs().some((l) => l.msg === 'agent starting'), 'the agent to start anyway', 30_000);
     await sleep(4000);

@@ -233,7 +233,8 @@ export async function account(rig: Rig): Promise<StreamAccount[]> {
     const k = classify(rig, stream);
     return [...k.committed].every((q) => k.received.has(q) || k.dropped.has(q) || k.buffered.has(q));
   };
-  await waitFor(() => STREAMS.every(settled), 'the subscriber to catch up with every stream', 60_000);
+  // Not caught up in time: the checks below then say which seqs are missing.
+  await waitFor(() => STREAMS.every(settled), 'the subscriber to catch up with every stream', 60_000).catch(() => undefined);
   const summary = rig.subscriber.store.summary();
   return STREAMS.map((stream) => {
     const k = classify(rig, stream);
@@ -279,7 +280,11 @@ export async function settleAndAccount(rig: Rig, agent: AgentProcess): Promise<S
   rig.proxy.restore();
   const connected = (l: Record<string, unknown>) => l.msg === 'connected to the broker' || String(l.msg).startsWith('broker reachable again');
   await waitFor(() => agent.logs().some(connected), 'the agent to have connected', 60_000);
-  await waitFor(() => agentPending(rig) < 300, 'the agent to drain its backlog', 60_000);
+  await waitFor(() => agentPending(rig) < 300, 'the agent to drain its backlog', 60_000).catch((err: unknown) => {
+    // Say where it is stuck: what the centre waits for, and what the agent still holds.
+    const summary = rig.subscriber.store.summary().streams.filter((x) => x.agentId === rig.agentId);
+    throw new Error(`${String(err)}; centre: ${JSON.stringify(summary.map((x) => ({ stream: x.stream, highest: x.highestSeq, gaps: x.gaps.slice(0, 3) })))}; agent pending: ${agentPending(rig)}; subscriber: ${JSON.stringify(rig.subscriber.stats)} ${JSON.stringify(rig.subscriber.store.summary().malformed)}; agent log: ${agent.output().split("\n").filter((l) => /FW_ERR|again|unavailable|acknowledg|reachable|lost the/.test(l)).join("\n").slice(-4000)}`);
+  });
   await rig.stop(agent);
   const books = await account(rig);
   for (const b of books) expect(b.outOfOrder, `${b.stream} out of order at the subscriber`).toBe(0);
