@@ -6,6 +6,11 @@ import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { listen as listenTo, type ReceivedMessage as Msg } from '../helpers/mqtt-listener.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ReferenceSubscriber } from '../../agent/src/subscriber/reference-subscriber.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 
 /**
  * The real agent process, compiled, against a real mosquitto: it collects host telemetry, runs the simulated
@@ -37,6 +42,10 @@ describe('the agent, end to end', () => {
     cleanup.push(() => broker.stop());
     const messages = await listen(broker.url, 'forewarn/v1/e2e-1/#');
     // Credentials from the environment; mosquitto here accepts any, and the password must never reach a log line.
+    // The central side confirms what it stored (the default broker.ack: central releases records on that).
+    const central = new ReferenceSubscriber({ url: broker.url, clientId: 'central-e2e', dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'), log: captureLogger().log });
+    await central.start();
+    cleanup.push(() => central.stop());
     const agent = startAgent(baseConfig(broker.url, 'e2e-1'), { FOREWARN_BROKER_USERNAME: 'e2e-1', FOREWARN_BROKER_PASSWORD: 'pw-7f3a9c-never-logged' });
     cleanup.push(kill(agent));
 
@@ -61,10 +70,17 @@ describe('the agent, end to end', () => {
       expect(r.score as number).toBeGreaterThanOrEqual(0);
       expect(r.score as number).toBeLessThanOrEqual(1);
     }
-    // Sequence numbers are contiguous from 1: nothing was skipped on the way.
+    // Sequence numbers are contiguous from the fresh database's first seq, announced in its storage-recovered event:
+    // nothing was skipped on the way.
+    const created = await waitFor(
+      () => messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/events').flatMap((m) => m.payload.records as Array<Record<string, unknown>>).find((e) => e.type === 'storage-recovered'),
+      'the fresh database announced',
+    );
+    expect(created).toMatchObject({ cause: 'created', seq: created.firstSeq });
     const seqs = records.map((r) => r.seq as number).sort((a, b) => a - b);
-    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
-    expect(messages.find((m) => m.topic === 'forewarn/v1/e2e-1/status')?.payload).toMatchObject({ state: 'online', bootSeq: 1 });
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => (created.firstSeq as number) + i));
+    const bootSeq = Number(agent.logs().find((l) => l.msg === 'agent starting')!.bootSeq);
+    expect(messages.find((m) => m.topic === 'forewarn/v1/e2e-1/status')?.payload).toMatchObject({ state: 'online', bootSeq });
     // The retained status follows the sources: once sampling, the simulator shows as running.
     await waitFor(
       () => messages.some((m) => m.topic.endsWith('/status') && (m.payload.sources as Array<{ name: string; state: string }> | undefined)?.some((s) => s.name === 'simulator' && s.state === 'running')),
@@ -84,7 +100,9 @@ describe('the agent, end to end', () => {
     const status = await runCli(['status', '--config', agent.configFile, '--json']);
     expect(status.code).toBe(0);
     const report = JSON.parse(status.stdout) as { streams: Array<{ stream: string; pending: number; sentTotal: number }>; latestRisk: Array<{ asset: string }> };
+    // Acknowledged by the centre, which stored them.
     expect(report.streams.find((s) => s.stream === 'risk')!.sentTotal).toBeGreaterThanOrEqual(records.length);
+    expect(central.store.receivedSeqs('e2e-1', 'risk').length).toBeGreaterThanOrEqual(report.streams.find((s) => s.stream === 'risk')!.sentTotal);
     expect(report.latestRisk.map((r) => r.asset)).toContain('sim-mill-1');
   });
 
@@ -96,7 +114,8 @@ describe('the agent, end to end', () => {
     const proxy = await startTcpProxy(broker.port);
     cleanup.push(() => proxy.stop());
     proxy.cut();
-    const agent = startAgent(baseConfig(proxy.url, 'e2e-2'));
+    // A plain MQTT listener, no central subscriber: the broker's acknowledgement is what releases records here.
+    const agent = startAgent({ ...baseConfig(proxy.url, 'e2e-2'), broker: { ...baseConfig(proxy.url, 'e2e-2').broker, ack: 'broker' } });
     cleanup.push(kill(agent));
     await waitFor(() => agent.logs().some((l) => l.msg === 'model loaded' && l.model === 'machine-failure'), 'the model to load');
     await new Promise((r) => setTimeout(r, 2500));
@@ -109,14 +128,14 @@ describe('the agent, end to end', () => {
     expect((await agent.exited).code).toBe(0);
     // Every risk record the agent committed reached the broker, the backlog included.
     const status = JSON.parse((await runCli(['status', '--config', agent.configFile, '--json'])).stdout) as {
-      streams: Array<{ stream: string; lastSeq: number; pending: number }>;
+      streams: Array<{ stream: string; firstSeq: number; lastSeq: number; pending: number }>;
     };
     const risk = status.streams.find((s) => s.stream === 'risk')!;
     const seen = () => new Set(messages.flatMap((m) => (m.payload.records as Array<{ seq: number }>).map((r) => r.seq)));
     // The last acknowledged batches may still be on their way from the broker to this listener.
-    await waitFor(() => seen().size >= risk.lastSeq - risk.pending, 'every acknowledged risk record at the listener');
-    expect(seen().size).toBe(risk.lastSeq - risk.pending);
-    expect(Math.min(...seen())).toBe(1);
+    await waitFor(() => seen().size >= risk.lastSeq - risk.firstSeq + 1 - risk.pending, 'every acknowledged risk record at the listener');
+    expect(seen().size).toBe(risk.lastSeq - risk.firstSeq + 1 - risk.pending);
+    expect(Math.min(...seen())).toBe(risk.firstSeq);
   });
 
   it('leaves a Will that marks the agent offline when it dies without a goodbye', async () => {

@@ -111,13 +111,29 @@ export function collectMetrics(agent: Agent, version: string, loop: LoopDelay, n
     gauge('forewarn_start_time_seconds', 'When this agent run started, in seconds since the Unix epoch.', one(seconds(agent.stats.startedAt))),
     gauge('forewarn_boot_sequence', 'Boot sequence number of this run (grows by one per start of the agent on this database).', one(agent.stats.bootSeq)),
     // The outbox: what is buffered, sent and dropped, per stream (the database's own counters).
-    gauge('forewarn_outbox_pending_records', 'Records committed and not yet acknowledged by the broker, per stream.', counts.map((c) => ({ labels: { stream: c.stream }, value: c.pending }))),
+    gauge(
+      'forewarn_outbox_pending_records',
+      'Records committed and not yet acknowledged (by the centre with broker.ack central, else by the broker), per stream.',
+      counts.map((c) => ({ labels: { stream: c.stream }, value: c.pending })),
+    ),
+    gauge('forewarn_outbox_unconfirmed_records', 'Of the pending records, those the broker took that wait for the centre\'s confirmation (broker.ack central).', one(agent.store.unconfirmedTotal())),
     gauge(
       'forewarn_outbox_oldest_pending_age_seconds',
       'Age of the oldest record not yet acknowledged, per stream (0 when nothing is pending): how far the centre lags behind.',
       counts.map((c) => ({ labels: { stream: c.stream }, value: c.oldestPendingTs === null ? 0 : Math.max(0, seconds(now - c.oldestPendingTs)) })),
     ),
-    counter('forewarn_records_sent_total', 'Records acknowledged by the broker since the database was created, per stream.', counts.map((c) => ({ labels: { stream: c.stream }, value: c.sentTotal }))),
+    counter(
+      'forewarn_records_sent_total',
+      'Records acknowledged (by the centre with broker.ack central, else by the broker) since the database was created, per stream.',
+      counts.map((c) => ({ labels: { stream: c.stream }, value: c.sentTotal })),
+    ),
+    counter('forewarn_records_resent_total', 'Records sent again during this run because the centre reported them missing or never confirmed them.', one(sync.resent)),
+    counter('forewarn_records_unavailable_total', 'Seqs the centre asked for during this run that the agent no longer held (announced as records-unavailable).', one(sync.unavailable)),
+    gauge(
+      'forewarn_central_ack_age_seconds',
+      'Seconds since the centre\'s last end-to-end acknowledgement arrived (absent before the first): alert when it grows while the broker is connected.',
+      sync.centralAckTs === null ? [] : one(Math.max(0, seconds(now - sync.centralAckTs))),
+    ),
     counter('forewarn_records_dropped_total', 'Unsent records dropped under the storage policy since the database was created, per stream.', counts.map((c) => ({ labels: { stream: c.stream }, value: c.droppedTotal }))),
     counter('forewarn_readings_collected_total', 'Readings received from all sources during this run.', one(agent.stats.collected)),
     counter('forewarn_records_lost_total', 'Records that could not be committed at all (the disk stayed full after the drop policy ran) during this run.', one(agent.stats.lost)),

@@ -6,6 +6,11 @@ import { startAgent, type AgentProcess } from '../../helpers/agent-process.js';
 import { waitFor } from '../../helpers/wait.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { parseExposition, sampleValue, type ParsedFamily } from '../../helpers/prometheus.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ReferenceSubscriber } from '../../../agent/src/subscriber/reference-subscriber.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
 
 /** The real agent process serves /metrics and /healthz; we scrape it as Prometheus would. */
 
@@ -56,6 +61,8 @@ const config = (url: string, id: string) => ({
 const EXPECTED = [
   'forewarn_build_info',
   'forewarn_outbox_pending_records',
+  'forewarn_outbox_unconfirmed_records',
+  'forewarn_records_resent_total',
   'forewarn_outbox_oldest_pending_age_seconds',
   'forewarn_records_sent_total',
   'forewarn_records_dropped_total',
@@ -78,9 +85,13 @@ const EXPECTED = [
 ];
 
 describe('/metrics and /healthz', () => {
-  it('serves a valid exposition with every family, counts what reaches the broker, and says healthy', async () => {
+  it('serves a valid exposition with every family, counts what the centre confirmed, and says healthy', async () => {
     const broker = await startMosquitto();
     cleanup.push(() => broker.stop());
+    // The reference subscriber confirms what it stores: with the default broker.ack (central) that is what counts as sent.
+    const central = new ReferenceSubscriber({ url: broker.url, clientId: 'central-metrics', dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'), log: captureLogger().log });
+    await central.start();
+    cleanup.push(() => central.stop());
     const agent = startAgent(config(broker.url, 'metrics-1'));
     cleanup.push(kill(agent));
     const port = await metricsPort(agent);
@@ -101,6 +112,8 @@ describe('/metrics and /healthz', () => {
     expect(sampleValue(m, 'forewarn_broker_connected')).toBe(1);
     expect(sampleValue(m, 'forewarn_mqtt_published_messages_total')).toBeGreaterThan(0);
     expect(sampleValue(m, 'forewarn_mqtt_published_bytes_total')).toBeGreaterThan(0);
+    expect(sampleValue(m, 'forewarn_central_ack_age_seconds')).toBeGreaterThanOrEqual(0);
+    expect(sampleValue(m, 'forewarn_outbox_unconfirmed_records')).toBeGreaterThanOrEqual(0);
     expect(sampleValue(m, 'forewarn_model_info', { model: 'machine-failure', asset: 'sim-mill-1' })).toBe(1);
     expect(m.get('forewarn_model_info')!.samples.find((s) => s.labels.model === 'machine-failure')!.labels.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(sampleValue(m, 'forewarn_source_samples_total', { source: 'simulator' })).toBeGreaterThan(0);
