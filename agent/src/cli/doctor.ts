@@ -10,6 +10,8 @@ import { runTool } from '../sources/run-tool.js';
 import { readAer } from '../sources/sysfs/pcie-aer-source.js';
 import { ModelRegistry } from '../scoring/model-registry.js';
 import { OnnxModel } from '../scoring/onnx-model.js';
+import { topics } from '../contract/topics.js';
+import { parseAck } from '../sync/central-ack.js';
 
 /**
  * `forewarn doctor`: checks what the agent needs on this host, one line each with what to fix. It reads and
@@ -58,7 +60,10 @@ export async function runDoctor(configFile: string | undefined, env: NodeJS.Proc
     return { ok: false, config: configFile ?? null, checks };
   }
   checks.push(...checkTlsFiles(config));
-  checks.push(await checkBroker(config));
+  const broker = await checkBroker(config);
+  checks.push(broker);
+  // Only worth asking a broker that let us in.
+  if (broker.status !== 'fail') checks.push(await checkCentralAck(config));
   checks.push(...checkStorage(loaded));
   checks.push(...(await checkSources(config)));
   checks.push(...(await checkModels(config)));
@@ -85,15 +90,12 @@ function checkTlsFiles(config: Readonly<AgentConfig>): Check[] {
 const reasonName = (code: number) => (code === 0 ? 'Success' : (ReasonCodes as Record<number, string>)[code] || 'unknown reason');
 const hex = (code: number) => `0x${code.toString(16).padStart(2, '0')}`;
 
-/** Connects once with MQTT 5, the configured credentials and TLS, under another client id, and disconnects. */
-export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check> {
+/** The agent's connection options under another client id: a running agent would be dropped by a second client with its id. */
+function doctorClientOptions(config: Readonly<AgentConfig>, suffix: string, timeoutMs: number): IClientOptions {
   const b = config.broker;
-  const name = 'broker';
-  const timeoutMs = Math.min(b.connectTimeoutMs, BROKER_TIMEOUT_MS);
   const opts: IClientOptions = {
     protocolVersion: 5,
-    // Not the agent's own id: a running agent would be disconnected by a second client with its id.
-    clientId: `${b.clientId}-doctor`.slice(0, 64),
+    clientId: `${b.clientId}-${suffix}`.slice(0, 64),
     clean: true,
     connectTimeout: timeoutMs,
     reconnectPeriod: 0,
@@ -101,10 +103,88 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
   };
   if (b.username) opts.username = b.username;
   if (b.password) opts.password = b.password;
+  if (b.tls.caFile) opts.ca = readFileSync(b.tls.caFile);
+  if (b.tls.certFile) opts.cert = readFileSync(b.tls.certFile);
+  if (b.tls.keyFile) opts.key = readFileSync(b.tls.keyFile);
+  return opts;
+}
+
+/** How long the doctor waits for the retained acknowledgement after its SUBACK. */
+const ACK_WAIT_MS = 1500;
+
+/**
+ * With `broker.ack: central` records leave the outbox only on the centre's acknowledgement: is one there (the
+ * retained `forewarn/v1/{id}/ack`), and may this agent read it? With `broker` it only says what that means.
+ */
+export async function checkCentralAck(config: Readonly<AgentConfig>): Promise<Check> {
+  const b = config.broker;
+  const name = 'broker.ack';
+  const topic = topics.ack(config.agent.id);
+  const timeoutMs = Math.min(b.connectTimeoutMs, BROKER_TIMEOUT_MS);
+  let opts: IClientOptions;
   try {
-    if (b.tls.caFile) opts.ca = readFileSync(b.tls.caFile);
-    if (b.tls.certFile) opts.cert = readFileSync(b.tls.certFile);
-    if (b.tls.keyFile) opts.key = readFileSync(b.tls.keyFile);
+    opts = doctorClientOptions(config, 'doctor-ack', timeoutMs);
+  } catch (err) {
+    return fail(name, `cannot read the TLS files: ${describeError(err)}`, 'fix broker.tls');
+  }
+  return new Promise<Check>((resolve) => {
+    let done = false;
+    let client: mqtt.MqttClient | undefined;
+    const finish = (c: Check) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      client?.end(true);
+      resolve(c);
+    };
+    const none = () =>
+      b.ack === 'central'
+        ? warn(name, `central: no acknowledgement from a central subscriber on ${topic} yet; records the broker takes stay buffered (up to the storage quota) until one confirms them`, 'run `forewarn subscribe` (or your own central ingest that publishes the acknowledgement, docs/mqtt.md), or set broker.ack: broker')
+        : ok(name, 'broker: records are released on the broker\'s PUBACK (a broker that loses messages after acknowledging them loses them; docs/delivery.md)');
+    const timer = setTimeout(() => finish(none()), timeoutMs + ACK_WAIT_MS);
+    try {
+      client = mqtt.connect(b.url, opts);
+    } catch (err) {
+      finish(fail(name, `${b.url}: ${describeError(err)}`, 'fix broker.url'));
+      return;
+    }
+    client.on('error', () => finish(none()));
+    client.on('message', (_t, payload) => {
+      if (!payload.length) return;
+      const ack = parseAck(payload, config.agent.id);
+      if (typeof ack === 'string') {
+        finish(warn(name, `${topic} holds an acknowledgement that does not follow the contract: ${ack}`, 'check what publishes there: only the central subscriber should (ACL: topic write forewarn/v1/+/ack for it alone)'));
+        return;
+      }
+      const behind = [...ack.streams].map(([s, v]) => `${s} through ${v.through}`).join(', ');
+      finish(ok(name, `${b.ack}: the centre acknowledged at ${new Date(ack.ts).toISOString()} (${behind || 'no streams yet'})`));
+    });
+    client.on('connect', () => {
+      client!.subscribe(topic, { qos: 1 }, (err, granted) => {
+        const code = granted?.[0]?.qos;
+        if (err || (typeof code === 'number' && code >= 0x80)) {
+          finish(
+            b.ack === 'central'
+              ? fail(name, `the broker refused the subscription to ${topic}: records would stay buffered forever`, 'let the agent read its acknowledgements: ACL `pattern read forewarn/v1/%u/ack`')
+              : warn(name, `the broker refused the subscription to ${topic}: gap repair is off`, 'ACL `pattern read forewarn/v1/%u/ack`'),
+          );
+          return;
+        }
+        // A retained acknowledgement arrives right after the SUBACK; none within a moment means there is none.
+        setTimeout(() => finish(none()), ACK_WAIT_MS);
+      });
+    });
+  });
+}
+
+/** Connects once with MQTT 5, the configured credentials and TLS, under another client id, and disconnects. */
+export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check> {
+  const b = config.broker;
+  const name = 'broker';
+  const timeoutMs = Math.min(b.connectTimeoutMs, BROKER_TIMEOUT_MS);
+  let opts: IClientOptions;
+  try {
+    opts = doctorClientOptions(config, 'doctor', timeoutMs);
   } catch (err) {
     return fail(name, `${b.url}: cannot read the TLS files: ${describeError(err)}`, 'fix broker.tls');
   }

@@ -1,11 +1,14 @@
 /**
  * What the agent asks of its outbox. SQLite (record-store.ts) implements it; test/agent/store/outbox-contract.ts
- * is the suite every implementation must pass, as MQTT.js does for its stores.
+ * is the suite every implementation must pass, as MQTT.js does for its stores (test/agent/store/
+ * record-store-central.test.ts covers the end-to-end acknowledgement and the fresh-file paths).
  *
  * The promises: a record committed by `append` has a per-stream `seq` that is persistent, contiguous and never
- * reused; it stays pending until `markSent` (called only on the broker's PUBACK); pending records come out of
- * `nextBatch` in priority order between streams and in seq order within each; a record leaves without being sent
- * only through `enforceQuota`, which counts it and says so in an `events` record committed in the same transaction.
+ * reused; it stays pending until it is acknowledged: `markSent` on the broker's PUBACK (broker.ack: broker), or
+ * `markPublished` on the PUBACK and then `confirm` once the centre's watermark passes it (broker.ack: central);
+ * pending records come out of `nextBatch` in priority order between streams and in seq order within each; a record
+ * leaves without being acknowledged only through `enforceQuota`, which counts it and says so in an `events` record
+ * committed in the same transaction, and never drops alerts nor those announcements.
  */
 
 /** Streams in drain order: a lower number goes first after an outage. */
@@ -106,6 +109,12 @@ export interface Outbox {
   append(items: readonly NewRecord[]): number[];
   nextBatch(request: BatchRequest): OutboxBatch | null;
   markSent(stream: StreamName, ids: readonly number[], now?: number): number;
+  /** The broker took these rows; they stay pending until `confirm` (central acknowledgement). */
+  markPublished(stream: StreamName, ids: readonly number[], now?: number): number;
+  /** The centre holds every seq of `stream` up to `through`: published rows up to it are acknowledged. */
+  confirm(stream: StreamName, through: number, now?: number): number;
+  /** Rows still held for seqs in [from, to] (acknowledged ones too, unless `onlyPending`), in seq order: for resends. */
+  heldRecords(stream: StreamName, from: number, to: number, limit: number, onlyPending?: boolean): OutboxRecord[];
   counts(): StreamCounts[];
   /** Highest id per stream: the boundary between backlog and live records when a connection comes up. */
   maxIds(): Map<StreamName, number>;

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import mqtt from 'mqtt';
 import { freePort, startMosquitto } from '../../helpers/mosquitto.js';
 import { runCli, writeAgentConfig } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
@@ -52,6 +53,25 @@ describe('forewarn doctor', () => {
     expect(check(report, 'storage.dir').status).toBe('ok');
     expect(text).toMatch(/\[ ok \] broker: /);
     expect(text).toMatch(/0 failure\(s\)/);
+  });
+
+  it('says whether a central subscriber acknowledges this agent (broker.ack: central), and what broker.ack: broker means', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const none = await doctor({ agent: { id: 'doc-ack' }, broker: { url: broker.url }, sources: NO_HARDWARE });
+    expect(check(none.report, 'broker.ack')).toMatchObject({ status: 'warn' });
+    expect(check(none.report, 'broker.ack').message).toMatch(/no acknowledgement from a central subscriber on forewarn\/v1\/doc-ack\/ack/);
+    // The centre's retained acknowledgement, as `forewarn subscribe` writes it.
+    const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    await c.publishAsync('forewarn/v1/doc-ack/ack', JSON.stringify({ schemaVersion: 1, agentId: 'doc-ack', ts: Date.UTC(2026, 11, 6), streams: { telemetry: { through: 41, highest: 41 } } }), { qos: 1, retain: true });
+    const seen = await doctor({ agent: { id: 'doc-ack' }, broker: { url: broker.url }, sources: NO_HARDWARE });
+    expect(check(seen.report, 'broker.ack')).toMatchObject({ status: 'ok' });
+    expect(check(seen.report, 'broker.ack').message).toMatch(/acknowledged at 2026-12-06T00:00:00.000Z \(telemetry through 41\)/);
+    // Another agent's id reads nothing there; in broker mode that is fine and said so.
+    const plain = await doctor({ agent: { id: 'doc-other' }, broker: { url: broker.url, ack: 'broker' }, sources: NO_HARDWARE });
+    expect(check(plain.report, 'broker.ack')).toMatchObject({ status: 'ok' });
+    expect(check(plain.report, 'broker.ack').message).toMatch(/released on the broker's PUBACK/);
+    await c.endAsync();
   });
 
   it('fails with a clear message when nothing listens on the broker port', async () => {
