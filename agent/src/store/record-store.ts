@@ -747,6 +747,11 @@ export class RecordStore implements Outbox {
     return this.db.readonly ? Number(this.getMeta('seq_base') ?? '1') : this.seqBase;
   }
 
+  /** Pending records the broker has not taken yet (all pending ones in broker mode): what a backlog still has to send. */
+  unpublishedTotal(): number {
+    return (this.sql('SELECT COUNT(*) AS n FROM records INDEXED BY records_pending WHERE sent_ts IS NULL AND puback_ts IS NULL').get() as { n: number }).n;
+  }
+
   /** Pending records in all streams: cheaper than counts() for the drain loop. */
   pendingTotal(): number {
     return (this.sql('SELECT COUNT(*) AS n FROM records WHERE sent_ts IS NULL').get() as { n: number }).n;

@@ -56,7 +56,8 @@ export class DrainProgress {
   tick(online: boolean, now = Date.now()): void {
     if (now - this.lastReport < this.intervalMs) return;
     this.lastReport = now;
-    const left = this.store.pendingTotal();
+    // What is still to send, not what waits for the centre's confirmation: that is not a backlog to drain.
+    const left = this.store.unpublishedTotal();
     // Offline, nothing drains, whatever the last seconds of the connection achieved.
     const r = online ? this.rate(now) : { records: 0, bytes: 0 };
     if (left >= BACKLOG_MIN) {

@@ -129,9 +129,9 @@ describe('delivery under disk faults (real tmpfs)', () => {
 
 describe('drops that reach past telemetry and risk', () => {
   it('never drops alerts nor the announcements of drops, and still accounts for every seq', async () => {
-    // A quota this small cannot hold an outage's telemetry and risk: the policy goes on to events, and must stop
-    // at the notices that describe it and at alerts.
-    const rig = await startRig('fault-deepdrop', { maxBytes: 160 * 1024, checkIntervalMs: 200 });
+    // A quota this small (the empty database takes most of it) cannot hold an outage's telemetry and risk: the
+    // policy goes on to events, and must stop at the notices that describe it and at alerts.
+    const rig = await startRig('fault-deepdrop', { maxBytes: 64 * 1024, checkIntervalMs: 200 });
     cleanup.push(() => rig.close());
     rig.proxy.cut();
     const agent = rig.startAgent();
@@ -141,7 +141,10 @@ describe('drops that reach past telemetry and risk', () => {
     const by = Object.fromEntries(books.map((b) => [b.stream, b]));
     expect(by.telemetry!.dropped).toBeGreaterThan(0);
     expect(by.risk!.dropped).toBeGreaterThan(0);
+    // It went on to events (the model-health ones), and stopped at alerts.
+    expect(by.events!.dropped).toBeGreaterThan(0);
     expect(by.alerts!.dropped).toBe(0);
+    if (process.env.FOREWARN_FAULT_VERBOSE) console.log(books, events(rig).filter((e) => e.type === 'records-dropped').map((e) => [e.stream, e.count]));
     // Every notice reached the centre: none was dropped by the policy it describes.
     const notices = events(rig).filter((e) => e.type === 'records-dropped');
     expect(notices.length).toBeGreaterThan(0);
