@@ -144,9 +144,9 @@ export function collectMetrics(agent: Agent, version: string, loop: LoopDelay, n
     gauge('forewarn_storage_wal_bytes', 'Size of the database write-ahead log.', one(usage.walBytes)),
     gauge('forewarn_storage_reclaimable_bytes', 'Free pages in the database file that can go back to the file system.', one(usage.reclaimableBytes)),
     gauge('forewarn_storage_filesystem_free_bytes', 'Free space for unprivileged users on the file system of storage.dir.', one(usage.freeBytes)),
-    gauge('forewarn_storage_limit_bytes', 'The configured limits: `max` is storage.maxBytes (0: no quota), `min_free` is storage.minFreeBytes.', [
-      { labels: { limit: 'max' }, value: agent.config.storage.maxBytes },
-      { labels: { limit: 'min_free' }, value: agent.config.storage.minFreeBytes },
+    gauge('forewarn_storage_limit_bytes', 'The limits in force: `max` is storage.maxBytes (0: no quota), `min_free` is storage.minFreeBytes (clamped when the file system cannot meet it).', [
+      { labels: { limit: 'max' }, value: agent.limits.maxBytes },
+      { labels: { limit: 'min_free' }, value: agent.limits.minFreeBytes },
     ]),
     // The broker connection and what went over it.
     gauge('forewarn_broker_connected', '1 while connected to the broker, else 0.', one(sync.state === 'online' ? 1 : 0)),

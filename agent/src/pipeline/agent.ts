@@ -103,7 +103,7 @@ export class Agent {
   private lastRefusal = 0;
   private readonly reserve: SpaceReserve;
   /** storage.maxBytes and minFreeBytes as this file system allows them (a floor it cannot meet is clamped). */
-  private readonly limits: StorageLimits;
+  readonly limits: StorageLimits;
   /** Records a full disk refused, other than telemetry: committed first once it takes writes again. */
   private readonly held: NewRecord[] = [];
   private readonly writeQueue: NewRecord[] = [];

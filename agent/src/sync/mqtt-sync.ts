@@ -6,7 +6,7 @@ import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../errors.js';
 import { CONTENT_TYPE, SCHEMA_VERSION, topics, type StatusPayload } from '../contract/topics.js';
 import { STREAMS } from '../store/outbox.js';
-import { mergeRanges } from '../store/record-store.js';
+import { RECORD_OVERHEAD, mergeRanges } from '../store/record-store.js';
 import { parseAck } from './central-ack.js';
 import type { Component } from '../pipeline/types.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -623,7 +623,7 @@ export class MqttSync implements Component {
       const records: OutboxRecord[] = [];
       let bytes = 0;
       for (const row of rows) {
-        const size = row.json.length + 24;
+        const size = row.json.length + RECORD_OVERHEAD;
         if (records.length && bytes + size > this.maxBytes) break;
         bytes += size;
         records.push(row);
