@@ -431,6 +431,15 @@ export class RecordStore implements Outbox {
     })();
   }
 
+  /** `confirm` for several streams in one transaction: one commit (one fsync) per acknowledgement message. */
+  confirmAll(watermarks: ReadonlyMap<StreamName, number>, now = Date.now()): number {
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const [stream, through] of watermarks) n += this.confirm(stream, through, now);
+      return n;
+    })();
+  }
+
   /**
    * Per stream, the id below which every pending row is already at the broker (marked published): where a new
    * connection starts sending, so rows the broker took are not sent again on every reconnect. Rows it took that

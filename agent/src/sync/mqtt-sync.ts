@@ -463,6 +463,7 @@ export class MqttSync implements Component {
     }
     const now = Date.now();
     this.stats.centralAckTs = now;
+    const watermarks = new Map<StreamName, number>();
     for (const [stream, st] of ack.streams) {
       const prev = this.central.get(stream);
       // Several central instances may answer; a watermark never goes back.
@@ -471,14 +472,15 @@ export class MqttSync implements Component {
       this.central.set(stream, { through, highest, movedAt: !prev || highest > prev.highest ? now : prev.movedAt });
       // Every time, not only when `through` moved: rows the broker took after the centre already had them (a resend
       // whose mark was lost to a full disk) are released by the next acknowledgement.
-      if (this.b.ack === 'central' && through > 0) {
-        try {
-          this.stats.confirmed += this.store.confirm(stream, through, now);
-        } catch (err) {
-          this.storageError(err, 'cannot mark records confirmed by the centre; they stay buffered');
-        }
-      }
+      if (this.b.ack === 'central' && through > 0) watermarks.set(stream, through);
       for (const [from, to] of st.missing) this.requestResend({ stream, from, to, kind: 'missing' }, now);
+    }
+    if (watermarks.size) {
+      try {
+        this.stats.confirmed += this.store.confirmAll(watermarks, now);
+      } catch (err) {
+        this.storageError(err, 'cannot mark records confirmed by the centre; they stay buffered');
+      }
     }
     this.drain();
   }
