@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ERROR_CODES } from '../agent/src/errors.js';
+import { ERROR_CODES } from '../agent/src/core/errors.js';
 import { renderConfigDocs } from '../agent/src/config/config-docs.js';
 import { renderAlertDocs } from '../agent/src/health/alert-docs.js';
 import { HEALTH_RULES } from '../agent/src/health/health-rules.js';

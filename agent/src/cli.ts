@@ -2,9 +2,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { assessConfigStorage, loadConfig, redactConfig, PACKAGE_ROOT, type LoadedConfig } from './config/load-config.js';
-import { ForewarnError, describeError, isForewarnError } from './errors.js';
-import { createLogger } from './logger.js';
+import { assessConfigStorage, loadConfig, redactConfig, type LoadedConfig } from './config/load-config.js';
+import { PACKAGE_ROOT } from './core/package-root.js';
+import { ForewarnError, describeError, isForewarnError } from './core/errors.js';
+import { createLogger } from './core/logger.js';
 import { Agent } from './pipeline/agent.js';
 import { LiveView } from './view/live-view.js';
 import { formatStatus, readStatus } from './cli/status-report.js';

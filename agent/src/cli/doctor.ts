@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import mqtt, { ReasonCodes, type IClientOptions } from 'mqtt';
 import { assessConfigStorage, loadConfig, type AgentConfig, type LoadedConfig } from '../config/load-config.js';
-import { describeError, isForewarnError } from '../errors.js';
+import { describeError, isForewarnError } from '../core/errors.js';
 import { DB_FILE } from '../store/record-store.js';
 import { formatBytes, nearestExistingDir, type StorageLimits } from '../store/storage-limits.js';
 import { runTool } from '../sources/run-tool.js';

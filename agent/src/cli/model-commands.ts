@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type AgentConfig } from '../config/load-config.js';
-import { ForewarnError } from '../errors.js';
+import { ForewarnError } from '../core/errors.js';
 import { createBundle, generateSigningKey, loadPrivateKey, loadTrustedKeys } from '../scoring/model-bundle.js';
 import { installModelBundle } from '../scoring/install-model.js';
 import { ModelRegistry, type ModelState } from '../scoring/model-registry.js';

@@ -1,7 +1,7 @@
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import { loadConfig, redactConfig, type AgentConfig } from '../config/load-config.js';
-import { ForewarnError, describeError } from '../errors.js';
-import type { Agent } from '../pipeline/agent.js';
+import { ForewarnError, describeError } from '../core/errors.js';
+import type { AgentView } from '../snapshot/agent-view.js';
 import type { CommandHost } from './command-handler.js';
 
 /** Largest `diagnostics` reply, in bytes of JSON: what does not fit is cut, recent errors first. */
@@ -27,7 +27,7 @@ export function changedOptions(a: unknown, b: unknown, at: string[] = []): strin
 }
 
 /** The commands' view of a running agent (docs/commands.md). */
-export function agentCommandHost(agent: Agent, root: Logger, state: AgentCommandState, configFile: string | null, agentVersion: string, recentLog: () => ReadonlyArray<Record<string, unknown>> = () => []): CommandHost {
+export function agentCommandHost(agent: AgentView, root: Logger, state: AgentCommandState, configFile: string | null, agentVersion: string, recentLog: () => ReadonlyArray<Record<string, unknown>> = () => []): CommandHost {
   let config: Readonly<AgentConfig> = agent.config;
   const status = () => {
     const health = agent.drift?.health() ?? [];

@@ -4,7 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { topics } from '../contract/topics.js';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import { loadPrivateKey } from '../scoring/model-bundle.js';
 import { signCommand } from './command-signature.js';
 import type { CommandReply } from './command-handler.js';

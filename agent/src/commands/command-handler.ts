@@ -1,7 +1,7 @@
-import { describeError, isForewarnError, type ErrorCode } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { describeError, isForewarnError, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { loadTrustedKeys, type TrustedKeys } from '../scoring/model-bundle.js';
-import { TOPIC_ROOT, topics } from '../contract/topics.js';
+import { TOPIC_ROOT, topics, type IncomingCommand } from '../contract/topics.js';
 import { checkCommandSignature, type SignedFields } from './command-signature.js';
 
 /**
@@ -26,15 +26,6 @@ const ID = /^[\x21-\x7e]{1,128}$/;
 const MAX_REMEMBERED_IDS = 10_000;
 /** Refusals and failures kept for `diagnostics`. */
 const RECENT_ERRORS = 20;
-
-export interface IncomingCommand {
-  topic: string;
-  payload: Buffer;
-  responseTopic?: string;
-  correlationData?: Buffer;
-  /** MQTT 5 user property `requester`, when the centre sets one. */
-  requester?: string;
-}
 
 export interface CommandReply {
   status: 'ok' | 'error';

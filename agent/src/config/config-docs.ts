@@ -1,8 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PACKAGE_ROOT, envName, scalarOptions } from './load-config.js';
-import { configSchema, type SchemaNode } from './schema.js';
+import { PACKAGE_ROOT } from '../core/package-root.js';
+import { envName, scalarOptions } from './load-config.js';
+import type { SchemaNode } from '../core/schema-node.js';
+import { configSchema } from './schema.js';
 
 /**
  * Renders docs/configuration.md from the schema, so every option's line is always there and always true.

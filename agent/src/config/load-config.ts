@@ -1,12 +1,13 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
+import { PACKAGE_ROOT } from '../core/package-root.js';
 import { assessStorageLimits, storageDirProblem, type StorageLimitsAssessment } from '../store/storage-limits.js';
-import { configSchema, type SchemaNode } from './schema.js';
+import type { SchemaNode } from '../core/schema-node.js';
+import { configSchema } from './schema.js';
 import type { QualityConfig } from '../health/data-quality.js';
 import type { AnomalyConfig } from '../scoring/anomaly/anomaly-scorer.js';
 import type { NvidiaGpuConfig } from '../sources/gpu/nvidia-gpu-source.js';
@@ -85,23 +86,6 @@ export interface LoadedConfig {
 }
 
 export const ENV_PREFIX = 'FOREWARN_';
-/** The repository (or installed package) root, where `models/` ships: the nearest folder up with our package.json. */
-export const PACKAGE_ROOT = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
-
-function findPackageRoot(from: string): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'forewarn') return dir;
-      } catch {
-        // not ours; keep walking
-      }
-    }
-    if (path.dirname(dir) === dir) return process.cwd();
-  }
-}
-
 /** `broker.tls.caFile` → `FOREWARN_BROKER_TLS_CA_FILE`. */
 export function envName(configPath: string[]): string {
   return ENV_PREFIX + configPath.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');

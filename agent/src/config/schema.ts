@@ -5,26 +5,7 @@
  */
 import { MODBUS_SOURCES_SCHEMA } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 import { nodeStreamConfigSchema } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
-
-
-export interface SchemaNode {
-  type: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
-  description: string;
-  default?: unknown;
-  properties?: Record<string, SchemaNode>;
-  additionalProperties?: boolean | SchemaNode;
-  required?: string[];
-  items?: SchemaNode;
-  enum?: readonly (string | number | boolean)[];
-  minimum?: number;
-  maximum?: number;
-  minLength?: number;
-  pattern?: string;
-  format?: string;
-  minItems?: number;
-  /** Forewarn extension: never logged; `<name>File` and FOREWARN_… variables can supply it. */
-  secret?: boolean;
-}
+import type { SchemaNode } from '../core/schema-node.js';
 
 /** Byte sizes: 1 PiB is beyond any disk an edge agent writes to; larger numbers are typos or lost precision. */
 const MAX_BYTES = 2 ** 50;

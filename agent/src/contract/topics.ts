@@ -23,6 +23,16 @@ export const topics = {
   ack: (agentId: string) => `${TOPIC_ROOT}/${agentId}/ack`,
 };
 
+/** A remote command as it arrives on `commands(agentId)`: the MQTT 5 message, not yet verified or parsed. */
+export interface IncomingCommand {
+  topic: string;
+  payload: Buffer;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  /** MQTT 5 user property `requester`, when the centre sets one. */
+  requester?: string;
+}
+
 /**
  * MQTT 5 content type of a batch. Decoders should also sniff the payload, since bridges may drop properties:
  * gzip starts with the bytes 1f 8b, JSON with `{`.

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PACKAGE_ROOT } from '../config/load-config.js';
+import { PACKAGE_ROOT } from '../core/package-root.js';
 import { HEALTH_RULES, type HealthRule } from './health-rules.js';
 import { ANOMALY_RULE, DRIFT_RULE, QUALITY_RULE, RISK_RULE } from './health-monitor.js';
 import { XID_CATALOG } from '../sources/gpu/nvidia-smi-parsers.js';

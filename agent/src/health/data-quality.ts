@@ -1,4 +1,4 @@
-import type { Reading } from '../pipeline/types.js';
+import type { Reading } from '../core/types.js';
 
 /**
  * Data-quality checks on every signal of every stream: out of physical range, sudden step, flatlined, stale.

@@ -1,7 +1,7 @@
 import type { ModelHealth } from '../scoring/drift-monitor.js';
-import type { Logger } from '../logger.js';
-import { describeError } from '../errors.js';
-import type { Component, HealthEvent, Reading, RiskRecord } from '../pipeline/types.js';
+import type { Logger } from '../core/logger.js';
+import { describeError } from '../core/errors.js';
+import type { Component, HealthEvent, Reading, RiskRecord } from '../core/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import { HEALTH_RULES, compare, type HealthRule, type Severity } from './health-rules.js';
 import type { QualityIssue } from './data-quality.js';

@@ -1,11 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { Logger } from '../logger.js';
-import { describeError } from '../errors.js';
-import type { Component } from '../pipeline/types.js';
-import type { Agent } from '../pipeline/agent.js';
-import { CONTENT_TYPE, renderExposition, type MetricFamily, type Sample } from './exposition.js';
+import type { Logger } from '../core/logger.js';
+import { describeError } from '../core/errors.js';
+import type { Component } from '../core/types.js';
+import type { AgentView } from '../snapshot/agent-view.js';
+import { CONTENT_TYPE, renderExposition, type MetricFamily, type Sample } from '../core/exposition.js';
 
 /**
  * `/metrics` (Prometheus text format) and `/healthz` on a local port, with node:http. Every value is read at
@@ -102,7 +102,7 @@ const SOURCE_STATES = ['idle', 'running', 'failing', 'unavailable', 'stopped'] a
 const DRIFT_STATES = ['warming', 'ok', 'watch', 'drift'] as const;
 
 /** Every metric family, read from the agent now. */
-export function collectMetrics(agent: Agent, version: string, loop: LoopDelay, now = Date.now()): MetricFamily[] {
+export function collectMetrics(agent: AgentView, version: string, loop: LoopDelay, now = Date.now()): MetricFamily[] {
   const counts = agent.store.counts();
   const usage = agent.store.usage();
   const sync = agent.sync.stats;
@@ -239,7 +239,7 @@ export function collectMetrics(agent: Agent, version: string, loop: LoopDelay, n
  * to the database succeeded. A broker that is down is not unhealthy (the agent buffers), nor is an unavailable
  * source; both are in `notes`.
  */
-export function checkHealth(agent: Agent, version: string, loop: LoopDelay, now = Date.now()): HealthReport {
+export function checkHealth(agent: AgentView, version: string, loop: LoopDelay, now = Date.now()): HealthReport {
   const reasons: string[] = [];
   const notes: string[] = [];
   const { stats } = agent;
@@ -288,7 +288,7 @@ export class MetricsServer implements Component {
 
   constructor(
     private readonly config: Readonly<MetricsConfig>,
-    private readonly agent: Agent,
+    private readonly agent: AgentView,
     private readonly version: string,
     private readonly log: Logger,
   ) {}

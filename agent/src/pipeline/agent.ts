@@ -1,6 +1,6 @@
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { AgentConfig } from '../config/load-config.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { RecordStore, isStorageFull } from '../store/record-store.js';
 import { StorageLock } from '../store/storage-lock.js';
 import { SeqEpoch } from '../store/seq-epoch.js';
@@ -27,9 +27,10 @@ import { IpmiSource } from '../sources/bmc/ipmi-source.js';
 import { DataQuality } from '../health/data-quality.js';
 import { HealthMonitor } from '../health/health-monitor.js';
 import { MetricsServer } from '../metrics/metrics-server.js';
-import type { Component, HealthEvent, Reading, RiskRecord } from './types.js';
+import type { Component, HealthEvent, Reading, RiskRecord } from '../core/types.js';
 import { CommandHandler } from '../commands/command-handler.js';
 import { agentCommandHost } from '../commands/agent-commands.js';
+import type { AgentStats, AgentView } from '../snapshot/agent-view.js';
 
 /** SQLITE_FULL, or a write the OS refused for lack of space (ENOSPC, SQLITE_IOERR on some file systems). */
 function isNoSpace(err: unknown): boolean {
@@ -41,23 +42,6 @@ function isNoSpace(err: unknown): boolean {
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
 export type Source = Component & { readonly stats: SourceStats };
 
-export interface AgentStats {
-  startedAt: number;
-  bootSeq: number;
-  collected: number;
-  scoredRecords: number;
-  storageErrors: number;
-  /** Records dropped under the storage policy during this run, per stream (the database keeps the totals). */
-  dropped: Record<StreamName, number>;
-  /** Records that could not be committed at all (the disk stayed full even after the drop policy ran). */
-  lost: number;
-  /** Records waiting in memory for the disk to take them (alerts, events, risk; telemetry is counted lost instead). */
-  held: number;
-  /** When records were last committed, and when a commit last failed: what /healthz calls the database writable. */
-  lastCommitTs: number | null;
-  lastWriteErrorTs: number | null;
-  lastRisk: Map<string, RiskRecord>;
-}
 
 /** How often signals are checked for staleness. */
 const STALE_CHECK_MS = 5_000;
@@ -74,7 +58,7 @@ const MAX_HELD = 10_000;
  * The daemon: sources → store → scoring → sync. Each component starts in its own try/catch, so one that fails
  * leaves the others running; `stop()` stops intake first, then flushes scoring, the outbox and the database.
  */
-export class Agent {
+export class Agent implements AgentView {
   readonly store: RecordStore;
   readonly scorer: RiskScorer | null;
   /** Safe model updates: follows the model registry, shadow-scores candidates, promotes or rolls back. */

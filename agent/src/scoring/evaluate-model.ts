@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { ForewarnError, describeError } from '../errors.js';
-import { parseCsv } from '../cli/csv.js';
+import { ForewarnError, describeError } from '../core/errors.js';
+import { parseCsv } from '../core/csv.js';
 import { OnnxModel, encodeFeature } from './onnx-model.js';
 import { classificationReport, type ClassificationReport } from './classification-metrics.js';
 

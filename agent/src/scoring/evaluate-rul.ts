@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import type { ModelManifest } from './model-manifest.js';
 import { OnnxModel } from './onnx-model.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ForewarnError, describeError, isForewarnError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { OnnxModel } from './onnx-model.js';
 import { openBundle, parseBundle, type TrustedKeys, type VerifiedBundle } from './model-bundle.js';
 import type { ModelRegistry } from './model-registry.js';

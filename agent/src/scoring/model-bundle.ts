@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import { readModel } from './model-manifest.js';
 
 /**

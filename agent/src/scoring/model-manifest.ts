@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
-import { ForewarnError, describeError } from '../errors.js';
-import { PACKAGE_ROOT } from '../config/load-config.js';
+import { ForewarnError, describeError } from '../core/errors.js';
+import { PACKAGE_ROOT } from '../core/package-root.js';
 
 export interface FeatureSpec {
   name: string;

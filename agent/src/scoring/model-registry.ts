@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import type { ModelLifecycleEvent, ShadowSummary } from '../contract/topics.js';
 
 /**

@@ -1,9 +1,9 @@
 import path from 'node:path';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { BindingConfig } from '../config/load-config.js';
 import type { ModelLifecycleEvent } from '../contract/topics.js';
-import { describeError, isForewarnError } from '../errors.js';
-import type { Component } from '../pipeline/types.js';
+import { describeError, isForewarnError } from '../core/errors.js';
+import type { Component } from '../core/types.js';
 import { OnnxModel } from './onnx-model.js';
 import type { ModelRegistry, ModelState } from './model-registry.js';
 import type { RiskScorer } from './risk-scorer.js';

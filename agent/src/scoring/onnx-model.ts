@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import { readModel, type ModelManifest } from './model-manifest.js';
 
 /**

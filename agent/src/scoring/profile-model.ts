@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ForewarnError, describeError } from '../errors.js';
-import { parseCsv } from '../cli/csv.js';
+import { ForewarnError, describeError } from '../core/errors.js';
+import { parseCsv } from '../core/csv.js';
 import { encodeFeature } from './onnx-model.js';
 import { readModel, type ModelManifest } from './model-manifest.js';
 import { featureColumns, parseCmapss } from './evaluate-rul.js';

@@ -1,13 +1,13 @@
 import path from 'node:path';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { BindingConfig } from '../config/load-config.js';
-import { describeError, isForewarnError } from '../errors.js';
-import type { Component, Reading, RiskRecord } from '../pipeline/types.js';
+import { describeError, isForewarnError } from '../core/errors.js';
+import type { Component, Reading, RiskRecord } from '../core/types.js';
 import { OnnxModel } from './onnx-model.js';
 import type { FeatureSpec } from './model-manifest.js';
 import type { DriftMonitor } from './drift-monitor.js';
 import type { ShadowObserver } from './shadow-evaluator.js';
-import { FixedHistogram } from '../metrics/exposition.js';
+import { FixedHistogram } from '../core/exposition.js';
 
 /** Scoring-batch latency buckets in seconds (`forewarn_scoring_batch_duration_seconds`, docs/observability.md). */
 export const SCORING_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;

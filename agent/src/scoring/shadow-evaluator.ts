@@ -1,5 +1,5 @@
 import type { ShadowSummary } from '../contract/topics.js';
-import type { RiskRecord } from '../pipeline/types.js';
+import type { RiskRecord } from '../core/types.js';
 
 /**
  * Compares a candidate model with the current one on the same readings (shadow scoring) and decides, once

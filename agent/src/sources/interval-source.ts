@@ -1,6 +1,6 @@
-import type { Logger } from '../logger.js';
-import { describeError } from '../errors.js';
-import type { Component, Reading, ReadingSink } from '../pipeline/types.js';
+import type { Logger } from '../core/logger.js';
+import { describeError } from '../core/errors.js';
+import type { Component, Reading, ReadingSink } from '../core/types.js';
 
 /**
  * Thrown by a source whose tool or device is absent, or that lacks the permission to read it: the source is

@@ -1,6 +1,6 @@
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { AgentConfig } from '../config/load-config.js';
-import type { Component, Reading, ReadingSink } from '../pipeline/types.js';
+import type { Component, Reading, ReadingSink } from '../core/types.js';
 import { ModbusSource } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 import { MillingModbusServer, millingDeviceMap } from '../../../firmware-bridge/src/simulators/milling-modbus-server.js';
 import type { SourceStats } from './interval-source.js';

@@ -1,6 +1,6 @@
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { AgentConfig } from '../config/load-config.js';
-import type { Reading, ReadingSink } from '../pipeline/types.js';
+import type { Reading, ReadingSink } from '../core/types.js';
 import { MillingMachineSimulator, millingSignals } from '../../../firmware-bridge/src/simulators/milling-machine.js';
 import { IntervalSource } from './interval-source.js';
 

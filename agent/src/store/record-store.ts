@@ -3,7 +3,7 @@ import { createStorageDir } from './storage-limits.js';
 import type { SeqEpoch } from './seq-epoch.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import { StatementCache, restrictDatabaseFiles } from './sqlite-files.js';
 import {
   DROP_ORDER,

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createStorageDir } from './storage-limits.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 
 /**
  * One agent per storage directory. Two writing the same outbox would each send and mark rows, and a

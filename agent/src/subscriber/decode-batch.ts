@@ -1,5 +1,5 @@
 import { gunzipSync } from 'node:zlib';
-import { ForewarnError, describeError, type ErrorCode } from '../errors.js';
+import { ForewarnError, describeError, type ErrorCode } from '../core/errors.js';
 import { SCHEMA_VERSION, TOPIC_ROOT } from '../contract/topics.js';
 
 /**

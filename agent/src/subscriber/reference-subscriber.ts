@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { CONTENT_TYPE, TOPIC_ROOT, type AckPayload } from '../contract/topics.js';
-import { ForewarnError, describeError, isForewarnError, type ErrorCode } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { Component } from '../pipeline/types.js';
-import { backoffDelay } from '../sync/backoff.js';
+import { ForewarnError, describeError, isForewarnError, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Component } from '../core/types.js';
+import { backoffDelay } from '../core/backoff.js';
 import { BATCH_STREAMS, PAYLOAD_ERROR, decodeBatch, decodeStatus, parseTopic } from './decode-batch.js';
 import { SubscriberStore, type IngestResult } from './subscriber-store.js';
 

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ForewarnError, describeError, isForewarnError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { DEFAULT_GROUP, ReferenceSubscriber, type SubscriberStats } from './reference-subscriber.js';
 import { SubscriberStore, type SeqRange, type SubscriberSummary } from './subscriber-store.js';
 

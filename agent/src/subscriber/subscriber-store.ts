@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ACK_MAX_RANGES, SCHEMA_VERSION as CONTRACT_SCHEMA_VERSION, type AckPayload, type AckStreamState } from '../contract/topics.js';
-import { ForewarnError, describeError } from '../errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import { StatementCache, restrictDatabaseFiles } from '../store/sqlite-files.js';
 import {
   BATCH_STREAMS,

@@ -1,4 +1,4 @@
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { RecordStore } from '../store/record-store.js';
 
 /** What `forewarn status` shows about a backlog being drained; the agent keeps it in the database's meta table. */

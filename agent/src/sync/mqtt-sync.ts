@@ -1,19 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import mqtt, { ReasonCodes, type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 import type { AgentConfig } from '../config/load-config.js';
-import { describeError } from '../errors.js';
-import { CONTENT_TYPE, SCHEMA_VERSION, topics, type StatusPayload } from '../contract/topics.js';
+import { describeError } from '../core/errors.js';
+import { CONTENT_TYPE, SCHEMA_VERSION, topics, type IncomingCommand, type StatusPayload } from '../contract/topics.js';
 import { STREAMS } from '../store/outbox.js';
 import { RECORD_OVERHEAD, mergeRanges } from '../store/record-store.js';
 import { parseAck } from './central-ack.js';
-import type { Component } from '../pipeline/types.js';
+import type { Component } from '../core/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { OutboxBatch, OutboxRecord, StreamName } from '../store/outbox.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay } from '../core/backoff.js';
 import { DrainProgress } from './drain-progress.js';
-import type { IncomingCommand } from '../commands/command-handler.js';
 
 export type BrokerState = 'connecting' | 'online' | 'offline' | 'stopped';
 

@@ -1,4 +1,4 @@
-import type { Agent } from '../pipeline/agent.js';
+import type { AgentView } from '../snapshot/agent-view.js';
 
 /**
  * The compact live view shown on a terminal: what was collected, scored, buffered and sent.
@@ -59,7 +59,7 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
 
 const rank = (severity: string) => ['critical', 'warning', 'info'].indexOf(severity);
 
-export function panelInput(agent: Agent): PanelInput {
+export function panelInput(agent: AgentView): PanelInput {
   const sync = agent.sync.stats;
   return {
     agentId: agent.config.agent.id,
@@ -79,7 +79,7 @@ export function panelInput(agent: Agent): PanelInput {
 export class LiveView {
   private drawn = 0;
   private timer: NodeJS.Timeout | null = null;
-  private agent: Agent | null = null;
+  private agent: AgentView | null = null;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
 
@@ -90,7 +90,7 @@ export class LiveView {
     this.draw();
   };
 
-  attach(agent: Agent, refreshMs = 1000): void {
+  attach(agent: AgentView, refreshMs = 1000): void {
     this.agent = agent;
     this.draw();
     this.timer = setInterval(() => {

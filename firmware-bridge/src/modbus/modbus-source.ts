@@ -10,12 +10,12 @@
  *   losses are logged once per change of state; `counters` count everything.
  * Each poll emits one Reading per asset; a value that does not decode to a finite number is absent, never zero.
  */
-import type { Logger } from '../../../agent/src/logger.js';
-import { ForewarnError, describeError } from '../../../agent/src/errors.js';
-import type { SchemaNode } from '../../../agent/src/config/schema.js';
-import type { Reading, ReadingSink } from '../../../agent/src/pipeline/types.js';
+import type { Logger } from '../../../agent/src/core/logger.js';
+import { ForewarnError, describeError } from '../../../agent/src/core/errors.js';
+import type { SchemaNode } from '../../../agent/src/core/schema-node.js';
+import type { Reading, ReadingSink } from '../../../agent/src/core/types.js';
 import { IntervalSource, SourceUnavailableError } from '../../../agent/src/sources/interval-source.js';
-import { backoffDelay } from '../../../agent/src/sync/backoff.js';
+import { backoffDelay } from '../../../agent/src/core/backoff.js';
 import { MODBUS_DATA_TYPES, decodeBit, decodeRegisters, registerCount, type Endianness, type ModbusDataType } from './register-codec.js';
 import { MAX_READ_BITS, MAX_READ_REGISTERS, REGISTER_TYPES, isBitTable, planReads, pollTick, splitBatch, type ReadBatch, type RegisterType } from './read-plan.js';
 

@@ -14,12 +14,12 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import type { Logger } from '../../../agent/src/logger.js';
-import { ForewarnError, describeError } from '../../../agent/src/errors.js';
-import type { SchemaNode } from '../../../agent/src/config/schema.js';
-import type { Component, EventSink, Reading, ReadingSink } from '../../../agent/src/pipeline/types.js';
+import type { Logger } from '../../../agent/src/core/logger.js';
+import { ForewarnError, describeError } from '../../../agent/src/core/errors.js';
+import type { SchemaNode } from '../../../agent/src/core/schema-node.js';
+import type { Component, EventSink, Reading, ReadingSink } from '../../../agent/src/core/types.js';
 import type { SourceStats } from '../../../agent/src/sources/interval-source.js';
-import { backoffDelay } from '../../../agent/src/sync/backoff.js';
+import { backoffDelay } from '../../../agent/src/core/backoff.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { BlockAssembler, type SampleBlock } from './block-assembler.js';
 import type { HealthRecord, SenmlRecord } from './senml.js';

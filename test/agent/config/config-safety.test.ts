@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { assessConfigStorage, buildConfig, loadConfig, scalarOptions } from '../../../agent/src/config/load-config.js';
-import { ForewarnError, isForewarnError } from '../../../agent/src/errors.js';
+import { ForewarnError, isForewarnError } from '../../../agent/src/core/errors.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 
 /** Configurations that must be refused with `path: message`, not crash, hang or slip through. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, envName, loadConfig, redactConfig, scalarOptions } from '../../../agent/src/config/load-config.js';
-import { isForewarnError } from '../../../agent/src/errors.js';
+import { isForewarnError } from '../../../agent/src/core/errors.js';
 
 function details(fn: () => unknown): string[] {
   try {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ANOMALY_RULE, HealthMonitor, type AlertRecord } from '../../../agent/src/health/health-monitor.js';
 import { RecordStore } from '../../../agent/src/store/record-store.js';
-import type { RiskRecord } from '../../../agent/src/pipeline/types.js';
+import type { RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 
 const stores: RecordStore[] = [];

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
-import { ForewarnError } from '../../../agent/src/errors.js';
+import { ForewarnError } from '../../../agent/src/core/errors.js';
 import { HealthMonitor, type AlertRecord } from '../../../agent/src/health/health-monitor.js';
 import { RecordStore, isStorageFull } from '../../../agent/src/store/record-store.js';
 import type { ModelHealth } from '../../../agent/src/scoring/drift-monitor.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FixedHistogram, escapeLabelValue, renderExposition } from '../../../agent/src/metrics/exposition.js';
+import { FixedHistogram, escapeLabelValue, renderExposition } from '../../../agent/src/core/exposition.js';
 import { parseExposition, sampleValue } from '../../helpers/prometheus.js';
 
 describe('the Prometheus exposition formatter', () => {

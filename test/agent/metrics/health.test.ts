@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { checkHealth, type LoopDelay } from '../../../agent/src/metrics/metrics-server.js';
-import type { Agent } from '../../../agent/src/pipeline/agent.js';
+import type { AgentView } from '../../../agent/src/snapshot/agent-view.js';
 
 /** What /healthz calls healthy, on a stand-in for the agent's state (the real process is in metrics-server.test.ts). */
 
 const calm: LoopDelay = { p50: 0.0001, p99: 0.002, max: 0.01, windowSeconds: 30 };
 
-function fakeAgent(over: { broker?: string; lastCommitTs?: number | null; lastWriteErrorTs?: number | null; sourceState?: string; storeFails?: boolean; freeBytes?: number } = {}): Agent {
+function fakeAgent(over: { broker?: string; lastCommitTs?: number | null; lastWriteErrorTs?: number | null; sourceState?: string; storeFails?: boolean; freeBytes?: number } = {}): AgentView {
   return {
     config: { agent: { id: 'a1' }, storage: { minFreeBytes: 1000 } },
     stats: { startedAt: 0, lost: 3, lastCommitTs: over.lastCommitTs ?? null, lastWriteErrorTs: over.lastWriteErrorTs ?? null },
@@ -20,7 +20,7 @@ function fakeAgent(over: { broker?: string; lastCommitTs?: number | null; lastWr
     sync: { stats: { state: over.broker ?? 'online', since: 0, lastError: over.broker && over.broker !== 'online' ? 'connect ECONNREFUSED' : null } },
     sources: [{ stats: { name: 'gpu', state: over.sourceState ?? 'running', lastError: 'nvidia-smi not found' } }],
     drift: null,
-  } as unknown as Agent;
+  } as unknown as AgentView;
 }
 
 describe('/healthz semantics', () => {

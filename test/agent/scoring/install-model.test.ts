@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { installModelBundle, type InstallContext } from '../../../agent/src/scoring/install-model.js';
 import { ModelRegistry } from '../../../agent/src/scoring/model-registry.js';
 import { createBundle, type ModelBundle } from '../../../agent/src/scoring/model-bundle.js';
-import { isForewarnError, type ErrorCode } from '../../../agent/src/errors.js';
+import { isForewarnError, type ErrorCode } from '../../../agent/src/core/errors.js';
 import type { ModelLifecycleEvent } from '../../../agent/src/contract/topics.js';
 import { MODELS, bundleFile, copyModel, machineFailureAt, signingKey, tempDir } from '../../helpers/model-fixtures.js';
 

@@ -15,7 +15,7 @@ import {
   verifyBundle,
   type ModelBundle,
 } from '../../../agent/src/scoring/model-bundle.js';
-import { isForewarnError, type ErrorCode } from '../../../agent/src/errors.js';
+import { isForewarnError, type ErrorCode } from '../../../agent/src/core/errors.js';
 import { machineFailureAt, signingKey, tempDir } from '../../helpers/model-fixtures.js';
 
 const key = signingKey();

@@ -7,7 +7,7 @@ import { ModelUpdater } from '../../../agent/src/scoring/model-updater.js';
 import { installModelBundle } from '../../../agent/src/scoring/install-model.js';
 import type { ShadowLimits } from '../../../agent/src/scoring/shadow-evaluator.js';
 import type { ModelLifecycleEvent } from '../../../agent/src/contract/topics.js';
-import type { Reading, RiskRecord } from '../../../agent/src/pipeline/types.js';
+import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { contractErrors } from '../../helpers/contract.js';
 import { MODELS, bundleFile, machineFailureAt, machineReadings, signingKey, tempDir } from '../../helpers/model-fixtures.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
-import { isForewarnError } from '../../../agent/src/errors.js';
+import { isForewarnError } from '../../../agent/src/core/errors.js';
 
 const MODEL_DIR = path.resolve(import.meta.dirname, '../../../models/machine-failure');
 

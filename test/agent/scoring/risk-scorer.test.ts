@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
-import type { Reading, RiskRecord } from '../../../agent/src/pipeline/types.js';
+import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 
 const MODELS = path.resolve(import.meta.dirname, '../../../models');

@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { isForewarnError } from '../../../agent/src/errors.js';
+import { isForewarnError } from '../../../agent/src/core/errors.js';
 import {
   MAX_DECODED_BYTES,
   PAYLOAD_ERROR,

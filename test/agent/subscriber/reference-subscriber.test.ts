@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it, vi } from 'vitest';
-import { ForewarnError } from '../../../agent/src/errors.js';
+import { ForewarnError } from '../../../agent/src/core/errors.js';
 import { ReferenceSubscriber, type ReferenceSubscriberOptions } from '../../../agent/src/subscriber/reference-subscriber.js';
 import { runSubscribeCommand } from '../../../agent/src/subscriber/subscribe-command.js';
 import { SubscriberStore } from '../../../agent/src/subscriber/subscriber-store.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ACK_MAX_RANGES } from '../../../agent/src/contract/topics.js';
-import { isForewarnError } from '../../../agent/src/errors.js';
+import { isForewarnError } from '../../../agent/src/core/errors.js';
 import type { DecodedBatch } from '../../../agent/src/subscriber/decode-batch.js';
 import { SubscriberStore } from '../../../agent/src/subscriber/subscriber-store.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { Reading } from '../../../agent/src/pipeline/types.js';
+import type { Reading } from '../../../agent/src/core/types.js';
 import { ModbusSource, type ModbusDeviceConfig, type ModbusSignalConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 import { MillingModbusServer, millingDeviceMap, type MillingModbusServerOptions } from '../../../firmware-bridge/src/simulators/milling-modbus-server.js';
 import { captureLogger } from '../../helpers/capture-logger.js';

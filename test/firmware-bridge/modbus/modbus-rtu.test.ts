@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Reading } from '../../../agent/src/pipeline/types.js';
+import type { Reading } from '../../../agent/src/core/types.js';
 import { ModbusSource, type ModbusDeviceConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
 import { MillingModbusServer, millingDeviceMap } from '../../../firmware-bridge/src/simulators/milling-modbus-server.js';
 import { Prng } from '../../../firmware-bridge/src/simulators/prng.js';

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import type { Reading, RiskRecord } from '../../../agent/src/pipeline/types.js';
+import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
-import { isForewarnError } from '../../../agent/src/errors.js';
+import { isForewarnError } from '../../../agent/src/core/errors.js';
 import {
   DEFAULT_MODBUS_DEVICE_CONFIG,
   MODBUS_DEVICE_SCHEMA,

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { HealthEvent, Reading } from '../../../agent/src/pipeline/types.js';
+import type { HealthEvent, Reading } from '../../../agent/src/core/types.js';
 import {
   DEFAULT_NODE_STREAM_CONFIG,
   NodeStreamSource,

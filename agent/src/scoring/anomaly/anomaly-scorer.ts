@@ -1,6 +1,6 @@
-import type { Logger } from '../../logger.js';
-import { describeError } from '../../errors.js';
-import type { Component, Reading, RiskRecord } from '../../pipeline/types.js';
+import type { Logger } from '../../core/logger.js';
+import { describeError } from '../../core/errors.js';
+import type { Component, Reading, RiskRecord } from '../../core/types.js';
 import { ANOMALY_MODEL_VERSION, AnomalyDetector, type DetectorState } from './detector.js';
 
 /**

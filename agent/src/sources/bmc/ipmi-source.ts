@@ -16,8 +16,8 @@
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { Logger } from '../../logger.js';
-import type { EventSink, HealthEvent, Reading, ReadingSink } from '../../pipeline/types.js';
+import type { Logger } from '../../core/logger.js';
+import type { EventSink, HealthEvent, Reading, ReadingSink } from '../../core/types.js';
 import { type ToolResult, runTool } from '../run-tool.js';
 import { IntervalSource, SourceUnavailableError } from '../interval-source.js';
 import { type SelEntry, newSelEntries, parseSdr, parseSelElist, sdrMetrics, selFingerprint } from './ipmitool-parsers.js';

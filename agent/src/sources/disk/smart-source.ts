@@ -15,8 +15,8 @@
  */
 import { type ToolResult, runTool } from '../run-tool.js';
 import { readFileSync } from 'node:fs';
-import type { Logger } from '../../logger.js';
-import type { Reading, ReadingSink } from '../../pipeline/types.js';
+import type { Logger } from '../../core/logger.js';
+import type { Reading, ReadingSink } from '../../core/types.js';
 import { IntervalSource, SourceUnavailableError } from '../interval-source.js';
 import { type DiskReport, type ScanDevice, diskAsset, parseScan, parseSmartctlDevice } from './smartctl-parsers.js';
 

@@ -31,9 +31,9 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { Logger } from '../../logger.js';
-import { describeError } from '../../errors.js';
-import type { Component, EventSink, ReadingSink } from '../../pipeline/types.js';
+import type { Logger } from '../../core/logger.js';
+import { describeError } from '../../core/errors.js';
+import type { Component, EventSink, ReadingSink } from '../../core/types.js';
 import type { SourceStats } from '../interval-source.js';
 import {
   FALLBACK_FIELDS, REMAPPED_ROWS_FIELDS, parseHelpQueryGpu, parseNvlinkErrors, parseQueryLine, parseQueryText,

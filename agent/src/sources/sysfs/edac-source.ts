@@ -23,8 +23,8 @@
 import { promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import type { Logger } from '../../logger.js';
-import type { Reading, ReadingSink } from '../../pipeline/types.js';
+import type { Logger } from '../../core/logger.js';
+import type { Reading, ReadingSink } from '../../core/types.js';
 import { LabelAllocator, metricLabel } from '../host/proc-parsers.js';
 import { IntervalSource, SourceUnavailableError } from '../interval-source.js';
 

@@ -24,8 +24,8 @@
  */
 import { hostname } from 'node:os';
 import path from 'node:path';
-import type { Logger } from '../../logger.js';
-import type { Reading, ReadingSink } from '../../pipeline/types.js';
+import type { Logger } from '../../core/logger.js';
+import type { Reading, ReadingSink } from '../../core/types.js';
 import { metricLabel } from '../host/proc-parsers.js';
 import { IntervalSource, SourceUnavailableError } from '../interval-source.js';
 import { NODE_FS, type SysfsReader } from './edac-source.js';

@@ -12,7 +12,7 @@ import {
 } from '../../../../agent/src/scoring/anomaly/anomaly-scorer.js';
 import { ANOMALY_MODEL_VERSION } from '../../../../agent/src/scoring/anomaly/detector.js';
 import { RecordStore } from '../../../../agent/src/store/record-store.js';
-import type { Reading, RiskRecord } from '../../../../agent/src/pipeline/types.js';
+import type { Reading, RiskRecord } from '../../../../agent/src/core/types.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
 import { SECOND, correlatedMachine } from './synthetic.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HealthEvent, Reading } from '../../../../agent/src/pipeline/types.js';
+import type { HealthEvent, Reading } from '../../../../agent/src/core/types.js';
 import {
   DEFAULT_IPMI_SOURCE_CONFIG,
   IPMITOOL_SDR_ARGS,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Reading } from '../../../../agent/src/pipeline/types.js';
+import type { Reading } from '../../../../agent/src/core/types.js';
 import {
   DEFAULT_SMART_SOURCE_CONFIG,
   SMARTCTL_READ_ARGS,

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NVIDIA_GPU_DEFAULTS, NvidiaGpuSource, type NvidiaGpuConfig, type NvidiaGpuOptions } from '../../../../agent/src/sources/gpu/nvidia-gpu-source.js';
-import type { HealthEvent, Reading } from '../../../../agent/src/pipeline/types.js';
+import type { HealthEvent, Reading } from '../../../../agent/src/core/types.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
 import { waitFor } from '../../../helpers/wait.js';
 

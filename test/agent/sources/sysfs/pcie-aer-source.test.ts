@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Reading } from '../../../../agent/src/pipeline/types.js';
+import type { Reading } from '../../../../agent/src/core/types.js';
 import { SourceUnavailableError } from '../../../../agent/src/sources/interval-source.js';
 import type { SysfsReader } from '../../../../agent/src/sources/sysfs/edac-source.js';
 import {
