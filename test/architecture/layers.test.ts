@@ -27,26 +27,6 @@ const ALLOWED: ReadonlyArray<{ from: string; to: string; reason: string }> = [
     to: 'agent/src/scoring/anomaly/anomaly-scorer.ts',
     reason: 'AgentConfig names the anomaly scorer\'s config type; goes when config becomes generic (component-owned schemas)',
   },
-  {
-    from: 'agent/src/config/load-config.ts',
-    to: 'agent/src/sources/gpu/nvidia-gpu-source.ts',
-    reason: 'AgentConfig names the GPU source\'s config type; goes with the source plugin registry',
-  },
-  {
-    from: 'agent/src/config/load-config.ts',
-    to: 'agent/src/sources/disk/smart-source.ts',
-    reason: 'AgentConfig names the SMART source\'s config type; goes with the source plugin registry',
-  },
-  {
-    from: 'firmware-bridge/src/modbus/modbus-source.ts',
-    to: 'agent/src/sources/interval-source.ts',
-    reason: 'the Modbus agent source still lives in the firmware-bridge library; moves to an agent source plugin',
-  },
-  {
-    from: 'firmware-bridge/src/node-protocol/node-stream-source.ts',
-    to: 'agent/src/sources/interval-source.ts',
-    reason: 'the node-stream agent source still lives in the firmware-bridge library; moves to an agent source plugin',
-  },
 ];
 
 const describeViolation = (v: LayerViolation) => `${v.from} → ${v.to} (${v.fromFolder} may not import ${v.toFolder})`;

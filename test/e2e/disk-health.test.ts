@@ -38,7 +38,7 @@ describe('disk health, end to end', () => {
         sources: {
           simulator: { enabled: false },
           gpu: { enabled: false },
-          smart: { binary: `${ROOT}/test/agent/sources/disk/fake-smartctl.mjs`, intervalMs: 60_000 },
+          smart: { binary: `${ROOT}/test/agent/sources/smart/fake-smartctl.mjs`, intervalMs: 60_000 },
         },
       },
       { FAKE_SMARTCTL_SET: 'server' },

@@ -1,13 +1,11 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import mqtt, { ReasonCodes, type IClientOptions } from 'mqtt';
 import { assessConfigStorage, loadConfig, type AgentConfig, type LoadedConfig } from '../config/load-config.js';
 import { describeError, isForewarnError } from '../core/errors.js';
 import { DB_FILE } from '../store/record-store.js';
 import { formatBytes, nearestExistingDir, type StorageLimits } from '../store/storage-limits.js';
-import { runTool } from '../sources/run-tool.js';
-import { readAer } from '../sources/sysfs/pcie-aer-source.js';
+import { SOURCE_PLUGINS } from '../sources/registry.js';
 import { ModelRegistry } from '../scoring/model-registry.js';
 import { OnnxModel } from '../scoring/onnx-model.js';
 import { topics } from '../contract/topics.js';
@@ -36,7 +34,6 @@ export interface DoctorReport {
 
 /** The longest a broker check may take, whatever broker.connectTimeoutMs says. */
 const BROKER_TIMEOUT_MS = 10_000;
-const TOOL_TIMEOUT_MS = 10_000;
 
 const ok = (name: string, message: string): Check => ({ name, status: 'ok', message });
 const warn = (name: string, message: string, fix: string): Check => ({ name, status: 'warn', message, fix });
@@ -316,98 +313,11 @@ function checkStorage(loaded: LoadedConfig): Check[] {
   return out;
 }
 
-/** A tool is missing: a warning for the default name (the source just stays idle), a failure for a configured path. */
-async function checkTool(check: string, binary: string, defaultBinary: string, args: string[], what: string): Promise<{ check: Check; found: boolean; stdout: string; stderr: string; code: number | null }> {
-  const res = await runTool(binary, args, { timeoutMs: TOOL_TIMEOUT_MS });
-  if (res.spawnError) {
-    const code = res.spawnError.code;
-    const message = code === 'ENOENT' ? `${binary} not found${binary.includes('/') ? '' : ' on PATH'}` : `${binary} cannot be run: ${res.spawnError.message}`;
-    const fix = `install ${what}, set the source's binary to its path, or disable the source`;
-    return { check: binary === defaultBinary ? warn(check, `${message}: the source will be unavailable`, fix) : fail(check, message, fix), found: false, stdout: '', stderr: '', code: null };
-  }
-  if (res.timedOut) return { check: warn(check, `${binary} ${args.join(' ')} timed out after ${TOOL_TIMEOUT_MS} ms`, 'the tool hangs: check the device or driver'), found: true, stdout: '', stderr: '', code: null };
-  return { check: ok(check, `${binary} runs`), found: true, stdout: res.stdout, stderr: res.stderr, code: res.code };
-}
-
+/** Each enabled source's probe (agent/src/sources/<name>/plugin.ts): what this host offers it, with fixes. */
 async function checkSources(config: Readonly<AgentConfig>): Promise<Check[]> {
-  const s = config.sources;
   const out: Check[] = [];
-  if (s.gpu.enabled) {
-    const t = await checkTool('sources.gpu', s.gpu.binary, 'nvidia-smi', ['-L'], 'the NVIDIA driver (nvidia-smi)');
-    if (t.found && t.code !== null) {
-      const gpus = t.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length;
-      out.push(t.code === 0 ? ok('sources.gpu', `${s.gpu.binary}: ${gpus} GPU(s)`) : warn('sources.gpu', `${s.gpu.binary} -L exited ${t.code}: ${(t.stderr || t.stdout).trim().split('\n')[0] ?? ''}`, 'check the NVIDIA driver (nvidia-smi must work for this user)'));
-    } else out.push(t.check);
-    if (s.gpu.xid && s.gpu.kernelLog !== 'off') out.push(await checkKernelLog(s.gpu.kernelLog));
-  }
-  if (s.smart.enabled) {
-    const t = await checkTool('sources.smart', s.smart.binary, 'smartctl', ['--scan-open'], 'smartmontools 7.0 or later');
-    if (t.found && t.code !== null) {
-      const lines = t.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-      const denied = t.stdout.split('\n').filter((l) => /permission denied|operation not permitted/i.test(l));
-      if (s.smart.devices.length) out.push(ok('sources.smart', `${s.smart.binary} runs; ${s.smart.devices.length} configured device(s)`));
-      else if (denied.length) out.push(warn('sources.smart', `${s.smart.binary} cannot open ${denied.length} disk(s) as this user (permission denied)`, 'run the agent as root, or give it CAP_SYS_RAWIO and read access to the disk devices (docs/configuration.md, sources.smart)'));
-      else if (!lines.length) out.push(warn('sources.smart', `${s.smart.binary} --scan-open found no disks`, 'no disks visible to smartctl here; list them in sources.smart.devices or disable the source'));
-      else out.push(ok('sources.smart', `${s.smart.binary} sees ${lines.length} disk(s)`));
-    } else out.push(t.check);
-  }
-  if (s.edac.enabled) {
-    const dir = path.join(s.edac.sysRoot, 'devices/system/edac/mc');
-    let mcs: string[] = [];
-    try {
-      mcs = readdirSync(dir).filter((n) => /^mc\d+$/.test(n));
-    } catch {
-      // absent: no EDAC driver
-    }
-    out.push(mcs.length ? ok('sources.edac', `${mcs.length} EDAC memory controller(s) under ${dir}`) : warn('sources.edac', `no EDAC memory controller under ${dir}`, 'load the EDAC driver for this platform (e.g. modprobe skx_edac / amd64_edac), or disable sources.edac'));
-  }
-  if (s.pcieAer.enabled) {
-    try {
-      const sample = await readAer(s.pcieAer.sysRoot);
-      out.push(ok('sources.pcieAer', `AER counters readable on ${sample.devices.length} device(s)`));
-    } catch (err) {
-      out.push(warn('sources.pcieAer', describeError(err), 'the kernel needs CONFIG_PCIEAER and firmware-first AER off; or disable sources.pcieAer'));
-    }
-  }
-  if (s.ipmi.enabled) {
-    const devices = ['/dev/ipmi0', '/dev/ipmi/0', '/dev/ipmidev/0'];
-    const dev = devices.find((d) => existsSync(d));
-    if (!dev) {
-      out.push(warn('sources.ipmi', `no IPMI device (${devices.join(', ')})`, 'no BMC here, or load ipmi_si and ipmi_devintf; or disable sources.ipmi'));
-    } else {
-      const t = await checkTool('sources.ipmi', s.ipmi.binary, 'ipmitool', ['-V'], 'ipmitool');
-      if (!t.found) out.push(t.check);
-      else {
-        try {
-          accessSync(dev, constants.R_OK | constants.W_OK);
-          out.push(ok('sources.ipmi', `${s.ipmi.binary} runs; ${dev} read-write`));
-        } catch {
-          out.push(warn('sources.ipmi', `${dev} is not read-write for this user`, `run the agent as root, or give its user access to ${dev} (udev rule or group)`));
-        }
-      }
-    }
-  }
+  for (const plugin of SOURCE_PLUGINS) if (plugin.probe) out.push(...(await plugin.probe(config.sources[plugin.key])));
   return out;
-}
-
-async function checkKernelLog(mode: 'auto' | 'kmsg' | 'journalctl'): Promise<Check> {
-  const name = 'sources.gpu.kernelLog';
-  if (mode !== 'journalctl') {
-    try {
-      const fh = await open('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
-      await fh.close();
-      return ok(name, '/dev/kmsg readable (Xid events)');
-    } catch (err) {
-      if (mode === 'kmsg') return fail(name, `cannot open /dev/kmsg: ${describeError(err)}`, 'run as root or give CAP_SYSLOG (kernel.dmesg_restrict), or set sources.gpu.kernelLog: journalctl');
-    }
-  }
-  const res = await runTool('journalctl', ['-k', '-n', '1', '--no-pager', '-q'], { timeoutMs: TOOL_TIMEOUT_MS });
-  if (!res.spawnError && res.code === 0) return ok(name, 'journalctl -k usable (Xid events)');
-  return warn(
-    name,
-    `neither /dev/kmsg nor journalctl -k is usable${res.spawnError ? ` (journalctl: ${res.spawnError.code})` : res.stderr ? ` (journalctl: ${res.stderr.trim().split('\n')[0]})` : ''}: Xid events will be missed`,
-    'add the agent\'s user to the systemd-journal or adm group, or give it CAP_SYSLOG; or set sources.gpu.xid: false',
-  );
 }
 
 async function checkModels(config: Readonly<AgentConfig>): Promise<Check[]> {

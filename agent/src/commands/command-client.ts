@@ -94,12 +94,14 @@ export async function sendCommand(
   }
 }
 
-const COMMAND_USAGE = `Usage:
-  forewarn command send AGENT COMMAND [--args JSON] [--key KEY.pem] [--url URL] [--timeout S]
-                        [--expires S] [--username U] [--ca FILE] [--cert FILE --cert-key FILE] [--requester NAME]
-     publishes forewarn/v1/AGENT/cmd/COMMAND with a response topic and waits for the reply (printed as JSON).
-     --key signs it (reload-config, set-log-level, install-model need it). The password comes from
-     FOREWARN_COMMAND_PASSWORD. Exit code 0 when the reply says ok, 1 otherwise. See docs/commands.md.`;
+/** The usage of `forewarn command send`: printed here on usage errors and by the CLI's `command send --help`. */
+export const COMMAND_SEND_USAGE = `forewarn command send AGENT COMMAND [--args JSON] [--key KEY.pem] [--url URL] [--timeout S]
+                      [--expires S] [--username U] [--ca FILE] [--cert FILE --cert-key FILE] [--requester NAME]
+   publishes forewarn/v1/AGENT/cmd/COMMAND with a response topic and waits for the reply (printed as JSON).
+   --key signs it (reload-config, set-log-level, install-model need it). The password comes from
+   FOREWARN_COMMAND_PASSWORD. Exit code 0 when the reply says ok, 1 otherwise. See docs/commands.md.`;
+
+const COMMAND_USAGE = `Usage:\n${COMMAND_SEND_USAGE.replace(/^/gm, '  ')}`;
 
 /** `forewarn command send …`. */
 export async function runCommandCli(argv: string[]): Promise<number> {

@@ -10,10 +10,7 @@ import type { SchemaNode } from '../core/schema-node.js';
 import { configSchema } from './schema.js';
 import type { QualityConfig } from '../health/data-quality.js';
 import type { AnomalyConfig } from '../scoring/anomaly/anomaly-scorer.js';
-import type { NvidiaGpuConfig } from '../sources/gpu/nvidia-gpu-source.js';
-import type { SmartSourceConfig } from '../sources/disk/smart-source.js';
-import type { ModbusDeviceConfig } from '../../../firmware-bridge/src/modbus/modbus-source.js';
-import type { NodeStreamConfig } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
+import { SOURCE_PLUGINS, type SourcesConfig } from '../sources/registry.js';
 
 export interface BindingConfig {
   model: string;
@@ -46,17 +43,8 @@ export interface AgentConfig {
     ackTimeoutMs: number;
     tls: { caFile: string; certFile: string; keyFile: string; rejectUnauthorized: boolean };
   };
-  sources: {
-    host: { enabled: boolean; intervalMs: number; asset: string };
-    simulator: { enabled: boolean; asset: string; seed: number; processSeconds: number; speedup: number; transport: 'modbus' | 'direct'; modbusPort: number };
-    modbus: { devices: ModbusDeviceConfig[] };
-    nodeStreams: NodeStreamConfig[];
-    gpu: NvidiaGpuConfig;
-    smart: Omit<SmartSourceConfig, 'asset'>;
-    edac: { enabled: boolean; intervalMs: number; timeoutMs: number; sysRoot: string };
-    pcieAer: { enabled: boolean; intervalMs: number; timeoutMs: number; sysRoot: string };
-    ipmi: { enabled: boolean; intervalMs: number; timeoutMs: number; binary: string; sel: boolean };
-  };
+  /** Each source plugin's section under its key (agent/src/sources/registry.ts). */
+  sources: SourcesConfig;
   quality: QualityConfig;
   scoring: {
     enabled: boolean;
@@ -324,7 +312,7 @@ export function buildConfigDetailed(yamlText: string | null, env: NodeJS.Process
   if (cfg.broker.passwordFile) cfg.broker.password = readSecretFile(cfg.broker.passwordFile, 'broker.passwordFile');
   if (!cfg.agent.id) cfg.agent.id = defaultAgentId();
   if (!cfg.broker.clientId) cfg.broker.clientId = `forewarn-${cfg.agent.id}`;
-  if (!cfg.sources.host.asset) cfg.sources.host.asset = cfg.agent.id;
+  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id });
   if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.storage.dir = path.resolve(cfg.storage.dir);
   cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);

@@ -1,37 +1,18 @@
 /**
  * The one schema for Forewarn's configuration. Every option has a default and a description;
  * docs/configuration.md is generated from this object (`npm run docs:config`), and a test checks that it is
- * current. Options marked `secret` never appear in logs and can be read from a file.
+ * current. Options marked `secret` never appear in logs and can be read from a file. The `sources` section is
+ * the source plugins' own schemas, from the registry (agent/src/sources/registry.ts).
  */
-import { MODBUS_SOURCES_SCHEMA } from '../../../firmware-bridge/src/modbus/modbus-source.js';
-import { nodeStreamConfigSchema } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
-import type { SchemaNode } from '../core/schema-node.js';
+import { DAY_MS, HOUR_MS, TIMEOUT_MAX_MS, schemaObject as obj, type SchemaNode } from '../core/schema-node.js';
+import { SOURCES_SCHEMA } from '../sources/registry.js';
 
 /** Byte sizes: 1 PiB is beyond any disk an edge agent writes to; larger numbers are typos or lost precision. */
 const MAX_BYTES = 2 ** 50;
-/** Durations in ms: timers longer than 2^31-1 ms fire at once in Node (TimeoutOverflowWarning), so stay well under. */
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
-/** A limit on one tool run or one connection attempt. */
-const TIMEOUT_MAX_MS = 10 * 60_000;
 /** MQTT's largest packet (the remaining length is at most 268,435,455 bytes). */
 const MQTT_MAX_PACKET = 268_435_455;
 /** Model names are folder names (scoring.modelsDir/<name>, <storage.dir>/models/<name>): the manifest's rule, so never a path. */
 export const MODEL_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,63}$';
-
-/** An object schema as an array item: the item itself has no default, only its options do. */
-function withoutDefault(node: SchemaNode): SchemaNode {
-  const { default: _unused, ...rest } = node;
-  return rest;
-}
-
-const obj = (description: string, properties: Record<string, SchemaNode>): SchemaNode => ({
-  type: 'object',
-  description,
-  properties,
-  additionalProperties: false,
-  default: {},
-});
 
 /** Ed25519 public keys whose signatures something accepts: model bundles and signed commands use the same form. */
 const trustedKeys = (whoseSignatures: string): SchemaNode => ({
@@ -171,93 +152,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       rejectUnauthorized: { type: 'boolean', description: 'Verify the broker certificate. Turn off only for tests.', default: true },
     }),
   }),
-  sources: obj('Telemetry sources', {
-    host: obj('Host telemetry from /proc and /sys (no processes spawned per sample)', {
-      enabled: { type: 'boolean', description: 'Collect host telemetry.', default: true },
-      intervalMs: { type: 'integer', description: 'Sampling interval.', default: 5000, minimum: 250, maximum: DAY_MS },
-      asset: { type: 'string', description: 'Asset name for host readings. Empty means the agent id.', default: '' },
-    }),
-    simulator: obj('The built-in simulated milling machine (AI4I 2020 rules), so there is something to score on any host', {
-      enabled: { type: 'boolean', description: 'Run the simulated machine.', default: true },
-      asset: { type: 'string', description: 'Asset name of the simulated machine.', default: 'sim-mill-1', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
-      seed: {
-        type: 'integer',
-        description: 'Random seed; the same seed replays the same machine.',
-        default: 1,
-        // Beyond 2^53 a number is no longer an exact integer: two different seeds would be the same.
-        minimum: -Number.MAX_SAFE_INTEGER,
-        maximum: Number.MAX_SAFE_INTEGER,
-      },
-      processSeconds: { type: 'number', description: 'Simulated seconds one machining process takes.', default: 60, minimum: 1, maximum: 86400 },
-      speedup: {
-        type: 'number',
-        description: 'How much faster than real time the machine runs. 60 means one process a second with the default `processSeconds`.',
-        default: 60,
-        minimum: 0.01,
-        maximum: 1000000,
-      },
-      transport: {
-        type: 'string',
-        description: '`modbus`: the machine serves its registers over Modbus TCP on loopback and the Modbus source polls them (the path a real PLC takes); `direct`: readings are handed straight to the pipeline.',
-        enum: ['modbus', 'direct'],
-        default: 'modbus',
-      },
-      modbusPort: { type: 'integer', description: 'Loopback port of the simulated Modbus server; 0 picks a free one.', default: 0, minimum: 0, maximum: 65535 },
-    }),
-    modbus: MODBUS_SOURCES_SCHEMA,
-    nodeStreams: {
-      type: 'array',
-      description: 'Microcontroller sensor nodes speaking the Forewarn node protocol (docs/firmware-protocol.md), one entry per serial port, TCP endpoint or UDP port.',
-      default: [],
-      items: withoutDefault(nodeStreamConfigSchema),
-    },
-    gpu: obj('NVIDIA GPUs through nvidia-smi: one long-lived query process for the fast fields, slow counters now and then, Xid events from the kernel log', {
-      enabled: { type: 'boolean', description: 'Read NVIDIA GPUs. Without nvidia-smi on the host the source says so once and stays idle.', default: true },
-      intervalMs: { type: 'integer', description: 'Fast fields (utilisation, memory, temperatures, power, clocks, throttle reasons, ECC).', default: 5000, minimum: 100, maximum: DAY_MS },
-      slowIntervalMs: { type: 'integer', description: 'Slow counters: remapped rows, PCIe replays (`nvidia-smi -q`), NVLink errors.', default: 60000, minimum: 1000, maximum: DAY_MS },
-      timeoutMs: { type: 'integer', description: 'Limit for each one-shot nvidia-smi command.', default: 15000, minimum: 100, maximum: TIMEOUT_MAX_MS },
-      binary: { type: 'string', description: 'The nvidia-smi executable: a name on PATH or a path.', default: 'nvidia-smi', minLength: 1 },
-      xid: { type: 'boolean', description: 'Follow the kernel log for Xid events.', default: true },
-      kernelLog: {
-        type: 'string',
-        description: 'Where Xid events are read: `/dev/kmsg`, `journalctl -k -f`, the first that works (`auto`), or `off`.',
-        enum: ['auto', 'kmsg', 'journalctl', 'off'],
-        default: 'auto',
-      },
-    }),
-    smart: obj('Disk health through smartctl (ATA and NVMe), on a slow schedule', {
-      enabled: { type: 'boolean', description: 'Read SMART. Needs smartctl and CAP_SYS_RAWIO (or root); without them the source says so once.', default: true },
-      intervalMs: { type: 'integer', description: 'How often every disk is read. Sleeping disks are not woken.', default: 600000, minimum: 1000, maximum: 7 * DAY_MS },
-      timeoutMs: { type: 'integer', description: 'Limit for one smartctl run.', default: 30000, minimum: 100, maximum: TIMEOUT_MAX_MS },
-      binary: { type: 'string', description: 'The smartctl executable.', default: 'smartctl', minLength: 1 },
-      devices: {
-        type: 'array',
-        description: 'Disks to read instead of scanning, e.g. `/dev/sda` or `/dev/sda -d sat`. Empty: discover with `smartctl --scan-open`.',
-        default: [],
-        items: { type: 'string', description: 'A device, optionally with its type.', minLength: 1 },
-      },
-      rescanIntervalMs: { type: 'integer', description: 'How often the disk list is discovered again.', default: 3600000, minimum: 1000, maximum: 7 * DAY_MS },
-    }),
-    edac: obj('Memory ECC counters from EDAC in sysfs', {
-      enabled: { type: 'boolean', description: 'Read EDAC counters (no EDAC driver: said once, then idle).', default: true },
-      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250, maximum: DAY_MS },
-      timeoutMs: { type: 'integer', description: 'Limit for one pass over the tree.', default: 5000, minimum: 100, maximum: TIMEOUT_MAX_MS },
-      sysRoot: { type: 'string', description: 'Where sysfs is mounted (e.g. `/host/sys` in a container).', default: '/sys', minLength: 1 },
-    }),
-    pcieAer: obj('PCIe Advanced Error Reporting counters from sysfs', {
-      enabled: { type: 'boolean', description: 'Read PCIe AER counters.', default: true },
-      intervalMs: { type: 'integer', description: 'How often the counters are read.', default: 60000, minimum: 250, maximum: DAY_MS },
-      timeoutMs: { type: 'integer', description: 'Limit for one pass over the devices.', default: 5000, minimum: 100, maximum: TIMEOUT_MAX_MS },
-      sysRoot: { type: 'string', description: 'Where sysfs is mounted.', default: '/sys', minLength: 1 },
-    }),
-    ipmi: obj('The BMC through ipmitool: sensor readings and new System Event Log entries', {
-      enabled: { type: 'boolean', description: 'Read the BMC where one is present (no /dev/ipmi0 or ipmitool: said once, then idle).', default: true },
-      intervalMs: { type: 'integer', description: 'How often sensors and the SEL are read.', default: 60000, minimum: 1000, maximum: DAY_MS },
-      timeoutMs: { type: 'integer', description: 'Limit for one ipmitool run; busy BMCs are slow.', default: 30000, minimum: 100, maximum: TIMEOUT_MAX_MS },
-      binary: { type: 'string', description: 'The ipmitool executable.', default: 'ipmitool', minLength: 1 },
-      sel: { type: 'boolean', description: 'Turn new SEL entries into events (and alerts).', default: true },
-    }),
-  }),
+  sources: SOURCES_SCHEMA,
   quality: obj('Data-quality checks on every signal; a value that fails is flagged in telemetry and never scored', {
     enabled: { type: 'boolean', description: 'Check data quality.', default: true },
     staleAfterIntervals: {

@@ -49,6 +49,56 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * The exit status of a command that ends with each error (docs/errors.md, "Exit codes"): 2 for what the operator
+ * typed or configured (usage, configuration, secret files), 1 for everything else. One entry per code, so a new
+ * code must choose its exit status here.
+ */
+export const EXIT_CODES: { readonly [C in ErrorCode]: 1 | 2 } = {
+  FW_ERR_CONFIG_INVALID: 2,
+  FW_ERR_CONFIG_READ: 2,
+  FW_ERR_SECRET_READ: 2,
+  FW_ERR_STORAGE_OPEN: 1,
+  FW_ERR_STORAGE_WRITE: 1,
+  FW_ERR_STORAGE_CORRUPT: 1,
+  FW_ERR_STORAGE_IN_USE: 1,
+  FW_ERR_STORAGE_DROPPED: 1,
+  FW_ERR_STORAGE_LIMITS: 1,
+  FW_ERR_STORAGE_FULL: 1,
+  FW_ERR_STORAGE_REPLACED: 1,
+  FW_ERR_ACK_MALFORMED: 1,
+  FW_ERR_MODEL_MANIFEST: 1,
+  FW_ERR_MODEL_CHECKSUM: 1,
+  FW_ERR_MODEL_SIGNATURE: 1,
+  FW_ERR_MODEL_LOAD: 1,
+  FW_ERR_MODEL_OUTPUT: 1,
+  FW_ERR_ANOMALY_STATE: 1,
+  FW_ERR_MODEL_BUNDLE: 1,
+  FW_ERR_MODEL_UNTRUSTED: 1,
+  FW_ERR_MODEL_KEY: 1,
+  FW_ERR_MODEL_GOLDEN: 1,
+  FW_ERR_MODEL_SHADOW: 1,
+  FW_ERR_MODEL_REGISTRY: 1,
+  FW_ERR_SOURCE_FAILED: 1,
+  FW_ERR_SOURCE_UNAVAILABLE: 1,
+  FW_ERR_BROKER_CONNECT: 1,
+  FW_ERR_BROKER_PUBLISH: 1,
+  FW_ERR_BROKER_REFUSED: 1,
+  FW_ERR_BROKER_CLIENT_ID_TAKEN: 1,
+  FW_ERR_SUBSCRIBER_SUBSCRIBE: 1,
+  FW_ERR_SUBSCRIBER_PAYLOAD: 1,
+  FW_ERR_SUBSCRIBER_ACK: 1,
+  FW_ERR_SEQ_CONFLICT: 1,
+  FW_ERR_COMMAND_MALFORMED: 1,
+  FW_ERR_COMMAND_UNKNOWN: 1,
+  FW_ERR_COMMAND_EXPIRED: 1,
+  FW_ERR_COMMAND_UNAUTHORIZED: 1,
+  FW_ERR_COMMAND_REPLAY: 1,
+  FW_ERR_COMMAND_FAILED: 1,
+  FW_ERR_DATA_FORMAT: 1,
+  FW_ERR_USAGE: 2,
+};
+
 export class ForewarnError extends Error {
   readonly code: ErrorCode;
   readonly details: readonly string[];
@@ -69,4 +119,13 @@ export function isForewarnError(err: unknown, code?: ErrorCode): err is Forewarn
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/**
+ * The exit status for any thrown value: a coded error's entry in EXIT_CODES; node:util parseArgs errors (an unknown
+ * option, a missing value) are usage errors, 2; anything else 1.
+ */
+export function exitCodeOf(err: unknown): 1 | 2 {
+  if (err instanceof ForewarnError) return EXIT_CODES[err.code];
+  return String((err as { code?: unknown } | null)?.code ?? '').startsWith('ERR_PARSE_ARGS') ? 2 : 1;
 }

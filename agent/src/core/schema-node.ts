@@ -21,3 +21,24 @@ export interface SchemaNode {
   /** Forewarn extension: never logged; `<name>File` and FOREWARN_… variables can supply it. */
   secret?: boolean;
 }
+
+/** Durations in ms: timers longer than 2^31-1 ms fire at once in Node (TimeoutOverflowWarning), so stay well under. */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+/** A limit on one tool run or one connection attempt. */
+export const TIMEOUT_MAX_MS = 10 * 60_000;
+
+/** An object section of the schema: closed, with its own options' defaults (an empty object by default). */
+export const schemaObject = (description: string, properties: Record<string, SchemaNode>): SchemaNode => ({
+  type: 'object',
+  description,
+  properties,
+  additionalProperties: false,
+  default: {},
+});
+
+/** An object schema as an array item: the item itself has no default, only its options do. */
+export function withoutDefault(node: SchemaNode): SchemaNode {
+  const { default: _unused, ...rest } = node;
+  return rest;
+}

@@ -13,17 +13,8 @@ import { ModelUpdater } from '../scoring/model-updater.js';
 import { DriftMonitor, MODEL_HEALTH_META_KEY, type ModelHealth, type ModelHealthState } from '../scoring/drift-monitor.js';
 import { AnomalyScorer } from '../scoring/anomaly/anomaly-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
-import { HostSource } from '../sources/host-source.js';
-import { SimulatorSource } from '../sources/simulator-source.js';
-import { SimulatedMillModbus } from '../sources/simulated-mill-modbus.js';
-import { ModbusSource } from '../../../firmware-bridge/src/modbus/modbus-source.js';
-import { NodeStreamSource } from '../../../firmware-bridge/src/node-protocol/node-stream-source.js';
-import type { SourceStats } from '../sources/interval-source.js';
-import { NvidiaGpuSource } from '../sources/gpu/nvidia-gpu-source.js';
-import { SmartSource } from '../sources/disk/smart-source.js';
-import { EdacSource } from '../sources/sysfs/edac-source.js';
-import { PcieAerSource } from '../sources/sysfs/pcie-aer-source.js';
-import { IpmiSource } from '../sources/bmc/ipmi-source.js';
+import type { Source, SourceContext } from '../sources/plugin.js';
+import { SOURCE_PLUGINS } from '../sources/registry.js';
 import { DataQuality } from '../health/data-quality.js';
 import { HealthMonitor } from '../health/health-monitor.js';
 import { MetricsServer } from '../metrics/metrics-server.js';
@@ -39,9 +30,7 @@ function isNoSpace(err: unknown): boolean {
   return /SQLITE_FULL|ENOSPC|disk is full|SQLITE_IOERR_(WRITE|SHMSIZE|FSYNC)/.test(text);
 }
 
-/** What the agent needs of every source: the lifecycle and the counters the view and status show. */
-export type Source = Component & { readonly stats: SourceStats };
-
+export type { Source } from '../sources/plugin.js';
 
 /** How often signals are checked for staleness. */
 const STALE_CHECK_MS = 5_000;
@@ -207,22 +196,13 @@ export class Agent implements AgentView {
     } else {
       this.commands = null;
     }
-    const sink = (r: Reading) => this.onReading(r);
-    const events = (e: HealthEvent) => this.onEvent(e);
-    const s = config.sources;
-    const host = config.agent.id;
-    const slog = log.child({ component: 'source' });
-    if (s.host.enabled) this.sources.push(new HostSource(s.host, sink, slog));
-    if (s.simulator.enabled) {
-      this.sources.push(s.simulator.transport === 'modbus' ? new SimulatedMillModbus(s.simulator, sink, slog) : new SimulatorSource(s.simulator, sink, slog));
-    }
-    for (const device of s.modbus.devices) if (device.enabled) this.sources.push(new ModbusSource(device, sink, slog));
-    for (const node of s.nodeStreams) if (node.enabled) this.sources.push(new NodeStreamSource(node, sink, events, slog));
-    if (s.gpu.enabled) this.sources.push(new NvidiaGpuSource(s.gpu, sink, events, slog));
-    if (s.smart.enabled) this.sources.push(new SmartSource(s.smart, sink, slog));
-    if (s.edac.enabled) this.sources.push(new EdacSource({ ...s.edac, asset: host }, sink, slog));
-    if (s.pcieAer.enabled) this.sources.push(new PcieAerSource({ ...s.pcieAer, asset: host }, sink, slog));
-    if (s.ipmi.enabled) this.sources.push(new IpmiSource({ ...s.ipmi, asset: host }, sink, events, slog));
+    const context: SourceContext = {
+      sink: (r: Reading) => this.onReading(r),
+      events: (e: HealthEvent) => this.onEvent(e),
+      log: log.child({ component: 'source' }),
+      agentId: config.agent.id,
+    };
+    for (const plugin of SOURCE_PLUGINS) this.sources.push(...plugin.create(config.sources[plugin.key], context));
     this.metrics = new MetricsServer(config.metrics, this, agentVersion, log.child({ component: 'metrics' }));
   }
 

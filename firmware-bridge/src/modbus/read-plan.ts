@@ -6,7 +6,7 @@
  * batch stays within the protocol's maximum span (125 registers for function codes 3/4, 2000 bits for 1/2) and the
  * hole between the batch so far and the next signal is at most `maxGap` registers (bits). Bridging a small hole
  * reads a few unused registers but saves a round trip; a device that refuses to read its unmapped registers
- * answers exception 2 (illegal data address), and the source then splits that batch (see modbus-source.ts).
+ * answers exception 2 (illegal data address), and the source then splits that batch (see agent/src/sources/modbus/modbus-source.ts).
  *
  * Overlapping signals (two readings of the same registers, e.g. a status word and one of its bits) share a batch.
  */

@@ -16,7 +16,7 @@ import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { encodeValue, type Endianness, type ModbusDataType } from '../modbus/register-codec.js';
 import type { RegisterType } from '../modbus/read-plan.js';
-import type { ModbusSignalConfig } from '../modbus/modbus-source.js';
+import type { ModbusSignalConfig } from '../modbus/register-map.js';
 import { MillingMachineSimulator, millingSignals, type MillingMachineOptions, type MillingSample } from './milling-machine.js';
 
 /** Input registers (function code 4); holding registers 0–13 (function code 3) mirror them read-only. */

@@ -1,0 +1,38 @@
+import type { CliCommand } from '../command.js';
+import { commandSend } from './command-send.js';
+import { configCheck } from './config-check.js';
+import { doctor } from './doctor.js';
+import { help } from './help.js';
+import { modelBundle } from './model-bundle.js';
+import { modelEval } from './model-eval.js';
+import { modelInstall } from './model-install.js';
+import { modelKeygen } from './model-keygen.js';
+import { modelList } from './model-list.js';
+import { modelProfile } from './model-profile.js';
+import { modelRollback } from './model-rollback.js';
+import { run } from './run.js';
+import { status } from './status.js';
+import { subscribe } from './subscribe.js';
+import { version } from './version.js';
+
+/**
+ * The dispatch table of `forewarn`: one entry per subcommand, one file each in this folder. A new command is a new
+ * file and one line here; the general help is generated from this list, in this order.
+ */
+export const COMMANDS: readonly CliCommand[] = [
+  run,
+  status,
+  configCheck,
+  doctor,
+  modelEval,
+  modelProfile,
+  modelKeygen,
+  modelBundle,
+  modelInstall,
+  modelList,
+  modelRollback,
+  subscribe,
+  commandSend,
+  version,
+  help,
+];

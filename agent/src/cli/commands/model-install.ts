@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../config/load-config.js';
+import { installModelBundle } from '../../scoring/install-model.js';
+import { loadTrustedKeys } from '../../scoring/model-bundle.js';
+import { ModelRegistry } from '../../scoring/model-registry.js';
+import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { agentNote } from '../model-notes.js';
+
+/** `forewarn model install` (docs/model-updates.md). */
+
+export const modelInstall: CliCommand = {
+  name: 'model install',
+  synopsis: 'forewarn model install BUNDLE [--config FILE]',
+  summary: 'verify, check and install a signed bundle as the candidate',
+  usage: `forewarn model install BUNDLE [--config FILE] [--allow-downgrade] [--json]
+
+Verifies the bundle's signature against scoring.trustedKeys, loads it, checks its golden outputs and installs it
+as the candidate under storage.dir; the running agent shadow-scores it, then promotes it or rolls it back.
+A new model (nothing to shadow it against) or scoring.shadow.samples 0 promotes it at once.
+
+  -c, --config FILE     the agent's configuration file (or FOREWARN_CONFIG)
+  --allow-downgrade     install a version older than the one in use
+  --json                print JSON`,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { config: { type: 'string', short: 'c' }, 'allow-downgrade': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    });
+    noExtraArguments(this, positionals, 1);
+    const [file] = positionals;
+    if (!file) usageError(this, 'model install needs a BUNDLE file');
+    const { config } = loadConfig(values.config);
+    const registry = ModelRegistry.forConfig(config);
+    const r = await installModelBundle(file, {
+      registry,
+      trustedKeys: loadTrustedKeys(config.scoring.trustedKeys),
+      shadowSamples: config.scoring.shadow.samples,
+      threads: config.scoring.threads,
+      allowDowngrade: values['allow-downgrade'] === true,
+    });
+    const write = (text: string) => process.stdout.write(`${text}\n`);
+    if (values.json) {
+      write(JSON.stringify(r, null, 2));
+      return 0;
+    }
+    const golden = r.golden ? `golden outputs match (${r.golden.rows} rows, largest |Δ| ${r.golden.maxAbsDiff} ≤ ${r.golden.tolerance})` : 'no golden.json: baseline output checked';
+    write(`${r.model}@${r.version}: signature verified (key ${r.keyId}), loads, ${golden}`);
+    if (r.superseded) write(`replaces the candidate ${r.superseded}, which had not been promoted`);
+    if (r.unchanged) {
+      write(`already installed as ${r.outcome === 'candidate' ? 'the candidate' : 'the current version'}: nothing changed`);
+    } else if (r.outcome === 'promoted') {
+      write(`installed and promoted${r.currentVersion === null ? ' (a new model: nothing to shadow it against)' : ' (scoring.shadow.samples is 0)'}; ${agentNote(config, 'loads it')}`);
+    } else {
+      write(
+        `installed as candidate beside ${r.currentVersion}; ${agentNote(config, `shadow-scores it on ${config.scoring.shadow.samples} readings, then promotes it or rolls it back,`)}. \`forewarn model list\` shows the outcome.`,
+      );
+    }
+    return 0;
+  },
+};
