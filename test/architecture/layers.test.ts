@@ -16,18 +16,7 @@ const ROOTS = ['agent/src', 'firmware-bridge/src'];
  * Wrong-way imports that remain, `from → to` (files), each with why it is still there. Issue 12 wants none: this
  * list may only shrink. An entry that no longer matches an import fails the test, so a fixed one must go.
  */
-const ALLOWED: ReadonlyArray<{ from: string; to: string; reason: string }> = [
-  {
-    from: 'agent/src/config/load-config.ts',
-    to: 'agent/src/health/data-quality.ts',
-    reason: 'AgentConfig names the quality checks\' config type; goes when config becomes generic (component-owned schemas)',
-  },
-  {
-    from: 'agent/src/config/load-config.ts',
-    to: 'agent/src/scoring/anomaly/anomaly-scorer.ts',
-    reason: 'AgentConfig names the anomaly scorer\'s config type; goes when config becomes generic (component-owned schemas)',
-  },
-];
+const ALLOWED: ReadonlyArray<{ from: string; to: string; reason: string }> = [];
 
 const describeViolation = (v: LayerViolation) => `${v.from} → ${v.to} (${v.fromFolder} may not import ${v.toFolder})`;
 

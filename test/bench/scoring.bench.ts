@@ -16,16 +16,22 @@ function modelsDir(): string {
   return path.join(dir, 'models');
 }
 
-/** A batch of plausible rows: each feature at its baseline, or the middle of its range, with a little spread. */
+/**
+ * A batch of plausible samples: each feature at its baseline, or the middle of its range, with a little spread;
+ * a sequence model's sample repeats that row over its window ([rows, steps, width], as OnnxModel.run takes it).
+ */
 function batch(model: OnnxModel, rows: number): Float32Array {
   const f = model.manifest.inputs.features;
-  const data = new Float32Array(rows * f.length);
+  const steps = model.steps;
+  const data = new Float32Array(rows * steps * f.length);
   for (let r = 0; r < rows; r++) {
-    f.forEach((spec, i) => {
-      const mid = spec.baseline ?? (spec.range ? (spec.range[0] + spec.range[1]) / 2 : 0);
-      const span = spec.range ? (spec.range[1] - spec.range[0]) / 10 : 1;
-      data[r * f.length + i] = spec.categories ? r % spec.categories.length : mid + ((r * 7919) % 100) / 100 * span;
-    });
+    for (let t = 0; t < steps; t++) {
+      f.forEach((spec, i) => {
+        const mid = spec.baseline ?? (spec.range ? (spec.range[0] + spec.range[1]) / 2 : 0);
+        const span = spec.range ? (spec.range[1] - spec.range[0]) / 10 : 1;
+        data[(r * steps + t) * f.length + i] = spec.categories ? r % spec.categories.length : mid + ((r * 7919) % 100) / 100 * span;
+      });
+    }
   }
   return data;
 }

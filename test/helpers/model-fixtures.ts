@@ -2,7 +2,8 @@ import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createBundle, keyIdOf } from '../../agent/src/scoring/model-bundle.js';
+import { keyIdOf } from '../../agent/src/core/keys.js';
+import { createBundle } from '../../agent/src/model-lifecycle/model-bundle.js';
 import type { ModelManifest } from '../../agent/src/scoring/model-manifest.js';
 
 /** Real model folders and signed bundles built from the shipped models, for the model-update tests. */

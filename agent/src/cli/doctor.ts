@@ -6,7 +6,7 @@ import { describeError, isForewarnError } from '../core/errors.js';
 import { DB_FILE } from '../store/record-store.js';
 import { formatBytes, nearestExistingDir, type StorageLimits } from '../store/storage-limits.js';
 import { SOURCE_PLUGINS } from '../sources/registry.js';
-import { ModelRegistry } from '../scoring/model-registry.js';
+import { ModelRegistry } from '../model-lifecycle/model-registry.js';
 import { OnnxModel } from '../scoring/onnx-model.js';
 import { topics } from '../contract/topics.js';
 import { parseAck } from '../sync/central-ack.js';

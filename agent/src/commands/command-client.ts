@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { topics } from '../contract/topics.js';
 import { ForewarnError, describeError } from '../core/errors.js';
-import { loadPrivateKey } from '../scoring/model-bundle.js';
+import { loadPrivateKey } from '../core/keys.js';
 import { signCommand } from './command-signature.js';
 import type { CommandReply } from './command-handler.js';
 

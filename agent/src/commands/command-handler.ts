@@ -1,6 +1,6 @@
 import { describeError, isForewarnError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { loadTrustedKeys, type TrustedKeys } from '../scoring/model-bundle.js';
+import { loadTrustedKeys, type TrustedKeys } from '../core/keys.js';
 import { TOPIC_ROOT, topics, type IncomingCommand } from '../contract/topics.js';
 import { checkCommandSignature, type SignedFields } from './command-signature.js';
 

@@ -1,5 +1,5 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
-import { keyIdOf, type TrustedKeys } from '../scoring/model-bundle.js';
+import { keyIdOf, type TrustedKeys } from '../core/keys.js';
 
 /**
  * Signatures of remote commands (docs/commands.md). A command that changes the agent carries

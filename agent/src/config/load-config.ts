@@ -8,9 +8,34 @@ import { PACKAGE_ROOT } from '../core/package-root.js';
 import { assessStorageLimits, storageDirProblem, type StorageLimitsAssessment } from '../store/storage-limits.js';
 import type { SchemaNode } from '../core/schema-node.js';
 import { configSchema } from './schema.js';
-import type { QualityConfig } from '../health/data-quality.js';
-import type { AnomalyConfig } from '../scoring/anomaly/anomaly-scorer.js';
 import { SOURCE_PLUGINS, type SourcesConfig } from '../sources/registry.js';
+
+/** `quality`: the data-quality checks (health/data-quality.ts). */
+export interface QualityConfig {
+  enabled: boolean;
+  /** A signal is stale when it has not arrived for this many of its usual intervals. */
+  staleAfterIntervals: number;
+  /** Identical consecutive values that make a varying signal flatlined (0 turns the check off). */
+  flatlineSamples: number;
+  /** A change larger than this many times the signal's usual change is a sudden step (0 turns it off). */
+  stepFactor: number;
+  /** Signals (glob patterns, `*` matches anything) that should vary and arrive steadily, besides model inputs: the flatline, step and stale checks apply to them. */
+  analogSignals: string[];
+}
+
+/** `scoring.anomaly`: adaptive anomaly detection (scoring/anomaly/anomaly-scorer.ts). */
+export interface AnomalyConfig {
+  enabled: boolean;
+  /** Asset names or patterns with `*`. */
+  assets: string[];
+  /** Signal names or patterns with `*` never modelled. */
+  exclude: string[];
+  falseAlarmRate: number;
+  warmupSamples: number;
+  halfLifeHours: number;
+  persistIntervalMs: number;
+  maxSignalsPerAsset: number;
+}
 
 export interface BindingConfig {
   model: string;

@@ -1,4 +1,5 @@
 import type { Reading } from '../core/types.js';
+import type { QualityConfig } from '../config/load-config.js';
 
 /**
  * Data-quality checks on every signal of every stream: out of physical range, sudden step, flatlined, stale.
@@ -7,18 +8,6 @@ import type { Reading } from '../core/types.js';
  */
 
 export type QualityCheck = 'range' | 'step' | 'flatline' | 'stale';
-
-export interface QualityConfig {
-  enabled: boolean;
-  /** A signal is stale when it has not arrived for this many of its usual intervals. */
-  staleAfterIntervals: number;
-  /** Identical consecutive values that make a varying signal flatlined (0 turns the check off). */
-  flatlineSamples: number;
-  /** A change larger than this many times the signal's usual change is a sudden step (0 turns it off). */
-  stepFactor: number;
-  /** Signals (glob patterns, `*` matches anything) that should vary and arrive steadily, besides model inputs: the flatline, step and stale checks apply to them. */
-  analogSignals: string[];
-}
 
 export interface QualityIssue {
   asset: string;

@@ -6,11 +6,19 @@ import type { Component, Reading, RiskRecord } from '../core/types.js';
 import { OnnxModel } from './onnx-model.js';
 import type { FeatureSpec } from './model-manifest.js';
 import type { DriftMonitor } from './drift-monitor.js';
-import type { ShadowObserver } from './shadow-evaluator.js';
 import { FixedHistogram } from '../core/exposition.js';
 
 /** Scoring-batch latency buckets in seconds (`forewarn_scoring_batch_duration_seconds`, docs/observability.md). */
 export const SCORING_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
+
+/**
+ * What the scorer tells a shadow (a candidate model scored beside the current one): the records of one batch, or
+ * that the candidate failed. The model lifecycle implements it (model-lifecycle/shadow-evaluator.ts).
+ */
+export interface ShadowObserver {
+  observe(current: readonly RiskRecord[], candidate: readonly RiskRecord[]): void;
+  fail(reason: string): void;
+}
 
 export interface RiskScorerOptions {
   modelsDir: string;

@@ -9,7 +9,7 @@ import type { RiskRecord } from '../core/types.js';
 import type { HealthMonitor } from '../health/health-monitor.js';
 import type { AnomalyScorer } from '../scoring/anomaly/anomaly-scorer.js';
 import type { DriftMonitor } from '../scoring/drift-monitor.js';
-import type { ModelUpdater } from '../scoring/model-updater.js';
+import type { ModelUpdater } from '../model-lifecycle/model-updater.js';
 import type { RiskScorer } from '../scoring/risk-scorer.js';
 import type { SourceStats } from '../sources/interval-source.js';
 import type { StreamName } from '../store/outbox.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { canonicalJson, checkCommandSignature, commandMessage, signCommand } from '../../../agent/src/commands/command-signature.js';
 import { buildCommandRequest } from '../../../agent/src/commands/command-client.js';
 import { CommandHandler, type CommandEvent, type CommandHost, type CommandReply } from '../../../agent/src/commands/command-handler.js';
-import { keyIdOf } from '../../../agent/src/scoring/model-bundle.js';
+import { keyIdOf } from '../../../agent/src/core/keys.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { tempDir } from '../../helpers/model-fixtures.js';
 

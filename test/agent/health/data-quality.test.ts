@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DataQuality, type QualityConfig } from '../../../agent/src/health/data-quality.js';
+import { DataQuality } from '../../../agent/src/health/data-quality.js';
+import type { QualityConfig } from '../../../agent/src/config/load-config.js';
 
 const config: QualityConfig = { enabled: true, staleAfterIntervals: 3, flatlineSamples: 5, stepFactor: 10, analogSignals: ['temp.*.celsius'] };
 const reading = (ts: number, metrics: Record<string, number>) => ({ ts, source: 's', asset: 'a', metrics });

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createBundle, loadPrivateKey } from '../../scoring/model-bundle.js';
+import { loadPrivateKey } from '../../core/keys.js';
+import { createBundle } from '../../model-lifecycle/model-bundle.js';
 import { noExtraArguments, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model bundle` (docs/model-updates.md). */

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../core/package-root.js';
-import { evaluateModel } from '../../scoring/evaluate-model.js';
-import { evaluateRul } from '../../scoring/evaluate-rul.js';
+import { evaluateModel } from '../../evaluation/evaluate-model.js';
+import { evaluateRul } from '../../evaluation/evaluate-rul.js';
 import { noExtraArguments, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model eval`: offline evaluation of a shipped model on labelled data. */

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
-import { installModelBundle } from '../../scoring/install-model.js';
-import { loadTrustedKeys } from '../../scoring/model-bundle.js';
-import { ModelRegistry } from '../../scoring/model-registry.js';
+import { installModelBundle } from '../../model-lifecycle/install-model.js';
+import { loadTrustedKeys } from '../../core/keys.js';
+import { ModelRegistry } from '../../model-lifecycle/model-registry.js';
 import { noExtraArguments, usageError, type CliCommand } from '../command.js';
 import { agentNote } from '../model-notes.js';
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { generateSigningKey } from '../../scoring/model-bundle.js';
+import { generateSigningKey } from '../../core/keys.js';
 import { noExtraArguments, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model keygen` (docs/model-updates.md). */

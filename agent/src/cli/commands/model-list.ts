@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
-import { ModelRegistry, type ModelState } from '../../scoring/model-registry.js';
+import { ModelRegistry, type ModelState } from '../../model-lifecycle/model-registry.js';
 import { noExtraArguments, type CliCommand } from '../command.js';
 import { time } from '../model-notes.js';
 

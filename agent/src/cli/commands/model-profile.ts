@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../core/package-root.js';
-import { profileModel } from '../../scoring/profile-model.js';
+import { profileModel } from '../../evaluation/profile-model.js';
 import { noExtraArguments, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model profile`: the training-data profile in a model's manifest, the reference for drift detection. */

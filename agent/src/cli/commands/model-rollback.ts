@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
-import { ModelRegistry } from '../../scoring/model-registry.js';
+import { ModelRegistry } from '../../model-lifecycle/model-registry.js';
 import { noExtraArguments, usageError, type CliCommand } from '../command.js';
 import { agentNote } from '../model-notes.js';
 

@@ -1,6 +1,7 @@
 import type { Logger } from '../../core/logger.js';
 import { describeError } from '../../core/errors.js';
 import type { Component, Reading, RiskRecord } from '../../core/types.js';
+import type { AnomalyConfig } from '../../config/load-config.js';
 import { ANOMALY_MODEL_VERSION, AnomalyDetector, type DetectorState } from './detector.js';
 
 /**
@@ -17,19 +18,6 @@ export const anomalyMetaKey = (asset: string) => `anomaly:${asset}`;
 export const ANOMALY_STATUS_META_KEY = 'anomaly-status';
 /** Assets beyond this many are not watched (said once): memory stays bounded whatever the sources report. */
 export const MAX_ASSETS = 256;
-
-export interface AnomalyConfig {
-  enabled: boolean;
-  /** Asset names or patterns with `*`. */
-  assets: string[];
-  /** Signal names or patterns with `*` never modelled. */
-  exclude: string[];
-  falseAlarmRate: number;
-  warmupSamples: number;
-  halfLifeHours: number;
-  persistIntervalMs: number;
-  maxSignalsPerAsset: number;
-}
 
 /** What the scorer needs of the record store. */
 export interface MetaStore {

@@ -8,8 +8,8 @@ import {
   AnomalyScorer,
   anomalyMetaKey,
   type AnomalyAssetStatus,
-  type AnomalyConfig,
 } from '../../../../agent/src/scoring/anomaly/anomaly-scorer.js';
+import type { AnomalyConfig } from '../../../../agent/src/config/load-config.js';
 import { ANOMALY_MODEL_VERSION } from '../../../../agent/src/scoring/anomaly/detector.js';
 import { RecordStore } from '../../../../agent/src/store/record-store.js';
 import type { Reading, RiskRecord } from '../../../../agent/src/core/types.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ForewarnError, describeError } from '../core/errors.js';
-import type { ModelManifest } from './model-manifest.js';
-import { OnnxModel } from './onnx-model.js';
+import type { ModelManifest } from '../scoring/model-manifest.js';
+import { OnnxModel } from '../scoring/onnx-model.js';
 
 /**
  * Evaluation of a remaining-useful-life model on NASA C-MAPSS files (`forewarn model eval NAME --data X --rul Y`).

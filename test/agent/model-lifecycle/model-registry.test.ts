@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ModelRegistry, compareVersions } from '../../../agent/src/scoring/model-registry.js';
+import { ModelRegistry, compareVersions } from '../../../agent/src/model-lifecycle/model-registry.js';
 import { isForewarnError } from '../../../agent/src/core/errors.js';
 import type { ModelLifecycleEvent } from '../../../agent/src/contract/topics.js';
 import { MODELS, tempDir } from '../../helpers/model-fixtures.js';

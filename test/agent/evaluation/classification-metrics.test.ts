@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { averagePrecision, classificationReport, rocAuc } from '../../../agent/src/scoring/classification-metrics.js';
+import { averagePrecision, classificationReport, rocAuc } from '../../../agent/src/evaluation/classification-metrics.js';
 
 // Worked by hand: positives rank 1, 3 and 6 of 6.
 const scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ForewarnError, describeError } from '../core/errors.js';
 import { parseCsv } from '../core/csv.js';
-import { OnnxModel, encodeFeature } from './onnx-model.js';
+import { OnnxModel, encodeFeature } from '../scoring/onnx-model.js';
 import { classificationReport, type ClassificationReport } from './classification-metrics.js';
 
 export interface EvaluationResult {

@@ -2,8 +2,9 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { OnnxModel } from './onnx-model.js';
-import { openBundle, parseBundle, type TrustedKeys, type VerifiedBundle } from './model-bundle.js';
+import { OnnxModel } from '../scoring/onnx-model.js';
+import type { TrustedKeys } from '../core/keys.js';
+import { openBundle, parseBundle, type VerifiedBundle } from './model-bundle.js';
 import type { ModelRegistry } from './model-registry.js';
 
 /**

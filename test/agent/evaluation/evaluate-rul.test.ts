@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isForewarnError } from '../../../agent/src/core/errors.js';
-import { evaluateRul, nasaTerm, parseCmapss, parseRulFile, rulMetrics, writeWindow } from '../../../agent/src/scoring/evaluate-rul.js';
+import { evaluateRul, nasaTerm, parseCmapss, parseRulFile, rulMetrics, writeWindow } from '../../../agent/src/evaluation/evaluate-rul.js';
 import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
 
 /**

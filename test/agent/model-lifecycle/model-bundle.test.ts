@@ -5,16 +5,13 @@ import { describe, expect, it } from 'vitest';
 import {
   BUNDLE_FORMAT,
   createBundle,
-  generateSigningKey,
-  keyIdOf,
-  loadPrivateKey,
-  loadTrustedKeys,
   openBundle,
   parseBundle,
   signedMessage,
   verifyBundle,
   type ModelBundle,
-} from '../../../agent/src/scoring/model-bundle.js';
+} from '../../../agent/src/model-lifecycle/model-bundle.js';
+import { generateSigningKey, keyIdOf, loadPrivateKey, loadTrustedKeys } from '../../../agent/src/core/keys.js';
 import { isForewarnError, type ErrorCode } from '../../../agent/src/core/errors.js';
 import { machineFailureAt, signingKey, tempDir } from '../../helpers/model-fixtures.js';
 

@@ -4,12 +4,12 @@ import type { BindingConfig } from '../config/load-config.js';
 import type { ModelLifecycleEvent } from '../contract/topics.js';
 import { describeError, isForewarnError } from '../core/errors.js';
 import type { Component } from '../core/types.js';
-import { OnnxModel } from './onnx-model.js';
+import { OnnxModel } from '../scoring/onnx-model.js';
 import type { ModelRegistry, ModelState } from './model-registry.js';
-import type { RiskScorer } from './risk-scorer.js';
+import type { RiskScorer } from '../scoring/risk-scorer.js';
 import { ShadowEvaluator, type ShadowLimits, type ShadowVerdict } from './shadow-evaluator.js';
 import { installModelBundle, type InstallResult } from './install-model.js';
-import { loadTrustedKeys } from './model-bundle.js';
+import { loadTrustedKeys } from '../core/keys.js';
 
 /**
  * The running agent's side of safe model updates (docs/model-updates.md). It follows the model registry (polled,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ShadowEvaluator, type ShadowLimits, type ShadowVerdict } from '../../../agent/src/scoring/shadow-evaluator.js';
+import { ShadowEvaluator, type ShadowLimits, type ShadowVerdict } from '../../../agent/src/model-lifecycle/shadow-evaluator.js';
 import type { RiskRecord } from '../../../agent/src/core/types.js';
 
 const limits: ShadowLimits = { samples: 10, maxDisagreement: 0.2, maxMeanAbsDiff: 0.05, maxMeanAbsRulDiff: 10 };

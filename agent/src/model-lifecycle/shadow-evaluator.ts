@@ -1,5 +1,6 @@
 import type { ShadowSummary } from '../contract/topics.js';
 import type { RiskRecord } from '../core/types.js';
+import type { ShadowObserver } from '../scoring/risk-scorer.js';
 
 /**
  * Compares a candidate model with the current one on the same readings (shadow scoring) and decides, once
@@ -22,12 +23,6 @@ export interface ShadowLimits {
 }
 
 export type ShadowVerdict = { decision: 'promote'; reason: string; summary: ShadowSummary } | { decision: 'rollback'; reason: string; summary: ShadowSummary };
-
-/** What the scorer tells a shadow: the records of one batch, or that the candidate failed. */
-export interface ShadowObserver {
-  observe(current: readonly RiskRecord[], candidate: readonly RiskRecord[]): void;
-  fail(reason: string): void;
-}
 
 export class ShadowEvaluator implements ShadowObserver {
   private samples = 0;

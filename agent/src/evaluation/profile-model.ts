@@ -2,10 +2,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ForewarnError, describeError } from '../core/errors.js';
 import { parseCsv } from '../core/csv.js';
-import { encodeFeature } from './onnx-model.js';
-import { readModel, type ModelManifest } from './model-manifest.js';
+import { encodeFeature } from '../scoring/onnx-model.js';
+import { readModel, type ModelManifest } from '../scoring/model-manifest.js';
 import { featureColumns, parseCmapss } from './evaluate-rul.js';
-import { profileFeature, type FeatureDistribution } from './feature-distribution.js';
+import { profileFeature, type FeatureDistribution } from '../scoring/feature-distribution.js';
 
 /**
  * `forewarn model profile`: summarises a model's training data per input into its manifest

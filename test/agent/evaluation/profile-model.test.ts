@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
-import { formatManifest, profileModel } from '../../../agent/src/scoring/profile-model.js';
+import { formatManifest, profileModel } from '../../../agent/src/evaluation/profile-model.js';
 import { ROOT, runCli } from '../../helpers/agent-process.js';
 
 const SAMPLE = path.join(ROOT, 'test/agent/cli/fixtures/ai4i-sample.csv');
