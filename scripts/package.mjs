@@ -57,7 +57,7 @@ function copyTree(from, to, keep = () => true, rel = '') {
  * Prunes a production package's files: other platforms' native binaries and native build leftovers.
  * `rel` is relative to the package's own folder.
  */
-export function keepPackageFile(name, rel, isDir) {
+export function keepPackageFile(name, rel, _isDir) {
   if (rel === 'node_modules' || rel.endsWith('/.bin') || rel === '.bin') return false; // nested packages are lockfile entries of their own
   if (name === 'onnxruntime-node') {
     // bin/napi-vN/<os>/<arch>: only linux/x64.
@@ -225,7 +225,7 @@ export async function buildPackage({ outDir = path.join(REPO, 'build'), version:
     // Docs: the README, the licence, the configuration reference and the install guide.
     for (const f of ['README.md', 'LICENSE', 'NOTICE']) {
       if (fs.existsSync(path.join(REPO, f))) copyTree(path.join(REPO, f), path.join(top, f));
-      else if (f === 'LICENSE') say('warning: the repository has no LICENSE file; the package carries package.json\'s licence field only');
+      else if (f === 'LICENSE') say("warning: the repository has no LICENSE file; the package carries package.json's licence field only");
     }
     copyTree(path.join(REPO, 'docs'), path.join(top, 'docs'), (r, isDir) => !isDir && /\.(md|ya?ml)$/.test(r));
     // package.json: PACKAGE_ROOT and `forewarn version` read it; "type": "module" makes dist/ ESM.
@@ -244,7 +244,14 @@ export async function buildPackage({ outDir = path.join(REPO, 'build'), version:
     // What the native addons were built for: better-sqlite3 is tied to the Node ABI (install.sh checks it).
     fs.writeFileSync(
       path.join(top, 'BUILD-INFO'),
-      [`version=${version}`, `platform=${PLATFORM}`, `node=${process.version}`, `node_abi=${process.versions.modules}`, `napi=${process.versions.napi}`, ''].join('\n'),
+      [
+        `version=${version}`,
+        `platform=${PLATFORM}`,
+        `node=${process.version}`,
+        `node_abi=${process.versions.modules}`,
+        `napi=${process.versions.napi}`,
+        '',
+      ].join('\n'),
     );
     // The command: bin/forewarn runs the compiled CLI with whatever `node` is on PATH.
     fs.mkdirSync(path.join(top, 'bin'));

@@ -64,7 +64,9 @@ describe('the dependency rule (ARCHITECTURE.md)', () => {
 
 describe('the checker itself', () => {
   const roots = ['app/src', 'lib/src'];
-  const order = parseLayerOrder(['# X', '', '## Layer order', '', '1. `core` — leaf', '2. `store`, `sync` — parts', '3. `pipeline` — top', '', '## Next', '4. `ignored`'].join('\n'));
+  const order = parseLayerOrder(
+    ['# X', '', '## Layer order', '', '1. `core` — leaf', '2. `store`, `sync` — parts', '3. `pipeline` — top', '', '## Next', '4. `ignored`'].join('\n'),
+  );
 
   it('parses the numbered layer list, several folders per line, and stops at the next section', () => {
     expect(order).toEqual([['core'], ['store', 'sync'], ['pipeline']]);

@@ -62,7 +62,7 @@ export async function run(): Promise<BenchReport> {
     notes: [
       `Each call scores and learns ${BATCH} readings; us_per_update = call time / ${BATCH} (p99 is of the batch mean, so the occasional precision-matrix refresh shows in the mean, not as one slow reading).`,
       'us_per_update_incl_warmup: the first 30,000 readings, where the baseline turns over fast and the precision matrix is refreshed more often.',
-      'bytes_per_asset: the detector\'s own estimate (typed arrays + per-signal overhead); state_json_bytes: what is persisted in the meta table.',
+      "bytes_per_asset: the detector's own estimate (typed arrays + per-signal overhead); state_json_bytes: what is persisted in the meta table.",
     ],
   };
 }

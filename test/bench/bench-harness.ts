@@ -205,7 +205,10 @@ export function formatReport(report: BenchReport): string {
   const width = cols.map((c) => Math.max(c.length, ...report.rows.map((r) => cell(r[c]).length)));
   const numeric = cols.map((c) => report.rows.every((r) => r[c] === undefined || typeof r[c] === 'number'));
   const line = (vals: string[]) =>
-    vals.map((v, i) => (numeric[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!))).join('  ').trimEnd();
+    vals
+      .map((v, i) => (numeric[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [`## ${report.name}`, '', line(cols), line(width.map((w) => '-'.repeat(w)))];
   for (const r of report.rows) out.push(line(cols.map((c) => cell(r[c]))));
   if (report.notes.length) {

@@ -103,14 +103,32 @@ export async function run(): Promise<BenchReport> {
     const agentCpu = (cpuMs(agent.pid!) - start.agent) / seconds;
     const collectdCpu = (cpuMs(collectd.pid!) - start.collectd) / seconds;
     const rows = [
-      { process: 'forewarn agent (host + sysfs + SMART + IPMI + 8 fake GPUs)', cpu_ms_per_s: round(agentCpu), cpu_pct: round(agentCpu / 10), rss_median_mib: round(median(rss.agent) / 1024), rss_max_mib: round(Math.max(...rss.agent) / 1024) },
-      { process: 'collectd (cpu, load, memory, swap, df, disk, interface, thermal, contextswitch → csv)', cpu_ms_per_s: round(collectdCpu), cpu_pct: round(collectdCpu / 10), rss_median_mib: round(median(rss.collectd) / 1024), rss_max_mib: round(Math.max(...rss.collectd) / 1024) },
-      { process: 'ratio agent / collectd', cpu_ms_per_s: round(agentCpu / collectdCpu), cpu_pct: '', rss_median_mib: round(median(rss.agent) / median(rss.collectd)), rss_max_mib: '' },
+      {
+        process: 'forewarn agent (host + sysfs + SMART + IPMI + 8 fake GPUs)',
+        cpu_ms_per_s: round(agentCpu),
+        cpu_pct: round(agentCpu / 10),
+        rss_median_mib: round(median(rss.agent) / 1024),
+        rss_max_mib: round(Math.max(...rss.agent) / 1024),
+      },
+      {
+        process: 'collectd (cpu, load, memory, swap, df, disk, interface, thermal, contextswitch → csv)',
+        cpu_ms_per_s: round(collectdCpu),
+        cpu_pct: round(collectdCpu / 10),
+        rss_median_mib: round(median(rss.collectd) / 1024),
+        rss_max_mib: round(Math.max(...rss.collectd) / 1024),
+      },
+      {
+        process: 'ratio agent / collectd',
+        cpu_ms_per_s: round(agentCpu / collectdCpu),
+        cpu_pct: '',
+        rss_median_mib: round(median(rss.agent) / median(rss.collectd)),
+        rss_max_mib: '',
+      },
     ];
     notes.push(
       `Measured over ${round(seconds)} s after a ${WARMUP_MS / 1000} s warm-up; CPU from /proc/<pid>/stat (10 ms ticks), RSS sampled every second.`,
-      'The agent also commits every reading to SQLite (synchronous=full) and scores disks it finds; the fake nvidia-smi\'s own CPU is not counted (a real nvidia-smi\'s cost is in the driver).',
-      'Most of the agent\'s RSS is the Node.js runtime and onnxruntime with two models loaded; collectd is C.',
+      "The agent also commits every reading to SQLite (synchronous=full) and scores disks it finds; the fake nvidia-smi's own CPU is not counted (a real nvidia-smi's cost is in the driver).",
+      "Most of the agent's RSS is the Node.js runtime and onnxruntime with two models loaded; collectd is C.",
     );
     return { name: 'Agent vs collectd, side by side at a 1 s interval', rows, notes };
   } finally {

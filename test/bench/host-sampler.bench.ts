@@ -40,7 +40,9 @@ export async function run(): Promise<BenchReport> {
   // Let /proc/stat's 10 ms ticks advance, so the second sample shows a full set of rates.
   await new Promise((r) => setTimeout(r, 100));
   const second = await sampler.sample((t += 1000));
-  await add('HostSampler.sample()', `all groups, ${Object.keys(second.metrics).length} metrics`, () => measure(() => sampler.sample((t += 1000)), 300, { warmup: 5 }));
+  await add('HostSampler.sample()', `all groups, ${Object.keys(second.metrics).length} metrics`, () =>
+    measure(() => sampler.sample((t += 1000)), 300, { warmup: 5 }),
+  );
 
   const sys = fixtureSys();
   if (sys) {
@@ -48,7 +50,9 @@ export async function run(): Promise<BenchReport> {
     let t2 = Date.now();
     const s = await withSensors.sample((t2 += 1000));
     const sensors = Object.keys(s.metrics).filter((k) => k.startsWith('temp.') || k.startsWith('fan.')).length;
-    await add('HostSampler.sample() + fixture sysfs', `as above + ${sensors} temp/fan files`, () => measure(() => withSensors.sample((t2 += 1000)), 300, { warmup: 5 }));
+    await add('HostSampler.sample() + fixture sysfs', `as above + ${sensors} temp/fan files`, () =>
+      measure(() => withSensors.sample((t2 += 1000)), 300, { warmup: 5 }),
+    );
   }
 
   await add('si.currentLoad()', 'cpu %', () => measure(() => si.currentLoad(), 20, { gapMs: 250 }));
@@ -57,8 +61,7 @@ export async function run(): Promise<BenchReport> {
   await add('si.disksIO()', 'disk I/O, all disks summed', () => measure(() => si.disksIO(), 20, { gapMs: 550 }));
   await add('si.networkStats("*")', 'net I/O per interface', () => measure(() => si.networkStats('*'), 20, { gapMs: 550 }));
   await add('si.cpuTemperature()', 'temperatures', () => measure(() => si.cpuTemperature(), 20));
-  const all = () =>
-    Promise.all([si.currentLoad(), si.mem(), si.fsSize(), si.disksIO(), si.networkStats('*'), si.cpuTemperature()]);
+  const all = () => Promise.all([si.currentLoad(), si.mem(), si.fsSize(), si.disksIO(), si.networkStats('*'), si.cpuTemperature()]);
   await add('si: all six (Promise.all)', 'the same groups', () => measure(all, 20, { gapMs: 550 }));
   await add('hostInventory() (once at start)', 'os, cpu, system, memory', () => measure(() => hostInventory(), 3, { warmup: 0 }));
 
@@ -74,7 +77,10 @@ export async function run(): Promise<BenchReport> {
   });
 
   notes.push(
-    `Host: ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Linux ${os.release()}, Node ${process.version}; load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}.`,
+    `Host: ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Linux ${os.release()}, Node ${process.version}; load average at start ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}.`,
     `systeminformation costs ${round(cpu(theirs) / cpu(ours))}× the CPU of HostSampler per sample (this process + spawned processes), ${round(theirs.medianMs / ours.medianMs)}× the median wall time, and spawns ${round(theirs.spawnsPerCall)} processes per sample against ${round(ours.spawnsPerCall)}.`,
     'HostSampler samples taken less than one /proc/stat tick (10 ms) apart have no cpu.*_pct metrics: no CPU time has been accounted in between. The back-to-back calls here sometimes hit that; at a 1 s interval they never do.',
     `HostSampler's first sample had ${Object.keys(first.metrics).length} metrics (gauges only) and errors ${JSON.stringify(first.errors)}; later samples have ${Object.keys(second.metrics).length}.`,

@@ -47,7 +47,13 @@ export async function run(): Promise<BenchReport> {
         MESSAGE_TYPE.senml,
         i & 0xff,
         encodeSenmlPack([
-          { bn: 'urn:dev:mac:0024befffe804ff1:', bt: new DecimalFraction(-3, 1_700_000_000_000 + i), n: 'temp', u: 'Cel', v: new DecimalFraction(-2, 4000 + (i % 500)) },
+          {
+            bn: 'urn:dev:mac:0024befffe804ff1:',
+            bt: new DecimalFraction(-3, 1_700_000_000_000 + i),
+            n: 'temp',
+            u: 'Cel',
+            v: new DecimalFraction(-2, 4000 + (i % 500)),
+          },
           { n: 'current', u: 'A', v: new DecimalFraction(-3, 12_000 + (i % 900)) },
         ]),
       ),
@@ -76,9 +82,13 @@ export async function run(): Promise<BenchReport> {
   const blocks = Array.from({ length: 8 }, (_, i) => new SensorNodeSimulator({ seed: 10 + i, initialSeverity: 0.5 }).next().samples);
   const perSecond = 10_000 / 4096;
   for (const channels of [1, 8]) {
-    const m = await measure(() => {
-      for (let c = 0; c < channels; c++) vibrationFeatures(blocks[c]!, { sampleRateHz: 10_000, scale: 0.002, fftSize: 4096 });
-    }, 200, { warmup: 20 });
+    const m = await measure(
+      () => {
+        for (let c = 0; c < channels; c++) vibrationFeatures(blocks[c]!, { sampleRateHz: 10_000, scale: 0.002, fftSize: 4096 });
+      },
+      200,
+      { warmup: 20 },
+    );
     const cpuPerSecondOfData = m.cpuMsPerCall * perSecond;
     rows.push({
       case: `features: ${channels} channel${channels > 1 ? 's' : ''} at 10 kHz`,

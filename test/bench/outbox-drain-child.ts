@@ -133,7 +133,11 @@ async function main(): Promise<void> {
   store.markSent = (stream: StreamName, ids: readonly number[], now?: number) => {
     const n = markSent(stream, ids, now);
     acked += n;
-    for (const [key, pct] of [['at10', 0.1], ['at50', 0.5], ['at90', 0.9]] as const) {
+    for (const [key, pct] of [
+      ['at10', 0.1],
+      ['at50', 0.5],
+      ['at90', 0.9],
+    ] as const) {
       if (marks[key] === undefined && acked >= args.expect * pct) marks[key] = process.memoryUsage().rss;
     }
     if (acked >= args.expect && !tEnd) {
@@ -148,7 +152,16 @@ async function main(): Promise<void> {
   const sample = () => {
     const m = process.memoryUsage();
     const [rssAnon, rssFile] = procStatus('RssAnon', 'RssFile');
-    samples.push({ t: Math.round(performance.now() - t0), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, rssAnon: rssAnon!, rssFile: rssFile!, sent: acked });
+    samples.push({
+      t: Math.round(performance.now() - t0),
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      rssAnon: rssAnon!,
+      rssFile: rssFile!,
+      sent: acked,
+    });
   };
   const cpu0 = process.cpuUsage();
   const io0 = diskWriteBytes();

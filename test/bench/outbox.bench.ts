@@ -398,8 +398,8 @@ export async function run(): Promise<BenchReport> {
           messages: pick.r.stats.messagesSent,
           records_per_msg: round(pick.r.records / pick.r.stats.messagesSent),
           payload_b_per_record: round(payloadPerRecord),
-          agent_cpu_pct: round((pick.r.cpuMs / 10 / pick.r.seconds)),
-          cpu_us_per_record: round((median(runs.map((x) => x.r.cpuMs / x.r.records)) * 1000)),
+          agent_cpu_pct: round(pick.r.cpuMs / 10 / pick.r.seconds),
+          cpu_us_per_record: round(median(runs.map((x) => x.r.cpuMs / x.r.records)) * 1000),
           disk_write_b_per_record: round(pick.r.diskWriteBytes / pick.r.records),
           broker_cpu_pct: round(pick.brokerCpuMs / 10 / pick.r.seconds),
           target: '≥ 50000 rec/s',
@@ -456,7 +456,10 @@ export async function run(): Promise<BenchReport> {
       const peak = (xs: typeof r.samples) => Math.max(...xs.map((x) => x.rss));
       return peak(r.samples.filter((x) => x.t > half)) / peak(r.samples.filter((x) => x.t <= half));
     };
-    for (const [label, x] of [[`${SMALL_BACKLOG}`, smallDefault.pick], [`${BIG_BACKLOG}`, bigRun]] as const) {
+    for (const [label, x] of [
+      [`${SMALL_BACKLOG}`, smallDefault.pick],
+      [`${BIG_BACKLOG}`, bigRun],
+    ] as const) {
       rows.push({
         case: `rss, drain ${label} (batch 500, none)`,
         start_mib: mib(x.r.rss.start),
@@ -478,8 +481,11 @@ export async function run(): Promise<BenchReport> {
       met: flat <= 1.15 ? 'yes' : 'no',
     });
     notes.push(
-      'RSS: process.memoryUsage().rss of the drain process, sampled every 100 ms and at 10/50/90 % acknowledged; hwm is the kernel\'s VmHWM at the end; late_vs_early = highest sample in the second half of the drain / highest in the first half. "Flat" is met when the large backlog\'s peak is within 15 % of the small one\'s.',
-      `Load average when the bench started: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')} (${os.cpus().length} CPUs); wall-clock rates move with anything else running, CPU per record much less.`,
+      "RSS: process.memoryUsage().rss of the drain process, sampled every 100 ms and at 10/50/90 % acknowledged; hwm is the kernel's VmHWM at the end; late_vs_early = highest sample in the second half of the drain / highest in the first half. \"Flat\" is met when the large backlog's peak is within 15 % of the small one's.",
+      `Load average when the bench started: ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(', ')} (${os.cpus().length} CPUs); wall-clock rates move with anything else running, CPU per record much less.`,
       `Whole outbox bench: ${round((performance.now() - started) / 1000)} s.`,
     );
     return { name: 'Delivery: SQLite outbox and MQTT drain', rows, notes };

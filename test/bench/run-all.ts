@@ -9,7 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES: readonly string[] = ['./host-sampler.bench.js', './scoring.bench.js', './collectd-comparison.bench.js', './node-protocol.bench.js', './outbox.bench.js', './anomaly.bench.js'];
+const BENCHES: readonly string[] = [
+  './host-sampler.bench.js',
+  './scoring.bench.js',
+  './collectd-comparison.bench.js',
+  './node-protocol.bench.js',
+  './outbox.bench.js',
+  './anomaly.bench.js',
+];
 
 interface BenchModule {
   run(): Promise<BenchReport>;

@@ -29,7 +29,7 @@ function batch(model: OnnxModel, rows: number): Float32Array {
       f.forEach((spec, i) => {
         const mid = spec.baseline ?? (spec.range ? (spec.range[0] + spec.range[1]) / 2 : 0);
         const span = spec.range ? (spec.range[1] - spec.range[0]) / 10 : 1;
-        data[(r * steps + t) * f.length + i] = spec.categories ? r % spec.categories.length : mid + ((r * 7919) % 100) / 100 * span;
+        data[(r * steps + t) * f.length + i] = spec.categories ? r % spec.categories.length : mid + (((r * 7919) % 100) / 100) * span;
       });
     }
   }
@@ -39,7 +39,9 @@ function batch(model: OnnxModel, rows: number): Float32Array {
 export async function run(): Promise<BenchReport> {
   const dir = modelsDir();
   const rows: BenchReport['rows'] = [];
-  for (const name of readdirSync(dir).filter((n) => existsSync(path.join(dir, n, 'manifest.json'))).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => existsSync(path.join(dir, n, 'manifest.json')))
+    .sort()) {
     const model = await OnnxModel.load(path.join(dir, name), { threads: 1 });
     for (const size of BATCHES) {
       const data = batch(model, size);

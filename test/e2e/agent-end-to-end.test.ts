@@ -5,7 +5,7 @@ import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
-import { listen as listenTo, type ReceivedMessage as Msg } from '../helpers/mqtt-listener.js';
+import { listen as listenTo } from '../helpers/mqtt-listener.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,23 +43,40 @@ describe('the agent, end to end', () => {
     const messages = await listen(broker.url, 'forewarn/v1/e2e-1/#');
     // Credentials from the environment; mosquitto here accepts any, and the password must never reach a log line.
     // The central side confirms what it stored (the default broker.ack: central releases records on that).
-    const central = new ReferenceSubscriber({ url: broker.url, clientId: 'central-e2e', dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'), log: captureLogger().log });
+    const central = new ReferenceSubscriber({
+      url: broker.url,
+      clientId: 'central-e2e',
+      dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'),
+      log: captureLogger().log,
+    });
     await central.start();
     cleanup.push(() => central.stop());
     const agent = startAgent(baseConfig(broker.url, 'e2e-1'), { FOREWARN_BROKER_USERNAME: 'e2e-1', FOREWARN_BROKER_PASSWORD: 'pw-7f3a9c-never-logged' });
     cleanup.push(kill(agent));
 
-    const riskBatches = await waitFor(() => {
-      const r = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/risk');
-      return r.length >= 3 ? r : null;
-    }, `risk batches on the broker; agent output:\n${agent.output()}`, 30_000);
-    await waitFor(() => messages.some((m) => m.topic === 'forewarn/v1/e2e-1/telemetry' && (m.payload.records as Array<{ source: string }>).some((r) => r.source === 'host')), 'host telemetry');
+    const riskBatches = await waitFor(
+      () => {
+        const r = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/risk');
+        return r.length >= 3 ? r : null;
+      },
+      `risk batches on the broker; agent output:\n${agent.output()}`,
+      30_000,
+    );
+    await waitFor(
+      () =>
+        messages.some((m) => m.topic === 'forewarn/v1/e2e-1/telemetry' && (m.payload.records as Array<{ source: string }>).some((r) => r.source === 'host')),
+      'host telemetry',
+    );
     // The simulated machine (seed 1) fails within its first dozen processes, and the model catches it:
     // a risk alert is raised, then cleared when the next process scores low again.
-    const alerts = await waitFor(() => {
-      const a = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/alerts').flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
-      return a.some((r) => r.state === 'cleared') ? a : null;
-    }, 'a risk alert raised and cleared', 30_000);
+    const alerts = await waitFor(
+      () => {
+        const a = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/alerts').flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
+        return a.some((r) => r.state === 'cleared') ? a : null;
+      },
+      'a risk alert raised and cleared',
+      30_000,
+    );
     expect(alerts[0]).toMatchObject({ rule: 'risk.threshold', asset: 'sim-mill-1', subject: 'machine-failure', state: 'raised' });
     expect(alerts.find((a) => a.state === 'cleared')!.alertId).toBe(alerts[0]!.alertId);
 
@@ -73,7 +90,11 @@ describe('the agent, end to end', () => {
     // Sequence numbers are contiguous from the fresh database's first seq, announced in its storage-recovered event:
     // nothing was skipped on the way.
     const created = await waitFor(
-      () => messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/events').flatMap((m) => m.payload.records as Array<Record<string, unknown>>).find((e) => e.type === 'storage-recovered'),
+      () =>
+        messages
+          .filter((m) => m.topic === 'forewarn/v1/e2e-1/events')
+          .flatMap((m) => m.payload.records as Array<Record<string, unknown>>)
+          .find((e) => e.type === 'storage-recovered'),
       'the fresh database announced',
     );
     expect(created).toMatchObject({ cause: 'created', seq: created.firstSeq });
@@ -83,7 +104,12 @@ describe('the agent, end to end', () => {
     expect(messages.find((m) => m.topic === 'forewarn/v1/e2e-1/status')?.payload).toMatchObject({ state: 'online', bootSeq });
     // The retained status follows the sources: once sampling, the simulator shows as running.
     await waitFor(
-      () => messages.some((m) => m.topic.endsWith('/status') && (m.payload.sources as Array<{ name: string; state: string }> | undefined)?.some((s) => s.name === 'simulator' && s.state === 'running')),
+      () =>
+        messages.some(
+          (m) =>
+            m.topic.endsWith('/status') &&
+            (m.payload.sources as Array<{ name: string; state: string }> | undefined)?.some((s) => s.name === 'simulator' && s.state === 'running'),
+        ),
       'a status with the simulator running',
     );
 
@@ -99,7 +125,10 @@ describe('the agent, end to end', () => {
     // What was buffered and sent is readable after the agent stopped.
     const status = await runCli(['status', '--config', agent.configFile, '--json']);
     expect(status.code).toBe(0);
-    const report = JSON.parse(status.stdout) as { streams: Array<{ stream: string; pending: number; sentTotal: number }>; latestRisk: Array<{ asset: string }> };
+    const report = JSON.parse(status.stdout) as {
+      streams: Array<{ stream: string; pending: number; sentTotal: number }>;
+      latestRisk: Array<{ asset: string }>;
+    };
     // Acknowledged by the centre, which stored them.
     expect(report.streams.find((s) => s.stream === 'risk')!.sentTotal).toBeGreaterThanOrEqual(records.length);
     expect(central.store.receivedSeqs('e2e-1', 'risk').length).toBeGreaterThanOrEqual(report.streams.find((s) => s.stream === 'risk')!.sentTotal);

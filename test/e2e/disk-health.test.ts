@@ -45,10 +45,14 @@ describe('disk health, end to end', () => {
     );
     cleanup.push(kill(agent));
 
-    const risk = await waitFor(() => {
-      const r = messages.filter((m) => m.topic.endsWith('/risk')).flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
-      return r.length >= 5 ? r : null;
-    }, `disk risk records; agent output:\n${agent.output()}`, 30_000);
+    const risk = await waitFor(
+      () => {
+        const r = messages.filter((m) => m.topic.endsWith('/risk')).flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
+        return r.length >= 5 ? r : null;
+      },
+      `disk risk records; agent output:\n${agent.output()}`,
+      30_000,
+    );
     const alerts = await waitFor(() => {
       const a = messages.filter((m) => m.topic.endsWith('/alerts')).flatMap((m) => m.payload.records as Array<Record<string, unknown>>);
       return a.some((x) => x.rule === 'disk.smart.failed') ? a : null;

@@ -49,7 +49,11 @@ describe('model updates, end to end', () => {
       scoring: { trustedKeys: [key.publicFile], updateCheckIntervalMs: 300, shadow: { samples: 30 } },
     });
     cleanup.push(kill(agent));
-    await waitFor(() => records(messages, 'risk').some((r) => r.modelVersion === '1.0.0'), `risk from the shipped model; agent output:\n${agent.output()}`, 30_000);
+    await waitFor(
+      () => records(messages, 'risk').some((r) => r.modelVersion === '1.0.0'),
+      `risk from the shipped model; agent output:\n${agent.output()}`,
+      30_000,
+    );
 
     const install = await runCli(['model', 'install', bundle, '--config', agent.configFile]);
     expect(install.stderr).toBe('');
@@ -62,10 +66,20 @@ describe('model updates, end to end', () => {
       30_000,
     );
     expect(promoted).toMatchObject({ model: 'machine-failure', version: '1.1.0', previousVersion: '1.0.0', shadow: { samples: 30, disagreements: 0 } });
-    expect(records(messages, 'events').find((e) => e.type === 'model-candidate')).toMatchObject({ model: 'machine-failure', version: '1.1.0', keyId: key.keyId, shadowSamples: 30 });
+    expect(records(messages, 'events').find((e) => e.type === 'model-candidate')).toMatchObject({
+      model: 'machine-failure',
+      version: '1.1.0',
+      keyId: key.keyId,
+      shadowSamples: 30,
+    });
     await waitFor(() => records(messages, 'risk').some((r) => r.modelVersion === '1.1.0'), 'risk records from the promoted version', 15_000);
     await waitFor(
-      () => messages.some((m) => m.topic.endsWith('/status') && (m.payload.models as Array<{ name: string; version: string }> | undefined)?.some((x) => x.name === 'machine-failure' && x.version === '1.1.0')),
+      () =>
+        messages.some(
+          (m) =>
+            m.topic.endsWith('/status') &&
+            (m.payload.models as Array<{ name: string; version: string }> | undefined)?.some((x) => x.name === 'machine-failure' && x.version === '1.1.0'),
+        ),
       'the retained status naming the new version',
     );
     // The swap is clean: once the new version scores, the old one never publishes again.
@@ -80,7 +94,9 @@ describe('model updates, end to end', () => {
 
     agent.proc.kill('SIGTERM');
     expect((await agent.exited).code).toBe(0);
-    const list = JSON.parse((await runCli(['model', 'list', '--config', agent.configFile, '--json'])).stdout) as { models: Array<{ name: string; current: string | null; candidate: string | null }> };
+    const list = JSON.parse((await runCli(['model', 'list', '--config', agent.configFile, '--json'])).stdout) as {
+      models: Array<{ name: string; current: string | null; candidate: string | null }>;
+    };
     expect(list.models.find((m) => m.name === 'machine-failure')).toMatchObject({ current: '1.1.0', candidate: null });
   });
 });

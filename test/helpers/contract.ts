@@ -17,7 +17,9 @@ interface AsyncApiDoc {
 export const asyncApi = parse(readFileSync(path.join(ROOT, 'docs/asyncapi.yaml'), 'utf8')) as AsyncApiDoc;
 
 const ajv = new Ajv({ allErrors: true, strict: false });
-ajv.addSchema(JSON.parse(JSON.stringify({ $id: 'contract', definitions: asyncApi.components.schemas }).replaceAll('#/components/schemas/', 'contract#/definitions/')));
+ajv.addSchema(
+  JSON.parse(JSON.stringify({ $id: 'contract', definitions: asyncApi.components.schemas }).replaceAll('#/components/schemas/', 'contract#/definitions/')),
+);
 
 /** The channel whose address pattern matches `topic`, with the message schema names it accepts. */
 export function channelFor(topic: string): { name: string; messages: string[]; qos?: number; retain?: boolean } | undefined {

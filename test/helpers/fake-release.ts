@@ -49,7 +49,17 @@ export function makeFakeRelease(o: FakeReleaseOptions): string {
     .filter(Boolean)
     .map((f) => f.slice(2))
     .sort();
-  fs.writeFileSync(path.join(top, 'SHA256SUMS'), files.map((f) => `${createHash('sha256').update(fs.readFileSync(path.join(top, f))).digest('hex')}  ${f}\n`).join(''));
+  fs.writeFileSync(
+    path.join(top, 'SHA256SUMS'),
+    files
+      .map(
+        (f) =>
+          `${createHash('sha256')
+            .update(fs.readFileSync(path.join(top, f)))
+            .digest('hex')}  ${f}\n`,
+      )
+      .join(''),
+  );
   o.tamper?.(top);
   const tarball = path.join(o.dir, `${name}${o.tag ? `-${o.tag}` : ''}-${path.basename(stage)}.tar.gz`);
   execFileSync('tar', ['-czf', tarball, '-C', stage, name]);

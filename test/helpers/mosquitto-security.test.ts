@@ -105,7 +105,12 @@ describe('startMosquitto with a TLS listener (makePki certificates)', () => {
     central.on('message', (topic) => seen.push(topic));
     await central.subscribeAsync('forewarn/v1/#', { qos: 1 });
 
-    const agent = await mqtt.connectAsync(broker.tlsUrl, { protocolVersion: 5, ca: read(pki.ca.cert), ...clientCert(pki.clients['agent-a']!), reconnectPeriod: 0 });
+    const agent = await mqtt.connectAsync(broker.tlsUrl, {
+      protocolVersion: 5,
+      ca: read(pki.ca.cert),
+      ...clientCert(pki.clients['agent-a']!),
+      reconnectPeriod: 0,
+    });
     cleanup.push(() => agent.endAsync());
     expect(broker.log()).toContain("u'agent-a'");
     const acks: Packet[] = [];
@@ -132,8 +137,14 @@ describe('startMosquitto with a TLS listener (makePki certificates)', () => {
     expect(acks.at(-1)).toMatchObject({ cmd: 'puback', reasonCode: 0x87 });
     expect(agent.connected).toBe(true);
     // publishAsync rejects with the same error; QoS 2 (PUBREC 0x87) likewise.
-    await expect(agent.publishAsync('forewarn/v1/agent-b/telemetry', '{}', { qos: 1 })).rejects.toMatchObject({ code: 0x87, message: 'Publish error: Not authorized' });
-    await expect(agent.publishAsync('forewarn/v1/agent-b/telemetry', '{}', { qos: 2 })).rejects.toMatchObject({ code: 0x87, message: 'Publish error: Not authorized' });
+    await expect(agent.publishAsync('forewarn/v1/agent-b/telemetry', '{}', { qos: 1 })).rejects.toMatchObject({
+      code: 0x87,
+      message: 'Publish error: Not authorized',
+    });
+    await expect(agent.publishAsync('forewarn/v1/agent-b/telemetry', '{}', { qos: 2 })).rejects.toMatchObject({
+      code: 0x87,
+      message: 'Publish error: Not authorized',
+    });
 
     // The subscriber saw only what the ACL let through (an in-order marker proves nothing else is on its way).
     await agent.publishAsync('forewarn/v1/agent-a/marker', '{}', { qos: 1 });

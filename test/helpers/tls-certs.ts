@@ -77,7 +77,26 @@ async function makeCa(dir: string, name: string, cn: string): Promise<KeyPair> {
   const key = await newKey(dir, name);
   const cert = path.join(dir, `${name}.crt`);
   await openssl(
-    ['req', '-config', path.join(dir, 'openssl.cnf'), '-x509', '-new', '-key', key, '-sha256', '-days', '2', '-subj', `/O=Forewarn tests/CN=${cn}`, '-extensions', 'v3_ca', '-set_serial', serial(), '-out', cert],
+    [
+      'req',
+      '-config',
+      path.join(dir, 'openssl.cnf'),
+      '-x509',
+      '-new',
+      '-key',
+      key,
+      '-sha256',
+      '-days',
+      '2',
+      '-subj',
+      `/O=Forewarn tests/CN=${cn}`,
+      '-extensions',
+      'v3_ca',
+      '-set_serial',
+      serial(),
+      '-out',
+      cert,
+    ],
     dir,
   );
   return { cert, key };
@@ -89,7 +108,27 @@ async function issue(dir: string, ca: KeyPair, name: string, cn: string, extensi
   const cert = path.join(dir, `${name}.crt`);
   await openssl(['req', '-config', path.join(dir, 'openssl.cnf'), '-new', '-key', key, '-subj', `/O=Forewarn tests/CN=${cn}`, '-out', csr], dir);
   await openssl(
-    ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', serial(), '-days', '2', '-sha256', '-extfile', path.join(dir, 'openssl.cnf'), '-extensions', extensions, '-out', cert],
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.cert,
+      '-CAkey',
+      ca.key,
+      '-set_serial',
+      serial(),
+      '-days',
+      '2',
+      '-sha256',
+      '-extfile',
+      path.join(dir, 'openssl.cnf'),
+      '-extensions',
+      extensions,
+      '-out',
+      cert,
+    ],
     dir,
   );
   rmSync(csr);

@@ -5,7 +5,7 @@
 // test/scripts/package.test.ts builds and checks. The --root has a minimal etc/passwd, group, shadow and gshadow,
 // so when the tests run as root (as in CI) the scripts create and remove the forewarn user with
 // `useradd --root` / `userdel --root` for real, in the temporary root, never in this host's /etc/passwd.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -71,7 +71,10 @@ function snapshot(root: string): string[] {
         out.push(`D ${r} ${mode} ${st.uid}:${st.gid}`);
         walk(r);
       } else {
-        const hash = createHash('sha256').update(fs.readFileSync(path.join(root, r))).digest('hex').slice(0, 16);
+        const hash = createHash('sha256')
+          .update(fs.readFileSync(path.join(root, r)))
+          .digest('hex')
+          .slice(0, 16);
         out.push(`F ${r} ${mode} ${st.uid}:${st.gid} ${st.size} ${hash} ${st.mtimeMs}`);
       }
     }

@@ -39,7 +39,9 @@ const tarballs = new Map<string, string>();
 function makeTarball(version: string, broken = false): string {
   const key = `${version}/${broken}`;
   if (!tarballs.has(key)) {
-    const cli = broken ? `process.stderr.write('agent broken: cannot load\\n'); process.exit(1);\n` : `process.stdout.write(${JSON.stringify(`agent ${version} ok\n`)});\n`;
+    const cli = broken
+      ? `process.stderr.write('agent broken: cannot load\\n'); process.exit(1);\n`
+      : `process.stdout.write(${JSON.stringify(`agent ${version} ok\n`)});\n`;
     tarballs.set(key, makeFakeRelease({ dir: work, version, cli, ...(broken ? { tag: 'broken' } : {}) }));
   }
   return tarballs.get(key)!;
@@ -80,7 +82,11 @@ function rollout(args: string[], watch?: (kill: () => void) => void): Promise<{ 
 }
 
 const current = (root: string) => fs.readlinkSync(path.join(root, 'opt/forewarn/current'));
-const versions = (root: string) => fs.readdirSync(path.join(root, 'opt/forewarn')).filter((n) => !n.startsWith('.') && n !== 'current').sort();
+const versions = (root: string) =>
+  fs
+    .readdirSync(path.join(root, 'opt/forewarn'))
+    .filter((n) => !n.startsWith('.') && n !== 'current')
+    .sort();
 interface Row {
   host: string;
   wave: string;
@@ -133,7 +139,20 @@ describe.skipIf(!HAS_SSHD)('scripts/rollout over ssh', () => {
     const f = fleet('1.0.0');
     const report = path.join(f.dir, 'report.json');
     const state = path.join(f.dir, 'state.json');
-    const r = await rollout(['--inventory', f.inventory, '--package', makeTarball('1.1.0'), '--canary', '1', '--parallel', '2', '--state', state, '--report', report]);
+    const r = await rollout([
+      '--inventory',
+      f.inventory,
+      '--package',
+      makeTarball('1.1.0'),
+      '--canary',
+      '1',
+      '--parallel',
+      '2',
+      '--state',
+      state,
+      '--report',
+      report,
+    ]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain('All hosts are on the new version.');
     expect(r.out.indexOf('canary: host1')).toBeLessThan(r.out.indexOf('wave 1: host2, host3'));
@@ -153,7 +172,16 @@ describe.skipIf(!HAS_SSHD)('scripts/rollout over ssh', () => {
       expect(h.durationMs).toBeGreaterThanOrEqual(0);
     }
     // Running it again changes nothing: every host is already on the version.
-    const again = await rollout(['--inventory', f.inventory, '--package', makeTarball('1.1.0'), '--state', path.join(f.dir, 'state2.json'), '--report', report]);
+    const again = await rollout([
+      '--inventory',
+      f.inventory,
+      '--package',
+      makeTarball('1.1.0'),
+      '--state',
+      path.join(f.dir, 'state2.json'),
+      '--report',
+      report,
+    ]);
     expect(again.code, again.out).toBe(0);
     expect(readReport(report).hosts.map((h) => h.result)).toEqual(['unchanged', 'unchanged', 'unchanged']);
   });
@@ -162,8 +190,20 @@ describe.skipIf(!HAS_SSHD)('scripts/rollout over ssh', () => {
     const f = fleet('1.1.0');
     const report = path.join(f.dir, 'report.json');
     const r = await rollout([
-      '--inventory', f.inventory, '--package', makeTarball('1.2.0', true), '--canary', '1', '--parallel', '2', '--gate-timeout', '1',
-      '--state', path.join(f.dir, 'state.json'), '--report', report,
+      '--inventory',
+      f.inventory,
+      '--package',
+      makeTarball('1.2.0', true),
+      '--canary',
+      '1',
+      '--parallel',
+      '2',
+      '--gate-timeout',
+      '1',
+      '--state',
+      path.join(f.dir, 'state.json'),
+      '--report',
+      report,
     ]);
     expect(r.code, r.out).toBe(1);
     expect(r.out).toContain('HALTED');
@@ -237,8 +277,24 @@ describe.skipIf(!HAS_SSHD)('scripts/rollout over ssh', () => {
       const report = path.join(f.dir, 'report.json');
       const answered = new Set<string>();
       const r = await rollout(
-        ['--inventory', f.inventory, '--package', makeTarball('1.1.0'), '--canary', '1', '--parallel', '2', '--gate-timeout', '3',
-          '--broker', broker.url, '--state', state, '--report', report],
+        [
+          '--inventory',
+          f.inventory,
+          '--package',
+          makeTarball('1.1.0'),
+          '--canary',
+          '1',
+          '--parallel',
+          '2',
+          '--gate-timeout',
+          '3',
+          '--broker',
+          broker.url,
+          '--state',
+          state,
+          '--report',
+          report,
+        ],
         () => {
           if (!fs.existsSync(state)) return;
           const s = JSON.parse(fs.readFileSync(state, 'utf8')) as { hosts: Record<string, { state: string }> };
@@ -248,9 +304,11 @@ describe.skipIf(!HAS_SSHD)('scripts/rollout over ssh', () => {
             const id = `press-${name.slice(4)}`;
             // host3's agent "did not restart": it stays online with the old version, and sends records.
             const version = name === 'host3' ? '1.0.0' : '1.1.0';
-            void client
-              .publishAsync(`forewarn/v1/${id}/status`, status(id, version), { qos: 1, retain: true })
-              .then(() => client.publishAsync(`forewarn/v1/${id}/telemetry`, JSON.stringify({ schemaVersion: 1, agentId: id, stream: 'telemetry', records: [] }), { qos: 1 }));
+            void client.publishAsync(`forewarn/v1/${id}/status`, status(id, version), { qos: 1, retain: true }).then(() =>
+              client.publishAsync(`forewarn/v1/${id}/telemetry`, JSON.stringify({ schemaVersion: 1, agentId: id, stream: 'telemetry', records: [] }), {
+                qos: 1,
+              }),
+            );
           }
         },
       );

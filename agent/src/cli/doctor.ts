@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import mqtt, { ReasonCodes, type IClientOptions } from 'mqtt';
 import { assessConfigStorage, loadConfig, type AgentConfig, type LoadedConfig } from '../config/load-config.js';
@@ -52,7 +52,13 @@ export async function runDoctor(configFile: string | undefined, env: NodeJS.Proc
   } catch (err) {
     const details = isForewarnError(err) ? err.details : [];
     checks.push(
-      fail('config', [describeError(err), ...details].join('; '), isForewarnError(err, 'FW_ERR_SECRET_READ') ? 'make the secret file readable by the agent\'s user' : 'fix the file (`forewarn config check FILE` shows every problem)'),
+      fail(
+        'config',
+        [describeError(err), ...details].join('; '),
+        isForewarnError(err, 'FW_ERR_SECRET_READ')
+          ? "make the secret file readable by the agent's user"
+          : 'fix the file (`forewarn config check FILE` shows every problem)',
+      ),
     );
     return { ok: false, config: configFile ?? null, checks };
   }
@@ -70,7 +76,11 @@ export async function runDoctor(configFile: string | undefined, env: NodeJS.Proc
 function checkTlsFiles(config: Readonly<AgentConfig>): Check[] {
   const out: Check[] = [];
   const tls = config.broker.tls;
-  for (const [option, f] of [['caFile', tls.caFile], ['certFile', tls.certFile], ['keyFile', tls.keyFile]] as const) {
+  for (const [option, f] of [
+    ['caFile', tls.caFile],
+    ['certFile', tls.certFile],
+    ['keyFile', tls.keyFile],
+  ] as const) {
     if (!f) continue;
     try {
       readFileSync(f);
@@ -79,8 +89,16 @@ function checkTlsFiles(config: Readonly<AgentConfig>): Check[] {
       out.push(fail(`broker.tls.${option}`, `cannot read ${f}: ${describeError(err)}`, `make ${f} readable by the agent's user, or fix broker.tls.${option}`));
     }
   }
-  if ((tls.certFile === '') !== (tls.keyFile === '')) out.push(fail('broker.tls', 'only one of certFile and keyFile is set', 'a client certificate needs both broker.tls.certFile and broker.tls.keyFile'));
-  if (!tls.rejectUnauthorized) out.push(warn('broker.tls', 'rejectUnauthorized is false: the broker\'s certificate is not checked', 'set broker.tls.caFile to the broker\'s CA and rejectUnauthorized: true'));
+  if ((tls.certFile === '') !== (tls.keyFile === ''))
+    out.push(fail('broker.tls', 'only one of certFile and keyFile is set', 'a client certificate needs both broker.tls.certFile and broker.tls.keyFile'));
+  if (!tls.rejectUnauthorized)
+    out.push(
+      warn(
+        'broker.tls',
+        "rejectUnauthorized is false: the broker's certificate is not checked",
+        "set broker.tls.caFile to the broker's CA and rejectUnauthorized: true",
+      ),
+    );
   return out;
 }
 
@@ -136,8 +154,12 @@ export async function checkCentralAck(config: Readonly<AgentConfig>): Promise<Ch
     };
     const none = () =>
       b.ack === 'central'
-        ? warn(name, `central: no acknowledgement from a central subscriber on ${topic} yet; records the broker takes stay buffered (up to the storage quota) until one confirms them`, 'run `forewarn subscribe` (or your own central ingest that publishes the acknowledgement, docs/mqtt.md), or set broker.ack: broker')
-        : ok(name, 'broker: records are released on the broker\'s PUBACK (a broker that loses messages after acknowledging them loses them; docs/delivery.md)');
+        ? warn(
+            name,
+            `central: no acknowledgement from a central subscriber on ${topic} yet; records the broker takes stay buffered (up to the storage quota) until one confirms them`,
+            'run `forewarn subscribe` (or your own central ingest that publishes the acknowledgement, docs/mqtt.md), or set broker.ack: broker',
+          )
+        : ok(name, "broker: records are released on the broker's PUBACK (a broker that loses messages after acknowledging them loses them; docs/delivery.md)");
     const timer = setTimeout(() => finish(none()), timeoutMs + ACK_WAIT_MS);
     try {
       client = mqtt.connect(b.url, opts);
@@ -150,7 +172,13 @@ export async function checkCentralAck(config: Readonly<AgentConfig>): Promise<Ch
       if (!payload.length) return;
       const ack = parseAck(payload, config.agent.id);
       if (typeof ack === 'string') {
-        finish(warn(name, `${topic} holds an acknowledgement that does not follow the contract: ${ack}`, 'check what publishes there: only the central subscriber should (ACL: topic write forewarn/v1/+/ack for it alone)'));
+        finish(
+          warn(
+            name,
+            `${topic} holds an acknowledgement that does not follow the contract: ${ack}`,
+            'check what publishes there: only the central subscriber should (ACL: topic write forewarn/v1/+/ack for it alone)',
+          ),
+        );
         return;
       }
       const behind = [...ack.streams].map(([s, v]) => `${s} through ${v.through}`).join(', ');
@@ -162,7 +190,11 @@ export async function checkCentralAck(config: Readonly<AgentConfig>): Promise<Ch
         if (err || (typeof code === 'number' && code >= 0x80)) {
           finish(
             b.ack === 'central'
-              ? fail(name, `the broker refused the subscription to ${topic}: records would stay buffered forever`, 'let the agent read its acknowledgements: ACL `pattern read forewarn/v1/%u/ack`')
+              ? fail(
+                  name,
+                  `the broker refused the subscription to ${topic}: records would stay buffered forever`,
+                  'let the agent read its acknowledgements: ACL `pattern read forewarn/v1/%u/ack`',
+                )
               : warn(name, `the broker refused the subscription to ${topic}: gap repair is off`, 'ACL `pattern read forewarn/v1/%u/ack`'),
           );
           return;
@@ -197,7 +229,14 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
       resolve(c);
     };
     const timer = setTimeout(
-      () => finish(fail(name, `${b.url}: no CONNACK within ${timeoutMs} ms`, 'check that the broker runs and that a firewall lets this host reach it; a TLS listener needs an mqtts:// URL')),
+      () =>
+        finish(
+          fail(
+            name,
+            `${b.url}: no CONNACK within ${timeoutMs} ms`,
+            'check that the broker runs and that a firewall lets this host reach it; a TLS listener needs an mqtts:// URL',
+          ),
+        ),
       timeoutMs,
     );
     try {
@@ -215,36 +254,52 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
         props.maximumPacketSize !== undefined ? `maximum packet ${props.maximumPacketSize} B` : '',
       ].filter(Boolean);
       if (props.maximumPacketSize !== undefined && props.maximumPacketSize < b.maxMessageBytes + 1024) {
-        finish(warn(name, `${b.url}: connected, ${extras.join(', ')}; smaller than broker.maxMessageBytes (${b.maxMessageBytes})`, 'lower broker.maxMessageBytes below the broker\'s maximum packet size'));
+        finish(
+          warn(
+            name,
+            `${b.url}: connected, ${extras.join(', ')}; smaller than broker.maxMessageBytes (${b.maxMessageBytes})`,
+            "lower broker.maxMessageBytes below the broker's maximum packet size",
+          ),
+        );
         return;
       }
-      finish(tlsUrl || /^(127\.|localhost|\[?::1)/.test(new URL(b.url).hostname) ? ok(name, `${b.url}: ${extras.join(', ')}`) : warn(name, `${b.url}: ${extras.join(', ')}; credentials and data cross the network unencrypted`, 'use an mqtts:// URL with broker.tls'));
+      finish(
+        tlsUrl || /^(127\.|localhost|\[?::1)/.test(new URL(b.url).hostname)
+          ? ok(name, `${b.url}: ${extras.join(', ')}`)
+          : warn(name, `${b.url}: ${extras.join(', ')}; credentials and data cross the network unencrypted`, 'use an mqtts:// URL with broker.tls'),
+      );
     });
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'number') {
         const fix =
           code === 0x86 || code === 0x87 || code === 0x8c
-            ? 'check broker.username and broker.password/passwordFile, and the broker\'s ACL for this user'
+            ? "check broker.username and broker.password/passwordFile, and the broker's ACL for this user"
             : code === 0x85
               ? 'the broker refused the client id; check its client id rules (the doctor connects as broker.clientId + "-doctor")'
-              : 'see the broker\'s log for why it refused the connection';
+              : "see the broker's log for why it refused the connection";
         finish(fail(name, `${b.url}: broker refused the connection: CONNACK ${reasonName(code)} (${hex(code)})`, fix));
         return;
       }
       const c = String(code ?? '');
       const tlsProblem = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS|EPROTO/i.test(`${c} ${err.message}`);
       const fix = tlsProblem
-        ? 'TLS failed: set broker.tls.caFile to the CA that signed the broker\'s certificate, make sure the URL host matches the certificate, and give a client certificate (certFile, keyFile) if the broker requires one'
+        ? "TLS failed: set broker.tls.caFile to the CA that signed the broker's certificate, make sure the URL host matches the certificate, and give a client certificate (certFile, keyFile) if the broker requires one"
         : c === 'ECONNREFUSED'
-          ? 'nothing listens there: start the broker, or fix broker.url\'s host and port'
+          ? "nothing listens there: start the broker, or fix broker.url's host and port"
           : c === 'ENOTFOUND' || c === 'EAI_AGAIN'
             ? 'the host name does not resolve: fix broker.url or DNS'
             : 'check broker.url and the network path to the broker';
       finish(fail(name, `${b.url}: ${tlsProblem ? 'TLS error: ' : ''}${err.message}${c && !err.message.includes(c) ? ` (${c})` : ''}`, fix));
     });
     client.on('close', () =>
-      finish(fail(name, `${b.url}: the connection closed before a CONNACK`, tlsUrl ? 'check the TLS settings and the broker log' : 'is this a TLS port? then use an mqtts:// URL; else see the broker log')),
+      finish(
+        fail(
+          name,
+          `${b.url}: the connection closed before a CONNACK`,
+          tlsUrl ? 'check the TLS settings and the broker log' : 'is this a TLS port? then use an mqtts:// URL; else see the broker log',
+        ),
+      ),
     );
   });
 }
@@ -259,7 +314,10 @@ function checkStorageLimits(loaded: LoadedConfig): { check: Check; effective: St
   if (a.problems.some((p) => p.severity === 'error')) return { check: fail(name, lines, fix), effective: a.effective };
   if (a.problems.length) return { check: warn(name, lines, fix), effective: a.effective };
   const { maxBytes, minFreeBytes } = a.effective;
-  return { check: ok(name, `quota ${maxBytes ? formatBytes(maxBytes) : 'none'}, floor ${minFreeBytes ? formatBytes(minFreeBytes) : 'none'} (${size})`), effective: a.effective };
+  return {
+    check: ok(name, `quota ${maxBytes ? formatBytes(maxBytes) : 'none'}, floor ${minFreeBytes ? formatBytes(minFreeBytes) : 'none'} (${size})`),
+    effective: a.effective,
+  };
 }
 
 function checkStorage(loaded: LoadedConfig): Check[] {
@@ -276,9 +334,17 @@ function checkStorage(loaded: LoadedConfig): Check[] {
     const { minFreeBytes: floor, maxBytes } = limits.effective;
     out.push(
       free < floor
-        ? fail('storage.space', `${formatBytes(free)} free at ${existing}, below storage.minFreeBytes (${formatBytes(floor)}): unsent records would be dropped at once`, 'free disk space, move storage.dir, or lower storage.minFreeBytes')
+        ? fail(
+            'storage.space',
+            `${formatBytes(free)} free at ${existing}, below storage.minFreeBytes (${formatBytes(floor)}): unsent records would be dropped at once`,
+            'free disk space, move storage.dir, or lower storage.minFreeBytes',
+          )
         : free < floor + maxBytes
-          ? warn('storage.space', `${formatBytes(free)} free at ${existing}: less than storage.maxBytes (${formatBytes(maxBytes)}) above the floor (${formatBytes(floor)})`, 'the quota cannot be reached before the floor; free space or lower storage.maxBytes')
+          ? warn(
+              'storage.space',
+              `${formatBytes(free)} free at ${existing}: less than storage.maxBytes (${formatBytes(maxBytes)}) above the floor (${formatBytes(floor)})`,
+              'the quota cannot be reached before the floor; free space or lower storage.maxBytes',
+            )
           : ok('storage.space', `${formatBytes(free)} free at ${existing}`),
     );
   } catch (err) {
@@ -296,16 +362,26 @@ function checkStorage(loaded: LoadedConfig): Check[] {
   try {
     accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
     const mode = statSync(dir).mode & 0o777;
-    out.push(mode & 0o077 ? warn('storage.dir', `${dir} has mode ${mode.toString(8).padStart(4, '0')}: others can read the buffered data`, `chmod 700 ${dir}`) : ok('storage.dir', `${dir} writable, mode 0700`));
+    out.push(
+      mode & 0o077
+        ? warn('storage.dir', `${dir} has mode ${mode.toString(8).padStart(4, '0')}: others can read the buffered data`, `chmod 700 ${dir}`)
+        : ok('storage.dir', `${dir} writable, mode 0700`),
+    );
   } catch (err) {
-    out.push(fail('storage.dir', `${dir} is not writable by this user: ${describeError(err)}`, `chown the directory to the agent's user, or run doctor as that user`));
+    out.push(
+      fail('storage.dir', `${dir} is not writable by this user: ${describeError(err)}`, `chown the directory to the agent's user, or run doctor as that user`),
+    );
   }
   const db = path.join(dir, DB_FILE);
   if (existsSync(db)) {
     try {
       accessSync(db, constants.R_OK | constants.W_OK);
       const mode = statSync(db).mode & 0o777;
-      out.push(mode & 0o077 ? warn('storage.db', `${db} has mode ${mode.toString(8).padStart(4, '0')}`, `chmod 600 ${db}`) : ok('storage.db', `${db} writable, mode 0600`));
+      out.push(
+        mode & 0o077
+          ? warn('storage.db', `${db} has mode ${mode.toString(8).padStart(4, '0')}`, `chmod 600 ${db}`)
+          : ok('storage.db', `${db} writable, mode 0600`),
+      );
     } catch (err) {
       out.push(fail('storage.db', `${db} is not writable by this user: ${describeError(err)}`, `chown ${db} to the agent's user`));
     }
@@ -331,7 +407,13 @@ async function checkModels(config: Readonly<AgentConfig>): Promise<Check[]> {
     const name = `model ${model}`;
     const dirs = registry.modelDirs(model).filter((d) => existsSync(path.join(d, 'manifest.json')));
     if (!dirs.length) {
-      out.push(fail(name, `no ${model}/manifest.json in ${registry.modelDirs(model).join(', ') || 'scoring.modelsDir'}`, 'install the model (forewarn model install) or fix scoring.modelsDir / scoring.bindings'));
+      out.push(
+        fail(
+          name,
+          `no ${model}/manifest.json in ${registry.modelDirs(model).join(', ') || 'scoring.modelsDir'}`,
+          'install the model (forewarn model install) or fix scoring.modelsDir / scoring.bindings',
+        ),
+      );
       continue;
     }
     try {
@@ -339,7 +421,9 @@ async function checkModels(config: Readonly<AgentConfig>): Promise<Check[]> {
       out.push(ok(name, `${m.manifest.version} loads from ${dirs[0]}`));
       await m.release();
     } catch (err) {
-      out.push(fail(name, `${dirs[0]}: ${describeError(err)}${isForewarnError(err) ? ` [${err.code}]` : ''}`, 'reinstall the model; docs/errors.md explains the code'));
+      out.push(
+        fail(name, `${dirs[0]}: ${describeError(err)}${isForewarnError(err) ? ` [${err.code}]` : ''}`, 'reinstall the model; docs/errors.md explains the code'),
+      );
     }
   }
   return out;

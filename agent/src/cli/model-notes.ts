@@ -4,7 +4,11 @@ import type { AgentConfig } from '../config/load-config.js';
 
 /** What the model commands say about the agent that will act on their change (docs/model-updates.md). */
 
-export const time = (ts: number): string => new Date(ts).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+export const time = (ts: number): string =>
+  new Date(ts)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 
 /** The pid of the agent running on this storage directory, if any; -1 when one runs as another user. */
 function runningAgent(config: AgentConfig): number | null {
@@ -20,5 +24,7 @@ function runningAgent(config: AgentConfig): number | null {
 
 export function agentNote(config: AgentConfig, what: string): string {
   const pid = runningAgent(config);
-  return pid === null ? `no agent is running on ${config.storage.dir}: ${what} when it starts` : `the running agent${pid > 0 ? ` (pid ${pid})` : ''} ${what} within scoring.updateCheckIntervalMs (${config.scoring.updateCheckIntervalMs} ms)`;
+  return pid === null
+    ? `no agent is running on ${config.storage.dir}: ${what} when it starts`
+    : `the running agent${pid > 0 ? ` (pid ${pid})` : ''} ${what} within scoring.updateCheckIntervalMs (${config.scoring.updateCheckIntervalMs} ms)`;
 }

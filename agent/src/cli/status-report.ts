@@ -48,13 +48,22 @@ export function readStatus(dir: string): StatusReport {
   }
 }
 
-const time = (ts: number | null) => (ts === null ? '-' : new Date(ts).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
+const time = (ts: number | null) =>
+  ts === null
+    ? '-'
+    : new Date(ts)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z');
 
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
 function formatDrain(d: DrainState | null): string {
   if (!d) return 'backlog   none';
-  const eta = d.etaSeconds === null ? 'not moving (broker unreachable?)' : `about ${d.etaSeconds < 120 ? `${d.etaSeconds} s` : `${Math.round(d.etaSeconds / 60)} min`} to go`;
+  const eta =
+    d.etaSeconds === null
+      ? 'not moving (broker unreachable?)'
+      : `about ${d.etaSeconds < 120 ? `${d.etaSeconds} s` : `${Math.round(d.etaSeconds / 60)} min`} to go`;
   return `backlog   ${d.left} records left, ${d.ratePerSec} records/s (${mib(d.bytesPerSec)}/s), ${eta}  [at ${time(d.ts)}]`;
 }
 
@@ -76,7 +85,9 @@ export function formatStatus(s: StatusReport): string {
   if (!s.latestRisk.length) lines.push('  (none yet)');
   for (const r of s.latestRisk) {
     const drivers = Array.isArray(r.drivers)
-      ? (r.drivers as Array<{ feature: string; contribution: number }>).map((d) => `${d.feature} ${d.contribution >= 0 ? '+' : ''}${d.contribution.toFixed(3)}`).join(', ')
+      ? (r.drivers as Array<{ feature: string; contribution: number }>)
+          .map((d) => `${d.feature} ${d.contribution >= 0 ? '+' : ''}${d.contribution.toFixed(3)}`)
+          .join(', ')
       : '';
     lines.push(
       `  ${String(r.asset)}  ${String(r.model)}@${String(r.modelVersion)}  ${Number(r.score).toFixed(4)}${r.threshold !== undefined ? ` (threshold ${Number(r.threshold).toFixed(4)})` : ''}  ${r.atRisk ? 'AT RISK' : 'ok'}  at ${time(Number(r.ts))}${drivers ? `\n      drivers: ${drivers}` : ''}`,

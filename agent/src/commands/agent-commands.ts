@@ -27,7 +27,14 @@ export function changedOptions(a: unknown, b: unknown, at: string[] = []): strin
 }
 
 /** The commands' view of a running agent (docs/commands.md). */
-export function agentCommandHost(agent: AgentView, root: Logger, state: AgentCommandState, configFile: string | null, agentVersion: string, recentLog: () => ReadonlyArray<Record<string, unknown>> = () => []): CommandHost {
+export function agentCommandHost(
+  agent: AgentView,
+  root: Logger,
+  state: AgentCommandState,
+  configFile: string | null,
+  agentVersion: string,
+  recentLog: () => ReadonlyArray<Record<string, unknown>> = () => [],
+): CommandHost {
   let config: Readonly<AgentConfig> = agent.config;
   const status = () => {
     const health = agent.drift?.health() ?? [];
@@ -53,9 +60,18 @@ export function agentCommandHost(agent: AgentView, root: Logger, state: AgentCom
       dropped: agent.stats.dropped,
       lost: agent.stats.lost,
       storageErrors: agent.stats.storageErrors,
-      models: (agent.scorer?.stats.models ?? []).map((m) => ({ ...m, health: health.filter((h) => h.model === m.name).map(({ model: _m, version: _v, ...rest }) => rest) })),
+      models: (agent.scorer?.stats.models ?? []).map((m) => ({
+        ...m,
+        health: health.filter((h) => h.model === m.name).map(({ model: _m, version: _v, ...rest }) => rest),
+      })),
       shadowing: agent.models?.shadowing() ?? [],
-      sources: agent.sources.map(({ stats }) => ({ name: stats.name, state: stats.state, samples: stats.samples, errors: stats.errors, lastError: stats.lastError })),
+      sources: agent.sources.map(({ stats }) => ({
+        name: stats.name,
+        state: stats.state,
+        samples: stats.samples,
+        errors: stats.errors,
+        lastError: stats.lastError,
+      })),
     };
   };
   return {
@@ -73,7 +89,8 @@ export function agentCommandHost(agent: AgentView, root: Logger, state: AgentCom
       return { level, previous };
     },
     reloadConfig: () => {
-      if (!configFile) throw new ForewarnError('FW_ERR_COMMAND_FAILED', 'the agent runs without a configuration file (embedded defaults); there is nothing to reload');
+      if (!configFile)
+        throw new ForewarnError('FW_ERR_COMMAND_FAILED', 'the agent runs without a configuration file (embedded defaults); there is nothing to reload');
       // Invalid files throw FW_ERR_CONFIG_INVALID / FW_ERR_CONFIG_READ: replied with that code, nothing changes.
       const next = loadConfig(configFile).config;
       const changed = changedOptions(redactConfig(config as AgentConfig), redactConfig(next as AgentConfig));
@@ -104,9 +121,19 @@ export function agentCommandHost(agent: AgentView, root: Logger, state: AgentCom
       return bounded(bundle);
     },
     installModel: async (bundle, options) => {
-      if (!agent.models) throw new ForewarnError('FW_ERR_COMMAND_FAILED', 'scoring is disabled on this agent (scoring.enabled: false): no model can be installed');
+      if (!agent.models)
+        throw new ForewarnError('FW_ERR_COMMAND_FAILED', 'scoring is disabled on this agent (scoring.enabled: false): no model can be installed');
       const r = await agent.models.install(bundle, options);
-      return { model: r.model, version: r.version, keyId: r.keyId, outcome: r.outcome, currentVersion: r.currentVersion, superseded: r.superseded, unchanged: r.unchanged, golden: r.golden };
+      return {
+        model: r.model,
+        version: r.version,
+        keyId: r.keyId,
+        outcome: r.outcome,
+        currentVersion: r.currentVersion,
+        superseded: r.superseded,
+        unchanged: r.unchanged,
+        golden: r.golden,
+      };
     },
   };
 }

@@ -62,7 +62,10 @@ export async function sendCommand(
   const timeoutMs = options.timeoutMs ?? 30_000;
   let onMessage: ((topic: string, payload: Buffer, packet: { properties?: { correlationData?: Buffer } }) => void) | undefined;
   const reply = new Promise<CommandReply>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ForewarnError('FW_ERR_COMMAND_FAILED', `no reply from ${agentId} to ${command} within ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new ForewarnError('FW_ERR_COMMAND_FAILED', `no reply from ${agentId} to ${command} within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
     onMessage = (topic, payload, packet) => {
       if (topic !== responseTopic || !packet.properties?.correlationData?.equals(correlation)) return;
       clearTimeout(timer);
@@ -146,7 +149,12 @@ export async function runCommandCli(argv: string[]): Promise<number> {
     expiresInSeconds: expires,
     ...(values.key ? { privateKey: loadPrivateKey(values.key) } : {}),
   });
-  const opts: IClientOptions = { protocolVersion: 5, clientId: `forewarn-command-${randomUUID().slice(0, 8)}`, reconnectPeriod: 0, connectTimeout: timeout * 1000 };
+  const opts: IClientOptions = {
+    protocolVersion: 5,
+    clientId: `forewarn-command-${randomUUID().slice(0, 8)}`,
+    reconnectPeriod: 0,
+    connectTimeout: timeout * 1000,
+  };
   if (values.username) opts.username = values.username;
   if (process.env.FOREWARN_COMMAND_PASSWORD) opts.password = process.env.FOREWARN_COMMAND_PASSWORD;
   if (values.ca) opts.ca = readFileSync(values.ca);
@@ -154,7 +162,10 @@ export async function runCommandCli(argv: string[]): Promise<number> {
   if (values['cert-key']) opts.key = readFileSync(values['cert-key']);
   const client = await mqtt.connectAsync(values.url, opts);
   try {
-    const reply = await sendCommand(client, agentId, command, request, { timeoutMs: timeout * 1000, ...(values.requester ? { requester: values.requester } : {}) });
+    const reply = await sendCommand(client, agentId, command, request, {
+      timeoutMs: timeout * 1000,
+      ...(values.requester ? { requester: values.requester } : {}),
+    });
     process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
     return reply.status === 'ok' ? 0 : 1;
   } finally {

@@ -116,20 +116,33 @@ export class CommandHandler {
     let outcome = 'ok' as CommandEvent['outcome'];
     let reply: CommandReply;
     try {
-      if (responseTopic !== undefined && (/[+#\u0000]/.test(responseTopic) || responseTopic.startsWith(`${TOPIC_ROOT}/${this.options.agentId}/cmd/`) || !responseTopic)) {
+      if (
+        responseTopic !== undefined &&
+        (/[+#\u0000]/.test(responseTopic) || responseTopic.startsWith(`${TOPIC_ROOT}/${this.options.agentId}/cmd/`) || !responseTopic)
+      ) {
         // Never reply into our own command topics (a loop) or to a filter.
         const bad = responseTopic;
         responseTopic = undefined;
         throw new Refused('FW_ERR_COMMAND_MALFORMED', `response topic ${JSON.stringify(bad.slice(0, 100))} is a filter or one of this agent's command topics`);
       }
       if (msg.payload.length > this.options.maxPayloadBytes) {
-        throw new Refused('FW_ERR_COMMAND_MALFORMED', `request of ${msg.payload.length} bytes, more than commands.maxPayloadBytes (${this.options.maxPayloadBytes})`);
+        throw new Refused(
+          'FW_ERR_COMMAND_MALFORMED',
+          `request of ${msg.payload.length} bytes, more than commands.maxPayloadBytes (${this.options.maxPayloadBytes})`,
+        );
       }
       const req = parseRequest(msg.payload);
       id = req.id ?? undefined;
       if (!ALL.has(name)) throw new Refused('FW_ERR_COMMAND_UNKNOWN', `unknown command ${JSON.stringify(name)}; known: ${[...ALL].join(', ')}`);
       this.checkAge(req, now);
-      const fields: SignedFields = { agentId: this.options.agentId, command: name, id: req.id, issuedAt: req.issuedAt, expiresAt: req.expiresAt, args: req.args };
+      const fields: SignedFields = {
+        agentId: this.options.agentId,
+        command: name,
+        id: req.id,
+        issuedAt: req.issuedAt,
+        expiresAt: req.expiresAt,
+        args: req.args,
+      };
       if (SIGNED.has(name)) {
         if (req.id === null) throw new Refused('FW_ERR_COMMAND_MALFORMED', `${name} changes the agent: its request needs an id (replay protection)`);
         const check = checkCommandSignature(fields, req.signature, this.trusted());
@@ -195,9 +208,18 @@ export class CommandHandler {
   private checkAge(req: Request, now: number): void {
     const skew = this.options.clockSkewSeconds * 1000;
     const maxAge = this.options.maxAgeSeconds * 1000;
-    if (req.issuedAt > now + skew) throw new Refused('FW_ERR_COMMAND_EXPIRED', `issued ${Math.round((req.issuedAt - now) / 1000)} s in the future (clock skew allowed: ${this.options.clockSkewSeconds} s)`);
-    if (req.issuedAt < now - maxAge - skew) throw new Refused('FW_ERR_COMMAND_EXPIRED', `issued ${Math.round((now - req.issuedAt) / 1000)} s ago, more than commands.maxAgeSeconds (${this.options.maxAgeSeconds} s)`);
-    if (req.expiresAt !== null && req.expiresAt < now - skew) throw new Refused('FW_ERR_COMMAND_EXPIRED', `expired ${Math.round((now - req.expiresAt) / 1000)} s ago`);
+    if (req.issuedAt > now + skew)
+      throw new Refused(
+        'FW_ERR_COMMAND_EXPIRED',
+        `issued ${Math.round((req.issuedAt - now) / 1000)} s in the future (clock skew allowed: ${this.options.clockSkewSeconds} s)`,
+      );
+    if (req.issuedAt < now - maxAge - skew)
+      throw new Refused(
+        'FW_ERR_COMMAND_EXPIRED',
+        `issued ${Math.round((now - req.issuedAt) / 1000)} s ago, more than commands.maxAgeSeconds (${this.options.maxAgeSeconds} s)`,
+      );
+    if (req.expiresAt !== null && req.expiresAt < now - skew)
+      throw new Refused('FW_ERR_COMMAND_EXPIRED', `expired ${Math.round((now - req.expiresAt) / 1000)} s ago`);
   }
 
   /** Refuses an id seen within its maximum age; remembers it until a request that old is refused anyway. */
@@ -233,8 +255,10 @@ export class CommandHandler {
         return this.host.reloadConfig();
       case 'install-model': {
         const bundle = args?.bundle;
-        if (typeof bundle !== 'string' || !bundle || !BASE64.test(bundle)) throw new Refused('FW_ERR_COMMAND_MALFORMED', 'args.bundle must be the model bundle file, base64');
-        if (args?.allowDowngrade !== undefined && typeof args.allowDowngrade !== 'boolean') throw new Refused('FW_ERR_COMMAND_MALFORMED', 'args.allowDowngrade must be true or false');
+        if (typeof bundle !== 'string' || !bundle || !BASE64.test(bundle))
+          throw new Refused('FW_ERR_COMMAND_MALFORMED', 'args.bundle must be the model bundle file, base64');
+        if (args?.allowDowngrade !== undefined && typeof args.allowDowngrade !== 'boolean')
+          throw new Refused('FW_ERR_COMMAND_MALFORMED', 'args.allowDowngrade must be true or false');
         return this.host.installModel(Buffer.from(bundle, 'base64'), { allowDowngrade: args?.allowDowngrade === true });
       }
     }
@@ -264,7 +288,8 @@ function parseRequest(payload: Buffer): Request {
   for (const k of Object.keys(r)) if (!REQUEST_KEYS.has(k)) problems.push(`${k.slice(0, 40)}: unknown field`);
   if (r.id !== undefined && (typeof r.id !== 'string' || !ID.test(r.id))) problems.push('id: must be 1–128 printable ASCII characters');
   if (!Number.isSafeInteger(r.issuedAt) || (r.issuedAt as number) < 0) problems.push('issuedAt: must be milliseconds since the Unix epoch');
-  if (r.expiresAt !== undefined && (!Number.isSafeInteger(r.expiresAt) || (r.expiresAt as number) < 0)) problems.push('expiresAt: must be milliseconds since the Unix epoch');
+  if (r.expiresAt !== undefined && (!Number.isSafeInteger(r.expiresAt) || (r.expiresAt as number) < 0))
+    problems.push('expiresAt: must be milliseconds since the Unix epoch');
   if (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args))) problems.push('args: must be an object');
   if (problems.length) throw new Refused('FW_ERR_COMMAND_MALFORMED', `malformed request: ${problems.slice(0, 5).join('; ')}`);
   return {
@@ -275,4 +300,3 @@ function parseRequest(payload: Buffer): Request {
     signature: r.signature,
   };
 }
-

@@ -72,5 +72,7 @@ export function checkCommandSignature(f: SignedFields, signature: unknown, trust
   } catch {
     ok = false;
   }
-  return ok ? { ok: true, keyId: s.keyId } : { ok: false, reason: `the signature does not verify with key ${s.keyId}: the request was altered or signed with another key` };
+  return ok
+    ? { ok: true, keyId: s.keyId }
+    : { ok: false, reason: `the signature does not verify with key ${s.keyId}: the request was altered or signed with another key` };
 }

@@ -204,7 +204,10 @@ function readSecretFile(file: string, option: string): string {
 
 /** Turns a host name into a valid agent id. */
 export function defaultAgentId(host = hostname()): string {
-  const id = host.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  const id = host
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64);
   return id || 'forewarn-agent';
 }
 
@@ -242,7 +245,11 @@ function parseYaml(yamlText: string, source: string): unknown {
   } catch (err) {
     // An alias bomb or an alias without its anchor: a YAML error like any other, not a crash.
     const message = describeError(err);
-    const where = /Unresolved alias/.test(message) ? unresolvedAliasAt(doc, lines) : /Excessive alias count/.test(message) ? ` (more than ${MAX_ALIAS_COUNT} alias expansions)` : '';
+    const where = /Unresolved alias/.test(message)
+      ? unresolvedAliasAt(doc, lines)
+      : /Excessive alias count/.test(message)
+        ? ` (more than ${MAX_ALIAS_COUNT} alias expansions)`
+        : '';
     throw new ForewarnError('FW_ERR_CONFIG_READ', `${source}: not valid YAML`, { details: [`${source}: ${message}${where}`], cause: err });
   }
 }
@@ -289,7 +296,11 @@ export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = pr
 }
 
 /** buildConfig, and which options the file or the environment set (`LoadedConfig.explicit`). */
-export function buildConfigDetailed(yamlText: string | null, env: NodeJS.ProcessEnv = process.env, source = '(embedded defaults)'): { config: AgentConfig; explicit: Set<string> } {
+export function buildConfigDetailed(
+  yamlText: string | null,
+  env: NodeJS.ProcessEnv = process.env,
+  source = '(embedded defaults)',
+): { config: AgentConfig; explicit: Set<string> } {
   const data = yamlText === null ? {} : parseYaml(yamlText, source);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, {

@@ -60,7 +60,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     retentionHours: {
       type: 'number',
-      description: 'How long records stay in the database after they were acknowledged (by the centre or the broker, as `broker.ack` says), for gap repair. 0 deletes them once acknowledged.',
+      description:
+        'How long records stay in the database after they were acknowledged (by the centre or the broker, as `broker.ack` says), for gap repair. 0 deletes them once acknowledged.',
       default: 24,
       minimum: 0,
       maximum: 87600,
@@ -68,19 +69,26 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     maxBytes: {
       type: 'integer',
       description:
-        'Quota for the database\'s pages in bytes (the WAL adds a few MiB on top). When reached, acknowledged rows go first, then the oldest unsent telemetry, risk, events, and alerts only when nothing else is left; every drop is counted and announced (docs/delivery.md). 0 = no quota.',
+        "Quota for the database's pages in bytes (the WAL adds a few MiB on top). When reached, acknowledged rows go first, then the oldest unsent telemetry, risk, events, and alerts only when nothing else is left; every drop is counted and announced (docs/delivery.md). 0 = no quota.",
       default: 1073741824,
       minimum: 0,
       maximum: MAX_BYTES,
     },
     minFreeBytes: {
       type: 'integer',
-      description: 'Free-space floor on the data directory\'s file system: below it the same drop policy applies and freed pages go back to the file system. 0 = no floor.',
+      description:
+        "Free-space floor on the data directory's file system: below it the same drop policy applies and freed pages go back to the file system. 0 = no floor.",
       default: 268435456,
       minimum: 0,
       maximum: MAX_BYTES,
     },
-    checkIntervalMs: { type: 'integer', description: 'How often the quota and the free-space floor are checked.', default: 1000, minimum: 100, maximum: HOUR_MS },
+    checkIntervalMs: {
+      type: 'integer',
+      description: 'How often the quota and the free-space floor are checked.',
+      default: 1000,
+      minimum: 100,
+      maximum: HOUR_MS,
+    },
   }),
   broker: obj('The central MQTT broker (MQTT 5)', {
     url: {
@@ -104,28 +112,48 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     passwordFile: { type: 'string', description: 'File holding the password (trailing newline ignored).', default: '' },
     keepaliveSeconds: { type: 'integer', description: 'MQTT keepalive.', default: 30, minimum: 5, maximum: 3600 },
     connectTimeoutMs: { type: 'integer', description: 'How long one connection attempt may take.', default: 10000, minimum: 500, maximum: TIMEOUT_MAX_MS },
-    reconnectMinMs: { type: 'integer', description: 'First reconnect delay; doubles each failed attempt, with full jitter.', default: 1000, minimum: 50, maximum: HOUR_MS },
+    reconnectMinMs: {
+      type: 'integer',
+      description: 'First reconnect delay; doubles each failed attempt, with full jitter.',
+      default: 1000,
+      minimum: 50,
+      maximum: HOUR_MS,
+    },
     reconnectMaxMs: { type: 'integer', description: 'Longest reconnect delay.', default: 60000, minimum: 100, maximum: DAY_MS },
     batchMaxRecords: { type: 'integer', description: 'Most records in one published message.', default: 500, minimum: 1, maximum: 10000 },
     maxMessageBytes: {
       type: 'integer',
-      description: 'Most bytes of records in one message before compression (a single larger record still goes alone). Lowered further to the broker\'s Maximum Packet Size when it announces one.',
+      description:
+        "Most bytes of records in one message before compression (a single larger record still goes alone). Lowered further to the broker's Maximum Packet Size when it announces one.",
       default: 262144,
       minimum: 1024,
       maximum: MQTT_MAX_PACKET,
     },
     compression: {
       type: 'string',
-      description: 'Compress batch payloads: `gzip`, or `none` for plain JSON. The payload says which (content type, and gzip\'s magic bytes); see docs/mqtt.md.',
+      description:
+        "Compress batch payloads: `gzip`, or `none` for plain JSON. The payload says which (content type, and gzip's magic bytes); see docs/mqtt.md.",
       enum: ['none', 'gzip'],
       default: 'none',
     },
-    compressMinBytes: { type: 'integer', description: 'Payloads smaller than this go uncompressed even with `compression: gzip`.', default: 1024, minimum: 0, maximum: MQTT_MAX_PACKET },
+    compressMinBytes: {
+      type: 'integer',
+      description: 'Payloads smaller than this go uncompressed even with `compression: gzip`.',
+      default: 1024,
+      minimum: 0,
+      maximum: MQTT_MAX_PACKET,
+    },
     flushIntervalMs: { type: 'integer', description: 'How often the outbox is drained while connected.', default: 1000, minimum: 10, maximum: HOUR_MS },
-    progressLogMs: { type: 'integer', description: 'How often drain progress of a backlog is logged (records left, rate, time to go).', default: 10000, minimum: 100, maximum: DAY_MS },
+    progressLogMs: {
+      type: 'integer',
+      description: 'How often drain progress of a backlog is logged (records left, rate, time to go).',
+      default: 10000,
+      minimum: 100,
+      maximum: DAY_MS,
+    },
     maxInflight: {
       type: 'integer',
-      description: 'Most unacknowledged publishes at once; never more than the broker\'s Receive Maximum.',
+      description: "Most unacknowledged publishes at once; never more than the broker's Receive Maximum.",
       default: 10,
       minimum: 1,
       maximum: 65535,
@@ -133,7 +161,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     ack: {
       type: 'string',
       description:
-        'When a record may leave the outbox. `central`: once the central subscriber confirms it committed it (the retained `forewarn/v1/{id}/ack` message), so a broker that loses messages after acknowledging them (a restart that forgets shared subscriptions) loses nothing; the agent resends what the centre reports missing. `broker`: on the broker\'s PUBACK, for setups without a Forewarn-compatible central subscriber. See docs/delivery.md.',
+        "When a record may leave the outbox. `central`: once the central subscriber confirms it committed it (the retained `forewarn/v1/{id}/ack` message), so a broker that loses messages after acknowledging them (a restart that forgets shared subscriptions) loses nothing; the agent resends what the centre reports missing. `broker`: on the broker's PUBACK, for setups without a Forewarn-compatible central subscriber. See docs/delivery.md.",
       enum: ['central', 'broker'],
       default: 'central',
     },
@@ -171,14 +199,15 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     stepFactor: {
       type: 'number',
-      description: 'A change larger than this many times the signal\'s usual change is a sudden step. 0 turns the check off.',
+      description: "A change larger than this many times the signal's usual change is a sudden step. 0 turns the check off.",
       default: 25,
       minimum: 0,
       maximum: 1000000,
     },
     analogSignals: {
       type: 'array',
-      description: 'Signals (`*` matches anything) that should vary and arrive steadily, so the flatline, step and stale checks apply; model inputs are always included.',
+      description:
+        'Signals (`*` matches anything) that should vary and arrive steadily, so the flatline, step and stale checks apply; model inputs are always included.',
       default: ['temp.*.celsius', 'gpu.temperature_c', 'gpu.memory_temperature_c'],
       items: { type: 'string', description: 'A signal name pattern.', minLength: 1 },
     },
@@ -191,71 +220,96 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       default: '',
     },
     threads: { type: 'integer', description: 'onnxruntime intra-op threads per model. Small hosts want 1.', default: 1, minimum: 1, maximum: 64 },
-    drift: obj('Drift: whether a model\'s live inputs still look like its training data (PSI against the manifest\'s distributions)', {
+    drift: obj("Drift: whether a model's live inputs still look like its training data (PSI against the manifest's distributions)", {
       enabled: { type: 'boolean', description: 'Watch every model whose manifest has training distributions.', default: true },
-      windowSize: { type: 'integer', description: 'Input rows per model and asset compared with the training data.', default: 500, minimum: 50, maximum: 100000 },
+      windowSize: {
+        type: 'integer',
+        description: 'Input rows per model and asset compared with the training data.',
+        default: 500,
+        minimum: 50,
+        maximum: 100000,
+      },
       minSamples: { type: 'integer', description: 'Rows needed before any verdict (state `warming` until then).', default: 200, minimum: 20, maximum: 100000 },
       evaluateEvery: { type: 'integer', description: 'Rows between two evaluations.', default: 50, minimum: 1, maximum: 100000 },
       watchPsi: { type: 'number', description: 'PSI from which a feature is worth watching (state `watch`); drift clears below it.', default: 0.1, minimum: 0 },
       alertPsi: {
         type: 'number',
-        description: 'PSI, beyond what chance explains at the window\'s effective size, from which a feature has drifted: state `drift`, a `model.drift` alert and event.',
+        description:
+          "PSI, beyond what chance explains at the window's effective size, from which a feature has drifted: state `drift`, a `model.drift` alert and event.",
         default: 0.25,
         minimum: 0,
       },
       outsideShare: {
         type: 'number',
-        description: 'Share of the window beyond the training data\'s 0.1%/99.9% quantiles from which a feature has drifted (half of it: `watch`).',
+        description: "Share of the window beyond the training data's 0.1%/99.9% quantiles from which a feature has drifted (half of it: `watch`).",
         default: 0.2,
         minimum: 0,
         maximum: 1,
       },
     }),
-    anomaly: obj('Adaptive anomaly detection: a multivariate baseline of each asset\'s signals, learned on the host without labels; records of kind `anomaly` from model `anomaly` (docs/anomaly-detection.md)', {
-      enabled: { type: 'boolean', description: 'Learn a baseline per watched asset and score its readings against it (needs `scoring.enabled`).', default: true },
-      assets: {
-        type: 'array',
-        description: 'Assets to watch: names or patterns with `*`. The default watches every asset: the host, the simulated machine, GPUs, disks, Modbus devices and sensor nodes.',
-        default: ['*'],
-        items: { type: 'string', description: 'Asset name or pattern.', minLength: 1 },
+    anomaly: obj(
+      "Adaptive anomaly detection: a multivariate baseline of each asset's signals, learned on the host without labels; records of kind `anomaly` from model `anomaly` (docs/anomaly-detection.md)",
+      {
+        enabled: {
+          type: 'boolean',
+          description: 'Learn a baseline per watched asset and score its readings against it (needs `scoring.enabled`).',
+          default: true,
+        },
+        assets: {
+          type: 'array',
+          description:
+            'Assets to watch: names or patterns with `*`. The default watches every asset: the host, the simulated machine, GPUs, disks, Modbus devices and sensor nodes.',
+          default: ['*'],
+          items: { type: 'string', description: 'Asset name or pattern.', minLength: 1 },
+        },
+        exclude: {
+          type: 'array',
+          description:
+            'Signals (patterns with `*`) never modelled, e.g. labels or ground truth. Constant signals and counters that only grow are left out on their own.',
+          default: ['machine_failure'],
+          items: { type: 'string', description: 'A signal name pattern.', minLength: 1 },
+        },
+        falseAlarmRate: {
+          type: 'number',
+          description:
+            'Share of scored readings flagged as anomalous while the asset behaves as it did during its baseline: the threshold is calibrated to it. Per reading, so the false alarms per day are this × readings per day (0.0001 at one reading per 5 s: about 1.7 a day).',
+          default: 0.0001,
+          minimum: 0.000001,
+          maximum: 0.1,
+        },
+        warmupSamples: {
+          type: 'integer',
+          description:
+            'Readings an asset must have before it is scored (state `warming` until then); a signal that appears later joins once it has half as many.',
+          default: 1000,
+          minimum: 50,
+          maximum: 10000000,
+        },
+        halfLifeHours: {
+          type: 'number',
+          description:
+            "How fast the baseline follows slow changes: a reading's weight halves over this time. While an asset is anomalous it learns ten times slower.",
+          default: 24,
+          minimum: 0.01,
+          maximum: 87600,
+        },
+        persistIntervalMs: {
+          type: 'integer',
+          description: 'How often each baseline is saved to the database (also at stop), so a restart needs no new warm-up.',
+          default: 300000,
+          minimum: 1000,
+          maximum: DAY_MS,
+        },
+        maxSignalsPerAsset: {
+          type: 'integer',
+          description:
+            'Most signals modelled per asset (memory and time grow with its square: about 30 KB and 9 µs a reading at 30 signals, 146 KB and 41 µs at 100).',
+          default: 64,
+          minimum: 1,
+          maximum: 256,
+        },
       },
-      exclude: {
-        type: 'array',
-        description: 'Signals (patterns with `*`) never modelled, e.g. labels or ground truth. Constant signals and counters that only grow are left out on their own.',
-        default: ['machine_failure'],
-        items: { type: 'string', description: 'A signal name pattern.', minLength: 1 },
-      },
-      falseAlarmRate: {
-        type: 'number',
-        description:
-          'Share of scored readings flagged as anomalous while the asset behaves as it did during its baseline: the threshold is calibrated to it. Per reading, so the false alarms per day are this × readings per day (0.0001 at one reading per 5 s: about 1.7 a day).',
-        default: 0.0001,
-        minimum: 0.000001,
-        maximum: 0.1,
-      },
-      warmupSamples: {
-        type: 'integer',
-        description: 'Readings an asset must have before it is scored (state `warming` until then); a signal that appears later joins once it has half as many.',
-        default: 1000,
-        minimum: 50,
-        maximum: 10000000,
-      },
-      halfLifeHours: {
-        type: 'number',
-        description: 'How fast the baseline follows slow changes: a reading\'s weight halves over this time. While an asset is anomalous it learns ten times slower.',
-        default: 24,
-        minimum: 0.01,
-        maximum: 87600,
-      },
-      persistIntervalMs: { type: 'integer', description: 'How often each baseline is saved to the database (also at stop), so a restart needs no new warm-up.', default: 300000, minimum: 1000, maximum: DAY_MS },
-      maxSignalsPerAsset: {
-        type: 'integer',
-        description: 'Most signals modelled per asset (memory and time grow with its square: about 30 KB and 9 µs a reading at 30 signals, 146 KB and 41 µs at 100).',
-        default: 64,
-        minimum: 1,
-        maximum: 256,
-      },
-    }),
+    ),
     bindings: {
       type: 'array',
       description:
@@ -272,7 +326,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
         properties: {
           model: {
             type: 'string',
-            description: 'Model name: lower-case letters, digits and `-`, as in its manifest, and its folder under `scoring.modelsDir` (and `<storage.dir>/models/`), so never a path. Example: `machine-failure`.',
+            description:
+              'Model name: lower-case letters, digits and `-`, as in its manifest, and its folder under `scoring.modelsDir` (and `<storage.dir>/models/`), so never a path. Example: `machine-failure`.',
             minLength: 1,
             pattern: MODEL_NAME_PATTERN,
           },
@@ -293,7 +348,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     trustedKeys: trustedKeys('`forewarn model install` accepts (docs/model-updates.md). Empty: no bundle is installed.'),
     keepVersions: {
       type: 'integer',
-      description: 'Installed versions kept per model (under `<storage.dir>/models/`), the current one included; older ones are deleted. A candidate under evaluation is kept besides.',
+      description:
+        'Installed versions kept per model (under `<storage.dir>/models/`), the current one included; older ones are deleted. A candidate under evaluation is kept besides.',
       default: 3,
       minimum: 1,
       maximum: 100,
@@ -315,7 +371,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       },
       maxDisagreement: {
         type: 'number',
-        description: 'Largest share of those readings on which the candidate may disagree with the current model on `atRisk` (or give no score) and still be promoted.',
+        description:
+          'Largest share of those readings on which the candidate may disagree with the current model on `atRisk` (or give no score) and still be promoted.',
         default: 0.05,
         minimum: 0,
         maximum: 1,
@@ -339,19 +396,21 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
   commands: obj('Remote control over MQTT 5 request/response on `forewarn/v1/{agentId}/cmd/{command}` (docs/commands.md)', {
     enabled: {
       type: 'boolean',
-      description: 'Subscribe to this agent\'s command topics and answer commands. The broker\'s ACL decides who may publish them.',
+      description: "Subscribe to this agent's command topics and answer commands. The broker's ACL decides who may publish them.",
       default: true,
     },
     maxAgeSeconds: {
       type: 'integer',
-      description: 'Requests whose `issuedAt` is older than this are refused (`FW_ERR_COMMAND_EXPIRED`); request ids are remembered this long to refuse replays.',
+      description:
+        'Requests whose `issuedAt` is older than this are refused (`FW_ERR_COMMAND_EXPIRED`); request ids are remembered this long to refuse replays.',
       default: 300,
       minimum: 1,
       maximum: 86400,
     },
     clockSkewSeconds: {
       type: 'integer',
-      description: 'How far the centre\'s clock may differ from the agent\'s: added to `maxAgeSeconds`, to `expiresAt`, and allowed for an `issuedAt` in the future.',
+      description:
+        "How far the centre's clock may differ from the agent's: added to `maxAgeSeconds`, to `expiresAt`, and allowed for an `issuedAt` in the future.",
       default: 30,
       minimum: 0,
       maximum: 3600,
@@ -375,6 +434,12 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       default: '127.0.0.1',
       minLength: 1,
     },
-    port: { type: 'integer', description: 'TCP port. 0 picks a free one and logs it. A port in use is logged and the agent runs on without the endpoints.', default: 9464, minimum: 0, maximum: 65535 },
+    port: {
+      type: 'integer',
+      description: 'TCP port. 0 picks a free one and logs it. A port in use is logged and the agent runs on without the endpoints.',
+      default: 9464,
+      minimum: 0,
+      maximum: 65535,
+    },
   }),
 });

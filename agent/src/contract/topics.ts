@@ -53,7 +53,14 @@ export interface StatusPayload {
     version: string;
     assets: string[];
     /** Per asset the model scores: whether its inputs still look like its training data. */
-    health?: Array<{ asset: string; state: 'warming' | 'ok' | 'watch' | 'drift'; samples: number; psiMax: number; top: Array<{ feature: string; psi: number }>; ts: number }>;
+    health?: Array<{
+      asset: string;
+      state: 'warming' | 'ok' | 'watch' | 'drift';
+      samples: number;
+      psiMax: number;
+      top: Array<{ feature: string; psi: number }>;
+      ts: number;
+    }>;
   }>;
   /** Each source and its state when the status was published: `unavailable` means its tool or device is absent. */
   sources?: Array<{ name: string; state: string; samples: number; errors: number }>;

@@ -48,7 +48,10 @@ export function loadPrivateKey(file: string): KeyObject {
 function loadPublicKey(file: string): KeyObject {
   const pem = readFileSync(file, 'utf8');
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
-    throw new ForewarnError('FW_ERR_MODEL_KEY', `${file}: is a private key; the agent needs only the public key (the .pub.pem file), and private keys belong on the signing host`);
+    throw new ForewarnError(
+      'FW_ERR_MODEL_KEY',
+      `${file}: is a private key; the agent needs only the public key (the .pub.pem file), and private keys belong on the signing host`,
+    );
   }
   try {
     return ed25519(createPublicKey(pem), file, 'public');

@@ -5,17 +5,7 @@ import PinoPretty from 'pino-pretty';
 export type { Logger };
 
 /** Keys whose values never reach a log line, wherever they appear. */
-export const REDACT_PATHS = [
-  'password',
-  '*.password',
-  '*.*.password',
-  'passphrase',
-  '*.passphrase',
-  'key',
-  '*.key',
-  'authorization',
-  '*.authorization',
-];
+export const REDACT_PATHS = ['password', '*.password', '*.*.password', 'passphrase', '*.passphrase', 'key', '*.key', 'authorization', '*.authorization'];
 
 export interface LoggerOptions {
   level: string;
@@ -44,8 +34,5 @@ export function createLogger(options: LoggerOptions): Logger {
         },
       })
     : 1;
-  return pino(
-    base,
-    PinoPretty({ destination, sync: true, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }),
-  );
+  return pino(base, PinoPretty({ destination, sync: true, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
 }

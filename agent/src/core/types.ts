@@ -62,3 +62,37 @@ export interface HealthEvent {
 }
 
 export type EventSink = (event: HealthEvent) => void;
+
+/*
+ * The seams between pipeline stages, in the spirit of the OpenTelemetry Collector's `ConsumeMetrics`: a stage
+ * hands its output to the consumers it was given and never names them. Consumers take what they are handed
+ * synchronously and must not throw into the stage that calls them; the composition root (pipeline/agent.ts)
+ * decides who consumes what.
+ */
+
+/** Takes clean readings: the quality stage has already removed the values that failed a check. */
+export interface ReadingConsumer {
+  consumeReading(reading: Reading): void;
+  /** A signal's values failed a quality check: forget what was learnt from it (windows, baselines). */
+  forgetSignal?(asset: string, signal: string): void;
+}
+
+/** Takes the risk records a scorer produced (risk models and anomaly detection alike). */
+export interface RiskConsumer {
+  consumeRisk(records: readonly RiskRecord[]): void;
+}
+
+/** Takes the discrete events that sources observed. */
+export interface EventConsumer {
+  consumeEvent(event: HealthEvent): void;
+}
+
+/** One consumer that hands each batch of risk records to several, in order. */
+export function riskFanOut(consumers: ReadonlyArray<RiskConsumer | null>): RiskConsumer {
+  const all = consumers.filter((c): c is RiskConsumer => c !== null);
+  return {
+    consumeRisk: (records) => {
+      for (const c of all) c.consumeRisk(records);
+    },
+  };
+}

@@ -140,7 +140,8 @@ export function rulWindow(manifest: ModelManifest): RulWindow {
   const w = manifest.inputs.window;
   const where = `${manifest.name}: manifest inputs.window`;
   if (!w) throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${where} is missing: not a sequence model, cannot score C-MAPSS engines`);
-  if (w.order !== undefined && w.order !== 'cycle') throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${where}.order is ${JSON.stringify(w.order)}; C-MAPSS windows are in "cycle" order`);
+  if (w.order !== undefined && w.order !== 'cycle')
+    throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${where}.order is ${JSON.stringify(w.order)}; C-MAPSS windows are in "cycle" order`);
   if (w.pad !== undefined && w.pad !== 'repeat-first') throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${where}.pad must be "repeat-first"`);
   return { length: w.length, order: 'cycle', pad: 'repeat-first' };
 }
@@ -150,7 +151,10 @@ export function featureColumns(manifest: ModelManifest): number[] {
   return manifest.inputs.features.map((f) => {
     const c = f.column ?? '';
     if (!/^\d+$/.test(c)) {
-      throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${manifest.name}: feature ${f.name}: column must be a 0-based C-MAPSS field index, got ${JSON.stringify(f.column)}`);
+      throw new ForewarnError(
+        'FW_ERR_MODEL_MANIFEST',
+        `${manifest.name}: feature ${f.name}: column must be a 0-based C-MAPSS field index, got ${JSON.stringify(f.column)}`,
+      );
     }
     return Number(c);
   });
@@ -213,18 +217,16 @@ export function rulMetrics(predicted: ArrayLike<number>, actual: ArrayLike<numbe
  * Scores the last window of every engine in a C-MAPSS data file with the model in `modelDir` and compares the
  * predictions with the RUL file (one true RUL per engine, in engine order).
  */
-export async function evaluateRul(
-  modelDir: string,
-  dataFile: string,
-  rulFile: string,
-  options: { latencyRuns?: number } = {},
-): Promise<RulEvaluation> {
+export async function evaluateRul(modelDir: string, dataFile: string, rulFile: string, options: { latencyRuns?: number } = {}): Promise<RulEvaluation> {
   const model = await OnnxModel.load(modelDir);
   try {
     const m = model.manifest;
     const window = rulWindow(m);
     if (m.task !== 'regression' || m.outputs.kind !== 'rul') {
-      throw new ForewarnError('FW_ERR_USAGE', `${m.name}: RUL evaluation needs a regression model with outputs.kind "rul"; this model is ${m.task}/${m.outputs.kind}`);
+      throw new ForewarnError(
+        'FW_ERR_USAGE',
+        `${m.name}: RUL evaluation needs a regression model with outputs.kind "rul"; this model is ${m.task}/${m.outputs.kind}`,
+      );
     }
     const columns = featureColumns(m);
     const engines = parseCmapss(readText(dataFile), dataFile, Math.max(26, ...columns.map((c) => c + 1)));

@@ -65,7 +65,9 @@ export function renderAlertDocs(): string {
     '',
     '| Xid | name | severity | meaning | action |',
     '|---|---|---|---|---|',
-    ...Object.entries(XID_CATALOG).map(([code, x]) => `| ${code} | ${x.name} | ${x.severity} | ${x.meaning.replace(/\|/g, '\\|')} | ${x.action.replace(/\|/g, '\\|')} |`),
+    ...Object.entries(XID_CATALOG).map(
+      ([code, x]) => `| ${code} | ${x.name} | ${x.severity} | ${x.meaning.replace(/\|/g, '\\|')} | ${x.action.replace(/\|/g, '\\|')} |`,
+    ),
     '',
   ];
   return lines.join('\n');

@@ -52,6 +52,11 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
 }
 
+/** Takes the quality issues that raise and clear `data-quality` alerts (health/health-monitor.ts). */
+export interface QualityIssueConsumer {
+  consumeQuality(issues: readonly QualityIssue[]): void;
+}
+
 export function physicalRange(metric: string): [number, number] | undefined {
   for (const [re, lo, hi] of PHYSICAL_RANGES) if (re.test(metric)) return [lo, hi];
   return undefined;
@@ -166,7 +171,13 @@ export class DataQuality {
       if (age > this.config.staleAfterIntervals * st.intervalMs) {
         st.failing.add('stale');
         this.stats.failed.stale++;
-        issues.push({ asset, signal, check: 'stale', failing: true, detail: `no value for ${Math.round(age / 1000)} s (usually every ${Math.round(st.intervalMs / 1000)} s)` });
+        issues.push({
+          asset,
+          signal,
+          check: 'stale',
+          failing: true,
+          detail: `no value for ${Math.round(age / 1000)} s (usually every ${Math.round(st.intervalMs / 1000)} s)`,
+        });
       }
     }
     return issues;

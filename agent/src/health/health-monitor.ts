@@ -1,10 +1,10 @@
 import type { ModelHealth } from '../scoring/drift-monitor.js';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
-import type { Component, HealthEvent, Reading, RiskRecord } from '../core/types.js';
+import type { Component, EventConsumer, HealthEvent, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../core/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import { HEALTH_RULES, compare, type HealthRule, type Severity } from './health-rules.js';
-import type { QualityIssue } from './data-quality.js';
+import type { QualityIssue, QualityIssueConsumer } from './data-quality.js';
 
 /** An alert as published on `forewarn/v1/{agentId}/alerts`. */
 export interface AlertRecord {
@@ -32,9 +32,9 @@ interface Active {
 /** The model-based rule: a risk score across its model's operating threshold. */
 export const RISK_RULE = {
   id: 'risk.threshold',
-  title: 'Failure risk above the model\'s operating threshold',
+  title: "Failure risk above the model's operating threshold",
   severity: 'warning' as Severity,
-  remedy: 'Inspect the asset; the alert lists the model\'s main drivers. Lower the load or schedule maintenance before the predicted failure.',
+  remedy: "Inspect the asset; the alert lists the model's main drivers. Lower the load or schedule maintenance before the predicted failure.",
 };
 
 /**
@@ -44,7 +44,7 @@ export const RISK_RULE = {
  */
 export const ANOMALY_RULE = {
   id: 'anomaly',
-  title: 'Unusual behaviour: the asset\'s signals left their learned baseline',
+  title: "Unusual behaviour: the asset's signals left their learned baseline",
   severity: 'warning' as Severity,
   quietMs: 10 * 60_000,
   remedy:
@@ -77,7 +77,7 @@ const MAX_MATCH_CACHE = 100_000;
  * One alert per (rule, asset, subject): raised once, updated silently while it holds, cleared once when it
  * stops. Active alerts live in SQLite with their records, so a restart neither repeats nor forgets them.
  */
-export class HealthMonitor implements Component {
+export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, EventConsumer, QualityIssueConsumer {
   readonly name = 'health';
   private readonly active = new Map<string, Active>();
   private readonly previous = new Map<string, number>();
@@ -104,6 +104,23 @@ export class HealthMonitor implements Component {
     if (this.active.size) this.log.info({ active: this.active.size }, 'active alerts restored');
     this.timer = setInterval(() => this.clearQuiet(), QUIET_CHECK_MS);
     this.timer.unref();
+  }
+
+  /** The stage seams (core/types.ts, health/quality-stage.ts): the same as `onReading`, `onRisk`, `onEvent`, `onQuality`. */
+  consumeReading(r: Reading): void {
+    this.onReading(r);
+  }
+
+  consumeRisk(records: readonly RiskRecord[]): void {
+    this.onRisk(records);
+  }
+
+  consumeEvent(e: HealthEvent): void {
+    this.onEvent(e);
+  }
+
+  consumeQuality(issues: readonly QualityIssue[]): void {
+    this.onQuality(issues);
   }
 
   activeAlerts(): AlertRecord[] {
@@ -147,7 +164,21 @@ export class HealthMonitor implements Component {
           evidence.previous = prev;
           if (!holds) continue; // growth rules clear by quiet time, not by a flat sample
         }
-        if (holds) raise.push([key, { ts: r.ts, rule: rule.id, asset: r.asset, ...(subject ? { subject } : {}), severity: rule.severity, title: rule.title, evidence, remedy: rule.remedy }, rule.kind === 'growth' ? rule.quietMs : undefined]);
+        if (holds)
+          raise.push([
+            key,
+            {
+              ts: r.ts,
+              rule: rule.id,
+              asset: r.asset,
+              ...(subject ? { subject } : {}),
+              severity: rule.severity,
+              title: rule.title,
+              evidence,
+              remedy: rule.remedy,
+            },
+            rule.kind === 'growth' ? rule.quietMs : undefined,
+          ]);
         else if (this.active.has(key)) clear.push(key);
       }
     }
@@ -165,7 +196,16 @@ export class HealthMonitor implements Component {
       const remedy = typeof e.attributes.action === 'string' ? e.attributes.action : rule.remedy;
       raise.push([
         alertKey(rule.id, e.asset, subject),
-        { ts: e.ts, rule: rule.id, asset: e.asset, ...(subject ? { subject } : {}), severity, title, evidence: { ...e.attributes, message: e.message }, remedy },
+        {
+          ts: e.ts,
+          rule: rule.id,
+          asset: e.asset,
+          ...(subject ? { subject } : {}),
+          severity,
+          title,
+          evidence: { ...e.attributes, message: e.message },
+          remedy,
+        },
         rule.quietMs,
       ]);
     }
@@ -197,7 +237,26 @@ export class HealthMonitor implements Component {
     if (h.state === 'drift') {
       const evidence: AlertRecord['evidence'] = { model: h.model, modelVersion: h.version, psiMax: h.psiMax, samples: h.samples };
       h.top.forEach((t, i) => (evidence[`feature${i + 1}`] = `${t.feature} PSI ${t.psi}`));
-      this.apply([[key, { ts: h.ts, rule: DRIFT_RULE.id, asset: h.asset, subject: h.model, severity: DRIFT_RULE.severity, title: DRIFT_RULE.title, evidence, remedy: DRIFT_RULE.remedy }, undefined]], [], h.ts);
+      this.apply(
+        [
+          [
+            key,
+            {
+              ts: h.ts,
+              rule: DRIFT_RULE.id,
+              asset: h.asset,
+              subject: h.model,
+              severity: DRIFT_RULE.severity,
+              title: DRIFT_RULE.title,
+              evidence,
+              remedy: DRIFT_RULE.remedy,
+            },
+            undefined,
+          ],
+        ],
+        [],
+        h.ts,
+      );
     } else if (this.active.has(key)) {
       this.apply([], [key], h.ts);
     }
@@ -215,7 +274,20 @@ export class HealthMonitor implements Component {
       }
       const evidence: AlertRecord['evidence'] = { signal: q.signal, check: q.check, detail: q.detail };
       if (q.value !== undefined && Number.isFinite(q.value)) evidence.value = q.value;
-      raise.push([key, { ts: now, rule: `${QUALITY_RULE.id}.${q.check}`, asset: q.asset, subject: q.signal, severity: QUALITY_RULE.severity, title: `${QUALITY_RULE.title} (${q.check})`, evidence, remedy: QUALITY_RULE.remedy }, undefined]);
+      raise.push([
+        key,
+        {
+          ts: now,
+          rule: `${QUALITY_RULE.id}.${q.check}`,
+          asset: q.asset,
+          subject: q.signal,
+          severity: QUALITY_RULE.severity,
+          title: `${QUALITY_RULE.title} (${q.check})`,
+          evidence,
+          remedy: QUALITY_RULE.remedy,
+        },
+        undefined,
+      ]);
     }
     this.apply(raise, clear, now);
   }
@@ -292,7 +364,10 @@ export class HealthMonitor implements Component {
       this.stats.unsaved = u.records.length;
       if (!this.unsavedLogged) {
         this.unsavedLogged = true;
-        this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', alerts: u.records.length }, 'cannot commit alerts; kept in memory and retried until the disk takes them');
+        this.log.error(
+          { err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', alerts: u.records.length },
+          'cannot commit alerts; kept in memory and retried until the disk takes them',
+        );
       }
       return;
     }

@@ -57,7 +57,7 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     value: 0,
     severity: 'critical',
     title: 'GPU uncorrectable ECC errors since the last reset',
-    remedy: 'Drain the GPU\'s jobs and reset it (nvidia-smi -r). If uncorrectable errors return, or row remapping fails, replace the GPU.',
+    remedy: "Drain the GPU's jobs and reset it (nvidia-smi -r). If uncorrectable errors return, or row remapping fails, replace the GPU.",
   },
   {
     id: 'gpu.remapped_rows.failure',
@@ -106,7 +106,8 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     quietMs: DAY,
     severity: 'warning',
     title: 'GPU PCIe link replaying packets',
-    remedy: 'Growing PCIe replays point at signal integrity: reseat the GPU or riser, check the slot and cables. A link that also downgrades its width or generation needs hardware service.',
+    remedy:
+      'Growing PCIe replays point at signal integrity: reseat the GPU or riser, check the slot and cables. A link that also downgrades its width or generation needs hardware service.',
   },
   {
     id: 'gpu.nvlink.errors',
@@ -115,7 +116,7 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     quietMs: DAY,
     severity: 'warning',
     title: 'GPU NVLink errors growing',
-    remedy: 'Growing NVLink CRC or recovery errors point at a failing link or NVSwitch; run the vendor\'s field diagnostics and plan a service window.',
+    remedy: "Growing NVLink CRC or recovery errors point at a failing link or NVSwitch; run the vendor's field diagnostics and plan a service window.",
   },
   {
     id: 'gpu.xid',
@@ -124,7 +125,7 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     quietMs: HOUR,
     severity: 'warning',
     title: 'GPU reported an Xid error',
-    remedy: 'Read the Xid code\'s meaning in the alert evidence; the action depends on it (docs/alerts.md lists the codes).',
+    remedy: "Read the Xid code's meaning in the alert evidence; the action depends on it (docs/alerts.md lists the codes).",
   },
   // Disks
   {
@@ -154,7 +155,8 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     value: 0,
     severity: 'warning',
     title: 'Disk has sectors pending reallocation',
-    remedy: 'Unreadable sectors are waiting to be remapped. Run a long self-test; rewrite or restore the affected data; replace the drive if the count keeps growing.',
+    remedy:
+      'Unreadable sectors are waiting to be remapped. Run a long self-test; rewrite or restore the affected data; replace the drive if the count keeps growing.',
   },
   {
     id: 'disk.smart.offline_uncorrectable_growing',
@@ -212,7 +214,8 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     quietMs: DAY,
     severity: 'critical',
     title: 'PCIe uncorrectable errors (AER)',
-    remedy: 'A PCIe device or link reported an uncorrectable error. Check the device in the alert and its slot; errors counted at a root port may come from the device below it.',
+    remedy:
+      'A PCIe device or link reported an uncorrectable error. Check the device in the alert and its slot; errors counted at a root port may come from the device below it.',
   },
 ];
 

@@ -116,7 +116,11 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
       'Records committed and not yet acknowledged (by the centre with broker.ack central, else by the broker), per stream.',
       counts.map((c) => ({ labels: { stream: c.stream }, value: c.pending })),
     ),
-    gauge('forewarn_outbox_unconfirmed_records', 'Of the pending records, those the broker took that wait for the centre\'s confirmation (broker.ack central).', one(agent.store.unconfirmedTotal())),
+    gauge(
+      'forewarn_outbox_unconfirmed_records',
+      "Of the pending records, those the broker took that wait for the centre's confirmation (broker.ack central).",
+      one(agent.store.unconfirmedTotal()),
+    ),
     gauge(
       'forewarn_outbox_oldest_pending_age_seconds',
       'Age of the oldest record not yet acknowledged, per stream (0 when nothing is pending): how far the centre lags behind.',
@@ -127,16 +131,32 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
       'Records acknowledged (by the centre with broker.ack central, else by the broker) since the database was created, per stream.',
       counts.map((c) => ({ labels: { stream: c.stream }, value: c.sentTotal })),
     ),
-    counter('forewarn_records_resent_total', 'Records sent again during this run because the centre reported them missing or never confirmed them.', one(sync.resent)),
-    counter('forewarn_records_unavailable_total', 'Seqs the centre asked for during this run that the agent no longer held (announced as records-unavailable).', one(sync.unavailable)),
+    counter(
+      'forewarn_records_resent_total',
+      'Records sent again during this run because the centre reported them missing or never confirmed them.',
+      one(sync.resent),
+    ),
+    counter(
+      'forewarn_records_unavailable_total',
+      'Seqs the centre asked for during this run that the agent no longer held (announced as records-unavailable).',
+      one(sync.unavailable),
+    ),
     gauge(
       'forewarn_central_ack_age_seconds',
-      'Seconds since the centre\'s last end-to-end acknowledgement arrived (absent before the first): alert when it grows while the broker is connected.',
+      "Seconds since the centre's last end-to-end acknowledgement arrived (absent before the first): alert when it grows while the broker is connected.",
       sync.centralAckTs === null ? [] : one(Math.max(0, seconds(now - sync.centralAckTs))),
     ),
-    counter('forewarn_records_dropped_total', 'Unsent records dropped under the storage policy since the database was created, per stream.', counts.map((c) => ({ labels: { stream: c.stream }, value: c.droppedTotal }))),
+    counter(
+      'forewarn_records_dropped_total',
+      'Unsent records dropped under the storage policy since the database was created, per stream.',
+      counts.map((c) => ({ labels: { stream: c.stream }, value: c.droppedTotal })),
+    ),
     counter('forewarn_readings_collected_total', 'Readings received from all sources during this run.', one(agent.stats.collected)),
-    counter('forewarn_records_lost_total', 'Records that could not be committed at all (the disk stayed full after the drop policy ran) during this run.', one(agent.stats.lost)),
+    counter(
+      'forewarn_records_lost_total',
+      'Records that could not be committed at all (the disk stayed full after the drop policy ran) during this run.',
+      one(agent.stats.lost),
+    ),
     counter('forewarn_storage_write_errors_total', 'Failed database commits during this run.', one(agent.stats.storageErrors)),
     // Storage.
     gauge('forewarn_storage_used_bytes', 'Bytes of the database in use (file minus its free pages).', one(usage.usedBytes)),
@@ -144,18 +164,34 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
     gauge('forewarn_storage_wal_bytes', 'Size of the database write-ahead log.', one(usage.walBytes)),
     gauge('forewarn_storage_reclaimable_bytes', 'Free pages in the database file that can go back to the file system.', one(usage.reclaimableBytes)),
     gauge('forewarn_storage_filesystem_free_bytes', 'Free space for unprivileged users on the file system of storage.dir.', one(usage.freeBytes)),
-    gauge('forewarn_storage_limit_bytes', 'The limits in force: `max` is storage.maxBytes (0: no quota), `min_free` is storage.minFreeBytes (clamped when the file system cannot meet it).', [
-      { labels: { limit: 'max' }, value: agent.limits.maxBytes },
-      { labels: { limit: 'min_free' }, value: agent.limits.minFreeBytes },
-    ]),
+    gauge(
+      'forewarn_storage_limit_bytes',
+      'The limits in force: `max` is storage.maxBytes (0: no quota), `min_free` is storage.minFreeBytes (clamped when the file system cannot meet it).',
+      [
+        { labels: { limit: 'max' }, value: agent.limits.maxBytes },
+        { labels: { limit: 'min_free' }, value: agent.limits.minFreeBytes },
+      ],
+    ),
     // The broker connection and what went over it.
     gauge('forewarn_broker_connected', '1 while connected to the broker, else 0.', one(sync.state === 'online' ? 1 : 0)),
-    gauge('forewarn_broker_state', 'The broker connection state: 1 for the current state, 0 for the others.', BROKER_STATES.map((s) => ({ labels: { state: s }, value: sync.state === s ? 1 : 0 }))),
-    gauge('forewarn_broker_state_since_seconds', 'When the connection was made, or the current outage began, in seconds since the Unix epoch.', one(seconds(sync.since))),
+    gauge(
+      'forewarn_broker_state',
+      'The broker connection state: 1 for the current state, 0 for the others.',
+      BROKER_STATES.map((s) => ({ labels: { state: s }, value: sync.state === s ? 1 : 0 })),
+    ),
+    gauge(
+      'forewarn_broker_state_since_seconds',
+      'When the connection was made, or the current outage began, in seconds since the Unix epoch.',
+      one(seconds(sync.since)),
+    ),
     counter('forewarn_broker_reconnects_total', 'Reconnection attempts during this run.', one(sync.reconnects)),
     gauge('forewarn_mqtt_inflight_messages', 'Published messages waiting for their PUBACK.', one(sync.inflight)),
     counter('forewarn_mqtt_published_messages_total', 'MQTT messages the broker acknowledged during this run.', one(sync.messagesSent)),
-    counter('forewarn_mqtt_published_bytes_total', 'Payload bytes (after compression) of the messages the broker acknowledged during this run.', one(sync.bytesSent)),
+    counter(
+      'forewarn_mqtt_published_bytes_total',
+      'Payload bytes (after compression) of the messages the broker acknowledged during this run.',
+      one(sync.bytesSent),
+    ),
     counter('forewarn_mqtt_published_records_total', 'Records in the messages the broker acknowledged during this run.', one(sync.sent)),
     counter(
       'forewarn_mqtt_publish_rejections_total',
@@ -165,11 +201,19 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
     // Sources.
     gauge(
       'forewarn_source_state',
-      'Each source\'s state: 1 for the current state, 0 for the others.',
+      "Each source's state: 1 for the current state, 0 for the others.",
       agent.sources.flatMap(({ stats }) => SOURCE_STATES.map((s) => ({ labels: { source: stats.name, state: s }, value: stats.state === s ? 1 : 0 }))),
     ),
-    counter('forewarn_source_samples_total', 'Samples taken per source during this run.', agent.sources.map(({ stats }) => ({ labels: { source: stats.name }, value: stats.samples }))),
-    counter('forewarn_source_errors_total', 'Failed samples per source during this run.', agent.sources.map(({ stats }) => ({ labels: { source: stats.name }, value: stats.errors }))),
+    counter(
+      'forewarn_source_samples_total',
+      'Samples taken per source during this run.',
+      agent.sources.map(({ stats }) => ({ labels: { source: stats.name }, value: stats.samples })),
+    ),
+    counter(
+      'forewarn_source_errors_total',
+      'Failed samples per source during this run.',
+      agent.sources.map(({ stats }) => ({ labels: { source: stats.name }, value: stats.errors })),
+    ),
     gauge(
       'forewarn_source_last_sample_seconds',
       'When each source last produced a sample, in seconds since the Unix epoch (absent before its first).',
@@ -182,15 +226,24 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
     families.push(
       gauge(
         'forewarn_model_info',
-        'Always 1: which model version scores which asset (the binding\'s asset name or pattern).',
+        "Always 1: which model version scores which asset (the binding's asset name or pattern).",
         scorer.stats.models.flatMap((m) => m.assets.map((asset) => ({ labels: { model: m.name, version: m.version, asset }, value: 1 }))),
       ),
-      { name: 'forewarn_scoring_batch_duration_seconds', help: 'Time to score one batch of readings with every bound model.', type: 'histogram', samples: [scorer.latency.snapshot()] },
+      {
+        name: 'forewarn_scoring_batch_duration_seconds',
+        help: 'Time to score one batch of readings with every bound model.',
+        type: 'histogram',
+        samples: [scorer.latency.snapshot()],
+      },
       counter('forewarn_scored_records_total', 'Risk records produced by the models during this run.', one(scorer.stats.scored)),
-      counter('forewarn_scoring_skipped_total', 'Readings not scored, by reason: `missing_input` (a model input absent), `invalid_input` (an input out of range).', [
-        { labels: { reason: 'missing_input' }, value: scorer.stats.skippedMissing },
-        { labels: { reason: 'invalid_input' }, value: scorer.stats.skippedInvalid },
-      ]),
+      counter(
+        'forewarn_scoring_skipped_total',
+        'Readings not scored, by reason: `missing_input` (a model input absent), `invalid_input` (an input out of range).',
+        [
+          { labels: { reason: 'missing_input' }, value: scorer.stats.skippedMissing },
+          { labels: { reason: 'invalid_input' }, value: scorer.stats.skippedInvalid },
+        ],
+      ),
       counter('forewarn_scoring_errors_total', 'Model load and inference failures during this run.', one(scorer.stats.errors)),
     );
   }
@@ -199,10 +252,16 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
     families.push(
       gauge(
         'forewarn_model_drift_state',
-        'Each model\'s input drift per asset: 1 for the current state (warming, ok, watch, drift), 0 for the others.',
-        health.flatMap((h) => DRIFT_STATES.map((s) => ({ labels: { model: h.model, version: h.version, asset: h.asset, state: s }, value: h.state === s ? 1 : 0 }))),
+        "Each model's input drift per asset: 1 for the current state (warming, ok, watch, drift), 0 for the others.",
+        health.flatMap((h) =>
+          DRIFT_STATES.map((s) => ({ labels: { model: h.model, version: h.version, asset: h.asset, state: s }, value: h.state === s ? 1 : 0 })),
+        ),
       ),
-      gauge('forewarn_model_drift_psi', 'Largest population stability index over the model\'s inputs, per asset.', health.map((h) => ({ labels: { model: h.model, version: h.version, asset: h.asset }, value: h.psiMax }))),
+      gauge(
+        'forewarn_model_drift_psi',
+        "Largest population stability index over the model's inputs, per asset.",
+        health.map((h) => ({ labels: { model: h.model, version: h.version, asset: h.asset }, value: h.psiMax })),
+      ),
     );
   }
   if (agent.anomaly) {
@@ -243,10 +302,14 @@ export function checkHealth(agent: AgentView, version: string, loop: LoopDelay, 
   const reasons: string[] = [];
   const notes: string[] = [];
   const { stats } = agent;
-  if (loop.p99 > LOOP_P99_UNHEALTHY_S) reasons.push(`event loop delay p99 ${loop.p99.toFixed(2)} s over the last ${Math.round(loop.windowSeconds)} s (limit ${LOOP_P99_UNHEALTHY_S} s)`);
-  if (loop.max > LOOP_MAX_UNHEALTHY_S) reasons.push(`event loop stalled for ${loop.max.toFixed(1)} s in the last ${Math.round(loop.windowSeconds)} s (limit ${LOOP_MAX_UNHEALTHY_S} s)`);
+  if (loop.p99 > LOOP_P99_UNHEALTHY_S)
+    reasons.push(`event loop delay p99 ${loop.p99.toFixed(2)} s over the last ${Math.round(loop.windowSeconds)} s (limit ${LOOP_P99_UNHEALTHY_S} s)`);
+  if (loop.max > LOOP_MAX_UNHEALTHY_S)
+    reasons.push(`event loop stalled for ${loop.max.toFixed(1)} s in the last ${Math.round(loop.windowSeconds)} s (limit ${LOOP_MAX_UNHEALTHY_S} s)`);
   if (stats.lastWriteErrorTs !== null && (stats.lastCommitTs === null || stats.lastWriteErrorTs > stats.lastCommitTs)) {
-    reasons.push(`the last database write failed (${new Date(stats.lastWriteErrorTs).toISOString()}); ${stats.lost} records lost this run — see FW_ERR_STORAGE_WRITE in the log`);
+    reasons.push(
+      `the last database write failed (${new Date(stats.lastWriteErrorTs).toISOString()}); ${stats.lost} records lost this run — see FW_ERR_STORAGE_WRITE in the log`,
+    );
   }
   let pending = 0;
   let freeBytes = 0;
@@ -260,11 +323,13 @@ export function checkHealth(agent: AgentView, version: string, loop: LoopDelay, 
     reasons.push(`the database cannot be read: ${describeError(err)}`);
   }
   const sync = agent.sync.stats;
-  if (sync.state !== 'online') notes.push(`broker ${sync.state}${sync.lastError ? ` (${sync.lastError})` : ''}: records are buffered locally and sent when it is back`);
+  if (sync.state !== 'online')
+    notes.push(`broker ${sync.state}${sync.lastError ? ` (${sync.lastError})` : ''}: records are buffered locally and sent when it is back`);
   for (const { stats: s } of agent.sources) {
     if (s.state === 'failing' || s.state === 'unavailable') notes.push(`source ${s.name} is ${s.state}${s.lastError ? `: ${s.lastError}` : ''}`);
   }
-  for (const h of agent.drift?.health() ?? []) if (h.state === 'drift') notes.push(`model ${h.model}@${h.version} on ${h.asset}: inputs drifted (PSI ${h.psiMax.toFixed(2)})`);
+  for (const h of agent.drift?.health() ?? [])
+    if (h.state === 'drift') notes.push(`model ${h.model}@${h.version} on ${h.asset}: inputs drifted (PSI ${h.psiMax.toFixed(2)})`);
   return {
     status: reasons.length ? 'unhealthy' : 'ok',
     reasons,
@@ -315,7 +380,14 @@ export class MetricsServer implements Component {
         server.off('error', onError);
         server.on('error', (err) => this.log.warn({ err: describeError(err) }, 'metrics server error'));
         this.port = (server.address() as AddressInfo).port;
-        this.log.info({ host: this.config.host, port: this.port, url: `http://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.port}/metrics` }, 'serving /metrics and /healthz');
+        this.log.info(
+          {
+            host: this.config.host,
+            port: this.port,
+            url: `http://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${this.port}/metrics`,
+          },
+          'serving /metrics and /healthz',
+        );
         resolve();
       });
     });
@@ -333,7 +405,9 @@ export class MetricsServer implements Component {
         res.writeHead(200, { 'content-type': CONTENT_TYPE, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body);
       } else if (url === '/healthz') {
         const report = checkHealth(this.agent, this.version, this.loop.current());
-        res.writeHead(report.status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : `${JSON.stringify(report)}\n`);
+        res
+          .writeHead(report.status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .end(req.method === 'HEAD' ? undefined : `${JSON.stringify(report)}\n`);
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
       }

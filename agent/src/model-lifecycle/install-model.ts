@@ -74,7 +74,8 @@ export async function checkGolden(model: OnnxModel, dir: string): Promise<Instal
     }
     return null;
   }
-  const fail = (message: string, details?: string[]) => new ForewarnError('FW_ERR_MODEL_GOLDEN', `${model.name}@${model.manifest.version}: golden.json: ${message}`, details ? { details } : undefined);
+  const fail = (message: string, details?: string[]) =>
+    new ForewarnError('FW_ERR_MODEL_GOLDEN', `${model.name}@${model.manifest.version}: golden.json: ${message}`, details ? { details } : undefined);
   let golden: Golden;
   try {
     golden = JSON.parse(readFileSync(file, 'utf8')) as Golden;
@@ -84,7 +85,8 @@ export async function checkGolden(model: OnnxModel, dir: string): Promise<Instal
   if (!golden || !Array.isArray(golden.inputs) || !golden.inputs.length) throw fail('no inputs');
   const rows = golden.inputs.length;
   const expectedKey = Object.keys(golden).find(
-    (k) => k !== 'inputs' && Array.isArray(golden[k]) && (golden[k] as unknown[]).length === rows && (golden[k] as unknown[]).every((x) => typeof x === 'number'),
+    (k) =>
+      k !== 'inputs' && Array.isArray(golden[k]) && (golden[k] as unknown[]).length === rows && (golden[k] as unknown[]).every((x) => typeof x === 'number'),
   );
   if (!expectedKey) throw fail(`no array of ${rows} expected outputs beside its ${rows} inputs`);
   const expected = golden[expectedKey] as number[];
@@ -110,7 +112,9 @@ export async function checkGolden(model: OnnxModel, dir: string): Promise<Instal
   if (problems.length) {
     const invalid = problems.some((p) => p.includes('invalid output'));
     throw invalid
-      ? new ForewarnError('FW_ERR_MODEL_OUTPUT', `${model.name}@${model.manifest.version}: invalid outputs on its golden inputs`, { details: problems.slice(0, 10) })
+      ? new ForewarnError('FW_ERR_MODEL_OUTPUT', `${model.name}@${model.manifest.version}: invalid outputs on its golden inputs`, {
+          details: problems.slice(0, 10),
+        })
       : fail(`${problems.length} of ${rows} outputs differ from the recorded ${expectedKey}`, problems.slice(0, 10));
   }
   return { rows, maxAbsDiff: Number(maxAbsDiff.toPrecision(3)), tolerance };
@@ -132,7 +136,10 @@ export async function installModelBundle(source: string | Buffer, ctx: InstallCo
   let verified: VerifiedBundle | null = null;
   try {
     if (!ctx.trustedKeys.size) {
-      throw new ForewarnError('FW_ERR_MODEL_UNTRUSTED', `${label}: no trusted key is configured (scoring.trustedKeys), so no bundle can be installed; add the public key of the signer (forewarn model keygen writes one)`);
+      throw new ForewarnError(
+        'FW_ERR_MODEL_UNTRUSTED',
+        `${label}: no trusted key is configured (scoring.trustedKeys), so no bundle can be installed; add the public key of the signer (forewarn model keygen writes one)`,
+      );
     }
     verified = openBundle(source, ctx.trustedKeys, ctx.maxBytes === undefined ? {} : { maxBytes: ctx.maxBytes });
     const { name, version } = verified;
@@ -162,7 +169,17 @@ export async function installModelBundle(source: string | Buffer, ctx: InstallCo
       { model: name, version, outcome: r.outcome, current: r.currentVersion, keyId: verified.keyId, unchanged: r.unchanged || undefined },
       r.unchanged ? 'model bundle already installed' : r.outcome === 'candidate' ? 'model installed as candidate' : 'model installed and promoted',
     );
-    return { model: name, version, keyId: verified.keyId, outcome: r.outcome, currentVersion: r.currentVersion, superseded: r.superseded, unchanged: r.unchanged, dir: ctx.registry.versionDir(name, version), golden };
+    return {
+      model: name,
+      version,
+      keyId: verified.keyId,
+      outcome: r.outcome,
+      currentVersion: r.currentVersion,
+      superseded: r.superseded,
+      unchanged: r.unchanged,
+      dir: ctx.registry.versionDir(name, version),
+      golden,
+    };
   } catch (err) {
     const code = isForewarnError(err) ? err.code : 'FW_ERR_MODEL_LOAD';
     const reason = [describeError(err), ...(isForewarnError(err) ? err.details.slice(0, 5) : [])].join('; ');

@@ -90,7 +90,8 @@ export function createBundle(modelDir: string, privateKey: KeyObject): { bundle:
   if (skipped.length) warnings.push(`left out (names a bundle cannot carry): ${skipped.join(', ')}`);
   const kept = names.filter((n) => FILE_NAME.test(n));
   if (kept.length > MAX_BUNDLE_FILES) throw new ForewarnError('FW_ERR_MODEL_BUNDLE', `${modelDir}: more than ${MAX_BUNDLE_FILES} files`);
-  if (!kept.includes('golden.json')) warnings.push('no golden.json: the agent can only check that the model loads and gives a valid output on its baseline row');
+  if (!kept.includes('golden.json'))
+    warnings.push('no golden.json: the agent can only check that the model loads and gives a valid output on its baseline row');
   const files: Record<string, BundleFileEntry> = {};
   const list: Array<{ name: string; size: number; sha256: string }> = [];
   for (const n of kept) {
@@ -108,7 +109,8 @@ export function createBundle(modelDir: string, privateKey: KeyObject): { bundle:
     signature: { alg: 'ed25519', keyId: keyIdOf(privateKey), value: signature.toString('base64') },
   };
   const json = JSON.stringify(bundle);
-  if (Buffer.byteLength(json) > MAX_BUNDLE_BYTES) throw new ForewarnError('FW_ERR_MODEL_BUNDLE', `${modelDir}: the bundle would exceed ${MAX_BUNDLE_BYTES} bytes`);
+  if (Buffer.byteLength(json) > MAX_BUNDLE_BYTES)
+    throw new ForewarnError('FW_ERR_MODEL_BUNDLE', `${modelDir}: the bundle would exceed ${MAX_BUNDLE_BYTES} bytes`);
   return { bundle, json, warnings };
 }
 
@@ -208,7 +210,10 @@ export function verifyBundle(bundle: ModelBundle, trusted: TrustedKeys, options:
   } catch {
     ok = false;
   }
-  if (!ok) throw untrusted(`the signature of ${bundle.name}@${bundle.version} does not verify with key ${sig.keyId}: the bundle was altered or signed with another key`);
+  if (!ok)
+    throw untrusted(
+      `the signature of ${bundle.name}@${bundle.version} does not verify with key ${sig.keyId}: the bundle was altered or signed with another key`,
+    );
   return { name: bundle.name, version: bundle.version, keyId: sig.keyId, files, bundleSha256: options.bundleSha256 ?? '' };
 }
 

@@ -1,4 +1,20 @@
-import { closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  truncateSync,
+} from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ForewarnError, describeError } from '../core/errors.js';
@@ -287,10 +303,16 @@ export class ModelRegistry {
       }
       const superseded = state.candidate;
       if (state.versions.some((v) => v.version === version && v.version !== state.candidate)) {
-        throw new ForewarnError('FW_ERR_MODEL_REGISTRY', `${name}@${version} is already installed${state.current === version ? ' and current' : ''}; give the new model a new version`);
+        throw new ForewarnError(
+          'FW_ERR_MODEL_REGISTRY',
+          `${name}@${version} is already installed${state.current === version ? ' and current' : ''}; give the new model a new version`,
+        );
       }
       if (inUse !== null && !options.allowDowngrade && compareVersions(version, inUse) <= 0) {
-        throw new ForewarnError('FW_ERR_MODEL_REGISTRY', `${name}@${version} is not newer than ${inUse}, the version in use (--allow-downgrade installs it anyway)`);
+        throw new ForewarnError(
+          'FW_ERR_MODEL_REGISTRY',
+          `${name}@${version} is not newer than ${inUse}, the version in use (--allow-downgrade installs it anyway)`,
+        );
       }
       const events: ModelLifecycleEvent[] = [];
       if (superseded) {
@@ -362,7 +384,13 @@ export class ModelRegistry {
    * too, so nothing unproven replaces the version restored. `expect`: only when this version is still current
    * (the agent rolling back one that failed to load). Throws FW_ERR_MODEL_REGISTRY when there is nothing to go back to.
    */
-  rollback(name: string, stage: RollbackStage, reason: string, expect?: string, now = Date.now()): { from: string; to: string | null; discarded: string | null } {
+  rollback(
+    name: string,
+    stage: RollbackStage,
+    reason: string,
+    expect?: string,
+    now = Date.now(),
+  ): { from: string; to: string | null; discarded: string | null } {
     return this.withLock(() => {
       const state = this.read(name);
       if (expect !== undefined && state.current !== expect) {

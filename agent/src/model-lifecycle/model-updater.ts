@@ -96,7 +96,9 @@ export class ModelUpdater implements Component {
   }
 
   private enqueue(step: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(step).catch((err) => this.log.error({ err: describeError(err), code: isForewarnError(err) ? err.code : undefined }, 'model update check failed'));
+    const next = this.chain
+      .then(step)
+      .catch((err) => this.log.error({ err: describeError(err), code: isForewarnError(err) ? err.code : undefined }, 'model update check failed'));
     this.chain = next;
     return next;
   }
@@ -137,7 +139,10 @@ export class ModelUpdater implements Component {
     } catch (err) {
       this.failed.add(key);
       const reason = `failed to load: ${describeError(err)}`;
-      this.log.error({ model: name, version: state.current ?? 'shipped', code: isForewarnError(err) ? err.code : undefined, err: describeError(err), dir: desired }, 'model version failed to load');
+      this.log.error(
+        { model: name, version: state.current ?? 'shipped', code: isForewarnError(err) ? err.code : undefined, err: describeError(err), dir: desired },
+        'model version failed to load',
+      );
       if (state.current === null) return;
       try {
         const r = registry.rollback(name, 'load', reason, state.current);
@@ -173,7 +178,10 @@ export class ModelUpdater implements Component {
     } catch (err) {
       const reason = `failed to load: ${describeError(err)}`;
       registry.discardCandidate(name, version, 'load', reason);
-      this.log.error({ model: name, version, code: isForewarnError(err) ? err.code : undefined, err: describeError(err) }, 'candidate model rolled back: it failed to load');
+      this.log.error(
+        { model: name, version, code: isForewarnError(err) ? err.code : undefined, err: describeError(err) },
+        'candidate model rolled back: it failed to load',
+      );
       return;
     }
     const current = scorer.current(name);
@@ -203,7 +211,10 @@ export class ModelUpdater implements Component {
     const evaluator = new ShadowEvaluator(kind, this.options.shadow, (verdict) => void this.enqueue(() => this.decide(name, version, verdict)));
     this.shadows.set(name, { version, model, evaluator });
     const n = scorer.shadow(name, model, evaluator);
-    this.log.info({ model: name, version, current: current.manifest.version, samples: this.options.shadow.samples, bindings: n }, 'shadow-scoring candidate model');
+    this.log.info(
+      { model: name, version, current: current.manifest.version, samples: this.options.shadow.samples, bindings: n },
+      'shadow-scoring candidate model',
+    );
   }
 
   private async decide(name: string, version: string, verdict: ShadowVerdict): Promise<void> {

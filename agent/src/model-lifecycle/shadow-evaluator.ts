@@ -103,7 +103,12 @@ export class ShadowEvaluator implements ShadowObserver {
     }
     if (this.samples < samples) return;
     const s = this.summary();
-    const bound = this.kind === 'probability' ? { limit: this.limits.maxMeanAbsDiff, option: 'maxMeanAbsDiff', unit: '' } : this.kind === 'rul' ? { limit: this.limits.maxMeanAbsRulDiff, option: 'maxMeanAbsRulDiff', unit: ' cycles' } : null;
+    const bound =
+      this.kind === 'probability'
+        ? { limit: this.limits.maxMeanAbsDiff, option: 'maxMeanAbsDiff', unit: '' }
+        : this.kind === 'rul'
+          ? { limit: this.limits.maxMeanAbsRulDiff, option: 'maxMeanAbsRulDiff', unit: ' cycles' }
+          : null;
     if (bound && s.meanAbsDiff > bound.limit) {
       this.decide({
         decision: 'rollback',

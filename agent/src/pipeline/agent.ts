@@ -1,54 +1,41 @@
 import type { Logger } from '../core/logger.js';
 import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../core/errors.js';
-import { RecordStore, isStorageFull } from '../store/record-store.js';
-import { StorageLock } from '../store/storage-lock.js';
-import { SeqEpoch } from '../store/seq-epoch.js';
-import { SpaceReserve } from '../store/space-reserve.js';
-import { assessStorageLimits, type StorageLimits } from '../store/storage-limits.js';
-import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
+import type { RecordStore } from '../store/record-store.js';
+import type { StorageLimits } from '../store/storage-limits.js';
 import { RiskScorer } from '../scoring/risk-scorer.js';
 import { ModelRegistry } from '../model-lifecycle/model-registry.js';
 import { ModelUpdater } from '../model-lifecycle/model-updater.js';
-import { DriftMonitor, MODEL_HEALTH_META_KEY, type ModelHealth, type ModelHealthState } from '../scoring/drift-monitor.js';
+import { DriftMonitor } from '../scoring/drift-monitor.js';
 import { AnomalyScorer } from '../scoring/anomaly/anomaly-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
 import type { Source, SourceContext } from '../sources/plugin.js';
 import { SOURCE_PLUGINS } from '../sources/registry.js';
 import { DataQuality } from '../health/data-quality.js';
+import { QualityStage } from '../health/quality-stage.js';
 import { HealthMonitor } from '../health/health-monitor.js';
 import { MetricsServer } from '../metrics/metrics-server.js';
-import type { Component, HealthEvent, Reading, RiskRecord } from '../core/types.js';
+import { riskFanOut, type Component, type HealthEvent, type Reading, type ReadingConsumer } from '../core/types.js';
 import { CommandHandler } from '../commands/command-handler.js';
 import { agentCommandHost } from '../commands/agent-commands.js';
 import type { AgentStats, AgentView } from '../snapshot/agent-view.js';
-
-/** SQLITE_FULL, or a write the OS refused for lack of space (ENOSPC, SQLITE_IOERR on some file systems). */
-function isNoSpace(err: unknown): boolean {
-  if (isStorageFull(err)) return true;
-  const text = `${(err as { code?: unknown })?.code ?? ''} ${describeError(err)} ${(err as { cause?: { code?: unknown } })?.cause?.code ?? ''}`;
-  return /SQLITE_FULL|ENOSPC|disk is full|SQLITE_IOERR_(WRITE|SHMSIZE|FSYNC)/.test(text);
-}
+import { StorageKeeper } from './storage-keeper.js';
+import { StatusKeeper } from './status-keeper.js';
+import { riskWriter } from './risk-writer.js';
 
 export type { Source } from '../sources/plugin.js';
 
-/** How often signals are checked for staleness. */
-const STALE_CHECK_MS = 5_000;
-/** How often acknowledged records past their retention are purged, and how much at a time. */
-const PURGE_INTERVAL_MS = 60_000;
-const PURGE_BATCH = 2_000;
-const PURGE_MAX_BATCHES = 500;
-/** A full-disk episode ends after this long without a refused write (and with room for the reserve again). */
-const FULL_EPISODE_QUIET_MS = 10_000;
-/** Records other than telemetry kept in memory while the disk refuses them; beyond this the oldest are lost (counted). */
-const MAX_HELD = 10_000;
-
 /**
- * The daemon: sources → store → scoring → sync. Each component starts in its own try/catch, so one that fails
- * leaves the others running; `stop()` stops intake first, then flushes scoring, the outbox and the database.
+ * The daemon's composition root: it builds the components from the configuration, wires each stage to its
+ * consumers (ARCHITECTURE.md, the pipeline), starts them in order and stops them intake first, flush last.
+ * It routes no record itself: sources hand readings to the quality stage, which hands telemetry to the storage
+ * keeper and clean readings to scoring, anomaly detection and health; the scorers hand risk to the risk writer
+ * and health. Each component starts in its own try/catch, so one that fails leaves the others running.
  */
 export class Agent implements AgentView {
   readonly store: RecordStore;
+  /** storage.maxBytes and minFreeBytes as this file system allows them (a floor it cannot meet is clamped). */
+  readonly limits: StorageLimits;
   readonly scorer: RiskScorer | null;
   /** Safe model updates: follows the model registry, shadow-scores candidates, promotes or rolls back. */
   readonly models: ModelUpdater | null;
@@ -64,25 +51,14 @@ export class Agent implements AgentView {
   readonly metrics: MetricsServer;
   /** Remote commands over MQTT (docs/commands.md); null when `commands.enabled` is false. */
   readonly commands: CommandHandler | null;
-  private purgeTimer: NodeJS.Timeout | null = null;
-  private quotaTimer: NodeJS.Timeout | null = null;
-  private readonly lock: StorageLock;
-  private staleTimer: NodeJS.Timeout | null = null;
+  /** The outbox writer: write batching, held records and storage housekeeping (pipeline/storage-keeper.ts). */
+  private readonly storage: StorageKeeper;
+  /** Model health, staleness and the retained status (pipeline/status-keeper.ts). */
+  private readonly status: StatusKeeper;
+  /** Where sources hand their readings: the quality stage. */
+  private readonly intake: ReadingConsumer;
+  private stopping = false;
   private stopped: Promise<void> | null = null;
-  private lastStorageError = 0;
-  private lastLimitError = 0;
-  /** Since when the file system has been refusing writes for lack of space (one episode); null while it takes them. */
-  private fullSince: number | null = null;
-  private lastRefusal = 0;
-  private readonly reserve: SpaceReserve;
-  /** storage.maxBytes and minFreeBytes as this file system allows them (a floor it cannot meet is clamped). */
-  readonly limits: StorageLimits;
-  /** Records a full disk refused, other than telemetry: committed first once it takes writes again. */
-  private readonly held: NewRecord[] = [];
-  private readonly writeQueue: NewRecord[] = [];
-  private writeScheduled = false;
-  private lastSourceStates = '';
-  private savedModelHealth = '';
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -90,38 +66,9 @@ export class Agent implements AgentView {
     agentVersion: string,
     options: { configFile?: string | null } = {},
   ) {
-    this.lock = new StorageLock(config.storage.dir);
-    this.lock.acquire();
-    this.reserve = new SpaceReserve(config.storage.dir);
-    const open = () => new RecordStore({ dir: config.storage.dir, synchronous: config.storage.synchronous, epoch: new SeqEpoch(config.storage.dir) });
-    try {
-      try {
-        this.store = open();
-      } catch (err) {
-        // A disk full to the last block: SQLite cannot even create its -shm file. The reserve makes that room.
-        if (!isNoSpace(err) || !this.reserve.release()) throw err;
-        log.error({ code: 'FW_ERR_STORAGE_FULL', dir: config.storage.dir }, 'the file system is full; released the reserve file to start');
-        this.fullSince = Date.now();
-        this.store = open();
-      }
-    } catch (err) {
-      this.lock.release();
-      throw err;
-    }
-    // `config check` and `doctor` refuse an explicit floor this file system cannot meet; a running agent (the
-    // file system may have changed since) clamps it and says so, rather than dropping everything it holds.
-    const assessed = assessStorageLimits(config.storage.dir, { maxBytes: config.storage.maxBytes, minFreeBytes: config.storage.minFreeBytes }, { maxBytes: false, minFreeBytes: false });
-    this.limits = assessed.effective;
-    for (const p of assessed.problems) log.warn({ option: p.path, effective: this.limits }, `${p.path}: ${p.message}`);
-    if (this.store.recovered) {
-      log.error(
-        { code: 'FW_ERR_STORAGE_CORRUPT', db: this.store.file, setAside: this.store.recovered.setAside, reason: this.store.recovered.reason },
-        'the database could not be used; it was set aside and a fresh one started (its unsent records are in the set-aside file)',
-      );
-    }
     this.stats = {
       startedAt: Date.now(),
-      bootSeq: this.firstBootSeq(),
+      bootSeq: 0,
       collected: 0,
       scoredRecords: 0,
       storageErrors: 0,
@@ -132,30 +79,60 @@ export class Agent implements AgentView {
       lastWriteErrorTs: null,
       lastRisk: new Map(),
     };
+    const storage = new StorageKeeper(config.storage, log, this.stats);
+    this.storage = storage;
+    this.store = storage.store;
+    this.limits = storage.limits;
+    this.stats.bootSeq = storage.firstBootSeq();
+
+    this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }));
+    // The risk seam: what the scorers produce is committed and counted, then health evaluates the thresholds.
+    const risk = riskFanOut([riskWriter(storage, this.stats), this.health]);
     this.drift =
-      config.scoring.enabled && config.scoring.drift.enabled ? new DriftMonitor(config.scoring.drift, (h, previous) => this.onDrift(h, previous)) : null;
+      config.scoring.enabled && config.scoring.drift.enabled ? new DriftMonitor(config.scoring.drift, (h, previous) => this.status.onDrift(h, previous)) : null;
     const registry = ModelRegistry.forConfig(config);
     this.scorer = config.scoring.enabled
-      ? new RiskScorer({ ...config.scoring, modelDirs: (name) => registry.modelDirs(name) }, (records) => this.onRisk(records), log.child({ component: 'scoring' }), this.drift ?? undefined)
+      ? new RiskScorer({ ...config.scoring, modelDirs: (name) => registry.modelDirs(name) }, risk, log.child({ component: 'scoring' }), this.drift ?? undefined)
       : null;
     this.anomaly =
       config.scoring.enabled && config.scoring.anomaly.enabled
-        ? new AnomalyScorer(config.scoring.anomaly, this.store, (records) => this.onRisk(records), log.child({ component: 'anomaly' }))
+        ? new AnomalyScorer(config.scoring.anomaly, this.store, risk, log.child({ component: 'anomaly' }))
         : null;
+    // The reading seam: telemetry to the store, clean readings to scoring, anomaly detection and health.
     this.quality = new DataQuality(config.quality);
-    this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }));
+    const quality = new QualityStage(this.quality, {
+      telemetry: storage,
+      readings: [this.scorer, this.anomaly, this.health].filter((c): c is NonNullable<typeof c> => c !== null),
+      issues: this.health,
+    });
+    this.intake = quality;
     this.sync = new MqttSync(
       config,
       this.store,
       {
         bootSeq: this.stats.bootSeq,
         agentVersion,
-        models: () => (this.scorer?.stats.models ?? []).map((m) => ({ ...m, health: this.modelHealth(m.name) })),
+        models: () => (this.scorer?.stats.models ?? []).map((m) => ({ ...m, health: this.status.modelHealth(m.name) })),
         sources: () => this.sources.map(({ stats }) => ({ name: stats.name, state: stats.state, samples: stats.samples, errors: stats.errors })),
       },
       log.child({ component: 'sync' }),
     );
-    this.sync.onUnavailable((payloads) => this.commit(payloads.map((p) => ({ stream: 'events' as const, ts: Number(p.ts), asset: '', payload: p }))));
+    this.sync.onUnavailable((payloads) =>
+      storage.consumeRecords(payloads.map((p) => ({ stream: 'events' as const, ts: Number(p.ts), asset: '', payload: p }))),
+    );
+    storage.attach({ sync: this.sync, onHousekeeping: () => this.health.retryUnsaved() });
+    this.status = new StatusKeeper(
+      {
+        drift: this.drift,
+        store: this.store,
+        records: storage,
+        sync: this.sync,
+        sources: this.sources,
+        onModelHealth: (h) => this.health.onDrift(h),
+        checkStale: () => quality.checkStale(),
+      },
+      log,
+    );
     this.models = this.scorer
       ? new ModelUpdater(
           {
@@ -196,6 +173,7 @@ export class Agent implements AgentView {
     } else {
       this.commands = null;
     }
+    // Sources hand readings and events to the intake; nothing reaches the pipeline once stopping began.
     const context: SourceContext = {
       sink: (r: Reading) => this.onReading(r),
       events: (e: HealthEvent) => this.onEvent(e),
@@ -206,13 +184,35 @@ export class Agent implements AgentView {
     this.metrics = new MetricsServer(config.metrics, this, agentVersion, log.child({ component: 'metrics' }));
   }
 
+  /**
+   * Started in this order, each in its own try/catch; then the timers (`storage`, `status`). The read side
+   * first (so /healthz answers while models load), the sync once the models are known (its first status lists
+   * them), the sources last.
+   */
+  private startOrder(): Component[] {
+    const all: Array<Component | null> = [this.metrics, this.health, this.scorer, this.anomaly, this.models, this.sync, ...this.sources];
+    return all.filter((c): c is Component => c !== null);
+  }
+
+  /**
+   * Stopped in this order after the timers: the read side and intake first, then what scores and alerts (a
+   * null message: a failure fails `stop()`); the last write, the sync (so it drains what it can) and the
+   * database follow in `stop()`.
+   */
+  private stopOrder(): Array<{ component: Component; failed: string | null }> {
+    return [
+      { component: this.metrics, failed: 'metrics stop failed' },
+      ...this.sources.map((component) => ({ component, failed: 'source stop failed' })),
+      ...(this.models ? [{ component: this.models, failed: 'model updates stop failed' }] : []),
+      ...(this.scorer ? [{ component: this.scorer, failed: 'scoring stop failed' }] : []),
+      ...(this.anomaly ? [{ component: this.anomaly, failed: 'anomaly detection stop failed' }] : []),
+      { component: this.health, failed: null },
+    ];
+  }
+
   async start(): Promise<void> {
-    this.log.info(
-      { agentId: this.config.agent.id, bootSeq: this.stats.bootSeq, db: this.store.file, broker: this.config.broker.url },
-      'agent starting',
-    );
-    for (const c of [this.metrics, this.health, this.scorer, this.anomaly, this.models, this.sync, ...this.sources]) {
-      if (!c) continue;
+    this.log.info({ agentId: this.config.agent.id, bootSeq: this.stats.bootSeq, db: this.store.file, broker: this.config.broker.url }, 'agent starting');
+    for (const c of this.startOrder()) {
       try {
         await c.start();
       } catch (err) {
@@ -220,292 +220,36 @@ export class Agent implements AgentView {
       }
     }
     if (this.scorer) this.quality.addAnalogSignals(this.scorer.analogInputSignals());
-    this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
-    this.purgeTimer.unref();
-    this.housekeeping();
-    this.quotaTimer = setInterval(() => this.housekeeping(), this.config.storage.checkIntervalMs);
-    this.quotaTimer.unref();
-    this.staleTimer = setInterval(() => {
-      this.onQuality(this.quality.checkStale());
-      this.republishIfSourcesChanged();
-      this.saveModelHealth();
-    }, STALE_CHECK_MS);
-    this.staleTimer.unref();
-  }
-
-  /**
-   * The boot number of this run. A disk full at start must not stop the agent (it would collect nothing, alerts
-   * included, for as long as it stays full): make room by the drop policy and, failing that, count on from the clock.
-   */
-  private firstBootSeq(): number {
-    try {
-      return this.store.nextBootSeq();
-    } catch (err) {
-      if (isNoSpace(err) && this.enforceStorageLimits('disk-full')) {
-        try {
-          return this.store.nextBootSeq();
-        } catch {
-          // still full: below
-        }
-      }
-      const boot = Math.floor(Date.now() / 1000);
-      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', bootSeq: boot }, 'cannot record the boot number; using the clock for this run');
-      return boot;
-    }
-  }
-
-  /**
-   * Runs every storage.checkIntervalMs: the database file still ours, the limits kept, writes the disk refused
-   * retried, and the reserve file back once there is room.
-   */
-  private housekeeping(): void {
-    const why = this.store.replacedOnDisk();
-    if (why) this.replaceStore(why);
-    this.enforceStorageLimits();
-    if (this.held.length && !this.writeScheduled) this.flushWrites();
-    this.health.retryUnsaved();
-    // The episode ends once the file system has room for the reserve again and no write was refused for a while.
-    if (this.fullSince && Date.now() - this.lastRefusal >= FULL_EPISODE_QUIET_MS && this.reserve.restore()) {
-      this.log.info({ fullForSeconds: Math.round((Date.now() - this.fullSince) / 1000), lost: this.stats.lost }, 'the disk takes writes again');
-      this.fullSince = null;
-    } else if (!this.fullSince) {
-      this.reserve.restore();
-    }
-  }
-
-  /** The database was deleted or replaced under us: carry what is unacknowledged into a fresh file and say so. */
-  private replaceStore(reason: string): void {
-    try {
-      const r = this.store.replaceFile(reason);
-      this.sync.storeReplaced();
-      this.log.error(
-        { code: 'FW_ERR_STORAGE_REPLACED', db: this.store.file, reason, firstSeq: r.firstSeq, carried: r.carried, setAside: r.setAside || undefined },
-        `${reason}; a fresh database was started with the ${r.carried} unacknowledged records carried over`,
-      );
-    } catch (err) {
-      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_REPLACED', db: this.store.file }, `${reason}, and a fresh database could not be started; will retry`);
-    }
-  }
-
-  /** The retained status says which sources run and which are unavailable; it follows their changes. */
-  private republishIfSourcesChanged(): void {
-    const states = this.sources.map((s) => `${s.stats.name}=${s.stats.state}`).join(',');
-    if (states === this.lastSourceStates) return;
-    this.lastSourceStates = states;
-    this.sync.publishStatus();
-  }
-
-  private onQuality(issues: ReturnType<DataQuality['checkStale']>): void {
-    if (!issues.length) return;
-    for (const q of issues) {
-      if (!q.failing) continue;
-      this.scorer?.forget(q.asset, q.signal);
-      this.anomaly?.forget(q.asset, q.signal);
-    }
-    this.health.onQuality(issues);
-  }
-
-  onEvent(e: HealthEvent): void {
-    if (this.stopped) return;
-    this.health.onEvent(e);
-  }
-
-  /**
-   * Queues records for the next write: everything produced in one tick (a GPU source's eight readings, a batch
-   * of scores) is committed in one transaction, one fsync instead of one each.
-   */
-  private commit(items: readonly NewRecord[]): void {
-    this.writeQueue.push(...items);
-    if (this.writeScheduled) return;
-    this.writeScheduled = true;
-    setImmediate(() => this.flushWrites());
-  }
-
-  private flushWrites(): void {
-    this.writeScheduled = false;
-    if (!this.writeQueue.length && !this.held.length) return;
-    // What a full disk refused earlier goes first, in the order it was produced.
-    const items = [...this.held.splice(0), ...this.writeQueue.splice(0)];
-    try {
-      this.store.append(items);
-      this.committed();
-    } catch (err) {
-      // A full disk: release the reserve, make room by the drop policy, and try once more.
-      if (isStorageFull(err)) {
-        this.diskFull();
-        if (this.enforceStorageLimits('disk-full')) {
-          try {
-            this.store.append(items);
-            this.committed();
-            return;
-          } catch (again) {
-            err = again;
-          }
-        }
-      }
-      this.stats.storageErrors++;
-      this.stats.lastWriteErrorTs = Date.now();
-      // Telemetry is the one stream whose next reading replaces the last: it is counted lost. Alerts, risk and
-      // events wait in memory (bounded) for the disk to take them.
-      const keep = items.filter((i) => i.stream !== 'telemetry');
-      const overflow = Math.max(0, keep.length - MAX_HELD);
-      this.held.push(...keep.slice(overflow));
-      this.stats.lost += items.length - keep.length + overflow;
-      this.stats.held = this.held.length;
-      // A full or failing disk is logged once per episode and then at most once a minute, not per record.
-      if (Date.now() - this.lastStorageError > 60_000) {
-        this.lastStorageError = Date.now();
-        this.log.error(
-          { err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors, lost: this.stats.lost, held: this.held.length },
-          'cannot commit records: telemetry is lost (counted), alerts, risk and events are held in memory and retried',
-        );
-      }
-    }
-  }
-
-  private committed(): void {
-    this.stats.lastCommitTs = Date.now();
-    this.stats.held = this.held.length;
-  }
-
-  /** The first refusal of an episode: said once, and the reserve file goes so the drop policy has room to work. */
-  private diskFull(): void {
-    this.lastRefusal = Date.now();
-    if (this.fullSince) return;
-    this.fullSince = Date.now();
-    const released = this.reserve.release();
-    this.log.error(
-      { code: 'FW_ERR_STORAGE_FULL', db: this.store.file, reserveReleased: released },
-      'the file system holding the database is full: dropping by policy to make room; collection goes on and resumes fully when space returns',
-    );
-  }
-
-  /**
-   * Keeps the database within its quota and the file system above its free-space floor, by the documented drop
-   * policy (store/outbox.ts DROP_ORDER). Returns whether anything was freed.
-   */
-  private enforceStorageLimits(reason?: DropReason): boolean {
-    const limits = this.limits;
-    try {
-      // Before the sync exists (a full disk at start) nothing is in flight.
-      const reports = this.store.enforceQuota(limits, this.sync?.inflightCursors() ?? new Map(), reason);
-      for (const r of reports) {
-        this.stats.dropped[r.stream] += r.count;
-        this.sync?.noteDropped(r.stream, r.ranges);
-        this.log.warn(
-          { code: 'FW_ERR_STORAGE_DROPPED', stream: r.stream, count: r.count, reason: r.reason, fromSeq: r.ranges[0]?.[0], toSeq: r.ranges[r.ranges.length - 1]?.[1], ...limits },
-          'storage limit reached; dropped the oldest unsent records by policy',
-        );
-      }
-      if (reports.length) this.sync?.notify();
-      // Space freed by purges and drops goes back to the file system a little at a time, when it is needed.
-      const u = this.store.usage();
-      if (u.reclaimableBytes > 0 && (u.freeBytes < limits.minFreeBytes * 2 || u.reclaimableBytes > u.fileBytes / 2)) this.store.vacuumStep();
-      return reports.length > 0 || reason === 'disk-full';
-    } catch (err) {
-      if (isNoSpace(err)) this.diskFull();
-      // Once a minute at most: on a full disk every write would otherwise add a line.
-      if (Date.now() - this.lastLimitError > 60_000) {
-        this.lastLimitError = Date.now();
-        this.log.warn({ err: describeError(err) }, 'storage limit check failed; retrying');
-      }
-      return false;
-    }
+    await this.storage.start();
+    await this.status.start();
   }
 
   private onReading(r: Reading): void {
-    if (this.stopped) return;
+    if (this.stopping) return;
     this.stats.collected++;
-    const { clean, flags, issues } = this.quality.check(r);
-    const flagged = Object.keys(flags).length > 0;
-    // Telemetry keeps every value as read, with the failed ones flagged; scoring and rules see only good ones.
-    this.commit([{ stream: 'telemetry', ts: r.ts, asset: r.asset, payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics, ...(flagged ? { quality: flags } : {}) } }]);
-    if (flagged) {
-      for (const signal of Object.keys(flags)) {
-        this.scorer?.forget(r.asset, signal);
-        this.anomaly?.forget(r.asset, signal);
-      }
-    }
-    this.onQuality(issues);
-    this.scorer?.accept(clean);
-    this.anomaly?.accept(clean);
-    this.health.onReading(clean);
+    this.intake.consumeReading(r);
   }
 
-  /** A model on an asset changed health state: alert on drift, tell the centre, and republish the status. */
-  private onDrift(h: ModelHealth, previous: ModelHealthState): void {
-    if (this.stopped) return;
-    this.health.onDrift(h);
-    if (h.state !== 'warming') {
-      this.commit([{ stream: 'events', ts: h.ts, asset: h.asset, payload: { type: 'model-health', previous, ...h } }]);
-      const line = { model: h.model, version: h.version, asset: h.asset, state: h.state, previous, psiMax: h.psiMax, top: h.top };
-      if (h.state === 'drift') this.log.warn(line, 'model inputs drifted from its training data');
-      else this.log.info(line, 'model health changed');
-    }
-    this.saveModelHealth();
-    this.sync.publishStatus();
-  }
-
-  private modelHealth(model: string): Array<Omit<ModelHealth, 'model' | 'version'>> {
-    return (this.drift?.health() ?? []).filter((h) => h.model === model).map(({ model: _m, version: _v, ...rest }) => rest);
-  }
-
-  /** For `forewarn status`, which reads the database: the latest PSI per model and asset. */
-  private saveModelHealth(): void {
-    if (!this.drift || this.stopped) return;
-    const health = JSON.stringify(this.drift.health());
-    // A write (and an fsync) only when something changed: the stale timer calls this every few seconds.
-    if (health === this.savedModelHealth) return;
-    try {
-      this.store.setMeta(MODEL_HEALTH_META_KEY, health);
-      this.savedModelHealth = health;
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'could not save model health');
-    }
-  }
-
-  private onRisk(records: RiskRecord[]): void {
-    this.commit(records.map((r) => ({ stream: 'risk' as const, ts: r.ts, asset: r.asset, payload: { ...r } })));
-    this.stats.scoredRecords += records.length;
-    for (const r of records) this.stats.lastRisk.set(`${r.asset}/${r.model}`, r);
-    this.health.onRisk(records);
-  }
-
-  /** Deletes acknowledged records past retention in small batches, yielding between them so intake never waits long. */
-  private purge(batches = 0, removed = 0): void {
-    if (this.stopped) return;
-    try {
-      const n = this.store.purgeSent(Date.now() - this.config.storage.retentionHours * 3_600_000, PURGE_BATCH);
-      removed += n;
-      if (n === PURGE_BATCH && batches < PURGE_MAX_BATCHES) {
-        setImmediate(() => this.purge(batches + 1, removed));
-        return;
-      }
-      if (removed) this.log.debug({ removed }, 'purged acknowledged records past retention');
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'purge failed');
-    }
+  onEvent(e: HealthEvent): void {
+    if (this.stopping) return;
+    this.health.consumeEvent(e);
   }
 
   /** Idempotent. Stops intake, scores what is queued, drains what it can, says offline, closes the database. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
-      if (this.purgeTimer) clearInterval(this.purgeTimer);
-      if (this.quotaTimer) clearInterval(this.quotaTimer);
-      if (this.staleTimer) clearInterval(this.staleTimer);
-      await this.metrics.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'metrics stop failed'));
-      for (const s of this.sources) await s.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'source stop failed'));
-      await this.models?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'model updates stop failed'));
-      await this.scorer?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'scoring stop failed'));
-      await this.anomaly?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'anomaly detection stop failed'));
-      await this.health.stop();
-      this.flushWrites();
+      this.stopping = true;
+      await this.storage.stop();
+      await this.status.stop();
+      for (const { component, failed } of this.stopOrder()) {
+        if (failed === null) await component.stop();
+        else await component.stop().catch((err) => this.log.warn({ err: describeError(err) }, failed));
+      }
+      this.storage.flush();
       await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));
-      this.store.close();
-      this.lock.release();
+      this.storage.close();
       this.log.info({ collected: this.stats.collected, scored: this.stats.scoredRecords, sent: this.sync.stats.sent }, 'agent stopped');
     })();
     return this.stopped;
   }
 }
-

@@ -56,7 +56,16 @@ interface Track {
   model: string;
   version: string;
   asset: string;
-  features: Array<{ name: string; index: number; dist: FeatureDistribution; missingBin: number; counts: Int32Array; outside: number; bins: number; iqr: number }>;
+  features: Array<{
+    name: string;
+    index: number;
+    dist: FeatureDistribution;
+    missingBin: number;
+    counts: Int32Array;
+    outside: number;
+    bins: number;
+    iqr: number;
+  }>;
   /** Ring of bin indices and of values, one row per observation. */
   ring: Uint16Array;
   values: Float32Array;
@@ -155,7 +164,13 @@ export class DriftMonitor {
       // A slow input (strongly autocorrelated, or confined to a narrow band for now) shows only part of its range in
       // any window: its PSI is not evidence of drift, leaving the training support is.
       const narrow = rho >= SLOW_RHO || (f.iqr > 0 && interquartileRange(window) < f.iqr / 2);
-      const d: FeatureDrift = { feature: f.name, psi: round4(value), chance: round4(chance), outside: round4(f.outside / n), ...(narrow ? { narrow: true as const } : {}) };
+      const d: FeatureDrift = {
+        feature: f.name,
+        psi: round4(value),
+        chance: round4(chance),
+        outside: round4(f.outside / n),
+        ...(narrow ? { narrow: true as const } : {}),
+      };
       const excess = narrow ? 0 : Math.max(0, value - chance);
       const level = excess >= o.alertPsi || d.outside >= o.outsideShare ? 2 : excess >= o.watchPsi || d.outside >= o.outsideShare / 2 ? 1 : 0;
       return { d, level, excess };

@@ -147,7 +147,9 @@ export function distributionQuantile(d: FeatureDistribution, q: number): number 
 
 /** Interquartile range of finite values (linear interpolation). */
 export function interquartileRange(values: ArrayLike<number>): number {
-  const v = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  const v = Array.from(values)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   if (v.length < 4) return 0;
   const at = (q: number) => {
     const pos = (v.length - 1) * q;

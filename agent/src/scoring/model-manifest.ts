@@ -48,7 +48,7 @@ export interface ModelManifest {
   metrics?: Record<string, unknown>;
 }
 
-let validator: ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null } | undefined;
+let validator: (((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null }) | undefined;
 
 function validateManifest(data: unknown): string[] {
   if (!validator) {
@@ -79,7 +79,10 @@ export function readModel(dir: string): { manifest: ModelManifest; bytes: Buffer
     names.add(f.name);
     const d = f.distribution;
     if (d && (d.fractions.length !== d.edges.length + 1 || d.edges.some((e, i) => i > 0 && e <= d.edges[i - 1]!))) {
-      throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${manifestFile}: inputs.features ${f.name}: distribution needs ascending edges and one fraction more than edges`);
+      throw new ForewarnError(
+        'FW_ERR_MODEL_MANIFEST',
+        `${manifestFile}: inputs.features ${f.name}: distribution needs ascending edges and one fraction more than edges`,
+      );
     }
   }
   const file = path.join(dir, manifest.file);

@@ -42,7 +42,9 @@ export class OnnxModel {
       if (meta.type !== 'float32') problems.push(`inputs.dtype: the model takes ${meta.type}`);
       const rank = manifest.inputs.window ? 3 : 2;
       if (meta.shape.length !== rank) {
-        problems.push(`inputs: the model takes a rank-${meta.shape.length} tensor, the manifest describes rank ${rank}${manifest.inputs.window ? ' (a window)' : ''}`);
+        problems.push(
+          `inputs: the model takes a rank-${meta.shape.length} tensor, the manifest describes rank ${rank}${manifest.inputs.window ? ' (a window)' : ''}`,
+        );
       } else if (manifest.inputs.window && typeof meta.shape[1] === 'number' && meta.shape[1] !== manifest.inputs.window.length) {
         problems.push(`inputs.window.length: the model takes windows of ${meta.shape[1]}, the manifest says ${manifest.inputs.window.length}`);
       }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Logger } from '../core/logger.js';
 import type { BindingConfig } from '../config/load-config.js';
 import { describeError, isForewarnError } from '../core/errors.js';
-import type { Component, Reading, RiskRecord } from '../core/types.js';
+import type { Component, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../core/types.js';
 import { OnnxModel } from './onnx-model.js';
 import type { FeatureSpec } from './model-manifest.js';
 import type { DriftMonitor } from './drift-monitor.js';
@@ -54,9 +54,7 @@ interface Bound {
 
 function assetMatcher(patterns: readonly string[]): (asset: string) => boolean {
   const exact = new Set(patterns.filter((p) => !p.includes('*')));
-  const globs = patterns
-    .filter((p) => p.includes('*'))
-    .map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  const globs = patterns.filter((p) => p.includes('*')).map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
   return (asset) => exact.has(asset) || globs.some((re) => re.test(asset));
 }
 
@@ -80,7 +78,7 @@ const TOP_DRIVERS = 3;
  * model's inputs may come from several sources. Readings that arrive together are scored in one batch per
  * model, across assets.
  */
-export class RiskScorer implements Component {
+export class RiskScorer implements Component, ReadingConsumer {
   readonly name = 'scoring';
   readonly stats: ScorerStats = { models: [], scored: 0, skippedMissing: 0, skippedInvalid: 0, errors: 0, lastBatchMs: null };
   /** Every scoring batch's duration, for /metrics. */
@@ -93,13 +91,28 @@ export class RiskScorer implements Component {
   private stopped = false;
   private readonly warned = new Set<string>();
 
+  /** Where the current models' records go (the store writer and health, wired by the agent); never the shadows'. */
+  private readonly onRisk: (records: RiskRecord[]) => void;
+
   constructor(
     private readonly options: RiskScorerOptions,
-    private readonly onRisk: (records: RiskRecord[]) => void,
+    risk: RiskConsumer | ((records: RiskRecord[]) => void),
     private readonly log: Logger,
     /** Sees every input row that is scored, to tell when inputs leave the training distribution. */
     private readonly drift?: DriftMonitor,
-  ) {}
+  ) {
+    this.onRisk = typeof risk === 'function' ? risk : (records) => risk.consumeRisk(records);
+  }
+
+  /** The reading seam (core/types.ts): the same as `accept`. */
+  consumeReading(reading: Reading): void {
+    this.accept(reading);
+  }
+
+  /** The reading seam: the same as `forget`. */
+  forgetSignal(asset: string, signal: string): void {
+    this.forget(asset, signal);
+  }
 
   async start(): Promise<void> {
     for (const binding of this.options.bindings) {
@@ -239,12 +252,20 @@ export class RiskScorer implements Component {
       }
       if (v === undefined || !Number.isFinite(v)) {
         if (!b.shadow) this.stats.skippedMissing++;
-        this.warnOnce(`missing:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, signal: b.signals[i] }, 'model input missing; asset not scored until it arrives');
+        this.warnOnce(
+          `missing:${b.model.name}:${asset}:${f.name}`,
+          { model: b.model.name, asset, input: f.name, signal: b.signals[i] },
+          'model input missing; asset not scored until it arrives',
+        );
         return null;
       }
       if (!inRange(f, v)) {
         if (!b.shadow) this.stats.skippedInvalid++;
-        this.warnOnce(`range:${b.model.name}:${asset}:${f.name}`, { model: b.model.name, asset, input: f.name, value: v, range: f.range, categories: f.categories }, 'model input out of its valid range; reading not scored');
+        this.warnOnce(
+          `range:${b.model.name}:${asset}:${f.name}`,
+          { model: b.model.name, asset, input: f.name, value: v, range: f.range, categories: f.categories },
+          'model input out of its valid range; reading not scored',
+        );
         return null;
       }
       row[i] = v;
@@ -277,7 +298,10 @@ export class RiskScorer implements Component {
       scores = await b.model.run(data, rows.length * perAsset);
     } catch (err) {
       this.stats.errors++;
-      this.log.error({ err: describeError(err), model: b.model.name, version: b.model.manifest.version, shadow: b.shadow ? true : undefined }, 'scoring failed');
+      this.log.error(
+        { err: describeError(err), model: b.model.name, version: b.model.manifest.version, shadow: b.shadow ? true : undefined },
+        'scoring failed',
+      );
       b.shadow?.observer.fail(`scoring failed: ${describeError(err)}`);
       return [];
     }
@@ -330,7 +354,11 @@ export class RiskScorer implements Component {
         return await OnnxModel.load(dir, { threads: this.options.threads });
       } catch (err) {
         first ??= err;
-        if (dir !== dirs[dirs.length - 1]) this.log.warn({ err: describeError(err), code: isForewarnError(err) ? err.code : undefined, dir }, 'model version not loaded; trying the one before it');
+        if (dir !== dirs[dirs.length - 1])
+          this.log.warn(
+            { err: describeError(err), code: isForewarnError(err) ? err.code : undefined, dir },
+            'model version not loaded; trying the one before it',
+          );
       }
     }
     throw first ?? new Error('no model folder');
@@ -342,7 +370,9 @@ export class RiskScorer implements Component {
   }
 
   private refreshModelStats(): void {
-    this.stats.models = this.bound.filter((b) => !b.shadow).map((b) => ({ name: b.model.name, version: b.model.manifest.version, assets: [...b.binding.assets] }));
+    this.stats.models = this.bound
+      .filter((b) => !b.shadow)
+      .map((b) => ({ name: b.model.name, version: b.model.manifest.version, assets: [...b.binding.assets] }));
   }
 
   /** The model scoring `name`'s bindings now, or null when none loaded. */

@@ -67,7 +67,10 @@ export abstract class IntervalSource implements Component {
     this.stats.lastError = describeError(err);
     if (err instanceof SourceUnavailableError) {
       if (this.stats.state !== 'unavailable') {
-        this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_UNAVAILABLE' }, 'source unavailable on this host; will check again now and then');
+        this.log.warn(
+          { source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_UNAVAILABLE' },
+          'source unavailable on this host; will check again now and then',
+        );
       }
       this.stats.state = 'unavailable';
       return;

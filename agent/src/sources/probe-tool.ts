@@ -17,8 +17,21 @@ export async function probeTool(
     const code = res.spawnError.code;
     const message = code === 'ENOENT' ? `${binary} not found${binary.includes('/') ? '' : ' on PATH'}` : `${binary} cannot be run: ${res.spawnError.message}`;
     const fix = `install ${what}, set the source's binary to its path, or disable the source`;
-    return { check: binary === defaultBinary ? probeWarn(check, `${message}: the source will be unavailable`, fix) : probeFail(check, message, fix), found: false, stdout: '', stderr: '', code: null };
+    return {
+      check: binary === defaultBinary ? probeWarn(check, `${message}: the source will be unavailable`, fix) : probeFail(check, message, fix),
+      found: false,
+      stdout: '',
+      stderr: '',
+      code: null,
+    };
   }
-  if (res.timedOut) return { check: probeWarn(check, `${binary} ${args.join(' ')} timed out after ${PROBE_TOOL_TIMEOUT_MS} ms`, 'the tool hangs: check the device or driver'), found: true, stdout: '', stderr: '', code: null };
+  if (res.timedOut)
+    return {
+      check: probeWarn(check, `${binary} ${args.join(' ')} timed out after ${PROBE_TOOL_TIMEOUT_MS} ms`, 'the tool hangs: check the device or driver'),
+      found: true,
+      stdout: '',
+      stderr: '',
+      code: null,
+    };
   return { check: probeOk(check, `${binary} runs`), found: true, stdout: res.stdout, stderr: res.stderr, code: res.code };
 }

@@ -14,17 +14,7 @@ import { edacPlugin } from './edac/plugin.js';
 import { pcieAerPlugin } from './pcie-aer/plugin.js';
 import { ipmiPlugin } from './ipmi/plugin.js';
 
-const PLUGINS = [
-  hostPlugin,
-  simulatorPlugin,
-  modbusPlugin,
-  nodeStreamPlugin,
-  gpuPlugin,
-  smartPlugin,
-  edacPlugin,
-  pcieAerPlugin,
-  ipmiPlugin,
-] as const;
+const PLUGINS = [hostPlugin, simulatorPlugin, modbusPlugin, nodeStreamPlugin, gpuPlugin, smartPlugin, edacPlugin, pcieAerPlugin, ipmiPlugin] as const;
 
 type RegisteredPlugin = (typeof PLUGINS)[number];
 

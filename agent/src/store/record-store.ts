@@ -153,7 +153,9 @@ export class RecordStore implements Outbox {
         for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.file + suffix)) renameSync(this.file + suffix, setAside + suffix);
         this.open(options);
       } catch (again) {
-        throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(again)} (after setting aside a damaged file: ${describeError(err)})`, { cause: again });
+        throw new ForewarnError('FW_ERR_STORAGE_OPEN', `${this.file}: ${describeError(again)} (after setting aside a damaged file: ${describeError(err)})`, {
+          cause: again,
+        });
       }
       this.recovered = { reason: `${code}: ${describeError(err)}`, setAside };
       this.startFresh('damaged', this.recovered.reason, setAside);
@@ -234,7 +236,6 @@ export class RecordStore implements Outbox {
     }
   }
 
-
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
@@ -304,9 +305,7 @@ export class RecordStore implements Outbox {
       }
     }
     const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES (?, ?, ?, ?, ?, ?)');
-    const bump = this.sql(
-      'INSERT INTO streams (name, next_seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next_seq = excluded.next_seq',
-    );
+    const bump = this.sql('INSERT INTO streams (name, next_seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next_seq = excluded.next_seq');
     const run = this.db.transaction(() => {
       const touched = new Set<StreamName>();
       const seqs = items.map((item) => {
@@ -341,7 +340,9 @@ export class RecordStore implements Outbox {
    * bytes, and never mixing backlog (historical) with live records.
    */
   nextBatch(request: BatchRequest): OutboxBatch | null {
-    const select = this.sql('SELECT id, stream, seq, ts, asset, payload AS json FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? ORDER BY id LIMIT ?');
+    const select = this.sql(
+      'SELECT id, stream, seq, ts, asset, payload AS json FROM records WHERE sent_ts IS NULL AND stream = ? AND id > ? ORDER BY id LIMIT ?',
+    );
     for (const stream of STREAMS_BY_PRIORITY) {
       if (request.skip?.has(stream)) continue;
       const liveFrom = request.liveFrom?.get(stream) ?? 0;
@@ -411,8 +412,12 @@ export class RecordStore implements Outbox {
       if (id < lo) lo = id;
       if (id > hi) hi = id;
     }
-    return this.sql('UPDATE records SET puback_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL AND puback_ts IS NULL').run(now, stream, lo, hi)
-      .changes;
+    return this.sql('UPDATE records SET puback_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL AND puback_ts IS NULL').run(
+      now,
+      stream,
+      lo,
+      hi,
+    ).changes;
   }
 
   /**
@@ -422,7 +427,9 @@ export class RecordStore implements Outbox {
   confirm(stream: StreamName, through: number, now = Date.now()): number {
     // Through the pending index: the seq index would walk every acknowledged row below `through` as well.
     // Only rows the broker took: the centre cannot hold a record that never left (a seq it knows from another file).
-    const mark = this.sql('UPDATE records INDEXED BY records_pending SET sent_ts = ? WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NOT NULL AND seq <= ?');
+    const mark = this.sql(
+      'UPDATE records INDEXED BY records_pending SET sent_ts = ? WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NOT NULL AND seq <= ?',
+    );
     const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
     return this.db.transaction(() => {
       const changed = mark.run(now, stream, through).changes;
@@ -446,7 +453,9 @@ export class RecordStore implements Outbox {
    * the centre then reports missing go out again through `heldRecords`.
    */
   publishedCursors(): Map<StreamName, number> {
-    const firstUnpublished = this.sql('SELECT MIN(id) AS id FROM records INDEXED BY records_pending WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NULL');
+    const firstUnpublished = this.sql(
+      'SELECT MIN(id) AS id FROM records INDEXED BY records_pending WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NULL',
+    );
     const last = this.maxIds();
     const out = new Map<StreamName, number>();
     for (const s of STREAMS) {
@@ -581,9 +590,8 @@ export class RecordStore implements Outbox {
 
   /** Deletes acknowledged records older than `beforeTs`, a bounded number at a time so collection never waits long. */
   purgeSent(beforeTs: number, maxRows = 5000): number {
-    return this
-      .sql('DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? LIMIT ?)')
-      .run(beforeTs, maxRows).changes;
+    return this.sql('DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? LIMIT ?)').run(beforeTs, maxRows)
+      .changes;
   }
 
   usage(): StorageUsage {
@@ -704,8 +712,6 @@ export class RecordStore implements Outbox {
     this.append([{ stream: 'events', ts: now, asset: '', payload: { ts: now, type: 'records-dropped', stream, count, ranges, reason } }]);
   }
 
-
-
   /** Hands up to `pages` free pages back to the file system; small steps, so a writer never waits long. */
   vacuumStep(pages = 256): number {
     const before = this.db.pragma('freelist_count', { simple: true }) as number;
@@ -726,18 +732,23 @@ export class RecordStore implements Outbox {
   counts(): StreamCounts[] {
     const pending = new Map(
       (
-        this.sql('SELECT stream, COUNT(*) AS n, MIN(ts) AS oldest FROM records WHERE sent_ts IS NULL GROUP BY stream')
-          .all() as Array<{ stream: StreamName; n: number; oldest: number }>
+        this.sql('SELECT stream, COUNT(*) AS n, MIN(ts) AS oldest FROM records WHERE sent_ts IS NULL GROUP BY stream').all() as Array<{
+          stream: StreamName;
+          n: number;
+          oldest: number;
+        }>
       ).map((r) => [r.stream, r]),
     );
     const streams = new Map(
-      (this.sql('SELECT name, next_seq, sent_total, dropped_total, last_sent_ts FROM streams').all() as Array<{
-        name: StreamName;
-        next_seq: number;
-        sent_total: number;
-        dropped_total: number;
-        last_sent_ts: number | null;
-      }>).map((r) => [r.name, r]),
+      (
+        this.sql('SELECT name, next_seq, sent_total, dropped_total, last_sent_ts FROM streams').all() as Array<{
+          name: StreamName;
+          next_seq: number;
+          sent_total: number;
+          dropped_total: number;
+          last_sent_ts: number | null;
+        }>
+      ).map((r) => [r.name, r]),
     );
     return STREAMS.map((stream) => ({
       stream,
@@ -768,8 +779,10 @@ export class RecordStore implements Outbox {
 
   /** Pending records of one stream, oldest first, parsed: for inspection, not for the drain loop. */
   pending(stream: StreamName, limit = 1000): StoredRecord[] {
-    const rows = this.sql('SELECT id, stream, seq, ts, asset, payload FROM records WHERE sent_ts IS NULL AND stream = ? ORDER BY id LIMIT ?')
-      .all(stream, limit) as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
+    const rows = this.sql('SELECT id, stream, seq, ts, asset, payload FROM records WHERE sent_ts IS NULL AND stream = ? ORDER BY id LIMIT ?').all(
+      stream,
+      limit,
+    ) as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
     return rows.map((r) => ({ ...r, payload: JSON.parse(r.payload) as Record<string, unknown> }));
   }
 

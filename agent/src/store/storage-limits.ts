@@ -145,7 +145,8 @@ export function virtualFileSystemAt(dir: string): string | null {
 export function storageDirProblem(dir: string): string | null {
   const at = nearestExistingDir(dir);
   const vfs = virtualFileSystemAt(at);
-  if (vfs) return `${dir} is on ${vfs}, a virtual file system of the kernel where SQLite cannot keep a database; choose a directory on a disk (e.g. /var/lib/forewarn)`;
+  if (vfs)
+    return `${dir} is on ${vfs}, a virtual file system of the kernel where SQLite cannot keep a database; choose a directory on a disk (e.g. /var/lib/forewarn)`;
   try {
     if (!statSync(at).isDirectory()) return `${at} is not a directory, so ${dir} cannot be created`;
   } catch {

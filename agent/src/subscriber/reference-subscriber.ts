@@ -189,7 +189,11 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     if (options.password !== undefined && options.passwordFile) {
       throw new ForewarnError('FW_ERR_USAGE', 'give either password or passwordFile, not both');
     }
-    this.password = options.passwordFile ? readFile(options.passwordFile, 'passwordFile').toString('utf8').replace(/\r?\n$/, '') : options.password;
+    this.password = options.passwordFile
+      ? readFile(options.passwordFile, 'passwordFile')
+          .toString('utf8')
+          .replace(/\r?\n$/, '')
+      : options.password;
     this.tlsOptions(); // fail now, not at the first connect, if a TLS file cannot be read
     this.ackEnabled = options.ack ?? true;
     this.ackIntervalMs = options.ackIntervalMs ?? DEFAULT_ACK_INTERVAL_MS;
@@ -283,7 +287,10 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       client = mqtt.connect(this.options.url, this.clientOptions());
     } catch (err) {
       this.stats.lastError = describeError(err);
-      this.log.error({ err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_BROKER_CONNECT' }, 'cannot create the MQTT client; will retry');
+      this.log.error(
+        { err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_BROKER_CONNECT' },
+        'cannot create the MQTT client; will retry',
+      );
       this.scheduleReconnect();
       return;
     }
@@ -295,9 +302,15 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       this.refused = false;
       this.stats.state = 'online';
       if (this.everConnected && !connack.sessionPresent) {
-        this.log.warn({ clientId: this.options.clientId }, 'the broker had no session for us (restarted without persistence, or the session expired): messages published while we were away may be lost');
+        this.log.warn(
+          { clientId: this.options.clientId },
+          'the broker had no session for us (restarted without persistence, or the session expired): messages published while we were away may be lost',
+        );
       }
-      this.log.info({ url: this.options.url, clientId: this.options.clientId, group: this.group, sessionPresent: connack.sessionPresent }, 'subscriber connected');
+      this.log.info(
+        { url: this.options.url, clientId: this.options.clientId, group: this.group, sessionPresent: connack.sessionPresent },
+        'subscriber connected',
+      );
       this.everConnected = true;
       this.outageLogged = false;
       this.subscribe(client, gen);
@@ -353,7 +366,10 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
         if (err) {
           refused.push(filter);
           this.stats.lastError = describeError(err);
-          this.log.error({ filter, err: this.stats.lastError, code: SUBSCRIBE_ERROR }, 'the broker refused a subscription (ACL? shared subscriptions disabled?)');
+          this.log.error(
+            { filter, err: this.stats.lastError, code: SUBSCRIBE_ERROR },
+            'the broker refused a subscription (ACL? shared subscriptions disabled?)',
+          );
         }
         if (--pending === 0) this.emit('subscribed', { refused });
       });
@@ -382,7 +398,10 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     } catch (err) {
       this.stats.writeFailures++;
       this.stats.lastError = describeError(err);
-      this.log.error({ topic: packet.topic, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' }, 'cannot commit a message; not acknowledging it, reconnecting so the broker redelivers it');
+      this.log.error(
+        { topic: packet.topic, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' },
+        'cannot commit a message; not acknowledging it, reconnecting so the broker redelivers it',
+      );
       done(err instanceof Error ? err : new Error(String(err)));
       // Without a reconnect the broker would not resend it, and its in-flight window would stay occupied.
       client.end(true);
@@ -477,7 +496,10 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       payload = this.store.ackFor(agentId, now);
     } catch (err) {
       this.stats.lastError = describeError(err);
-      this.log.error({ agentId, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' }, 'cannot compute the acknowledgement for an agent; will retry');
+      this.log.error(
+        { agentId, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' },
+        'cannot compute the acknowledgement for an agent; will retry',
+      );
       st.lastSentAt = now;
       this.scheduleAck(agentId, st);
       return;

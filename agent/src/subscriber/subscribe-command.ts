@@ -43,7 +43,14 @@ function formatGaps(gaps: SeqRange[]): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The summary as a table for people. */
@@ -64,7 +71,10 @@ export function formatSummary(s: SubscriberSummary): string {
     );
   }
   if (s.agents.length) {
-    out.push('', table([['agent', 'state', 'bootSeq', 'since'], ...s.agents.map((a) => [a.agentId, a.state, String(a.bootSeq), new Date(a.ts).toISOString()])]));
+    out.push(
+      '',
+      table([['agent', 'state', 'bootSeq', 'since'], ...s.agents.map((a) => [a.agentId, a.state, String(a.bootSeq), new Date(a.ts).toISOString()])]),
+    );
   }
   if (s.malformed.length) {
     out.push('', table([['malformed on topic', 'count', 'last error'], ...s.malformed.map((m) => [m.topic, String(m.count), m.lastError])]));

@@ -189,14 +189,15 @@ export class SubscriberStore {
 
   /** Creates the schema, or upgrades an older file step by step, in one transaction. */
   private migrate(): void {
-    this.db.transaction(() => {
-      const version = this.db.pragma('user_version', { simple: true }) as number;
-      if (version > SCHEMA_VERSION) {
-        throw new Error(`database schema ${version} is newer than this subscriber understands (${SCHEMA_VERSION}); upgrade it`);
-      }
-      if (version === SCHEMA_VERSION) return;
-      if (version < 1) {
-        this.db.exec(`
+    this.db
+      .transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        if (version > SCHEMA_VERSION) {
+          throw new Error(`database schema ${version} is newer than this subscriber understands (${SCHEMA_VERSION}); upgrade it`);
+        }
+        if (version === SCHEMA_VERSION) return;
+        if (version < 1) {
+          this.db.exec(`
           CREATE TABLE records (
             agent_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
             ts INTEGER NOT NULL, boot_seq INTEGER NOT NULL, historical INTEGER NOT NULL,
@@ -232,9 +233,9 @@ export class SubscriberStore {
             topic TEXT PRIMARY KEY, count INTEGER NOT NULL, last_error TEXT NOT NULL, last_ts INTEGER NOT NULL
           );
         `);
-      }
-      if (version < 2) {
-        this.db.exec(`
+        }
+        if (version < 2) {
+          this.db.exec(`
           ALTER TABLE gaps ADD COLUMN requested_ts INTEGER;
           ALTER TABLE streams ADD COLUMN repaired INTEGER NOT NULL DEFAULT 0;
           ALTER TABLE streams ADD COLUMN carried INTEGER NOT NULL DEFAULT 0;
@@ -252,11 +253,12 @@ export class SubscriberStore {
             PRIMARY KEY (agent_id, stream, seq, sha256)
           );
         `);
-        // Schema 1 could hold a seq both as received and as dropped: received wins.
-        if (version === 1) this.separateDroppedFromReceived();
-      }
-      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    }).immediate();
+          // Schema 1 could hold a seq both as received and as dropped: received wins.
+          if (version === 1) this.separateDroppedFromReceived();
+        }
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })
+      .immediate();
     // Statements prepared against the old schema are prepared again.
     this.statements.clear();
   }
@@ -269,7 +271,8 @@ export class SubscriberStore {
       const runs = this.receivedRuns(d.agent_id, d.stream, d.from_seq, d.to_seq);
       if (!runs.length) continue;
       this.sql('DELETE FROM dropped WHERE agent_id = ? AND stream = ? AND from_seq = ?').run(d.agent_id, d.stream, d.from_seq);
-      for (const piece of subtract(d.from_seq, d.to_seq, runs)) this.putExplained('dropped', d.agent_id, d.stream, { ...d, from_seq: piece.from, to_seq: piece.to });
+      for (const piece of subtract(d.from_seq, d.to_seq, runs))
+        this.putExplained('dropped', d.agent_id, d.stream, { ...d, from_seq: piece.from, to_seq: piece.to });
     }
   }
 
@@ -338,7 +341,8 @@ export class SubscriberStore {
         if (drop) for (const [from, to] of drop.ranges) this.addExplained('dropped', agentId, drop.stream, from, to, drop.reason, r.seq, receivedTs);
         const unavailable = parseUnavailable(r);
         if (unavailable) {
-          for (const [from, to] of unavailable.ranges) this.addExplained('unavailable', agentId, unavailable.stream, from, to, unavailable.reason, r.seq, receivedTs);
+          for (const [from, to] of unavailable.ranges)
+            this.addExplained('unavailable', agentId, unavailable.stream, from, to, unavailable.reason, r.seq, receivedTs);
         }
         const reset = parseStorageRecovered(r);
         if (reset) {
@@ -351,7 +355,19 @@ export class SubscriberStore {
         `UPDATE streams SET highest_seq = ?, received = received + ?, duplicates = duplicates + ?, out_of_order = out_of_order + ?,
            repaired = repaired + ?, carried = carried + ?, conflicts = conflicts + ?,
            last_boot_seq = ?, last_received_ts = ? WHERE agent_id = ? AND stream = ?`,
-      ).run(highest, result.inserted, result.duplicates, result.outOfOrder, result.repaired, result.carried, result.conflicts, batch.bootSeq, receivedTs, agentId, stream);
+      ).run(
+        highest,
+        result.inserted,
+        result.duplicates,
+        result.outOfOrder,
+        result.repaired,
+        result.carried,
+        result.conflicts,
+        batch.bootSeq,
+        receivedTs,
+        agentId,
+        stream,
+      );
       return result;
     });
   }
@@ -426,9 +442,15 @@ export class SubscriberStore {
    * agent carried over from the earlier file keep their seqs below `firstSeq` and are stored when they arrive.
    */
   private addReset(agentId: string, reset: StorageReset, eventSeq: number, now: number): void {
-    this.sql(
-      'INSERT OR IGNORE INTO resets (agent_id, first_seq, set_aside, event_seq, received_ts, cause, carried) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ).run(agentId, reset.firstSeq, reset.setAside, eventSeq, now, reset.cause, reset.carried);
+    this.sql('INSERT OR IGNORE INTO resets (agent_id, first_seq, set_aside, event_seq, received_ts, cause, carried) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      agentId,
+      reset.firstSeq,
+      reset.setAside,
+      eventSeq,
+      now,
+      reset.cause,
+      reset.carried,
+    );
     for (const { stream } of this.sql('SELECT stream FROM streams WHERE agent_id = ?').all(agentId) as Array<{ stream: string }>) {
       this.closeGaps(agentId, stream, 1, reset.firstSeq - 1);
     }
@@ -453,7 +475,9 @@ export class SubscriberStore {
   private openGap(agentId: string, stream: string, from: number, to: number, now: number): void {
     from = Math.max(from, this.resetBelow(agentId));
     if (from > to) return;
-    const cover = [...this.explainedRanges('dropped', agentId, stream, from, to), ...this.explainedRanges('unavailable', agentId, stream, from, to)].sort(byFrom);
+    const cover = [...this.explainedRanges('dropped', agentId, stream, from, to), ...this.explainedRanges('unavailable', agentId, stream, from, to)].sort(
+      byFrom,
+    );
     const put = this.sql('INSERT INTO gaps (agent_id, stream, from_seq, to_seq, opened_ts) VALUES (?, ?, ?, ?, ?)');
     for (const g of subtract(from, to, cover)) put.run(agentId, stream, g.from, g.to, now);
   }
@@ -499,7 +523,10 @@ export class SubscriberStore {
   ackFor(agentId: string, now = Date.now()): AckPayload {
     return this.write(() => {
       const streams: Record<string, AckStreamState> = {};
-      const rows = this.sql('SELECT stream, highest_seq FROM streams WHERE agent_id = ? ORDER BY stream').all(agentId) as Array<{ stream: string; highest_seq: number }>;
+      const rows = this.sql('SELECT stream, highest_seq FROM streams WHERE agent_id = ? ORDER BY stream').all(agentId) as Array<{
+        stream: string;
+        highest_seq: number;
+      }>;
       for (const s of rows) {
         if (!(BATCH_STREAMS as readonly string[]).includes(s.stream)) continue;
         const gaps = this.sql(
@@ -550,9 +577,11 @@ export class SubscriberStore {
     const v2 = this.version >= 2;
     const sums = (table: 'gaps' | 'dropped' | 'unavailable', where = '') =>
       new Map(
-        (this.sql(
-          `SELECT agent_id || char(0) || stream AS k, SUM(to_seq - from_seq + 1) AS n FROM ${table} ${where} GROUP BY agent_id, stream`,
-        ).all() as Array<{ k: string; n: number }>).map((r) => [r.k, r.n]),
+        (
+          this.sql(
+            `SELECT agent_id || char(0) || stream AS k, SUM(to_seq - from_seq + 1) AS n FROM ${table} ${where} GROUP BY agent_id, stream`,
+          ).all() as Array<{ k: string; n: number }>
+        ).map((r) => [r.k, r.n]),
       );
     const missing = sums('gaps');
     const dropped = sums('dropped');
@@ -569,17 +598,19 @@ export class SubscriberStore {
       list.push({ from: g.from_seq, to: g.to_seq });
       gaps.set(g.k, list);
     }
-    const streams = (this.sql('SELECT * FROM streams ORDER BY agent_id, stream').all() as Array<{
-      agent_id: string;
-      stream: string;
-      highest_seq: number;
-      received: number;
-      duplicates: number;
-      out_of_order: number;
-      repaired?: number;
-      carried?: number;
-      conflicts?: number;
-    }>).map((s): StreamSummary => {
+    const streams = (
+      this.sql('SELECT * FROM streams ORDER BY agent_id, stream').all() as Array<{
+        agent_id: string;
+        stream: string;
+        highest_seq: number;
+        received: number;
+        duplicates: number;
+        out_of_order: number;
+        repaired?: number;
+        carried?: number;
+        conflicts?: number;
+      }>
+    ).map((s): StreamSummary => {
       const k = `${s.agent_id}\u0000${s.stream}`;
       return {
         agentId: s.agent_id,

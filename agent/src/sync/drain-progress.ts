@@ -74,7 +74,10 @@ export class DrainProgress {
     } else if (this.backlog && online) {
       this.log.info({ records: this.backlog.size, seconds: Math.round((now - this.backlog.startedAt) / 1000) }, 'backlog drained');
       this.backlog = null;
-      this.store.setMeta(DRAIN_META_KEY, JSON.stringify({ ts: now, left, ratePerSec: Math.round(r.records), bytesPerSec: Math.round(r.bytes), etaSeconds: 0 } satisfies DrainState));
+      this.store.setMeta(
+        DRAIN_META_KEY,
+        JSON.stringify({ ts: now, left, ratePerSec: Math.round(r.records), bytesPerSec: Math.round(r.bytes), etaSeconds: 0 } satisfies DrainState),
+      );
     }
   }
 }

@@ -351,7 +351,14 @@ export class MqttSync implements Component {
         if (this.refusalLogged !== reason) {
           this.refusalLogged = reason;
           this.log.error(
-            { code: 'FW_ERR_BROKER_REFUSED', reasonCode: hex(code), reason, url: this.b.url, clientId: this.b.clientId, username: this.b.username || undefined },
+            {
+              code: 'FW_ERR_BROKER_REFUSED',
+              reasonCode: hex(code),
+              reason,
+              url: this.b.url,
+              clientId: this.b.clientId,
+              username: this.b.username || undefined,
+            },
             `broker refused the connection: ${reason}; retrying with backoff`,
           );
         }
@@ -380,7 +387,8 @@ export class MqttSync implements Component {
       // mosquitto closes a taken-over session without a DISCONNECT: a connection dropped soon after it came
       // up, again and again, with no error on our side, is another client using our id.
       if (wasOnline && !this.explained && Date.now() - this.connectedAt < STABLE_MS) {
-        if (++this.silentDrops >= 2) this.reportTakenOver(`the broker closed ${this.silentDrops} connections in a row right after accepting them, without a reason`);
+        if (++this.silentDrops >= 2)
+          this.reportTakenOver(`the broker closed ${this.silentDrops} connections in a row right after accepting them, without a reason`);
       }
       this.setState('offline');
       if (this.stableTimer) clearTimeout(this.stableTimer);
@@ -422,10 +430,15 @@ export class MqttSync implements Component {
       const code = granted?.[0]?.qos;
       if (err || (typeof code === 'number' && code >= 0x80)) {
         this.log.error(
-          { code: 'FW_ERR_BROKER_REFUSED', filter: ackTopic, reasonCode: typeof code === 'number' ? hex(code) : undefined, err: err ? describeError(err) : undefined },
+          {
+            code: 'FW_ERR_BROKER_REFUSED',
+            filter: ackTopic,
+            reasonCode: typeof code === 'number' ? hex(code) : undefined,
+            err: err ? describeError(err) : undefined,
+          },
           this.b.ack === 'central'
-            ? 'the broker refused the subscription to the centre\'s acknowledgements: records stay buffered until it is allowed (ACL: pattern read forewarn/v1/%u/ack)'
-            : 'the broker refused the subscription to the centre\'s acknowledgements: gap repair is off (ACL: pattern read forewarn/v1/%u/ack)',
+            ? "the broker refused the subscription to the centre's acknowledgements: records stay buffered until it is allowed (ACL: pattern read forewarn/v1/%u/ack)"
+            : "the broker refused the subscription to the centre's acknowledgements: gap repair is off (ACL: pattern read forewarn/v1/%u/ack)",
         );
       }
     });
@@ -435,7 +448,12 @@ export class MqttSync implements Component {
       const code = granted?.[0]?.qos;
       if (err || (typeof code === 'number' && code >= 0x80)) {
         this.log.error(
-          { code: 'FW_ERR_BROKER_REFUSED', filter: commands.filter, reasonCode: typeof code === 'number' ? hex(code) : undefined, err: err ? describeError(err) : undefined },
+          {
+            code: 'FW_ERR_BROKER_REFUSED',
+            filter: commands.filter,
+            reasonCode: typeof code === 'number' ? hex(code) : undefined,
+            err: err ? describeError(err) : undefined,
+          },
           'the broker refused the command subscription; remote commands will not arrive (check its ACL: pattern read forewarn/v1/%u/cmd/#)',
         );
       } else {
@@ -456,7 +474,10 @@ export class MqttSync implements Component {
       this.stats.malformedAcks++;
       if (!this.ackErrorLogged) {
         this.ackErrorLogged = true;
-        this.log.warn({ code: 'FW_ERR_ACK_MALFORMED', topic: topics.ack(this.agentId), reason: ack }, 'ignored an acknowledgement from the centre that does not follow the contract');
+        this.log.warn(
+          { code: 'FW_ERR_ACK_MALFORMED', topic: topics.ack(this.agentId), reason: ack },
+          'ignored an acknowledgement from the centre that does not follow the contract',
+        );
       }
       return;
     }
@@ -525,7 +546,10 @@ export class MqttSync implements Component {
       if (!range) continue;
       t.at = now;
       t.waitMs = Math.min(t.waitMs * 2, 600_000);
-      this.log.info({ stream, fromSeq: range.lo, toSeq: range.hi, centralHighest: highest }, 'the centre has not confirmed records the broker took; sending them again');
+      this.log.info(
+        { stream, fromSeq: range.lo, toSeq: range.hi, centralHighest: highest },
+        'the centre has not confirmed records the broker took; sending them again',
+      );
       this.resends.push({ stream, from: range.lo, to: range.hi, kind: 'tail' });
     }
   }
@@ -536,7 +560,7 @@ export class MqttSync implements Component {
     this.noCentralLogged = true;
     this.log.warn(
       { topic: topics.ack(this.agentId) },
-      'no acknowledgement from a central subscriber yet: records the broker took stay buffered (up to the storage quota) until one confirms them; run `forewarn subscribe`, or set broker.ack: broker to release records on the broker\'s acknowledgement',
+      "no acknowledgement from a central subscriber yet: records the broker took stay buffered (up to the storage quota) until one confirms them; run `forewarn subscribe`, or set broker.ack: broker to release records on the broker's acknowledgement",
     );
   }
 
@@ -629,8 +653,19 @@ export class MqttSync implements Component {
         bytes += size;
         records.push(row);
       }
-      const upTo = records.length && records.length === rows.length && rows.length < this.b.batchMaxRecords ? r.to : records.length ? records[records.length - 1]!.seq : r.to;
-      if (r.kind === 'missing') this.announceUnavailable(r.stream, r.from, upTo, records.map((x) => x.seq));
+      const upTo =
+        records.length && records.length === rows.length && rows.length < this.b.batchMaxRecords
+          ? r.to
+          : records.length
+            ? records[records.length - 1]!.seq
+            : r.to;
+      if (r.kind === 'missing')
+        this.announceUnavailable(
+          r.stream,
+          r.from,
+          upTo,
+          records.map((x) => x.seq),
+        );
       if (upTo >= r.to) this.resends.shift();
       else r.from = upTo + 1;
       if (records.length) {
@@ -671,7 +706,10 @@ export class MqttSync implements Component {
     const ts = Date.now();
     const notices = [...byReason].map(([reason, ranges]) => ({ ts, type: 'records-unavailable', stream, ranges: mergeRanges(ranges), reason }));
     for (const n of notices) this.stats.unavailable += n.ranges.reduce((k, [a, b]) => k + b - a + 1, 0);
-    this.log.info({ stream, notices: notices.map((n) => ({ reason: n.reason, ranges: n.ranges.slice(0, 4) })) }, 'the centre asked for records this agent no longer holds; announced as unavailable');
+    this.log.info(
+      { stream, notices: notices.map((n) => ({ reason: n.reason, ranges: n.ranges.slice(0, 4) })) },
+      'the centre asked for records this agent no longer holds; announced as unavailable',
+    );
     this.commitEvents(notices);
   }
 
@@ -707,8 +745,16 @@ export class MqttSync implements Component {
       } else {
         try {
           // Central mode: the broker has them; they stay until the centre confirms them (onAck).
-          if (this.b.ack === 'central') this.store.markPublished(stream, records.map((r) => r.id));
-          else this.store.markSent(stream, records.map((r) => r.id));
+          if (this.b.ack === 'central')
+            this.store.markPublished(
+              stream,
+              records.map((r) => r.id),
+            );
+          else
+            this.store.markSent(
+              stream,
+              records.map((r) => r.id),
+            );
         } catch (err) {
           // A full disk: the rows stay unmarked and go again on the next connection; the centre deduplicates.
           this.storageError(err, 'cannot mark records acknowledged by the broker; they will be sent again');

@@ -36,7 +36,12 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
       .map((s) => `${s.name}:${s.state === 'running' ? 'ok' : s.state} ${s.samples}${s.errors ? ` (${s.errors} err)` : ''}`)
       .join('  ')}`,
     ...(p.sources.some((s) => s.state === 'unavailable')
-      ? [`absent    ${p.sources.filter((s) => s.state === 'unavailable').map((s) => s.name).join(', ')} (no tool or device here)`]
+      ? [
+          `absent    ${p.sources
+            .filter((s) => s.state === 'unavailable')
+            .map((s) => s.name)
+            .join(', ')} (no tool or device here)`,
+        ]
       : []),
     `scored    ${p.scored} risk records${p.lastBatchMs !== null ? `, last batch ${p.lastBatchMs.toFixed(2)} ms` : ''}`,
     `buffered  ${p.buffered.map((b) => `${b.stream} ${b.pending}`).join('  ')}   sent ${p.broker.sent}${p.broker.rejected ? `  rejected ${p.broker.rejected}` : ''}`,
@@ -65,7 +70,14 @@ export function panelInput(agent: AgentView): PanelInput {
     agentId: agent.config.agent.id,
     bootSeq: agent.stats.bootSeq,
     uptimeMs: Date.now() - agent.stats.startedAt,
-    broker: { url: agent.config.broker.url, state: sync.state, sinceMs: Date.now() - sync.since, sent: sync.sent, rejected: sync.rejected, lastError: sync.lastError },
+    broker: {
+      url: agent.config.broker.url,
+      state: sync.state,
+      sinceMs: Date.now() - sync.since,
+      sent: sync.sent,
+      rejected: sync.rejected,
+      lastError: sync.lastError,
+    },
     sources: agent.sources.map((s) => s.stats),
     collected: agent.stats.collected,
     scored: agent.stats.scoredRecords,

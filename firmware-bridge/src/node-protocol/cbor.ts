@@ -177,7 +177,8 @@ export function decodeCbor(bytes: Uint8Array, options: CborDecodeOptions = {}, s
           const keyAt = pos;
           const keyMajor = bytes[keyAt]! >> 5;
           const k = item(depth + 1);
-          if (!(keyMajor === 3 || ((keyMajor === 0 || keyMajor === 1) && typeof k === 'number'))) fail('map key is not an integer (within ±2^53) or a text string', keyAt);
+          if (!(keyMajor === 3 || ((keyMajor === 0 || keyMajor === 1) && typeof k === 'number')))
+            fail('map key is not an integer (within ±2^53) or a text string', keyAt);
           const key = k as CborKey;
           if (out.has(key)) fail(`duplicate map key ${JSON.stringify(key)}`, keyAt);
           out.set(key, item(depth + 1));
@@ -399,7 +400,10 @@ export class CborWriter {
       for (let i = 0; i < v.length; i++) dv.setInt16(2 * i, v[i]!, true);
       return this.head(6, 77).head(2, b.length).raw(b);
     }
-    if (v instanceof Int8Array) return this.head(6, 72).head(2, v.length).raw(new Uint8Array(v.buffer, v.byteOffset, v.length));
+    if (v instanceof Int8Array)
+      return this.head(6, 72)
+        .head(2, v.length)
+        .raw(new Uint8Array(v.buffer, v.byteOffset, v.length));
     if (v instanceof Uint8Array) return this.head(2, v.length).raw(v);
     if (Array.isArray(v)) {
       this.head(4, v.length);

@@ -41,9 +41,7 @@ export function cobsEncode(data: Uint8Array): Uint8Array {
   return out.subarray(0, o);
 }
 
-export type CobsDecodeResult =
-  | { ok: true; length: number }
-  | { ok: false; error: 'zero-byte' | 'truncated-block' | 'too-long' };
+export type CobsDecodeResult = { ok: true; length: number } | { ok: false; error: 'zero-byte' | 'truncated-block' | 'too-long' };
 
 /**
  * Decodes `encoded[start, end)` into `out`, which bounds the decoded size. Never throws: a 0x00 inside the

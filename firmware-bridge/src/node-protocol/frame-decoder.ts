@@ -118,8 +118,20 @@ export class FrameDecoder {
   private readonly cborOptions: CborDecodeOptions;
   private readonly onReject: ((outcome: FrameOutcome, detail: string) => void) | undefined;
   private readonly c: FrameCounters = {
-    bytes: 0, frames: 0, ok: 0, badCobs: 0, oversize: 0, runt: 0, badCrc: 0, unknownVersion: 0,
-    badCbor: 0, unknownType: 0, badMessage: 0, truncated: 0, empty: 0, seqGaps: 0,
+    bytes: 0,
+    frames: 0,
+    ok: 0,
+    badCobs: 0,
+    oversize: 0,
+    runt: 0,
+    badCrc: 0,
+    unknownVersion: 0,
+    badCbor: 0,
+    unknownType: 0,
+    badMessage: 0,
+    truncated: 0,
+    empty: 0,
+    seqGaps: 0,
   };
 
   constructor(options: FrameDecoderOptions = {}) {

@@ -233,12 +233,7 @@ export function healthToSenml(h: HealthInput, baseName: string, baseTime?: Senml
   const code = typeof h.lastResetCause === 'number' ? h.lastResetCause : RESET_CAUSES.indexOf(h.lastResetCause);
   const first: SenmlInputRecord = { n: HEALTH_NAMES.firmwareVersion, vs: h.firmwareVersion, bn: baseName };
   if (baseTime !== undefined) first.bt = baseTime;
-  return [
-    first,
-    { n: HEALTH_NAMES.uptime, u: 's', v: h.uptimeS },
-    { n: HEALTH_NAMES.resetCount, v: h.resetCount },
-    { n: HEALTH_NAMES.resetCause, v: code },
-  ];
+  return [first, { n: HEALTH_NAMES.uptime, u: 's', v: h.uptimeS }, { n: HEALTH_NAMES.resetCount, v: h.resetCount }, { n: HEALTH_NAMES.resetCause, v: code }];
 }
 
 /** The health record of a resolved health pack; extra records are ignored, missing or mistyped fields fail. */

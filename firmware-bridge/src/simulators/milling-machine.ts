@@ -273,11 +273,7 @@ export class MillingMachineSimulator {
     }
     this.toolLife = [lo, hi];
     this.toolFailureShare = probabilityOr('toolFailureShare', options.toolFailureShare, DEFAULT_TOOL_FAILURE_SHARE);
-    this.randomFailureProbability = probabilityOr(
-      'randomFailureProbability',
-      options.randomFailureProbability,
-      DEFAULT_RANDOM_FAILURE_PROBABILITY,
-    );
+    this.randomFailureProbability = probabilityOr('randomFailureProbability', options.randomFailureProbability, DEFAULT_RANDOM_FAILURE_PROBABILITY);
     this.heatLossKPerHour = positiveOr('heatDissipationLossKPerHour', options.heatDissipationLossKPerHour, 0, true);
     const timeScale = positiveOr('temperatureTimeScale', options.temperatureTimeScale, 1);
     // Scaling the correlation time τ = −1/ln φ by k gives φ^(1/k).
@@ -326,8 +322,7 @@ export class MillingMachineSimulator {
     const toolWearMin = this.toolWear;
     const wearAdded = this.wearPerProcess[code]!;
     const [lifeMin, lifeMax] = this.toolLife;
-    const toolEnds =
-      toolWearMin >= this.toolLimit || (toolWearMin >= lifeMin && toolWearMin + wearAdded > lifeMax);
+    const toolEnds = toolWearMin >= this.toolLimit || (toolWearMin >= lifeMin && toolWearMin + wearAdded > lifeMax);
     const twf = toolEnds && this.toolRng.bernoulli(this.toolFailureShare);
     if (toolEnds) {
       this.toolWear = 0;

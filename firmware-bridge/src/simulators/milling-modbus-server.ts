@@ -225,7 +225,10 @@ export class MillingModbusServer {
     put('product_type', s.productTypeCode);
     put('rotational_speed', Math.min(0xffff, s.rotationalSpeedRpm));
     put('tool_wear', Math.min(0xffff, s.toolWearMin));
-    put('failure_flags', flagsOf(s).reduce((acc, f, i) => acc | (f ? 1 << i : 0), 0));
+    put(
+      'failure_flags',
+      flagsOf(s).reduce((acc, f, i) => acc | (f ? 1 << i : 0), 0),
+    );
     put('air_temperature', s.airTemperatureK);
     put('process_temperature', s.processTemperatureK);
     put('torque', s.torqueNm);

@@ -64,7 +64,9 @@ const SERIALPORT_PACKAGE = 'serialport';
 
 export class SensorNodeServer {
   readonly stats = { ticks: 0, bytes: 0, bytesDropped: 0, frames: 0, datagrams: 0, connections: 0, opens: 0, restarts: 0 };
-  private readonly o: Required<Pick<SensorNodeServerOptions, 'speedup' | 'framesPerDatagram' | 'reopenMs' | 'keepBlocks' | 'host' | 'port' | 'baudRate' | 'path'>> &
+  private readonly o: Required<
+    Pick<SensorNodeServerOptions, 'speedup' | 'framesPerDatagram' | 'reopenMs' | 'keepBlocks' | 'host' | 'port' | 'baudRate' | 'path'>
+  > &
     SensorNodeServerOptions;
   private nodeOptions: SensorNodeOptions;
   private simulator: SensorNodeSimulator;
@@ -83,7 +85,14 @@ export class SensorNodeServer {
 
   constructor(options: SensorNodeServerOptions) {
     this.o = {
-      speedup: 1, framesPerDatagram: 1, reopenMs: 200, keepBlocks: 32, host: '127.0.0.1', port: 0, baudRate: 460_800, path: '',
+      speedup: 1,
+      framesPerDatagram: 1,
+      reopenMs: 200,
+      keepBlocks: 32,
+      host: '127.0.0.1',
+      port: 0,
+      baudRate: 460_800,
+      path: '',
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
       transport: options.transport,
     };

@@ -246,8 +246,17 @@ export class SensorNodeSimulator {
     const blockId = this.blockIndex & 0xffff;
     const samples = this.sampleBlock(t0, severity);
     const tick: SensorNodeTick = {
-      bytes: new Uint8Array(0), timeS: t0, severity, blockId, samples, defectHz: this.defectHz,
-      framesSent: 0, chunksDropped: 0, framesTruncated: 0, bitFlips: 0, garbageBytes: 0,
+      bytes: new Uint8Array(0),
+      timeS: t0,
+      severity,
+      blockId,
+      samples,
+      defectHz: this.defectHz,
+      framesSent: 0,
+      chunksDropped: 0,
+      framesTruncated: 0,
+      bitFlips: 0,
+      garbageBytes: 0,
     };
     const parts: Uint8Array[] = [];
     const send = (type: number, body: Parameters<typeof encodeFrame>[2], isChunk = false) => {

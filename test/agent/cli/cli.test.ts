@@ -56,13 +56,16 @@ describe('forewarn CLI', () => {
     expect(r.stderr).toMatch(/missing column\(s\) "Air temperature \[K\]".*"Machine failure" \[FW_ERR_DATA_FORMAT\]/);
   });
 
-  it.skipIf(!existsSync(HOLDOUT))('model eval on the held-out AI4I split reproduces the model card (needs build/machine-failure/holdout.csv from the recipe)', async () => {
-    const r = await runCli(['model', 'eval', 'machine-failure', '--data', HOLDOUT, '--json']);
-    expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { metrics: { rows: number; f1: number } };
-    expect(out.metrics.rows).toBe(1600);
-    expect(out.metrics.f1).toBeGreaterThan(0.8);
-  });
+  it.skipIf(!existsSync(HOLDOUT))(
+    'model eval on the held-out AI4I split reproduces the model card (needs build/machine-failure/holdout.csv from the recipe)',
+    async () => {
+      const r = await runCli(['model', 'eval', 'machine-failure', '--data', HOLDOUT, '--json']);
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { metrics: { rows: number; f1: number } };
+      expect(out.metrics.rows).toBe(1600);
+      expect(out.metrics.f1).toBeGreaterThan(0.8);
+    },
+  );
 
   it.skipIf(!existsSync(SHARED))('model eval reads the AI4I training file itself (needs ../shared/data)', async () => {
     const r = await runCli(['model', 'eval', 'machine-failure', '--data', SHARED, '--json']);

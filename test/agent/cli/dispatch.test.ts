@@ -60,7 +60,9 @@ describe('forewarn dispatch table', () => {
     const r = await runCli(['--config', path.join(ROOT, 'missing.yaml'), 'status']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('[FW_ERR_CONFIG_READ]');
-    expect((await runCli(['--version'])).stdout).toBe(`${(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    expect((await runCli(['--version'])).stdout).toBe(
+      `${(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`,
+    );
   });
 });
 

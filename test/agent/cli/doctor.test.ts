@@ -63,7 +63,11 @@ describe('forewarn doctor', () => {
     expect(check(none.report, 'broker.ack').message).toMatch(/no acknowledgement from a central subscriber on forewarn\/v1\/doc-ack\/ack/);
     // The centre's retained acknowledgement, as `forewarn subscribe` writes it.
     const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    await c.publishAsync('forewarn/v1/doc-ack/ack', JSON.stringify({ schemaVersion: 1, agentId: 'doc-ack', ts: Date.UTC(2026, 11, 6), streams: { telemetry: { through: 41, highest: 41 } } }), { qos: 1, retain: true });
+    await c.publishAsync(
+      'forewarn/v1/doc-ack/ack',
+      JSON.stringify({ schemaVersion: 1, agentId: 'doc-ack', ts: Date.UTC(2026, 11, 6), streams: { telemetry: { through: 41, highest: 41 } } }),
+      { qos: 1, retain: true },
+    );
     const seen = await doctor({ agent: { id: 'doc-ack' }, broker: { url: broker.url }, sources: NO_HARDWARE });
     expect(check(seen.report, 'broker.ack')).toMatchObject({ status: 'ok' });
     expect(check(seen.report, 'broker.ack').message).toMatch(/acknowledged at 2026-12-06T00:00:00.000Z \(telemetry through 41\)/);
@@ -98,7 +102,7 @@ describe('forewarn doctor', () => {
     expect(b.fix).toMatch(/username and broker.password/);
   });
 
-  it('reports a TLS error when the broker\'s certificate is not trusted, and passes with the right CA', async () => {
+  it("reports a TLS error when the broker's certificate is not trusted, and passes with the right CA", async () => {
     const broker = await startMosquitto({ tls: { caFile: pki.ca.cert, certFile: pki.server.cert, keyFile: pki.server.key } });
     cleanup.push(() => broker.stop());
     const untrusted = await doctor({ broker: { url: broker.tlsUrl, tls: { caFile: pki.wrongCa.cert } }, sources: NO_HARDWARE });
@@ -135,10 +139,16 @@ describe('forewarn doctor', () => {
     const port = await freePort();
     const floor = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { minFreeBytes: 2 ** 50 } });
     expect(floor.code).toBe(1);
-    expect(check(floor.report, 'storage.limits')).toMatchObject({ status: 'fail', message: expect.stringMatching(/^storage\.minFreeBytes: 1 PiB is more than half of the .* file system/) });
+    expect(check(floor.report, 'storage.limits')).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/^storage\.minFreeBytes: 1 PiB is more than half of the .* file system/),
+    });
     expect(floor.text).toMatch(/\[FAIL\] storage\.limits: storage\.minFreeBytes: /);
     const quota = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { maxBytes: 2 ** 50, minFreeBytes: 0 } });
-    expect(check(quota.report, 'storage.limits')).toMatchObject({ status: 'warn', message: expect.stringMatching(/^storage\.maxBytes: 1 PiB is larger than the .* file system/) });
+    expect(check(quota.report, 'storage.limits')).toMatchObject({
+      status: 'warn',
+      message: expect.stringMatching(/^storage\.maxBytes: 1 PiB is larger than the .* file system/),
+    });
   });
 
   it('on a real 16 MiB file system: warns that the default floor is clamped, and judges free space by the clamped floor', async (ctx: TestContext) => {
@@ -155,8 +165,15 @@ describe('forewarn doctor', () => {
     expect(limits.message).toContain(`storage.minFreeBytes: the default 256 MiB is more than half of the 16 MiB file system at ${fs}; clamped to 1.6 MiB`);
     // 16 MiB free is below the default 256 MiB floor, but not below the 1.6 MiB the agent runs with.
     expect(check(report, 'storage.space').status).not.toBe('fail');
-    const explicit = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { dir: path.join(fs, 'data'), minFreeBytes: 12 * 2 ** 20 } });
-    expect(check(explicit.report, 'storage.limits')).toMatchObject({ status: 'fail', message: expect.stringContaining('storage.minFreeBytes: 12 MiB is more than half of the 16 MiB file system') });
+    const explicit = await doctor({
+      broker: { url: `mqtt://127.0.0.1:${port}` },
+      sources: NO_HARDWARE,
+      storage: { dir: path.join(fs, 'data'), minFreeBytes: 12 * 2 ** 20 },
+    });
+    expect(check(explicit.report, 'storage.limits')).toMatchObject({
+      status: 'fail',
+      message: expect.stringContaining('storage.minFreeBytes: 12 MiB is more than half of the 16 MiB file system'),
+    });
   });
 
   it('fails on an invalid configuration and says why', async () => {

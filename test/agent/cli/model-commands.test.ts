@@ -56,7 +56,9 @@ describe('forewarn model (updates)', () => {
 
     const list = await runCli(['model', 'list', '--config', cfg, '--json']);
     expect(list.code).toBe(0);
-    const models = (JSON.parse(list.stdout) as { models: Array<{ name: string; inUse: string; candidate: string | null; shipped: { version: string } | null }> }).models;
+    const models = (
+      JSON.parse(list.stdout) as { models: Array<{ name: string; inUse: string; candidate: string | null; shipped: { version: string } | null }> }
+    ).models;
     expect(models.find((m) => m.name === 'machine-failure')).toMatchObject({ inUse: '1.0.0', candidate: '1.1.0', shipped: { version: '1.0.0' } });
     expect(models.map((m) => m.name)).toEqual(expect.arrayContaining(['disk-failure', 'turbofan-rul']));
     const text = await runCli(['model', 'list', '--config', cfg]);
@@ -77,7 +79,9 @@ describe('forewarn model (updates)', () => {
     const rb = await runCli(['model', 'rollback', 'machine-failure', '--config', cfg, '--reason', 'field report']);
     expect(rb.code).toBe(0);
     expect(rb.stdout).toContain('machine-failure: rolled back 1.2.0 → 1.0.0');
-    const after = JSON.parse((await runCli(['model', 'list', '--config', cfg, '--json'])).stdout) as { models: Array<{ name: string; inUse: string; history: Array<{ reason?: string }> }> };
+    const after = JSON.parse((await runCli(['model', 'list', '--config', cfg, '--json'])).stdout) as {
+      models: Array<{ name: string; inUse: string; history: Array<{ reason?: string }> }>;
+    };
     const mf = after.models.find((m) => m.name === 'machine-failure')!;
     expect(mf.inUse).toBe('1.0.0');
     expect(mf.history.at(-1)!.reason).toBe('field report');

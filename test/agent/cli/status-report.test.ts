@@ -16,7 +16,18 @@ describe('forewarn status report', () => {
     store.setMeta(DRAIN_META_KEY, JSON.stringify({ ts: Date.now(), left: 1500, ratePerSec: 5000, bytesPerSec: 2_000_000, etaSeconds: 0 }));
     store.setMeta(
       MODEL_HEALTH_META_KEY,
-      JSON.stringify([{ model: 'mf', version: '1.0.0', asset: 'mill', state: 'drift', samples: 500, psiMax: 0.91, ts: 1, top: [{ feature: 'torque', psi: 0.91, chance: 0.02, outside: 0 }] }]),
+      JSON.stringify([
+        {
+          model: 'mf',
+          version: '1.0.0',
+          asset: 'mill',
+          state: 'drift',
+          samples: 500,
+          psiMax: 0.91,
+          ts: 1,
+          top: [{ feature: 'torque', psi: 0.91, chance: 0.02, outside: 0 }],
+        },
+      ]),
     );
     store.close();
     const report = readStatus(dir);

@@ -32,7 +32,11 @@ describe('forewarn command send', () => {
       commands: { trustedKeys: [key.publicFile] },
     });
     cleanup.push(kill(agent));
-    await waitFor(() => agent.logs().some((l) => l.msg === 'subscribed to remote commands'), `the command subscription; agent output:\n${agent.output()}`, 30_000);
+    await waitFor(
+      () => agent.logs().some((l) => l.msg === 'subscribed to remote commands'),
+      `the command subscription; agent output:\n${agent.output()}`,
+      30_000,
+    );
 
     const ping = await runCli(['command', 'send', 'e2e-cmd', 'ping', '--url', broker.url, '--timeout', '20', '--requester', 'test']);
     expect(ping.stderr).toBe('');
@@ -43,7 +47,20 @@ describe('forewarn command send', () => {
     expect(unsigned.code).toBe(1);
     expect(JSON.parse(unsigned.stdout)).toMatchObject({ status: 'error', error: { code: 'FW_ERR_COMMAND_UNAUTHORIZED' } });
 
-    const signed = await runCli(['command', 'send', 'e2e-cmd', 'set-log-level', '--args', '{"level":"warn"}', '--key', key.privateFile, '--url', broker.url, '--timeout', '20']);
+    const signed = await runCli([
+      'command',
+      'send',
+      'e2e-cmd',
+      'set-log-level',
+      '--args',
+      '{"level":"warn"}',
+      '--key',
+      key.privateFile,
+      '--url',
+      broker.url,
+      '--timeout',
+      '20',
+    ]);
     expect(signed.code).toBe(0);
     expect(JSON.parse(signed.stdout)).toMatchObject({ status: 'ok', data: { level: 'warn', previous: 'debug' } });
     await waitFor(() => agent.logs().find((l) => l.msg === 'log level changed by a remote command' && l.previous === 'debug'), 'the log line');

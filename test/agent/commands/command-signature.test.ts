@@ -11,10 +11,21 @@ import { tempDir } from '../../helpers/model-fixtures.js';
 
 describe('command signatures', () => {
   it('signs the documented canonical bytes (what a centre in another language reproduces)', () => {
-    const f = { agentId: 'press-7', command: 'set-log-level', id: '6f1c2a', issuedAt: 1795436770123, expiresAt: 1795436830123, args: { level: 'debug', b: [1, { z: 1, a: 'é' }] } };
+    const f = {
+      agentId: 'press-7',
+      command: 'set-log-level',
+      id: '6f1c2a',
+      issuedAt: 1795436770123,
+      expiresAt: 1795436830123,
+      args: { level: 'debug', b: [1, { z: 1, a: 'é' }] },
+    };
     // Python: json.dumps(x, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
-    expect(commandMessage(f).toString('utf8')).toBe('["forewarn-command/1","press-7","set-log-level","6f1c2a",1795436770123,1795436830123,{"b":[1,{"a":"é","z":1}],"level":"debug"}]');
-    expect(commandMessage({ ...f, id: null, expiresAt: null, args: null }).toString()).toBe('["forewarn-command/1","press-7","set-log-level",null,1795436770123,null,null]');
+    expect(commandMessage(f).toString('utf8')).toBe(
+      '["forewarn-command/1","press-7","set-log-level","6f1c2a",1795436770123,1795436830123,{"b":[1,{"a":"é","z":1}],"level":"debug"}]',
+    );
+    expect(commandMessage({ ...f, id: null, expiresAt: null, args: null }).toString()).toBe(
+      '["forewarn-command/1","press-7","set-log-level",null,1795436770123,null,null]',
+    );
     expect(canonicalJson({ b: undefined, a: [undefined, Number.NaN] })).toBe('{"a":[null,null]}');
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const sig = signCommand(f, privateKey);
@@ -23,7 +34,14 @@ describe('command signatures', () => {
     const trusted = new Map([[sig.keyId, publicKey]]);
     expect(checkCommandSignature(f, sig, trusted)).toEqual({ ok: true, keyId: sig.keyId });
     // Any covered field changed: refused.
-    for (const change of [{ agentId: 'press-8' }, { command: 'install-model' }, { id: '6f1c2b' }, { issuedAt: f.issuedAt + 1 }, { expiresAt: null }, { args: { level: 'trace' } }]) {
+    for (const change of [
+      { agentId: 'press-8' },
+      { command: 'install-model' },
+      { id: '6f1c2b' },
+      { issuedAt: f.issuedAt + 1 },
+      { expiresAt: null },
+      { args: { level: 'trace' } },
+    ]) {
       expect(checkCommandSignature({ ...f, ...change }, sig, trusted).ok, JSON.stringify(change)).toBe(false);
     }
     expect(checkCommandSignature(f, sig, new Map()).ok).toBe(false);

@@ -68,7 +68,10 @@ async function startAgent(broker: Broker, key: SigningKey | null, extra: Record<
 }
 
 const events = (seen: Seen[]) =>
-  seen.filter((m) => m.topic === `forewarn/v1/${ID}/events`).flatMap((m) => m.payload.records as Array<Record<string, unknown>>).filter((e) => e.type === 'command');
+  seen
+    .filter((m) => m.topic === `forewarn/v1/${ID}/events`)
+    .flatMap((m) => m.payload.records as Array<Record<string, unknown>>)
+    .filter((e) => e.type === 'command');
 
 /** Publishes raw bytes as a request and waits for the reply on a topic of its own. */
 async function rawRequest(client: MqttClient, seen: Seen[], command: string, payload: string | Buffer, tag: string) {
@@ -103,9 +106,16 @@ describe('remote commands over MQTT 5', () => {
     expect((status.data as { models: Array<{ name: string }> }).models.map((m) => m.name)).toContain('machine-failure');
 
     // Malformed and unknown: a coded error reply, and the agent carries on.
-    expect(await rawRequest(client, seen, 'ping', '{not json', 'bad-json')).toMatchObject({ status: 'error', error: { code: 'FW_ERR_COMMAND_MALFORMED' }, command: 'ping' });
+    expect(await rawRequest(client, seen, 'ping', '{not json', 'bad-json')).toMatchObject({
+      status: 'error',
+      error: { code: 'FW_ERR_COMMAND_MALFORMED' },
+      command: 'ping',
+    });
     expect(await rawRequest(client, seen, 'ping', JSON.stringify({ id: 'x1' }), 'no-issued')).toMatchObject({ error: { code: 'FW_ERR_COMMAND_MALFORMED' } });
-    expect(await rawRequest(client, seen, 'reboot', JSON.stringify({ issuedAt: Date.now() }), 'unknown')).toMatchObject({ error: { code: 'FW_ERR_COMMAND_UNKNOWN' }, command: 'reboot' });
+    expect(await rawRequest(client, seen, 'reboot', JSON.stringify({ issuedAt: Date.now() }), 'unknown')).toMatchObject({
+      error: { code: 'FW_ERR_COMMAND_UNKNOWN' },
+      command: 'reboot',
+    });
 
     // Expired: by expiresAt, and by issuedAt older than commands.maxAgeSeconds (300 s + 30 s skew).
     const expired = buildCommandRequest(ID, 'ping', { issuedAt: Date.now() - 120_000, expiresInSeconds: 60 });
@@ -117,7 +127,12 @@ describe('remote commands over MQTT 5', () => {
     const unsigned = await sendCommand(client, ID, 'set-log-level', buildCommandRequest(ID, 'set-log-level', { args: { level: 'debug' } }));
     expect(unsigned).toMatchObject({ status: 'error', error: { code: 'FW_ERR_COMMAND_UNAUTHORIZED' } });
     const stranger = signingKey();
-    const wrongKey = await sendCommand(client, ID, 'set-log-level', buildCommandRequest(ID, 'set-log-level', { args: { level: 'debug' }, privateKey: stranger.privateKey }));
+    const wrongKey = await sendCommand(
+      client,
+      ID,
+      'set-log-level',
+      buildCommandRequest(ID, 'set-log-level', { args: { level: 'debug' }, privateKey: stranger.privateKey }),
+    );
     expect(wrongKey.error?.code).toBe('FW_ERR_COMMAND_UNAUTHORIZED');
     // A signature over other args does not verify.
     const tampered = buildCommandRequest(ID, 'set-log-level', { args: { level: 'warn' }, privateKey: key.privateKey });
@@ -169,12 +184,23 @@ describe('remote commands over MQTT 5', () => {
     const { file, raw, log } = await startAgent(broker, key);
 
     // reload-config: the log level applies at once; a broker change needs a restart.
-    writeFileSync(file, stringify({ ...raw, agent: { ...raw.agent, logLevel: 'error' }, broker: { ...raw.broker, keepaliveSeconds: 45 }, commands: { trustedKeys: [] } }));
+    writeFileSync(
+      file,
+      stringify({ ...raw, agent: { ...raw.agent, logLevel: 'error' }, broker: { ...raw.broker, keepaliveSeconds: 45 }, commands: { trustedKeys: [] } }),
+    );
     const reload = await sendCommand(client, ID, 'reload-config', buildCommandRequest(ID, 'reload-config', { privateKey: key.privateKey }));
-    expect(reload).toMatchObject({ status: 'ok', data: { applied: expect.arrayContaining(['agent.logLevel', 'commands.trustedKeys']), restartNeeded: ['broker.keepaliveSeconds'] } });
+    expect(reload).toMatchObject({
+      status: 'ok',
+      data: { applied: expect.arrayContaining(['agent.logLevel', 'commands.trustedKeys']), restartNeeded: ['broker.keepaliveSeconds'] },
+    });
     expect(log.level).toBe('error');
     // commands.trustedKeys is now empty: signed commands are refused.
-    const refused = await sendCommand(client, ID, 'set-log-level', buildCommandRequest(ID, 'set-log-level', { args: { level: 'info' }, privateKey: key.privateKey }));
+    const refused = await sendCommand(
+      client,
+      ID,
+      'set-log-level',
+      buildCommandRequest(ID, 'set-log-level', { args: { level: 'info' }, privateKey: key.privateKey }),
+    );
     expect(refused.error?.code).toBe('FW_ERR_COMMAND_UNAUTHORIZED');
     expect(refused.error?.message).toContain('no trusted key');
     expect(log.level).toBe('error');
@@ -191,12 +217,20 @@ describe('remote commands over MQTT 5', () => {
 
     const request: CommandRequest = buildCommandRequest(ID, 'install-model', { args: { bundle }, privateKey: key.privateKey });
     const reply = await sendCommand(client, ID, 'install-model', request, { timeoutMs: 30_000 });
-    expect(reply).toMatchObject({ status: 'ok', data: { model: 'machine-failure', version: '1.1.0', keyId: key.keyId, outcome: 'promoted', currentVersion: '1.0.0' } });
+    expect(reply).toMatchObject({
+      status: 'ok',
+      data: { model: 'machine-failure', version: '1.1.0', keyId: key.keyId, outcome: 'promoted', currentVersion: '1.0.0' },
+    });
 
     // A bundle the model key did not sign (the command is signed, the bundle is not trusted): the bundle's own code.
     const stranger = signingKey();
     const other = readFileSync(bundleFile(machineFailureAt('1.2.0'), stranger)).toString('base64');
-    const bad = await sendCommand(client, ID, 'install-model', buildCommandRequest(ID, 'install-model', { args: { bundle: other }, privateKey: key.privateKey }));
+    const bad = await sendCommand(
+      client,
+      ID,
+      'install-model',
+      buildCommandRequest(ID, 'install-model', { args: { bundle: other }, privateKey: key.privateKey }),
+    );
     expect(bad).toMatchObject({ status: 'error', error: { code: 'FW_ERR_MODEL_UNTRUSTED' } });
 
     const all = await waitFor(() => {
@@ -209,7 +243,12 @@ describe('remote commands over MQTT 5', () => {
       ['failed', 'FW_ERR_MODEL_UNTRUSTED'],
     ]);
     await waitFor(
-      () => seen.some((m) => m.topic.endsWith('/status') && (m.payload.models as Array<{ name: string; version: string }> | undefined)?.some((x) => x.name === 'machine-failure' && x.version === '1.1.0')),
+      () =>
+        seen.some(
+          (m) =>
+            m.topic.endsWith('/status') &&
+            (m.payload.models as Array<{ name: string; version: string }> | undefined)?.some((x) => x.name === 'machine-failure' && x.version === '1.1.0'),
+        ),
       'the retained status naming the new version',
     );
     checkContract(seen);
@@ -222,7 +261,16 @@ describe('remote commands over MQTT 5', () => {
     const dir = tempDir('fw-cmd-off-');
     const { config } = loadConfig(undefined, {});
     const cfg = structuredClone(config) as typeof config & { commands: { enabled: boolean } };
-    const built = { ...cfg, agent: { ...cfg.agent, id: ID, view: 'off' as const }, storage: { ...cfg.storage, dir }, broker: { ...cfg.broker, url: broker.url, flushIntervalMs: 50 }, sources: { ...cfg.sources, host: { ...cfg.sources.host, enabled: false }, simulator: { ...cfg.sources.simulator, enabled: false } }, metrics: { ...cfg.metrics, enabled: false }, scoring: { ...cfg.scoring, enabled: false }, commands: { ...cfg.commands, enabled: false } };
+    const built = {
+      ...cfg,
+      agent: { ...cfg.agent, id: ID, view: 'off' as const },
+      storage: { ...cfg.storage, dir },
+      broker: { ...cfg.broker, url: broker.url, flushIntervalMs: 50 },
+      sources: { ...cfg.sources, host: { ...cfg.sources.host, enabled: false }, simulator: { ...cfg.sources.simulator, enabled: false } },
+      metrics: { ...cfg.metrics, enabled: false },
+      scoring: { ...cfg.scoring, enabled: false },
+      commands: { ...cfg.commands, enabled: false },
+    };
     const { log, lines } = captureLogger('debug');
     const agent = new Agent(built, log, '0.0.0-test');
     expect(agent.commands).toBeNull();
@@ -234,12 +282,20 @@ describe('remote commands over MQTT 5', () => {
     expect(seen.some((m) => m.topic.includes('/reply/'))).toBe(false);
   }, 30_000);
 
-  it('the fleet ACL: another agent cannot publish to this agent\'s command topics; the centre can', async () => {
-    const ACL = ['pattern write forewarn/v1/%u/#', 'pattern read forewarn/v1/%u/cmd/#', 'user central', 'topic read forewarn/v1/#', 'topic write forewarn/v1/+/cmd/#'];
+  it("the fleet ACL: another agent cannot publish to this agent's command topics; the centre can", async () => {
+    const ACL = [
+      'pattern write forewarn/v1/%u/#',
+      'pattern read forewarn/v1/%u/cmd/#',
+      'user central',
+      'topic read forewarn/v1/#',
+      'topic write forewarn/v1/+/cmd/#',
+    ];
     const broker = await startMosquitto({ passwords: { [ID]: 'a-pass', 'agent-b': 'b-pass', central: 'c-pass' }, acl: ACL });
     cleanup.push(() => broker.stop());
     const { client, seen } = await centre(broker, { username: 'central', password: 'c-pass' });
-    const { lines } = await startAgent(broker, null, { broker: { url: broker.url, username: ID, password: 'a-pass', flushIntervalMs: 50, reconnectMinMs: 100, reconnectMaxMs: 400 } });
+    const { lines } = await startAgent(broker, null, {
+      broker: { url: broker.url, username: ID, password: 'a-pass', flushIntervalMs: 50, reconnectMinMs: 100, reconnectMaxMs: 400 },
+    });
 
     // The centre's request is answered (the agent may write its reply under its own subtree).
     expect((await sendCommand(client, ID, 'ping', buildCommandRequest(ID, 'ping'))).status).toBe('ok');

@@ -51,7 +51,9 @@ describe('forewarn config check', () => {
     const bomb = configFile(BILLION_LAUGHS);
     const r = await runCli(['config', 'check', bomb]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`forewarn: ${bomb}: not valid YAML [FW_ERR_CONFIG_READ]\n  ${bomb}: Excessive alias count indicates a resource exhaustion attack`);
+    expect(r.stderr).toContain(
+      `forewarn: ${bomb}: not valid YAML [FW_ERR_CONFIG_READ]\n  ${bomb}: Excessive alias count indicates a resource exhaustion attack`,
+    );
     const undef = configFile('agent:\n  id: *nope\n');
     const u = await runCli(['config', 'check', undef]);
     expect(u.code).toBe(2);
@@ -112,7 +114,9 @@ describe('forewarn config check', () => {
     const clampedFile = configFile(`storage:\n  dir: ${fs}/data\n`, conf);
     const clamped = await runCli(['config', 'check', clampedFile]);
     expect(clamped.code, clamped.stderr).toBe(0);
-    expect(clamped.stderr).toContain(`clamped: storage.minFreeBytes: the default 256 MiB is more than half of the 16 MiB file system at ${fs}; clamped to 1.6 MiB`);
+    expect(clamped.stderr).toContain(
+      `clamped: storage.minFreeBytes: the default 256 MiB is more than half of the 16 MiB file system at ${fs}; clamped to 1.6 MiB`,
+    );
     const explicit = await runCli(['config', 'check', configFile(`storage:\n  dir: ${fs}/data\n  minFreeBytes: 12582912\n  maxBytes: 8388608\n`, conf)]);
     expect(explicit.code).toBe(2);
     expect(explicit.stderr).toContain(`  storage.minFreeBytes: 12 MiB is more than half of the 16 MiB file system at ${fs}`);

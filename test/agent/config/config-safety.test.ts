@@ -54,15 +54,23 @@ describe('YAML aliases', () => {
   });
 
   it('still takes a few ordinary anchors and aliases', () => {
-    const cfg = buildConfig('scoring:\n  bindings:\n    - model: machine-failure\n      assets: &mills [mill-1, mill-2]\n    - model: disk-failure\n      assets: *mills\n', {});
-    expect(cfg.scoring.bindings.map((b) => b.assets)).toEqual([['mill-1', 'mill-2'], ['mill-1', 'mill-2']]);
+    const cfg = buildConfig(
+      'scoring:\n  bindings:\n    - model: machine-failure\n      assets: &mills [mill-1, mill-2]\n    - model: disk-failure\n      assets: *mills\n',
+      {},
+    );
+    expect(cfg.scoring.bindings.map((b) => b.assets)).toEqual([
+      ['mill-1', 'mill-2'],
+      ['mill-1', 'mill-2'],
+    ]);
   });
 });
 
 describe('numeric limits', () => {
   it('refuses absurd byte sizes from the file and from the environment', () => {
     expect(refusal(() => buildConfig('storage:\n  maxBytes: 1e29\n', {})).details).toEqual(['storage.maxBytes: must be <= 1125899906842624']);
-    expect(refusal(() => buildConfig(null, { FOREWARN_STORAGE_MIN_FREE_BYTES: '1e20' })).details).toEqual(['storage.minFreeBytes: must be <= 1125899906842624']);
+    expect(refusal(() => buildConfig(null, { FOREWARN_STORAGE_MIN_FREE_BYTES: '1e20' })).details).toEqual([
+      'storage.minFreeBytes: must be <= 1125899906842624',
+    ]);
     expect(buildConfig(`storage:\n  maxBytes: ${2 ** 50}\n`, {}).storage.maxBytes).toBe(2 ** 50);
   });
 
@@ -98,7 +106,9 @@ describe('trusted keys', () => {
     const key = path.join(dir, 'centre.pub.pem');
     writeFileSync(key, '-----BEGIN PUBLIC KEY-----\n');
     const missing = path.join(dir, 'gone.pub.pem');
-    const err = refusal(() => buildConfig(`commands:\n  trustedKeys: [${missing}, ${key}]\nscoring:\n  trustedKeys: [${dir}, ${path.join(dir, 'keys.d')}]\n`, {}));
+    const err = refusal(() =>
+      buildConfig(`commands:\n  trustedKeys: [${missing}, ${key}]\nscoring:\n  trustedKeys: [${dir}, ${path.join(dir, 'keys.d')}]\n`, {}),
+    );
     expect(err.code).toBe('FW_ERR_CONFIG_INVALID');
     expect(err.details).toEqual([`scoring.trustedKeys[1]: ${path.join(dir, 'keys.d')} does not exist`, `commands.trustedKeys[0]: ${missing} does not exist`]);
     // A file and a directory that exist are what the option takes.
@@ -115,7 +125,11 @@ describe('trusted keys', () => {
 
 describe('storage.dir', () => {
   it.skipIf(!procIsProc)('refuses a directory under /proc or /sys (SQLite cannot work there; creating it under /proc never returns)', () => {
-    for (const [dir, fs] of [['/proc/forewarn-test', 'proc'], ['/sys/forewarn-test', 'sysfs'], ['/proc', 'proc']] as const) {
+    for (const [dir, fs] of [
+      ['/proc/forewarn-test', 'proc'],
+      ['/sys/forewarn-test', 'sysfs'],
+      ['/proc', 'proc'],
+    ] as const) {
       const err = refusal(() => buildConfig(`storage:\n  dir: ${dir}\n`, {}));
       expect(err.code).toBe('FW_ERR_CONFIG_INVALID');
       expect(err.details).toEqual([expect.stringMatching(new RegExp(`^storage\\.dir: ${dir} is on ${fs}, a virtual file system`))]);
@@ -126,7 +140,9 @@ describe('storage.dir', () => {
   it('refuses a directory whose nearest existing ancestor is a file', () => {
     const file = path.join(tempDir(), 'afile');
     writeFileSync(file, '');
-    expect(refusal(() => buildConfig(`storage:\n  dir: ${file}/data\n`, {})).details).toEqual([`storage.dir: ${file} is not a directory, so ${file}/data cannot be created`]);
+    expect(refusal(() => buildConfig(`storage:\n  dir: ${file}/data\n`, {})).details).toEqual([
+      `storage.dir: ${file} is not a directory, so ${file}/data cannot be created`,
+    ]);
   });
 });
 
@@ -140,7 +156,10 @@ describe('storage limits in the loaded configuration', () => {
     expect(loaded.explicit.has('broker.keepaliveSeconds')).toBe(true);
     expect(loaded.explicit.has('storage.maxBytes')).toBe(false);
     // The same numbers judged differently: an explicit floor too large is an error, a default one is clamped.
-    const explicit = assessConfigStorage({ ...loaded, config: { ...loaded.config, storage: { ...loaded.config.storage, minFreeBytes: 48 * 2 ** 20 } } }, { fsBytes: 64 * 2 ** 20 });
+    const explicit = assessConfigStorage(
+      { ...loaded, config: { ...loaded.config, storage: { ...loaded.config.storage, minFreeBytes: 48 * 2 ** 20 } } },
+      { fsBytes: 64 * 2 ** 20 },
+    );
     expect(explicit.problems.map((p) => `${p.path} ${p.severity}`)).toEqual(['storage.minFreeBytes error', 'storage.maxBytes warning']);
     const defaults = assessConfigStorage(loadConfig(undefined, {}), { fsBytes: 64 * 2 ** 20 });
     expect(defaults.problems.map((p) => `${p.path} ${p.severity}`)).toEqual(['storage.minFreeBytes clamped', 'storage.maxBytes warning']);

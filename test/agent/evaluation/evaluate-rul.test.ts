@@ -29,7 +29,11 @@ interface Golden {
 
 interface Manifest {
   task: string;
-  inputs: { tensor: string; window: { length: number; order: string; pad: string }; features: Array<{ name: string; signal: string; column: string; baseline: number; range: [number, number] }> };
+  inputs: {
+    tensor: string;
+    window: { length: number; order: string; pad: string };
+    features: Array<{ name: string; signal: string; column: string; baseline: number; range: [number, number] }>;
+  };
   outputs: { tensor: string; kind: string; threshold?: number };
 }
 
@@ -165,7 +169,14 @@ describe('evaluateRul', () => {
     const g1 = goldenIndex(/first 1 cycle/);
     const lines: string[] = [];
     const w = golden.inputs[gFull]!;
-    for (let c = 1; c <= 5; c++) lines.push(cmapssLine(7, c, w[0]!.map((v) => v * 1.01)));
+    for (let c = 1; c <= 5; c++)
+      lines.push(
+        cmapssLine(
+          7,
+          c,
+          w[0]!.map((v) => v * 1.01),
+        ),
+      );
     w.forEach((row, t) => lines.push(cmapssLine(7, t + 6, row, t % 3 === 0 ? '  ' : '')));
     lines.push('');
     golden.inputs[g10]!.slice(WINDOW - 10).forEach((row, t) => lines.push(cmapssLine(3, t + 1, row)));

@@ -15,7 +15,7 @@ function modelCopy(name = 'machine-failure'): string {
 }
 
 describe('forewarn model profile', () => {
-  it('writes each input\'s training distribution into the manifest, which still loads and checks', async () => {
+  it("writes each input's training distribution into the manifest, which still loads and checks", async () => {
     const dir = modelCopy();
     const before = readFileSync(path.join(dir, 'manifest.json'), 'utf8');
     const dry = profileModel(dir, SAMPLE);
@@ -23,7 +23,9 @@ describe('forewarn model profile', () => {
     expect(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).toBe(before);
     const r = profileModel(dir, SAMPLE, { write: true });
     expect(r).toMatchObject({ model: 'machine-failure', rows: 9, skipped: 1 });
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { inputs: { features: Array<{ name: string; distribution: { fractions: number[]; edges: number[] } }> } };
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+      inputs: { features: Array<{ name: string; distribution: { fractions: number[]; edges: number[] } }> };
+    };
     const type = manifest.inputs.features.find((f) => f.name === 'product_type')!;
     expect(type.distribution.edges).toEqual([0.5, 1.5]);
     for (const f of manifest.inputs.features) expect(f.distribution.fractions.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
@@ -40,7 +42,7 @@ describe('forewarn model profile', () => {
     expect(() => profileModel(dir, SAMPLE, { exclude: SAMPLE })).toThrow(/--exclude applies to C-MAPSS/);
   });
 
-  it('keeps the recipes\' layout: short lists on one line', () => {
+  it("keeps the recipes' layout: short lists on one line", () => {
     expect(formatManifest({ a: [1, 2, 3], b: { c: 'x' } })).toBe('{\n  "a": [1, 2, 3],\n  "b": {\n    "c": "x"\n  }\n}\n');
   });
 });

@@ -14,7 +14,13 @@ function setup() {
   const store = new RecordStore({ dir: mkdtempSync(path.join(tmpdir(), 'fw-anomaly-alert-')) });
   stores.push(store);
   let clock = 1_000_000;
-  const monitor = new HealthMonitor(store, () => undefined, captureLogger().log, undefined, () => clock);
+  const monitor = new HealthMonitor(
+    store,
+    () => undefined,
+    captureLogger().log,
+    undefined,
+    () => clock,
+  );
   const alerts = () => store.pending('alerts').map((r) => r.payload as unknown as AlertRecord);
   return { monitor, alerts, advance: (ms: number) => (clock += ms), now: () => clock };
 }

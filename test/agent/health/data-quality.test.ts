@@ -33,7 +33,7 @@ describe('DataQuality', () => {
     expect(flags).toEqual(['-', '-', '-', '-', '-', 'flatline', 'flatline', 'flatline']);
   });
 
-  it('flags a sudden step against the signal\'s usual change, after warm-up, and does not learn from it', () => {
+  it("flags a sudden step against the signal's usual change, after warm-up, and does not learn from it", () => {
     const dq = new DataQuality({ ...config, flatlineSamples: 0 });
     let t = 0;
     for (let i = 0; i < 30; i++) expect(dq.check(reading((t += 1000), { 'temp.cpu.celsius': 50 + (i % 2) })).flags).toEqual({});

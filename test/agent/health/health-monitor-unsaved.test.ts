@@ -26,7 +26,13 @@ function openStore(dir: string, maxPages?: number): RecordStore {
 function monitorOver(store: RecordStore) {
   let notified = 0;
   const { log, lines } = captureLogger();
-  const monitor = new HealthMonitor(store, () => notified++, log, undefined, () => 1_000_000);
+  const monitor = new HealthMonitor(
+    store,
+    () => notified++,
+    log,
+    undefined,
+    () => 1_000_000,
+  );
   return { monitor, lines, notified: () => notified };
 }
 
@@ -88,7 +94,12 @@ describe('HealthMonitor on a disk that refuses its alerts', () => {
       [first, key('mill'), 'raised'],
       [first + 1, key('lathe'), 'raised'],
     ]);
-    expect(store.activeAlerts().map((a) => a.key).sort()).toEqual([key('lathe'), key('mill')]);
+    expect(
+      store
+        .activeAlerts()
+        .map((a) => a.key)
+        .sort(),
+    ).toEqual([key('lathe'), key('mill')]);
     expect(notified()).toBe(1);
     expect(lines.some((l) => String(l.msg).includes('alerts held in memory are committed'))).toBe(true);
 
@@ -126,7 +137,12 @@ describe('HealthMonitor on a disk that refuses its alerts', () => {
     monitor.onDrift(drift('mill', 'drift', 9)); // still holding: no new record
     expect(calls).toBe(5);
     expect(monitor.stats.unsaved).toBe(4);
-    expect(monitor.activeAlerts().map((a) => a.alertId).sort()).toEqual([key('lathe'), key('mill')]);
+    expect(
+      monitor
+        .activeAlerts()
+        .map((a) => a.alertId)
+        .sort(),
+    ).toEqual([key('lathe'), key('mill')]);
     expect(store.pending('alerts')).toEqual([]);
 
     down = false;
@@ -140,7 +156,12 @@ describe('HealthMonitor on a disk that refuses its alerts', () => {
       [key('mill'), 'raised', 8],
     ]);
     expect(out.map((a) => a.seq)).toEqual([1, 2, 3, 4]);
-    expect(store.activeAlerts().map((a) => a.key).sort()).toEqual([key('lathe'), key('mill')]);
+    expect(
+      store
+        .activeAlerts()
+        .map((a) => a.key)
+        .sort(),
+    ).toEqual([key('lathe'), key('mill')]);
     expect(monitor.stats.unsaved).toBe(0);
     expect(notified()).toBe(1);
 

@@ -15,7 +15,13 @@ function setup(dir = mkdtempSync(path.join(tmpdir(), 'fw-health-'))) {
   let notified = 0;
   const { log } = captureLogger();
   let clock = 1_000_000;
-  const monitor = new HealthMonitor(store, () => notified++, log, undefined, () => clock);
+  const monitor = new HealthMonitor(
+    store,
+    () => notified++,
+    log,
+    undefined,
+    () => clock,
+  );
   const alerts = () => store.pending('alerts').map((r) => r.payload as unknown as AlertRecord);
   return { store, monitor, alerts, dir, notified: () => notified, advance: (ms: number) => (clock += ms), now: () => clock };
 }
@@ -44,7 +50,15 @@ describe('HealthMonitor', () => {
   it('raises model.drift when a model drifts on an asset, with the features as evidence, and clears it when it is back', async () => {
     const { monitor, alerts } = setup();
     await monitor.start();
-    const h = { model: 'mf', version: '1.0.0', asset: 'mill', samples: 500, psiMax: 0.9, ts: 5, top: [{ feature: 'torque', psi: 0.9, chance: 0.02, outside: 0 }] };
+    const h = {
+      model: 'mf',
+      version: '1.0.0',
+      asset: 'mill',
+      samples: 500,
+      psiMax: 0.9,
+      ts: 5,
+      top: [{ feature: 'torque', psi: 0.9, chance: 0.02, outside: 0 }],
+    };
     monitor.onDrift({ ...h, state: 'watch' });
     expect(alerts()).toEqual([]);
     monitor.onDrift({ ...h, state: 'drift' });
@@ -92,15 +106,27 @@ describe('HealthMonitor', () => {
     monitor.onEvent(xid(48));
     const out = alerts();
     expect(out.map((a) => a.alertId)).toEqual(['gpu.xid/gpu-0000:3b:00.0/79', 'gpu.xid/gpu-0000:3b:00.0/48']);
-    expect(out[0]).toMatchObject({ severity: 'critical', title: 'GPU reported an Xid error: 79 (GPU has fallen off the bus)', remedy: 'Reset or reboot; check power and seating.' });
+    expect(out[0]).toMatchObject({
+      severity: 'critical',
+      title: 'GPU reported an Xid error: 79 (GPU has fallen off the bus)',
+      remedy: 'Reset or reboot; check power and seating.',
+    });
   });
 
   it('raises and clears risk alerts from model thresholds, with the drivers as evidence', async () => {
     const { monitor, alerts } = setup();
     await monitor.start();
     const risk = (score: number) => ({
-      ts: 1, asset: 'mill', model: 'machine-failure', modelVersion: '1.0.0', kind: 'probability' as const, score, threshold: 0.5,
-      atRisk: score >= 0.5, readingTs: 1, drivers: [{ feature: 'tool_wear', value: 230, contribution: 0.4 }],
+      ts: 1,
+      asset: 'mill',
+      model: 'machine-failure',
+      modelVersion: '1.0.0',
+      kind: 'probability' as const,
+      score,
+      threshold: 0.5,
+      atRisk: score >= 0.5,
+      readingTs: 1,
+      drivers: [{ feature: 'tool_wear', value: 230, contribution: 0.4 }],
     });
     monitor.onRisk([risk(0.1), risk(0.9), risk(0.95), risk(0.2)]);
     const out = alerts();

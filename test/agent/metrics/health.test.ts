@@ -6,7 +6,16 @@ import type { AgentView } from '../../../agent/src/snapshot/agent-view.js';
 
 const calm: LoopDelay = { p50: 0.0001, p99: 0.002, max: 0.01, windowSeconds: 30 };
 
-function fakeAgent(over: { broker?: string; lastCommitTs?: number | null; lastWriteErrorTs?: number | null; sourceState?: string; storeFails?: boolean; freeBytes?: number } = {}): AgentView {
+function fakeAgent(
+  over: {
+    broker?: string;
+    lastCommitTs?: number | null;
+    lastWriteErrorTs?: number | null;
+    sourceState?: string;
+    storeFails?: boolean;
+    freeBytes?: number;
+  } = {},
+): AgentView {
   return {
     config: { agent: { id: 'a1' }, storage: { minFreeBytes: 1000 } },
     stats: { startedAt: 0, lost: 3, lastCommitTs: over.lastCommitTs ?? null, lastWriteErrorTs: over.lastWriteErrorTs ?? null },

@@ -40,7 +40,11 @@ function get(port: number, path: string): Promise<{ status: number; type: string
 
 /** The port the agent logged (configured with port 0). */
 async function metricsPort(agent: AgentProcess): Promise<number> {
-  const line = await waitFor(() => agent.logs().find((l) => l.msg === 'serving /metrics and /healthz'), `the metrics server; agent output:\n${agent.output()}`, 30_000);
+  const line = await waitFor(
+    () => agent.logs().find((l) => l.msg === 'serving /metrics and /healthz'),
+    `the metrics server; agent output:\n${agent.output()}`,
+    30_000,
+  );
   return line.port as number;
 }
 
@@ -89,7 +93,12 @@ describe('/metrics and /healthz', () => {
     const broker = await startMosquitto();
     cleanup.push(() => broker.stop());
     // The reference subscriber confirms what it stores: with the default broker.ack (central) that is what counts as sent.
-    const central = new ReferenceSubscriber({ url: broker.url, clientId: 'central-metrics', dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'), log: captureLogger().log });
+    const central = new ReferenceSubscriber({
+      url: broker.url,
+      clientId: 'central-metrics',
+      dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'),
+      log: captureLogger().log,
+    });
     await central.start();
     cleanup.push(() => central.stop());
     const agent = startAgent(config(broker.url, 'metrics-1'));
@@ -97,16 +106,24 @@ describe('/metrics and /healthz', () => {
     const port = await metricsPort(agent);
 
     // Wait until something has been sent and scored.
-    const m = await waitFor(async () => {
-      const f = await scrape(port);
-      return (sampleValue(f, 'forewarn_records_sent_total', { stream: 'risk' }) ?? 0) > 0 && (sampleValue(f, 'forewarn_scoring_batch_duration_seconds_count') ?? 0) > 0 ? f : null;
-    }, `risk records sent and scored; agent output:\n${agent.output()}`, 30_000);
+    const m = await waitFor(
+      async () => {
+        const f = await scrape(port);
+        return (sampleValue(f, 'forewarn_records_sent_total', { stream: 'risk' }) ?? 0) > 0 &&
+          (sampleValue(f, 'forewarn_scoring_batch_duration_seconds_count') ?? 0) > 0
+          ? f
+          : null;
+      },
+      `risk records sent and scored; agent output:\n${agent.output()}`,
+      30_000,
+    );
 
     for (const name of EXPECTED) expect(m.has(name), name).toBe(true);
     for (const f of m.values()) {
       expect(f.help.length, f.name).toBeGreaterThan(0);
       if (f.type === 'counter') expect(f.name, 'counters end in _total').toMatch(/_total$/);
-      for (const s of f.samples) if (!s.name.endsWith('_bucket') || s.labels.le !== '+Inf') expect(Number.isFinite(s.value), `${s.name} ${JSON.stringify(s.labels)}`).toBe(true);
+      for (const s of f.samples)
+        if (!s.name.endsWith('_bucket') || s.labels.le !== '+Inf') expect(Number.isFinite(s.value), `${s.name} ${JSON.stringify(s.labels)}`).toBe(true);
     }
     expect(sampleValue(m, 'forewarn_build_info', { agent_id: 'metrics-1' })).toBe(1);
     expect(sampleValue(m, 'forewarn_broker_connected')).toBe(1);
@@ -126,7 +143,12 @@ describe('/metrics and /healthz', () => {
     expect(buckets.at(-1)!.labels.le).toBe('+Inf');
     expect(buckets.at(-1)!.value).toBe(sampleValue(m, 'forewarn_scoring_batch_duration_seconds_count'));
     // Every stream is listed, and none is dropped.
-    expect(m.get('forewarn_outbox_pending_records')!.samples.map((s) => s.labels.stream).sort()).toEqual(['alerts', 'events', 'risk', 'telemetry']);
+    expect(
+      m
+        .get('forewarn_outbox_pending_records')!
+        .samples.map((s) => s.labels.stream)
+        .sort(),
+    ).toEqual(['alerts', 'events', 'risk', 'telemetry']);
     for (const s of m.get('forewarn_records_dropped_total')!.samples) expect(s.value).toBe(0);
 
     const health = await get(port, '/healthz');
@@ -146,15 +168,26 @@ describe('/metrics and /healthz', () => {
     cleanup.push(kill(agent));
     const port = await metricsPort(agent);
 
-    const first = await waitFor(async () => {
-      const f = await scrape(port);
-      return (sampleValue(f, 'forewarn_outbox_pending_records', { stream: 'telemetry' }) ?? 0) > 0 ? f : null;
-    }, 'telemetry pending', 30_000);
+    const first = await waitFor(
+      async () => {
+        const f = await scrape(port);
+        return (sampleValue(f, 'forewarn_outbox_pending_records', { stream: 'telemetry' }) ?? 0) > 0 ? f : null;
+      },
+      'telemetry pending',
+      30_000,
+    );
     const before = sampleValue(first, 'forewarn_outbox_pending_records', { stream: 'telemetry' })!;
-    const later = await waitFor(async () => {
-      const f = await scrape(port);
-      return sampleValue(f, 'forewarn_outbox_pending_records', { stream: 'telemetry' })! > before && (sampleValue(f, 'forewarn_broker_reconnects_total') ?? 0) > 0 ? f : null;
-    }, 'pending to grow while the broker is down', 30_000);
+    const later = await waitFor(
+      async () => {
+        const f = await scrape(port);
+        return sampleValue(f, 'forewarn_outbox_pending_records', { stream: 'telemetry' })! > before &&
+          (sampleValue(f, 'forewarn_broker_reconnects_total') ?? 0) > 0
+          ? f
+          : null;
+      },
+      'pending to grow while the broker is down',
+      30_000,
+    );
     expect(sampleValue(later, 'forewarn_broker_connected')).toBe(0);
     expect(sampleValue(later, 'forewarn_broker_state', { state: 'online' })).toBe(0);
     expect(sampleValue(later, 'forewarn_outbox_oldest_pending_age_seconds', { stream: 'telemetry' })).toBeGreaterThan(0);
@@ -177,9 +210,17 @@ describe('/metrics and /healthz', () => {
     const closed = await freePort();
     const agent = startAgent({ ...config(`mqtt://127.0.0.1:${closed}`, 'metrics-3'), metrics: { port: taken } });
     cleanup.push(kill(agent));
-    await waitFor(() => agent.logs().find((l) => l.component === 'metrics' && l.level === 40 && String(l.err).includes('EADDRINUSE')), `a warning about the port; output:\n${agent.output()}`, 30_000);
+    await waitFor(
+      () => agent.logs().find((l) => l.component === 'metrics' && l.level === 40 && String(l.err).includes('EADDRINUSE')),
+      `a warning about the port; output:\n${agent.output()}`,
+      30_000,
+    );
     // It runs on: the sources start after the metrics server, and it stops cleanly.
-    await waitFor(() => agent.logs().some((l) => l.msg === 'simulated machine running' || l.component === 'source'), `the sources starting; output:\n${agent.output()}`, 30_000);
+    await waitFor(
+      () => agent.logs().some((l) => l.msg === 'simulated machine running' || l.component === 'source'),
+      `the sources starting; output:\n${agent.output()}`,
+      30_000,
+    );
     expect(agent.proc.exitCode).toBeNull();
     expect(agent.logs().filter((l) => (l.level as number) >= 60)).toEqual([]);
     agent.proc.kill('SIGTERM');

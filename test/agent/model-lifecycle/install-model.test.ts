@@ -26,7 +26,8 @@ function snapshot(registry: ModelRegistry): string[] {
     for (const d of readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, d.name);
       if (d.isDirectory()) walk(p);
-      else if (!['events.jsonl', 'events.offset', 'registry.lock'].includes(d.name)) out.push(`${path.relative(registry.root, p)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
+      else if (!['events.jsonl', 'events.offset', 'registry.lock'].includes(d.name))
+        out.push(`${path.relative(registry.root, p)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
       if (d.isDirectory()) out.push(`${path.relative(registry.root, p)}/`);
     }
   };
@@ -36,7 +37,13 @@ function snapshot(registry: ModelRegistry): string[] {
 
 function journal(registry: ModelRegistry): ModelLifecycleEvent[] {
   const file = path.join(registry.root, 'events.jsonl');
-  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ModelLifecycleEvent) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ModelLifecycleEvent)
+    : [];
 }
 
 async function rejection(p: Promise<unknown>): Promise<{ code: ErrorCode; message: string; details: readonly string[] }> {
@@ -53,7 +60,15 @@ describe('installModelBundle', () => {
   it('installs a re-bundled shipped model as the candidate beside the shipped version, in a private folder', async () => {
     const { registry, ctx } = setup();
     const r = await installModelBundle(bundleFile(machineFailureAt('1.1.0'), key), ctx);
-    expect(r).toMatchObject({ model: 'machine-failure', version: '1.1.0', keyId: key.keyId, outcome: 'candidate', currentVersion: '1.0.0', superseded: null, unchanged: false });
+    expect(r).toMatchObject({
+      model: 'machine-failure',
+      version: '1.1.0',
+      keyId: key.keyId,
+      outcome: 'candidate',
+      currentVersion: '1.0.0',
+      superseded: null,
+      unchanged: false,
+    });
     expect(r.golden).toMatchObject({ rows: 33, tolerance: 1e-5 });
     expect(r.golden!.maxAbsDiff).toBeLessThanOrEqual(1e-5);
     const state = registry.read('machine-failure');
@@ -62,16 +77,35 @@ describe('installModelBundle', () => {
     expect(statSync(r.dir).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(r.dir, 'model.onnx')).mode & 0o777).toBe(0o600);
     expect(readFileSync(path.join(r.dir, 'model.onnx')).equals(readFileSync(path.join(MODELS, 'machine-failure/model.onnx')))).toBe(true);
-    expect(journal(registry)).toEqual([expect.objectContaining({ type: 'model-candidate', model: 'machine-failure', version: '1.1.0', currentVersion: '1.0.0', keyId: key.keyId, shadowSamples: 200 })]);
+    expect(journal(registry)).toEqual([
+      expect.objectContaining({
+        type: 'model-candidate',
+        model: 'machine-failure',
+        version: '1.1.0',
+        currentVersion: '1.0.0',
+        keyId: key.keyId,
+        shadowSamples: 200,
+      }),
+    ]);
     // No staging folder is left behind.
     expect(readdirSync(registry.root).filter((f) => f.startsWith('.staging'))).toEqual([]);
     // The same bundle again (ed25519 signatures are deterministic: the same folder gives the same bytes) changes
     // nothing: a retried remote command is harmless.
     const before = snapshot(registry);
-    expect(await installModelBundle(bundleFile(machineFailureAt('1.1.0'), key), ctx)).toMatchObject({ outcome: 'candidate', unchanged: true, superseded: null });
+    expect(await installModelBundle(bundleFile(machineFailureAt('1.1.0'), key), ctx)).toMatchObject({
+      outcome: 'candidate',
+      unchanged: true,
+      superseded: null,
+    });
     expect(snapshot(registry)).toEqual(before);
     // Another bundle under the same version replaces the waiting candidate; so does a newer one.
-    const respun = await installModelBundle(bundleFile(machineFailureAt('1.1.0', (m) => (m.description = 'rebuilt')), key), ctx);
+    const respun = await installModelBundle(
+      bundleFile(
+        machineFailureAt('1.1.0', (m) => (m.description = 'rebuilt')),
+        key,
+      ),
+      ctx,
+    );
     expect(respun).toMatchObject({ outcome: 'candidate', unchanged: false, superseded: '1.1.0' });
     expect(await installModelBundle(bundleFile(machineFailureAt('1.2.0'), key), ctx)).toMatchObject({ outcome: 'candidate', superseded: '1.1.0' });
     expect(registry.read('machine-failure')).toMatchObject({ candidate: '1.2.0', current: null });
@@ -142,10 +176,25 @@ describe('installModelBundle', () => {
   it('rejects a signed model that fails to load, disagrees with its manifest, or does not reproduce its golden outputs', async () => {
     const { registry, ctx } = setup();
     const cases: Array<[string, string, ErrorCode]> = [
-      ['not an onnx graph', copyModel('machine-failure', { onnx: Buffer.from('definitely not a protobuf graph'), edit: (m) => (m.version = '1.1.0') }), 'FW_ERR_MODEL_LOAD'],
+      [
+        'not an onnx graph',
+        copyModel('machine-failure', { onnx: Buffer.from('definitely not a protobuf graph'), edit: (m) => (m.version = '1.1.0') }),
+        'FW_ERR_MODEL_LOAD',
+      ],
       ['five features for a six-input graph', machineFailureAt('1.1.0', (m) => m.inputs.features.pop()), 'FW_ERR_MODEL_SIGNATURE'],
-      ['golden outputs that belong to another model', copyModel('machine-failure', { edit: (m) => (m.version = '1.1.0'), golden: (g) => (g.probabilities = (g.probabilities as number[]).map((p) => 1 - p)) }), 'FW_ERR_MODEL_GOLDEN'],
-      ['the turbofan graph under this manifest', copyModel('machine-failure', { onnx: readFileSync(path.join(MODELS, 'turbofan-rul/model.onnx')), edit: (m) => (m.version = '1.1.0') }), 'FW_ERR_MODEL_SIGNATURE'],
+      [
+        'golden outputs that belong to another model',
+        copyModel('machine-failure', {
+          edit: (m) => (m.version = '1.1.0'),
+          golden: (g) => (g.probabilities = (g.probabilities as number[]).map((p) => 1 - p)),
+        }),
+        'FW_ERR_MODEL_GOLDEN',
+      ],
+      [
+        'the turbofan graph under this manifest',
+        copyModel('machine-failure', { onnx: readFileSync(path.join(MODELS, 'turbofan-rul/model.onnx')), edit: (m) => (m.version = '1.1.0') }),
+        'FW_ERR_MODEL_SIGNATURE',
+      ],
     ];
     for (const [what, dir, expected] of cases) {
       const r = await rejection(installModelBundle(bundleFile(dir, key), ctx));
@@ -160,7 +209,10 @@ describe('installModelBundle', () => {
     const old = await rejection(installModelBundle(bundleFile(machineFailureAt('1.0.0'), key), ctx));
     expect(old.code).toBe('FW_ERR_MODEL_REGISTRY');
     expect(old.message).toContain('not newer than 1.0.0');
-    expect(await installModelBundle(bundleFile(machineFailureAt('0.9.0'), key), { ...ctx, allowDowngrade: true })).toMatchObject({ outcome: 'candidate', version: '0.9.0' });
+    expect(await installModelBundle(bundleFile(machineFailureAt('0.9.0'), key), { ...ctx, allowDowngrade: true })).toMatchObject({
+      outcome: 'candidate',
+      version: '0.9.0',
+    });
 
     // A model neither shipped nor installed: nothing to shadow it against, so it is in use at once.
     const lathe = copyModel('machine-failure', { edit: (m) => ((m.name = 'lathe-failure'), (m.version = '0.1.0')) });
@@ -168,7 +220,13 @@ describe('installModelBundle', () => {
     expect(r).toMatchObject({ model: 'lathe-failure', outcome: 'promoted', currentVersion: null });
     expect(registry.read('lathe-failure')).toMatchObject({ current: '0.1.0', candidate: null, previous: [] });
     expect(registry.currentDir('lathe-failure')).toBe(registry.versionDir('lathe-failure', '0.1.0'));
-    expect(journal(registry).at(-1)).toMatchObject({ type: 'model-promoted', model: 'lathe-failure', version: '0.1.0', previousVersion: null, reason: expect.stringContaining('new model') });
+    expect(journal(registry).at(-1)).toMatchObject({
+      type: 'model-promoted',
+      model: 'lathe-failure',
+      version: '0.1.0',
+      previousVersion: null,
+      reason: expect.stringContaining('new model'),
+    });
 
     // Shadowing off: promoted at once, the shipped version kept as the one to roll back to.
     const off = setup({ shadowSamples: 0 });

@@ -66,7 +66,13 @@ describe('model bundles', () => {
       .sort((x, y) => (x[0] < y[0] ? -1 : 1));
     // What a signer in another language builds (Python: json.dumps(x, separators=(",", ":"))).
     const expected = `["forewarn-model-bundle/1","machine-failure","1.1.0",[${files.map(([n, s, h]) => `["${n}",${s},"${h}"]`).join(',')}]]`;
-    expect(signedMessage(b.name, b.version, Object.entries(b.files).map(([name, f]) => ({ name, ...f }))).toString()).toBe(expected);
+    expect(
+      signedMessage(
+        b.name,
+        b.version,
+        Object.entries(b.files).map(([name, f]) => ({ name, ...f })),
+      ).toString(),
+    ).toBe(expected);
   });
 
   it('rejects an unsigned bundle, and one signed by a key it does not trust', () => {
@@ -125,7 +131,10 @@ describe('model bundles', () => {
     for (const evil of ['../../etc/cron.d/x', '/etc/passwd', 'sub/dir.txt', '..', '.hidden', 'a\\b']) {
       const b = signed() as unknown as { files: Record<string, unknown> };
       b.files[evil] = b.files['MODEL_CARD.md'];
-      expect(code(() => parseBundle(bytes(b))), evil).toBe('FW_ERR_MODEL_BUNDLE');
+      expect(
+        code(() => parseBundle(bytes(b))),
+        evil,
+      ).toBe('FW_ERR_MODEL_BUNDLE');
     }
     const b = signed() as unknown as { files: Record<string, unknown> };
     b.files['../model.onnx'] = b.files['model.onnx'];

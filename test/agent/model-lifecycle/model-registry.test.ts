@@ -55,7 +55,11 @@ describe('ModelRegistry', () => {
     r.addVersion('machine-failure', '1.3.0', staged(r, '1.3.0'), info);
     drained(r);
     expect(r.currentDir('machine-failure')).toBe(r.versionDir('machine-failure', '1.2.0'));
-    expect(r.modelDirs('machine-failure')).toEqual([r.versionDir('machine-failure', '1.2.0'), r.versionDir('machine-failure', '1.1.0'), path.join(MODELS, 'machine-failure')]);
+    expect(r.modelDirs('machine-failure')).toEqual([
+      r.versionDir('machine-failure', '1.2.0'),
+      r.versionDir('machine-failure', '1.1.0'),
+      path.join(MODELS, 'machine-failure'),
+    ]);
     // The waiting candidate goes too: nothing unproven replaces the version restored.
     expect(r.rollback('machine-failure', 'operator', 'bad batch')).toEqual({ from: '1.2.0', to: '1.1.0', discarded: '1.3.0' });
     expect(existsSync(r.versionDir('machine-failure', '1.2.0'))).toBe(false);
@@ -104,7 +108,11 @@ describe('ModelRegistry', () => {
     // A torn last line (a crash mid-append) waits until it is whole; a large, fully published journal is cut back.
     writeFileSync(path.join(r.root, 'events.jsonl'), '{"ts":2,"type":"model-rej', { flag: 'a' });
     expect(drained(r)).toEqual([]);
-    writeFileSync(path.join(r.root, 'events.jsonl'), `ected","bundle":"y","code":"FW_ERR_MODEL_BUNDLE","reason":"r"}\n${'{"ts":3,"type":"model-rejected","bundle":"z","code":"FW_ERR_MODEL_BUNDLE","reason":"x"}\n'.repeat(1000)}`, { flag: 'a' });
+    writeFileSync(
+      path.join(r.root, 'events.jsonl'),
+      `ected","bundle":"y","code":"FW_ERR_MODEL_BUNDLE","reason":"r"}\n${'{"ts":3,"type":"model-rejected","bundle":"z","code":"FW_ERR_MODEL_BUNDLE","reason":"x"}\n'.repeat(1000)}`,
+      { flag: 'a' },
+    );
     expect(drained(r)).toHaveLength(1001);
     expect(statSync(path.join(r.root, 'events.jsonl')).size).toBe(0);
     expect(readFileSync(path.join(r.root, 'events.offset'), 'utf8').trim()).toBe('0');

@@ -37,7 +37,17 @@ async function running(shadow: Partial<ShadowLimits> = {}, prepare?: (registry: 
   const scorer = new RiskScorer({ modelsDir: MODELS, threads: 1, bindings: BINDINGS, modelDirs: (n) => registry.modelDirs(n) }, (r) => records.push(...r), log);
   const limits = { ...LIMITS, ...shadow };
   const updater = new ModelUpdater(
-    { registry, scorer, bindings: BINDINGS, shadow: limits, pollIntervalMs: 60_000, threads: 1, trustedKeys: [key.publicFile], publish: (e) => events.push(...e), onModelsChanged: () => changed++ },
+    {
+      registry,
+      scorer,
+      bindings: BINDINGS,
+      shadow: limits,
+      pollIntervalMs: 60_000,
+      threads: 1,
+      trustedKeys: [key.publicFile],
+      publish: (e) => events.push(...e),
+      onModelsChanged: () => changed++,
+    },
     log,
   );
   await scorer.start();
@@ -65,7 +75,13 @@ const versions = (records: RiskRecord[]) => [...new Set(records.map((r) => r.mod
 
 /** The events as the agent publishes them: an events batch on the broker, checked against docs/asyncapi.yaml. */
 function published(events: ModelLifecycleEvent[]): string[] {
-  return contractErrors('forewarn/v1/a1/events', { schemaVersion: 1, agentId: 'a1', stream: 'events', bootSeq: 1, records: events.map((e, i) => ({ ...e, seq: i + 1 })) });
+  return contractErrors('forewarn/v1/a1/events', {
+    schemaVersion: 1,
+    agentId: 'a1',
+    stream: 'events',
+    bootSeq: 1,
+    records: events.map((e, i) => ({ ...e, seq: i + 1 })),
+  });
 }
 
 describe('model updates in the running agent', () => {
@@ -106,12 +122,22 @@ describe('model updates in the running agent', () => {
   it('rolls back a candidate that disagrees on atRisk, with the reason and the comparison, and keeps scoring with the current model', async () => {
     const a = await running();
     // The same graph with its operating threshold moved to 0: every reading becomes "at risk".
-    await a.updater.install(bundleFile(machineFailureAt('1.1.0', (m) => (m.outputs.threshold = 0)), key));
+    await a.updater.install(
+      bundleFile(
+        machineFailureAt('1.1.0', (m) => (m.outputs.threshold = 0)),
+        key,
+      ),
+    );
     await a.feed(20);
     const state = a.registry.read('machine-failure');
     expect(state).toMatchObject({ current: null, candidate: null, versions: [] });
     expect(existsSync(a.registry.versionDir('machine-failure', '1.1.0'))).toBe(false);
-    expect(state.history.at(-1)).toMatchObject({ action: 'rollback', version: '1.1.0', stage: 'shadow', reason: expect.stringContaining('disagreed with the current model') });
+    expect(state.history.at(-1)).toMatchObject({
+      action: 'rollback',
+      version: '1.1.0',
+      stage: 'shadow',
+      reason: expect.stringContaining('disagreed with the current model'),
+    });
     const rollback = a.events.find((e) => e.type === 'model-rollback');
     expect(rollback).toMatchObject({ model: 'machine-failure', version: '1.1.0', restoredVersion: '1.0.0', stage: 'shadow' });
     // Decided as soon as it was certain, well before the 20 readings.
@@ -127,7 +153,12 @@ describe('model updates in the running agent', () => {
   it('rolls back a candidate that cannot score what the current model scores', async () => {
     const a = await running();
     // A narrower valid torque range: the candidate refuses readings the current model scores.
-    await a.updater.install(bundleFile(machineFailureAt('1.1.0', (m) => (m.inputs.features.find((f) => f.name === 'torque')!.range = [0, 40])), key));
+    await a.updater.install(
+      bundleFile(
+        machineFailureAt('1.1.0', (m) => (m.inputs.features.find((f) => f.name === 'torque')!.range = [0, 40])),
+        key,
+      ),
+    );
     await a.feed(20);
     const rollback = a.events.find((e) => e.type === 'model-rollback');
     expect(rollback).toMatchObject({ stage: 'shadow' });
@@ -163,7 +194,15 @@ describe('model updates in the running agent', () => {
     expect(a.changed()).toBe(2);
     expect(published(a.events)).toEqual([]);
     // A rejected bundle's event follows the contract too, and a malformed event would not.
-    const rejected = { ts: 1, type: 'model-rejected' as const, bundle: 'x.fwm', model: 'machine-failure', version: '9.0.0', code: 'FW_ERR_MODEL_UNTRUSTED', reason: 'unsigned' };
+    const rejected = {
+      ts: 1,
+      type: 'model-rejected' as const,
+      bundle: 'x.fwm',
+      model: 'machine-failure',
+      version: '9.0.0',
+      code: 'FW_ERR_MODEL_UNTRUSTED',
+      reason: 'unsigned',
+    };
     expect(published([rejected])).toEqual([]);
     expect(published([{ ...rejected, code: 'nope' }])).not.toEqual([]);
   });

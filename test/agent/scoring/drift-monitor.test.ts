@@ -63,7 +63,10 @@ describe('DriftMonitor', () => {
     const sim = new MillingMachineSimulator({ seed: 3 });
     for (let i = 0; i < 150; i++) m.observe(manifest, 'a', row(millingSignals(sim.next())));
     m.observe(manifest, 'b', row(millingSignals(sim.next())));
-    expect(m.health().map((h) => [h.asset, h.state])).toEqual([['a', 'warming'], ['b', 'warming']]);
+    expect(m.health().map((h) => [h.asset, h.state])).toEqual([
+      ['a', 'warming'],
+      ['b', 'warming'],
+    ]);
     const bare = { ...manifest, inputs: { ...manifest.inputs, features: manifest.inputs.features.map(({ distribution: _d, ...f }) => f) } } as ModelManifest;
     expect(DriftMonitor.monitors(bare)).toBe(false);
     m.observe(bare, 'c', row(millingSignals(sim.next())));
@@ -80,7 +83,11 @@ describe('DriftMonitor', () => {
     let plainPsiAlarms = 0;
     for (const line of lines.slice(1)) {
       const cells = line.split(',');
-      m.observe(manifest, 'ai4i', cols.map((c, j) => (j === 0 ? ['L', 'M', 'H'].indexOf(cells[c]!) : Number(cells[c]))));
+      m.observe(
+        manifest,
+        'ai4i',
+        cols.map((c, j) => (j === 0 ? ['L', 'M', 'H'].indexOf(cells[c]!) : Number(cells[c]))),
+      );
       const h = m.health()[0]!;
       if (h.state === 'warming') continue;
       windows++;

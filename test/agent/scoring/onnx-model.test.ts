@@ -24,7 +24,7 @@ async function loadError(dir: string): Promise<{ code: string; message: string; 
 }
 
 describe('OnnxModel with the shipped machine-failure model', () => {
-  it('reproduces the training recipe\'s probabilities through onnxruntime-node', async () => {
+  it("reproduces the training recipe's probabilities through onnxruntime-node", async () => {
     const golden = JSON.parse(readFileSync(path.join(MODEL_DIR, 'golden.json'), 'utf8')) as { inputs: number[][]; probabilities: number[]; tolerance: number };
     const model = await OnnxModel.load(MODEL_DIR);
     const scores = await model.run(Float32Array.from(golden.inputs.flat()), golden.inputs.length);

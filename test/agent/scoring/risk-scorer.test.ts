@@ -35,7 +35,11 @@ describe('RiskScorer', () => {
     await s.flush();
     expect(out).toHaveLength(1); // one batch
     const [batch] = out;
-    expect(batch!.map((r) => [r.asset, r.readingTs])).toEqual([['a', 1], ['b', 2], ['a', 3]]);
+    expect(batch!.map((r) => [r.asset, r.readingTs])).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['a', 3],
+    ]);
     const [ok, bad] = batch!;
     expect(ok!.score).toBeLessThan(ok!.threshold!);
     expect(ok!.atRisk).toBe(false);

@@ -11,7 +11,12 @@ export interface OutboxFactory {
   open(location: string): Outbox;
 }
 
-const t = (n: number, bytes = 0): NewRecord => ({ stream: 'telemetry', ts: 1000 + n, asset: 'a', payload: { n, ...(bytes ? { pad: 'x'.repeat(bytes) } : {}) } });
+const t = (n: number, bytes = 0): NewRecord => ({
+  stream: 'telemetry',
+  ts: 1000 + n,
+  asset: 'a',
+  payload: { n, ...(bytes ? { pad: 'x'.repeat(bytes) } : {}) },
+});
 const r = (stream: StreamName, n: number): NewRecord => ({ stream, ts: 1000 + n, asset: 'a', payload: { n } });
 const all = { maxRecords: 10_000, maxBytes: 1 << 30 };
 
@@ -42,7 +47,11 @@ function accountFor(outbox: Outbox, acknowledged: Map<StreamName, Set<number>>):
   }
   for (const c of outbox.counts()) {
     const seen = new Map<number, string>();
-    for (const [what, set] of [['pending', pending.get(c.stream)], ['acknowledged', acknowledged.get(c.stream)], ['dropped', dropped.get(c.stream)]] as const) {
+    for (const [what, set] of [
+      ['pending', pending.get(c.stream)],
+      ['acknowledged', acknowledged.get(c.stream)],
+      ['dropped', dropped.get(c.stream)],
+    ] as const) {
       for (const q of set ?? []) {
         expect(seen.get(q), `${c.stream} seq ${q} is both ${seen.get(q)} and ${what}`).toBeUndefined();
         seen.set(q, what);
@@ -71,7 +80,11 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(o.append([t(1), t(2), r('risk', 3), t(4)])).toEqual([1, 2, 1, 3]);
       const risk = o.nextBatch(all)!;
       expect(risk.stream).toBe('risk');
-      o.markSent('risk', risk.records.map((x) => x.id), 10);
+      o.markSent(
+        'risk',
+        risk.records.map((x) => x.id),
+        10,
+      );
       closeAll();
       const again = open(loc);
       expect(again.purgeSent(11)).toBe(1);
@@ -110,8 +123,20 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(JSON.parse(b.records[0]!.json)).toEqual({ n: 1 });
       // A new connection (no cursors) gets the unacknowledged rows again.
       expect(o.nextBatch({ maxRecords: 2, maxBytes: 1 << 20 })!.records.map((x) => x.seq)).toEqual([1, 2]);
-      expect(o.markSent('telemetry', b.records.map((x) => x.id), 5000)).toBe(2);
-      expect(o.markSent('telemetry', b.records.map((x) => x.id), 5001)).toBe(0);
+      expect(
+        o.markSent(
+          'telemetry',
+          b.records.map((x) => x.id),
+          5000,
+        ),
+      ).toBe(2);
+      expect(
+        o.markSent(
+          'telemetry',
+          b.records.map((x) => x.id),
+          5001,
+        ),
+      ).toBe(0);
       expect(o.nextBatch(all)!.records.map((x) => x.seq)).toEqual([3]);
       expect(o.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ pending: 1, sentTotal: 2, lastSeq: 3, lastSentTs: 5000, oldestPendingTs: 1003 });
       closeAll();
@@ -172,7 +197,10 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       o.append([r('alerts', 1), r('risk', 2)]);
       // Acknowledge the first 500 telemetry records, and put the next 100 in flight.
       const b = o.nextBatch({ maxRecords: 500, maxBytes: 1 << 30, skip: new Set<StreamName>(['alerts', 'risk']) })!;
-      o.markSent('telemetry', b.records.map((x) => x.id));
+      o.markSent(
+        'telemetry',
+        b.records.map((x) => x.id),
+      );
       for (const x of b.records) acknowledged.get('telemetry')!.add(x.seq);
       const inflight = o.nextBatch({ maxRecords: 100, maxBytes: 1 << 30, skip: new Set<StreamName>(['alerts', 'risk']) })!;
       const inflightCursor = new Map<StreamName, number>([['telemetry', inflight.records[inflight.records.length - 1]!.id]]);
@@ -238,7 +266,11 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       o.append(Array.from({ length: 500 }, (_, k) => t(k, 400)));
       const [drop] = o.enforceQuota({ maxBytes: Math.floor(o.usage().usedBytes / 2), minFreeBytes: 0 });
       closeAll();
-      expect(open(loc).counts().find((c) => c.stream === 'telemetry')!.droppedTotal).toBe(drop!.count);
+      expect(
+        open(loc)
+          .counts()
+          .find((c) => c.stream === 'telemetry')!.droppedTotal,
+      ).toBe(drop!.count);
       closeAll();
     });
   });

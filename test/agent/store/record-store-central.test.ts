@@ -203,7 +203,14 @@ describe('RecordStore: the database file deleted or replaced while open', () => 
     expect(events.slice(0, -1)).toEqual(before.events);
     expect(events.at(-1)).toEqual([
       r.firstSeq,
-      expect.objectContaining({ type: 'storage-recovered', cause: 'removed', reason: 'test: the file was deleted', setAside: '', firstSeq: r.firstSeq, carried: 8 }),
+      expect.objectContaining({
+        type: 'storage-recovered',
+        cause: 'removed',
+        reason: 'test: the file was deleted',
+        setAside: '',
+        firstSeq: r.firstSeq,
+        carried: 8,
+      }),
     ]);
     expect(s.activeAlerts()).toEqual([{ key: 'k1', state: { x: 1 } }]);
     expect(s.getMeta('model.state')).toBe('abc');
@@ -220,11 +227,19 @@ describe('RecordStore: the database file deleted or replaced while open', () => 
     // Carried rows go again, whatever the broker had taken (the centre is told to wait for them: carriedRanges),
     // and only the broker's new acknowledgement lets the centre's watermark release them.
     const cursor = s.publishedCursors().get('telemetry')!;
-    const batch = s.nextBatch({ maxRecords: 100, maxBytes: 1 << 20, cursors: new Map([['telemetry', cursor]]), skip: new Set<StreamName>(['alerts', 'risk', 'events']) })!;
+    const batch = s.nextBatch({
+      maxRecords: 100,
+      maxBytes: 1 << 20,
+      cursors: new Map([['telemetry', cursor]]),
+      skip: new Set<StreamName>(['alerts', 'risk', 'events']),
+    })!;
     expect(batch.records.map((x) => x.seq)).toEqual([BASE + 2, BASE + 3, BASE + 4, BASE + 5, BASE + 6, r.firstSeq]);
     expect(recovered(s).at(-1)!.payload.carriedRanges).toMatchObject({ telemetry: [[BASE + 2, BASE + 6]] });
     expect(s.confirm('telemetry', BASE + 5)).toBe(0);
-    s.markPublished('telemetry', batch.records.map((x) => x.id));
+    s.markPublished(
+      'telemetry',
+      batch.records.map((x) => x.id),
+    );
     expect(s.confirm('telemetry', BASE + 5)).toBe(4);
 
     // The new file holds it all: a restart finds the same state and no new fresh start.
@@ -289,7 +304,9 @@ describe('RecordStore: the database file deleted or replaced while open', () => 
     const aside = new Database(r.setAside, { readonly: true });
     try {
       // Opened as it was left: the stranger's 7 risk rows, none of ours.
-      expect(aside.prepare('SELECT stream, asset, COUNT(*) AS n FROM records GROUP BY stream, asset').all()).toEqual([{ stream: 'risk', asset: 'foreign', n: 7 }]);
+      expect(aside.prepare('SELECT stream, asset, COUNT(*) AS n FROM records GROUP BY stream, asset').all()).toEqual([
+        { stream: 'risk', asset: 'foreign', n: 7 },
+      ]);
     } finally {
       aside.close();
     }
@@ -403,19 +420,40 @@ describe('RecordStore: the drop policy with central acknowledgement', () => {
 
     const reports = s.enforceQuota({ maxBytes: 1, minFreeBytes: 0 }, inflight);
     const byStream = new Map(reports.map((r) => [r.stream, r]));
-    expect(byStream.get('telemetry')).toEqual({ stream: 'telemetry', count: 20, reason: 'quota', ranges: [[BASE, BASE + 9], [BASE + 20, BASE + 29]] });
+    expect(byStream.get('telemetry')).toEqual({
+      stream: 'telemetry',
+      count: 20,
+      reason: 'quota',
+      ranges: [
+        [BASE, BASE + 9],
+        [BASE + 20, BASE + 29],
+      ],
+    });
     expect(byStream.has('alerts')).toBe(false);
     expect(s.pending('telemetry').map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => BASE + 10 + i));
     expect(s.pending('alerts')).toHaveLength(3);
     expect(countsOf(s, 'telemetry').droppedTotal).toBe(20);
 
     // Events: the ordinary ones go; the storage-recovered, records-unavailable and records-dropped ones stay.
-    expect(byStream.get('events')).toMatchObject({ count: 2, ranges: [[BASE + 1, BASE + 1], [BASE + 3, BASE + 3]] });
+    expect(byStream.get('events')).toMatchObject({
+      count: 2,
+      ranges: [
+        [BASE + 1, BASE + 1],
+        [BASE + 3, BASE + 3],
+      ],
+    });
     const types = s.pending('events').map((e) => e.payload.type);
     expect(types.filter((x) => x === 'source-state')).toEqual([]);
     expect(types).toEqual(['storage-recovered', 'records-unavailable', 'records-dropped', 'records-dropped']);
     const notice = s.pending('events').find((e) => e.payload.type === 'records-dropped' && e.payload.stream === 'telemetry')!;
-    expect(notice.payload).toMatchObject({ count: 20, ranges: [[BASE, BASE + 9], [BASE + 20, BASE + 29]], reason: 'quota' });
+    expect(notice.payload).toMatchObject({
+      count: 20,
+      ranges: [
+        [BASE, BASE + 9],
+        [BASE + 20, BASE + 29],
+      ],
+      reason: 'quota',
+    });
 
     // Even with nothing else left, a second pass drops nothing more.
     expect(s.enforceQuota({ maxBytes: 1, minFreeBytes: 0 }, inflight)).toEqual([]);
@@ -448,7 +486,12 @@ describe('RecordStore: the drop policy with central acknowledgement', () => {
     const again = open(dir);
     again.append([tele(20)]);
     again.enforceQuota(tight);
-    expect(again.pending('events').filter((e) => e.payload.type === 'records-dropped').map((n) => n.payload.count)).toEqual([10, 3, 1]);
+    expect(
+      again
+        .pending('events')
+        .filter((e) => e.payload.type === 'records-dropped')
+        .map((n) => n.payload.count),
+    ).toEqual([10, 3, 1]);
   });
 });
 

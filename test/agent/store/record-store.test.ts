@@ -111,10 +111,14 @@ describe('RecordStore', () => {
     open.splice(0).forEach((s) => s.close());
     const file = path.join(dir, DB_FILE);
     // Another process holds an exclusive lock and does not let go.
-    const holder = spawn(process.execPath, [
-      '-e',
-      `const D=require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});const d=new D(${JSON.stringify(file)});d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.exec("INSERT INTO meta VALUES('x','y')");console.log('locked');setInterval(()=>{},1000)`,
-    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const D=require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});const d=new D(${JSON.stringify(file)});d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.exec("INSERT INTO meta VALUES('x','y')");console.log('locked');setInterval(()=>{},1000)`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     holder.stdout.on('data', (d) => (out += String(d)));
     try {
@@ -159,7 +163,10 @@ describe('RecordStore', () => {
     const s = store(freshDir());
     s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: 'x'.repeat(500) } })));
     const batch = s.nextBatch({ maxRecords: 3000, maxBytes: 1 << 30 })!;
-    s.markSent('telemetry', batch.records.map((r) => r.id));
+    s.markSent(
+      'telemetry',
+      batch.records.map((r) => r.id),
+    );
     s.purgeSent(Number.MAX_SAFE_INTEGER, 10_000);
     const before = s.usage();
     expect(before.reclaimableBytes).toBeGreaterThan(1 << 20);

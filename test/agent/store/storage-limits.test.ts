@@ -3,13 +3,7 @@ import { existsSync, mkdtempSync, rmSync, statfsSync, statSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, type TestContext } from 'vitest';
-import {
-  assessStorageLimits,
-  createStorageDir,
-  nearestExistingDir,
-  storageDirProblem,
-  virtualFileSystemAt,
-} from '../../../agent/src/store/storage-limits.js';
+import { assessStorageLimits, createStorageDir, nearestExistingDir, storageDirProblem, virtualFileSystemAt } from '../../../agent/src/store/storage-limits.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 
 const cleanup = cleanupAfterEach();
@@ -61,7 +55,9 @@ describe('assessStorageLimits', () => {
   });
 
   it('accepts a floor of exactly half, and no floor at all', () => {
-    expect(assessStorageLimits('/data', { maxBytes: 0, minFreeBytes: 32 * MiB }, { maxBytes: true, minFreeBytes: true }, { fsBytes: 64 * MiB }).problems).toEqual([]);
+    expect(
+      assessStorageLimits('/data', { maxBytes: 0, minFreeBytes: 32 * MiB }, { maxBytes: true, minFreeBytes: true }, { fsBytes: 64 * MiB }).problems,
+    ).toEqual([]);
     expect(assessStorageLimits('/data', { maxBytes: 0, minFreeBytes: 0 }, NOT_SET, { fsBytes: 1 * MiB }).problems).toEqual([]);
   });
 
@@ -69,7 +65,11 @@ describe('assessStorageLimits', () => {
     for (const explicit of [NOT_SET, { maxBytes: true, minFreeBytes: false }]) {
       const a = assessStorageLimits('/data', { maxBytes: 1024 * MiB, minFreeBytes: 8 * MiB }, explicit, { fsBytes: 64 * MiB });
       expect(a.problems).toEqual([
-        { path: 'storage.maxBytes', severity: 'warning', message: expect.stringMatching(/^1 GiB is larger than the 64 MiB file system .*floor \(storage.minFreeBytes, 8 MiB\) governs instead/) },
+        {
+          path: 'storage.maxBytes',
+          severity: 'warning',
+          message: expect.stringMatching(/^1 GiB is larger than the 64 MiB file system .*floor \(storage.minFreeBytes, 8 MiB\) governs instead/),
+        },
       ]);
       expect(a.effective.maxBytes).toBe(1024 * MiB);
     }

@@ -91,7 +91,12 @@ describe('decodeBatch', () => {
   it('checks records-dropped events, since a wrong range would hide real losses', () => {
     const topic = 'forewarn/v1/press-7/events';
     const event = (over: Record<string, unknown>) =>
-      json(batch({ stream: 'events', records: [{ seq: 1, ts: 1, type: 'records-dropped', stream: 'telemetry', count: 3, ranges: [[4, 6]], reason: 'quota', ...over }] }));
+      json(
+        batch({
+          stream: 'events',
+          records: [{ seq: 1, ts: 1, type: 'records-dropped', stream: 'telemetry', count: 3, ranges: [[4, 6]], reason: 'quota', ...over }],
+        }),
+      );
     expect(decodeBatch(event({}), topic).records[0]).toMatchObject({ ranges: [[4, 6]] });
     rejects(() => decodeBatch(event({ ranges: [[6, 4]] }), topic), /ranges\[0\] must be \[from, to\]/);
     rejects(() => decodeBatch(event({ ranges: [] }), topic), /ranges must be a non-empty array/);
@@ -102,9 +107,26 @@ describe('decodeBatch', () => {
 
   it('checks records-unavailable events the same way, and they follow the contract', () => {
     const topic = 'forewarn/v1/press-7/events';
-    const record = { seq: 1, ts: 1, type: 'records-unavailable', stream: 'telemetry', ranges: [[4, 6], [9, 9]], reason: 'purged' };
+    const record = {
+      seq: 1,
+      ts: 1,
+      type: 'records-unavailable',
+      stream: 'telemetry',
+      ranges: [
+        [4, 6],
+        [9, 9],
+      ],
+      reason: 'purged',
+    };
     const event = (over: Record<string, unknown>) => json(batch({ stream: 'events', records: [{ ...record, ...over }] }));
-    expect(parseUnavailable(decodeBatch(event({}), topic).records[0]!)).toEqual({ stream: 'telemetry', ranges: [[4, 6], [9, 9]], reason: 'purged' });
+    expect(parseUnavailable(decodeBatch(event({}), topic).records[0]!)).toEqual({
+      stream: 'telemetry',
+      ranges: [
+        [4, 6],
+        [9, 9],
+      ],
+      reason: 'purged',
+    });
     expect(contractErrors(topic, { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [record] })).toEqual([]);
     rejects(() => decodeBatch(event({ ranges: [[0, 4]] }), topic), /records-unavailable ranges\[0\] must be \[from, to\]/);
     rejects(() => decodeBatch(event({ ranges: [[5, 4]] }), topic), /records-unavailable ranges\[0\]/);
@@ -114,18 +136,60 @@ describe('decodeBatch', () => {
   });
 
   it('reads why a fresh agent database started and how many records it carried, defaulting what older agents leave out', () => {
-    const recovered = { seq: 2_000_000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'the database file was deleted', setAside: '', firstSeq: 2_000_000, carried: 12 };
+    const recovered = {
+      seq: 2_000_000,
+      ts: 1,
+      type: 'storage-recovered',
+      cause: 'removed',
+      reason: 'the database file was deleted',
+      setAside: '',
+      firstSeq: 2_000_000,
+      carried: 12,
+    };
     expect(parseStorageRecovered(recovered)).toEqual({ firstSeq: 2_000_000, setAside: '', cause: 'removed', carried: 12, carriedRanges: new Map() });
     // The carried seqs per stream, as far as they are well-formed and below firstSeq.
-    const withRanges = { ...recovered, carriedRanges: { telemetry: [[5, 9], [12, 20]], risk: [[1, 1]] } };
-    expect(parseStorageRecovered({ ...withRanges, carriedRanges: { ...withRanges.carriedRanges, events: [[3, 2]], telemetry: [[5, 9], [12, 20], [1, 2_000_000]], nope: [[1, 2]] } })!.carriedRanges).toEqual(
+    const withRanges = {
+      ...recovered,
+      carriedRanges: {
+        telemetry: [
+          [5, 9],
+          [12, 20],
+        ],
+        risk: [[1, 1]],
+      },
+    };
+    expect(
+      parseStorageRecovered({
+        ...withRanges,
+        carriedRanges: {
+          ...withRanges.carriedRanges,
+          events: [[3, 2]],
+          telemetry: [
+            [5, 9],
+            [12, 20],
+            [1, 2_000_000],
+          ],
+          nope: [[1, 2]],
+        },
+      })!.carriedRanges,
+    ).toEqual(
       new Map([
-        ['telemetry', [[5, 9], [12, 20]]],
+        [
+          'telemetry',
+          [
+            [5, 9],
+            [12, 20],
+          ],
+        ],
         ['risk', [[1, 1]]],
       ]),
     );
-    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [withRanges] })).toEqual([]);
-    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [recovered] })).toEqual([]);
+    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [withRanges] })).toEqual(
+      [],
+    );
+    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [recovered] })).toEqual(
+      [],
+    );
     expect(parseStorageRecovered({ seq: 9, ts: 1, type: 'storage-recovered', reason: 'SQLITE_CORRUPT', setAside: '/x.bad', firstSeq: 9 })).toEqual({
       firstSeq: 9,
       setAside: '/x.bad',
@@ -134,7 +198,15 @@ describe('decodeBatch', () => {
       carriedRanges: new Map(),
     });
     expect(parseStorageRecovered({ seq: 9, ts: 1, type: 'storage-recovered', firstSeq: 0 })).toBeUndefined();
-    expect(contractErrors('forewarn/v1/press-7/events', { schemaVersion: 1, agentId: 'press-7', stream: 'events', bootSeq: 3, records: [{ ...recovered, cause: 'gone' }] })).not.toEqual([]);
+    expect(
+      contractErrors('forewarn/v1/press-7/events', {
+        schemaVersion: 1,
+        agentId: 'press-7',
+        stream: 'events',
+        bootSeq: 3,
+        records: [{ ...recovered, cause: 'gone' }],
+      }),
+    ).not.toEqual([]);
   });
 });
 

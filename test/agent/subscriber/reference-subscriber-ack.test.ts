@@ -76,7 +76,14 @@ async function watchAcks(b: Broker, filter = 'forewarn/v1/+/ack', options: IClie
   const seen: AckMessage[] = [];
   const c = await client(b, options);
   c.on('message', (topic, payload, packet) => {
-    if (payload.length) seen.push({ topic, payload: JSON.parse(String(payload)) as AckPayload, retain: packet.retain, contentType: packet.properties?.contentType, at: Date.now() });
+    if (payload.length)
+      seen.push({
+        topic,
+        payload: JSON.parse(String(payload)) as AckPayload,
+        retain: packet.retain,
+        contentType: packet.properties?.contentType,
+        at: Date.now(),
+      });
   });
   await c.subscribeAsync(filter, { qos: 1 });
   return seen;
@@ -101,7 +108,11 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
 
     const gap = await waitFor(() => seen.find((m) => m.payload.streams.telemetry?.highest === 6 && m.payload.streams.alerts), 'an ack naming the gap');
     expect(gap.topic).toBe('forewarn/v1/a1/ack');
-    expect(gap.payload).toMatchObject({ schemaVersion: 1, agentId: 'a1', streams: { telemetry: { through: 2, highest: 6, missing: [[3, 4]] }, alerts: { through: 1, highest: 1 } } });
+    expect(gap.payload).toMatchObject({
+      schemaVersion: 1,
+      agentId: 'a1',
+      streams: { telemetry: { through: 2, highest: 6, missing: [[3, 4]] }, alerts: { through: 1, highest: 1 } },
+    });
     expect(gap.contentType).toBe('application/json');
     expect(contractErrors(gap.topic, gap.payload)).toEqual([]);
     expect(channelFor(gap.topic)).toMatchObject({ name: 'ack', qos: 1, retain: true });
@@ -220,7 +231,14 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
     await b.setAcl([...agents, 'user central', 'topic read forewarn/v1/#', 'topic write forewarn/v1/+/ack']);
     await publish(agent, 'a1', 'telemetry', [9]);
     await waitFor(() => agentSees.some((m) => m.payload.streams.telemetry?.highest === 9), 'the agent reading its ack');
-    expect(agentSees.at(-1)!.payload.streams.telemetry).toEqual({ through: 2, highest: 9, missing: [[3, 4], [6, 7]] });
+    expect(agentSees.at(-1)!.payload.streams.telemetry).toEqual({
+      through: 2,
+      highest: 9,
+      missing: [
+        [3, 4],
+        [6, 7],
+      ],
+    });
     expect(sub.store.summary().streams[0]).toMatchObject({ requested: 4 });
     expect(lines.filter((l) => l.code === 'FW_ERR_SUBSCRIBER_ACK')).toHaveLength(1);
   });
@@ -244,10 +262,15 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
     const agent = await client(b);
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     cleanup.push(() => vi.restoreAllMocks());
-    for (const [agentId, flags] of [['acked', []], ['unacked', ['--no-ack']]] as const) {
+    for (const [agentId, flags] of [
+      ['acked', []],
+      ['unacked', ['--no-ack']],
+    ] as const) {
       const file = dbFile();
       const stop = new AbortController();
-      const running = runSubscribeCommand(['--url', b.url, '--db', file, '--client-id', `central-cmd-${agentId}`, ...flags], captureLogger().log, { signal: stop.signal });
+      const running = runSubscribeCommand(['--url', b.url, '--db', file, '--client-id', `central-cmd-${agentId}`, ...flags], captureLogger().log, {
+        signal: stop.signal,
+      });
       await waitFor(async () => {
         await publish(agent, agentId, 'risk', [1]); // redone until the subscription exists
         const store = new SubscriberStore({ file, readonly: true });

@@ -51,7 +51,9 @@ async function subscriber(b: Broker, over: Partial<ReferenceSubscriberOptions> =
 }
 
 const records = (stream: string, seqs: number[]) =>
-  seqs.map((seq) => (stream === 'telemetry' ? { seq, ts: 1_700_000_000_000 + seq, asset: 'm1', metrics: { x: seq } } : { seq, ts: 1_700_000_000_000 + seq, asset: 'm1' }));
+  seqs.map((seq) =>
+    stream === 'telemetry' ? { seq, ts: 1_700_000_000_000 + seq, asset: 'm1', metrics: { x: seq } } : { seq, ts: 1_700_000_000_000 + seq, asset: 'm1' },
+  );
 
 const body = (agentId: string, stream: string, seqs: number[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ schemaVersion: 1, agentId, stream, bootSeq: 1, records: records(stream, seqs), ...extra });
@@ -68,7 +70,11 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
   it('stores JSON and gzip batches once, tracks gaps and drops, and records agent status', async () => {
     const b = await broker();
     const agent = await publisher(b);
-    await agent.publishAsync('forewarn/v1/press-7/status', JSON.stringify({ schemaVersion: 1, agentId: 'press-7', state: 'online', ts: 10, bootSeq: 4, agentVersion: '0.1.0' }), { qos: 1, retain: true });
+    await agent.publishAsync(
+      'forewarn/v1/press-7/status',
+      JSON.stringify({ schemaVersion: 1, agentId: 'press-7', state: 'online', ts: 10, bootSeq: 4, agentVersion: '0.1.0' }),
+      { qos: 1, retain: true },
+    );
     const { sub } = await subscriber(b);
 
     await publish(agent, 'press-7', 'telemetry', [1, 2, 3]);
@@ -140,7 +146,11 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const b = await broker();
     const agent = await publisher(b);
     const { sub, lines } = await subscriber(b);
-    const bad = ['not json', JSON.stringify({ schemaVersion: 1, agentId: 'someone-else', stream: 'risk', bootSeq: 1, records: [] }), Buffer.from([0x1f, 0x8b, 0, 0])];
+    const bad = [
+      'not json',
+      JSON.stringify({ schemaVersion: 1, agentId: 'someone-else', stream: 'risk', bootSeq: 1, records: [] }),
+      Buffer.from([0x1f, 0x8b, 0, 0]),
+    ];
     for (const p of bad) await agent.publishAsync('forewarn/v1/a1/risk', p, { qos: 1 });
     await agent.publishAsync('forewarn/v1/a1/status', '{"state":', { qos: 1 });
     await publish(agent, 'a1', 'risk', [1]);
@@ -151,7 +161,10 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
       ['forewarn/v1/a1/status', 1],
     ]);
     // One warning per topic; the rest only counted.
-    expect(lines.filter((l) => l.level === 40 && l.code === 'FW_ERR_SUBSCRIBER_PAYLOAD').map((l) => l.topic)).toEqual(['forewarn/v1/a1/risk', 'forewarn/v1/a1/status']);
+    expect(lines.filter((l) => l.level === 40 && l.code === 'FW_ERR_SUBSCRIBER_PAYLOAD').map((l) => l.topic)).toEqual([
+      'forewarn/v1/a1/risk',
+      'forewarn/v1/a1/status',
+    ]);
   });
 
   it('splits the load between two members of a share group writing one database, storing each record once', async () => {
@@ -206,7 +219,15 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const b = await startMosquitto({ extraConfig: ['allow_anonymous false'] });
     cleanup.push(() => b.stop());
     const capture = captureLogger();
-    const sub = new ReferenceSubscriber({ url: b.url, clientId: 'central-anon', dbFile: dbFile(), log: capture.log, reconnectMinMs: 50, reconnectMaxMs: 100, random: seededRandom(5) });
+    const sub = new ReferenceSubscriber({
+      url: b.url,
+      clientId: 'central-anon',
+      dbFile: dbFile(),
+      log: capture.log,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 100,
+      random: seededRandom(5),
+    });
     cleanup.push(() => sub.stop());
     await sub.start();
     await waitFor(() => sub.stats.reconnects >= 2, 'retries after the refusal');
@@ -218,7 +239,15 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const b = await broker();
     await b.stop();
     const capture = captureLogger();
-    const sub = new ReferenceSubscriber({ url: b.url, clientId: 'central-wait', dbFile: dbFile(), log: capture.log, reconnectMinMs: 50, reconnectMaxMs: 200, random: seededRandom(3) });
+    const sub = new ReferenceSubscriber({
+      url: b.url,
+      clientId: 'central-wait',
+      dbFile: dbFile(),
+      log: capture.log,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 200,
+      random: seededRandom(3),
+    });
     cleanup.push(() => sub.stop());
     await sub.start();
     await waitFor(() => sub.stats.reconnects >= 2, 'a few reconnect attempts');
@@ -286,7 +315,9 @@ describe('runSubscribeCommand', () => {
     expect(report.streams[0]!.gaps).toEqual([{ from: 2, to: 2 }]);
     expect(await runSubscribeCommand(['--report', '--db', file], log)).toBe(0);
     // received, duplicates, late, repaired, carried, conflicts, highest, missing, dropped, unavailable, open gaps
-    expect(io.out()).toMatch(/agent\s+stream\s+received\s+duplicates\s+late\s+repaired\s+carried\s+conflicts\s+highest\s+missing\s+dropped\s+unavailable\s+open gaps/);
+    expect(io.out()).toMatch(
+      /agent\s+stream\s+received\s+duplicates\s+late\s+repaired\s+carried\s+conflicts\s+highest\s+missing\s+dropped\s+unavailable\s+open gaps/,
+    );
     expect(io.out()).toMatch(/a1\s+risk\s+2\s+\d+\s+0\s+0\s+0\s+0\s+3\s+1\s+0\s+0\s+2/);
   });
 });

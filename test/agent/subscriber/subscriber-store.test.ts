@@ -97,7 +97,14 @@ describe('SubscriberStore', () => {
     store.ingestBatch(batch([3])); // shrinks from the left
     store.ingestBatch(batch([9])); // from the right
     store.ingestBatch(batch([6])); // splits
-    expect(stream(store)).toMatchObject({ missing: 4, outOfOrder: 3, gaps: [{ from: 4, to: 5 }, { from: 7, to: 8 }] });
+    expect(stream(store)).toMatchObject({
+      missing: 4,
+      outOfOrder: 3,
+      gaps: [
+        { from: 4, to: 5 },
+        { from: 7, to: 8 },
+      ],
+    });
     store.ingestBatch(batch([5, 4, 8, 7, 7]));
     expect(stream(store)).toMatchObject({ received: 10, missing: 0, outOfOrder: 7, duplicates: 1, gaps: [] });
   });
@@ -111,8 +118,20 @@ describe('SubscriberStore', () => {
   it('explains a gap by a drop event that arrives after the gap opened', () => {
     const store = open();
     store.ingestBatch(batch([1, 2, 20]));
-    store.ingestBatch(dropEvent('telemetry', [[5, 8], [12, 19]]));
-    expect(stream(store)).toMatchObject({ missing: 5, dropped: 12, gaps: [{ from: 3, to: 4 }, { from: 9, to: 11 }] });
+    store.ingestBatch(
+      dropEvent('telemetry', [
+        [5, 8],
+        [12, 19],
+      ]),
+    );
+    expect(stream(store)).toMatchObject({
+      missing: 5,
+      dropped: 12,
+      gaps: [
+        { from: 3, to: 4 },
+        { from: 9, to: 11 },
+      ],
+    });
     expect(stream(store, 'events').received).toBe(1);
   });
 
@@ -244,7 +263,10 @@ describe('SubscriberStore', () => {
       expect(gapSeqs, `seed ${seed}`).toEqual(expectedMissing);
       expect(s, `seed ${seed}`).toMatchObject({ received: deliver.length, highestSeq: highest, missing: expectedMissing.length });
       // Received, dropped, unavailable and missing never share a seq.
-      expect([...explained(store, 'dropped'), ...explained(store, 'unavailable')].sort((a, b) => a - b), `seed ${seed}`).toEqual(explainedNotReceived);
+      expect(
+        [...explained(store, 'dropped'), ...explained(store, 'unavailable')].sort((a, b) => a - b),
+        `seed ${seed}`,
+      ).toEqual(explainedNotReceived);
       expect(s.dropped + s.unavailable, `seed ${seed}`).toBe(explainedNotReceived.length);
       expect(s.duplicates, `seed ${seed}`).toBe(messages.filter((m) => m.length === 2).length);
       expect(s.conflicts, `seed ${seed}`).toBe(0);
@@ -264,12 +286,33 @@ describe('SubscriberStore: end-to-end acknowledgement and what it explains', () 
       stream: 'events',
       bootSeq: 2,
       historical: false,
-      records: [{ seq: 1000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'deleted', setAside: '', firstSeq: 1000, carried: 6, carriedRanges: { telemetry: [[4, 9]] } }],
+      records: [
+        {
+          seq: 1000,
+          ts: 1,
+          type: 'storage-recovered',
+          cause: 'removed',
+          reason: 'deleted',
+          setAside: '',
+          firstSeq: 1000,
+          carried: 6,
+          carriedRanges: { telemetry: [[4, 9]] },
+        },
+      ],
     };
     store.ingestBatch(reset);
     const gaps = () => store.summary().streams.find((x) => x.agentId === 'a1' && x.stream === 'telemetry')!.gaps;
-    expect(gaps()).toEqual([{ from: 4, to: 4 }, { from: 6, to: 9 }]);
-    expect(store.ackFor('a1', 1).streams.telemetry).toMatchObject({ through: 3, missing: [[4, 4], [6, 9]] });
+    expect(gaps()).toEqual([
+      { from: 4, to: 4 },
+      { from: 6, to: 9 },
+    ]);
+    expect(store.ackFor('a1', 1).streams.telemetry).toMatchObject({
+      through: 3,
+      missing: [
+        [4, 4],
+        [6, 9],
+      ],
+    });
     // They arrive in order, some above the highest seq received so far: each closes its gap.
     store.ingestBatch(batch([4, 6, 7]));
     expect(gaps()).toEqual([{ from: 8, to: 9 }]);
@@ -289,7 +332,17 @@ describe('SubscriberStore: end-to-end acknowledgement and what it explains', () 
       schemaVersion: 1,
       agentId: 'a1',
       ts: 1234,
-      streams: { alerts: { through: 2, highest: 2 }, telemetry: { through: 3, highest: 12, missing: [[4, 6], [9, 11]] } },
+      streams: {
+        alerts: { through: 2, highest: 2 },
+        telemetry: {
+          through: 3,
+          highest: 12,
+          missing: [
+            [4, 6],
+            [9, 11],
+          ],
+        },
+      },
     });
     expect(contractErrors('forewarn/v1/a1/ack', ack)).toEqual([]);
     // Explained seqs count as done: a drop announced for 4..6 moves `through` up to the next gap.
@@ -339,14 +392,32 @@ describe('SubscriberStore: end-to-end acknowledgement and what it explains', () 
     store.ingestBatch(batch([1, 2, 20]));
     store.ackFor('a1');
     // The agent purged 3..8 and 15..25 (it holds none of them); 20 is here already, so it is not unavailable.
-    store.ingestBatch(unavailableEvent('telemetry', [[3, 8], [15, 25]]));
+    store.ingestBatch(
+      unavailableEvent('telemetry', [
+        [3, 8],
+        [15, 25],
+      ]),
+    );
     expect(stream(store)).toMatchObject({ missing: 6, dropped: 0, unavailable: 16, gaps: [{ from: 9, to: 14 }] });
     expect(explained(store, 'unavailable')).not.toContain(20);
     // Redelivered: applied once. Seqs 21..25 were never due; when later seqs come, no gap opens for them.
     store.ingestBatch(unavailableEvent('telemetry', [[3, 8]]));
     store.ingestBatch(batch([27]));
-    expect(stream(store)).toMatchObject({ unavailable: 16, gaps: [{ from: 9, to: 14 }, { from: 26, to: 26 }] });
-    expect(store.ackFor('a1').streams.telemetry).toEqual({ through: 8, highest: 27, missing: [[9, 14], [26, 26]] });
+    expect(stream(store)).toMatchObject({
+      unavailable: 16,
+      gaps: [
+        { from: 9, to: 14 },
+        { from: 26, to: 26 },
+      ],
+    });
+    expect(store.ackFor('a1').streams.telemetry).toEqual({
+      through: 8,
+      highest: 27,
+      missing: [
+        [9, 14],
+        [26, 26],
+      ],
+    });
     // One that arrives after all is received, and leaves the unavailable range.
     expect(store.ingestBatch(batch([4]))).toMatchObject({ inserted: 1, outOfOrder: 0, repaired: 0 });
     expect(stream(store).unavailable).toBe(15);
@@ -365,7 +436,10 @@ describe('SubscriberStore: end-to-end acknowledgement and what it explains', () 
     expect(explained(store, 'dropped')).toEqual([4, 8, 10]);
     expect(store.ingestBatch(batch([11]))).toMatchObject({ inserted: 1, outOfOrder: 0 }); // the next one in order
     expect(stream(store)).toMatchObject({ dropped: 3, missing: 0, received: 8, highestSeq: 11, gaps: [] });
-    const overlap = rows(store, 'SELECT r.seq FROM records r JOIN dropped d ON d.agent_id = r.agent_id AND d.stream = r.stream AND r.seq BETWEEN d.from_seq AND d.to_seq');
+    const overlap = rows(
+      store,
+      'SELECT r.seq FROM records r JOIN dropped d ON d.agent_id = r.agent_id AND d.stream = r.stream AND r.seq BETWEEN d.from_seq AND d.to_seq',
+    );
     expect(overlap).toEqual([]);
     // A record announced dropped before the centre ever saw the stream that far: no gap below it either.
     store.ingestBatch(dropEvent('telemetry', [[12, 20]]));
@@ -382,7 +456,9 @@ describe('SubscriberStore: end-to-end acknowledgement and what it explains', () 
       stream: 'events',
       bootSeq: 2,
       historical: false,
-      records: [{ seq: 2_000_000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'database file removed', setAside: '', firstSeq: 2_000_000, carried: 7 }],
+      records: [
+        { seq: 2_000_000, ts: 1, type: 'storage-recovered', cause: 'removed', reason: 'database file removed', setAside: '', firstSeq: 2_000_000, carried: 7 },
+      ],
     };
     store.ingestBatch(reset);
     expect(stream(store)).toMatchObject({ gaps: [], resetBelow: 2_000_000 });
@@ -397,13 +473,23 @@ describe('SubscriberStore: end-to-end acknowledgement and what it explains', () 
   it('counts a different record under a stored seq as a conflict, keeps the first, stores the other once, and a resend as a duplicate', () => {
     const store = open();
     store.ingestBatch(batch([1, 2, 3]));
-    const other: DecodedBatch = { ...batch([2, 3]), records: [{ seq: 2, ts: 5, metrics: { x: 99 } }, { seq: 3, ts: 1_700_000_000_003, metrics: { x: 3 } }] };
+    const other: DecodedBatch = {
+      ...batch([2, 3]),
+      records: [
+        { seq: 2, ts: 5, metrics: { x: 99 } },
+        { seq: 3, ts: 1_700_000_000_003, metrics: { x: 3 } },
+      ],
+    };
     expect(store.ingestBatch(other)).toEqual({ inserted: 0, duplicates: 1, outOfOrder: 0, repaired: 0, carried: 0, conflicts: 1, conflictSeqs: [2] });
     // The same conflicting record redelivered is not a second conflict.
     expect(store.ingestBatch(other)).toMatchObject({ duplicates: 2, conflicts: 0 });
     expect(stream(store)).toMatchObject({ received: 3, duplicates: 3, conflicts: 1 });
-    expect(store.storedConflicts('a1', 'telemetry')).toEqual([{ seq: 2, bootSeq: 1, receivedTs: expect.any(Number), payload: JSON.stringify({ seq: 2, ts: 5, metrics: { x: 99 } }) }]);
-    expect(rows(store, 'SELECT payload FROM records WHERE seq = 2')).toEqual([{ payload: JSON.stringify({ seq: 2, ts: 1_700_000_000_002, metrics: { x: 2 } }) }]);
+    expect(store.storedConflicts('a1', 'telemetry')).toEqual([
+      { seq: 2, bootSeq: 1, receivedTs: expect.any(Number), payload: JSON.stringify({ seq: 2, ts: 5, metrics: { x: 99 } }) },
+    ]);
+    expect(rows(store, 'SELECT payload FROM records WHERE seq = 2')).toEqual([
+      { payload: JSON.stringify({ seq: 2, ts: 1_700_000_000_002, metrics: { x: 2 } }) },
+    ]);
   });
 
   it('migrates a schema-1 database in place, separating dropped from received, and reports an unmigrated one read-only', () => {

@@ -34,7 +34,16 @@ function setup(url: string, broker: Record<string, unknown> = {}) {
     stringify({
       agent: { id: AGENT },
       storage: { dir },
-      broker: { url, ack: 'central', ackTimeoutMs: ACK_TIMEOUT_MS, reconnectMinMs: 100, reconnectMaxMs: 400, flushIntervalMs: 50, batchMaxRecords: 3, ...broker },
+      broker: {
+        url,
+        ack: 'central',
+        ackTimeoutMs: ACK_TIMEOUT_MS,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 400,
+        flushIntervalMs: 50,
+        batchMaxRecords: 3,
+        ...broker,
+      },
     }),
     {},
   );
@@ -67,7 +76,13 @@ async function centre(broker: Broker) {
     const m = streamTopic.exec(topic);
     if (!m) return;
     const payload = JSON.parse(String(raw)) as Record<string, unknown>;
-    batches.push({ stream: m[1]!, historical: payload.historical === true, seqs: (payload.records as Array<{ seq: number }>).map((r) => r.seq), at: Date.now(), payload });
+    batches.push({
+      stream: m[1]!,
+      historical: payload.historical === true,
+      seqs: (payload.records as Array<{ seq: number }>).map((r) => r.seq),
+      at: Date.now(),
+      payload,
+    });
   });
   await client.subscribeAsync(`forewarn/v1/${AGENT}/+`, { qos: 1 });
   const publishAck = async (body: string | Buffer) => {
@@ -137,10 +152,15 @@ describe('MqttSync with central acknowledgement', () => {
     await broker.restart();
     await waitFor(() => sync.stats.reconnects > reconnects && sync.stats.state === 'online', 'the agent to reconnect');
     // The centre's own client reconnects and subscribes again by itself; a live record shows when it does.
-    await waitFor(() => {
-      store.append([tele(100)]);
-      return c.seen().some((q) => q >= B + 4);
-    }, 'a record committed after the reconnect to reach the centre', 15_000, 300);
+    await waitFor(
+      () => {
+        store.append([tele(100)]);
+        return c.seen().some((q) => q >= B + 4);
+      },
+      'a record committed after the reconnect to reach the centre',
+      15_000,
+      300,
+    );
     for (const q of range(B, 4)) expect(times(c.seen(), q), `seq ${q}`).toBe(1);
   });
 
@@ -182,7 +202,16 @@ describe('MqttSync with central acknowledgement', () => {
     await sync.start();
     await waitFor(() => c.seen().length === 2, 'the held rows to go out');
 
-    await c.ack({ telemetry: { through: 0, highest: B + 4, missing: [[10, 20], [B - 5, B + 3]] } });
+    await c.ack({
+      telemetry: {
+        through: 0,
+        highest: B + 4,
+        missing: [
+          [10, 20],
+          [B - 5, B + 3],
+        ],
+      },
+    });
     await waitFor(() => unavailable.length >= 3 && times(c.seen(), B + 3) === 2, 'the answers to the missing ranges');
     const byReason = (reason: string) => unavailable.filter((u) => u.reason === reason).flatMap((u) => u.ranges as Array<[number, number]>);
     expect(byReason('before-this-database')).toEqual([
@@ -213,7 +242,8 @@ describe('MqttSync with central acknowledgement', () => {
 
     // Each would release every row if it were acted on.
     const ok = { through: B + 2, highest: B + 2 };
-    const envelope = (streams: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ schemaVersion: 1, agentId: AGENT, ts: Date.now(), streams, ...extra });
+    const envelope = (streams: unknown, extra: Record<string, unknown> = {}) =>
+      JSON.stringify({ schemaVersion: 1, agentId: AGENT, ts: Date.now(), streams, ...extra });
     const bad = [
       'not json {',
       JSON.stringify([{ agentId: AGENT }]),

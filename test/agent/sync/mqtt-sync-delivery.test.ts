@@ -56,7 +56,12 @@ const reading = (n: number, pad = 0) => ({
   ts: 1_700_000_000_000 + n,
   asset: 'm1',
   // `pad` adds about that many bytes of extra metrics.
-  payload: { ts: 1_700_000_000_000 + n, source: 'test', asset: 'm1', metrics: { x: n, ...Object.fromEntries(Array.from({ length: Math.ceil(pad / 12) }, (_, i) => [`p${i}`, i])) } },
+  payload: {
+    ts: 1_700_000_000_000 + n,
+    source: 'test',
+    asset: 'm1',
+    metrics: { x: n, ...Object.fromEntries(Array.from({ length: Math.ceil(pad / 12) }, (_, i) => [`p${i}`, i])) },
+  },
 });
 const alert = (n: number) => ({
   stream: 'alerts' as const,
@@ -80,7 +85,10 @@ describe('MqttSync delivery', () => {
     store.append([reading(4)]);
     await waitFor(() => seqs(messages, 'telemetry').includes(4), 'the live record');
     const flags = messages.map((m) => [(m.payload.records as Array<{ seq: number }>).map((r) => r.seq), m.payload.historical ?? false]);
-    expect(flags.filter(([s]) => (s as number[])[0]! <= 3)).toEqual([[[1, 2], true], [[3], true]]);
+    expect(flags.filter(([s]) => (s as number[])[0]! <= 3)).toEqual([
+      [[1, 2], true],
+      [[3], true],
+    ]);
     expect(flags.at(-1)).toEqual([[4], false]);
     for (const m of messages) expect(contractErrors(m.topic, m.payload)).toEqual([]);
   });
@@ -164,7 +172,10 @@ describe('MqttSync delivery', () => {
     await a.sync.start();
     await waitFor(() => a.sync.stats.state === 'online', 'the first agent online');
     await b.sync.start();
-    await waitFor(() => a.lines.some((l) => l.code === 'FW_ERR_BROKER_CLIENT_ID_TAKEN') || b.lines.some((l) => l.code === 'FW_ERR_BROKER_CLIENT_ID_TAKEN'), 'the take-over reported');
+    await waitFor(
+      () => a.lines.some((l) => l.code === 'FW_ERR_BROKER_CLIENT_ID_TAKEN') || b.lines.some((l) => l.code === 'FW_ERR_BROKER_CLIENT_ID_TAKEN'),
+      'the take-over reported',
+    );
     const taken = [...a.lines, ...b.lines].filter((l) => l.code === 'FW_ERR_BROKER_CLIENT_ID_TAKEN');
     expect(String(taken[0]!.msg)).toMatch(/another client connected with this client id/);
     expect(taken[0]).toMatchObject({ clientId: 'same-id' });

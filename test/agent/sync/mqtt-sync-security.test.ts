@@ -50,7 +50,9 @@ function agent(id: string, broker: Record<string, unknown>, env: NodeJS.ProcessE
   const sync = new MqttSync(config, store, { bootSeq: 1, agentVersion: '0.0.0-test', models: () => [], sources: () => [] }, log);
   cleanup.push(() => store.close());
   cleanup.push(() => sync.stop());
-  store.append(Array.from({ length: 5 }, (_, i) => ({ stream: 'telemetry' as const, ts: i, asset: 'm', payload: { ts: i, source: 't', asset: 'm', metrics: { x: i } } })));
+  store.append(
+    Array.from({ length: 5 }, (_, i) => ({ stream: 'telemetry' as const, ts: i, asset: 'm', payload: { ts: i, source: 't', asset: 'm', metrics: { x: i } } })),
+  );
   return { store, sync, lines, dir };
 }
 

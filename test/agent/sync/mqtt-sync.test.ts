@@ -27,7 +27,12 @@ function setup(url: string, broker: Record<string, unknown> = {}) {
   );
   const store = new RecordStore({ dir });
   const { log, lines } = captureLogger();
-  const sync = new MqttSync(config, store, { bootSeq: 1, agentVersion: '0.0.0-test', models: () => [], sources: () => [{ name: 'test', state: 'running', samples: 3, errors: 0 }] }, log);
+  const sync = new MqttSync(
+    config,
+    store,
+    { bootSeq: 1, agentVersion: '0.0.0-test', models: () => [], sources: () => [{ name: 'test', state: 'running', samples: 3, errors: 0 }] },
+    log,
+  );
   cleanup.push(() => store.close());
   cleanup.push(() => sync.stop());
   return { store, sync, lines };
@@ -36,18 +41,36 @@ function setup(url: string, broker: Record<string, unknown> = {}) {
 async function subscriber(broker: Broker, filter = 'forewarn/v1/#') {
   const messages: Array<{ topic: string; payload: Record<string, unknown>; retain: boolean }> = [];
   const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `sub-${Math.random()}` });
-  client.on('message', (topic, payload, packet) => messages.push({ topic, payload: JSON.parse(String(payload)) as Record<string, unknown>, retain: packet.retain }));
+  client.on('message', (topic, payload, packet) =>
+    messages.push({ topic, payload: JSON.parse(String(payload)) as Record<string, unknown>, retain: packet.retain }),
+  );
   await client.subscribeAsync(filter, { qos: 1 });
   cleanup.push(() => client.endAsync());
   return messages;
 }
 
-const reading = (n: number) => ({ stream: 'telemetry' as const, ts: 1_700_000_000_000 + n, asset: 'm1', payload: { ts: 1_700_000_000_000 + n, source: 'test', asset: 'm1', metrics: { x: n } } });
+const reading = (n: number) => ({
+  stream: 'telemetry' as const,
+  ts: 1_700_000_000_000 + n,
+  asset: 'm1',
+  payload: { ts: 1_700_000_000_000 + n, source: 'test', asset: 'm1', metrics: { x: n } },
+});
 const risk = (n: number) => ({
   stream: 'risk' as const,
   ts: 1_700_000_000_000 + n,
   asset: 'm1',
-  payload: { ts: 1_700_000_000_000 + n, asset: 'm1', model: 'mf', modelVersion: '1.0.0', kind: 'probability', score: 0.5, threshold: 0.4, atRisk: true, readingTs: 1, drivers: [] },
+  payload: {
+    ts: 1_700_000_000_000 + n,
+    asset: 'm1',
+    model: 'mf',
+    modelVersion: '1.0.0',
+    kind: 'probability',
+    score: 0.5,
+    threshold: 0.4,
+    atRisk: true,
+    readingTs: 1,
+    drivers: [],
+  },
 });
 
 describe('MqttSync against a real mosquitto', () => {

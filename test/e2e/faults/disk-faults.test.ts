@@ -144,14 +144,23 @@ describe('drops that reach past telemetry and risk', () => {
     // It went on to events (the model-health ones), and stopped at alerts.
     expect(by.events!.dropped).toBeGreaterThan(0);
     expect(by.alerts!.dropped).toBe(0);
-    if (process.env.FOREWARN_FAULT_VERBOSE) console.log(books, events(rig).filter((e) => e.type === 'records-dropped').map((e) => [e.stream, e.count]));
+    if (process.env.FOREWARN_FAULT_VERBOSE)
+      console.log(
+        books,
+        events(rig)
+          .filter((e) => e.type === 'records-dropped')
+          .map((e) => [e.stream, e.count]),
+      );
     // Every notice reached the centre: none was dropped by the policy it describes.
     const notices = events(rig).filter((e) => e.type === 'records-dropped');
     expect(notices.length).toBeGreaterThan(0);
     const announcedEvents = new Set<number>();
-    for (const n of notices.filter((e) => e.stream === 'events')) for (const [a, b] of n.ranges as Array<[number, number]>) for (let q = a; q <= b; q++) announcedEvents.add(q);
+    for (const n of notices.filter((e) => e.stream === 'events'))
+      for (const [a, b] of n.ranges as Array<[number, number]>) for (let q = a; q <= b; q++) announcedEvents.add(q);
     const db = new Database(rig.subscriber.store.file, { readonly: true });
-    const noticeSeqs = (db.prepare("SELECT seq, payload FROM records WHERE agent_id = ? AND stream = 'events'").all(rig.agentId) as Array<{ seq: number; payload: string }>)
+    const noticeSeqs = (
+      db.prepare("SELECT seq, payload FROM records WHERE agent_id = ? AND stream = 'events'").all(rig.agentId) as Array<{ seq: number; payload: string }>
+    )
       .filter((r) => ['records-dropped', 'storage-recovered'].includes(String((JSON.parse(r.payload) as { type?: string }).type)))
       .map((r) => r.seq);
     db.close();

@@ -78,24 +78,27 @@ export async function startRig(agentId: string, storage: Record<string, unknown>
   const home = mkdtempSync(path.join(tmpdir(), 'fw-fault-'));
   const dataDir = options.dataDir ?? path.join(home, 'data');
   const witnesses = path.join(home, 'witnesses');
-  const { dir, file } = writeAgentConfig({
-    agent: { id: agentId, view: 'off', logLevel: 'info' },
-    storage: { dir: dataDir, synchronous: 'full', ...storage },
-    broker: {
-      url: proxy.url,
-      keepaliveSeconds: KEEPALIVE_S,
-      connectTimeoutMs: 2000,
-      flushIntervalMs: 50,
-      reconnectMinMs: 200,
-      reconnectMaxMs: 1000,
-      batchMaxRecords: 50,
-      progressLogMs: 500,
-      ackTimeoutMs: 3000,
-      ...options.broker,
+  const { dir, file } = writeAgentConfig(
+    {
+      agent: { id: agentId, view: 'off', logLevel: 'info' },
+      storage: { dir: dataDir, synchronous: 'full', ...storage },
+      broker: {
+        url: proxy.url,
+        keepaliveSeconds: KEEPALIVE_S,
+        connectTimeoutMs: 2000,
+        flushIntervalMs: 50,
+        reconnectMinMs: 200,
+        reconnectMaxMs: 1000,
+        batchMaxRecords: 50,
+        progressLogMs: 500,
+        ackTimeoutMs: 3000,
+        ...options.broker,
+      },
+      // About 200 records a second: a reading and a score per simulated process, plus host telemetry.
+      sources: { host: { intervalMs: 250 }, simulator: { transport: 'direct', speedup: 6000 } },
     },
-    // About 200 records a second: a reading and a score per simulated process, plus host telemetry.
-    sources: { host: { intervalMs: 250 }, simulator: { transport: 'direct', speedup: 6000 } },
-  }, home);
+    home,
+  );
   const agents: AgentProcess[] = [];
   const rig: Rig = {
     agentId,
@@ -204,11 +207,16 @@ function classify(rig: Rig, stream: StreamName) {
   const received = new Set(rig.subscriber.store.receivedSeqs(rig.agentId, stream));
   const central = new Database(rig.subscriber.store.file, { readonly: true });
   const dropped = new Set<number>();
-  for (const r of central.prepare('SELECT from_seq, to_seq FROM dropped WHERE agent_id = ? AND stream = ?').all(rig.agentId, stream) as Array<{ from_seq: number; to_seq: number }>) {
+  for (const r of central.prepare('SELECT from_seq, to_seq FROM dropped WHERE agent_id = ? AND stream = ?').all(rig.agentId, stream) as Array<{
+    from_seq: number;
+    to_seq: number;
+  }>) {
     for (let q = r.from_seq; q <= r.to_seq; q++) dropped.add(q);
   }
   const announced = new Set<number>();
-  for (const { payload } of central.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events'").all(rig.agentId) as Array<{ payload: string }>) {
+  for (const { payload } of central.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events'").all(rig.agentId) as Array<{
+    payload: string;
+  }>) {
     const e = JSON.parse(payload) as { type?: string; stream?: string; ranges?: Array<[number, number]> };
     if (e.type === 'records-dropped' && e.stream === stream) for (const [a, b] of e.ranges ?? []) for (let q = a; q <= b; q++) announced.add(q);
   }
@@ -283,7 +291,14 @@ export async function settleAndAccount(rig: Rig, agent: AgentProcess): Promise<S
   await waitFor(() => agentPending(rig) < 300, 'the agent to drain its backlog', 60_000).catch((err: unknown) => {
     // Say where it is stuck: what the centre waits for, and what the agent still holds.
     const summary = rig.subscriber.store.summary().streams.filter((x) => x.agentId === rig.agentId);
-    throw new Error(`${String(err)}; centre: ${JSON.stringify(summary.map((x) => ({ stream: x.stream, highest: x.highestSeq, gaps: x.gaps.slice(0, 3) })))}; agent pending: ${agentPending(rig)}; subscriber: ${JSON.stringify(rig.subscriber.stats)} ${JSON.stringify(rig.subscriber.store.summary().malformed)}; agent log: ${agent.output().split("\n").filter((l) => /FW_ERR|again|unavailable|acknowledg|reachable|lost the/.test(l)).join("\n").slice(-4000)}`);
+    throw new Error(
+      `${String(err)}; centre: ${JSON.stringify(summary.map((x) => ({ stream: x.stream, highest: x.highestSeq, gaps: x.gaps.slice(0, 3) })))}; agent pending: ${agentPending(rig)}; subscriber: ${JSON.stringify(rig.subscriber.stats)} ${JSON.stringify(rig.subscriber.store.summary().malformed)}; agent log: ${agent
+        .output()
+        .split('\n')
+        .filter((l) => /FW_ERR|again|unavailable|acknowledg|reachable|lost the/.test(l))
+        .join('\n')
+        .slice(-4000)}`,
+    );
   });
   await rig.stop(agent);
   const books = await account(rig);
@@ -292,7 +307,8 @@ export async function settleAndAccount(rig: Rig, agent: AgentProcess): Promise<S
   // the agent (stopped before its next resend) and goes out on its next start.
   for (const s of rig.subscriber.store.summary().streams.filter((x) => x.agentId === rig.agentId)) {
     const k = classify(rig, s.stream as StreamName);
-    for (const g of s.gaps) for (let q = g.from; q <= g.to; q++) if (!k.buffered.has(q)) expect.fail(`${s.stream}: seq ${q} missing at the subscriber and not buffered by the agent`);
+    for (const g of s.gaps)
+      for (let q = g.from; q <= g.to; q++) if (!k.buffered.has(q)) expect.fail(`${s.stream}: seq ${q} missing at the subscriber and not buffered by the agent`);
   }
   const main = books.find((b) => b.stream === 'telemetry')!;
   expect(main.committed).toBeGreaterThan(0);

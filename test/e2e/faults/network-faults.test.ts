@@ -15,29 +15,33 @@ const cleanup = cleanupAfterEach();
 
 describe('delivery under network faults', () => {
   const RESTARTS = SOAK ? 20 : 5;
-  it(`loses nothing over ${RESTARTS} broker restarts (kill -9 and SIGTERM, persistence on), the subscriber reconnecting after the agent`, async () => {
-    // mosquitto 2.0 does not restore `$share` subscriptions from its persistence file: after a restart the agent,
-    // back first, publishes into a broker that delivers to nobody until the subscriber is back. Those records
-    // must come again from the agent (central acknowledgement, gap repair), not be forgotten at the PUBACK.
-    const rig = await startRig('fault-restart', {}, { subscriberReconnect: { minMs: 1500, maxMs: 2500 } });
-    cleanup.push(() => rig.close());
-    const agent = rig.startAgent();
-    await waitFor(() => rig.subscriber.stats.records > 200, 'records flowing');
-    const random = seededRandom(20261206);
-    for (let i = 0; i < RESTARTS; i++) {
-      await rig.broker.restart({ signal: i % 2 === 0 ? 'SIGKILL' : 'SIGTERM', downMs: Math.floor(random() * 1500) });
-      const before = rig.subscriber.stats.records;
-      await waitFor(() => rig.subscriber.stats.records > before + 100, `records flowing again after restart ${i + 1}`, 30_000);
-    }
-    const books = await settleAndAccount(rig, agent);
-    const telemetry = books.find((b) => b.stream === 'telemetry')!;
-    if (process.env.FOREWARN_FAULT_VERBOSE) console.log(books, agent.logs().filter((l) => String(l.msg).includes('again')).length);
-    expect(telemetry.received).toBeGreaterThan(300);
-    expect(books.reduce((n, b) => n + b.dropped, 0)).toBe(0);
-    expect(agent.logs().filter((l) => String(l.msg).includes('lost the broker connection')).length).toBeGreaterThanOrEqual(RESTARTS);
-    // The subscriber in its default configuration: a shared subscription, acknowledging end to end.
-    expect(rig.subscriber.filters.some((f) => f.startsWith('$share/'))).toBe(true);
-  }, SOAK ? 900_000 : 180_000);
+  it(
+    `loses nothing over ${RESTARTS} broker restarts (kill -9 and SIGTERM, persistence on), the subscriber reconnecting after the agent`,
+    async () => {
+      // mosquitto 2.0 does not restore `$share` subscriptions from its persistence file: after a restart the agent,
+      // back first, publishes into a broker that delivers to nobody until the subscriber is back. Those records
+      // must come again from the agent (central acknowledgement, gap repair), not be forgotten at the PUBACK.
+      const rig = await startRig('fault-restart', {}, { subscriberReconnect: { minMs: 1500, maxMs: 2500 } });
+      cleanup.push(() => rig.close());
+      const agent = rig.startAgent();
+      await waitFor(() => rig.subscriber.stats.records > 200, 'records flowing');
+      const random = seededRandom(20261206);
+      for (let i = 0; i < RESTARTS; i++) {
+        await rig.broker.restart({ signal: i % 2 === 0 ? 'SIGKILL' : 'SIGTERM', downMs: Math.floor(random() * 1500) });
+        const before = rig.subscriber.stats.records;
+        await waitFor(() => rig.subscriber.stats.records > before + 100, `records flowing again after restart ${i + 1}`, 30_000);
+      }
+      const books = await settleAndAccount(rig, agent);
+      const telemetry = books.find((b) => b.stream === 'telemetry')!;
+      if (process.env.FOREWARN_FAULT_VERBOSE) console.log(books, agent.logs().filter((l) => String(l.msg).includes('again')).length);
+      expect(telemetry.received).toBeGreaterThan(300);
+      expect(books.reduce((n, b) => n + b.dropped, 0)).toBe(0);
+      expect(agent.logs().filter((l) => String(l.msg).includes('lost the broker connection')).length).toBeGreaterThanOrEqual(RESTARTS);
+      // The subscriber in its default configuration: a shared subscription, acknowledging end to end.
+      expect(rig.subscriber.filters.some((f) => f.startsWith('$share/'))).toBe(true);
+    },
+    SOAK ? 900_000 : 180_000,
+  );
 
   it('survives a hard network cut longer than the keepalive, drains the backlog and shows its progress', async () => {
     const rig = await startRig('fault-cut');
@@ -72,7 +76,11 @@ describe('delivery under network faults', () => {
     await waitFor(() => rig.subscriber.stats.records > 200, 'records flowing');
     rig.proxy.halfOpen();
     // The agent only notices through its keepalive: no error, no FIN, just silence.
-    await waitFor(() => agent.logs().some((l) => String(l.msg).includes('lost the broker connection')), 'the agent to notice the dead link', KEEPALIVE_S * 4000);
+    await waitFor(
+      () => agent.logs().some((l) => String(l.msg).includes('lost the broker connection')),
+      'the agent to notice the dead link',
+      KEEPALIVE_S * 4000,
+    );
     await sleep(KEEPALIVE_S * 1000);
     expect(rig.proxy.bytesDropped().up).toBeGreaterThan(0);
     const books = await settleAndAccount(rig, agent);

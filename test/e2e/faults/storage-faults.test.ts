@@ -45,7 +45,10 @@ describe('delivery under storage faults', () => {
     const drops = events(rig).filter((e) => e.type === 'records-dropped');
     expect(drops.length).toBeGreaterThan(0);
     expect(drops.every((e) => e.reason === 'quota')).toBe(true);
-    for (const e of drops) expect(contractErrors(`forewarn/v1/${rig.agentId}/events`, { schemaVersion: 1, agentId: rig.agentId, stream: 'events', bootSeq: 1, records: [e] })).toEqual([]);
+    for (const e of drops)
+      expect(
+        contractErrors(`forewarn/v1/${rig.agentId}/events`, { schemaVersion: 1, agentId: rig.agentId, stream: 'events', bootSeq: 1, records: [e] }),
+      ).toEqual([]);
     const logged = agent.logs().filter((l) => l.code === 'FW_ERR_STORAGE_DROPPED');
     expect(logged.every((l) => l.stream !== 'alerts')).toBe(true);
   }, 180_000);
@@ -85,7 +88,10 @@ describe('delivery under storage faults', () => {
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     const holder = spawn(
       process.execPath,
-      ['-e', `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(file)});d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.exec("INSERT INTO meta VALUES('held','1')");console.log('locked');setInterval(()=>{},1000)`],
+      [
+        '-e',
+        `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(file)});d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.exec("INSERT INTO meta VALUES('held','1')");console.log('locked');setInterval(()=>{},1000)`,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     cleanup.push(() => holder.kill('SIGKILL'));

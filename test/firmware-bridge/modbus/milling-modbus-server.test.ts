@@ -67,7 +67,7 @@ const read = (fc: number, address: number, qty: number): number[] => [fc, addres
 const words = (answer: Buffer): number[] => Array.from({ length: answer[2]! / 2 }, (_, i) => answer.readUInt16BE(3 + 2 * i));
 
 describe('MillingModbusServer', () => {
-  it('serves the documented register map, decoding to the simulator\'s values', async () => {
+  it("serves the documented register map, decoding to the simulator's values", async () => {
     const server = await serve({ seed: 42 });
     const sim = new MillingMachineSimulator({ seed: 42 });
     const c = await client(server.port);
@@ -114,7 +114,7 @@ describe('MillingModbusServer', () => {
     expect(w.slice(10, 12)).toEqual([0xabcd, 7]);
   });
 
-  it('answers the protocol\'s exceptions', async () => {
+  it("answers the protocol's exceptions", async () => {
     const server = await serve();
     const c = await client(server.port);
     const exc = async (pdu: number[]) => [...(await c.request(1, pdu))!];

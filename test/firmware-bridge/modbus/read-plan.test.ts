@@ -25,7 +25,7 @@ const sig = (address: number, count = 1, extra: Partial<PlanSignal> = {}): PlanS
 const spans = (batches: ReadBatch[]) => batches.map((b) => [b.address, b.count]);
 
 describe('planReads', () => {
-  it('merges adjacent signals into one request, and keeps each signal\'s offset', () => {
+  it("merges adjacent signals into one request, and keeps each signal's offset", () => {
     const plan = planReads([sig(3, 2), sig(0, 2), sig(2, 1)]);
     expect(spans(plan)).toEqual([[0, 5]]);
     expect(plan[0]).toMatchObject({ functionCode: 3, unitId: 1, registerType: 'holding', intervalMs: 1000 });
@@ -38,25 +38,49 @@ describe('planReads', () => {
 
   it('bridges holes up to maxGap, and no larger', () => {
     const signals = [sig(0), sig(5), sig(20, 2)];
-    expect(spans(planReads(signals))).toEqual([[0, 1], [5, 1], [20, 2]]);
-    expect(spans(planReads(signals, { maxGapRegisters: 4 }))).toEqual([[0, 6], [20, 2]]);
+    expect(spans(planReads(signals))).toEqual([
+      [0, 1],
+      [5, 1],
+      [20, 2],
+    ]);
+    expect(spans(planReads(signals, { maxGapRegisters: 4 }))).toEqual([
+      [0, 6],
+      [20, 2],
+    ]);
     expect(spans(planReads(signals, { maxGapRegisters: 14 }))).toEqual([[0, 22]]);
     // Bits have their own gap setting.
     const coils = [sig(0, 1, { registerType: 'coil' }), sig(40, 1, { registerType: 'coil' })];
-    expect(spans(planReads(coils, { maxGapRegisters: 100 }))).toEqual([[0, 1], [40, 1]]);
+    expect(spans(planReads(coils, { maxGapRegisters: 100 }))).toEqual([
+      [0, 1],
+      [40, 1],
+    ]);
     expect(spans(planReads(coils, { maxGapBits: 39 }))).toEqual([[0, 41]]);
   });
 
   it('never exceeds 125 registers or 2000 bits per request; a value never straddles two requests', () => {
     const regs = Array.from({ length: 200 }, (_, i) => sig(i));
-    expect(spans(planReads(regs))).toEqual([[0, 125], [125, 75]]);
+    expect(spans(planReads(regs))).toEqual([
+      [0, 125],
+      [125, 75],
+    ]);
     // A 32-bit value at 124-125 does not fit in 0-124.
-    expect(spans(planReads([...Array.from({ length: 124 }, (_, i) => sig(i)), sig(124, 2)]))).toEqual([[0, 124], [124, 2]]);
+    expect(spans(planReads([...Array.from({ length: 124 }, (_, i) => sig(i)), sig(124, 2)]))).toEqual([
+      [0, 124],
+      [124, 2],
+    ]);
     const bits = Array.from({ length: 2500 }, (_, i) => sig(i, 1, { registerType: 'discrete' }));
     const plan = planReads(bits);
-    expect(spans(plan)).toEqual([[0, MAX_READ_BITS], [2000, 500]]);
+    expect(spans(plan)).toEqual([
+      [0, MAX_READ_BITS],
+      [2000, 500],
+    ]);
     expect(plan[0]!.functionCode).toBe(2);
-    expect(spans(planReads(regs, { maxRegisters: 50 }))).toEqual([[0, 50], [50, 50], [100, 50], [150, 50]]);
+    expect(spans(planReads(regs, { maxRegisters: 50 }))).toEqual([
+      [0, 50],
+      [50, 50],
+      [100, 50],
+      [150, 50],
+    ]);
   });
 
   it('groups per unit, per table and per interval, in a stable order', () => {
@@ -81,7 +105,11 @@ describe('planReads', () => {
   it('lets overlapping signals share registers (a word and a value inside it)', () => {
     const plan = planReads([sig(10, 2), sig(10, 1), sig(11, 1)]);
     expect(spans(plan)).toEqual([[10, 2]]);
-    expect(plan[0]!.members.map((m) => [m.signal, m.offset, m.count])).toEqual([[0, 0, 2], [1, 0, 1], [2, 1, 1]]);
+    expect(plan[0]!.members.map((m) => [m.signal, m.offset, m.count])).toEqual([
+      [0, 0, 2],
+      [1, 0, 1],
+      [2, 1, 1],
+    ]);
   });
 
   it('reaches the top of the address space', () => {
@@ -111,7 +139,12 @@ describe('planReads', () => {
         const count = isBitTable(registerType) ? 1 : [1, 2, 4][rng.int(0, 2)]!;
         return { unitId: rng.int(1, 3), registerType, address: rng.int(0, 600), count, intervalMs: [100, 1000][rng.int(0, 1)]! };
       });
-      const options: ReadPlanOptions = { maxRegisters: rng.int(4, 125), maxBits: rng.int(1, 2000), maxGapRegisters: rng.int(0, 10), maxGapBits: rng.int(0, 50) };
+      const options: ReadPlanOptions = {
+        maxRegisters: rng.int(4, 125),
+        maxBits: rng.int(1, 2000),
+        maxGapRegisters: rng.int(0, 10),
+        maxGapBits: rng.int(0, 50),
+      };
       const plan = planReads(signals, options);
       const covered = new Map<number, number>();
       for (const b of plan) {
@@ -138,12 +171,20 @@ describe('planReads', () => {
 });
 
 describe('splitBatch', () => {
-  it('gives one request per signal, at the signal\'s own address', () => {
+  it("gives one request per signal, at the signal's own address", () => {
     const [batch] = planReads([sig(0, 2), sig(10, 1), sig(11, 4)], { maxGapRegisters: 10 });
     expect(spans([batch!])).toEqual([[0, 15]]);
     const parts = splitBatch(batch!);
-    expect(spans(parts)).toEqual([[0, 2], [10, 1], [11, 4]]);
-    expect(parts.map((p) => p.members)).toEqual([[{ signal: 0, offset: 0, count: 2 }], [{ signal: 1, offset: 0, count: 1 }], [{ signal: 2, offset: 0, count: 4 }]]);
+    expect(spans(parts)).toEqual([
+      [0, 2],
+      [10, 1],
+      [11, 4],
+    ]);
+    expect(parts.map((p) => p.members)).toEqual([
+      [{ signal: 0, offset: 0, count: 2 }],
+      [{ signal: 1, offset: 0, count: 1 }],
+      [{ signal: 2, offset: 0, count: 4 }],
+    ]);
     expect(parts.every((p) => p.functionCode === 3 && p.intervalMs === 1000)).toBe(true);
     expect(MAX_READ_REGISTERS).toBe(125);
   });

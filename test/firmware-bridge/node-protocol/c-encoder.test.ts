@@ -17,11 +17,14 @@ describe('C reference encoder (firmware-bridge/c)', () => {
   const build = mkdtempSync(path.join(os.tmpdir(), 'forewarn-c-'));
   afterAll(() => rmSync(build, { recursive: true, force: true }));
 
-  it.skipIf(!toolchain)('compiles with gcc -std=c99 -Wall -Wextra -Werror -pedantic and passes its unit tests (skipped when gcc or make is not on PATH)', () => {
-    const r = spawnSync('make', ['-C', path.join(ROOT, 'firmware-bridge/c'), 'test', `BUILD=${build}`], { encoding: 'utf8', timeout: 120_000 });
-    const output = `${r.stdout}\n${r.stderr}`;
-    expect(r.status, output).toBe(0);
-    expect(output).toMatch(/test_forewarn_node: all \d+ checks passed/);
-    expect(output).toMatch(/lib-check: forewarn_node\.o needs only: (memcpy|memmove|memset|memcmp|strlen|\s)+$/m);
-  });
+  it.skipIf(!toolchain)(
+    'compiles with gcc -std=c99 -Wall -Wextra -Werror -pedantic and passes its unit tests (skipped when gcc or make is not on PATH)',
+    () => {
+      const r = spawnSync('make', ['-C', path.join(ROOT, 'firmware-bridge/c'), 'test', `BUILD=${build}`], { encoding: 'utf8', timeout: 120_000 });
+      const output = `${r.stdout}\n${r.stderr}`;
+      expect(r.status, output).toBe(0);
+      expect(output).toMatch(/test_forewarn_node: all \d+ checks passed/);
+      expect(output).toMatch(/lib-check: forewarn_node\.o needs only: (memcpy|memmove|memset|memcmp|strlen|\s)+$/m);
+    },
+  );
 });

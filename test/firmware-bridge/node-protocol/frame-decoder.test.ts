@@ -18,10 +18,13 @@ const NOW = 1_700_000_100;
 const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
 const decoder = () => new FrameDecoder({ now: () => NOW });
 
-const measurement = (seq: number, v = 21.5) =>
-  encodeFrame(MESSAGE_TYPE.senml, seq, encodeSenmlPack([{ bn: 'node:', n: 'temp', u: 'Cel', v }]));
+const measurement = (seq: number, v = 21.5) => encodeFrame(MESSAGE_TYPE.senml, seq, encodeSenmlPack([{ bn: 'node:', n: 'temp', u: 'Cel', v }]));
 const health = (seq: number) =>
-  encodeFrame(MESSAGE_TYPE.health, seq, encodeSenmlPack(healthToSenml({ firmwareVersion: '2.1', uptimeS: 60, resetCount: 1, lastResetCause: 'brown-out' }, 'node:')));
+  encodeFrame(
+    MESSAGE_TYPE.health,
+    seq,
+    encodeSenmlPack(healthToSenml({ firmwareVersion: '2.1', uptimeS: 60, resetCount: 1, lastResetCause: 'brown-out' }, 'node:')),
+  );
 const chunk = (seq: number) =>
   encodeFrame(
     MESSAGE_TYPE.chunk,

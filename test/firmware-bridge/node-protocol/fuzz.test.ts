@@ -137,7 +137,11 @@ describe('fuzz: FrameDecoder and BlockAssembler', () => {
         case 3: {
           const f = frame();
           const at = rng.int(0, f.length);
-          input = cat(f.subarray(0, at), Uint8Array.from({ length: rng.int(1, 30) }, () => rng.int(0, 255)), f.subarray(at));
+          input = cat(
+            f.subarray(0, at),
+            Uint8Array.from({ length: rng.int(1, 30) }, () => rng.int(0, 255)),
+            f.subarray(at),
+          );
           break;
         }
         case 4: {
@@ -164,10 +168,18 @@ describe('fuzz: FrameDecoder and BlockAssembler', () => {
               [CHUNK_KEY.count, rng.int(1, 4)],
               [CHUNK_KEY.samples, Int16Array.from({ length: rng.int(1, 300) }, () => rng.int(-99, 99))],
             ]);
-            if (rng.bernoulli(0.5)) for (const k of [CHUNK_KEY.name, CHUNK_KEY.unit, CHUNK_KEY.time, CHUNK_KEY.period, CHUNK_KEY.scale, CHUNK_KEY.total]) m.set(k, k === CHUNK_KEY.name ? 'n:v' : k === CHUNK_KEY.unit ? 'g' : rng.int(1, 2000));
+            if (rng.bernoulli(0.5))
+              for (const k of [CHUNK_KEY.name, CHUNK_KEY.unit, CHUNK_KEY.time, CHUNK_KEY.period, CHUNK_KEY.scale, CHUNK_KEY.total])
+                m.set(k, k === CHUNK_KEY.name ? 'n:v' : k === CHUNK_KEY.unit ? 'g' : rng.int(1, 2000));
             body = m;
+            // eslint-disable-next-line no-dupe-else-if -- not a duplicate: each rng.bernoulli() call draws anew
           } else if (rng.bernoulli(0.5)) {
-            body = [new Map<number, CborValue>([[SENML_LABEL.n, 'a'], [rng.int(-6, 8), randomValue(rng)]])];
+            body = [
+              new Map<number, CborValue>([
+                [SENML_LABEL.n, 'a'],
+                [rng.int(-6, 8), randomValue(rng)],
+              ]),
+            ];
           }
           input = encodeFrame(rng.int(0, 4), rng.int(0, 255), body, rng.bernoulli(0.9) ? 0x10 : rng.int(0, 255));
           crcProtected = false;
@@ -182,7 +194,7 @@ describe('fuzz: FrameDecoder and BlockAssembler', () => {
       }
       if (rng.bernoulli(0.3)) input = cat(Uint8Array.of(0), input);
       // Feed in random slices, as a serial port would deliver them.
-      for (let off = 0; off < input.length; ) {
+      for (let off = 0; off < input.length;) {
         const n = rng.int(1, 700);
         const msgs = decoder.push(input.subarray(off, off + n));
         off += n;

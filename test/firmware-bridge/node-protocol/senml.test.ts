@@ -21,10 +21,7 @@ const resolve = (pack: CborValue) => {
 describe('SenML resolution (RFC 8428 §4.6)', () => {
   it('resolves the RFC 8428 §5.1.2 example: base name, relative times, per-record units', () => {
     // [{"bn":"urn:dev:ow:10e2073a01080063:","n":"voltage","u":"V","v":120.1},{"n":"current","u":"A","v":1.2}]
-    const r = resolve([
-      rec([L.bn, 'urn:dev:ow:10e2073a01080063:'], [L.n, 'voltage'], [L.u, 'V'], [L.v, 120.1]),
-      rec([L.n, 'current'], [L.u, 'A'], [L.v, 1.2]),
-    ]);
+    const r = resolve([rec([L.bn, 'urn:dev:ow:10e2073a01080063:'], [L.n, 'voltage'], [L.u, 'V'], [L.v, 120.1]), rec([L.n, 'current'], [L.u, 'A'], [L.v, 1.2])]);
     expect(r.baseName).toBe('urn:dev:ow:10e2073a01080063:');
     expect(r.records).toEqual([
       { name: 'urn:dev:ow:10e2073a01080063:voltage', unit: 'V', value: 120.1, time: NOW },

@@ -94,7 +94,12 @@ function blockOf(input: Record<string, unknown>): BlockInput {
 function encodeVector(v: FrameVector): Uint8Array {
   const i = v.input;
   if ('firmwareVersion' in i) {
-    const h = { firmwareVersion: i.firmwareVersion as string, uptimeS: i.uptimeS as number, resetCount: i.resetCount as number, lastResetCause: i.resetCause as number };
+    const h = {
+      firmwareVersion: i.firmwareVersion as string,
+      uptimeS: i.uptimeS as number,
+      resetCount: i.resetCount as number,
+      lastResetCause: i.resetCause as number,
+    };
     return encodeFrame(MESSAGE_TYPE.health, i.seq, encodeSenmlPack(healthToSenml(h, i.baseName as string)));
   }
   if ('records' in i) {
@@ -150,8 +155,12 @@ describe('shared vectors: frames.json', () => {
         const t = b.time as DecimalFraction;
         const base = t.toNumber() < 2 ** 28 ? NOW + t.toNumber() : t.toNumber();
         expect(m.chunk.header).toEqual({
-          name: b.name, unit: b.unit, baseTime: base, period: (b.period as DecimalFraction).toNumber(),
-          scale: (b.scale as DecimalFraction).toNumber(), totalSamples: b.samples.length,
+          name: b.name,
+          unit: b.unit,
+          baseTime: base,
+          period: (b.period as DecimalFraction).toNumber(),
+          scale: (b.scale as DecimalFraction).toNumber(),
+          totalSamples: b.samples.length,
         });
       }
     }

@@ -10,7 +10,8 @@ import {
 import { Prng } from '../../../firmware-bridge/src/simulators/prng.js';
 
 const FS = 10_000;
-const sine = (n: number, a: number, hz: number, phase = 0, fs = FS) => Float64Array.from({ length: n }, (_, k) => a * Math.sin((2 * Math.PI * hz * k) / fs + phase));
+const sine = (n: number, a: number, hz: number, phase = 0, fs = FS) =>
+  Float64Array.from({ length: n }, (_, k) => a * Math.sin((2 * Math.PI * hz * k) / fs + phase));
 
 describe('RealFft', () => {
   it('matches a direct DFT', () => {
@@ -74,7 +75,7 @@ describe('time-domain features against closed forms', () => {
   it('applies the scale of Int16Array samples', () => {
     const counts = Int16Array.from(sine(10_000, 10_000, 50), Math.round);
     const t = timeFeatures(counts, 0.002);
-    expect(t.rms).toBeCloseTo((20 / Math.SQRT2), 3);
+    expect(t.rms).toBeCloseTo(20 / Math.SQRT2, 3);
     expect(t.peak).toBeCloseTo(20, 6);
     expect(t.kurtosis).toBeCloseTo(1.5, 4);
   });
@@ -114,7 +115,7 @@ describe('band energies', () => {
     const A = 2;
     const f = vibrationFeatures(sine(8192, A, 1234), { sampleRateHz: FS, bands: BANDS });
     const e = f.bands.map((b) => b.energy);
-    expect(e[2]! / (A * A / 2)).toBeCloseTo(1, 2);
+    expect(e[2]! / ((A * A) / 2)).toBeCloseTo(1, 2);
     expect(e[0]! + e[1]! + e[3]!).toBeLessThan(1e-4);
     expect(Math.abs(f.dominantHz - 1234)).toBeLessThanOrEqual(FS / 4096);
     expect(f.bands[2]!.rms).toBeCloseTo(A / Math.SQRT2, 2);

@@ -38,8 +38,7 @@ const WEAR_ADDED: Record<ProductType, number> = { L: 2, M: 3, H: 5 };
 const OSF_LIMIT: Record<ProductType, number> = { L: 11_000, M: 12_000, H: 13_000 };
 const tenths = (x: number): number => Math.round(x * 10);
 /** HDF: process − air < 8.6 K (compared exactly, in tenths of a kelvin) and speed < 1380 rpm. */
-const hdfRule = (s: MillingSample): boolean =>
-  tenths(s.processTemperatureK) - tenths(s.airTemperatureK) < 86 && s.rotationalSpeedRpm < 1380;
+const hdfRule = (s: MillingSample): boolean => tenths(s.processTemperatureK) - tenths(s.airTemperatureK) < 86 && s.rotationalSpeedRpm < 1380;
 const powerW = (s: MillingSample): number => s.torqueNm * s.rotationalSpeedRpm * ((2 * Math.PI) / 60);
 const pwfRule = (s: MillingSample): boolean => powerW(s) < 3500 || powerW(s) > 9000;
 const osfRule = (s: MillingSample): boolean => s.toolWearMin * s.torqueNm > OSF_LIMIT[s.productType];
@@ -83,8 +82,7 @@ function lagStep(xs: readonly number[], lag: number): number {
   for (let i = lag; i < xs.length; i++) s += (xs[i]! - xs[i - lag]!) ** 2;
   return Math.sqrt(s / (xs.length - lag));
 }
-const rate = (xs: readonly MillingSample[], pred: (s: MillingSample) => boolean): number =>
-  xs.filter(pred).length / xs.length;
+const rate = (xs: readonly MillingSample[], pred: (s: MillingSample) => boolean): number => xs.filter(pred).length / xs.length;
 const diffK = (s: MillingSample): number => (tenths(s.processTemperatureK) - tenths(s.airTemperatureK)) / 10;
 
 /** Asserts `ok` for every sample, reporting the first few that fail (one expect per sample would be slow). */
@@ -284,7 +282,12 @@ describe('MillingMachineSimulator: tool wear', () => {
 describe('MillingMachineSimulator: statistically like AI4I 2020', () => {
   it('matches the product mix, load, speed and wear over 20,000 processes', () => {
     for (const t of PRODUCT_TYPES) {
-      expectNear(`share of ${t}`, rate(base, (s) => s.productType === t), AI4I.typeShare[t], 0.015);
+      expectNear(
+        `share of ${t}`,
+        rate(base, (s) => s.productType === t),
+        AI4I.typeShare[t],
+        0.015,
+      );
     }
     const rpm = base.map((s) => s.rotationalSpeedRpm);
     const tq = base.map((s) => s.torqueNm);
@@ -303,10 +306,30 @@ describe('MillingMachineSimulator: statistically like AI4I 2020', () => {
 
   it('matches the rates of the failure modes that do not depend on temperature', () => {
     // AI4I counts are small (37–83 per mode), so the bands are about ±40 %.
-    expectNear('TWF rate', rate(base, (s) => s.modes.twf), AI4I.modeRate.twf, 0.002);
-    expectNear('PWF rate', rate(base, (s) => s.modes.pwf), AI4I.modeRate.pwf, 0.0035);
-    expectNear('OSF rate', rate(base, (s) => s.modes.osf), AI4I.modeRate.osf, 0.004);
-    expectNear('RNF rate', rate(base, (s) => s.modes.rnf), 0.001, 0.0007); // published 0.1 %
+    expectNear(
+      'TWF rate',
+      rate(base, (s) => s.modes.twf),
+      AI4I.modeRate.twf,
+      0.002,
+    );
+    expectNear(
+      'PWF rate',
+      rate(base, (s) => s.modes.pwf),
+      AI4I.modeRate.pwf,
+      0.0035,
+    );
+    expectNear(
+      'OSF rate',
+      rate(base, (s) => s.modes.osf),
+      AI4I.modeRate.osf,
+      0.004,
+    );
+    expectNear(
+      'RNF rate',
+      rate(base, (s) => s.modes.rnf),
+      0.001,
+      0.0007,
+    ); // published 0.1 %
   });
 
   it('matches the temperature distributions and the overall failure rate (walks sped up, 20,000 processes)', () => {
@@ -320,8 +343,18 @@ describe('MillingMachineSimulator: statistically like AI4I 2020', () => {
     expectNear('difference mean', mean(diff), AI4I.diff.mean, 0.2);
     expectNear('difference sd', sd(diff), AI4I.diff.sd, 0.1);
     expectNear('corr(air, difference)', corr(air, diff), AI4I.corrAirDiff, 0.08);
-    expectNear('HDF rate', rate(fastThermal, (s) => s.modes.hdf), AI4I.modeRate.hdf, 0.005);
-    expectNear('failure rate', rate(fastThermal, (s) => s.failed), AI4I.failureRate, 0.007);
+    expectNear(
+      'HDF rate',
+      rate(fastThermal, (s) => s.modes.hdf),
+      AI4I.modeRate.hdf,
+      0.005,
+    );
+    expectNear(
+      'failure rate',
+      rate(fastThermal, (s) => s.failed),
+      AI4I.failureRate,
+      0.007,
+    );
   });
 
   it('matches the temperature walk steps of the data at the default time scale (20,000 processes)', () => {
@@ -398,7 +431,12 @@ describe('MillingMachineSimulator: options', () => {
 
   it('uses the product mix it is given', () => {
     const xs = run(N, { seed: 13, productMix: { L: 0.5, M: 0.3, H: 0.2 } });
-    expectNear('share of H', rate(xs, (s) => s.productType === 'H'), 0.2, 0.015);
+    expectNear(
+      'share of H',
+      rate(xs, (s) => s.productType === 'H'),
+      0.2,
+      0.015,
+    );
     expect(run(100, { productMix: { L: 0, M: 0, H: 1 } }).every((s) => s.productType === 'H')).toBe(true);
   });
 

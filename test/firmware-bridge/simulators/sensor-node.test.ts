@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BEARING_6205,
-  SensorNodeSimulator,
-  type SensorNodeOptions,
-  bearingDefectFrequencies,
-} from '../../../firmware-bridge/src/simulators/sensor-node.js';
+import { BEARING_6205, SensorNodeSimulator, type SensorNodeOptions, bearingDefectFrequencies } from '../../../firmware-bridge/src/simulators/sensor-node.js';
 import { type NodeMessage, FrameDecoder } from '../../../firmware-bridge/src/node-protocol/frame-decoder.js';
 import { BlockAssembler, type SampleBlock } from '../../../firmware-bridge/src/node-protocol/block-assembler.js';
 import { vibrationFeatures } from '../../../firmware-bridge/src/node-protocol/vibration-features.js';
@@ -93,10 +88,7 @@ describe('SensorNodeSimulator', () => {
   });
 
   it('loses only what the injected faults hit, and never delivers a corrupted block', () => {
-    const r = run(
-      { seed: 3, noise: { garbageProbability: 0.02, bitFlipProbability: 0.01, dropChunkProbability: 0.005, truncateProbability: 0.005 } },
-      60,
-    );
+    const r = run({ seed: 3, noise: { garbageProbability: 0.02, bitFlipProbability: 0.01, dropChunkProbability: 0.005, truncateProbability: 0.005 } }, 60);
     const c = r.decoder.counters;
     const faults = r.totals.chunksDropped + r.totals.framesTruncated + r.totals.bitFlips;
     expect(faults).toBeGreaterThan(5);
@@ -108,7 +100,9 @@ describe('SensorNodeSimulator', () => {
     expect(r.blocks.length).toBeGreaterThan(25);
     expect(r.blocks.length).toBeLessThan(60);
     for (const b of r.blocks) expect(b.samples).toEqual(r.sent.get(b.blockId));
-    expect(r.assembler.stats.completed + r.assembler.inProgress + r.assembler.stats.timedOut + r.assembler.stats.evicted + r.assembler.stats.invalid).toBeGreaterThanOrEqual(55);
+    expect(
+      r.assembler.stats.completed + r.assembler.inProgress + r.assembler.stats.timedOut + r.assembler.stats.evicted + r.assembler.stats.invalid,
+    ).toBeGreaterThanOrEqual(55);
   });
 
   it('loses the frame after line noise, unless frames are preceded by 0x00', () => {

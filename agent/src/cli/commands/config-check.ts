@@ -30,7 +30,8 @@ Validates FILE against the schema and this host's disk, without the environment 
     // Limits this host's disk cannot meet: an explicit one refuses the file, a default one is clamped at run time.
     const storage = assessConfigStorage(loaded);
     const errors = storage.problems.filter((p) => p.severity === 'error');
-    if (errors.length) throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: invalid configuration`, { details: errors.map((p) => `${p.path}: ${p.message}`) });
+    if (errors.length)
+      throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: invalid configuration`, { details: errors.map((p) => `${p.path}: ${p.message}`) });
     for (const p of storage.problems) process.stderr.write(`forewarn: ${file}: ${p.severity}: ${p.path}: ${p.message} [FW_ERR_STORAGE_LIMITS]\n`);
     process.stdout.write(values.json ? `${JSON.stringify(redactConfig(loaded.config), null, 2)}\n` : `${file}: valid\n`);
     return 0;

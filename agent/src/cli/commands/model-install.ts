@@ -45,13 +45,17 @@ A new model (nothing to shadow it against) or scoring.shadow.samples 0 promotes 
       write(JSON.stringify(r, null, 2));
       return 0;
     }
-    const golden = r.golden ? `golden outputs match (${r.golden.rows} rows, largest |Δ| ${r.golden.maxAbsDiff} ≤ ${r.golden.tolerance})` : 'no golden.json: baseline output checked';
+    const golden = r.golden
+      ? `golden outputs match (${r.golden.rows} rows, largest |Δ| ${r.golden.maxAbsDiff} ≤ ${r.golden.tolerance})`
+      : 'no golden.json: baseline output checked';
     write(`${r.model}@${r.version}: signature verified (key ${r.keyId}), loads, ${golden}`);
     if (r.superseded) write(`replaces the candidate ${r.superseded}, which had not been promoted`);
     if (r.unchanged) {
       write(`already installed as ${r.outcome === 'candidate' ? 'the candidate' : 'the current version'}: nothing changed`);
     } else if (r.outcome === 'promoted') {
-      write(`installed and promoted${r.currentVersion === null ? ' (a new model: nothing to shadow it against)' : ' (scoring.shadow.samples is 0)'}; ${agentNote(config, 'loads it')}`);
+      write(
+        `installed and promoted${r.currentVersion === null ? ' (a new model: nothing to shadow it against)' : ' (scoring.shadow.samples is 0)'}; ${agentNote(config, 'loads it')}`,
+      );
     } else {
       write(
         `installed as candidate beside ${r.currentVersion}; ${agentNote(config, `shadow-scores it on ${config.scoring.shadow.samples} readings, then promotes it or rolls it back,`)}. \`forewarn model list\` shows the outcome.`,

@@ -1,6 +1,6 @@
 import type { Logger } from '../../core/logger.js';
 import { describeError } from '../../core/errors.js';
-import type { Component, Reading, RiskRecord } from '../../core/types.js';
+import type { Component, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../../core/types.js';
 import type { AnomalyConfig } from '../../config/load-config.js';
 import { ANOMALY_MODEL_VERSION, AnomalyDetector, type DetectorState } from './detector.js';
 
@@ -65,13 +65,11 @@ interface Tracked {
 
 export function patternMatcher(patterns: readonly string[]): (name: string) => boolean {
   const exact = new Set(patterns.filter((p) => !p.includes('*')));
-  const globs = patterns
-    .filter((p) => p.includes('*'))
-    .map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  const globs = patterns.filter((p) => p.includes('*')).map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
   return (name) => exact.has(name) || globs.some((re) => re.test(name));
 }
 
-export class AnomalyScorer implements Component {
+export class AnomalyScorer implements Component, ReadingConsumer {
   readonly name = 'anomaly';
   private readonly tracked = new Map<string, Tracked>();
   private readonly watches: (asset: string) => boolean;
@@ -81,14 +79,17 @@ export class AnomalyScorer implements Component {
   private stopped = false;
   private warnedAssets = false;
   private counters = { scored: 0, anomalies: 0, restored: 0, discarded: 0, persistErrors: 0 };
+  /** Where anomaly records go (the store writer and health, wired by the agent). */
+  private readonly onRisk: (records: RiskRecord[]) => void;
 
   constructor(
     private readonly config: Readonly<AnomalyConfig>,
     private readonly store: MetaStore | null,
-    private readonly onRisk: (records: RiskRecord[]) => void,
+    risk: RiskConsumer | ((records: RiskRecord[]) => void),
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
+    this.onRisk = typeof risk === 'function' ? risk : (records) => risk.consumeRisk(records);
     this.watches = patternMatcher(config.assets);
     this.excluded = patternMatcher(config.exclude);
   }
@@ -97,7 +98,12 @@ export class AnomalyScorer implements Component {
     this.timer = setInterval(() => this.persist(), this.config.persistIntervalMs);
     this.timer.unref();
     this.log.info(
-      { assets: this.config.assets, falseAlarmRate: this.config.falseAlarmRate, warmupSamples: this.config.warmupSamples, halfLifeHours: this.config.halfLifeHours },
+      {
+        assets: this.config.assets,
+        falseAlarmRate: this.config.falseAlarmRate,
+        warmupSamples: this.config.warmupSamples,
+        halfLifeHours: this.config.halfLifeHours,
+      },
       'anomaly detection on',
     );
   }
@@ -179,6 +185,16 @@ export class AnomalyScorer implements Component {
   }
 
   /** Drops a signal's held value (stale, or failed a quality check). */
+  /** The reading seam (core/types.ts): the same as `accept`. */
+  consumeReading(reading: Reading): void {
+    this.accept(reading);
+  }
+
+  /** The reading seam: the same as `forget`. */
+  forgetSignal(asset: string, signal: string): void {
+    this.forget(asset, signal);
+  }
+
   forget(asset: string, signal: string): void {
     this.tracked.get(asset)?.detector.forget(signal);
   }

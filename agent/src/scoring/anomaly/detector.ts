@@ -337,7 +337,11 @@ export class AnomalyDetector {
 
   summary(): DetectorSummary {
     const state: DetectorState =
-      this.calibration !== null && this.n >= this.options.warmupSamples ? 'scoring' : this.slots.length === 0 && this.readings > 2 * SCREEN_SAMPLES ? 'idle' : 'warming';
+      this.calibration !== null && this.n >= this.options.warmupSamples
+        ? 'scoring'
+        : this.slots.length === 0 && this.readings > 2 * SCREEN_SAMPLES
+          ? 'idle'
+          : 'warming';
     return {
       state,
       samples: this.n,
@@ -637,7 +641,16 @@ export class AnomalyDetector {
       const value = num(e[2], 'slot value');
       const scale = num(e[6], 'slot scale');
       if (scale < 0) throw new Error('bad slot scale');
-      return { name: e[0], n: count(e[1], 'slot n'), value, seenTs: num(e[3], 'slot seenTs'), gap: num(e[4], 'slot gap'), forgotten: e[5] === 1, scale, x: transform(value, scale) };
+      return {
+        name: e[0],
+        n: count(e[1], 'slot n'),
+        value,
+        seenTs: num(e[3], 'slot seenTs'),
+        gap: num(e[4], 'slot gap'),
+        forgotten: e[5] === 1,
+        scale,
+        x: transform(value, scale),
+      };
     });
     d.reindex();
     if (d.slotIndex.size !== d.slots.length) throw new Error('duplicate signal');
@@ -647,7 +660,8 @@ export class AnomalyDetector {
     for (let i = 0; i < p; i++) if (d.cov[at(i, i)]! < 0) throw new Error('negative variance');
     if (!Array.isArray(s.candidates)) throw new Error('candidates must be an array');
     for (const e of s.candidates) {
-      if (!Array.isArray(e) || e.length !== 8 || typeof e[0] !== 'string' || !Array.isArray(e[7]) || e[7].length >= SCREEN_SAMPLES) throw new Error('bad candidate');
+      if (!Array.isArray(e) || e.length !== 8 || typeof e[0] !== 'string' || !Array.isArray(e[7]) || e[7].length >= SCREEN_SAMPLES)
+        throw new Error('bad candidate');
       d.candidates.set(e[0], {
         n: count(e[1], 'candidate n'),
         last: num(e[2], 'candidate last'),
@@ -665,7 +679,12 @@ export class AnomalyDetector {
         if (!Number.isInteger(i) || i < 0 || i >= p) throw new Error('bad precision slot');
         return i;
       });
-      d.precision = { slots, p: nums(pr.p, packedLength(slots.length), 'precision'), shrinkage: num(pr.shrinkage, 'shrinkage'), turnover: num(pr.turnover, 'turnover') };
+      d.precision = {
+        slots,
+        p: nums(pr.p, packedLength(slots.length), 'precision'),
+        shrinkage: num(pr.shrinkage, 'shrinkage'),
+        turnover: num(pr.turnover, 'turnover'),
+      };
     }
     d.hist = ScoreThreshold.fromJSON(s.histogram, d.halfLifeMs);
     d.marg = MarginalMap.fromJSON(s.marginals, p, d.halfLifeMs);

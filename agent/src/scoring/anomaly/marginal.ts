@@ -21,7 +21,13 @@
  * beyond ±100 counts in the end bin.
  */
 const OUTER = [4, 5, 6.5, 8.5, 12, 17, 25, 40, 70, 100];
-const EDGES = [...OUTER.slice(1).reverse().map((e) => -e), ...Array.from({ length: 33 }, (_, k) => -4 + k / 4), ...OUTER.slice(1)];
+const EDGES = [
+  ...OUTER.slice(1)
+    .reverse()
+    .map((e) => -e),
+  ...Array.from({ length: 33 }, (_, k) => -4 + k / 4),
+  ...OUTER.slice(1),
+];
 export const MARGINAL_BINS = EDGES.length - 1;
 /** Values a signal needs before its own distribution is used. */
 const MIN_HISTORY = 100;
@@ -209,7 +215,8 @@ export class MarginalMap {
       for (const e of row as unknown[]) {
         if (!Array.isArray(e) || e.length !== 2) throw new Error('marginals: bad bin');
         const [b, w] = e as [unknown, unknown];
-        if (!Number.isInteger(b) || (b as number) < 0 || (b as number) >= MARGINAL_BINS || !Number.isFinite(w) || (w as number) < 0) throw new Error('marginals: bad bin');
+        if (!Number.isInteger(b) || (b as number) < 0 || (b as number) >= MARGINAL_BINS || !Number.isFinite(w) || (w as number) < 0)
+          throw new Error('marginals: bad bin');
         m.bins[i * MARGINAL_BINS + (b as number)] = w as number;
       }
     });
@@ -254,5 +261,7 @@ export function normalQuantile(p: number): number {
   }
   const q = p - 0.5;
   const r = q * q;
-  return ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1);
+  return (
+    ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
+  );
 }

@@ -191,7 +191,8 @@ export class ScoreThreshold {
     for (const e of s.bins as unknown[]) {
       if (!Array.isArray(e) || e.length !== 2) throw new Error('histogram: bad bin');
       const [b, w] = e as [unknown, unknown];
-      if (!Number.isInteger(b) || (b as number) < 0 || (b as number) >= HIST_BINS || !Number.isFinite(w) || (w as number) < 0) throw new Error('histogram: bad bin');
+      if (!Number.isInteger(b) || (b as number) < 0 || (b as number) >= HIST_BINS || !Number.isFinite(w) || (w as number) < 0)
+        throw new Error('histogram: bad bin');
       t.bins[b as number] = w as number;
     }
     if ((t.refTs === null) !== (t.lastTs === null)) throw new Error('histogram: inconsistent timestamps');

@@ -135,7 +135,13 @@ export class EdacReader {
     return out;
   }
 
-  private async counters(dir: string, files: string[], key: string, out: EdacSample, rename: (f: string) => string = (f) => f): Promise<Record<string, number>> {
+  private async counters(
+    dir: string,
+    files: string[],
+    key: string,
+    out: EdacSample,
+    rename: (f: string) => string = (f) => f,
+  ): Promise<Record<string, number>> {
     const got: Record<string, number> = {};
     for (const f of files) {
       const text = await this.readText(path.join(dir, f));

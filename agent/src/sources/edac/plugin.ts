@@ -26,7 +26,11 @@ export const edacPlugin = defineSource<'edac', Omit<EdacSourceConfig, 'asset'>>(
     return [
       mcs.length
         ? probeOk('sources.edac', `${mcs.length} EDAC memory controller(s) under ${dir}`)
-        : probeWarn('sources.edac', `no EDAC memory controller under ${dir}`, 'load the EDAC driver for this platform (e.g. modprobe skx_edac / amd64_edac), or disable sources.edac'),
+        : probeWarn(
+            'sources.edac',
+            `no EDAC memory controller under ${dir}`,
+            'load the EDAC driver for this platform (e.g. modprobe skx_edac / amd64_edac), or disable sources.edac',
+          ),
     ];
   },
 });

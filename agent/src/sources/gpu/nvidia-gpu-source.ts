@@ -36,8 +36,19 @@ import { describeError } from '../../core/errors.js';
 import type { Component, EventSink, ReadingSink } from '../../core/types.js';
 import type { SourceStats } from '../interval-source.js';
 import {
-  FALLBACK_FIELDS, REMAPPED_ROWS_FIELDS, parseHelpQueryGpu, parseNvlinkErrors, parseQueryLine, parseQueryText,
-  parseRemappedRows, parseXidLine, planQuery, xidInfo, xidSeverity, type GpuRow, type QueryPlan,
+  FALLBACK_FIELDS,
+  REMAPPED_ROWS_FIELDS,
+  parseHelpQueryGpu,
+  parseNvlinkErrors,
+  parseQueryLine,
+  parseQueryText,
+  parseRemappedRows,
+  parseXidLine,
+  planQuery,
+  xidInfo,
+  xidSeverity,
+  type GpuRow,
+  type QueryPlan,
 } from './nvidia-smi-parsers.js';
 
 export interface NvidiaGpuConfig {
@@ -55,7 +66,13 @@ export interface NvidiaGpuConfig {
 }
 
 export const NVIDIA_GPU_DEFAULTS: NvidiaGpuConfig = {
-  enabled: true, intervalMs: 5000, slowIntervalMs: 60_000, timeoutMs: 10_000, binary: 'nvidia-smi', xid: true, kernelLog: 'auto',
+  enabled: true,
+  intervalMs: 5000,
+  slowIntervalMs: 60_000,
+  timeoutMs: 10_000,
+  binary: 'nvidia-smi',
+  xid: true,
+  kernelLog: 'auto',
 };
 
 /** Seams for tests and unusual hosts; production uses the defaults. */
@@ -129,8 +146,18 @@ export class NvidiaGpuSource implements Component {
     private readonly options: NvidiaGpuOptions = {},
   ) {
     this.stats = {
-      name: this.name, state: 'idle', samples: 0, errors: 0, lastError: null, lastSampleTs: null,
-      gpus: 0, restarts: 0, partialFailures: 0, problems: 0, xidEvents: 0, kernelLog: 'off',
+      name: this.name,
+      state: 'idle',
+      samples: 0,
+      errors: 0,
+      lastError: null,
+      lastSampleTs: null,
+      gpus: 0,
+      restarts: 0,
+      partialFailures: 0,
+      problems: 0,
+      xidEvents: 0,
+      kernelLog: 'off',
     };
     this.env = { ...process.env, ...options.env };
     this.backoff = options.restartBackoffMs ?? { initial: 1000, max: 60_000 };
@@ -231,7 +258,9 @@ export class NvidiaGpuSource implements Component {
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
     createInterface({ input: child.stdout! }).on('line', (line) => this.onFastLine(child, line, plan));
     child.on('error', (err) => this.onFastExit(child, err));
-    child.on('close', (code, signal) => this.onFastExit(child, new Error(`nvidia-smi -lms exited (${signal ?? `code ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`)));
+    child.on('close', (code, signal) =>
+      this.onFastExit(child, new Error(`nvidia-smi -lms exited (${signal ?? `code ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`)),
+    );
     // A child that prints nothing for 3 intervals is hung (a wedged GPU can hang NVML calls): kill and restart.
     const check = () => {
       const quiet = Date.now() - this.lastLineAt;
@@ -376,13 +405,21 @@ export class NvidiaGpuSource implements Component {
   private exec(args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
       const child = execFile(
-        this.config.binary, args,
+        this.config.binary,
+        args,
         { env: this.env, timeout: this.config.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 32 * 1024 * 1024 },
         (err, stdout, stderr) => {
           this.oneShots.delete(child);
           if (!err) return resolve(stdout);
           const detail = `${String(stdout).trim()} ${String(stderr).trim()}`.trim().slice(0, 300);
-          reject(Object.assign(new Error(`${this.config.binary} ${args[0]}: ${err.killed ? `timed out after ${this.config.timeoutMs} ms` : err.message}${detail ? ` — ${detail}` : ''}`), { code: err.code }));
+          reject(
+            Object.assign(
+              new Error(
+                `${this.config.binary} ${args[0]}: ${err.killed ? `timed out after ${this.config.timeoutMs} ms` : err.message}${detail ? ` — ${detail}` : ''}`,
+              ),
+              { code: err.code },
+            ),
+          );
         },
       );
       this.oneShots.add(child);
@@ -519,8 +556,13 @@ export class NvidiaGpuSource implements Component {
     this.log[level]({ source: this.name, asset, xid: x.code, severity }, `GPU Xid ${x.code}: ${info.name}`);
     try {
       this.events({
-        ts: x.time ?? Date.now(), source: this.name, asset, type: 'gpu.xid', code: x.code,
-        message: `Xid ${x.code} (${info.name}) on ${x.pciAddress}${x.message ? `: ${x.message}` : ''}`, attributes,
+        ts: x.time ?? Date.now(),
+        source: this.name,
+        asset,
+        type: 'gpu.xid',
+        code: x.code,
+        message: `Xid ${x.code} (${info.name}) on ${x.pciAddress}${x.message ? `: ${x.message}` : ''}`,
+        attributes,
       });
     } catch (err) {
       this.log.error({ source: this.name, err: describeError(err) }, 'event sink threw');

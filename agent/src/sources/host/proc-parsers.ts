@@ -238,13 +238,35 @@ export function parseDiskstats(text: string): { devices: DiskStats[]; malformed:
       continue;
     }
     const [major, minor, rc, rm, sr, rms, wc, wm, sw, wms, inf, io, wio] = n as [
-      number, number, number, number, number, number, number, number, number, number, number, number, number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
     ];
     devices.push({
-      major, minor, name,
-      readsCompleted: rc, readsMerged: rm, sectorsRead: sr, readMs: rms,
-      writesCompleted: wc, writesMerged: wm, sectorsWritten: sw, writeMs: wms,
-      inFlight: inf, ioMs: io, weightedIoMs: wio,
+      major,
+      minor,
+      name,
+      readsCompleted: rc,
+      readsMerged: rm,
+      sectorsRead: sr,
+      readMs: rms,
+      writesCompleted: wc,
+      writesMerged: wm,
+      sectorsWritten: sw,
+      writeMs: wms,
+      inFlight: inf,
+      ioMs: io,
+      weightedIoMs: wio,
     });
   }
   return { devices, malformed };
@@ -268,16 +290,25 @@ export function parseNetDev(text: string): { interfaces: NetDevStats[]; malforme
       malformed++;
       continue;
     }
-    const v = n as [
-      number, number, number, number, number, number, number, number,
-      number, number, number, number, number, number, number, number,
-    ];
+    const v = n as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
     interfaces.push({
       name,
-      rxBytes: v[0], rxPackets: v[1], rxErrors: v[2], rxDrops: v[3],
-      rxFifo: v[4], rxFrame: v[5], rxCompressed: v[6], rxMulticast: v[7],
-      txBytes: v[8], txPackets: v[9], txErrors: v[10], txDrops: v[11],
-      txFifo: v[12], txCollisions: v[13], txCarrier: v[14], txCompressed: v[15],
+      rxBytes: v[0],
+      rxPackets: v[1],
+      rxErrors: v[2],
+      rxDrops: v[3],
+      rxFifo: v[4],
+      rxFrame: v[5],
+      rxCompressed: v[6],
+      rxMulticast: v[7],
+      txBytes: v[8],
+      txPackets: v[9],
+      txErrors: v[10],
+      txDrops: v[11],
+      txFifo: v[12],
+      txCollisions: v[13],
+      txCarrier: v[14],
+      txCompressed: v[15],
     });
   }
   return { interfaces, malformed };
@@ -304,8 +335,15 @@ export function parseMountinfo(text: string): { mounts: MountInfo[]; malformed: 
     const fsType = f[sep + 1];
     const source = f[sep + 2];
     if (
-      sep < 0 || !COUNT.test(id ?? '') || !COUNT.test(parent ?? '') || !/^\d+:\d+$/.test(device ?? '') ||
-      root === undefined || mountPoint === undefined || options === undefined || fsType === undefined || source === undefined
+      sep < 0 ||
+      !COUNT.test(id ?? '') ||
+      !COUNT.test(parent ?? '') ||
+      !/^\d+:\d+$/.test(device ?? '') ||
+      root === undefined ||
+      mountPoint === undefined ||
+      options === undefined ||
+      fsType === undefined ||
+      source === undefined
     ) {
       malformed++;
       continue;
@@ -348,12 +386,44 @@ export function parseProcMounts(text: string): { mounts: MountInfo[]; malformed:
 
 /** Filesystem types that hold no disk space of their own (memory, kernel interfaces, images). */
 export const PSEUDO_FS_TYPES: ReadonlySet<string> = new Set([
-  'proc', 'sysfs', 'devtmpfs', 'devpts', 'tmpfs', 'ramfs', 'rootfs', 'cgroup', 'cgroup2', 'cpuset',
-  'securityfs', 'debugfs', 'tracefs', 'configfs', 'fusectl', 'mqueue', 'hugetlbfs', 'pstore', 'bpf',
-  'binfmt_misc', 'autofs', 'rpc_pipefs', 'nsfs', 'efivarfs', 'selinuxfs', 'nfsd', 'overlay', 'aufs',
+  'proc',
+  'sysfs',
+  'devtmpfs',
+  'devpts',
+  'tmpfs',
+  'ramfs',
+  'rootfs',
+  'cgroup',
+  'cgroup2',
+  'cpuset',
+  'securityfs',
+  'debugfs',
+  'tracefs',
+  'configfs',
+  'fusectl',
+  'mqueue',
+  'hugetlbfs',
+  'pstore',
+  'bpf',
+  'binfmt_misc',
+  'autofs',
+  'rpc_pipefs',
+  'nsfs',
+  'efivarfs',
+  'selinuxfs',
+  'nfsd',
+  'overlay',
+  'aufs',
   // Read-only images are always 100 % full: snaps, live media, AppImages.
-  'squashfs', 'iso9660', 'udf', 'erofs',
-  'fuse.lxcfs', 'fuse.gvfsd-fuse', 'fuse.portal', 'fuse.snapfuse', 'fuse.xdg-document-portal',
+  'squashfs',
+  'iso9660',
+  'udf',
+  'erofs',
+  'fuse.lxcfs',
+  'fuse.gvfsd-fuse',
+  'fuse.portal',
+  'fuse.snapfuse',
+  'fuse.xdg-document-portal',
 ]);
 
 /**
@@ -361,14 +431,28 @@ export const PSEUDO_FS_TYPES: ReadonlySet<string> = new Set([
  * for by mount point.
  */
 export const NETWORK_FS_TYPES: ReadonlySet<string> = new Set([
-  'nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'ncpfs', 'afs', 'ceph', 'glusterfs', 'fuse.glusterfs',
-  'fuse.sshfs', 'fuse.rclone', 'fuse.s3fs', 'lustre', 'gpfs', 'beegfs', '9p', 'fuse.cephfs',
+  'nfs',
+  'nfs4',
+  'cifs',
+  'smb3',
+  'smbfs',
+  'ncpfs',
+  'afs',
+  'ceph',
+  'glusterfs',
+  'fuse.glusterfs',
+  'fuse.sshfs',
+  'fuse.rclone',
+  'fuse.s3fs',
+  'lustre',
+  'gpfs',
+  'beegfs',
+  '9p',
+  'fuse.cephfs',
 ]);
 
 /** Single files a container runtime bind-mounts from the host disk; the disk is better named by another mount. */
-const CONTAINER_FILE_MOUNTS: ReadonlySet<string> = new Set([
-  '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/termination-log', '/run/.containerenv',
-]);
+const CONTAINER_FILE_MOUNTS: ReadonlySet<string> = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/termination-log', '/run/.containerenv']);
 
 export interface FilesystemSelection {
   /** Mount points to report. When given, only these are reported (whatever their type) and the rest skipped. */
@@ -417,7 +501,10 @@ function better(a: MountInfo, b: MountInfo): boolean {
  * become one `_`. Never empty.
  */
 export function metricLabel(name: string): string {
-  const s = name.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
+  const s = name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return s === '' ? 'unnamed' : s;
 }
 

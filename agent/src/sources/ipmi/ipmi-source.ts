@@ -112,7 +112,9 @@ export class IpmiSource extends IntervalSource {
     if (res.code !== 0) {
       const msg = (res.stderr.trim() || res.stdout.trim()).split('\n')[0]?.slice(0, 300) ?? '';
       if (DENIED.test(msg)) {
-        throw new SourceUnavailableError(`ipmitool may not open the IPMI device (${msg}): run as root, or give the agent's user read-write access to /dev/ipmi0`);
+        throw new SourceUnavailableError(
+          `ipmitool may not open the IPMI device (${msg}): run as root, or give the agent's user read-write access to /dev/ipmi0`,
+        );
       }
       if (NO_DEVICE.test(msg)) throw new SourceUnavailableError(`ipmitool cannot reach the BMC: ${msg}`);
     }
@@ -161,13 +163,22 @@ export class IpmiSource extends IntervalSource {
     const fresh = first ? [] : newSelEntries(entries, this.lastSel ?? null);
     this.lastSel = last ? { id: last.id, fingerprint: selFingerprint(last) } : null;
     if (first) {
-      this.log.info({ source: this.name, asset: this.asset, entries: entries.length, lastId: last?.idText ?? null }, 'BMC event log read; existing entries counted, not replayed');
+      this.log.info(
+        { source: this.name, asset: this.asset, entries: entries.length, lastId: last?.idText ?? null },
+        'BMC event log read; existing entries counted, not replayed',
+      );
     }
     return { count: entries.length, events: fresh.map((e) => this.toEvent(e, now)) };
   }
 
   private toEvent(e: SelEntry, now: number): HealthEvent {
-    const attributes: HealthEvent['attributes'] = { sensor: e.sensor, event: e.event, direction: e.direction, selId: e.idText, bmcTime: `${e.date} ${e.time}`.trim() };
+    const attributes: HealthEvent['attributes'] = {
+      sensor: e.sensor,
+      event: e.event,
+      direction: e.direction,
+      selId: e.idText,
+      bmcTime: `${e.date} ${e.time}`.trim(),
+    };
     if (e.detail) attributes.detail = e.detail;
     return {
       ts: now,

@@ -19,14 +19,17 @@ export const ipmiPlugin = defineSource<'ipmi', Pick<IpmiSourceConfig, 'enabled' 
     if (!config.enabled) return [];
     const devices = ['/dev/ipmi0', '/dev/ipmi/0', '/dev/ipmidev/0'];
     const dev = devices.find((d) => existsSync(d));
-    if (!dev) return [probeWarn('sources.ipmi', `no IPMI device (${devices.join(', ')})`, 'no BMC here, or load ipmi_si and ipmi_devintf; or disable sources.ipmi')];
+    if (!dev)
+      return [probeWarn('sources.ipmi', `no IPMI device (${devices.join(', ')})`, 'no BMC here, or load ipmi_si and ipmi_devintf; or disable sources.ipmi')];
     const t = await probeTool('sources.ipmi', config.binary, 'ipmitool', ['-V'], 'ipmitool');
     if (!t.found) return [t.check];
     try {
       accessSync(dev, constants.R_OK | constants.W_OK);
       return [probeOk('sources.ipmi', `${config.binary} runs; ${dev} read-write`)];
     } catch {
-      return [probeWarn('sources.ipmi', `${dev} is not read-write for this user`, `run the agent as root, or give its user access to ${dev} (udev rule or group)`)];
+      return [
+        probeWarn('sources.ipmi', `${dev} is not read-write for this user`, `run the agent as root, or give its user access to ${dev} (udev rule or group)`),
+      ];
     }
   },
 });

@@ -17,8 +17,17 @@ import type { Reading, ReadingSink } from '../../core/types.js';
 import { IntervalSource, SourceUnavailableError } from '../interval-source.js';
 import type { ModbusSignalConfig } from '../../../../firmware-bridge/src/modbus/register-map.js';
 import { backoffDelay } from '../../core/backoff.js';
-import { MODBUS_DATA_TYPES, decodeBit, decodeRegisters, registerCount, type Endianness, type ModbusDataType } from '../../../../firmware-bridge/src/modbus/register-codec.js';
-import { MAX_READ_BITS, MAX_READ_REGISTERS, REGISTER_TYPES, isBitTable, planReads, pollTick, splitBatch, type ReadBatch, type RegisterType } from '../../../../firmware-bridge/src/modbus/read-plan.js';
+import { MODBUS_DATA_TYPES, decodeBit, decodeRegisters, registerCount, type Endianness } from '../../../../firmware-bridge/src/modbus/register-codec.js';
+import {
+  MAX_READ_BITS,
+  MAX_READ_REGISTERS,
+  REGISTER_TYPES,
+  isBitTable,
+  planReads,
+  pollTick,
+  splitBatch,
+  type ReadBatch,
+} from '../../../../firmware-bridge/src/modbus/read-plan.js';
 
 export type { ModbusSignalConfig } from '../../../../firmware-bridge/src/modbus/register-map.js';
 
@@ -51,12 +60,29 @@ export interface ModbusDeviceConfig {
 }
 
 export const DEFAULT_MODBUS_DEVICE_CONFIG: Readonly<Omit<ModbusDeviceConfig, 'signals'>> = Object.freeze({
-  enabled: true, name: 'modbus', transport: 'tcp', host: '127.0.0.1', port: 502,
-  path: '', baudRate: 19200, parity: 'even', dataBits: 8, stopBits: 1,
-  unitId: 1, intervalMs: 1000, timeoutMs: 1000, retries: 1,
-  reconnectMinMs: 500, reconnectMaxMs: 30_000, reconnectAfterTimeouts: 3,
-  maxRegistersPerRead: MAX_READ_REGISTERS, maxBitsPerRead: MAX_READ_BITS, maxGapRegisters: 0, maxGapBits: 0,
-  byteOrder: 'big', wordOrder: 'big',
+  enabled: true,
+  name: 'modbus',
+  transport: 'tcp',
+  host: '127.0.0.1',
+  port: 502,
+  path: '',
+  baudRate: 19200,
+  parity: 'even',
+  dataBits: 8,
+  stopBits: 1,
+  unitId: 1,
+  intervalMs: 1000,
+  timeoutMs: 1000,
+  retries: 1,
+  reconnectMinMs: 500,
+  reconnectMaxMs: 30_000,
+  reconnectAfterTimeouts: 3,
+  maxRegistersPerRead: MAX_READ_REGISTERS,
+  maxBitsPerRead: MAX_READ_BITS,
+  maxGapRegisters: 0,
+  maxGapBits: 0,
+  byteOrder: 'big',
+  wordOrder: 'big',
 });
 
 const int = (description: string, dflt: number, minimum: number, maximum?: number): SchemaNode => ({
@@ -78,16 +104,19 @@ export const MODBUS_SIGNAL_SCHEMA: SchemaNode = {
   properties: {
     asset: { type: 'string', description: 'Asset the value belongs to.', minLength: 1 },
     signal: { type: 'string', description: 'Signal name in the reading (the name a model input asks for).', minLength: 1 },
-    unitId: { type: 'integer', description: 'Unit (slave) id; default the device\'s.', minimum: 0, maximum: 255 },
+    unitId: { type: 'integer', description: "Unit (slave) id; default the device's.", minimum: 0, maximum: 255 },
     registerType: { type: 'string', description: 'Modbus table.', enum: REGISTER_TYPES },
     address: { type: 'integer', description: '0-based protocol address (40001 in 1-based notation is 0).', minimum: 0, maximum: 65535 },
     dataType: { type: 'string', description: 'Registers only: how the register(s) encode the value; default uint16.', enum: MODBUS_DATA_TYPES },
-    byteOrder: order('Byte order inside a register; default the device\'s.'),
-    wordOrder: order('Register order inside a multi-register value; default the device\'s.'),
+    byteOrder: order("Byte order inside a register; default the device's."),
+    wordOrder: order("Register order inside a multi-register value; default the device's."),
     scale: { type: 'number', description: 'value = raw × scale + offset.' },
     offset: { type: 'number', description: 'value = raw × scale + offset.' },
-    unit: { type: 'string', description: 'Engineering unit of the scaled value (e.g. `K`, `rpm`, `N.m`); it must be the unit the model input bound to this signal expects.' },
-    intervalMs: { type: 'integer', description: 'Poll interval of this signal; default the device\'s.', minimum: 10 },
+    unit: {
+      type: 'string',
+      description: 'Engineering unit of the scaled value (e.g. `K`, `rpm`, `N.m`); it must be the unit the model input bound to this signal expects.',
+    },
+    intervalMs: { type: 'integer', description: "Poll interval of this signal; default the device's.", minimum: 10 },
   },
 };
 
@@ -154,8 +183,15 @@ type Outcome =
   | { kind: 'exception'; code: number }
   | { kind: 'timeout' | 'crc' | 'malformed' | 'disconnected' | 'error'; message: string };
 
-interface BatchState { batch: ReadBatch; nextDue: number; lastException: number | null }
-interface UnitState { failures: number; retryAt: number }
+interface BatchState {
+  batch: ReadBatch;
+  nextDue: number;
+  lastException: number | null;
+}
+interface UnitState {
+  failures: number;
+  retryAt: number;
+}
 
 /** The part of modbus-serial's client this source uses. */
 interface ModbusClient {
@@ -261,8 +297,18 @@ export function resolveDevice(cfg: Partial<ModbusDeviceConfig> & Pick<ModbusDevi
 
 export class ModbusSource extends IntervalSource {
   readonly counters: ModbusCounters = {
-    requests: 0, responses: 0, timeouts: 0, retries: 0, exceptions: {}, crcErrors: 0, malformed: 0,
-    connects: 0, connectFailures: 0, disconnects: 0, reconnects: 0, skipped: 0,
+    requests: 0,
+    responses: 0,
+    timeouts: 0,
+    retries: 0,
+    exceptions: {},
+    crcErrors: 0,
+    malformed: 0,
+    connects: 0,
+    connectFailures: 0,
+    disconnects: 0,
+    reconnects: 0,
+    skipped: 0,
   };
   readonly cfg: ModbusDeviceConfig;
   private readonly signals: ModbusSignalConfig[];
@@ -306,7 +352,9 @@ export class ModbusSource extends IntervalSource {
       {
         source: this.name,
         device: this.endpoint,
-        signals: this.signals.map((g) => `${g.asset}.${g.signal} ← unit ${g.unitId} ${g.registerType}[${g.address}] ${g.dataType ?? 'bit'}${g.unit ? ` [${g.unit}]` : ''}`),
+        signals: this.signals.map(
+          (g) => `${g.asset}.${g.signal} ← unit ${g.unitId} ${g.registerType}[${g.address}] ${g.dataType ?? 'bit'}${g.unit ? ` [${g.unit}]` : ''}`,
+        ),
       },
       'Modbus device map',
     );
@@ -395,7 +443,10 @@ export class ModbusSource extends IntervalSource {
 
   private unanswerable(id: number, u: UnitState, message: string): void {
     if (u.failures === 0) {
-      this.log.warn({ source: this.name, device: this.endpoint, unit: id, err: message, code: 'FW_ERR_SOURCE_FAILED' }, 'Modbus unit not answering; polling it less often until it does');
+      this.log.warn(
+        { source: this.name, device: this.endpoint, unit: id, err: message, code: 'FW_ERR_SOURCE_FAILED' },
+        'Modbus unit not answering; polling it less often until it does',
+      );
     }
     u.retryAt = Date.now() + backoffDelay(u.failures, this.cfg.reconnectMinMs, this.cfg.reconnectMaxMs);
     u.failures++;
@@ -406,13 +457,25 @@ export class ModbusSource extends IntervalSource {
     if (code === 2 && batch.members.length > 1) {
       const parts = splitBatch(batch).map((b) => ({ batch: b, nextDue: state.nextDue, lastException: null }));
       this.batches.splice(this.batches.indexOf(state), 1, ...parts);
-      this.log.info({ source: this.name, unit: batch.unitId, address: batch.address, count: batch.count }, 'Modbus device refused a batched read (exception 2); reading its signals one by one');
+      this.log.info(
+        { source: this.name, unit: batch.unitId, address: batch.address, count: batch.count },
+        'Modbus device refused a batched read (exception 2); reading its signals one by one',
+      );
       return;
     }
     if (state.lastException !== code) {
       const signals = batch.members.map((m) => this.signals[m.signal]!.signal);
       this.log.warn(
-        { source: this.name, device: this.endpoint, unit: batch.unitId, table: batch.registerType, address: batch.address, exception: code, signals, code: 'FW_ERR_SOURCE_FAILED' },
+        {
+          source: this.name,
+          device: this.endpoint,
+          unit: batch.unitId,
+          table: batch.registerType,
+          address: batch.address,
+          exception: code,
+          signals,
+          code: 'FW_ERR_SOURCE_FAILED',
+        },
         'Modbus device answers an exception for these registers',
       );
     }
@@ -425,7 +488,10 @@ export class ModbusSource extends IntervalSource {
       const { dataType = 'uint16', byteOrder = this.cfg.byteOrder, wordOrder = this.cfg.wordOrder, scale, offset } = s;
       const value = isBitTable(batch.registerType)
         ? decodeBit(data[m.offset] as boolean, scale, offset)
-        : decodeRegisters(Array.from({ length: m.count }, (_, k) => Number(data[m.offset + k])), { dataType, byteOrder, wordOrder, scale, offset });
+        : decodeRegisters(
+            Array.from({ length: m.count }, (_, k) => Number(data[m.offset + k])),
+            { dataType, byteOrder, wordOrder, scale, offset },
+          );
       if (value === undefined) continue;
       const metrics = out.get(s.asset) ?? {};
       metrics[s.signal] = value;
@@ -445,14 +511,21 @@ export class ModbusSource extends IntervalSource {
         client.setID(batch.unitId);
         const { address, count } = batch;
         const request: Promise<{ data: unknown }> =
-          batch.functionCode === 1 ? client.readCoils(address, count)
-          : batch.functionCode === 2 ? client.readDiscreteInputs(address, count)
-          : batch.functionCode === 3 ? client.readHoldingRegisters(address, count)
-          : client.readInputRegisters(address, count);
+          batch.functionCode === 1
+            ? client.readCoils(address, count)
+            : batch.functionCode === 2
+              ? client.readDiscreteInputs(address, count)
+              : batch.functionCode === 3
+                ? client.readHoldingRegisters(address, count)
+                : client.readInputRegisters(address, count);
         // modbus-serial times the request out itself; the guard covers a request it never settles (closed port).
         const res = await withTimeout(this.lost ? Promise.race([request, this.lost.promise]) : request, this.cfg.timeoutMs + 250, 'Modbus request');
         const data = (res as { data?: unknown } | undefined)?.data;
-        if (!Array.isArray(data) || data.length < count || (!isBitTable(batch.registerType) && data.slice(0, count).some((w) => !Number.isInteger(w) || w < 0 || w > 0xffff))) {
+        if (
+          !Array.isArray(data) ||
+          data.length < count ||
+          (!isBitTable(batch.registerType) && data.slice(0, count).some((w) => !Number.isInteger(w) || w < 0 || w > 0xffff))
+        ) {
           this.counters.malformed++;
           last = { kind: 'malformed', message: `answer holds ${Array.isArray(data) ? data.length : 'no'} values for ${count} requested` };
           continue;
@@ -492,7 +565,12 @@ export class ModbusSource extends IntervalSource {
       const opening =
         this.cfg.transport === 'tcp'
           ? c.connectTCP(this.cfg.host, { port: this.cfg.port })
-          : c.connectRTUBuffered(this.cfg.path, { baudRate: this.cfg.baudRate, parity: this.cfg.parity, dataBits: this.cfg.dataBits, stopBits: this.cfg.stopBits });
+          : c.connectRTUBuffered(this.cfg.path, {
+              baudRate: this.cfg.baudRate,
+              parity: this.cfg.parity,
+              dataBits: this.cfg.dataBits,
+              stopBits: this.cfg.stopBits,
+            });
       await withTimeout(opening, this.cfg.timeoutMs, `connecting to ${this.endpoint}`);
       if (this.stopping) throw new Error('stopped');
       c.setTimeout(this.cfg.timeoutMs);

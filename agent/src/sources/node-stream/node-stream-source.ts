@@ -41,40 +41,68 @@ export interface NodeStreamConfig {
 }
 
 export const DEFAULT_NODE_STREAM_CONFIG: Readonly<NodeStreamConfig> = Object.freeze({
-  enabled: false, transport: 'serial', path: '/dev/ttyUSB0', baudRate: 460_800, host: '127.0.0.1', port: 5005,
+  enabled: false,
+  transport: 'serial',
+  path: '/dev/ttyUSB0',
+  baudRate: 460_800,
+  host: '127.0.0.1',
+  port: 5005,
   asset: 'sensor-node',
-  bands: [[10, 100], [100, 500], [500, 1000], [1000, 2000], [2000, 5000]].map((b) => Object.freeze(b) as [number, number]),
-  keepRawBlocks: 0, reconnectMinMs: 500, reconnectMaxMs: 30_000,
+  bands: [
+    [10, 100],
+    [100, 500],
+    [500, 1000],
+    [1000, 2000],
+    [2000, 5000],
+  ].map((b) => Object.freeze(b) as [number, number]),
+  keepRawBlocks: 0,
+  reconnectMinMs: 500,
+  reconnectMaxMs: 30_000,
 });
 
 const D = DEFAULT_NODE_STREAM_CONFIG;
 const int = (description: string, dflt: number, minimum: number, maximum?: number): SchemaNode => ({
-  type: 'integer', description, default: dflt, minimum, ...(maximum === undefined ? {} : { maximum }),
+  type: 'integer',
+  description,
+  default: dflt,
+  minimum,
+  ...(maximum === undefined ? {} : { maximum }),
 });
 
 /** The `sources.nodeStream` section, to merge into the agent's configuration schema. */
 export const nodeStreamConfigSchema: SchemaNode = {
-  type: 'object', additionalProperties: false, default: {},
+  type: 'object',
+  additionalProperties: false,
+  default: {},
   description: 'Sensor nodes streaming the Forewarn node protocol (COBS + CRC-32 + CBOR/SenML) over a serial port, TCP or UDP',
   properties: {
     enabled: { type: 'boolean', description: 'Read sensor nodes.', default: D.enabled },
     transport: {
-      type: 'string', enum: ['serial', 'tcp', 'udp'], default: D.transport,
+      type: 'string',
+      enum: ['serial', 'tcp', 'udp'],
+      default: D.transport,
       description: '`serial` (a UART or USB-serial device), `tcp` (connect to the node or a serial-to-Ethernet gateway) or `udp` (bind and receive datagrams).',
     },
     path: { type: 'string', description: 'Serial: the device, e.g. `/dev/ttyUSB0` or a `/dev/serial/by-id/…` link (survives replugging).', default: D.path },
     baudRate: int('Serial: baud rate. One 10 kHz channel needs at least 230400 (8N1).', D.baudRate, 50),
     host: {
-      type: 'string', default: D.host,
-      description: 'TCP: host to connect to. UDP: local address to bind (`0.0.0.0` for every interface; the protocol has no authentication, so bind only where nodes are).',
+      type: 'string',
+      default: D.host,
+      description:
+        'TCP: host to connect to. UDP: local address to bind (`0.0.0.0` for every interface; the protocol has no authentication, so bind only where nodes are).',
     },
     port: int('TCP: port to connect to. UDP: port to bind.', D.port, 1, 65535),
     asset: {
-      type: 'string', default: D.asset, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
-      description: 'Asset of readings whose SenML names carry no base name; otherwise the asset is the base name (`urn:dev:mac:0024befffe804ff1:` → `mac-0024befffe804ff1`).',
+      type: 'string',
+      default: D.asset,
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+      description:
+        'Asset of readings whose SenML names carry no base name; otherwise the asset is the base name (`urn:dev:mac:0024befffe804ff1:` → `mac-0024befffe804ff1`).',
     },
     bands: {
-      type: 'array', description: 'Frequency bands `[low, high]` in Hz whose energy (mean square in the band) is computed for every vibration block, as `<channel>.band_<low>_<high>_hz`. Bands at or above the Nyquist frequency are left out.',
+      type: 'array',
+      description:
+        'Frequency bands `[low, high]` in Hz whose energy (mean square in the band) is computed for every vibration block, as `<channel>.band_<low>_<high>_hz`. Bands at or above the Nyquist frequency are left out.',
       default: D.bands.map((b) => [...b]),
       items: { type: 'array', description: '`[low, high]` in Hz, low < high.', minItems: 2, items: { type: 'number', description: 'Hz.', minimum: 0 } },
     },
@@ -89,10 +117,21 @@ export interface NodeStreamStats extends SourceStats {
   endpoint: string;
   connected: boolean;
   // The FrameDecoder's outcomes (docs/firmware-protocol.md §7), summed over the link's decoders; they add up to `frames`.
-  bytes: number; frames: number; framesOk: number; badCobs: number; oversize: number; runt: number; badCrc: number;
-  unknownVersion: number; badCbor: number; unknownType: number; badMessage: number; truncated: number;
+  bytes: number;
+  frames: number;
+  framesOk: number;
+  badCobs: number;
+  oversize: number;
+  runt: number;
+  badCrc: number;
+  unknownVersion: number;
+  badCbor: number;
+  unknownType: number;
+  badMessage: number;
+  truncated: number;
   lostFrames: number; // estimated from sequence-number gaps (a node restart counts too)
-  chunks: number; blocksCompleted: number;
+  chunks: number;
+  blocksCompleted: number;
   blocksDropped: number; // timed out, evicted or inconsistent (a lost chunk loses its block)
   connects: number;
   reconnects: number; // successful opens after the first
@@ -102,9 +141,25 @@ export interface NodeStreamStats extends SourceStats {
 }
 
 /** One decoder and assembler per link or UDP sender; `baseNames` (seen in its packs) split its block names. */
-interface Peer { decoder: FrameDecoder; assembler: BlockAssembler; baseNames: string[] }
+interface Peer {
+  decoder: FrameDecoder;
+  assembler: BlockAssembler;
+  baseNames: string[];
+}
 
-const DAMAGE_KEYS = ['badCobs', 'oversize', 'runt', 'badCrc', 'unknownVersion', 'badCbor', 'unknownType', 'badMessage', 'truncated', 'lostFrames', 'blocksDropped'] as const;
+const DAMAGE_KEYS = [
+  'badCobs',
+  'oversize',
+  'runt',
+  'badCrc',
+  'unknownVersion',
+  'badCbor',
+  'unknownType',
+  'badMessage',
+  'truncated',
+  'lostFrames',
+  'blocksDropped',
+] as const;
 const DAMAGE_LOG_EVERY_MS = 60_000;
 const MAINTENANCE_EVERY_MS = 5_000;
 const TCP_CONNECT_TIMEOUT_MS = 10_000;
@@ -126,20 +181,35 @@ const SERIALPORT_PACKAGE = 'serialport';
 let serialPortClass: Promise<SerialPortClass> | null = null;
 export function loadSerialPort(): Promise<SerialPortClass> {
   type Module = { SerialPort?: SerialPortClass; default?: { SerialPort?: SerialPortClass } };
-  serialPortClass ??= import(SERIALPORT_PACKAGE).then((m: Module) => m.SerialPort ?? m.default?.SerialPort ?? Promise.reject(new Error('serialport exports no SerialPort')));
+  serialPortClass ??= import(SERIALPORT_PACKAGE).then(
+    (m: Module) => m.SerialPort ?? m.default?.SerialPort ?? Promise.reject(new Error('serialport exports no SerialPort')),
+  );
   serialPortClass.catch(() => (serialPortClass = null));
   return serialPortClass;
 }
 
 /** `urn:dev:mac:0024befffe804ff1:` → `mac-0024befffe804ff1`: an asset name of `[A-Za-z0-9][A-Za-z0-9_.-]*`. */
 export function assetFromBaseName(baseName: string, fallback: string): string {
-  return baseName.replace(/^urn:dev:/i, '').replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '') || fallback;
+  return (
+    baseName
+      .replace(/^urn:dev:/i, '')
+      .replace(/[^A-Za-z0-9_.-]+/g, '-')
+      .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '') || fallback
+  );
 }
 
 /** A SenML name part as a metric name in the agent's dotted lowercase style: `vib/X-axis` → `vib.x_axis`. */
 export function metricName(name: string): string {
-  const m = name.toLowerCase().replace(/[:/]+/g, '.').replace(/[^a-z0-9_.]+/g, '_');
-  return m.replace(/\.{2,}/g, '.').replace(/_{2,}/g, '_').replace(/^[._]+|[._]+$/g, '') || 'value';
+  const m = name
+    .toLowerCase()
+    .replace(/[:/]+/g, '.')
+    .replace(/[^a-z0-9_.]+/g, '_');
+  return (
+    m
+      .replace(/\.{2,}/g, '.')
+      .replace(/_{2,}/g, '_')
+      .replace(/^[._]+|[._]+$/g, '') || 'value'
+  );
 }
 
 /** Splits a full SenML name into asset and metric, by the base names known (longest first), else at the last `:`. */
@@ -197,7 +267,8 @@ export class NodeStreamSource implements Component {
     const c = (this.config = { ...DEFAULT_NODE_STREAM_CONFIG, ...given } as NodeStreamConfig);
     if (!['serial', 'tcp', 'udp'].includes(c.transport)) throw invalid(`unknown transport ${String(c.transport)}`);
     if (c.transport === 'serial' && !c.path) throw invalid('transport serial needs a path');
-    if (c.transport !== 'serial' && (!c.host || !Number.isInteger(c.port) || c.port < 0 || c.port > 65535)) throw invalid(`transport ${c.transport} needs a host and a port`);
+    if (c.transport !== 'serial' && (!c.host || !Number.isInteger(c.port) || c.port < 0 || c.port > 65535))
+      throw invalid(`transport ${c.transport} needs a host and a port`);
     if (!(c.reconnectMinMs >= 1 && c.reconnectMaxMs >= c.reconnectMinMs)) throw invalid('reconnectMinMs must be ≥ 1 and ≤ reconnectMaxMs');
     if (!Number.isInteger(c.keepRawBlocks) || c.keepRawBlocks < 0) throw invalid('keepRawBlocks must be a non-negative integer');
     this.bands = c.bands.map((b, i) => {
@@ -209,10 +280,36 @@ export class NodeStreamSource implements Component {
     this.ring?.enable();
     this.streamPeer = this.newPeer();
     this.stats = {
-      name: this.name, state: 'idle', samples: 0, errors: 0, lastError: null, lastSampleTs: null, transport: c.transport, endpoint: this.endpoint,
-      connected: false, bytes: 0, frames: 0, framesOk: 0, badCobs: 0, oversize: 0, runt: 0, badCrc: 0, unknownVersion: 0, badCbor: 0,
-      unknownType: 0, badMessage: 0, truncated: 0, lostFrames: 0, chunks: 0, blocksCompleted: 0, blocksDropped: 0,
-      connects: 0, reconnects: 0, disconnects: 0, nodeResets: 0, peers: 0,
+      name: this.name,
+      state: 'idle',
+      samples: 0,
+      errors: 0,
+      lastError: null,
+      lastSampleTs: null,
+      transport: c.transport,
+      endpoint: this.endpoint,
+      connected: false,
+      bytes: 0,
+      frames: 0,
+      framesOk: 0,
+      badCobs: 0,
+      oversize: 0,
+      runt: 0,
+      badCrc: 0,
+      unknownVersion: 0,
+      badCbor: 0,
+      unknownType: 0,
+      badMessage: 0,
+      truncated: 0,
+      lostFrames: 0,
+      chunks: 0,
+      blocksCompleted: 0,
+      blocksDropped: 0,
+      connects: 0,
+      reconnects: 0,
+      disconnects: 0,
+      nodeResets: 0,
+      peers: 0,
     };
   }
 
@@ -320,8 +417,10 @@ export class NodeStreamSource implements Component {
       const t = setTimeout(resolve, 1000);
       const done = () => (clearTimeout(t), resolve());
       try {
-        if (!conn || conn instanceof net.Socket) (conn?.destroy(), done());
-        else if (conn instanceof dgram.Socket) conn.close(done);
+        if (!conn || conn instanceof net.Socket) {
+          conn?.destroy();
+          done();
+        } else if (conn instanceof dgram.Socket) conn.close(done);
         else if (conn.isOpen) conn.close(() => done());
         else done();
       } catch {
@@ -340,7 +439,11 @@ export class NodeStreamSource implements Component {
     const wasDown = s.state === 'failing' || s.state === 'unavailable';
     s.state = 'running';
     this.refresh();
-    if (wasDown) this.log.info({ source: this.name, endpoint: this.endpoint, reconnects: s.reconnects, downMs: Date.now() - (this.downSince ?? Date.now()) }, 'sensor-node link back');
+    if (wasDown)
+      this.log.info(
+        { source: this.name, endpoint: this.endpoint, reconnects: s.reconnects, downMs: Date.now() - (this.downSince ?? Date.now()) },
+        'sensor-node link back',
+      );
     else if (s.connects === 1) this.log.info({ source: this.name, endpoint: this.endpoint }, 'sensor-node link open');
     this.downSince = null;
   }
@@ -384,7 +487,8 @@ export class NodeStreamSource implements Component {
 
   private udpPeer(key: string): Peer {
     let p = this.udpPeers.get(key);
-    if (p) this.udpPeers.delete(key); // re-inserted below: the map is kept in least-recently-used order
+    if (p)
+      this.udpPeers.delete(key); // re-inserted below: the map is kept in least-recently-used order
     else {
       p = this.newPeer();
       if (this.udpPeers.size >= MAX_UDP_PEERS) {
@@ -422,7 +526,8 @@ export class NodeStreamSource implements Component {
         // Only a throwing sink gets here: count it, say it once, and go on with the next message.
         this.stats.errors++;
         this.stats.lastError = describeError(err);
-        if (!this.handlerErrorLogged) this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_FAILED' }, 'sensor-node message handling failed');
+        if (!this.handlerErrorLogged)
+          this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_FAILED' }, 'sensor-node message handling failed');
         this.handlerErrorLogged = true;
       }
     }
@@ -469,7 +574,14 @@ export class NodeStreamSource implements Component {
     if (this.resetCounts.size > MAX_NODES) this.resetCounts.delete(this.resetCounts.keys().next().value as string);
     if (previous === undefined || h.resetCount <= previous) return; // first sight, or the counter was cleared
     this.stats.nodeResets++;
-    const attributes = { cause: h.lastResetCause, causeCode: h.resetCauseCode, resets: h.resetCount, previousResets: previous, uptimeS: h.uptimeS, firmware: h.firmwareVersion };
+    const attributes = {
+      cause: h.lastResetCause,
+      causeCode: h.resetCauseCode,
+      resets: h.resetCount,
+      previousResets: previous,
+      uptimeS: h.uptimeS,
+      firmware: h.firmwareVersion,
+    };
     const message = `sensor node ${asset} reset (${h.lastResetCause}); reset count ${previous} → ${h.resetCount}`;
     this.events({ ts, source: this.name, asset, type: 'node.reset', code: h.resetCauseCode, message, attributes });
   }
@@ -479,10 +591,23 @@ export class NodeStreamSource implements Component {
     const nyquist = block.sampleRateHz / 2;
     const f = vibrationFeatures(block.samples, { sampleRateHz: block.sampleRateHz, scale: block.scale, bands: this.bands.filter((b) => b.lowHz < nyquist) });
     const metrics: Record<string, number> = {};
-    const values: Array<[string, number]> = [['rms', f.rms], ['peak', f.peak], ['crest', f.crestFactor], ['kurtosis', f.kurtosis], ['skewness', f.skewness]];
+    const values: Array<[string, number]> = [
+      ['rms', f.rms],
+      ['peak', f.peak],
+      ['crest', f.crestFactor],
+      ['kurtosis', f.kurtosis],
+      ['skewness', f.skewness],
+    ];
     for (const [k, v] of [...values, ...f.bands.map((b): [string, number] => [b.name!, b.energy])]) if (Number.isFinite(v)) metrics[`${metric}.${k}`] = v;
     if (Object.keys(metrics).length) this.emit({ ts: Math.round(block.baseTime * 1000), source: this.name, asset, metrics });
-    this.ring?.offer({ name: block.name, unit: block.unit, startTime: block.baseTime, sampleRateHz: block.sampleRateHz, scale: block.scale, samples: block.samples });
+    this.ring?.offer({
+      name: block.name,
+      unit: block.unit,
+      startTime: block.baseTime,
+      sampleRateHz: block.sampleRateHz,
+      scale: block.scale,
+      samples: block.samples,
+    });
   }
 
   private refresh(): void {
@@ -493,9 +618,22 @@ export class NodeStreamSource implements Component {
       addUp(b, p.assembler.stats);
     }
     Object.assign(this.stats, {
-      bytes: f.bytes, frames: f.frames, framesOk: f.ok, badCobs: f.badCobs, oversize: f.oversize, runt: f.runt, badCrc: f.badCrc,
-      unknownVersion: f.unknownVersion, badCbor: f.badCbor, unknownType: f.unknownType, badMessage: f.badMessage, truncated: f.truncated,
-      lostFrames: f.seqGaps, chunks: b.chunks, blocksCompleted: b.completed, blocksDropped: b.timedOut + b.evicted + b.invalid,
+      bytes: f.bytes,
+      frames: f.frames,
+      framesOk: f.ok,
+      badCobs: f.badCobs,
+      oversize: f.oversize,
+      runt: f.runt,
+      badCrc: f.badCrc,
+      unknownVersion: f.unknownVersion,
+      badCbor: f.badCbor,
+      unknownType: f.unknownType,
+      badMessage: f.badMessage,
+      truncated: f.truncated,
+      lostFrames: f.seqGaps,
+      chunks: b.chunks,
+      blocksCompleted: b.completed,
+      blocksDropped: b.timedOut + b.evicted + b.invalid,
       peers: this.config.transport === 'udp' ? this.udpPeers.size : this.conn ? 1 : 0,
     } satisfies Partial<NodeStreamStats>);
   }
@@ -516,6 +654,9 @@ export class NodeStreamSource implements Component {
     if (!Object.keys(delta).length) return;
     this.damageSnapshot = totals;
     this.damageLoggedAt = now;
-    this.log.warn({ source: this.name, endpoint: this.endpoint, new: delta, totals, framesOk: this.stats.framesOk }, 'damaged or lost sensor-node frames (counted; logged at most once a minute)');
+    this.log.warn(
+      { source: this.name, endpoint: this.endpoint, new: delta, totals, framesOk: this.stats.framesOk },
+      'damaged or lost sensor-node frames (counted; logged at most once a minute)',
+    );
   }
 }

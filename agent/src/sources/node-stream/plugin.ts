@@ -7,7 +7,8 @@ export const nodeStreamPlugin = defineSource<'nodeStreams', NodeStreamConfig[]>(
   key: 'nodeStreams',
   schema: {
     type: 'array',
-    description: 'Microcontroller sensor nodes speaking the Forewarn node protocol (docs/firmware-protocol.md), one entry per serial port, TCP endpoint or UDP port.',
+    description:
+      'Microcontroller sensor nodes speaking the Forewarn node protocol (docs/firmware-protocol.md), one entry per serial port, TCP endpoint or UDP port.',
     default: [],
     items: withoutDefault(nodeStreamConfigSchema),
   },

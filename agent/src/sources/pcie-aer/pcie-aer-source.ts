@@ -107,7 +107,6 @@ export interface AerSample {
   devices: Array<{ bdf: string; vendor: string | null; device: string | null; class: string | null }>;
 }
 
-
 /** Reads AER counters of every PCI device under `sysRoot`. Throws SourceUnavailableError when no device has any. */
 export async function readAer(sysRoot: string, fs: SysfsReader = NODE_FS): Promise<AerSample> {
   const readText = async (file: string): Promise<string | null> => {

@@ -27,7 +27,8 @@ export const simulatorPlugin = defineSource<'simulator', SimulatorConfig>({
     },
     transport: {
       type: 'string',
-      description: '`modbus`: the machine serves its registers over Modbus TCP on loopback and the Modbus source polls them (the path a real PLC takes); `direct`: readings are handed straight to the pipeline.',
+      description:
+        '`modbus`: the machine serves its registers over Modbus TCP on loopback and the Modbus source polls them (the path a real PLC takes); `direct`: readings are handed straight to the pipeline.',
       enum: ['modbus', 'direct'],
       default: 'modbus',
     },

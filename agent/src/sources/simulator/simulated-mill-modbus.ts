@@ -43,7 +43,10 @@ export class SimulatedMillModbus implements Component {
       (r) => this.forward(r),
       this.log,
     );
-    this.log.info({ source: this.name, asset: this.cfg.asset, modbus: `127.0.0.1:${port}`, pollMs: intervalMs }, 'simulated milling machine serving Modbus TCP');
+    this.log.info(
+      { source: this.name, asset: this.cfg.asset, modbus: `127.0.0.1:${port}`, pollMs: intervalMs },
+      'simulated milling machine serving Modbus TCP',
+    );
     await this.source.start();
   }
 

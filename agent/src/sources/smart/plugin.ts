@@ -8,7 +8,13 @@ export const smartPlugin = defineSource<'smart', Omit<SmartSourceConfig, 'asset'
   key: 'smart',
   schema: schemaObject('Disk health through smartctl (ATA and NVMe), on a slow schedule', {
     enabled: { type: 'boolean', description: 'Read SMART. Needs smartctl and CAP_SYS_RAWIO (or root); without them the source says so once.', default: true },
-    intervalMs: { type: 'integer', description: 'How often every disk is read. Sleeping disks are not woken.', default: 600000, minimum: 1000, maximum: 7 * DAY_MS },
+    intervalMs: {
+      type: 'integer',
+      description: 'How often every disk is read. Sleeping disks are not woken.',
+      default: 600000,
+      minimum: 1000,
+      maximum: 7 * DAY_MS,
+    },
     timeoutMs: { type: 'integer', description: 'Limit for one smartctl run.', default: 30000, minimum: 100, maximum: TIMEOUT_MAX_MS },
     binary: { type: 'string', description: 'The smartctl executable.', default: 'smartctl', minLength: 1 },
     devices: {
@@ -29,10 +35,21 @@ export const smartPlugin = defineSource<'smart', Omit<SmartSourceConfig, 'asset'
     if (config.devices.length) return [probeOk('sources.smart', `${config.binary} runs; ${config.devices.length} configured device(s)`)];
     if (denied.length) {
       return [
-        probeWarn('sources.smart', `${config.binary} cannot open ${denied.length} disk(s) as this user (permission denied)`, 'run the agent as root, or give it CAP_SYS_RAWIO and read access to the disk devices (docs/configuration.md, sources.smart)'),
+        probeWarn(
+          'sources.smart',
+          `${config.binary} cannot open ${denied.length} disk(s) as this user (permission denied)`,
+          'run the agent as root, or give it CAP_SYS_RAWIO and read access to the disk devices (docs/configuration.md, sources.smart)',
+        ),
       ];
     }
-    if (!lines.length) return [probeWarn('sources.smart', `${config.binary} --scan-open found no disks`, 'no disks visible to smartctl here; list them in sources.smart.devices or disable the source')];
+    if (!lines.length)
+      return [
+        probeWarn(
+          'sources.smart',
+          `${config.binary} --scan-open found no disks`,
+          'no disks visible to smartctl here; list them in sources.smart.devices or disable the source',
+        ),
+      ];
     return [probeOk('sources.smart', `${config.binary} sees ${lines.length} disk(s)`)];
   },
 });

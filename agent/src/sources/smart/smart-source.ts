@@ -47,7 +47,15 @@ export const DEFAULT_SMART_SOURCE_CONFIG: Readonly<SmartSourceConfig> = Object.f
 });
 
 /** The per-disk arguments, before `--device=TYPE DEV`. Checked against `smartctl --help` of 7.3 in the tests. */
-export const SMARTCTL_READ_ARGS: readonly string[] = ['--json', '--info', '--health', '--attributes', '--tolerance=verypermissive', '--nocheck=standby', '--log=error'];
+export const SMARTCTL_READ_ARGS: readonly string[] = [
+  '--json',
+  '--info',
+  '--health',
+  '--attributes',
+  '--tolerance=verypermissive',
+  '--nocheck=standby',
+  '--log=error',
+];
 export const SMARTCTL_SCAN_ARGS: readonly string[] = ['--scan-open', '--json'];
 
 /** What one sample found. */
@@ -220,7 +228,19 @@ export class SmartSource extends IntervalSource {
     if (report.state === 'ok' && asset && !this.inventoried.has(`${dev.name} ${asset}`)) {
       this.inventoried.add(`${dev.name} ${asset}`);
       this.log.info(
-        { source: this.name, asset, device: dev.name, type: dev.type, protocol: report.kind, model: report.model, family: report.family, serial: report.serial, firmware: report.firmware, capacityBytes: report.capacityBytes, wwn: report.wwn },
+        {
+          source: this.name,
+          asset,
+          device: dev.name,
+          type: dev.type,
+          protocol: report.kind,
+          model: report.model,
+          family: report.family,
+          serial: report.serial,
+          firmware: report.firmware,
+          capacityBytes: report.capacityBytes,
+          wwn: report.wwn,
+        },
         'disk inventory',
       );
     }
@@ -230,7 +250,10 @@ export class SmartSource extends IntervalSource {
     this.states.set(dev.name, state);
     if (report.state === 'unreadable') {
       this.stats.errors++;
-      this.log.warn({ source: this.name, device: dev.name, err: report.reason, code: 'FW_ERR_SOURCE_FAILED' }, 'disk unreadable; the other disks are still read');
+      this.log.warn(
+        { source: this.name, device: dev.name, err: report.reason, code: 'FW_ERR_SOURCE_FAILED' },
+        'disk unreadable; the other disks are still read',
+      );
     } else if (report.state === 'standby') {
       this.log.info({ source: this.name, device: dev.name, reason: report.reason }, 'disk asleep; not woken, skipped this time');
     } else if (before !== undefined) {

@@ -293,7 +293,10 @@ export function parseSmartctlDevice(text: string, processExitCode: number | null
       return report;
     }
     report.permissionDenied = errors.some((m) => PERMISSION.test(m.text));
-    report.reason = errors[0]?.text ?? report.messages[0]?.text ?? `smartctl exit status ${report.exit.raw} (${report.exit.commandLine ? 'command line or internal error' : 'device open failed'})`;
+    report.reason =
+      errors[0]?.text ??
+      report.messages[0]?.text ??
+      `smartctl exit status ${report.exit.raw} (${report.exit.commandLine ? 'command line or internal error' : 'device open failed'})`;
     return report;
   }
   if (!report.serial && report.kind === 'unknown') {

@@ -81,10 +81,22 @@ describe('AnomalyDetector', () => {
     const out = injected.map((r) => d.update(r, (clock.ts += SECOND)));
     // Each signal alone stays in its usual range (s1 = 40 - 3a is distributed as 40 + 3a): none is beyond
     // 4.5 standard deviations, so a per-signal detector would see nothing.
-    for (const r of injected) for (const [k, mean] of [['s0', 20], ['s1', 40]] as const) expect(Math.abs(r[k] - mean) / 3).toBeLessThan(4.5);
+    for (const r of injected)
+      for (const [k, mean] of [
+        ['s0', 20],
+        ['s1', 40],
+      ] as const)
+        expect(Math.abs(r[k] - mean) / 3).toBeLessThan(4.5);
     const flagged = out.filter((r) => r?.atRisk);
     expect(flagged.length).toBeGreaterThan(50); // measured: 67 of 100 (the rest have a ≈ 0, where nothing is broken)
-    const named = flagged.filter((r) => r!.drivers.slice(0, 2).map((x) => x.feature).sort().join() === 's0,s1');
+    const named = flagged.filter(
+      (r) =>
+        r!.drivers
+          .slice(0, 2)
+          .map((x) => x.feature)
+          .sort()
+          .join() === 's0,s1',
+    );
     expect(named.length / flagged.length).toBeGreaterThan(0.9); // measured: 66 of 67
     expect(flagged[0]!.drivers).toHaveLength(3);
     expect(flagged[0]!.drivers[0]!.contribution).toBeGreaterThan(0);

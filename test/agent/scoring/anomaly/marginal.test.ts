@@ -18,7 +18,14 @@ function learned(next: () => number, count: number): MarginalMap {
 
 describe('MarginalMap', () => {
   it('computes normal quantiles', () => {
-    for (const [p, z] of [[0.5, 0], [0.975, 1.959964], [0.999, 3.090232], [1e-5, -4.264891], [1 - 1e-7, 5.199338]] as const) expect(normalQuantile(p)).toBeCloseTo(z, 5);
+    for (const [p, z] of [
+      [0.5, 0],
+      [0.975, 1.959964],
+      [0.999, 3.090232],
+      [1e-5, -4.264891],
+      [1 - 1e-7, 5.199338],
+    ] as const)
+      expect(normalQuantile(p)).toBeCloseTo(z, 5);
   });
 
   it('leaves a Gaussian signal as it is, tails included', () => {

@@ -72,7 +72,14 @@ describe('ScoreThreshold', () => {
     const copy = ScoreThreshold.fromJSON(JSON.parse(JSON.stringify(t.toJSON())), 1000 * HOUR);
     expect(copy.toJSON()).toEqual(t.toJSON());
     expect(copy.calibrate(1e-4)).toEqual(t.calibrate(1e-4));
-    for (const bad of [null, {}, { ...t.toJSON(), total: -1 }, { ...t.toJSON(), bins: [[0, Number.NaN]] }, { ...t.toJSON(), bins: [[1e6, 1]] }, { ...t.toJSON(), refTs: null }]) {
+    for (const bad of [
+      null,
+      {},
+      { ...t.toJSON(), total: -1 },
+      { ...t.toJSON(), bins: [[0, Number.NaN]] },
+      { ...t.toJSON(), bins: [[1e6, 1]] },
+      { ...t.toJSON(), refTs: null },
+    ]) {
       expect(() => ScoreThreshold.fromJSON(bad, HOUR)).toThrow();
     }
   });

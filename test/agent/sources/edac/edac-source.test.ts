@@ -71,7 +71,14 @@ describe('EdacReader on sysfs trees', () => {
       'edac.ue_count_total': 1,
     });
     expect(s.inventory[0]).toEqual({ mc: 'mc0', name: 'Skylake Socket#0 IMC#0', sizeMb: 65536 });
-    expect(s.inventory[1]).toEqual({ dimm: 'mc0/dimm0', label: 'CPU_SrcID#0_MC#0_Chan#0_DIMM#0', metricLabel: 'cpu_srcid_0_mc_0_chan_0_dimm_0', location: 'channel 0 slot 0', sizeMb: 32768, memType: 'Registered-DDR4' });
+    expect(s.inventory[1]).toEqual({
+      dimm: 'mc0/dimm0',
+      label: 'CPU_SrcID#0_MC#0_Chan#0_DIMM#0',
+      metricLabel: 'cpu_srcid_0_mc_0_chan_0_dimm_0',
+      location: 'channel 0 slot 0',
+      sizeMb: 32768,
+      memType: 'Registered-DDR4',
+    });
   });
 
   it('AMD EPYC (amd64_edac): rank directories with blank labels, plus the legacy csrow layout', async () => {
@@ -186,7 +193,6 @@ describe('EdacSource', () => {
     expect(DEFAULT_EDAC_SOURCE_CONFIG).toEqual({ enabled: true, intervalMs: 60_000, timeoutMs: 5_000, asset: '', sysRoot: '/sys' });
   });
 });
-
 
 /** The fixture tree as an in-memory SysfsReader, so thousands of mutated trees read in milliseconds. */
 function memTree(dir: string): { fs: SysfsReader; files: Map<string, string>; names: string[] } {

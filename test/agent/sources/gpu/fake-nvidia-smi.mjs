@@ -79,18 +79,27 @@ function query() {
     const names = [m[1], ...[...m[2].matchAll(/"([^"]+)"/g)].map((x) => x[1])];
     for (const n of names) group.set(n, names);
   }
-  const requested = args.find((a) => a.startsWith('--query-gpu=')).slice('--query-gpu='.length).split(',');
+  const requested = args
+    .find((a) => a.startsWith('--query-gpu='))
+    .slice('--query-gpu='.length)
+    .split(',');
   for (const f of requested) if (!group.has(f)) fail(`Field "${f}" is not a valid field to query.`, 2);
 
   const text = read('query-gpu.csv');
   const header = /^# fields: (.*)$/m.exec(text);
   const columns = header ? header[1].split(',') : [];
-  const samples = text.split(/\n\s*\n/).map((block) => block.split('\n').filter((l) => l.trim() && !l.startsWith('#'))).filter((b) => b.length);
+  const samples = text
+    .split(/\n\s*\n/)
+    .map((block) => block.split('\n').filter((l) => l.trim() && !l.startsWith('#')))
+    .filter((b) => b.length);
   const pick = requested.map((f) => columns.findIndex((c) => (group.get(f) ?? [f]).includes(c)));
-  const render = (lines) => lines.map((l) => {
-    const cells = l.split(', ');
-    return pick.map((i) => (i >= 0 ? cells[i] ?? '' : '[N/A]')).join(', ');
-  }).join('\n') + '\n';
+  const render = (lines) =>
+    lines
+      .map((l) => {
+        const cells = l.split(', ');
+        return pick.map((i) => (i >= 0 ? (cells[i] ?? '') : '[N/A]')).join(', ');
+      })
+      .join('\n') + '\n';
 
   const loopAt = args.findIndex((a) => a === '-lms' || a === '--loop-ms' || a.startsWith('--loop-ms='));
   if (loopAt < 0) {

@@ -10,7 +10,9 @@ import { waitFor } from '../../../helpers/wait.js';
 
 const FAKE = fileURLToPath(new URL('./fake-nvidia-smi.mjs', import.meta.url));
 const fixture = (rel: string) => readFileSync(new URL(`./fixtures/${rel}`, import.meta.url), 'utf8');
-const H100_ASSETS = ['0000:18:00.0', '0000:2a:00.0', '0000:3a:00.0', '0000:5d:00.0', '0000:9a:00.0', '0000:ab:00.0', '0000:ba:00.0', '0000:db:00.0'].map((b) => `gpu-${b}`);
+const H100_ASSETS = ['0000:18:00.0', '0000:2a:00.0', '0000:3a:00.0', '0000:5d:00.0', '0000:9a:00.0', '0000:ab:00.0', '0000:ba:00.0', '0000:db:00.0'].map(
+  (b) => `gpu-${b}`,
+);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let tmp: string;
@@ -51,7 +53,11 @@ function make(cfg: Partial<NvidiaGpuConfig> = {}, env: Record<string, string> = 
 function calls(): Array<{ t: number; pid: number; args: string[] }> {
   const file = join(tmp, 'calls.log');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { t: number; pid: number; args: string[] });
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { t: number; pid: number; args: string[] });
 }
 const loopCalls = () => calls().filter((c) => c.args.includes('-lms'));
 
@@ -75,7 +81,10 @@ describe('NvidiaGpuSource against the fake nvidia-smi', () => {
     const { src, readings } = make();
     await src.start();
     const latest = (asset: string) => [...readings].reverse().find((r) => r.asset === asset);
-    await waitFor(() => bySample(readings).size >= 3 && latest('gpu-0000:ba:00.0')?.metrics['gpu.nvlink.3.crc_errors'] !== undefined, 'three samples with slow counters');
+    await waitFor(
+      () => bySample(readings).size >= 3 && latest('gpu-0000:ba:00.0')?.metrics['gpu.nvlink.3.crc_errors'] !== undefined,
+      'three samples with slow counters',
+    );
 
     const samples = [...bySample(readings).values()];
     for (const sample of samples) {
@@ -85,12 +94,27 @@ describe('NvidiaGpuSource against the fake nvidia-smi', () => {
     }
     const gpu0 = latest('gpu-0000:18:00.0')!;
     expect(gpu0.metrics).toMatchObject({
-      'gpu.temperature_c': 30, 'gpu.memory_temperature_c': 36, 'gpu.power.draw_w': 100.89, 'gpu.power.limit_w': 700, 'gpu.memory.used_bytes': 1048576,
-      'gpu.pstate': 0, 'gpu.throttle.hw_slowdown': 0, 'gpu.ecc.aggregate.uncorrected': 0, 'gpu.lost': 0,
-      'gpu.pcie.replays': 7, 'gpu.remapped_rows.pending': 0, 'gpu.recovery_action': 0, 'gpu.nvlink.17.recovery_errors': 1,
+      'gpu.temperature_c': 30,
+      'gpu.memory_temperature_c': 36,
+      'gpu.power.draw_w': 100.89,
+      'gpu.power.limit_w': 700,
+      'gpu.memory.used_bytes': 1048576,
+      'gpu.pstate': 0,
+      'gpu.throttle.hw_slowdown': 0,
+      'gpu.ecc.aggregate.uncorrected': 0,
+      'gpu.lost': 0,
+      'gpu.pcie.replays': 7,
+      'gpu.remapped_rows.pending': 0,
+      'gpu.recovery_action': 0,
+      'gpu.nvlink.17.recovery_errors': 1,
     });
     expect(gpu0.metrics).not.toHaveProperty('gpu.fan_pct');
-    expect(latest('gpu-0000:ba:00.0')!.metrics).toMatchObject({ 'gpu.index': 6, 'gpu.pcie.replays': 15, 'gpu.nvlink.3.crc_errors': 12, 'gpu.nvlink.crc_errors_total': 12 });
+    expect(latest('gpu-0000:ba:00.0')!.metrics).toMatchObject({
+      'gpu.index': 6,
+      'gpu.pcie.replays': 15,
+      'gpu.nvlink.3.crc_errors': 12,
+      'gpu.nvlink.crc_errors_total': 12,
+    });
     expect(Object.values(gpu0.metrics).every(Number.isFinite)).toBe(true);
     expect(src.stats).toMatchObject({ state: 'running', gpus: 8, restarts: 0, partialFailures: 0, problems: 0, errors: 0 });
 
@@ -117,23 +141,33 @@ describe('NvidiaGpuSource against the fake nvidia-smi', () => {
     await waitFor(() => readings.find((r) => r.metrics['gpu.pcie.replays'] !== undefined), 'a V100 reading with -q counters');
     const r = readings.at(-1)!;
     expect(r.asset).toBe('gpu-0000:d8:00.0');
-    expect(r.metrics).toMatchObject({ 'gpu.throttle.hw_slowdown': 0, 'gpu.retired_pages.sbe': 1, 'gpu.retired_pages.dbe': 1, 'gpu.pcie.replays': 3, 'gpu.pcie.link_gen': 3 });
+    expect(r.metrics).toMatchObject({
+      'gpu.throttle.hw_slowdown': 0,
+      'gpu.retired_pages.sbe': 1,
+      'gpu.retired_pages.dbe': 1,
+      'gpu.pcie.replays': 3,
+      'gpu.pcie.link_gen': 3,
+    });
     expect(r.metrics).not.toHaveProperty('gpu.remapped_rows.pending'); // [N/A] on V100
     expect(loopCalls()[0]!.args[0]).toContain('clocks_throttle_reasons.hw_slowdown');
     expect(loopCalls()[0]!.args[0]).not.toContain('clocks_event_reasons');
     expect(src.stats).toMatchObject({ state: 'running', restarts: 0, problems: 0 });
   });
 
-  it('finds nvidia-smi on PATH; a consumer card\'s [Not Supported] fields are absent, not zero', async () => {
+  it("finds nvidia-smi on PATH; a consumer card's [Not Supported] fields are absent, not zero", async () => {
     const bin = join(tmp, 'bin');
     mkdirSync(bin);
     symlinkSync(FAKE, join(bin, 'nvidia-smi'));
-    const { src, readings } = make({ binary: 'nvidia-smi' }, { FAKE_NVIDIA_SMI_SET: 'rtx4090', PATH: `${bin}:${dirname(process.execPath)}:${process.env.PATH ?? ''}` });
+    const { src, readings } = make(
+      { binary: 'nvidia-smi' },
+      { FAKE_NVIDIA_SMI_SET: 'rtx4090', PATH: `${bin}:${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+    );
     await src.start();
     await waitFor(() => readings.filter((r) => r.asset === 'gpu-0000:23:00.0').length >= 2, 'readings from the second RTX 4090');
     const busy = readings.filter((r) => r.asset === 'gpu-0000:23:00.0').at(-1)!;
     expect(busy.metrics).toMatchObject({ 'gpu.utilization_pct': 97, 'gpu.throttle.sw_power_cap': 1, 'gpu.ecc.mode': 0 });
-    for (const m of ['gpu.ecc.volatile.corrected', 'gpu.ecc.aggregate.uncorrected', 'gpu.retired_pages.pending', 'gpu.memory_temperature_c']) expect(busy.metrics).not.toHaveProperty(m);
+    for (const m of ['gpu.ecc.volatile.corrected', 'gpu.ecc.aggregate.uncorrected', 'gpu.retired_pages.pending', 'gpu.memory_temperature_c'])
+      expect(busy.metrics).not.toHaveProperty(m);
   });
 
   it('restarts the -lms child with exponential backoff each time it dies', async () => {
@@ -266,9 +300,16 @@ describe('Xid events from the kernel log', () => {
     await waitFor(() => src.stats.kernelLog === 'kmsg', 'the kernel log to be followed');
     appendFileSync(kmsg, fixture('kernel/kmsg-raw.txt'));
     await waitFor(() => events.length >= 4, 'four Xid events');
-    expect(events.map((e) => [e.code, e.asset])).toEqual([[13, 'gpu-0000:18:00.0'], [43, 'gpu-0000:18:00.0'], [79, 'gpu-0000:9a:00.0'], [119, 'gpu-0000:3a:00.0']]);
+    expect(events.map((e) => [e.code, e.asset])).toEqual([
+      [13, 'gpu-0000:18:00.0'],
+      [43, 'gpu-0000:18:00.0'],
+      [79, 'gpu-0000:9a:00.0'],
+      [119, 'gpu-0000:3a:00.0'],
+    ]);
     expect(events[2]).toMatchObject({
-      source: 'nvidia-gpu', type: 'gpu.xid', code: 79,
+      source: 'nvidia-gpu',
+      type: 'gpu.xid',
+      code: 79,
       message: 'Xid 79 (GPU has fallen off the bus) on 0000:9a:00.0: GPU has fallen off the bus.',
       attributes: { pciAddress: '0000:9a:00.0', name: 'GPU has fallen off the bus', severity: 'critical', pid: 1234, process: 'python3' },
     });
@@ -276,7 +317,10 @@ describe('Xid events from the kernel log', () => {
     expect(events[3]!.attributes).toMatchObject({ severity: 'critical', process: 'nvc:[driver]', pid: 1582259 });
 
     const after = (asset: string, metric: string, n: number) => readings.find((r) => r.asset === asset && r.metrics[metric] === n);
-    await waitFor(() => after('gpu-0000:18:00.0', 'gpu.xid.13.count', 1) && after('gpu-0000:9a:00.0', 'gpu.xid.79.count', 1), 'Xid counts on the next readings');
+    await waitFor(
+      () => after('gpu-0000:18:00.0', 'gpu.xid.13.count', 1) && after('gpu-0000:9a:00.0', 'gpu.xid.79.count', 1),
+      'Xid counts on the next readings',
+    );
     expect(readings.at(-1)!.metrics).not.toHaveProperty('gpu.xid.48.count'); // the backlog was skipped
     appendFileSync(kmsg, '3,2400,164500999999,-;NVRM: Xid (PCI:0000:9a:00): 79, pid=1234, name=python3, GPU has fallen off the bus.\n');
     await waitFor(() => after('gpu-0000:9a:00.0', 'gpu.xid.79.count', 2), 'a count of 2 after a second Xid 79');
@@ -294,7 +338,13 @@ describe('Xid events from the kernel log', () => {
     await sleep(500); // let tail open the file
     appendFileSync(log, fixture('kernel/journal-short-iso.txt'));
     await waitFor(() => events.length >= 5, 'five Xid events');
-    expect(events.map((e) => `${e.code}@${e.asset}`)).toEqual(['74@gpu-0000:ba:00.0', '154@gpu-0000:ba:00.0', '119@gpu-0000:3a:00.0', '119@gpu-0000:3a:00.0', '79@gpu-0000:db:00.0']);
+    expect(events.map((e) => `${e.code}@${e.asset}`)).toEqual([
+      '74@gpu-0000:ba:00.0',
+      '154@gpu-0000:ba:00.0',
+      '119@gpu-0000:3a:00.0',
+      '119@gpu-0000:3a:00.0',
+      '79@gpu-0000:db:00.0',
+    ]);
     expect(events[0]!.ts).toBe(Date.UTC(2024, 10, 14, 7, 3, 11));
     expect(events[1]!.attributes.severity).toBe('critical');
     expect(events[2]!.attributes).toMatchObject({ name: 'GSP RPC timeout', process: 'nv-hostengine', pid: 123417 });

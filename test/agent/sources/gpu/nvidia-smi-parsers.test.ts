@@ -36,9 +36,23 @@ function loadQuery(set: string): { plan: QueryPlan; text: string } {
 
 describe('parseSmiValue', () => {
   it.each([
-    ['42', 42], [' 100.89 ', 100.89], ['-8', -8], ['P0', 0], ['P12', 12], ['Enabled', 1], ['Disabled', 0],
-    ['Active', 1], ['Not Active', 0], ['Yes', 1], ['No', 0], ['0x0000000000000004', 4], ['0x00000000000001FF', 511],
-    ['16x', 16], ['30 C', 30], ['81559 MiB', 81559], ['97 %', 97],
+    ['42', 42],
+    [' 100.89 ', 100.89],
+    ['-8', -8],
+    ['P0', 0],
+    ['P12', 12],
+    ['Enabled', 1],
+    ['Disabled', 0],
+    ['Active', 1],
+    ['Not Active', 0],
+    ['Yes', 1],
+    ['No', 0],
+    ['0x0000000000000004', 4],
+    ['0x00000000000001FF', 511],
+    ['16x', 16],
+    ['30 C', 30],
+    ['81559 MiB', 81559],
+    ['97 %', 97],
   ])('%j → %d', (raw, value) => expect(parseSmiValue(raw)).toEqual({ kind: 'value', value }));
 
   it.each(['[N/A]', '[Not Supported]', 'N/A', '[Unknown Error]', '[GPU is lost]', 'ERR!', '', '   ', '[Insufficient Permissions]'])(
@@ -53,8 +67,13 @@ describe('parseSmiValue', () => {
 
 describe('normalizeBusId', () => {
   it.each([
-    ['00000000:18:00.0', '0000:18:00.0'], ['PCI:0000:3b:00', '0000:3b:00.0'], ['0000:3B:00', '0000:3b:00.0'], ['18:00.0', '0000:18:00.0'],
-    ['00000009:01:00.0', '0009:01:00.0'], ['0001ab00:01:00.0', '0001ab00:01:00.0'], ['pci:0000:10:1c', '0000:10:1c.0'],
+    ['00000000:18:00.0', '0000:18:00.0'],
+    ['PCI:0000:3b:00', '0000:3b:00.0'],
+    ['0000:3B:00', '0000:3b:00.0'],
+    ['18:00.0', '0000:18:00.0'],
+    ['00000009:01:00.0', '0009:01:00.0'],
+    ['0001ab00:01:00.0', '0001ab00:01:00.0'],
+    ['pci:0000:10:1c', '0000:10:1c.0'],
   ])('%s → %s', (raw, want) => expect(normalizeBusId(raw)).toBe(want));
 
   it.each(['', 'zzzz:18:00', '0000:18:00.9', 'GPU-I:05', '0000:180:00.0', 'not-a-bus'])('%j is not an address', (raw) => {
@@ -97,7 +116,14 @@ describe('parseHelpQueryGpu and planQuery', () => {
   it('asks only for what a driver knows', () => {
     expect(planQuery(new Set(['index', 'pci.bus_id', 'power.limit', 'clocks.sm'])).fields).toEqual(['index', 'pci.bus_id', 'power.limit', 'clocks.sm']);
     const truncated = parseHelpQueryGpu(fixture('malformed/help-truncated.txt'));
-    expect(planQuery(truncated.fields).fields).toEqual(['index', 'pci.bus_id', 'pcie.link.gen.gpucurrent', 'pcie.link.gen.max', 'pcie.link.width.current', 'pcie.link.width.max']);
+    expect(planQuery(truncated.fields).fields).toEqual([
+      'index',
+      'pci.bus_id',
+      'pcie.link.gen.gpucurrent',
+      'pcie.link.gen.max',
+      'pcie.link.width.current',
+      'pcie.link.width.max',
+    ]);
   });
 
   it('reports problems for empty or foreign text', () => {
@@ -113,19 +139,51 @@ describe('parseQueryCsv on the recorded hosts', () => {
     const { plan, text } = loadQuery('h100x8');
     const { rows, problems } = parseQueryCsv(text, plan);
     expect(problems).toEqual([]);
-    expect(rows.map((r) => r.busId)).toEqual(['0000:18:00.0', '0000:2a:00.0', '0000:3a:00.0', '0000:5d:00.0', '0000:9a:00.0', '0000:ab:00.0', '0000:ba:00.0', '0000:db:00.0']);
+    expect(rows.map((r) => r.busId)).toEqual([
+      '0000:18:00.0',
+      '0000:2a:00.0',
+      '0000:3a:00.0',
+      '0000:5d:00.0',
+      '0000:9a:00.0',
+      '0000:ab:00.0',
+      '0000:ba:00.0',
+      '0000:db:00.0',
+    ]);
     expect(rows[0]).toEqual({
       index: 0,
       busId: '0000:18:00.0',
       metrics: {
-        'gpu.index': 0, 'gpu.lost': 0, 'gpu.utilization_pct': 0, 'gpu.memory.utilization_pct': 0, 'gpu.memory.total_bytes': 81559 * MiB,
-        'gpu.memory.used_bytes': 1 * MiB, 'gpu.temperature_c': 30, 'gpu.memory_temperature_c': 36, 'gpu.power.draw_w': 100.89,
-        'gpu.power.limit_w': 700, 'gpu.clocks.sm_mhz': 345, 'gpu.clocks.mem_mhz': 2619, 'gpu.clocks.graphics_mhz': 345, 'gpu.pstate': 0,
-        'gpu.throttle.active_mask': 1, 'gpu.throttle.sw_power_cap': 0, 'gpu.throttle.hw_slowdown': 0, 'gpu.throttle.hw_thermal_slowdown': 0,
-        'gpu.throttle.hw_power_brake_slowdown': 0, 'gpu.throttle.sw_thermal_slowdown': 0, 'gpu.ecc.mode': 1,
-        'gpu.ecc.volatile.corrected': 0, 'gpu.ecc.volatile.uncorrected': 0, 'gpu.ecc.aggregate.corrected': 0, 'gpu.ecc.aggregate.uncorrected': 0,
-        'gpu.reset.required': 0, 'gpu.reset.drain_recommended': 0, 'gpu.pcie.link_gen': 5, 'gpu.pcie.link_gen_max': 5,
-        'gpu.pcie.link_width': 16, 'gpu.pcie.link_width_max': 16,
+        'gpu.index': 0,
+        'gpu.lost': 0,
+        'gpu.utilization_pct': 0,
+        'gpu.memory.utilization_pct': 0,
+        'gpu.memory.total_bytes': 81559 * MiB,
+        'gpu.memory.used_bytes': 1 * MiB,
+        'gpu.temperature_c': 30,
+        'gpu.memory_temperature_c': 36,
+        'gpu.power.draw_w': 100.89,
+        'gpu.power.limit_w': 700,
+        'gpu.clocks.sm_mhz': 345,
+        'gpu.clocks.mem_mhz': 2619,
+        'gpu.clocks.graphics_mhz': 345,
+        'gpu.pstate': 0,
+        'gpu.throttle.active_mask': 1,
+        'gpu.throttle.sw_power_cap': 0,
+        'gpu.throttle.hw_slowdown': 0,
+        'gpu.throttle.hw_thermal_slowdown': 0,
+        'gpu.throttle.hw_power_brake_slowdown': 0,
+        'gpu.throttle.sw_thermal_slowdown': 0,
+        'gpu.ecc.mode': 1,
+        'gpu.ecc.volatile.corrected': 0,
+        'gpu.ecc.volatile.uncorrected': 0,
+        'gpu.ecc.aggregate.corrected': 0,
+        'gpu.ecc.aggregate.uncorrected': 0,
+        'gpu.reset.required': 0,
+        'gpu.reset.drain_recommended': 0,
+        'gpu.pcie.link_gen': 5,
+        'gpu.pcie.link_gen_max': 5,
+        'gpu.pcie.link_width': 16,
+        'gpu.pcie.link_width_max': 16,
       },
       // H100 SXM has no fan reading and retires no pages (it remaps rows): N/A, so absent.
       missing: ['gpu.fan_pct', 'gpu.retired_pages.sbe', 'gpu.retired_pages.dbe', 'gpu.retired_pages.pending'],
@@ -153,9 +211,16 @@ describe('parseQueryCsv on the recorded hosts', () => {
     const [row] = parseQueryCsv(text, plan).rows;
     expect(row?.busId).toBe('0000:d8:00.0');
     expect(row?.metrics).toMatchObject({
-      'gpu.ecc.volatile.corrected': 2, 'gpu.ecc.volatile.uncorrected': 0, 'gpu.ecc.aggregate.corrected': 14, 'gpu.ecc.aggregate.uncorrected': 1,
-      'gpu.retired_pages.sbe': 1, 'gpu.retired_pages.dbe': 1, 'gpu.retired_pages.pending': 0, 'gpu.throttle.hw_slowdown': 0,
-      'gpu.power.limit_w': 250, 'gpu.pcie.link_gen': 3,
+      'gpu.ecc.volatile.corrected': 2,
+      'gpu.ecc.volatile.uncorrected': 0,
+      'gpu.ecc.aggregate.corrected': 14,
+      'gpu.ecc.aggregate.uncorrected': 1,
+      'gpu.retired_pages.sbe': 1,
+      'gpu.retired_pages.dbe': 1,
+      'gpu.retired_pages.pending': 0,
+      'gpu.throttle.hw_slowdown': 0,
+      'gpu.power.limit_w': 250,
+      'gpu.pcie.link_gen': 3,
     });
     expect(row?.missing).toEqual(['gpu.memory_temperature_c', 'gpu.fan_pct', 'gpu.reset.drain_recommended']);
   });
@@ -165,8 +230,14 @@ describe('parseQueryCsv on the recorded hosts', () => {
     const [row] = parseQueryCsv(text, plan).rows;
     expect(row?.busId).toBe('0000:00:1e.0');
     expect(row?.metrics).toMatchObject({
-      'gpu.power.draw_w': 26.78, 'gpu.power.limit_w': 70, 'gpu.temperature_c': 40, 'gpu.memory.used_bytes': 1032 * MiB,
-      'gpu.pcie.link_width': 8, 'gpu.pcie.link_width_max': 16, 'gpu.throttle.active_mask': 0, 'gpu.retired_pages.pending': 0,
+      'gpu.power.draw_w': 26.78,
+      'gpu.power.limit_w': 70,
+      'gpu.temperature_c': 40,
+      'gpu.memory.used_bytes': 1032 * MiB,
+      'gpu.pcie.link_width': 8,
+      'gpu.pcie.link_width_max': 16,
+      'gpu.throttle.active_mask': 0,
+      'gpu.retired_pages.pending': 0,
     });
     expect(row?.missing).toEqual(['gpu.memory_temperature_c', 'gpu.fan_pct', 'gpu.reset.required', 'gpu.reset.drain_recommended']);
   });
@@ -174,14 +245,28 @@ describe('parseQueryCsv on the recorded hosts', () => {
   it('GeForce RTX 4090: [Not Supported] health fields are absent, never 0', () => {
     const { plan, text } = loadQuery('rtx4090');
     const [idle, busy] = parseQueryCsv(text, plan).rows;
-    const unsupported = ['gpu.ecc.volatile.corrected', 'gpu.ecc.volatile.uncorrected', 'gpu.ecc.aggregate.corrected', 'gpu.ecc.aggregate.uncorrected', 'gpu.retired_pages.sbe', 'gpu.retired_pages.dbe', 'gpu.retired_pages.pending'];
+    const unsupported = [
+      'gpu.ecc.volatile.corrected',
+      'gpu.ecc.volatile.uncorrected',
+      'gpu.ecc.aggregate.corrected',
+      'gpu.ecc.aggregate.uncorrected',
+      'gpu.retired_pages.sbe',
+      'gpu.retired_pages.dbe',
+      'gpu.retired_pages.pending',
+    ];
     for (const row of [idle, busy]) {
       for (const m of unsupported) expect(row?.metrics).not.toHaveProperty(m);
       expect(row?.missing).toEqual(expect.arrayContaining(unsupported));
       expect(row?.metrics['gpu.ecc.mode']).toBe(0);
     }
     expect(idle?.metrics).toMatchObject({ 'gpu.pstate': 8, 'gpu.fan_pct': 0, 'gpu.pcie.link_gen': 1, 'gpu.power.draw_w': 18.9 });
-    expect(busy?.metrics).toMatchObject({ 'gpu.pstate': 2, 'gpu.utilization_pct': 97, 'gpu.throttle.active_mask': 4, 'gpu.throttle.sw_power_cap': 1, 'gpu.fan_pct': 86 });
+    expect(busy?.metrics).toMatchObject({
+      'gpu.pstate': 2,
+      'gpu.utilization_pct': 97,
+      'gpu.throttle.active_mask': 4,
+      'gpu.throttle.sw_power_cap': 1,
+      'gpu.fan_pct': 86,
+    });
   });
 
   it.each(HOSTS)('%s: every cell printed as unavailable is absent from the metrics', (set) => {
@@ -243,12 +328,20 @@ describe('parseRemappedRows', () => {
     const { byBus, problems } = parseRemappedRows(fixture('h100x8/remapped-rows.csv'));
     expect(problems).toEqual([]);
     expect(byBus.size).toBe(8);
-    expect(byBus.get('0000:db:00.0')).toEqual({ 'gpu.remapped_rows.correctable': 0, 'gpu.remapped_rows.uncorrectable': 0, 'gpu.remapped_rows.pending': 0, 'gpu.remapped_rows.failure': 0 });
+    expect(byBus.get('0000:db:00.0')).toEqual({
+      'gpu.remapped_rows.correctable': 0,
+      'gpu.remapped_rows.uncorrectable': 0,
+      'gpu.remapped_rows.pending': 0,
+      'gpu.remapped_rows.failure': 0,
+    });
   });
 
   it('reads a pending remap as 1', () => {
     expect(parseRemappedRows(fixture('a100/remapped-rows-pending.csv')).byBus.get('0000:10:1c.0')).toEqual({
-      'gpu.remapped_rows.correctable': 1, 'gpu.remapped_rows.uncorrectable': 0, 'gpu.remapped_rows.pending': 1, 'gpu.remapped_rows.failure': 0,
+      'gpu.remapped_rows.correctable': 1,
+      'gpu.remapped_rows.uncorrectable': 0,
+      'gpu.remapped_rows.pending': 1,
+      'gpu.remapped_rows.failure': 0,
     });
   });
 
@@ -267,14 +360,34 @@ describe('parseQueryText (nvidia-smi -q)', () => {
     expect(problems).toEqual([]);
     expect(byBus.size).toBe(8);
     expect([...byBus].map(([bus, m]) => [bus, m['gpu.pcie.replays']])).toEqual([
-      ['0000:18:00.0', 7], ['0000:2a:00.0', 0], ['0000:3a:00.0', 0], ['0000:5d:00.0', 0], ['0000:9a:00.0', 0], ['0000:ab:00.0', 0], ['0000:ba:00.0', 15], ['0000:db:00.0', 0],
+      ['0000:18:00.0', 7],
+      ['0000:2a:00.0', 0],
+      ['0000:3a:00.0', 0],
+      ['0000:5d:00.0', 0],
+      ['0000:9a:00.0', 0],
+      ['0000:ab:00.0', 0],
+      ['0000:ba:00.0', 15],
+      ['0000:db:00.0', 0],
     ]);
     expect(byBus.get('0000:18:00.0')).toEqual({
-      'gpu.recovery_action': 0, 'gpu.pcie.replays': 7, 'gpu.pcie.replay_rollovers': 0, 'gpu.ecc.sram_threshold_exceeded': 0,
-      'gpu.ecc.aggregate.sram_uncorrectable.l2': 0, 'gpu.ecc.aggregate.sram_uncorrectable.sm': 0, 'gpu.ecc.aggregate.sram_uncorrectable.microcontroller': 0,
-      'gpu.ecc.aggregate.sram_uncorrectable.pcie': 0, 'gpu.ecc.aggregate.sram_uncorrectable.other': 0,
-      'gpu.remapped_rows.correctable': 0, 'gpu.remapped_rows.uncorrectable': 0, 'gpu.remapped_rows.pending': 0, 'gpu.remapped_rows.failure': 0,
-      'gpu.remapped_rows.banks_max': 2560, 'gpu.remapped_rows.banks_high': 0, 'gpu.remapped_rows.banks_partial': 0, 'gpu.remapped_rows.banks_low': 0, 'gpu.remapped_rows.banks_none': 0,
+      'gpu.recovery_action': 0,
+      'gpu.pcie.replays': 7,
+      'gpu.pcie.replay_rollovers': 0,
+      'gpu.ecc.sram_threshold_exceeded': 0,
+      'gpu.ecc.aggregate.sram_uncorrectable.l2': 0,
+      'gpu.ecc.aggregate.sram_uncorrectable.sm': 0,
+      'gpu.ecc.aggregate.sram_uncorrectable.microcontroller': 0,
+      'gpu.ecc.aggregate.sram_uncorrectable.pcie': 0,
+      'gpu.ecc.aggregate.sram_uncorrectable.other': 0,
+      'gpu.remapped_rows.correctable': 0,
+      'gpu.remapped_rows.uncorrectable': 0,
+      'gpu.remapped_rows.pending': 0,
+      'gpu.remapped_rows.failure': 0,
+      'gpu.remapped_rows.banks_max': 2560,
+      'gpu.remapped_rows.banks_high': 0,
+      'gpu.remapped_rows.banks_partial': 0,
+      'gpu.remapped_rows.banks_low': 0,
+      'gpu.remapped_rows.banks_none': 0,
     });
   });
 
@@ -282,14 +395,29 @@ describe('parseQueryText (nvidia-smi -q)', () => {
     const { byBus, problems } = parseQueryText(fixture('a100/q-remap-pending-510.txt'));
     expect(problems).toEqual([]);
     expect(byBus.get('0000:10:1c.0')).toEqual({
-      'gpu.remapped_rows.correctable': 1, 'gpu.remapped_rows.uncorrectable': 0, 'gpu.remapped_rows.pending': 1, 'gpu.remapped_rows.failure': 0,
-      'gpu.remapped_rows.banks_max': 639, 'gpu.remapped_rows.banks_high': 1, 'gpu.remapped_rows.banks_partial': 0, 'gpu.remapped_rows.banks_low': 0, 'gpu.remapped_rows.banks_none': 0,
+      'gpu.remapped_rows.correctable': 1,
+      'gpu.remapped_rows.uncorrectable': 0,
+      'gpu.remapped_rows.pending': 1,
+      'gpu.remapped_rows.failure': 0,
+      'gpu.remapped_rows.banks_max': 639,
+      'gpu.remapped_rows.banks_high': 1,
+      'gpu.remapped_rows.banks_partial': 0,
+      'gpu.remapped_rows.banks_low': 0,
+      'gpu.remapped_rows.banks_none': 0,
     });
   });
 
   it('reads older layouts (V100 470, T4 515) and consumer cards', () => {
-    expect(parseQueryText(fixture('v100/q.txt')).byBus.get('0000:d8:00.0')).toEqual({ 'gpu.pcie.replays': 3, 'gpu.pcie.replay_rollovers': 0, 'gpu.retired_pages.pending': 0 });
-    expect(parseQueryText(fixture('t4/q.txt')).byBus.get('0000:00:1e.0')).toEqual({ 'gpu.pcie.replays': 0, 'gpu.pcie.replay_rollovers': 0, 'gpu.retired_pages.pending': 0 });
+    expect(parseQueryText(fixture('v100/q.txt')).byBus.get('0000:d8:00.0')).toEqual({
+      'gpu.pcie.replays': 3,
+      'gpu.pcie.replay_rollovers': 0,
+      'gpu.retired_pages.pending': 0,
+    });
+    expect(parseQueryText(fixture('t4/q.txt')).byBus.get('0000:00:1e.0')).toEqual({
+      'gpu.pcie.replays': 0,
+      'gpu.pcie.replay_rollovers': 0,
+      'gpu.retired_pages.pending': 0,
+    });
     const rtx = parseQueryText(fixture('rtx4090/q.txt')).byBus;
     expect(rtx.get('0000:23:00.0')).toMatchObject({ 'gpu.pcie.replays': 0, 'gpu.remapped_rows.banks_max': 192 });
     expect(rtx.get('0000:23:00.0')).not.toHaveProperty('gpu.retired_pages.pending');
@@ -300,8 +428,12 @@ describe('parseQueryText (nvidia-smi -q)', () => {
     const { byBus } = parseQueryText(fixture('malformed/q-truncated.txt'));
     expect(byBus.get('0000:18:00.0')?.['gpu.pcie.replays']).toBe(7);
     expect(byBus.has('0000:db:00.0')).toBe(false);
-    expect(parseQueryText('NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver.').problems).toEqual(['no "GPU <bus id>" sections in nvidia-smi -q output']);
-    expect(parseQueryText('GPU 00000000:18:00.0\n    GPU Recovery Action : Launch Rockets\n').problems).toEqual(['unknown GPU Recovery Action "Launch Rockets"']);
+    expect(parseQueryText("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.").problems).toEqual([
+      'no "GPU <bus id>" sections in nvidia-smi -q output',
+    ]);
+    expect(parseQueryText('GPU 00000000:18:00.0\n    GPU Recovery Action : Launch Rockets\n').problems).toEqual([
+      'unknown GPU Recovery Action "Launch Rockets"',
+    ]);
     expect(parseQueryText('GPU 00000000:18:00.0\n    GPU Recovery Action : Drain and Reset\n').byBus.get('0000:18:00.0')).toEqual({ 'gpu.recovery_action': 4 });
   });
 });
@@ -314,7 +446,13 @@ describe('parseNvlinkErrors', () => {
     expect(uuids.get(6)).toBe('GPU-83a5aebb-b71c-c570-aa83-185e1233fe97');
     const gpu6 = byIndex.get(6)!;
     expect(Object.keys(gpu6)).toHaveLength(18 * 3 + 3);
-    expect(gpu6).toMatchObject({ 'gpu.nvlink.3.crc_errors': 12, 'gpu.nvlink.3.replay_errors': 2, 'gpu.nvlink.3.recovery_errors': 0, 'gpu.nvlink.crc_errors_total': 12, 'gpu.nvlink.replay_errors_total': 2 });
+    expect(gpu6).toMatchObject({
+      'gpu.nvlink.3.crc_errors': 12,
+      'gpu.nvlink.3.replay_errors': 2,
+      'gpu.nvlink.3.recovery_errors': 0,
+      'gpu.nvlink.crc_errors_total': 12,
+      'gpu.nvlink.replay_errors_total': 2,
+    });
     expect(byIndex.get(0)).toMatchObject({ 'gpu.nvlink.17.recovery_errors': 1, 'gpu.nvlink.recovery_errors_total': 1, 'gpu.nvlink.crc_errors_total': 0 });
   });
 
@@ -336,16 +474,52 @@ describe('parseNvlinkErrors', () => {
 
 describe('parseXidLine', () => {
   it.each([
-    ['dmesg', '[11039.523185] NVRM: Xid (PCI:0000:18:00): 43, pid=916085, name=python3, Ch 00000008', { code: 43, pciAddress: '0000:18:00.0', pid: 916085, process: 'python3', message: 'Ch 00000008' }],
+    [
+      'dmesg',
+      '[11039.523185] NVRM: Xid (PCI:0000:18:00): 43, pid=916085, name=python3, Ch 00000008',
+      { code: 43, pciAddress: '0000:18:00.0', pid: 916085, process: 'python3', message: 'Ch 00000008' },
+    ],
     ['no pid', 'NVRM: Xid (PCI:0000:03:00): 79, GPU has fallen off the bus.', { code: 79, pciAddress: '0000:03:00.0', message: 'GPU has fallen off the bus.' }],
-    ['unknown pid and name', "NVRM: Xid (PCI:0000:05:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.", { code: 79, pciAddress: '0000:05:00.0', message: 'GPU has fallen off the bus.' }],
-    ['old driver, no PCI: prefix', 'Jan 18 11:38:05 localhost kernel: [  269.517039] NVRM: Xid (0000:01:00): 3, C 00000005', { code: 3, pciAddress: '0000:01:00.0', message: 'C 00000005' }],
-    ['function in address', '[12345.678901] NVRM: Xid (PCI:0000:3b:00.0): 79, pid=1234, GPU has fallen off the bus.', { code: 79, pciAddress: '0000:3b:00.0', pid: 1234, message: 'GPU has fallen off the bus.' }],
-    ['MIG instance', 'NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7194, Contained: CE User Channel (0x9). RST: No, D-RST: No', { code: 94, pciAddress: '0000:01:00.0', pid: 7194, message: 'Contained: CE User Channel (0x9). RST: No, D-RST: No' }],
-    ['kmsg record', '4,2306,164500765010,-;NVRM: Xid (PCI:0000:3a:00): 119, pid=1582259, name=nvc:[driver], Timeout after 6s', { code: 119, pciAddress: '0000:3a:00.0', pid: 1582259, process: 'nvc:[driver]', message: 'Timeout after 6s' }],
-    ['kmsg with syslog priority', '<3>[6085126.134786] NVRM: Xid (PCI:0009:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x4 (Drain and Reset)', { code: 154, pciAddress: '0009:01:00.0', message: 'GPU recovery action changed from 0x0 (None) to 0x4 (Drain and Reset)' }],
-    ['journalctl short-iso', '2024-11-14T07:03:11+0000 gpu-node-07 kernel: NVRM: Xid (PCI:0000:ba:00): 74, NVLink: fatal error', { code: 74, pciAddress: '0000:ba:00.0', message: 'NVLink: fatal error', time: Date.UTC(2024, 10, 14, 7, 3, 11) }],
-    ['newer short-iso offset', '2024-11-14T09:03:11+02:00 host kernel: NVRM: Xid (PCI:0000:ba:00): 74, x', { code: 74, pciAddress: '0000:ba:00.0', message: 'x', time: Date.UTC(2024, 10, 14, 7, 3, 11) }],
+    [
+      'unknown pid and name',
+      "NVRM: Xid (PCI:0000:05:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+      { code: 79, pciAddress: '0000:05:00.0', message: 'GPU has fallen off the bus.' },
+    ],
+    [
+      'old driver, no PCI: prefix',
+      'Jan 18 11:38:05 localhost kernel: [  269.517039] NVRM: Xid (0000:01:00): 3, C 00000005',
+      { code: 3, pciAddress: '0000:01:00.0', message: 'C 00000005' },
+    ],
+    [
+      'function in address',
+      '[12345.678901] NVRM: Xid (PCI:0000:3b:00.0): 79, pid=1234, GPU has fallen off the bus.',
+      { code: 79, pciAddress: '0000:3b:00.0', pid: 1234, message: 'GPU has fallen off the bus.' },
+    ],
+    [
+      'MIG instance',
+      'NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7194, Contained: CE User Channel (0x9). RST: No, D-RST: No',
+      { code: 94, pciAddress: '0000:01:00.0', pid: 7194, message: 'Contained: CE User Channel (0x9). RST: No, D-RST: No' },
+    ],
+    [
+      'kmsg record',
+      '4,2306,164500765010,-;NVRM: Xid (PCI:0000:3a:00): 119, pid=1582259, name=nvc:[driver], Timeout after 6s',
+      { code: 119, pciAddress: '0000:3a:00.0', pid: 1582259, process: 'nvc:[driver]', message: 'Timeout after 6s' },
+    ],
+    [
+      'kmsg with syslog priority',
+      '<3>[6085126.134786] NVRM: Xid (PCI:0009:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x4 (Drain and Reset)',
+      { code: 154, pciAddress: '0009:01:00.0', message: 'GPU recovery action changed from 0x0 (None) to 0x4 (Drain and Reset)' },
+    ],
+    [
+      'journalctl short-iso',
+      '2024-11-14T07:03:11+0000 gpu-node-07 kernel: NVRM: Xid (PCI:0000:ba:00): 74, NVLink: fatal error',
+      { code: 74, pciAddress: '0000:ba:00.0', message: 'NVLink: fatal error', time: Date.UTC(2024, 10, 14, 7, 3, 11) },
+    ],
+    [
+      'newer short-iso offset',
+      '2024-11-14T09:03:11+02:00 host kernel: NVRM: Xid (PCI:0000:ba:00): 74, x',
+      { code: 74, pciAddress: '0000:ba:00.0', message: 'x', time: Date.UTC(2024, 10, 14, 7, 3, 11) },
+    ],
     ['code only, CRLF', 'NVRM: Xid (PCI:0000:00:1E.0): 31\r\n', { code: 31, pciAddress: '0000:00:1e.0', message: '' }],
   ])('%s', (_name, line, event) => expect(parseXidLine(line)).toEqual({ event }));
 
@@ -362,8 +536,16 @@ describe('parseKernelLog on recorded logs', () => {
 
   it('dmesg of the H100 host', () => {
     expect(summary('kernel/dmesg-h100.txt')).toEqual([
-      '13@0000:18:00.0', '43@0000:18:00.0', '31@0000:2a:00.0', '94@0000:2a:00.0', '48@0000:5d:00.0', '63@0000:5d:00.0', '45@0000:5d:00.0',
-      '95@0000:9a:00.0', '154@0000:9a:00.0', '94@0000:ab:00.0',
+      '13@0000:18:00.0',
+      '43@0000:18:00.0',
+      '31@0000:2a:00.0',
+      '94@0000:2a:00.0',
+      '48@0000:5d:00.0',
+      '63@0000:5d:00.0',
+      '45@0000:5d:00.0',
+      '95@0000:9a:00.0',
+      '154@0000:9a:00.0',
+      '94@0000:ab:00.0',
     ]);
     expect(parseKernelLog(fixture('kernel/dmesg-h100.txt')).problems).toEqual([]);
   });
@@ -402,15 +584,50 @@ describe('XID_CATALOG', () => {
   });
 });
 
-
 describe('property: no input makes a parser throw or emit a non-finite number', () => {
   const corpus = [
-    'h100x8/query-gpu.csv', 'rtx4090/query-gpu.csv', 'v100/query-gpu.csv', 'h100x8/remapped-rows.csv', 'a100/remapped-rows-pending.csv',
-    'a100/q-remap-pending-510.txt', 'v100/q.txt', 'kernel/dmesg-h100.txt', 'kernel/journal-short-iso.txt', 'kernel/kmsg-raw.txt',
-    'malformed/query-gpu-errors.csv', 'malformed/nvlink-e-garbage.txt',
+    'h100x8/query-gpu.csv',
+    'rtx4090/query-gpu.csv',
+    'v100/query-gpu.csv',
+    'h100x8/remapped-rows.csv',
+    'a100/remapped-rows-pending.csv',
+    'a100/q-remap-pending-510.txt',
+    'v100/q.txt',
+    'kernel/dmesg-h100.txt',
+    'kernel/journal-short-iso.txt',
+    'kernel/kmsg-raw.txt',
+    'malformed/query-gpu-errors.csv',
+    'malformed/nvlink-e-garbage.txt',
   ].map((f) => fixture(f).replace(/^#.*\n/, ''));
   corpus.push(fixture('h100x8/q.txt').slice(0, 9000), fixture('h100x8/nvlink-e.txt').slice(0, 3000), fixture('help/help-query-gpu-535.txt').slice(4000, 12000));
-  const tokens = [',', ', ', '\n', '\r\n', '[N/A]', '[GPU is lost]', 'ERR!', '0x', '0xFFFFFFFFFFFFFFFFFF', '1e999', '-0', 'NaN', '9'.repeat(400), ':', ' : ', 'P', 'NVRM: Xid (', 'PCI:', '))', '\u0000', '\u2028', '\uFFFD', 'GPU 0: ', 'Link 1: CRC Errors: ', '"x" or "y"', 'GPU 00000000:18:00.0\n'];
+  const tokens = [
+    ',',
+    ', ',
+    '\n',
+    '\r\n',
+    '[N/A]',
+    '[GPU is lost]',
+    'ERR!',
+    '0x',
+    '0xFFFFFFFFFFFFFFFFFF',
+    '1e999',
+    '-0',
+    'NaN',
+    '9'.repeat(400),
+    ':',
+    ' : ',
+    'P',
+    'NVRM: Xid (',
+    'PCI:',
+    '))',
+    '\u0000',
+    '\u2028',
+    '\uFFFD',
+    'GPU 0: ',
+    'Link 1: CRC Errors: ',
+    '"x" or "y"',
+    'GPU 00000000:18:00.0\n',
+  ];
 
   function mutate(text: string, rnd: () => number): string {
     let s = text;
@@ -445,14 +662,18 @@ describe('property: no input makes a parser throw or emit a non-finite number', 
   function runAll(input: string): void {
     for (const plan of [NEW, OLD]) {
       const q = parseQueryCsv(input, plan);
-      checkFinite(q.rows.map((r) => r.metrics), 'query');
+      checkFinite(
+        q.rows.map((r) => r.metrics),
+        'query',
+      );
       for (const r of q.rows) if (!/^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(r.busId)) throw new Error(`bad bus id ${r.busId}`);
     }
     checkFinite(parseRemappedRows(input).byBus.values(), 'remapped');
     checkFinite(parseQueryText(input).byBus.values(), '-q');
     checkFinite(parseNvlinkErrors(input).byIndex.values(), 'nvlink');
     for (const e of parseKernelLog(input).events) {
-      if (!Number.isSafeInteger(e.code) || (e.pid !== undefined && !Number.isSafeInteger(e.pid)) || (e.time !== undefined && !Number.isFinite(e.time))) throw new Error(`bad Xid ${JSON.stringify(e)}`);
+      if (!Number.isSafeInteger(e.code) || (e.pid !== undefined && !Number.isSafeInteger(e.pid)) || (e.time !== undefined && !Number.isFinite(e.time)))
+        throw new Error(`bad Xid ${JSON.stringify(e)}`);
     }
     const help = parseHelpQueryGpu(input);
     planQuery(help.fields);

@@ -126,7 +126,10 @@ describe('HostSampler on the recorded fixtures', () => {
     // Counters that did not move still give a (zero) rate; the ones that went back give none.
     expect(pick(back.metrics, 'disk.')).toEqual({ 'disk.vda.read_bytes_per_s': 0, 'disk.vda.reads_per_s': 0 });
     expect(pick(back.metrics, 'net.')).toEqual({
-      'net.eth0.rx_errors_per_s': 0, 'net.eth0.tx_errors_per_s': 0, 'net.eth0.rx_drops_per_s': 0, 'net.eth0.tx_drops_per_s': 0,
+      'net.eth0.rx_errors_per_s': 0,
+      'net.eth0.tx_errors_per_s': 0,
+      'net.eth0.rx_drops_per_s': 0,
+      'net.eth0.tx_drops_per_s': 0,
     });
     expect(back.metrics['memory.total_bytes']).toBe(24684092 * kB); // gauges are unaffected
     cpSync(fx('proc-t1'), proc, { recursive: true });

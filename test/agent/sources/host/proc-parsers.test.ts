@@ -115,10 +115,20 @@ describe('parseDiskstats', () => {
     expect(devices.map((d) => d.name)).toEqual(['loop0', 'loop1', 'loop2', 'loop3', 'loop4', 'loop5', 'loop6', 'loop7', 'vda', 'zram0']);
     // 254 0 vda 78278 12824 5296954 58071 40461 26088 3346360 9777 0 7756 68511 5532 65 244080 516 3268 146
     expect(devices[8]).toEqual({
-      major: 254, minor: 0, name: 'vda',
-      readsCompleted: 78278, readsMerged: 12824, sectorsRead: 5296954, readMs: 58071,
-      writesCompleted: 40461, writesMerged: 26088, sectorsWritten: 3346360, writeMs: 9777,
-      inFlight: 0, ioMs: 7756, weightedIoMs: 68511,
+      major: 254,
+      minor: 0,
+      name: 'vda',
+      readsCompleted: 78278,
+      readsMerged: 12824,
+      sectorsRead: 5296954,
+      readMs: 58071,
+      writesCompleted: 40461,
+      writesMerged: 26088,
+      sectorsWritten: 3346360,
+      writeMs: 9777,
+      inFlight: 0,
+      ioMs: 7756,
+      weightedIoMs: 68511,
     });
   });
 
@@ -146,8 +156,22 @@ describe('parseNetDev', () => {
     // eth0: 314356525 8958 0 0 0 0 0 0 609680 5902 0 0 0 0 0 0
     expect(interfaces[3]).toEqual({
       name: 'eth0',
-      rxBytes: 314356525, rxPackets: 8958, rxErrors: 0, rxDrops: 0, rxFifo: 0, rxFrame: 0, rxCompressed: 0, rxMulticast: 0,
-      txBytes: 609680, txPackets: 5902, txErrors: 0, txDrops: 0, txFifo: 0, txCollisions: 0, txCarrier: 0, txCompressed: 0,
+      rxBytes: 314356525,
+      rxPackets: 8958,
+      rxErrors: 0,
+      rxDrops: 0,
+      rxFifo: 0,
+      rxFrame: 0,
+      rxCompressed: 0,
+      rxMulticast: 0,
+      txBytes: 609680,
+      txPackets: 5902,
+      txErrors: 0,
+      txDrops: 0,
+      txFifo: 0,
+      txCollisions: 0,
+      txCarrier: 0,
+      txCompressed: 0,
     });
   });
 
@@ -157,7 +181,16 @@ describe('parseNetDev', () => {
     expect(malformed).toBe(4);
     expect(interfaces.map((i) => i.name)).toEqual(['eth0', 'enp3s0']);
     // enp3s0:123456789012 70000 1 2 0 0 0 15 987654321 60000 0 3 0 0 0 0
-    expect(interfaces[1]).toMatchObject({ rxBytes: 123456789012, rxPackets: 70000, rxErrors: 1, rxDrops: 2, rxMulticast: 15, txBytes: 987654321, txPackets: 60000, txDrops: 3 });
+    expect(interfaces[1]).toMatchObject({
+      rxBytes: 123456789012,
+      rxPackets: 70000,
+      rxErrors: 1,
+      rxDrops: 2,
+      rxMulticast: 15,
+      txBytes: 987654321,
+      txPackets: 60000,
+      txDrops: 3,
+    });
   });
 });
 
@@ -167,7 +200,14 @@ describe('mount tables', () => {
     expect(malformed).toBe(0);
     expect(mounts).toHaveLength(20);
     // 27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard,…
-    expect(mounts.find((m) => m.mountPoint === '/')).toEqual({ device: '254:0', root: '/', mountPoint: '/', fsType: 'ext4', source: '/dev/vda', readOnly: false });
+    expect(mounts.find((m) => m.mountPoint === '/')).toEqual({
+      device: '254:0',
+      root: '/',
+      mountPoint: '/',
+      fsType: 'ext4',
+      source: '/dev/vda',
+      readOnly: false,
+    });
     // The rest are proc, sysfs, devtmpfs, tmpfs, devpts, cgroup and cgroup2.
     expect(selectFilesystems(mounts).map((m) => m.mountPoint)).toEqual(['/']);
   });

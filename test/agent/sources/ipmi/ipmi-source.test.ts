@@ -30,10 +30,19 @@ function setup(set: string, cfg: Partial<IpmiSourceConfig> = {}) {
   const sunk: Reading[] = [];
   const events: HealthEvent[] = [];
   const logs = captureLogger();
-  const src = new IpmiSource({ binary: FAKE, devicePaths: [devNode], asset: 'edge-7', timeoutMs: 10_000, ...cfg }, (r) => sunk.push(r), (e) => events.push(e), logs.log, env);
+  const src = new IpmiSource(
+    { binary: FAKE, devicePaths: [devNode], asset: 'edge-7', timeoutMs: 10_000, ...cfg },
+    (r) => sunk.push(r),
+    (e) => events.push(e),
+    logs.log,
+    env,
+  );
   const argv = (): string[][] => {
     try {
-      return readFileSync(argvLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]);
+      return readFileSync(argvLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as string[]);
     } catch {
       return [];
     }
@@ -75,7 +84,14 @@ describe('IpmiSource through a fake ipmitool answering from recorded fixtures', 
         asset: 'edge-7',
         type: 'bmc.sel',
         message: 'Temperature CPU1 Temp: Upper Critical going high (Asserted), Reading 96 > Threshold 95 degrees C',
-        attributes: { sensor: 'Temperature CPU1 Temp', event: 'Upper Critical going high', direction: 'Asserted', selId: 'c', bmcTime: '03/02/2021 04:18:40', detail: 'Reading 96 > Threshold 95 degrees C' },
+        attributes: {
+          sensor: 'Temperature CPU1 Temp',
+          event: 'Upper Critical going high',
+          direction: 'Asserted',
+          selId: 'c',
+          bmcTime: '03/02/2021 04:18:40',
+          detail: 'Reading 96 > Threshold 95 degrees C',
+        },
       },
       {
         ts: T0 + 60_000,
@@ -149,9 +165,13 @@ describe('IpmiSource through a fake ipmitool answering from recorded fixtures', 
   it('unavailable: no device node, no binary, a driver that does not answer, or no permission', async () => {
     await expect(setup('supermicro-t0', { devicePaths: ['/nonexistent/ipmi0'] }).src.collect(T0)).rejects.toThrow(/no IPMI device/);
     await expect(setup('supermicro-t0', { binary: '/nonexistent/ipmitool' }).src.collect(T0)).rejects.toThrow(/ipmitool not found/);
-    const noDev = await setup('no-device').src.collect(T0).catch((e: unknown) => e);
+    const noDev = await setup('no-device')
+      .src.collect(T0)
+      .catch((e: unknown) => e);
     expect(noDev).toBeInstanceOf(SourceUnavailableError);
-    const denied = await setup('denied').src.collect(T0).catch((e: unknown) => e);
+    const denied = await setup('denied')
+      .src.collect(T0)
+      .catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(SourceUnavailableError);
     expect((denied as Error).message).toMatch(/run as root, or give the agent's user read-write access to \/dev\/ipmi0/);
   });

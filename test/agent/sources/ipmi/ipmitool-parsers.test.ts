@@ -92,13 +92,25 @@ describe('parseSdr', () => {
     ]);
     expect(new Set(labels).size).toBe(labels.length);
     const m = sdrMetrics(rows);
-    expect(m).toMatchObject({ 'bmc.ambient_temp_7_1.celsius': 19, 'bmc.ambient_temp_7_1.ok': 1, 'bmc.vcore_pg_3_1.ok': 1, 'bmc.0_75_vtt_pg_3_2.ok': 1, 'bmc.cmos_battery.ok': 1 });
+    expect(m).toMatchObject({
+      'bmc.ambient_temp_7_1.celsius': 19,
+      'bmc.ambient_temp_7_1.ok': 1,
+      'bmc.vcore_pg_3_1.ok': 1,
+      'bmc.0_75_vtt_pg_3_2.ok': 1,
+      'bmc.cmos_battery.ok': 1,
+    });
     expect(m['bmc.temp_3_1.ok']).toBeUndefined(); // ns, "Disabled"
   });
 
   it('HP DL380 G7 `ipmitool sdr`: watts and fan duty in percent', () => {
     const m = sdrMetrics(parseSdr(fx('hp-dl380g7-sdr.txt')).rows);
-    expect(m).toMatchObject({ 'bmc.power_supply_1.watts': 35, 'bmc.power_supply_2.watts': 155, 'bmc.fan_1.pct': 43.51, 'bmc.temp_1.celsius': 16, 'bmc.uid_light.ok': 1 });
+    expect(m).toMatchObject({
+      'bmc.power_supply_1.watts': 35,
+      'bmc.power_supply_2.watts': 155,
+      'bmc.fan_1.pct': 43.51,
+      'bmc.temp_1.celsius': 16,
+      'bmc.uid_light.ok': 1,
+    });
     expect(m['bmc.uid_light.pct']).toBeUndefined();
   });
 
@@ -126,8 +138,22 @@ describe('parseSelElist', () => {
     const { entries, malformed } = parseSelElist(fx('sel-elist-t1.txt'));
     expect(malformed).toBe(0);
     expect(entries.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
-    expect(entries[10]).toEqual({ id: 11, idText: 'b', date: '03/02/2021', time: '04:17:55', sensor: 'Memory #0x87', event: 'Correctable ECC (P1-DIMMB1)', direction: 'Asserted', detail: null });
-    expect(entries[11]).toMatchObject({ sensor: 'Temperature CPU1 Temp', event: 'Upper Critical going high', direction: 'Asserted', detail: 'Reading 96 > Threshold 95 degrees C' });
+    expect(entries[10]).toEqual({
+      id: 11,
+      idText: 'b',
+      date: '03/02/2021',
+      time: '04:17:55',
+      sensor: 'Memory #0x87',
+      event: 'Correctable ECC (P1-DIMMB1)',
+      direction: 'Asserted',
+      detail: null,
+    });
+    expect(entries[11]).toMatchObject({
+      sensor: 'Temperature CPU1 Temp',
+      event: 'Upper Critical going high',
+      direction: 'Asserted',
+      detail: 'Reading 96 > Threshold 95 degrees C',
+    });
     expect(entries[6]?.event).toBe('Lower Non-critical going low');
   });
 
@@ -158,10 +184,11 @@ describe('parseSelElist', () => {
   });
 });
 
-
 describe('fuzz', () => {
   it('3,000 mutated listings: never throws, every metric finite, every key well-formed', () => {
-    const texts = readdirSync(FIXTURES).filter((f) => f.endsWith('.txt')).map((f) => fx(f));
+    const texts = readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.txt'))
+      .map((f) => fx(f));
     const rand = rng(99);
     const inserts = ['|', '||', ' | ', '\n', 'h', '.', '-', '1e308', 'NaN', '\u0000', '0x', 'ok', 'ns', 'degrees C', 'RPM', '9'.repeat(400)];
     for (let i = 0; i < 3000; i++) {

@@ -19,7 +19,11 @@ async function serve(options: MillingModbusServerOptions = {}): Promise<MillingM
 async function source(cfg: Partial<ModbusDeviceConfig> & { signals: ModbusSignalConfig[] }) {
   const readings: Reading[] = [];
   const { log, lines } = captureLogger();
-  const src = new ModbusSource({ name: 'dev', intervalMs: 50, timeoutMs: 100, retries: 1, reconnectMinMs: 50, reconnectMaxMs: 400, ...cfg }, (r) => readings.push(r), log);
+  const src = new ModbusSource(
+    { name: 'dev', intervalMs: 50, timeoutMs: 100, retries: 1, reconnectMinMs: 50, reconnectMaxMs: 400, ...cfg },
+    (r) => readings.push(r),
+    log,
+  );
   await src.start();
   cleanup.push(() => src.stop());
   return { src, readings, lines, logged: (text: string) => lines.filter((l) => String(l.msg).includes(text)).length };
@@ -80,7 +84,12 @@ describe('ModbusSource when the device misbehaves', () => {
 
   it('a unit answering slower than the timeout does not corrupt the others with its late answers', async () => {
     const server = await serve({ unitIds: [1, 2], faults: { delayMs: 150, delayUnitIds: [2] } });
-    const { src, readings } = await source({ port: server.port, reconnectMinMs: 200, reconnectMaxMs: 1000, signals: threeMills().filter((s) => s.unitId !== 3) });
+    const { src, readings } = await source({
+      port: server.port,
+      reconnectMinMs: 200,
+      reconnectMaxMs: 1000,
+      signals: threeMills().filter((s) => s.unitId !== 3),
+    });
     await sleep(1000);
     // 20 polls in the second; unit 2's first failure costs 2 × 100 ms, each later probe 100 ms (backed off).
     expect(readings.filter((r) => r.asset === 'mill-1').length).toBeGreaterThanOrEqual(7);

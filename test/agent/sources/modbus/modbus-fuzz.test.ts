@@ -13,9 +13,25 @@ import { cleanupAfterEach } from '../../../helpers/cleanup.js';
  * bit flips, garbage, duplicates, fragments, silence, exceptions with any code, NaN floats, dropped connections.
  */
 const MUTATIONS = [
-  'valid', 'valid-fragmented', 'nan-float', 'exception', 'wrong-tid', 'wrong-unit', 'wrong-function', 'short-pdu',
-  'mbap-length', 'byte-count', 'bit-flips', 'garbage', 'duplicate', 'silence', 'close', 'protocol-id', 'trailing-garbage',
-  'fewer-registers', 'empty-frame',
+  'valid',
+  'valid-fragmented',
+  'nan-float',
+  'exception',
+  'wrong-tid',
+  'wrong-unit',
+  'wrong-function',
+  'short-pdu',
+  'mbap-length',
+  'byte-count',
+  'bit-flips',
+  'garbage',
+  'duplicate',
+  'silence',
+  'close',
+  'protocol-id',
+  'trailing-garbage',
+  'fewer-registers',
+  'empty-frame',
 ] as const;
 type Mutation = (typeof MUTATIONS)[number];
 
@@ -181,7 +197,17 @@ describe('ModbusSource against fuzzed Modbus TCP answers', () => {
     const sources = [0, 1, 2, 3].map(
       (i) =>
         new ModbusSource(
-          { name: `fuzz-${i}`, port, intervalMs: 10, timeoutMs: 10, retries: 1, reconnectMinMs: 10, reconnectMaxMs: 20, reconnectAfterTimeouts: 3, signals: fuzzMap() },
+          {
+            name: `fuzz-${i}`,
+            port,
+            intervalMs: 10,
+            timeoutMs: 10,
+            retries: 1,
+            reconnectMinMs: 10,
+            reconnectMaxMs: 20,
+            reconnectAfterTimeouts: 3,
+            signals: fuzzMap(),
+          },
           (r) => readings.push(r),
           captureLogger('silent').log,
         ),

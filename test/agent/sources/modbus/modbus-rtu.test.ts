@@ -131,7 +131,7 @@ async function rtuSource(cfg: Partial<ModbusDeviceConfig> & Pick<ModbusDeviceCon
 }
 
 describe(`ModbusSource over RTU on a pty pair${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
-  it.skipIf(!!SKIP)('reads the milling machine over RTU, values equal to the simulator\'s', async () => {
+  it.skipIf(!!SKIP)("reads the milling machine over RTU, values equal to the simulator's", async () => {
     const { device, tty } = await rtuBench();
     const { src, readings } = await rtuSource({ path: tty, signals: millingDeviceMap() });
     for (let cycle = 0; cycle < 5; cycle++) {
@@ -186,7 +186,15 @@ describe(`ModbusSource over RTU on a pty pair${SKIP ? ` (skipped: ${SKIP})` : ''
   it.skipIf(!!SKIP)('never throws on line noise (300+ seeded noisy answers)', async () => {
     const { slave, tty } = await rtuBench();
     slave.garbage = new Prng(5);
-    const { src, readings } = await rtuSource({ path: tty, intervalMs: 10, timeoutMs: 20, retries: 1, reconnectMinMs: 10, reconnectMaxMs: 40, signals: millingDeviceMap() });
+    const { src, readings } = await rtuSource({
+      path: tty,
+      intervalMs: 10,
+      timeoutMs: 20,
+      retries: 1,
+      reconnectMinMs: 10,
+      reconnectMaxMs: 40,
+      signals: millingDeviceMap(),
+    });
     await waitFor(() => slave.answered >= 300, '300 noisy answers', 20_000);
     const c = src.counters;
     expect(c.crcErrors + c.timeouts + c.malformed).toBeGreaterThan(0);

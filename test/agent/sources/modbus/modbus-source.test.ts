@@ -63,14 +63,20 @@ describe('ModbusSource against the simulated milling machine', () => {
     }
     expect([...seenFailure].sort()).toEqual([0, 1]);
     // One FC 4 read of input registers 0-11 and one FC 2 read of the flag per poll.
-    expect(src.plan.map((b) => [b.functionCode, b.address, b.count])).toEqual([[4, 0, 12], [2, 0, 1]]);
+    expect(src.plan.map((b) => [b.functionCode, b.address, b.count])).toEqual([
+      [4, 0, 12],
+      [2, 0, 1],
+    ]);
     expect(src.counters).toMatchObject({ timeouts: 0, malformed: 0, crcErrors: 0, exceptions: {}, connects: 1, reconnects: 0 });
     expect(src.counters.responses).toBe(src.counters.requests);
     expect(src.stats.state).toBe('running');
   });
 
   it('reads a word-swapped (CDAB) and a fully little-endian (DCBA) device through the map layout', async () => {
-    for (const layout of [{ byteOrder: 'big', wordOrder: 'little' }, { byteOrder: 'little', wordOrder: 'little' }] as const) {
+    for (const layout of [
+      { byteOrder: 'big', wordOrder: 'little' },
+      { byteOrder: 'little', wordOrder: 'little' },
+    ] as const) {
       const server = await serve({ autoAdvance: false, seed: 3, ...layout });
       server.advance(5);
       const { readings } = await source({ port: server.port, signals: millingDeviceMap(layout) });
@@ -143,14 +149,22 @@ describe('ModbusSource against the simulated milling machine', () => {
   it('feeds the machine-failure model: real Modbus traffic scored end to end', async () => {
     const server = await serve({ autoAdvance: false, seed: 5 });
     const risks: RiskRecord[] = [];
-    const scorer = new RiskScorer({ modelsDir: MODELS, threads: 1, bindings: [{ model: 'machine-failure', assets: ['sim-mill-1'] }] }, (r) => risks.push(...r), captureLogger().log);
+    const scorer = new RiskScorer(
+      { modelsDir: MODELS, threads: 1, bindings: [{ model: 'machine-failure', assets: ['sim-mill-1'] }] },
+      (r) => risks.push(...r),
+      captureLogger().log,
+    );
     await scorer.start();
     cleanup.push(() => scorer.stop());
     const readings: Reading[] = [];
-    const src = new ModbusSource({ name: 'mill', port: server.port, intervalMs: 50, signals: [...MILLING_MACHINE_DEVICE_MAP] }, (r) => {
-      readings.push(r);
-      scorer.accept(r);
-    }, captureLogger().log);
+    const src = new ModbusSource(
+      { name: 'mill', port: server.port, intervalMs: 50, signals: [...MILLING_MACHINE_DEVICE_MAP] },
+      (r) => {
+        readings.push(r);
+        scorer.accept(r);
+      },
+      captureLogger().log,
+    );
     await src.start();
     cleanup.push(() => src.stop());
     await waitFor(() => risks.length >= 3, 'risk records');
@@ -190,14 +204,17 @@ describe('Modbus device configuration', () => {
   it('fills in defaults, and the schema carries the same defaults', () => {
     const { cfg, signals, tickMs } = resolveDevice({ signals: [sig, { ...sig, signal: 't', intervalMs: 250, unitId: 3 }] });
     expect(cfg).toMatchObject(DEFAULT_MODBUS_DEVICE_CONFIG);
-    expect(signals.map((s) => [s.unitId, s.intervalMs])).toEqual([[1, 1000], [3, 250]]);
+    expect(signals.map((s) => [s.unitId, s.intervalMs])).toEqual([
+      [1, 1000],
+      [3, 250],
+    ]);
     expect(tickMs).toBe(250);
     for (const [k, v] of Object.entries(DEFAULT_MODBUS_DEVICE_CONFIG)) expect(MODBUS_DEVICE_SCHEMA.properties![k]?.default, k).toEqual(v);
     expect(MODBUS_SOURCES_SCHEMA.properties!.devices!.items).toBe(MODBUS_DEVICE_SCHEMA);
     for (const node of Object.values(MODBUS_DEVICE_SCHEMA.properties!)) expect(node.description.length).toBeGreaterThan(5);
   });
 
-  it('the schema compiles with the agent\'s Ajv settings and fills in the same defaults as resolveDevice', () => {
+  it("the schema compiles with the agent's Ajv settings and fills in the same defaults as resolveDevice", () => {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
     ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
     const { default: _d, ...section } = MODBUS_SOURCES_SCHEMA;

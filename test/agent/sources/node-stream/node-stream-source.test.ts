@@ -32,7 +32,10 @@ const BAND_KEYS = ['band_10_100_hz', 'band_100_500_hz', 'band_500_1000_hz', 'ban
 const FEATURE_KEYS = ['rms', 'peak', 'crest', 'kurtosis', 'skewness', ...BAND_KEYS].map((k) => `vib.x.${k}`);
 
 const SERIAL_SKIP = await serialSkipReason();
-const SERIALPORT_LOADS = await import('serialport').then(() => true, () => false);
+const SERIALPORT_LOADS = await import('serialport').then(
+  () => true,
+  () => false,
+);
 
 const cleanup = cleanupAfterEach();
 
@@ -40,7 +43,12 @@ function source(cfg: Partial<NodeStreamConfig>) {
   const readings: Reading[] = [];
   const events: HealthEvent[] = [];
   const { log, lines } = captureLogger();
-  const src = new NodeStreamSource({ enabled: true, reconnectMinMs: 50, reconnectMaxMs: 200, ...cfg }, (r) => readings.push(r), (e) => events.push(e), log);
+  const src = new NodeStreamSource(
+    { enabled: true, reconnectMinMs: 50, reconnectMaxMs: 200, ...cfg },
+    (r) => readings.push(r),
+    (e) => events.push(e),
+    log,
+  );
   cleanup.push(() => src.stop());
   const said = (msg: string) => lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith(msg));
   return { src, readings, events, lines, said };
@@ -65,7 +73,13 @@ function checkFeatures(server: SensorNodeServer, readings: Reading[], count: num
     expect(Object.keys(f.metrics).sort()).toEqual([...FEATURE_KEYS].sort());
     const block = server.blockAt(f.ts);
     expect(block, `block stamped ${f.ts}`).toBeDefined();
-    const bands = [[10, 100], [100, 500], [500, 1000], [1000, 2000], [2000, 5000]].map(([lowHz, highHz]) => ({ lowHz: lowHz!, highHz: highHz! }));
+    const bands = [
+      [10, 100],
+      [100, 500],
+      [500, 1000],
+      [1000, 2000],
+      [2000, 5000],
+    ].map(([lowHz, highHz]) => ({ lowHz: lowHz!, highHz: highHz! }));
     const ref = vibrationFeatures(block!.samples, { sampleRateHz: block!.sampleRateHz, scale: block!.scale, bands });
     expect(rel(f.metrics['vib.x.rms']!, ref.rms)).toBeLessThan(0.01);
     expect(rel(f.metrics['vib.x.peak']!, ref.peak)).toBeLessThan(0.01);
@@ -93,8 +107,10 @@ function checkMeasurements(readings: Reading[], asset = ASSET): void {
   expect(Math.abs(m.ts - Date.now())).toBeLessThan(600_000);
 }
 
-const arrived = (readings: Reading[], n = 3) => () =>
-  readings.filter(has('vib.x.rms')).length >= n && readings.some(has('node.uptime_s')) && readings.some(has('temp'));
+const arrived =
+  (readings: Reading[], n = 3) =>
+  () =>
+    readings.filter(has('vib.x.rms')).length >= n && readings.some(has('node.uptime_s')) && readings.some(has('temp'));
 
 describe('names and configuration', () => {
   it('turns SenML base names into assets and record names into dotted lowercase metrics', () => {
@@ -124,7 +140,10 @@ describe('names and configuration', () => {
   it('cuts a stream into datagrams of whole frames', () => {
     const bytes = Uint8Array.of(1, 2, 0, 3, 0, 4, 5, 0, 6);
     expect(datagrams(bytes, 1).map((d) => [...d])).toEqual([[1, 2, 0], [3, 0], [4, 5, 0], [6]]);
-    expect(datagrams(bytes, 2).map((d) => [...d])).toEqual([[1, 2, 0, 3, 0], [4, 5, 0, 6]]);
+    expect(datagrams(bytes, 2).map((d) => [...d])).toEqual([
+      [1, 2, 0, 3, 0],
+      [4, 5, 0, 6],
+    ]);
   });
 });
 
@@ -140,7 +159,18 @@ describe('NodeStreamSource over TCP', () => {
     checkFeatures(server, readings, 3);
     expect(events).toEqual([]);
     const s = src.stats;
-    expect(s).toMatchObject({ state: 'running', connected: true, connects: 1, reconnects: 0, badCrc: 0, badCobs: 0, badCbor: 0, truncated: 0, lostFrames: 0, blocksDropped: 0 });
+    expect(s).toMatchObject({
+      state: 'running',
+      connected: true,
+      connects: 1,
+      reconnects: 0,
+      badCrc: 0,
+      badCobs: 0,
+      badCbor: 0,
+      truncated: 0,
+      lostFrames: 0,
+      blocksDropped: 0,
+    });
     expect(s.framesOk).toBe(s.frames);
     expect(s.blocksCompleted).toBeGreaterThanOrEqual(3);
     expect(s.samples).toBe(readings.length);
@@ -194,7 +224,10 @@ describe('NodeStreamSource over TCP', () => {
     await waitFor(() => healthWith(1).length >= 3, 'health records after the reset', 10_000);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
-      type: 'node.reset', source: 'node-stream', asset: ASSET, code: 3,
+      type: 'node.reset',
+      source: 'node-stream',
+      asset: ASSET,
+      code: 3,
       attributes: { cause: 'watchdog', causeCode: 3, resets: 1, previousResets: 0, firmware: '1.4.2' },
     });
     expect(events[0]!.message).toMatch(/watchdog/);
@@ -252,7 +285,11 @@ describe('NodeStreamSource over UDP', () => {
       junk.send(d, src.port, '127.0.0.1');
     }
     await waitFor(() => arrived(readings, 6)() && src.stats.peers === 2 && src.stats.truncated > 0 && src.stats.badCrc > 0, 'readings among junk', 15_000);
-    checkFeatures(server, readings.filter((r) => r.asset === ASSET), 4);
+    checkFeatures(
+      server,
+      readings.filter((r) => r.asset === ASSET),
+      4,
+    );
     expect(src.stats.state).toBe('running');
     expect(src.stats.badCobs + src.stats.runt + src.stats.badCrc + src.stats.oversize).toBeGreaterThan(10);
     expect(said('damaged or lost sensor-node frames')).toHaveLength(1);
@@ -260,53 +297,61 @@ describe('NodeStreamSource over UDP', () => {
 });
 
 describe(`NodeStreamSource on a serial port${SERIAL_SKIP ? ` (skipped: ${SERIAL_SKIP})` : ''}`, () => {
-  it.skipIf(!!SERIAL_SKIP)('reads a pty pair; the port disappearing is failing (logged once), it coming back resumes readings', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'forewarn-node-'));
-    const [ttyA, ttyB] = [path.join(dir, 'a'), path.join(dir, 'b')];
-    let socat: ChildProcess | null = null;
-    const startSocat = async () => {
-      socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${ttyA}`, `pty,raw,echo=0,link=${ttyB}`], { stdio: 'ignore' });
-      await waitFor(() => existsSync(ttyA) && existsSync(ttyB), 'the pty links', 5000);
-    };
-    const killSocat = async () => {
-      const p = socat;
-      socat = null;
-      if (!p || p.exitCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    };
-    cleanup.push(async () => {
+  it.skipIf(!!SERIAL_SKIP)(
+    'reads a pty pair; the port disappearing is failing (logged once), it coming back resumes readings',
+    async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'forewarn-node-'));
+      const [ttyA, ttyB] = [path.join(dir, 'a'), path.join(dir, 'b')];
+      let socat: ChildProcess | null = null;
+      const startSocat = async () => {
+        socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${ttyA}`, `pty,raw,echo=0,link=${ttyB}`], { stdio: 'ignore' });
+        await waitFor(() => existsSync(ttyA) && existsSync(ttyB), 'the pty links', 5000);
+      };
+      const killSocat = async () => {
+        const p = socat;
+        socat = null;
+        if (!p || p.exitCode !== null) return;
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGTERM');
+        await exited;
+      };
+      cleanup.push(async () => {
+        await killSocat();
+        rmSync(dir, { recursive: true, force: true });
+      });
+      await startSocat();
+      const server = await nodeServer({ transport: 'serial', path: ttyA, reopenMs: 50, ...FAST });
+      const { src, readings, said } = source({ transport: 'serial', path: ttyB, baudRate: 460_800 });
+      await src.start();
+      await waitFor(arrived(readings), 'readings over the pty', 10_000);
+      checkMeasurements(readings);
+      checkFeatures(server, readings, 3);
+      expect(src.stats).toMatchObject({ state: 'running', connects: 1, badCrc: 0 });
+
+      // Unplug: the pty pair goes away.
       await killSocat();
-      rmSync(dir, { recursive: true, force: true });
-    });
-    await startSocat();
-    const server = await nodeServer({ transport: 'serial', path: ttyA, reopenMs: 50, ...FAST });
-    const { src, readings, said } = source({ transport: 'serial', path: ttyB, baudRate: 460_800 });
-    await src.start();
-    await waitFor(arrived(readings), 'readings over the pty', 10_000);
-    checkMeasurements(readings);
-    checkFeatures(server, readings, 3);
-    expect(src.stats).toMatchObject({ state: 'running', connects: 1, badCrc: 0 });
+      await waitFor(() => src.stats.state === 'failing', 'the source to notice the port is gone', 20_000);
+      await waitFor(() => src.stats.errors >= 4, 'failed attempts to reopen', 20_000);
+      expect(src.stats.lastError).toMatch(/No such file|ENOENT/i);
+      expect(said('sensor-node link lost')).toHaveLength(1);
+      expect(said('sensor-node link cannot be opened')).toHaveLength(0);
+      const okBefore = src.stats.framesOk;
 
-    // Unplug: the pty pair goes away.
-    await killSocat();
-    await waitFor(() => src.stats.state === 'failing', 'the source to notice the port is gone', 20_000);
-    await waitFor(() => src.stats.errors >= 4, 'failed attempts to reopen', 20_000);
-    expect(src.stats.lastError).toMatch(/No such file|ENOENT/i);
-    expect(said('sensor-node link lost')).toHaveLength(1);
-    expect(said('sensor-node link cannot be opened')).toHaveLength(0);
-    const okBefore = src.stats.framesOk;
-
-    // Replug: same names.
-    const mark = readings.length;
-    await startSocat();
-    await waitFor(() => src.stats.state === 'running' && readings.slice(mark).filter(has('vib.x.rms')).length >= 2, 'readings after the port came back', 10_000);
-    expect(src.stats.reconnects).toBe(1);
-    expect(src.stats.framesOk).toBeGreaterThan(okBefore);
-    expect(said('sensor-node link back')).toHaveLength(1);
-    expect(server.stats.opens).toBeGreaterThanOrEqual(2);
-  }, 60_000);
+      // Replug: same names.
+      const mark = readings.length;
+      await startSocat();
+      await waitFor(
+        () => src.stats.state === 'running' && readings.slice(mark).filter(has('vib.x.rms')).length >= 2,
+        'readings after the port came back',
+        10_000,
+      );
+      expect(src.stats.reconnects).toBe(1);
+      expect(src.stats.framesOk).toBeGreaterThan(okBefore);
+      expect(said('sensor-node link back')).toHaveLength(1);
+      expect(server.stats.opens).toBeGreaterThanOrEqual(2);
+    },
+    60_000,
+  );
 
   it('a device missing at start is a failing state with back-off, not an exception', async () => {
     const { src, said } = source({ transport: 'serial', path: '/dev/forewarn-no-such-tty' });

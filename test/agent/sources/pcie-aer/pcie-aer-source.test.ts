@@ -43,7 +43,14 @@ describe('parsers', () => {
       total: 16,
       malformed: 0,
     });
-    expect(parseAerCounters('RxErr 1\nBadTLP\nBadDLLP -3\n<html>\nRollover 2\n', 'TOTAL_ERR_COR')).toEqual({ counters: [['RxErr', 1], ['Rollover', 2]], total: null, malformed: 3 });
+    expect(parseAerCounters('RxErr 1\nBadTLP\nBadDLLP -3\n<html>\nRollover 2\n', 'TOTAL_ERR_COR')).toEqual({
+      counters: [
+        ['RxErr', 1],
+        ['Rollover', 2],
+      ],
+      total: null,
+      malformed: 3,
+    });
     expect(parseAerCounters('', 'TOTAL_ERR_COR')).toEqual({ counters: [], total: null, malformed: 0 });
   });
 
@@ -125,7 +132,7 @@ describe('readAer on sysfs trees', () => {
     ]);
   });
 
-  it('this VM\'s real PCI tree (virtio devices, no AER) and a tree without a PCI bus: unavailable', async () => {
+  it("this VM's real PCI tree (virtio devices, no AER) and a tree without a PCI bus: unavailable", async () => {
     await expect(readAer(fx('pci-vm-no-aer'))).rejects.toThrow(/no PCI device exposes AER counters/);
     await expect(readAer(fx('edac-skx'))).rejects.toBeInstanceOf(SourceUnavailableError);
   });
@@ -169,7 +176,6 @@ describe('PcieAerSource', () => {
     expect(DEFAULT_PCIE_AER_SOURCE_CONFIG).toEqual({ enabled: true, intervalMs: 60_000, timeoutMs: 5_000, asset: '', sysRoot: '/sys' });
   });
 });
-
 
 describe('fuzz', () => {
   it('2,000 mutated AER trees: never throws (except "unavailable" when nothing is left), values finite', async () => {

@@ -18,7 +18,18 @@ if (!set) {
   process.exit(1);
 }
 
-const KNOWN = new Set(['--json', '-j', '--info', '--health', '--attributes', '--tolerance=verypermissive', '--nocheck=standby', '--log=error', '--scan', '--scan-open']);
+const KNOWN = new Set([
+  '--json',
+  '-j',
+  '--info',
+  '--health',
+  '--attributes',
+  '--tolerance=verypermissive',
+  '--nocheck=standby',
+  '--log=error',
+  '--scan',
+  '--scan-open',
+]);
 const bad = argv.filter((a) => a.startsWith('-') && !KNOWN.has(a) && !/^--device=\S+$/.test(a));
 if (bad.length) {
   process.stdout.write(`=======> UNRECOGNIZED OPTION: ${bad[0]}\n`);
@@ -57,10 +68,21 @@ if (argv.includes('--scan') || argv.includes('--scan-open')) {
   if (!entry) {
     // What smartctl 7.3 printed on the recording VM for a device that does not exist (vm-sdz-no-such-device.json).
     const type = (argv.find((a) => a.startsWith('--device=')) ?? '--device=auto').slice(9);
-    process.stdout.write(JSON.stringify({
-      json_format_version: [1, 0],
-      smartctl: { version: [7, 3], argv: ['smartctl', ...argv], messages: [{ string: `Smartctl open device: ${dev} [${type.toUpperCase()}] failed: No such device`, severity: 'error' }], exit_status: 2 },
-    }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify(
+        {
+          json_format_version: [1, 0],
+          smartctl: {
+            version: [7, 3],
+            argv: ['smartctl', ...argv],
+            messages: [{ string: `Smartctl open device: ${dev} [${type.toUpperCase()}] failed: No such device`, severity: 'error' }],
+            exit_status: 2,
+          },
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     process.exit(2);
   }
   emit(entry);

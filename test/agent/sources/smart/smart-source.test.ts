@@ -35,7 +35,10 @@ function setup(set: string, cfg: Partial<SmartSourceConfig> = {}, deps: { euid?:
   const src = new SmartSource({ binary: FAKE, timeoutMs: 10_000, ...cfg }, (r) => sunk.push(r), logs.log, { env, ...deps });
   const argv = (): string[][] => {
     try {
-      return readFileSync(argvLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]);
+      return readFileSync(argvLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as string[]);
     } catch {
       return [];
     }
@@ -44,7 +47,7 @@ function setup(set: string, cfg: Partial<SmartSourceConfig> = {}, deps: { euid?:
 }
 
 describe('SmartSource through a fake smartctl answering from recorded fixtures', () => {
-  it('scans, reads each disk with the exporter\'s flags, and files one Reading per readable disk', async () => {
+  it("scans, reads each disk with the exporter's flags, and files one Reading per readable disk", async () => {
     const { src, logs, argv } = setup('server');
     const { readings, summary } = await src.collect(T0);
     expect(readings.map((r) => r.asset)).toEqual(['disk-9VMQ4K7A', 'disk-WD-WCC4M3KJ7Y1H', 'disk-S1E7NEAD600123', 'disk-9VMQ2X1B', 'disk-S4EUNX0N912345D']);
@@ -61,7 +64,9 @@ describe('SmartSource through a fake smartctl answering from recorded fixtures',
     const calls = argv();
     expect(calls[0]).toEqual([...SMARTCTL_SCAN_ARGS]);
     expect(calls.slice(1)).toEqual(
-      ['sda', 'sdb', 'sdc', 'sdd', 'sde', 'sdf'].map((d) => [...SMARTCTL_READ_ARGS, '--device=sat', `/dev/${d}`]).concat([[...SMARTCTL_READ_ARGS, '--device=nvme', '/dev/nvme0']]),
+      ['sda', 'sdb', 'sdc', 'sdd', 'sde', 'sdf']
+        .map((d) => [...SMARTCTL_READ_ARGS, '--device=sat', `/dev/${d}`])
+        .concat([[...SMARTCTL_READ_ARGS, '--device=nvme', '/dev/nvme0']]),
     );
     // Inventory once per disk; one line per disk that is not ok.
     const inventory = logs.lines.filter((l) => l.msg === 'disk inventory');
@@ -111,7 +116,12 @@ describe('SmartSource through a fake smartctl answering from recorded fixtures',
     expect(asleep.summary).toMatchObject({ readable: 2, standby: 1, failed: 0 });
     await src.collect(T0 + 3);
     const sde = logs.lines.filter((l) => l.device === '/dev/sde').map((l) => l.msg);
-    expect(sde).toEqual(['disk unreadable; the other disks are still read', 'disk inventory', 'disk readable again', 'disk asleep; not woken, skipped this time']);
+    expect(sde).toEqual([
+      'disk unreadable; the other disks are still read',
+      'disk inventory',
+      'disk readable again',
+      'disk asleep; not woken, skipped this time',
+    ]);
   });
 
   it('garbage from smartctl: the disks that parse are read, the rest counted, nothing thrown', async () => {
@@ -137,12 +147,16 @@ describe('SmartSource through a fake smartctl answering from recorded fixtures',
     const err = await src.collect(T0).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SourceUnavailableError);
     expect(String((err as Error).message)).toMatch(/permission denied\) running as uid 1000 without CAP_SYS_RAWIO: SMART needs root, or CAP_SYS_RAWIO/);
-    expect(src.lastSummary?.perDevice[0]?.reason).toBe('Smartctl open device: /dev/sda [SAT] failed: Permission denied (not root: needs CAP_SYS_RAWIO and read access to /dev/sda)');
+    expect(src.lastSummary?.perDevice[0]?.reason).toBe(
+      'Smartctl open device: /dev/sda [SAT] failed: Permission denied (not root: needs CAP_SYS_RAWIO and read access to /dev/sda)',
+    );
   });
 
   it('no disks at all (the real scan recorded on this VM) is unavailable; an unreadable scan is a failure', async () => {
     await expect(setup('vm-empty').src.collect(T0)).rejects.toBeInstanceOf(SourceUnavailableError);
-    const err = await setup('scan-garbage').src.collect(T0).catch((e: unknown) => e);
+    const err = await setup('scan-garbage')
+      .src.collect(T0)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(SourceUnavailableError);
     expect((err as Error).message).toMatch(/no usable output/);
@@ -171,7 +185,7 @@ describe('SmartSource through a fake smartctl answering from recorded fixtures',
 });
 
 describe('helpers', () => {
-  it('parseDeviceSpec accepts what --scan prints and the exporter\'s dev;type form', () => {
+  it("parseDeviceSpec accepts what --scan prints and the exporter's dev;type form", () => {
     expect(parseDeviceSpec('/dev/sda')).toEqual({ name: '/dev/sda', type: 'auto', protocol: null, openError: null });
     expect(parseDeviceSpec('/dev/sda -d sat # /dev/sda [SAT], ATA device')?.type).toBe('sat');
     expect(parseDeviceSpec('/dev/bus/0 -d megaraid,1')).toMatchObject({ name: '/dev/bus/0', type: 'megaraid,1' });
@@ -193,7 +207,14 @@ describe('helpers', () => {
   });
 
   it('the default configuration is the documented one', () => {
-    expect(DEFAULT_SMART_SOURCE_CONFIG).toEqual({ enabled: true, intervalMs: 600_000, timeoutMs: 30_000, binary: 'smartctl', devices: [], rescanIntervalMs: 3_600_000 });
+    expect(DEFAULT_SMART_SOURCE_CONFIG).toEqual({
+      enabled: true,
+      intervalMs: 600_000,
+      timeoutMs: 30_000,
+      binary: 'smartctl',
+      devices: [],
+      rescanIntervalMs: 3_600_000,
+    });
   });
 });
 
@@ -201,7 +222,7 @@ describe('the flags against smartctl itself', () => {
   const recordedHelp = readFileSync(path.join(FIXTURES, 'smartctl-7.3-help.txt'), 'utf8');
   const helpFlags = (help: string) => new Set([...help.matchAll(/--[a-z-]+/g)].map((m) => m[0]));
 
-  it('every flag the source passes is in smartctl 7.3\'s --help (recorded on the VM)', () => {
+  it("every flag the source passes is in smartctl 7.3's --help (recorded on the VM)", () => {
     const known = helpFlags(recordedHelp);
     for (const arg of [...SMARTCTL_READ_ARGS, ...SMARTCTL_SCAN_ARGS, '--device=sat']) expect(known, arg).toContain(arg.split('=')[0]);
     expect(recordedHelp).toMatch(/Tolerance: normal, conservative, permissive, verypermissive/);

@@ -85,7 +85,16 @@ describe('parseScan', () => {
 describe('parseSmartctlDevice on recorded drives', () => {
   it('Seagate SATA HDD: every attribute raw, predictors normalized, packed temperatures unpacked', () => {
     const r = parseSmartctlDevice(fx('ata-seagate-st3500418as.json'));
-    expect(r).toMatchObject({ state: 'ok', kind: 'ata', reason: null, serial: '9VMQ4K7A', model: 'ST3500418AS', family: 'Seagate Barracuda 7200.12', capacityBytes: 500107862016, problems: [] });
+    expect(r).toMatchObject({
+      state: 'ok',
+      kind: 'ata',
+      reason: null,
+      serial: '9VMQ4K7A',
+      model: 'ST3500418AS',
+      family: 'Seagate Barracuda 7200.12',
+      capacityBytes: 500107862016,
+      problems: [],
+    });
     expect(r.wwn).toBe('5000c500499602d2');
     expect(r.metrics).toEqual({
       'disk.smartctl_exit_status': 0,
@@ -209,9 +218,14 @@ describe('parseSmartctlDevice on recorded drives', () => {
     });
   });
 
-  it('USB bridge without SAT pass-through (exit 2): unreadable, with smartctl\'s own reason', () => {
+  it("USB bridge without SAT pass-through (exit 2): unreadable, with smartctl's own reason", () => {
     const r = parseSmartctlDevice(fx('usb-bridge-unreadable.json'));
-    expect(r).toMatchObject({ state: 'unreadable', permissionDenied: false, metrics: {}, reason: 'Read Device Identity failed: scsi error unsupported field in scsi command' });
+    expect(r).toMatchObject({
+      state: 'unreadable',
+      permissionDenied: false,
+      metrics: {},
+      reason: 'Read Device Identity failed: scsi error unsupported field in scsi command',
+    });
   });
 
   it('a disk asleep, skipped by --nocheck=standby, is "standby", not a failure', () => {
@@ -233,14 +247,25 @@ describe('parseSmartctlDevice on recorded drives', () => {
   });
 
   it('real smartctl 7.3 failures recorded on the VM', () => {
-    expect(parseSmartctlDevice(fx('vm-vda-unable-to-detect.json'))).toMatchObject({ state: 'unreadable', reason: '/dev/vda: Unable to detect device type', exit: { raw: 1, commandLine: true } });
-    expect(parseSmartctlDevice(fx('vm-sdz-no-such-device.json'))).toMatchObject({ state: 'unreadable', reason: 'Smartctl open device: /dev/sdz [SAT] failed: No such device', exit: { raw: 2, openFailed: true } });
+    expect(parseSmartctlDevice(fx('vm-vda-unable-to-detect.json'))).toMatchObject({
+      state: 'unreadable',
+      reason: '/dev/vda: Unable to detect device type',
+      exit: { raw: 1, commandLine: true },
+    });
+    expect(parseSmartctlDevice(fx('vm-sdz-no-such-device.json'))).toMatchObject({
+      state: 'unreadable',
+      reason: 'Smartctl open device: /dev/sdz [SAT] failed: No such device',
+      exit: { raw: 2, openFailed: true },
+    });
   });
 
   it('uses the process exit code when the JSON carries none', () => {
     const r = parseSmartctlDevice('{"device": {"name": "/dev/sda", "protocol": "ATA"}}', 2);
     expect(r).toMatchObject({ state: 'standby' });
-    expect(parseSmartctlDevice('{"smartctl": {"messages": [{"string": "boom", "severity": "error"}]}}', 2)).toMatchObject({ state: 'unreadable', reason: 'boom' });
+    expect(parseSmartctlDevice('{"smartctl": {"messages": [{"string": "boom", "severity": "error"}]}}', 2)).toMatchObject({
+      state: 'unreadable',
+      reason: 'boom',
+    });
   });
 });
 
@@ -279,7 +304,9 @@ describe('power-on hours and packed raw values', () => {
 
   it('publishes normalized values only for the failure predictors', () => {
     const r = parseSmartctlDevice(fx('ata-seagate-st3500418as.json'));
-    const valued = Object.keys(r.metrics).filter((k) => k.endsWith('.value')).map((k) => Number(k.split('.')[1]));
+    const valued = Object.keys(r.metrics)
+      .filter((k) => k.endsWith('.value'))
+      .map((k) => Number(k.split('.')[1]));
     expect(valued.every((id) => PREDICTIVE_ATTRIBUTE_IDS.includes(id))).toBe(true);
     expect(valued.sort((a, b) => a - b)).toEqual([5, 9, 187, 188, 194, 197, 198, 199]);
   });
@@ -287,8 +314,12 @@ describe('power-on hours and packed raw values', () => {
 
 describe('assets', () => {
   it('disk-<serial>, else the WWN, else the device name', () => {
-    expect(diskAsset({ serial: 'WD-WCC4M3KJ7Y1H', wwn: null, device: { name: '/dev/sdb', type: null, protocol: null } }, '/dev/sdb')).toBe('disk-WD-WCC4M3KJ7Y1H');
-    expect(diskAsset({ serial: null, wwn: '5000c500499602d2', device: { name: '/dev/sdb', type: null, protocol: null } }, '/dev/sdb')).toBe('disk-wwn-5000c500499602d2');
+    expect(diskAsset({ serial: 'WD-WCC4M3KJ7Y1H', wwn: null, device: { name: '/dev/sdb', type: null, protocol: null } }, '/dev/sdb')).toBe(
+      'disk-WD-WCC4M3KJ7Y1H',
+    );
+    expect(diskAsset({ serial: null, wwn: '5000c500499602d2', device: { name: '/dev/sdb', type: null, protocol: null } }, '/dev/sdb')).toBe(
+      'disk-wwn-5000c500499602d2',
+    );
     expect(diskAsset({ serial: null, wwn: null, device: { name: null, type: null, protocol: null } }, '/dev/nvme0')).toBe('disk-dev-nvme0');
     expect(assetSafe('  AB 12/x ')).toBe('AB_12_x');
     expect(assetSafe('///')).toBe('unknown');
@@ -339,7 +370,6 @@ describe('malformed input', () => {
   });
 });
 
-
 const WEIRD: unknown[] = [null, true, false, 0, -1, 1e308, -1e308, 2 ** 53 + 7, 'x', '', '12', [], {}, [1, 2], { value: 'a' }, NaN];
 
 /** Replaces one random leaf or subtree of a parsed document with an odd value. */
@@ -369,7 +399,9 @@ function mutateText(text: string, rand: () => number): string {
 }
 
 describe('fuzz', () => {
-  const sources = readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && f !== 'sets.json').map((f) => fx(f));
+  const sources = readdirSync(FIXTURES)
+    .filter((f) => f.endsWith('.json') && f !== 'sets.json')
+    .map((f) => fx(f));
 
   it('2,400 mutated fixtures: never throws, every value finite, state always one of three', () => {
     const rand = rng(20240611);

@@ -1,0 +1,60 @@
+/**
+ * The quality stage of the pipeline: every reading a source produces passes through here first. Telemetry keeps
+ * every value as read, with the failed ones flagged, and goes to the record consumer (the store writer); the
+ * clean reading goes to the reading consumers (scoring, anomaly detection, health rules), which are told to
+ * forget a signal whose values fail; the issues raise and clear `data-quality` alerts. The stage names none of
+ * its consumers: the agent wires them (ARCHITECTURE.md, the pipeline).
+ */
+import type { Reading, ReadingConsumer } from '../core/types.js';
+import type { RecordConsumer } from '../store/record-consumer.js';
+import type { DataQuality, QualityIssue, QualityIssueConsumer } from './data-quality.js';
+
+export interface QualityConsumers {
+  /** Where telemetry records go. */
+  telemetry: RecordConsumer;
+  /** Where clean readings go, in order. */
+  readings: readonly ReadingConsumer[];
+  /** Where quality issues go. */
+  issues: QualityIssueConsumer;
+}
+
+export class QualityStage implements ReadingConsumer {
+  constructor(
+    readonly quality: DataQuality,
+    private readonly to: QualityConsumers,
+  ) {}
+
+  consumeReading(r: Reading): void {
+    const { clean, flags, issues } = this.quality.check(r);
+    const flagged = Object.keys(flags).length > 0;
+    // Telemetry keeps every value as read, with the failed ones flagged; scoring and rules see only good ones.
+    this.to.telemetry.consumeRecords([
+      {
+        stream: 'telemetry',
+        ts: r.ts,
+        asset: r.asset,
+        payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics, ...(flagged ? { quality: flags } : {}) },
+      },
+    ]);
+    if (flagged) {
+      for (const signal of Object.keys(flags)) this.forget(r.asset, signal);
+    }
+    this.issues(issues);
+    for (const c of this.to.readings) c.consumeReading(clean);
+  }
+
+  /** Signals that stopped arriving: run by the agent's status timer. */
+  checkStale(now?: number): void {
+    this.issues(this.quality.checkStale(now));
+  }
+
+  private issues(issues: readonly QualityIssue[]): void {
+    if (!issues.length) return;
+    for (const q of issues) if (q.failing) this.forget(q.asset, q.signal);
+    this.to.issues.consumeQuality(issues);
+  }
+
+  private forget(asset: string, signal: string): void {
+    for (const c of this.to.readings) c.forgetSignal?.(asset, signal);
+  }
+}

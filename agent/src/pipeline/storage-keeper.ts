@@ -1,0 +1,326 @@
+/**
+ * The agent's side of the outbox: it opens the database (under the storage lock, with the reserve file for a
+ * disk full to the last block), batches the records the stages hand it into one transaction per tick, holds
+ * what a full disk refuses (other than telemetry, counted lost), and keeps house every storage.checkIntervalMs:
+ * the database file still ours, the limits kept by the drop policy, the reserve file back once there is room.
+ * It purges acknowledged records past retention once a minute.
+ *
+ * Lifecycle: constructed first (everything else needs the store); `start()` starts the timers; `stop()` stops
+ * them and flushes what is queued; `close()` closes the database and releases the lock, after the sync stopped.
+ */
+import type { Logger } from '../core/logger.js';
+import type { AgentConfig } from '../config/load-config.js';
+import { describeError } from '../core/errors.js';
+import type { Component } from '../core/types.js';
+import { RecordStore, isStorageFull } from '../store/record-store.js';
+import { StorageLock } from '../store/storage-lock.js';
+import { SeqEpoch } from '../store/seq-epoch.js';
+import { SpaceReserve } from '../store/space-reserve.js';
+import { assessStorageLimits, type StorageLimits } from '../store/storage-limits.js';
+import type { DropReason, NewRecord } from '../store/outbox.js';
+import type { RecordConsumer } from '../store/record-consumer.js';
+import type { MqttSync } from '../sync/mqtt-sync.js';
+import type { AgentStats } from '../snapshot/agent-view.js';
+
+/** SQLITE_FULL, or a write the OS refused for lack of space (ENOSPC, SQLITE_IOERR on some file systems). */
+function isNoSpace(err: unknown): boolean {
+  if (isStorageFull(err)) return true;
+  const text = `${(err as { code?: unknown })?.code ?? ''} ${describeError(err)} ${(err as { cause?: { code?: unknown } })?.cause?.code ?? ''}`;
+  return /SQLITE_FULL|ENOSPC|disk is full|SQLITE_IOERR_(WRITE|SHMSIZE|FSYNC)/.test(text);
+}
+
+/** How often acknowledged records past their retention are purged, and how much at a time. */
+const PURGE_INTERVAL_MS = 60_000;
+const PURGE_BATCH = 2_000;
+const PURGE_MAX_BATCHES = 500;
+/** A full-disk episode ends after this long without a refused write (and with room for the reserve again). */
+const FULL_EPISODE_QUIET_MS = 10_000;
+/** Records other than telemetry kept in memory while the disk refuses them; beyond this the oldest are lost (counted). */
+const MAX_HELD = 10_000;
+
+/** The storage counters of `AgentStats` that the keeper maintains. */
+export type StorageStats = Pick<AgentStats, 'storageErrors' | 'dropped' | 'lost' | 'held' | 'lastCommitTs' | 'lastWriteErrorTs'>;
+
+/** What the keeper tells the rest of the agent, attached once those parts exist (`attach`). */
+export interface StorageKeeperPeers {
+  /** Told of drops and of a replaced database, asked what is in flight, woken when records are ready. */
+  sync: Pick<MqttSync, 'inflightCursors' | 'noteDropped' | 'notify' | 'storeReplaced'>;
+  /** Run on every housekeeping pass, after the held records were retried (health retries its unsaved alerts). */
+  onHousekeeping: () => void;
+}
+
+export class StorageKeeper implements Component, RecordConsumer {
+  readonly name = 'storage';
+  readonly store: RecordStore;
+  /** storage.maxBytes and minFreeBytes as this file system allows them (a floor it cannot meet is clamped). */
+  readonly limits: StorageLimits;
+  private peers: StorageKeeperPeers | null = null;
+  private readonly lock: StorageLock;
+  private readonly reserve: SpaceReserve;
+  private purgeTimer: NodeJS.Timeout | null = null;
+  private quotaTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastStorageError = 0;
+  private lastLimitError = 0;
+  /** Since when the file system has been refusing writes for lack of space (one episode); null while it takes them. */
+  private fullSince: number | null = null;
+  private lastRefusal = 0;
+  /** Records a full disk refused, other than telemetry: committed first once it takes writes again. */
+  private readonly held: NewRecord[] = [];
+  private readonly writeQueue: NewRecord[] = [];
+  private writeScheduled = false;
+
+  constructor(
+    private readonly config: Readonly<AgentConfig['storage']>,
+    private readonly log: Logger,
+    /** The agent's counters (`AgentStats`), of which the keeper maintains the storage ones. */
+    readonly stats: StorageStats,
+  ) {
+    this.lock = new StorageLock(config.dir);
+    this.lock.acquire();
+    this.reserve = new SpaceReserve(config.dir);
+    const open = () => new RecordStore({ dir: config.dir, synchronous: config.synchronous, epoch: new SeqEpoch(config.dir) });
+    try {
+      try {
+        this.store = open();
+      } catch (err) {
+        // A disk full to the last block: SQLite cannot even create its -shm file. The reserve makes that room.
+        if (!isNoSpace(err) || !this.reserve.release()) throw err;
+        log.error({ code: 'FW_ERR_STORAGE_FULL', dir: config.dir }, 'the file system is full; released the reserve file to start');
+        this.fullSince = Date.now();
+        this.store = open();
+      }
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
+    // `config check` and `doctor` refuse an explicit floor this file system cannot meet; a running agent (the
+    // file system may have changed since) clamps it and says so, rather than dropping everything it holds.
+    const assessed = assessStorageLimits(
+      config.dir,
+      { maxBytes: config.maxBytes, minFreeBytes: config.minFreeBytes },
+      { maxBytes: false, minFreeBytes: false },
+    );
+    this.limits = assessed.effective;
+    for (const p of assessed.problems) log.warn({ option: p.path, effective: this.limits }, `${p.path}: ${p.message}`);
+    if (this.store.recovered) {
+      log.error(
+        { code: 'FW_ERR_STORAGE_CORRUPT', db: this.store.file, setAside: this.store.recovered.setAside, reason: this.store.recovered.reason },
+        'the database could not be used; it was set aside and a fresh one started (its unsent records are in the set-aside file)',
+      );
+    }
+  }
+
+  /** The sync and health exist only after the store: attached by the agent once they are built. */
+  attach(peers: StorageKeeperPeers): void {
+    this.peers = peers;
+  }
+
+  /**
+   * The boot number of this run. A disk full at start must not stop the agent (it would collect nothing, alerts
+   * included, for as long as it stays full): make room by the drop policy and, failing that, count on from the clock.
+   */
+  firstBootSeq(): number {
+    try {
+      return this.store.nextBootSeq();
+    } catch (err) {
+      if (isNoSpace(err) && this.enforceStorageLimits('disk-full')) {
+        try {
+          return this.store.nextBootSeq();
+        } catch {
+          // still full: below
+        }
+      }
+      const boot = Math.floor(Date.now() / 1000);
+      this.log.error({ err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', bootSeq: boot }, 'cannot record the boot number; using the clock for this run');
+      return boot;
+    }
+  }
+
+  async start(): Promise<void> {
+    this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
+    this.purgeTimer.unref();
+    this.housekeeping();
+    this.quotaTimer = setInterval(() => this.housekeeping(), this.config.checkIntervalMs);
+    this.quotaTimer.unref();
+  }
+
+  /** Stops housekeeping and purging; `flush()` and `close()` follow at the end of the agent's stop. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    if (this.quotaTimer) clearInterval(this.quotaTimer);
+  }
+
+  /** Closes the database and releases the storage lock: the last step of the agent's stop. */
+  close(): void {
+    this.store.close();
+    this.lock.release();
+  }
+
+  /**
+   * Queues records for the next write: everything produced in one tick (a GPU source's eight readings, a batch
+   * of scores) is committed in one transaction, one fsync instead of one each.
+   */
+  consumeRecords(items: readonly NewRecord[]): void {
+    this.writeQueue.push(...items);
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Commits what is queued now, held records first. */
+  flush(): void {
+    this.writeScheduled = false;
+    if (!this.writeQueue.length && !this.held.length) return;
+    // What a full disk refused earlier goes first, in the order it was produced.
+    const items = [...this.held.splice(0), ...this.writeQueue.splice(0)];
+    try {
+      this.store.append(items);
+      this.committed();
+    } catch (first) {
+      // A full disk: release the reserve, make room by the drop policy, and try once more.
+      let err = first;
+      if (isStorageFull(err)) {
+        this.diskFull();
+        if (this.enforceStorageLimits('disk-full')) {
+          try {
+            this.store.append(items);
+            this.committed();
+            return;
+          } catch (again) {
+            err = again;
+          }
+        }
+      }
+      this.stats.storageErrors++;
+      this.stats.lastWriteErrorTs = Date.now();
+      // Telemetry is the one stream whose next reading replaces the last: it is counted lost. Alerts, risk and
+      // events wait in memory (bounded) for the disk to take them.
+      const keep = items.filter((i) => i.stream !== 'telemetry');
+      const overflow = Math.max(0, keep.length - MAX_HELD);
+      this.held.push(...keep.slice(overflow));
+      this.stats.lost += items.length - keep.length + overflow;
+      this.stats.held = this.held.length;
+      // A full or failing disk is logged once per episode and then at most once a minute, not per record.
+      if (Date.now() - this.lastStorageError > 60_000) {
+        this.lastStorageError = Date.now();
+        this.log.error(
+          { err: describeError(err), code: 'FW_ERR_STORAGE_WRITE', failures: this.stats.storageErrors, lost: this.stats.lost, held: this.held.length },
+          'cannot commit records: telemetry is lost (counted), alerts, risk and events are held in memory and retried',
+        );
+      }
+    }
+  }
+
+  private committed(): void {
+    this.stats.lastCommitTs = Date.now();
+    this.stats.held = this.held.length;
+  }
+
+  /**
+   * Runs every storage.checkIntervalMs: the database file still ours, the limits kept, writes the disk refused
+   * retried, and the reserve file back once there is room.
+   */
+  private housekeeping(): void {
+    const why = this.store.replacedOnDisk();
+    if (why) this.replaceStore(why);
+    this.enforceStorageLimits();
+    if (this.held.length && !this.writeScheduled) this.flush();
+    this.peers?.onHousekeeping();
+    // The episode ends once the file system has room for the reserve again and no write was refused for a while.
+    if (this.fullSince && Date.now() - this.lastRefusal >= FULL_EPISODE_QUIET_MS && this.reserve.restore()) {
+      this.log.info({ fullForSeconds: Math.round((Date.now() - this.fullSince) / 1000), lost: this.stats.lost }, 'the disk takes writes again');
+      this.fullSince = null;
+    } else if (!this.fullSince) {
+      this.reserve.restore();
+    }
+  }
+
+  /** The database was deleted or replaced under us: carry what is unacknowledged into a fresh file and say so. */
+  private replaceStore(reason: string): void {
+    try {
+      const r = this.store.replaceFile(reason);
+      this.peers?.sync.storeReplaced();
+      this.log.error(
+        { code: 'FW_ERR_STORAGE_REPLACED', db: this.store.file, reason, firstSeq: r.firstSeq, carried: r.carried, setAside: r.setAside || undefined },
+        `${reason}; a fresh database was started with the ${r.carried} unacknowledged records carried over`,
+      );
+    } catch (err) {
+      this.log.error(
+        { err: describeError(err), code: 'FW_ERR_STORAGE_REPLACED', db: this.store.file },
+        `${reason}, and a fresh database could not be started; will retry`,
+      );
+    }
+  }
+
+  /** The first refusal of an episode: said once, and the reserve file goes so the drop policy has room to work. */
+  private diskFull(): void {
+    this.lastRefusal = Date.now();
+    if (this.fullSince) return;
+    this.fullSince = Date.now();
+    const released = this.reserve.release();
+    this.log.error(
+      { code: 'FW_ERR_STORAGE_FULL', db: this.store.file, reserveReleased: released },
+      'the file system holding the database is full: dropping by policy to make room; collection goes on and resumes fully when space returns',
+    );
+  }
+
+  /**
+   * Keeps the database within its quota and the file system above its free-space floor, by the documented drop
+   * policy (store/outbox.ts DROP_ORDER). Returns whether anything was freed.
+   */
+  private enforceStorageLimits(reason?: DropReason): boolean {
+    const limits = this.limits;
+    const sync = this.peers?.sync;
+    try {
+      // Before the sync exists (a full disk at start) nothing is in flight.
+      const reports = this.store.enforceQuota(limits, sync?.inflightCursors() ?? new Map(), reason);
+      for (const r of reports) {
+        this.stats.dropped[r.stream] += r.count;
+        sync?.noteDropped(r.stream, r.ranges);
+        this.log.warn(
+          {
+            code: 'FW_ERR_STORAGE_DROPPED',
+            stream: r.stream,
+            count: r.count,
+            reason: r.reason,
+            fromSeq: r.ranges[0]?.[0],
+            toSeq: r.ranges[r.ranges.length - 1]?.[1],
+            ...limits,
+          },
+          'storage limit reached; dropped the oldest unsent records by policy',
+        );
+      }
+      if (reports.length) sync?.notify();
+      // Space freed by purges and drops goes back to the file system a little at a time, when it is needed.
+      const u = this.store.usage();
+      if (u.reclaimableBytes > 0 && (u.freeBytes < limits.minFreeBytes * 2 || u.reclaimableBytes > u.fileBytes / 2)) this.store.vacuumStep();
+      return reports.length > 0 || reason === 'disk-full';
+    } catch (err) {
+      if (isNoSpace(err)) this.diskFull();
+      // Once a minute at most: on a full disk every write would otherwise add a line.
+      if (Date.now() - this.lastLimitError > 60_000) {
+        this.lastLimitError = Date.now();
+        this.log.warn({ err: describeError(err) }, 'storage limit check failed; retrying');
+      }
+      return false;
+    }
+  }
+
+  /** Deletes acknowledged records past retention in small batches, yielding between them so intake never waits long. */
+  private purge(batches = 0, removed = 0): void {
+    if (this.stopped) return;
+    try {
+      const n = this.store.purgeSent(Date.now() - this.config.retentionHours * 3_600_000, PURGE_BATCH);
+      removed += n;
+      if (n === PURGE_BATCH && batches < PURGE_MAX_BATCHES) {
+        setImmediate(() => this.purge(batches + 1, removed));
+        return;
+      }
+      if (removed) this.log.debug({ removed }, 'purged acknowledged records past retention');
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'purge failed');
+    }
+  }
+}

@@ -1,0 +1,154 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, type QualityConfig } from '../../../agent/src/config/load-config.js';
+import { Agent, type Source } from '../../../agent/src/pipeline/agent.js';
+import { StorageKeeper } from '../../../agent/src/pipeline/storage-keeper.js';
+import { DataQuality } from '../../../agent/src/health/data-quality.js';
+import { QualityStage } from '../../../agent/src/health/quality-stage.js';
+import { riskFanOut, type Reading, type RiskRecord } from '../../../agent/src/core/types.js';
+import type { NewRecord } from '../../../agent/src/store/outbox.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tempDir } from '../../helpers/model-fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
+
+/**
+ * The composition root (pipeline/agent.ts) and the seams it wires: a component that fails to start leaves the
+ * others running, the quality stage hands telemetry and clean readings to its consumers without naming them,
+ * and the storage keeper commits what one tick produces in one transaction.
+ */
+
+const cleanup = cleanupAfterEach();
+
+function agentConfig(extra: Record<string, unknown> = {}) {
+  const dir = tempDir('fw-agent-');
+  const file = path.join(dir, 'forewarn.yaml');
+  const raw = {
+    agent: { id: 'agent-test', view: 'off', logLevel: 'info' },
+    storage: { dir: path.join(dir, 'data') },
+    // Nothing listens there: the sync stays offline and the records wait in the outbox.
+    broker: { url: 'mqtt://127.0.0.1:1', reconnectMinMs: 100, reconnectMaxMs: 400 },
+    sources: { host: { enabled: false }, simulator: { enabled: true, transport: 'direct', speedup: 600 } },
+    metrics: { enabled: false },
+    scoring: { enabled: false },
+    commands: { enabled: false },
+    ...extra,
+  };
+  writeFileSync(file, stringify(raw));
+  return loadConfig(file, {}).config;
+}
+
+/** A real source of readings that cannot start (its device is missing). */
+function brokenSource(): Source {
+  return {
+    name: 'broken',
+    stats: { name: 'broken', state: 'idle', samples: 0, errors: 0, lastError: null, lastSampleTs: null },
+    start: async () => {
+      throw new Error('no such device: /dev/broken0');
+    },
+    stop: async () => {},
+  };
+}
+
+describe('Agent (the composition root)', () => {
+  it('logs a component whose start() throws and carries on: the others run and telemetry is committed', async () => {
+    const { log, lines } = captureLogger('debug');
+    const agent = new Agent(agentConfig(), log, '0.0.0-test');
+    // The broken source starts before the simulator: its failure must not keep the simulator from starting.
+    agent.sources.unshift(brokenSource());
+    cleanup.push(() => agent.stop());
+    await agent.start();
+
+    const failed = lines.filter((l) => l.msg === 'component failed to start; the others carry on');
+    expect(failed).toEqual([expect.objectContaining({ component: 'broken', err: expect.stringContaining('no such device') })]);
+    await waitFor(
+      () => agent.stats.lastCommitTs !== null && (agent.store.counts().find((c) => c.stream === 'telemetry')?.pending ?? 0) > 0,
+      'committed telemetry',
+    );
+    expect(agent.stats.collected).toBeGreaterThan(0);
+
+    await agent.stop();
+    await agent.stop(); // idempotent
+    expect(lines.filter((l) => l.msg === 'agent stopped')).toHaveLength(1);
+    const collected = agent.stats.collected;
+    // Stopped: intake is closed.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(agent.stats.collected).toBe(collected);
+  });
+});
+
+describe('QualityStage (the reading seam)', () => {
+  const config: QualityConfig = { enabled: true, staleAfterIntervals: 3, flatlineSamples: 5, stepFactor: 10, analogSignals: ['temp.*.celsius'] };
+
+  it('hands telemetry with the failed values flagged to the record consumer, clean readings to the reading consumers, and tells them to forget a failing signal', () => {
+    const telemetry: NewRecord[] = [];
+    const seen: string[] = [];
+    const forgotten: string[] = [];
+    const issues: string[] = [];
+    const consumer = (name: string) => ({
+      consumeReading: (r: Reading) => seen.push(`${name}:${Object.keys(r.metrics).join(',')}`),
+      forgetSignal: (asset: string, signal: string) => forgotten.push(`${name}:${asset}/${signal}`),
+    });
+    const stage = new QualityStage(new DataQuality(config), {
+      telemetry: { consumeRecords: (r) => telemetry.push(...r) },
+      readings: [consumer('a'), consumer('b'), { consumeReading: (r) => seen.push(`plain:${Object.keys(r.metrics).join(',')}`) }],
+      issues: { consumeQuality: (q) => issues.push(...q.map((i) => `${i.signal}:${i.check}:${i.failing}`)) },
+    });
+    stage.consumeReading({ ts: 1, source: 's', asset: 'm', metrics: { 'temp.cpu.celsius': 900, 'memory.used_pct': 40 } });
+
+    expect(telemetry).toEqual([
+      {
+        stream: 'telemetry',
+        ts: 1,
+        asset: 'm',
+        payload: { ts: 1, source: 's', asset: 'm', metrics: { 'temp.cpu.celsius': 900, 'memory.used_pct': 40 }, quality: { 'temp.cpu.celsius': 'range' } },
+      },
+    ]);
+    expect(seen).toEqual(['a:memory.used_pct', 'b:memory.used_pct', 'plain:memory.used_pct']);
+    // Once for the flag and once for the failing issue, as the agent always did.
+    expect(forgotten).toEqual(['a:m/temp.cpu.celsius', 'b:m/temp.cpu.celsius', 'a:m/temp.cpu.celsius', 'b:m/temp.cpu.celsius']);
+    expect(issues).toEqual(['temp.cpu.celsius:range:true']);
+  });
+
+  it('fans risk out to every consumer in order', () => {
+    const got: string[] = [];
+    const fan = riskFanOut([{ consumeRisk: (r) => got.push(`store:${r.length}`) }, null, { consumeRisk: (r) => got.push(`health:${r.length}`) }]);
+    fan.consumeRisk([{ ts: 1, asset: 'm', model: 'x' } as RiskRecord]);
+    expect(got).toEqual(['store:1', 'health:1']);
+  });
+});
+
+describe('StorageKeeper (the outbox writer)', () => {
+  it('commits what one tick hands it in one transaction, and closes the database and the lock', async () => {
+    const config = agentConfig();
+    const { log } = captureLogger('debug');
+    const stats = { storageErrors: 0, dropped: { alerts: 0, risk: 0, events: 0, telemetry: 0 }, lost: 0, held: 0, lastCommitTs: null, lastWriteErrorTs: null };
+    const keeper = new StorageKeeper(config.storage, log, stats);
+    let closed = false;
+    cleanup.push(() => {
+      if (!closed) keeper.close();
+    });
+    expect(keeper.firstBootSeq()).toBeGreaterThan(0);
+    const appended: number[] = [];
+    const append = keeper.store.append.bind(keeper.store);
+    keeper.store.append = ((items: NewRecord[]) => {
+      appended.push(items.length);
+      return append(items);
+    }) as typeof keeper.store.append;
+    const rec = (ts: number): NewRecord => ({ stream: 'telemetry', ts, asset: 'm', payload: { ts } });
+    keeper.consumeRecords([rec(1)]);
+    keeper.consumeRecords([rec(2), rec(3)]);
+    await new Promise((r) => setImmediate(r));
+    expect(appended).toEqual([3]);
+    expect(stats.lastCommitTs).not.toBeNull();
+    expect(keeper.store.counts().find((c) => c.stream === 'telemetry')?.pending).toBe(3);
+    await keeper.stop();
+    keeper.close();
+    closed = true;
+    // The lock is released: a second keeper opens the same directory.
+    const again = new StorageKeeper(config.storage, log, { ...stats });
+    again.close();
+  });
+});
