@@ -217,3 +217,24 @@ export function formatReport(report: BenchReport): string {
   }
   return out.join('\n');
 }
+
+const TICK_MS = 1000 / 100; // USER_HZ
+
+/** utime + stime of one process, in ms (/proc/<pid>/stat, 10 ms ticks). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** Resident memory of one process, KiB (/proc/<pid>/status). */
+export function processRssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+/** Bytes one process has caused to be sent to the storage layer (/proc/<pid>/io write_bytes). */
+export function processWriteBytes(pid: number): number {
+  const m = /^write_bytes:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  return m ? Number(m[1]) : Number.NaN;
+}

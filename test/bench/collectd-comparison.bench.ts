@@ -5,34 +5,21 @@
  * The target: the agent costs no more than twice collectd's CPU.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { type BenchReport, round } from './bench-harness.js';
+import { type BenchReport, processCpuMs as cpuMs, processRssKiB as rssKiB, round } from './bench-harness.js';
 
 const WARMUP_MS = 10_000; // start-up (inventory, model loading, JIT) is not the steady state
 const MEASURE_MS = 30_000;
 const COLLECTD = ['/usr/sbin/collectd', '/usr/bin/collectd'].find((p) => existsSync(p));
-const TICK_MS = 1000 / 100; // USER_HZ
 
 function repoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'agent'))) dir = path.dirname(dir);
   return dir;
-}
-
-/** utime + stime of one process, in ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-}
-
-function rssKiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : Number.NaN;
 }
 
 const median = (xs: number[]) => {

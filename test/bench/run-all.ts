@@ -16,6 +16,7 @@ const BENCHES: readonly string[] = [
   './node-protocol.bench.js',
   './outbox.bench.js',
   './anomaly.bench.js',
+  './ack-mode.bench.js',
 ];
 
 interface BenchModule {

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { TestContext } from 'vitest';
 
 /**
  * A real, small file system for storage faults: a tmpfs mounted on a temp dir. Needs root; otherwise (or where
@@ -27,4 +28,15 @@ export function mountTmpfs(sizeMiB: number): Tmpfs | string {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A tmpfs of `sizeMiB` for one test, unmounted by `cleanup` after it; the test is skipped, with the reason, where
+ * it cannot be mounted.
+ */
+export function tmpfsForTest(ctx: TestContext, sizeMiB: number, cleanup: { push(fn: () => unknown): void }): string {
+  const fs = mountTmpfs(sizeMiB);
+  if (typeof fs === 'string') return ctx.skip(fs);
+  cleanup.push(() => fs.unmount());
+  return fs.dir;
 }

@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ForewarnError } from '../core/errors.js';
 
 /**
@@ -31,4 +32,19 @@ export function usageError(command: Pick<CliCommand, 'usage'>, message: string):
 /** Refuses positionals beyond the first `max`. */
 export function noExtraArguments(command: Pick<CliCommand, 'usage'>, positionals: readonly string[], max: number): void {
   if (positionals.length > max) usageError(command, `unexpected argument: ${positionals[max]}`);
+}
+
+/**
+ * A command's own options, strictly (an option it does not take is a usage error, exit 2), and at most
+ * `maxPositionals` arguments.
+ */
+export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig['options']>>(
+  command: Pick<CliCommand, 'usage'>,
+  argv: string[],
+  options: O,
+  maxPositionals: number,
+) {
+  const parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options });
+  noExtraArguments(command, parsed.positionals, maxPositionals);
+  return parsed;
 }

@@ -63,10 +63,8 @@ export async function runDoctor(configFile: string | undefined, env: NodeJS.Proc
     return { ok: false, config: configFile ?? null, checks };
   }
   checks.push(...checkTlsFiles(config));
-  const broker = await checkBroker(config);
-  checks.push(broker);
-  // Only worth asking a broker that let us in.
-  if (broker.status !== 'fail') checks.push(await checkCentralAck(config));
+  // One connection: the broker check, then (once connected) the centre's acknowledgement on it.
+  checks.push(...(await checkBroker(config)));
   checks.push(...checkStorage(loaded));
   checks.push(...(await checkSources(config)));
   checks.push(...(await checkModels(config)));
@@ -128,51 +126,28 @@ function doctorClientOptions(config: Readonly<AgentConfig>, suffix: string, time
 const ACK_WAIT_MS = 1500;
 
 /**
- * With `broker.ack: central` records leave the outbox only on the centre's acknowledgement: is one there (the
- * retained `forewarn/v1/{id}/ack`), and may this agent read it? With `broker` it only says what that means.
+ * On a connected client: with `broker.ack: central` records leave the outbox only on the centre's acknowledgement:
+ * is one there (the retained `forewarn/v1/{id}/ack`), and may this agent read it? With `broker` it only says what
+ * that means.
  */
-export async function checkCentralAck(config: Readonly<AgentConfig>): Promise<Check> {
+function checkCentralAck(client: mqtt.MqttClient, config: Readonly<AgentConfig>): Promise<Check> {
   const b = config.broker;
   const name = 'broker.ack';
   const topic = topics.ack(config.agent.id);
-  const timeoutMs = Math.min(b.connectTimeoutMs, BROKER_TIMEOUT_MS);
-  let opts: IClientOptions;
-  try {
-    opts = doctorClientOptions(config, 'doctor-ack', timeoutMs);
-  } catch (err) {
-    return fail(name, `cannot read the TLS files: ${describeError(err)}`, 'fix broker.tls');
-  }
+  const none = () =>
+    b.ack === 'central'
+      ? warn(
+          name,
+          `central: no acknowledgement from a central subscriber on ${topic} yet; records the broker takes stay buffered (up to the storage quota) until one confirms them`,
+          'run `forewarn subscribe` (or your own central ingest that publishes the acknowledgement, docs/mqtt.md), or set broker.ack: broker',
+        )
+      : ok(name, "broker: records are released on the broker's PUBACK (a broker that loses messages after acknowledging them loses them; docs/delivery.md)");
   return new Promise<Check>((resolve) => {
-    let done = false;
-    let client: mqtt.MqttClient | undefined;
-    const finish = (c: Check) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      client?.end(true);
-      resolve(c);
-    };
-    const none = () =>
-      b.ack === 'central'
-        ? warn(
-            name,
-            `central: no acknowledgement from a central subscriber on ${topic} yet; records the broker takes stay buffered (up to the storage quota) until one confirms them`,
-            'run `forewarn subscribe` (or your own central ingest that publishes the acknowledgement, docs/mqtt.md), or set broker.ack: broker',
-          )
-        : ok(name, "broker: records are released on the broker's PUBACK (a broker that loses messages after acknowledging them loses them; docs/delivery.md)");
-    const timer = setTimeout(() => finish(none()), timeoutMs + ACK_WAIT_MS);
-    try {
-      client = mqtt.connect(b.url, opts);
-    } catch (err) {
-      finish(fail(name, `${b.url}: ${describeError(err)}`, 'fix broker.url'));
-      return;
-    }
-    client.on('error', () => finish(none()));
     client.on('message', (_t, payload) => {
       if (!payload.length) return;
       const ack = parseAck(payload, config.agent.id);
       if (typeof ack === 'string') {
-        finish(
+        resolve(
           warn(
             name,
             `${topic} holds an acknowledgement that does not follow the contract: ${ack}`,
@@ -182,32 +157,34 @@ export async function checkCentralAck(config: Readonly<AgentConfig>): Promise<Ch
         return;
       }
       const behind = [...ack.streams].map(([s, v]) => `${s} through ${v.through}`).join(', ');
-      finish(ok(name, `${b.ack}: the centre acknowledged at ${new Date(ack.ts).toISOString()} (${behind || 'no streams yet'})`));
+      resolve(ok(name, `${b.ack}: the centre acknowledged at ${new Date(ack.ts).toISOString()} (${behind || 'no streams yet'})`));
     });
-    client.on('connect', () => {
-      client!.subscribe(topic, { qos: 1 }, (err, granted) => {
-        const code = granted?.[0]?.qos;
-        if (err || (typeof code === 'number' && code >= 0x80)) {
-          finish(
-            b.ack === 'central'
-              ? fail(
-                  name,
-                  `the broker refused the subscription to ${topic}: records would stay buffered forever`,
-                  'let the agent read its acknowledgements: ACL `pattern read forewarn/v1/%u/ack`',
-                )
-              : warn(name, `the broker refused the subscription to ${topic}: gap repair is off`, 'ACL `pattern read forewarn/v1/%u/ack`'),
-          );
-          return;
-        }
-        // A retained acknowledgement arrives right after the SUBACK; none within a moment means there is none.
-        setTimeout(() => finish(none()), ACK_WAIT_MS);
-      });
+    client.on('close', () => resolve(none()));
+    client.subscribe(topic, { qos: 1 }, (err, granted) => {
+      const code = granted?.[0]?.qos;
+      if (err || (typeof code === 'number' && code >= 0x80)) {
+        resolve(
+          b.ack === 'central'
+            ? fail(
+                name,
+                `the broker refused the subscription to ${topic}: records would stay buffered forever`,
+                'let the agent read its acknowledgements: ACL `pattern read forewarn/v1/%u/ack`',
+              )
+            : warn(name, `the broker refused the subscription to ${topic}: gap repair is off`, 'ACL `pattern read forewarn/v1/%u/ack`'),
+        );
+        return;
+      }
+      // A retained acknowledgement arrives right after the SUBACK; none within a moment means there is none.
+      setTimeout(() => resolve(none()), ACK_WAIT_MS);
     });
   });
 }
 
-/** Connects once with MQTT 5, the configured credentials and TLS, under another client id, and disconnects. */
-export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check> {
+/**
+ * Connects once with MQTT 5, the configured credentials and TLS, under another client id; once connected, reads the
+ * centre's acknowledgement on the same connection (`broker.ack`), and disconnects.
+ */
+export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check[]> {
   const b = config.broker;
   const name = 'broker';
   const timeoutMs = Math.min(b.connectTimeoutMs, BROKER_TIMEOUT_MS);
@@ -215,18 +192,29 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
   try {
     opts = doctorClientOptions(config, 'doctor', timeoutMs);
   } catch (err) {
-    return fail(name, `${b.url}: cannot read the TLS files: ${describeError(err)}`, 'fix broker.tls');
+    return [fail(name, `${b.url}: cannot read the TLS files: ${describeError(err)}`, 'fix broker.tls')];
   }
   const tlsUrl = /^(mqtts|wss|ssl|tls):/.test(b.url);
-  return new Promise<Check>((resolve) => {
+  return new Promise<Check[]>((resolve) => {
     let done = false;
     let client: mqtt.MqttClient;
-    const finish = (c: Check) => {
+    const end = (checks: Check[]) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       client?.end(true);
-      resolve(c);
+      resolve(checks);
+    };
+    const finish = (c: Check) => end([c]);
+    // Connected: the broker check is settled; the acknowledgement check follows on this connection.
+    const connected = (c: Check) => {
+      if (done) return;
+      clearTimeout(timer);
+      done = true;
+      void checkCentralAck(client, config).then((a) => {
+        client.end(true);
+        resolve([c, a]);
+      });
     };
     const timer = setTimeout(
       () =>
@@ -254,7 +242,7 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
         props.maximumPacketSize !== undefined ? `maximum packet ${props.maximumPacketSize} B` : '',
       ].filter(Boolean);
       if (props.maximumPacketSize !== undefined && props.maximumPacketSize < b.maxMessageBytes + 1024) {
-        finish(
+        connected(
           warn(
             name,
             `${b.url}: connected, ${extras.join(', ')}; smaller than broker.maxMessageBytes (${b.maxMessageBytes})`,
@@ -263,7 +251,7 @@ export async function checkBroker(config: Readonly<AgentConfig>): Promise<Check>
         );
         return;
       }
-      finish(
+      connected(
         tlsUrl || /^(127\.|localhost|\[?::1)/.test(new URL(b.url).hostname)
           ? ok(name, `${b.url}: ${extras.join(', ')}`)
           : warn(name, `${b.url}: ${extras.join(', ')}; credentials and data cross the network unencrypted`, 'use an mqtts:// URL with broker.tls'),

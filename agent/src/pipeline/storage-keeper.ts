@@ -22,13 +22,6 @@ import type { RecordConsumer } from '../store/record-consumer.js';
 import type { MqttSync } from '../sync/mqtt-sync.js';
 import type { AgentStats } from '../snapshot/agent-view.js';
 
-/** SQLITE_FULL, or a write the OS refused for lack of space (ENOSPC, SQLITE_IOERR on some file systems). */
-function isNoSpace(err: unknown): boolean {
-  if (isStorageFull(err)) return true;
-  const text = `${(err as { code?: unknown })?.code ?? ''} ${describeError(err)} ${(err as { cause?: { code?: unknown } })?.cause?.code ?? ''}`;
-  return /SQLITE_FULL|ENOSPC|disk is full|SQLITE_IOERR_(WRITE|SHMSIZE|FSYNC)/.test(text);
-}
-
 /** How often acknowledged records past their retention are purged, and how much at a time. */
 const PURGE_INTERVAL_MS = 60_000;
 const PURGE_BATCH = 2_000;
@@ -85,7 +78,7 @@ export class StorageKeeper implements Component, RecordConsumer {
         this.store = open();
       } catch (err) {
         // A disk full to the last block: SQLite cannot even create its -shm file. The reserve makes that room.
-        if (!isNoSpace(err) || !this.reserve.release()) throw err;
+        if (!isStorageFull(err) || !this.reserve.release()) throw err;
         log.error({ code: 'FW_ERR_STORAGE_FULL', dir: config.dir }, 'the file system is full; released the reserve file to start');
         this.fullSince = Date.now();
         this.store = open();
@@ -124,7 +117,7 @@ export class StorageKeeper implements Component, RecordConsumer {
     try {
       return this.store.nextBootSeq();
     } catch (err) {
-      if (isNoSpace(err) && this.enforceStorageLimits('disk-full')) {
+      if (isStorageFull(err) && this.enforceStorageLimits('disk-full')) {
         try {
           return this.store.nextBootSeq();
         } catch {
@@ -298,7 +291,7 @@ export class StorageKeeper implements Component, RecordConsumer {
       if (u.reclaimableBytes > 0 && (u.freeBytes < limits.minFreeBytes * 2 || u.reclaimableBytes > u.fileBytes / 2)) this.store.vacuumStep();
       return reports.length > 0 || reason === 'disk-full';
     } catch (err) {
-      if (isNoSpace(err)) this.diskFull();
+      if (isStorageFull(err)) this.diskFull();
       // Once a minute at most: on a full disk every write would otherwise add a line.
       if (Date.now() - this.lastLimitError > 60_000) {
         this.lastLimitError = Date.now();

@@ -1,5 +1,6 @@
 import { existsSync, renameSync, statfsSync, statSync } from 'node:fs';
 import { createStorageDir } from './storage-limits.js';
+import { mergeRanges, seqRanges } from '../core/seq-ranges.js';
 import type { SeqEpoch } from './seq-epoch.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -385,12 +386,7 @@ export class RecordStore implements Outbox {
    */
   markSent(stream: StreamName, ids: readonly number[], now = Date.now()): number {
     if (!ids.length) return 0;
-    let lo = ids[0]!;
-    let hi = ids[0]!;
-    for (const id of ids) {
-      if (id < lo) lo = id;
-      if (id > hi) hi = id;
-    }
+    const [lo, hi] = idSpan(ids);
     const mark = this.sql('UPDATE records SET sent_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL');
     const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
     return this.db.transaction(() => {
@@ -406,12 +402,7 @@ export class RecordStore implements Outbox {
    */
   markPublished(stream: StreamName, ids: readonly number[], now = Date.now()): number {
     if (!ids.length) return 0;
-    let lo = ids[0]!;
-    let hi = ids[0]!;
-    for (const id of ids) {
-      if (id < lo) lo = id;
-      if (id > hi) hi = id;
-    }
+    const [lo, hi] = idSpan(ids);
     return this.sql('UPDATE records SET puback_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL AND puback_ts IS NULL').run(
       now,
       stream,
@@ -849,30 +840,20 @@ export class RecordStore implements Outbox {
   }
 }
 
-/** Whether a failed write failed for lack of space (SQLITE_FULL), as opposed to I/O errors or corruption. */
+/** The lowest and highest of a batch's ids: its rows are consecutive among their stream's pending ones. */
+function idSpan(ids: readonly number[]): [number, number] {
+  return [Math.min(...ids), Math.max(...ids)];
+}
+
+/**
+ * SQLite and OS error codes of a write refused for lack of space. SQLITE_FULL is SQLite's own word for it; on a
+ * file system full to the last block the same refusal surfaces as ENOSPC, or as an I/O error writing the WAL or
+ * growing the -shm file (tmpfs, ext4).
+ */
+const NO_SPACE_CODES = new Set(['SQLITE_FULL', 'ENOSPC', 'SQLITE_IOERR_WRITE', 'SQLITE_IOERR_SHMSIZE', 'SQLITE_IOERR_FSYNC']);
+
+/** Whether a failed write (or open) failed for lack of space, as opposed to other I/O errors or corruption. */
 export function isStorageFull(err: unknown): boolean {
   const code = (e: unknown) => (e as { code?: unknown } | undefined)?.code;
-  return code(err) === 'SQLITE_FULL' || code((err as { cause?: unknown } | undefined)?.cause) === 'SQLITE_FULL';
-}
-
-/** Inclusive ranges sorted and joined where they touch or overlap. */
-export function mergeRanges(ranges: ReadonlyArray<[number, number]>): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
-    const last = out[out.length - 1];
-    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
-    else out.push([a, b]);
-  }
-  return out;
-}
-
-/** Sorted seqs as inclusive [from, to] ranges. */
-export function seqRanges(seqs: readonly number[]): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (const q of seqs) {
-    const last = out[out.length - 1];
-    if (last && q === last[1] + 1) last[1] = q;
-    else out.push([q, q]);
-  }
-  return out;
+  return [code(err), code((err as { cause?: unknown } | undefined)?.cause)].some((c) => typeof c === 'string' && NO_SPACE_CODES.has(c));
 }

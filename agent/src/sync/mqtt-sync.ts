@@ -6,7 +6,8 @@ import type { AgentConfig } from '../config/load-config.js';
 import { describeError } from '../core/errors.js';
 import { CONTENT_TYPE, SCHEMA_VERSION, topics, type IncomingCommand, type StatusPayload } from '../contract/topics.js';
 import { STREAMS } from '../store/outbox.js';
-import { RECORD_OVERHEAD, mergeRanges } from '../store/record-store.js';
+import { RECORD_OVERHEAD } from '../store/record-store.js';
+import { mergeRanges, seqRanges, subtractRanges, type SeqRange } from '../core/seq-ranges.js';
 import { parseAck } from './central-ack.js';
 import type { Component } from '../core/types.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -131,7 +132,7 @@ export class MqttSync implements Component {
   /** When each missing range (stream:from) was last answered, so a repeated ack does not resend it again at once. */
   private readonly answered = new Map<string, number>();
   /** Per stream: when the unconfirmed tail was last sent again, and the wait before the next time (doubles while it brings nothing). */
-  private readonly tail = new Map<StreamName, { at: number; waitMs: number; highest: number }>();
+  private readonly tail = new Map<StreamName, { at: number; waitMs: number }>();
   /** Seqs dropped by the storage policy during this run: announced already, so never also reported unavailable. */
   private readonly droppedHere = new Map<StreamName, Array<[number, number]>>();
   private noCentralLogged = false;
@@ -529,11 +530,8 @@ export class MqttSync implements Component {
     for (const stream of STREAMS) {
       const c = this.central.get(stream);
       const highest = c?.highest ?? 0;
-      const t = this.tail.get(stream) ?? { at: 0, waitMs: this.b.ackTimeoutMs, highest };
-      if (highest > t.highest) {
-        t.waitMs = this.b.ackTimeoutMs; // the centre moved on: back to the normal wait
-        t.highest = highest;
-      }
+      const t = this.tail.get(stream) ?? { at: 0, waitMs: this.b.ackTimeoutMs };
+      if (c && c.movedAt > t.at) t.waitMs = this.b.ackTimeoutMs; // the centre moved on since: back to the normal wait
       this.tail.set(stream, t);
       if (now - t.at < t.waitMs || (c && now - c.movedAt < this.b.ackTimeoutMs)) continue;
       let range: { lo: number; hi: number } | null;
@@ -653,12 +651,9 @@ export class MqttSync implements Component {
         bytes += size;
         records.push(row);
       }
-      const upTo =
-        records.length && records.length === rows.length && rows.length < this.b.batchMaxRecords
-          ? r.to
-          : records.length
-            ? records[records.length - 1]!.seq
-            : r.to;
+      // Where this batch's share of the range ends: the last record sent, unless everything held in the range is in it.
+      const cut = records.length < rows.length || rows.length === this.b.batchMaxRecords;
+      const upTo = cut ? records[records.length - 1]!.seq : r.to;
       if (r.kind === 'missing')
         this.announceUnavailable(
           r.stream,
@@ -678,33 +673,20 @@ export class MqttSync implements Component {
 
   /** The seqs of [from, to] not in `held` and not dropped by this run: committed as one `records-unavailable` notice per reason. */
   private announceUnavailable(stream: StreamName, from: number, to: number, held: number[]): void {
-    const have = new Set(held);
-    const dropped = this.droppedHere.get(stream) ?? [];
-    // Ranges can be wide (a subscriber that joined late asks from seq 1): walk the held seqs, not every number.
-    const spans: Array<[number, number]> = [];
-    let next = from;
-    for (const q of [...have].sort((a, b) => a - b)) {
-      if (q > next) spans.push([next, q - 1]);
-      next = q + 1;
-    }
-    if (next <= to) spans.push([next, to]);
+    // Ranges can be wide (a subscriber that joined late asks from seq 1): work on ranges, never on every number.
+    const known = mergeRanges([...seqRanges([...held].sort((a, b) => a - b)), ...(this.droppedHere.get(stream) ?? [])]);
     const firstSeq = this.store.firstSeq;
-    const byReason = new Map<'purged' | 'before-this-database', Array<[number, number]>>();
-    for (const [a, b] of spans) {
-      for (const [x, y] of subtractRanges(a, b, dropped)) {
-        const add = (reason: 'purged' | 'before-this-database', p: number, q: number) => {
-          if (p > q) return;
-          const list = byReason.get(reason) ?? [];
-          list.push([p, q]);
-          byReason.set(reason, list);
-        };
-        add('before-this-database', x, Math.min(y, firstSeq - 1));
-        add('purged', Math.max(x, firstSeq), y);
-      }
+    const byReason = new Map<'purged' | 'before-this-database', SeqRange[]>();
+    const add = (reason: 'purged' | 'before-this-database', a: number, b: number) => {
+      if (a <= b) byReason.set(reason, [...(byReason.get(reason) ?? []), [a, b]]);
+    };
+    for (const [a, b] of subtractRanges(from, to, known)) {
+      add('before-this-database', a, Math.min(b, firstSeq - 1));
+      add('purged', Math.max(a, firstSeq), b);
     }
     if (!byReason.size) return;
     const ts = Date.now();
-    const notices = [...byReason].map(([reason, ranges]) => ({ ts, type: 'records-unavailable', stream, ranges: mergeRanges(ranges), reason }));
+    const notices = [...byReason].map(([reason, ranges]) => ({ ts, type: 'records-unavailable', stream, ranges, reason }));
     for (const n of notices) this.stats.unavailable += n.ranges.reduce((k, [a, b]) => k + b - a + 1, 0);
     this.log.info(
       { stream, notices: notices.map((n) => ({ reason: n.reason, ranges: n.ranges.slice(0, 4) })) },
@@ -841,20 +823,6 @@ export class MqttSync implements Component {
     this.client = null;
     this.setState('stopped');
   }
-}
-
-/** The parts of [from, to] outside `cover` (sorted, disjoint inclusive ranges). */
-function subtractRanges(from: number, to: number, cover: ReadonlyArray<[number, number]>): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let next = from;
-  for (const [a, b] of cover) {
-    if (b < next) continue;
-    if (a > to) break;
-    if (a > next) out.push([next, a - 1]);
-    next = b + 1;
-  }
-  if (next <= to) out.push([next, to]);
-  return out;
 }
 
 function hex(code: number): string {

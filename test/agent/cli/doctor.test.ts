@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import mqtt from 'mqtt';
 import { freePort, startMosquitto } from '../../helpers/mosquitto.js';
 import { runCli, writeAgentConfig } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 import { makePki, type Pki } from '../../helpers/tls-certs.js';
 import type { DoctorReport } from '../../../agent/src/cli/doctor.js';
 
@@ -152,12 +152,7 @@ describe('forewarn doctor', () => {
   });
 
   it('on a real 16 MiB file system: warns that the default floor is clamped, and judges free space by the clamped floor', async (ctx: TestContext) => {
-    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a 16 MiB tmpfs (mount -t tmpfs -o size=16m)');
-    const fs = mkdtempSync(path.join(tmpdir(), 'fw-tmpfs-'));
-    cleanup.push(() => rmSync(fs, { recursive: true, force: true }));
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', fs], { encoding: 'utf8' });
-    if (m.status !== 0) return ctx.skip(`cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`);
-    cleanup.push(() => void spawnSync('umount', [fs]));
+    const fs = tmpfsForTest(ctx, 16, cleanup);
     const port = await freePort();
     const { report } = await doctor({ broker: { url: `mqtt://127.0.0.1:${port}` }, sources: NO_HARDWARE, storage: { dir: path.join(fs, 'data') } });
     const limits = check(report, 'storage.limits');

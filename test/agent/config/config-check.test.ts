@@ -1,10 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, type TestContext } from 'vitest';
 import { CLI, runCli } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 
 /** `forewarn config check FILE` and `forewarn run`, the real CLI, on configurations that used to crash, hang or pass. */
 
@@ -105,11 +106,7 @@ describe('forewarn config check', () => {
   });
 
   it('on a real 16 MiB file system: the default floor is clamped with a note, an explicit 12 MiB floor refused', async (ctx: TestContext) => {
-    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a 16 MiB tmpfs (mount -t tmpfs -o size=16m)');
-    const fs = tempDir();
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', fs], { encoding: 'utf8' });
-    if (m.status !== 0) return ctx.skip(`cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`);
-    cleanup.push(() => void spawnSync('umount', [fs]));
+    const fs = tmpfsForTest(ctx, 16, cleanup);
     const conf = tempDir();
     const clampedFile = configFile(`storage:\n  dir: ${fs}/data\n`, conf);
     const clamped = await runCli(['config', 'check', clampedFile]);

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +8,7 @@ import { RecordStore, isStorageFull } from '../../../agent/src/store/record-stor
 import type { ModelHealth } from '../../../agent/src/scoring/drift-monitor.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 
 /** Alerts a full or failing disk refused are kept in memory and committed later, in order, once (HealthMonitor.retryUnsaved). */
 
@@ -210,11 +210,7 @@ describe('HealthMonitor on a disk that refuses its alerts', () => {
   });
 
   it('on a real full file system: retries while it stays full leave no gap in the alerts stream', async (ctx: TestContext) => {
-    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount an 8 MiB tmpfs');
-    const fs = mkdtempSync(path.join(tmpdir(), 'fw-unsaved-fs-'));
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', fs], { encoding: 'utf8' });
-    if (m.status !== 0) return ctx.skip(`cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`);
-    cleanup.push(() => void spawnSync('umount', [fs]));
+    const fs = tmpfsForTest(ctx, 8, cleanup);
     const store = openStore(path.join(fs, 'data'));
     store.append([{ stream: 'telemetry', ts: 1, asset: 'a', payload: { n: 1 } }]);
     // The WAL truncated, then the file system filled: the next commit needs blocks there are none of.

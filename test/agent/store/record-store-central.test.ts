@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { DB_FILE, RecordStore, type StoredRecord } from '../../../agent/src/stor
 import { SEQ_BLOCK, SEQ_EPOCH_FILE, SeqEpoch } from '../../../agent/src/store/seq-epoch.js';
 import type { StreamName } from '../../../agent/src/store/outbox.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 
 /** The epoch's clock in these tests (ms): seqs of a first database start at T * 1000. */
 const T = 1_700_000_000_000;
@@ -35,22 +35,6 @@ const idsOf = (s: RecordStore, stream: StreamName) => s.pending(stream).map((r) 
 const recovered = (s: RecordStore) => s.pending('events').filter((e) => e.payload.type === 'storage-recovered');
 const countsOf = (s: RecordStore, stream: StreamName) => s.counts().find((c) => c.stream === stream)!;
 const rmDb = (file: string, suffixes = ['', '-wal', '-shm']) => suffixes.forEach((x) => rmSync(file + x, { force: true }));
-
-/** A real small file system (tmpfs), unmounted after the test; null (test skipped) where it cannot be mounted. */
-function smallFs(ctx: TestContext, size: string): string | null {
-  if (process.getuid?.() !== 0) {
-    ctx.skip(`needs root to mount a ${size} tmpfs`);
-    return null;
-  }
-  const dir = mkdtempSync(path.join(tmpdir(), 'fw-central-fs-'));
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (m.status !== 0) {
-    ctx.skip(`cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`);
-    return null;
-  }
-  cleanup.push(() => void spawnSync('umount', [dir]));
-  return dir;
-}
 
 /** Fills the file system of `dir` to the last block; returns the filler file. */
 function fillUp(dir: string): string {
@@ -516,8 +500,7 @@ describe('RecordStore: a write that fails never burns seqs', () => {
 
   /** A store on a real 8 MiB tmpfs, with 100 telemetry rows and one ordinary event, its WAL truncated, the file system then filled. */
   function fullDisk(ctx: TestContext) {
-    const fs = smallFs(ctx, '8m');
-    if (!fs) return null;
+    const fs = tmpfsForTest(ctx, 8, cleanup);
     const s = open(path.join(fs, 'data'));
     s.append(Array.from({ length: 100 }, (_, i) => tele(i)));
     s.append([event('source-state')]);
@@ -527,9 +510,7 @@ describe('RecordStore: a write that fails never burns seqs', () => {
   }
 
   it('on a real full file system, alerts that failed to commit leave no gap once they go in', (ctx) => {
-    const full = fullDisk(ctx);
-    if (!full) return;
-    const { s, filler } = full;
+    const { s, filler } = fullDisk(ctx);
     const commit = () => s.commitAlerts([{ ts: 1, asset: 'm1', payload: { n: 1 } }], { set: [{ key: 'k', state: { n: 1 } }] });
     // As HealthMonitor.retryUnsaved does while the disk stays full.
     expect(commit).toThrow(/full/);
@@ -542,9 +523,7 @@ describe('RecordStore: a write that fails never burns seqs', () => {
   });
 
   it('on a real full file system, drops whose commit failed leave no gap in the events stream', (ctx) => {
-    const full = fullDisk(ctx);
-    if (!full) return;
-    const { s, filler } = full;
+    const { s, filler } = fullDisk(ctx);
     const drop = () => s.enforceQuota({ maxBytes: 0, minFreeBytes: 0 }, new Map(), 'disk-full');
     expect(drop).toThrow(/full/);
     expect(drop).toThrow(/full/);

@@ -1,30 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RESERVE_BYTES, RESERVE_FILE, SpaceReserve } from '../../../agent/src/store/space-reserve.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 
 const cleanup = cleanupAfterEach();
 const freshDir = () => mkdtempSync(path.join(tmpdir(), 'fw-reserve-'));
 const MiB = 1024 * 1024;
-
-/** A real small file system (tmpfs of `size`), unmounted after the test; null (test skipped) when not possible here. */
-function smallFs(ctx: TestContext, size: string): string | null {
-  if (process.getuid?.() !== 0) {
-    ctx.skip(`needs root to mount a ${size} tmpfs (mount -t tmpfs -o size=${size})`);
-    return null;
-  }
-  const dir = freshDir();
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (m.status !== 0) {
-    ctx.skip(`cannot mount a tmpfs here: ${(m.stderr || m.error?.message || '').trim()}`);
-    return null;
-  }
-  cleanup.push(() => void spawnSync('umount', [dir]));
-  return dir;
-}
 
 describe('SpaceReserve', () => {
   it('writes the ballast file with real blocks (not sparse), 0600, and releases it', () => {
@@ -78,8 +62,7 @@ describe('SpaceReserve', () => {
   });
 
   it('on a real 8 MiB file system: restored only when twice its size is free, so it never fills the disk itself', (ctx) => {
-    const fs = smallFs(ctx, '8m');
-    if (!fs) return;
+    const fs = tmpfsForTest(ctx, 8, cleanup);
     const free = () => {
       const s = statfsSync(fs);
       return s.bavail * s.bsize;
@@ -113,8 +96,7 @@ describe('SpaceReserve', () => {
   });
 
   it('on a full file system, releasing the reserve gives writes their room back', (ctx) => {
-    const fs = smallFs(ctx, '8m');
-    if (!fs) return;
+    const fs = tmpfsForTest(ctx, 8, cleanup);
     const r = new SpaceReserve(fs, 2 * MiB);
     expect(r.restore()).toBe(true);
     // Fill what is left.

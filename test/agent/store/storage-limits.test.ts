@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, type TestContext } from 'vitest';
 import { assessStorageLimits, createStorageDir, nearestExistingDir, storageDirProblem, virtualFileSystemAt } from '../../../agent/src/store/storage-limits.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 
 const cleanup = cleanupAfterEach();
 const MiB = 1024 * 1024;
@@ -18,14 +18,7 @@ function tempDir(): string {
 }
 
 /** A real 16 MiB file system: a tmpfs mounted for the test (root only), unmounted after it. */
-function smallFileSystem(ctx: TestContext): string {
-  if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a 16 MiB tmpfs (mount -t tmpfs -o size=16m)');
-  const dir = tempDir();
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.status !== 0) return ctx.skip(`cannot mount a tmpfs here: ${(r.stderr || r.error?.message || '').trim()}`);
-  cleanup.push(() => void spawnSync('umount', [dir]));
-  return dir;
-}
+const smallFileSystem = (ctx: TestContext): string => tmpfsForTest(ctx, 16, cleanup);
 
 const procIsProc = (() => {
   try {

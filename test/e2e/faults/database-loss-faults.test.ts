@@ -1,10 +1,9 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { waitFor } from '../../helpers/wait.js';
-import { agentPending, settleAndAccount, sleep, startRig, type Rig } from './fault-rig.js';
+import { centralEvents, agentPending, settleAndAccount, sleep, startRig, type Rig } from './fault-rig.js';
 
 /**
  * Fault suite, lost databases: the file deleted under the running agent, the data directory wiped between two
@@ -26,16 +25,7 @@ function centralStats(rig: Rig): { duplicates: number; conflicts: number } {
   };
 }
 
-function recoveredEvents(rig: Rig): Array<Record<string, unknown>> {
-  const db = new Database(rig.subscriber.store.file, { readonly: true });
-  try {
-    return (db.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events' ORDER BY seq").all(rig.agentId) as Array<{ payload: string }>)
-      .map((r) => JSON.parse(r.payload) as Record<string, unknown>)
-      .filter((e) => e.type === 'storage-recovered');
-  } finally {
-    db.close();
-  }
-}
+const recoveredEvents = (rig: Rig) => centralEvents(rig).filter((e) => e.type === 'storage-recovered');
 
 describe('delivery when the database is lost', () => {
   it('notices its database deleted while it runs, carries what is unacknowledged into a fresh file, and loses nothing', async () => {

@@ -3,9 +3,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
-import { mountTmpfs } from '../../helpers/tmpfs.js';
+import { tmpfsForTest } from '../../helpers/tmpfs.js';
 import { waitFor } from '../../helpers/wait.js';
-import { settleAndAccount, sleep, startRig, type Rig } from './fault-rig.js';
+import { centralEvents, settleAndAccount, sleep, startRig } from './fault-rig.js';
 
 /**
  * Fault suite, disk side, on a real small file system (a tmpfs; root only, skipped with the reason otherwise):
@@ -15,18 +15,6 @@ import { settleAndAccount, sleep, startRig, type Rig } from './fault-rig.js';
  */
 
 const cleanup = cleanupAfterEach();
-
-/** The events the subscriber stored for this agent, parsed. */
-function events(rig: Rig): Array<Record<string, unknown>> {
-  const db = new Database(rig.subscriber.store.file, { readonly: true });
-  try {
-    return (db.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events' ORDER BY seq").all(rig.agentId) as Array<{ payload: string }>).map(
-      (r) => JSON.parse(r.payload) as Record<string, unknown>,
-    );
-  } finally {
-    db.close();
-  }
-}
 
 /** Another program fills the file system to the last block; returns the file, to be deleted to give the space back. */
 function fillUp(dir: string): string {
@@ -54,17 +42,15 @@ function fillUp(dir: string): string {
 
 describe('delivery under disk faults (real tmpfs)', () => {
   it('keeps running on a disk filled to the last block, drops by policy, says so once, and resumes when space returns', async (ctx) => {
-    const fs = mountTmpfs(48);
-    if (typeof fs === 'string') return ctx.skip(fs);
-    cleanup.push(() => fs.unmount());
-    const rig = await startRig('fault-diskfull', { minFreeBytes: 0, checkIntervalMs: 200 }, { dataDir: path.join(fs.dir, 'data') });
+    const fsDir = tmpfsForTest(ctx, 48, cleanup);
+    const rig = await startRig('fault-diskfull', { minFreeBytes: 0, checkIntervalMs: 200 }, { dataDir: path.join(fsDir, 'data') });
     cleanup.push(() => rig.close());
     rig.proxy.cut();
     const agent = rig.startAgent();
     await waitFor(() => agent.logs().some((l) => l.msg === 'agent starting'), 'the agent to start', 30_000);
     await sleep(3000);
-    const filler = fillUp(fs.dir);
-    expect(statfsSync(fs.dir).bavail).toBeLessThan(4);
+    const filler = fillUp(fsDir);
+    expect(statfsSync(fsDir).bavail).toBeLessThan(4);
     await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_FULL'), 'the full disk noticed', 30_000);
     // It lives on through the episode, dropping by policy to keep collecting.
     await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_DROPPED'), 'drops by policy', 30_000);
@@ -79,16 +65,14 @@ describe('delivery under disk faults (real tmpfs)', () => {
     const by = Object.fromEntries(books.map((b) => [b.stream, b]));
     expect(by.telemetry!.dropped).toBeGreaterThan(0);
     expect(by.alerts!.dropped).toBe(0);
-    const drops = events(rig).filter((e) => e.type === 'records-dropped');
+    const drops = centralEvents(rig).filter((e) => e.type === 'records-dropped');
     expect(drops.some((e) => e.reason === 'disk-full')).toBe(true);
     expect(drops.every((e) => e.stream !== 'alerts')).toBe(true);
   }, 180_000);
 
   it('starts on a disk that is already full, keeps its alerts, and announces what it had to drop', async (ctx) => {
-    const fs = mountTmpfs(48);
-    if (typeof fs === 'string') return ctx.skip(fs);
-    cleanup.push(() => fs.unmount());
-    const rig = await startRig('fault-fullstart', { minFreeBytes: 0, checkIntervalMs: 200 }, { dataDir: path.join(fs.dir, 'data') });
+    const fsDir = tmpfsForTest(ctx, 48, cleanup);
+    const rig = await startRig('fault-fullstart', { minFreeBytes: 0, checkIntervalMs: 200 }, { dataDir: path.join(fsDir, 'data') });
     cleanup.push(() => rig.close());
     rig.proxy.cut();
     const first = rig.startAgent();
@@ -96,7 +80,7 @@ describe('delivery under disk faults (real tmpfs)', () => {
     await sleep(4000);
     await rig.stop(first);
     // The disk fills while the agent is stopped: under Restart=always it used to exit at once, again and again.
-    const filler = fillUp(fs.dir);
+    const filler = fillUp(fsDir);
     const agent = rig.startAgent();
     await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_FULL'), 'the full disk noticed at start', 30_000);
     await waitFor(() => agent.logs().some((l) => l.msg === 'agent starting'), 'the agent to start anyway', 30_000);
@@ -108,11 +92,9 @@ describe('delivery under disk faults (real tmpfs)', () => {
   }, 180_000);
 
   it('clamps a default free-space floor larger than the file system instead of discarding everything unsent', async (ctx) => {
-    const fs = mountTmpfs(32);
-    if (typeof fs === 'string') return ctx.skip(fs);
-    cleanup.push(() => fs.unmount());
+    const fsDir = tmpfsForTest(ctx, 32, cleanup);
     // The default floor (256 MiB) on a 32 MiB file system: before, every unsent record went within seconds of an outage.
-    const rig = await startRig('fault-floor', { checkIntervalMs: 200 }, { dataDir: path.join(fs.dir, 'data') });
+    const rig = await startRig('fault-floor', { checkIntervalMs: 200 }, { dataDir: path.join(fsDir, 'data') });
     cleanup.push(() => rig.close());
     rig.proxy.cut();
     const agent = rig.startAgent();
@@ -147,12 +129,12 @@ describe('drops that reach past telemetry and risk', () => {
     if (process.env.FOREWARN_FAULT_VERBOSE)
       console.log(
         books,
-        events(rig)
+        centralEvents(rig)
           .filter((e) => e.type === 'records-dropped')
           .map((e) => [e.stream, e.count]),
       );
     // Every notice reached the centre: none was dropped by the policy it describes.
-    const notices = events(rig).filter((e) => e.type === 'records-dropped');
+    const notices = centralEvents(rig).filter((e) => e.type === 'records-dropped');
     expect(notices.length).toBeGreaterThan(0);
     const announcedEvents = new Set<number>();
     for (const n of notices.filter((e) => e.stream === 'events'))

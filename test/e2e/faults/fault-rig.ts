@@ -214,11 +214,9 @@ function classify(rig: Rig, stream: StreamName) {
     for (let q = r.from_seq; q <= r.to_seq; q++) dropped.add(q);
   }
   const announced = new Set<number>();
-  for (const { payload } of central.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events'").all(rig.agentId) as Array<{
-    payload: string;
-  }>) {
-    const e = JSON.parse(payload) as { type?: string; stream?: string; ranges?: Array<[number, number]> };
-    if (e.type === 'records-dropped' && e.stream === stream) for (const [a, b] of e.ranges ?? []) for (let q = a; q <= b; q++) announced.add(q);
+  for (const e of centralEvents(rig)) {
+    if (e.type === 'records-dropped' && e.stream === stream)
+      for (const [a, b] of (e.ranges as Array<[number, number]>) ?? []) for (let q = a; q <= b; q++) announced.add(q);
   }
   let conflicts = 0;
   try {
@@ -268,6 +266,18 @@ export async function account(rig: Rig): Promise<StreamAccount[]> {
       last: k.last,
     };
   });
+}
+
+/** The `events` records the subscriber stored for this agent, parsed, in seq order. */
+export function centralEvents(rig: Rig): Array<Record<string, unknown>> {
+  const db = new Database(rig.subscriber.store.file, { readonly: true });
+  try {
+    return (db.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events' ORDER BY seq").pluck().all(rig.agentId) as string[]).map(
+      (p) => JSON.parse(p) as Record<string, unknown>,
+    );
+  } finally {
+    db.close();
+  }
 }
 
 /** Records in the agent's outbox not yet acknowledged, read beside the running agent. */

@@ -2,13 +2,12 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { spawnAgent } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { contractErrors } from '../../helpers/contract.js';
 import { waitFor } from '../../helpers/wait.js';
-import { settleAndAccount, sleep, startRig, type Rig } from './fault-rig.js';
+import { centralEvents, settleAndAccount, sleep, startRig } from './fault-rig.js';
 
 /**
  * Fault suite, storage side: the disk quota reached while the broker is unreachable, and a corrupt, locked or
@@ -17,18 +16,6 @@ import { settleAndAccount, sleep, startRig, type Rig } from './fault-rig.js';
  */
 
 const cleanup = cleanupAfterEach();
-
-/** The events the subscriber stored for this agent, parsed. */
-function events(rig: Rig): Array<Record<string, unknown>> {
-  const db = new Database(rig.subscriber.store.file, { readonly: true });
-  try {
-    return (db.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events' ORDER BY seq").all(rig.agentId) as Array<{ payload: string }>).map(
-      (r) => JSON.parse(r.payload) as Record<string, unknown>,
-    );
-  } finally {
-    db.close();
-  }
-}
 
 describe('delivery under storage faults', () => {
   it('drops the oldest telemetry by policy when the quota is reached, counts it, announces it, and loses nothing else', async () => {
@@ -42,7 +29,7 @@ describe('delivery under storage faults', () => {
     const by = Object.fromEntries(books.map((b) => [b.stream, b]));
     expect(by.telemetry!.dropped).toBeGreaterThan(0);
     expect(by.alerts!.dropped).toBe(0);
-    const drops = events(rig).filter((e) => e.type === 'records-dropped');
+    const drops = centralEvents(rig).filter((e) => e.type === 'records-dropped');
     expect(drops.length).toBeGreaterThan(0);
     expect(drops.every((e) => e.reason === 'quota')).toBe(true);
     for (const e of drops)
@@ -64,8 +51,8 @@ describe('delivery under storage faults', () => {
     const line = agent.logs().find((l) => l.code === 'FW_ERR_STORAGE_CORRUPT')!;
     expect(String(line.msg)).toMatch(/set aside and a fresh one started/);
     expect(readdirSync(data).some((f) => f.startsWith('forewarn.db.bad-'))).toBe(true);
-    await waitFor(() => events(rig).some((e) => e.type === 'storage-recovered'), 'the storage-recovered event at the centre', 30_000);
-    expect(events(rig).find((e) => e.type === 'storage-recovered')).toMatchObject({ setAside: line.setAside });
+    await waitFor(() => centralEvents(rig).some((e) => e.type === 'storage-recovered'), 'the storage-recovered event at the centre', 30_000);
+    expect(centralEvents(rig).find((e) => e.type === 'storage-recovered')).toMatchObject({ setAside: line.setAside });
     await waitFor(() => rig.subscriber.stats.records > 100, 'records flowing from the fresh database');
     await settleAndAccount(rig, agent);
   }, 120_000);
@@ -101,7 +88,7 @@ describe('delivery under storage faults', () => {
     const agent = rig.startAgent();
     await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_CORRUPT'), 'the locked file set aside', 30_000);
     expect(String(agent.logs().find((l) => l.code === 'FW_ERR_STORAGE_CORRUPT')!.reason)).toMatch(/SQLITE_BUSY/);
-    await waitFor(() => events(rig).some((e) => e.type === 'storage-recovered'), 'the storage-recovered event at the centre', 30_000);
+    await waitFor(() => centralEvents(rig).some((e) => e.type === 'storage-recovered'), 'the storage-recovered event at the centre', 30_000);
     holder.kill('SIGKILL');
   }, 120_000);
 });

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { assessConfigStorage, loadConfig, redactConfig } from '../../config/load-config.js';
 import { ForewarnError } from '../../core/errors.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn config check FILE`: validate a configuration without running. */
 
@@ -17,13 +16,7 @@ Validates FILE against the schema and this host's disk, without the environment 
   -c, --config FILE   the file to check, when FILE is not given
   --json              print the resulting configuration (secrets redacted) as JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 1);
+    const { values, positionals } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } }, 1);
     const file = positionals[0] ?? values.config;
     if (!file) usageError(this, 'config check needs a FILE');
     const loaded = loadConfig(file, {});

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { noExtraArguments, type CliCommand } from '../command.js';
+import { parseCommandArgs, type CliCommand } from '../command.js';
 import { formatDoctor, runDoctor } from '../doctor.js';
 
 /** `forewarn doctor`: the checks live in cli/doctor.ts; this is the command line around them. */
@@ -16,13 +15,7 @@ Checks the configuration, the broker, the tools and permissions the sources need
   -c, --config FILE   the configuration file (or FOREWARN_CONFIG)
   --json              print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 0);
+    const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } }, 0);
     const report = await runDoctor(values.config);
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`);
     return report.ok ? 0 : 1;

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadPrivateKey } from '../../core/keys.js';
 import { createBundle } from '../../model-lifecycle/model-bundle.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model bundle` (docs/model-updates.md). */
 
@@ -16,13 +15,12 @@ export const modelBundle: CliCommand = {
 Signs the model folder MODEL_DIR (manifest.json, the model file, golden.json) into a single-file bundle that
 \`forewarn model install\` verifies. See docs/model-updates.md.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { key: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 1);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      { key: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean', default: false } },
+      1,
+    );
     const [dir] = positionals;
     if (!dir) usageError(this, 'model bundle needs a MODEL_DIR');
     if (!values.key) usageError(this, 'model bundle needs --key PRIVATE.pem');

@@ -1,9 +1,8 @@
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../core/package-root.js';
 import { evaluateModel } from '../../evaluation/evaluate-model.js';
 import { evaluateRul } from '../../evaluation/evaluate-rul.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model eval`: offline evaluation of a shipped model on labelled data. */
 
@@ -24,19 +23,18 @@ its true RULs.
   --models-dir DIR    where the model folders are (default: the shipped models/)
   --json              print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      {
         json: { type: 'boolean', default: false },
         data: { type: 'string' },
         rul: { type: 'string' },
         threshold: { type: 'string' },
         'models-dir': { type: 'string' },
       },
-    });
-    noExtraArguments(this, positionals, 1);
+      1,
+    );
     const [name] = positionals;
     if (!name) usageError(this, 'expected `model eval NAME --data FILE.csv`');
     if (!values.data) usageError(this, 'model eval needs --data FILE.csv');

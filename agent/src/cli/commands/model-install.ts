@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
 import { installModelBundle } from '../../model-lifecycle/install-model.js';
 import { loadTrustedKeys } from '../../core/keys.js';
 import { ModelRegistry } from '../../model-lifecycle/model-registry.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 import { agentNote } from '../model-notes.js';
 
 /** `forewarn model install` (docs/model-updates.md). */
@@ -22,13 +21,12 @@ A new model (nothing to shadow it against) or scoring.shadow.samples 0 promotes 
   --allow-downgrade     install a version older than the one in use
   --json                print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, 'allow-downgrade': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 1);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      { config: { type: 'string', short: 'c' }, 'allow-downgrade': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+      1,
+    );
     const [file] = positionals;
     if (!file) usageError(this, 'model install needs a BUNDLE file');
     const { config } = loadConfig(values.config);

@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../../core/keys.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model keygen` (docs/model-updates.md). */
 
@@ -13,13 +12,12 @@ export const modelKeygen: CliCommand = {
 A new ed25519 signing key pair: NAME.key.pem (0600, keep it on the signing host) and NAME.pub.pem (for agents:
 list it in scoring.trustedKeys). Never overwrites a key. See docs/model-updates.md.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { out: { type: 'string', short: 'o' }, name: { type: 'string' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 0);
+    const { values } = parseCommandArgs(
+      this,
+      argv,
+      { out: { type: 'string', short: 'o' }, name: { type: 'string' }, json: { type: 'boolean', default: false } },
+      0,
+    );
     if (!values.out) usageError(this, 'model keygen needs --out DIR');
     const k = generateSigningKey(values.out, values.name);
     if (values.json) process.stdout.write(`${JSON.stringify(k, null, 2)}\n`);

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
 import { ModelRegistry, type ModelState } from '../../model-lifecycle/model-registry.js';
-import { noExtraArguments, type CliCommand } from '../command.js';
+import { parseCommandArgs, type CliCommand } from '../command.js';
 import { time } from '../model-notes.js';
 
 /** `forewarn model list` (docs/model-updates.md). */
@@ -18,13 +17,7 @@ assets it scores on this agent and its recent history.
   -c, --config FILE   the agent's configuration file (or FOREWARN_CONFIG)
   --json              print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 0);
+    const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } }, 0);
     const write = (text: string) => process.stdout.write(`${text}\n`);
     const { config } = loadConfig(values.config);
     const registry = ModelRegistry.forConfig(config);

@@ -1,8 +1,7 @@
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../core/package-root.js';
 import { profileModel } from '../../evaluation/profile-model.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn model profile`: the training-data profile in a model's manifest, the reference for drift detection. */
 
@@ -21,19 +20,18 @@ the reference that drift detection compares live inputs with. A dry run unless -
   --models-dir DIR    where the model folders are (default: the shipped models/)
   --json              print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      {
         json: { type: 'boolean', default: false },
         data: { type: 'string' },
         exclude: { type: 'string' },
         write: { type: 'boolean', default: false },
         'models-dir': { type: 'string' },
       },
-    });
-    noExtraArguments(this, positionals, 1);
+      1,
+    );
     const [name] = positionals;
     if (!name || !values.data) usageError(this, 'expected `model profile NAME --data TRAIN [--exclude FILE] [--write]`');
     const modelsDir = values['models-dir'] ?? path.join(PACKAGE_ROOT, 'models');

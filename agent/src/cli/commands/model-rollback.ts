@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
 import { ModelRegistry } from '../../model-lifecycle/model-registry.js';
-import { noExtraArguments, usageError, type CliCommand } from '../command.js';
+import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 import { agentNote } from '../model-notes.js';
 
 /** `forewarn model rollback` (docs/model-updates.md). */
@@ -19,13 +18,12 @@ model's history.
   --reason TEXT       why (default: forewarn model rollback)
   --json              print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, reason: { type: 'string' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 1);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      { config: { type: 'string', short: 'c' }, reason: { type: 'string' }, json: { type: 'boolean', default: false } },
+      1,
+    );
     const [name] = positionals;
     if (!name) usageError(this, 'model rollback needs a model NAME');
     const { config } = loadConfig(values.config);

@@ -1,11 +1,10 @@
-import { parseArgs } from 'node:util';
 import { loadConfig, redactConfig, type LoadedConfig } from '../../config/load-config.js';
 import { describeError, isForewarnError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { Agent } from '../../pipeline/agent.js';
 import { SdNotify } from '../../service/sd-notify.js';
 import { LiveView } from '../../view/live-view.js';
-import { noExtraArguments, type CliCommand } from '../command.js';
+import { parseCommandArgs, type CliCommand } from '../command.js';
 import { AGENT_VERSION } from './version.js';
 
 /** `forewarn run`: the daemon in the foreground (also what `forewarn` with no command does). */
@@ -22,8 +21,7 @@ the systemd notify protocol when NOTIFY_SOCKET is set (docs/service.md).
   -c, --config FILE   the configuration file (or FOREWARN_CONFIG); every option can also be set by an
                       environment variable (docs/configuration.md)`,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' } } });
-    noExtraArguments(this, positionals, 0);
+    const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' } }, 0);
     return runAgent(loadConfig(values.config));
   },
 };

@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.js';
-import { noExtraArguments, type CliCommand } from '../command.js';
+import { parseCommandArgs, type CliCommand } from '../command.js';
 import { formatStatus, readStatus } from '../status-report.js';
 
 /** `forewarn status`: read from the agent's database, with or without a running agent. */
@@ -16,13 +15,7 @@ Reads the agent's database under storage.dir: what is buffered, what was sent, t
   -c, --config FILE   the configuration file (or FOREWARN_CONFIG)
   --json              print JSON`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } },
-    });
-    noExtraArguments(this, positionals, 0);
+    const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false } }, 0);
     const { config } = loadConfig(values.config);
     const report = readStatus(config.storage.dir);
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
