@@ -330,7 +330,9 @@ export class SubscriberStore {
           const cut = this.closeGaps(agentId, stream, r.seq, r.seq);
           if (carried) {
             // counted as carried: an earlier file's record, not a late one
-          } else if (cut.some((g) => g.requestedTs !== null)) {
+          } else if (cut.length && (batch.historical || cut.some((g) => g.requestedTs !== null))) {
+            // Sent again by the agent: on request, or on its own (its backlog after a reconnect, an unconfirmed
+            // tail) before this subscriber's next acknowledgement could ask for it.
             result.repaired++;
           } else if (cut.length || !explained) {
             result.outOfOrder++;

@@ -276,6 +276,15 @@ describe('SubscriberStore', () => {
 });
 
 describe('SubscriberStore: end-to-end acknowledgement and what it explains', () => {
+  it('counts a gap filled by a record the agent sent again (historical) as repaired, by a live one as late', () => {
+    const store = open();
+    store.ingestBatch(batch([1, 2, 5, 6, 9]));
+    // No acknowledgement asked yet: the agent resent 3-4 on its own (an unconfirmed tail), 7-8 came live, late.
+    expect(store.ingestBatch(batch([3, 4], 'telemetry', 'a1', true))).toMatchObject({ repaired: 2, outOfOrder: 0 });
+    expect(store.ingestBatch(batch([7, 8]))).toMatchObject({ repaired: 0, outOfOrder: 2 });
+    expect(store.summary().streams.find((x) => x.agentId === 'a1')).toMatchObject({ repaired: 2, outOfOrder: 2, gaps: [] });
+  });
+
   it('keeps the records an agent carried into a fresh file missing until they arrive, above or below the highest seq', () => {
     const store = open();
     store.ingestBatch(batch([1, 2, 3]));
