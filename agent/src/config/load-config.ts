@@ -45,7 +45,15 @@ export interface BindingConfig {
 
 export interface AgentConfig {
   agent: { id: string; logLevel: string; view: 'auto' | 'on' | 'off' };
-  storage: { dir: string; synchronous: 'full' | 'normal'; retentionHours: number; maxBytes: number; minFreeBytes: number; checkIntervalMs: number };
+  storage: {
+    dir: string;
+    synchronous: 'full' | 'normal';
+    ackCommitDelayMs: number;
+    retentionHours: number;
+    maxBytes: number;
+    minFreeBytes: number;
+    checkIntervalMs: number;
+  };
   broker: {
     url: string;
     clientId: string;
@@ -59,6 +67,7 @@ export interface AgentConfig {
     batchMaxRecords: number;
     maxMessageBytes: number;
     compression: 'none' | 'gzip';
+    retainCurrentRisk: boolean;
     compressMinBytes: number;
     flushIntervalMs: number;
     progressLogMs: number;

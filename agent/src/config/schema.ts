@@ -58,6 +58,14 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       enum: ['full', 'normal'],
       default: 'full',
     },
+    ackCommitDelayMs: {
+      type: 'integer',
+      description:
+        "Acknowledgements (the broker's PUBACK, the centre's confirmation) are written with the next commit of records, or after this long at the latest, instead of in a commit of their own: a third of the writes to flash. A crash loses only acknowledgements not yet written: those records are sent again and the centre drops the duplicates. 0 writes each at once.",
+      default: 5000,
+      minimum: 0,
+      maximum: 60000,
+    },
     retentionHours: {
       type: 'number',
       description:
@@ -85,7 +93,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     checkIntervalMs: {
       type: 'integer',
       description: 'How often the quota and the free-space floor are checked.',
-      default: 1000,
+      default: 5000,
       minimum: 100,
       maximum: HOUR_MS,
     },
@@ -143,7 +151,20 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       minimum: 0,
       maximum: MQTT_MAX_PACKET,
     },
-    flushIntervalMs: { type: 'integer', description: 'How often the outbox is drained while connected.', default: 1000, minimum: 10, maximum: HOUR_MS },
+    flushIntervalMs: {
+      type: 'integer',
+      description:
+        'How often the sync looks for work that no commit announced: streams held back after a refusal, an unconfirmed tail, drain progress. New records go out as soon as they are committed, whatever this is.',
+      default: 5000,
+      minimum: 10,
+      maximum: HOUR_MS,
+    },
+    retainCurrentRisk: {
+      type: 'boolean',
+      description:
+        'Also publish the latest score of each asset and model, retained, on `risk/current/{asset}/{model}` (for dashboards that join late): every risk record then goes out twice. Off by default; the central store answers the same question.',
+      default: false,
+    },
     progressLogMs: {
       type: 'integer',
       description: 'How often drain progress of a backlog is logged (records left, rate, time to go).',

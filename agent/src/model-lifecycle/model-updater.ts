@@ -131,6 +131,8 @@ export class ModelUpdater implements Component {
     if (!desired) return;
     const loaded = scorer.current(name);
     if (loaded && path.dirname(loaded.file) === desired) return;
+    // Not loaded yet, and it will load this version on the first reading of its assets: nothing to do now.
+    if (!loaded && scorer.waitsToLoad(name, desired)) return;
     const key = `${desired}@${state.versions.find((v) => v.version === state.current)?.installedAt ?? 'shipped'}`;
     if (this.failed.has(key)) return;
     let model: OnnxModel;
@@ -184,6 +186,8 @@ export class ModelUpdater implements Component {
       );
       return;
     }
+    // The candidate is judged against the current model: load it now if it waits for its first reading.
+    await scorer.loadNow(name);
     const current = scorer.current(name);
     if (!current || this.options.shadow.samples === 0) {
       const reason = !this.bound(name)

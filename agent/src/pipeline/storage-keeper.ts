@@ -72,7 +72,8 @@ export class StorageKeeper implements Component, RecordConsumer {
     this.lock = new StorageLock(config.dir);
     this.lock.acquire();
     this.reserve = new SpaceReserve(config.dir);
-    const open = () => new RecordStore({ dir: config.dir, synchronous: config.synchronous, epoch: new SeqEpoch(config.dir) });
+    const open = () =>
+      new RecordStore({ dir: config.dir, synchronous: config.synchronous, ackCommitDelayMs: config.ackCommitDelayMs, epoch: new SeqEpoch(config.dir) });
     try {
       try {
         this.store = open();
@@ -209,6 +210,8 @@ export class StorageKeeper implements Component, RecordConsumer {
   private committed(): void {
     this.stats.lastCommitTs = Date.now();
     this.stats.held = this.held.length;
+    // Out as soon as it is committed: the sync's own timer is only for retries and housekeeping.
+    this.peers?.sync.notify();
   }
 
   /**

@@ -1,6 +1,16 @@
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { ForewarnError, describeError } from '../core/errors.js';
 import { readModel, type ModelManifest } from './model-manifest.js';
+
+/**
+ * onnxruntime is imported on the first model load, not with this module: its native library and runtime take
+ * 15–25 MiB, which an agent with no model bound to any asset never needs.
+ */
+let runtime: Promise<typeof Ort> | null = null;
+function onnxruntime(): Promise<typeof Ort> {
+  runtime ??= import('onnxruntime-node');
+  return runtime;
+}
 
 /**
  * One loaded model: a checked manifest and an onnxruntime session whose input and output names and widths
@@ -10,12 +20,19 @@ export class OnnxModel {
   private constructor(
     readonly manifest: ModelManifest,
     readonly file: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Ort.InferenceSession,
+    private readonly ort: typeof Ort,
   ) {}
 
   static async load(dir: string, options: { threads?: number } = {}): Promise<OnnxModel> {
     const { manifest, bytes, file } = readModel(dir);
-    let session: ort.InferenceSession;
+    let session: Ort.InferenceSession;
+    let ort: typeof Ort;
+    try {
+      ort = await onnxruntime();
+    } catch (err) {
+      throw new ForewarnError('FW_ERR_MODEL_LOAD', `onnxruntime-node: ${describeError(err)}`, { cause: err });
+    }
     try {
       session = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: options.threads ?? 1,
@@ -53,7 +70,7 @@ export class OnnxModel {
       await session.release();
       throw new ForewarnError('FW_ERR_MODEL_SIGNATURE', `${file}: disagrees with its manifest`, { details: problems });
     }
-    const model = new OnnxModel(manifest, file, session);
+    const model = new OnnxModel(manifest, file, session, ort);
     // Warm-up: the first run allocates; pay it at load, not on the first reading.
     const width = manifest.inputs.features.length;
     const warm = new Float32Array(model.steps * width);
@@ -80,7 +97,7 @@ export class OnnxModel {
   /** Scores `rows` samples laid out row-major in `data`: [rows, width], or [rows, steps, width] for sequence models. */
   async run(data: Float32Array, rows: number): Promise<Float32Array> {
     const dims = this.manifest.inputs.window ? [rows, this.steps, this.width] : [rows, this.width];
-    const input = new ort.Tensor('float32', data, dims);
+    const input = new this.ort.Tensor('float32', data, dims);
     const out = await this.session.run({ [this.manifest.inputs.tensor]: input }, [this.manifest.outputs.tensor]);
     const tensor = out[this.manifest.outputs.tensor];
     if (!tensor || !(tensor.data instanceof Float32Array) || tensor.data.length !== rows) {

@@ -4,7 +4,7 @@ import type { BindingConfig } from '../config/load-config.js';
 import { describeError, isForewarnError } from '../core/errors.js';
 import type { Component, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../core/types.js';
 import { OnnxModel } from './onnx-model.js';
-import type { FeatureSpec } from './model-manifest.js';
+import { readModel, type FeatureSpec, type ModelManifest } from './model-manifest.js';
 import type { DriftMonitor } from './drift-monitor.js';
 import { FixedHistogram } from '../core/exposition.js';
 
@@ -58,6 +58,23 @@ function assetMatcher(patterns: readonly string[]): (asset: string) => boolean {
   return (asset) => exact.has(asset) || globs.some((re) => re.test(asset));
 }
 
+/**
+ * A binding whose model is not loaded yet: it loads on the first reading of one of its assets, so an agent whose
+ * bound assets never report (no simulator, no such disk) never loads onnxruntime or the model.
+ */
+interface Dormant {
+  binding: BindingConfig;
+  dirs: string[];
+  manifest: ModelManifest;
+  assets: (asset: string) => boolean;
+  /** Readings that woke it, scored once the model is loaded. */
+  queued: Reading[];
+  loading: Promise<void> | null;
+}
+
+/** Readings kept per dormant binding while its model loads. */
+const MAX_QUEUED_WHILE_LOADING = 1000;
+
 interface PendingRow {
   asset: string;
   /** The model's input for this reading: one row, or a window of rows for sequence models. */
@@ -84,6 +101,7 @@ export class RiskScorer implements Component, ReadingConsumer {
   /** Every scoring batch's duration, for /metrics. */
   readonly latency = new FixedHistogram(SCORING_LATENCY_BUCKETS);
   private bound: Bound[] = [];
+  private dormant: Dormant[] = [];
   private readonly latest = new Map<string, { ts: number; values: Map<string, number> }>();
   private readonly pending = new Map<Bound, PendingRow[]>();
   private flushing: Promise<void> | null = null;
@@ -114,29 +132,99 @@ export class RiskScorer implements Component, ReadingConsumer {
     this.forget(asset, signal);
   }
 
+  /** Checks each binding's manifest now; the model itself loads on the first reading of a bound asset (Dormant). */
   async start(): Promise<void> {
     for (const binding of this.options.bindings) {
-      const dir = path.join(this.options.modelsDir, binding.model);
+      const dirs = this.options.modelDirs?.(binding.model) ?? [path.join(this.options.modelsDir, binding.model)];
       try {
-        const model = await this.loadFirst(this.options.modelDirs?.(binding.model) ?? [dir]);
-        this.bound.push(this.bind(binding, model));
-        this.stats.models.push({ name: model.name, version: model.manifest.version, assets: [...binding.assets] });
-        this.log.info({ model: model.name, version: model.manifest.version, assets: binding.assets }, 'model loaded');
+        const { manifest, from } = this.firstManifest(dirs);
+        this.dormant.push({ binding, dirs: dirs.slice(from), manifest, assets: assetMatcher(binding.assets), queued: [], loading: null });
+        this.log.debug({ model: manifest.name, version: manifest.version, assets: binding.assets }, 'model bound; it loads on the first reading of its assets');
       } catch (err) {
-        // One bad model never stops the agent: the others score, and the error is counted.
-        this.stats.errors++;
-        this.log.error(
-          { err: describeError(err), code: isForewarnError(err) ? err.code : undefined, details: isForewarnError(err) ? err.details : undefined, dir },
-          'model not loaded; its assets will not be scored',
-        );
+        this.notLoaded(err, dirs[dirs.length - 1]!);
       }
+    }
+    this.refreshModelStats();
+  }
+
+  /** One bad model never stops the agent: the others score, and the error is counted. */
+  private notLoaded(err: unknown, dir: string): void {
+    this.stats.errors++;
+    this.log.error(
+      { err: describeError(err), code: isForewarnError(err) ? err.code : undefined, details: isForewarnError(err) ? err.details : undefined, dir },
+      'model not loaded; its assets will not be scored',
+    );
+  }
+
+  /** The manifest of the first of `dirs` with a valid one (the order loadFirst tries them in), and its index. */
+  private firstManifest(dirs: readonly string[]): { manifest: ModelManifest; from: number } {
+    let first: unknown;
+    for (const [from, dir] of dirs.entries()) {
+      try {
+        return { manifest: readModel(dir).manifest, from };
+      } catch (err) {
+        first ??= err;
+        if (from < dirs.length - 1)
+          this.log.warn(
+            { err: describeError(err), code: isForewarnError(err) ? err.code : undefined, dir },
+            'model version not loaded; trying the one before it',
+          );
+      }
+    }
+    throw first ?? new Error('no model folder');
+  }
+
+  /** Dormant bindings of this reading's asset start loading their model; the reading waits for it. */
+  private wake(reading: Reading): void {
+    for (const d of this.dormant) {
+      if (!d.assets(reading.asset)) continue;
+      if (d.queued.length < MAX_QUEUED_WHILE_LOADING) d.queued.push(reading);
+      else this.stats.errors++;
+      d.loading ??= this.load(d);
     }
   }
 
-  accept(reading: Reading): void {
+  private async load(d: Dormant): Promise<void> {
+    let model: OnnxModel;
+    try {
+      model = await this.loadFirst(d.dirs);
+    } catch (err) {
+      this.dormant = this.dormant.filter((x) => x !== d);
+      this.refreshModelStats();
+      this.notLoaded(err, d.dirs[d.dirs.length - 1]!);
+      return;
+    }
+    // Stopped, or a model update bound this binding while it loaded: the update wins.
+    if (this.stopped || !this.dormant.includes(d)) {
+      await model.release().catch(() => undefined);
+      return;
+    }
+    this.dormant = this.dormant.filter((x) => x !== d);
+    const b = this.bind(d.binding, model);
+    this.bound.push(b);
+    this.refreshModelStats();
+    this.log.info({ model: model.name, version: model.manifest.version, assets: d.binding.assets }, 'model loaded');
+    for (const r of d.queued.splice(0)) this.accept(r, b);
+  }
+
+  /** Whether `name`'s bindings all wait for their first reading and will then load from `dir` first. */
+  waitsToLoad(name: string, dir: string): boolean {
+    const waiting = this.dormant.filter((d) => d.binding.model === name);
+    return waiting.length > 0 && waiting.every((d) => d.dirs[0] === dir) && !this.bound.some((b) => !b.shadow && b.binding.model === name);
+  }
+
+  /** Loads `name`'s waiting bindings now, without a reading (a candidate needs the current model to shadow against). */
+  async loadNow(name: string): Promise<void> {
+    await Promise.all(this.dormant.filter((d) => d.binding.model === name).map((d) => (d.loading ??= this.load(d))));
+  }
+
+  /** Scores the reading on every bound model of its asset (on `only`, for readings that waited for it to load). */
+  accept(reading: Reading, only?: Bound): void {
     if (this.stopped) return;
+    if (!only && this.dormant.length) this.wake(reading);
     let state: { ts: number; values: Map<string, number> } | undefined;
     for (const b of this.bound) {
+      if (only && b !== only) continue;
       if (!b.assets(reading.asset)) continue;
       if (!state) {
         state = this.latest.get(reading.asset);
@@ -188,18 +276,17 @@ export class RiskScorer implements Component, ReadingConsumer {
 
   /** The continuous signals the bound models read (not categories, not counters), for the data-quality checks. */
   analogInputSignals(): string[] {
-    return this.bound.flatMap((b) =>
-      b.signals.filter((_, i) => {
-        const f = b.model.manifest.inputs.features[i]!;
-        return !f.categories && !f.counter;
-      }),
-    );
+    const analog = (manifest: ModelManifest, binding: BindingConfig) =>
+      manifest.inputs.features.filter((f) => !f.categories && !f.counter).map((f) => binding.signals?.[f.name] ?? f.signal);
+    return [...this.bound.map((b) => analog(b.model.manifest, b.binding)), ...this.dormant.map((d) => analog(d.manifest, d.binding))].flat();
   }
 
   /** Scores every queued reading. Calls queue behind each other, so at most one batch runs at a time. */
   flush(): Promise<void> {
+    // Models loading for readings already accepted come first: those readings are scored by this flush too.
+    const loading = this.dormant.map((d) => d.loading).filter((p): p is Promise<void> => p !== null);
     const previous = this.flushing ?? Promise.resolve();
-    const next = previous.then(() => this.scorePending());
+    const next = Promise.all([previous, ...loading]).then(() => this.scorePending());
     this.flushing = next.finally(() => {
       if (this.flushing === next) this.flushing = null;
     });
@@ -369,10 +456,15 @@ export class RiskScorer implements Component, ReadingConsumer {
     return { binding, model, signals, assets: assetMatcher(binding.assets), history: new Map() };
   }
 
+  /** Bound models, loaded or waiting for their first reading, in binding order. */
   private refreshModelStats(): void {
-    this.stats.models = this.bound
-      .filter((b) => !b.shadow)
-      .map((b) => ({ name: b.model.name, version: b.model.manifest.version, assets: [...b.binding.assets] }));
+    const models: ScorerStats['models'] = [];
+    for (const binding of this.options.bindings) {
+      const b = this.bound.find((x) => !x.shadow && x.binding === binding);
+      const manifest = b?.model.manifest ?? this.dormant.find((d) => d.binding === binding)?.manifest;
+      if (manifest) models.push({ name: manifest.name, version: manifest.version, assets: [...binding.assets] });
+    }
+    this.stats.models = models;
   }
 
   /** The model scoring `name`'s bindings now, or null when none loaded. */
@@ -387,6 +479,10 @@ export class RiskScorer implements Component, ReadingConsumer {
    */
   async swapModel(name: string, model: OnnxModel): Promise<void> {
     const old = new Set<OnnxModel>();
+    // Bindings still waiting for their first reading take the new model now (a load in flight is discarded);
+    // the readings that woke them are scored by it.
+    const waited = this.dormant.filter((d) => d.binding.model === name).flatMap((d) => d.queued.splice(0));
+    this.dormant = this.dormant.filter((d) => d.binding.model !== name);
     for (const binding of this.options.bindings.filter((x) => x.model === name)) {
       const next = this.bind(binding, model);
       const i = this.bound.findIndex((b) => !b.shadow && b.binding === binding);
@@ -402,6 +498,7 @@ export class RiskScorer implements Component, ReadingConsumer {
     }
     this.refreshModelStats();
     this.log.info({ model: name, version: model.manifest.version }, 'model swapped');
+    for (const r of waited) for (const b of this.bound) if (!b.shadow && b.model === model) this.accept(r, b);
     await this.flush().catch(() => undefined);
     for (const m of old) if (m !== model && !this.bound.some((b) => b.model === m)) await m.release().catch(() => undefined);
   }

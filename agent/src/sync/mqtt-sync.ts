@@ -745,7 +745,7 @@ export class MqttSync implements Component {
         this.stats.messagesSent++;
         this.stats.bytesSent += payload.length;
         this.progress.acknowledged(records.length, payload.length);
-        if (stream === 'risk') this.publishCurrentRisk(client, records);
+        if (stream === 'risk' && this.b.retainCurrentRisk) this.publishCurrentRisk(client, records);
       }
       this.drain();
     });

@@ -136,3 +136,33 @@ describe('RiskScorer with a sequence model (turbofan-rul)', () => {
     expect(last.drivers.length).toBeGreaterThan(0);
   });
 });
+
+describe('RiskScorer loads a model on the first reading of a bound asset', () => {
+  it('checks the manifest at start, loads nothing until a bound asset reports, then scores that first reading', async () => {
+    const { s, out, lines } = await scorer([{ model: 'machine-failure', assets: ['mill'] }]);
+    // Bound (status lists it), not loaded: an agent whose bound assets never report never pays for the model.
+    expect(s.stats.models).toEqual([{ name: 'machine-failure', version: expect.any(String), assets: ['mill'] }]);
+    expect(s.current('machine-failure')).toBeNull();
+    s.accept(reading('other', healthy));
+    await s.flush();
+    expect(s.current('machine-failure')).toBeNull();
+    expect(lines.some((l) => l.msg === 'model loaded')).toBe(false);
+    // The first reading of the bound asset loads it, and is scored: nothing is skipped while it loads.
+    s.accept(reading('mill', overstrained, 7));
+    s.accept(reading('mill', healthy, 8));
+    await s.flush();
+    expect(s.current('machine-failure')).not.toBeNull();
+    expect(out.flat().map((r) => [r.readingTs, r.atRisk])).toEqual([
+      [7, true],
+      [8, false],
+    ]);
+    expect(lines.filter((l) => l.msg === 'model loaded')).toHaveLength(1);
+  });
+
+  it('a model whose manifest is broken is reported at start, and its assets are not scored', async () => {
+    const { s, lines } = await scorer([{ model: 'no-such-model', assets: ['mill'] }]);
+    expect(s.stats.errors).toBe(1);
+    expect(s.stats.models).toEqual([]);
+    expect(lines.some((l) => l.msg === 'model not loaded; its assets will not be scored' && l.code === 'FW_ERR_MODEL_MANIFEST')).toBe(true);
+  });
+});

@@ -78,7 +78,7 @@ describe('MqttSync against a real mosquitto', () => {
     const broker = await startMosquitto();
     cleanup.push(() => broker.stop());
     const messages = await subscriber(broker);
-    const { store, sync } = setup(broker.url);
+    const { store, sync } = setup(broker.url, { retainCurrentRisk: true });
     store.append([reading(1), reading(2), reading(3), reading(4), risk(5)]);
     await sync.start();
     await waitFor(() => store.counts().every((c) => c.pending === 0), 'the outbox to drain');
@@ -93,6 +93,19 @@ describe('MqttSync against a real mosquitto', () => {
     // Risk drains before telemetry.
     expect(messages.findIndex((m) => m.topic.endsWith('/risk'))).toBeLessThan(messages.findIndex((m) => m.topic.endsWith('/telemetry')));
     expect(sync.stats.sent).toBe(5);
+  });
+
+  it('publishes each risk record once by default: no retained current view unless configured', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const messages = await subscriber(broker);
+    const { store, sync } = setup(broker.url);
+    store.append([risk(1), reading(2)]);
+    await sync.start();
+    await waitFor(() => store.counts().every((c) => c.pending === 0), 'the outbox to drain');
+    await waitFor(() => messages.some((m) => m.topic.endsWith('/telemetry')), 'the telemetry batch');
+    expect(messages.filter((m) => m.topic.endsWith('/risk'))).toHaveLength(1);
+    expect(messages.filter((m) => m.topic.includes('/risk/current/'))).toEqual([]);
   });
 
   it('buffers while the broker is down, says so once, and backfills when it comes up', async () => {
