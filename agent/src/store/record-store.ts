@@ -225,8 +225,14 @@ export class RecordStore implements Outbox {
     const st = statSync(this.file);
     this.identity = { dev: st.dev, ino: st.ino };
     this.handedOutEvents = this.maxIds().get('events') ?? 0;
+    for (const [stream, id] of this.maxIds()) this.lastIds.set(stream, id);
   }
 
+  /**
+   * Per stream, an id no row of it exceeds (the last one appended; never too low, even after a rollback): lets
+   * nextBatch skip a stream with nothing past its cursor without a query.
+   */
+  private readonly lastIds = new Map<StreamName, number>();
   /** Transactions in progress (atomic, mark): marks are committed only at the outermost level. */
   private depth = 0;
   /** A transaction this store began for acknowledgement marks, committed with the next write or by `marksTimer`. */
@@ -383,7 +389,8 @@ export class RecordStore implements Outbox {
         const touched = new Set<StreamName>();
         const seqs = items.map((item) => {
           const seq = this.seqs.get(item.stream) ?? this.seqBase;
-          insert.run(item.stream, seq, STREAM_PRIORITY[item.stream], item.ts, item.asset, JSON.stringify(item.payload));
+          const { lastInsertRowid } = insert.run(item.stream, seq, STREAM_PRIORITY[item.stream], item.ts, item.asset, JSON.stringify(item.payload));
+          this.lastIds.set(item.stream, Number(lastInsertRowid));
           this.seqs.set(item.stream, seq + 1);
           touched.add(item.stream);
           return seq;
@@ -418,6 +425,8 @@ export class RecordStore implements Outbox {
     );
     for (const stream of STREAMS_BY_PRIORITY) {
       if (request.skip?.has(stream)) continue;
+      // Nothing appended past the cursor since: no query (the sync asks after every commit and every PUBACK).
+      if ((request.cursors?.get(stream) ?? 0) >= (this.lastIds.get(stream) ?? Number.MAX_SAFE_INTEGER)) continue;
       const liveFrom = request.liveFrom?.get(stream) ?? 0;
       const records: OutboxRecord[] = [];
       let historical = false;
@@ -641,6 +650,8 @@ export class RecordStore implements Outbox {
       }
       return { count: pending.length, ranges };
     });
+    // The carried rows have new ids in the new file.
+    for (const [stream, id] of this.maxIds()) this.lastIds.set(stream, id);
     return { reason, setAside, firstSeq: this.seqBase, carried };
   }
 
@@ -658,10 +669,12 @@ export class RecordStore implements Outbox {
   }
 
   usage(): StorageUsage {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    const pages = this.db.pragma('page_count', { simple: true }) as number;
-    const free = this.db.pragma('freelist_count', { simple: true }) as number;
-    const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
+    // Prepared once (db.pragma() prepares on every call): this runs on every housekeeping tick.
+    const pragma = (name: string) => (this.sql(`PRAGMA ${name}`).get() as Record<string, number>)[name]!;
+    const pageSize = pragma('page_size');
+    const pages = pragma('page_count');
+    const free = pragma('freelist_count');
+    const size = (f: string) => statSync(f, { throwIfNoEntry: false })?.size ?? 0;
     const fs = statfsSync(path.dirname(this.file));
     return {
       usedBytes: (pages - free) * pageSize,

@@ -275,6 +275,9 @@ export class MqttSync implements Component {
         retain: true,
       },
       rejectUnauthorized: tls.rejectUnauthorized,
+      // MQTT.js traces every packet through `debug`, its arguments built each time even when tracing is off:
+      // 8 % of the agent's steady CPU. Its trace is for debugging MQTT.js, not the agent; our own log says what matters.
+      log: () => undefined,
     };
     if (this.b.username) opts.username = this.b.username;
     if (this.b.password) opts.password = this.b.password;
