@@ -11,7 +11,7 @@
  *   them before this module loaded would escape the count; as a cross-check each measurement also reports
  *   the system-wide fork count from /proc/stat (which includes other processes' forks and thread creation).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { performance } from 'node:perf_hooks';
 
@@ -123,7 +123,8 @@ const CLOCK_TICKS_PER_S = 100;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function percentile(sorted: number[], p: number): number {
+/** The p-th percentile (nearest rank) of an ascending array; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i]!;
@@ -173,6 +174,14 @@ export async function measure(fn: () => unknown, iterations: number, options: Me
     spawnsPerCall: spawns / iterations,
     systemForksPerCall: forks / iterations,
   };
+}
+
+/** The median of any array (not sorted in place); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 }
 
 /** Rounds for display: 3 significant digits below 100, whole numbers above. */
@@ -225,6 +234,84 @@ export function processCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** The fields of /proc/<pid>/stat after the comm field: field N of proc(5) is at index N - 3. */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** The process and its live descendants, found through the parent pid of every process in /proc. */
+export function processTreePids(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const ppid = Number(statFields(Number(name))[1]);
+      const list = children.get(ppid);
+      if (list) list.push(Number(name));
+      else children.set(ppid, [Number(name)]);
+    } catch {
+      // Gone between readdir and read.
+    }
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    out.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/**
+ * CPU time of a process with its children, in ms: utime + stime + cutime + cstime of the process and of each live
+ * descendant. A child that exits and is reaped moves from its own line into its parent's cutime/cstime, so the sum
+ * never drops; a process that exits between two readings (and is not reaped by one of these) takes its time with it.
+ */
+export function processTreeCpuMs(root: number): number {
+  let ticks = 0;
+  for (const pid of processTreePids(root)) {
+    try {
+      const f = statFields(pid);
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return ticks * TICK_MS;
+}
+
+/**
+ * CPU time of the live threads of a process and its live descendants, in ms, at nanosecond resolution: the sum of
+ * sum_exec_runtime over /proc/<pid>/task/<tid>/schedstat. A cross-check of processTreeCpuMs, whose 10 ms ticks are
+ * coarse for a process that uses a few ms a minute; it misses threads and children that exited.
+ */
+export function processTreeSchedMs(root: number): number {
+  let ns = 0;
+  for (const pid of processTreePids(root)) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        } catch {
+          // Thread exited meanwhile.
+        }
+      }
+    } catch {
+      // Process exited meanwhile.
+    }
+  }
+  return ns / 1e6;
+}
+
+/** VmRSS (resident now) and VmHWM (the peak resident size since start) of one process, KiB. */
+export function processMemoryKiB(pid: number): { rssKiB: number; hwmKiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
 }
 
 /** Resident memory of one process, KiB (/proc/<pid>/status). */

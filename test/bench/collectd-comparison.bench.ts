@@ -1,126 +1,426 @@
 /**
- * The agent beside collectd, side by side in one run at a 1 s interval: CPU time and RSS of the real agent
- * process (host telemetry, EDAC, PCIe AER, SMART and IPMI sources on, plus the GPU source fed by a fake
- * nvidia-smi with 8 H100s) against collectd collecting the same host metrics and writing CSV.
- * The target: the agent costs no more than twice collectd's CPU.
+ * Light on the device (issue #13): the agent beside collectd and node_exporter, side by side in the same windows,
+ * with a broker up on both sides.
+ *
+ * Per interval (1 s, then 5 s): one mosquitto on a free loopback port; the reference subscriber (`forewarn
+ * subscribe`, acknowledging as the centre does); a measuring subscriber in this process (side-by-side/probe.ts);
+ * collectd with its `mqtt` plugin at QoS 1 and the read plugins that match the agent's host sampler; the agent
+ * twice, host telemetry only (no model bound) and on its defaults (the simulated machine scored); node_exporter
+ * with the matching collectors, scraped by this process at the interval. The bytes each publisher sent to the broker
+ * are the kernel's count for its TCP connection (`ss`), so they are counted, not estimated, and nothing sits between.
+ * The processes are started one after another, each timed from its spawn to its first reading on the broker, then
+ * all run together: a warm-up, then FOREWARN_BENCH_WINDOWS windows of FOREWARN_BENCH_WINDOW_S seconds in which
+ * every process is measured at the same time. Figures are medians over the windows.
+ *
+ * CPU: utime + stime + cutime + cstime of the process and its live descendants (/proc/<pid>/stat, 10 ms ticks).
+ * Memory: VmRSS every second (median per window), VmHWM at the end. Storage: /proc/<pid>/io write_bytes of the
+ * process tree (reaped children's I/O is added to the parent's), and the growth of the agent's data directory.
+ *
+ * Env: FOREWARN_BENCH_WINDOW_S (60), FOREWARN_BENCH_WINDOWS (3), FOREWARN_BENCH_WARMUP_S (15),
+ * FOREWARN_BENCH_INTERVALS (`1,5`). About 7.5 minutes with the defaults.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { type BenchReport, processCpuMs as cpuMs, processRssKiB as rssKiB, round } from './bench-harness.js';
+import { freePort, mosquittoBinary, startMosquitto, waitForPort, type Broker } from '../helpers/mosquitto.js';
+import {
+  type BenchReport,
+  formatReport,
+  median,
+  percentile,
+  processMemoryKiB,
+  processTreeCpuMs,
+  processTreePids,
+  processTreeSchedMs,
+  processWriteBytes,
+  round,
+} from './bench-harness.js';
+import {
+  CLI,
+  COLLECTD,
+  COLLECTD_MQTT_PLUGIN,
+  NODE_EXPORTER,
+  agentConfig,
+  bytesSentTo,
+  collectdConfig,
+  isRunning,
+  nodeExporterArgs,
+  startProcess,
+  stopAll,
+  stopProcess,
+  unlessExited,
+  type AgentProfile,
+  type Started,
+} from './side-by-side/peers.js';
+import { COLLECTD_PREFIX, startProbe, type Probe } from './side-by-side/probe.js';
+import { targetRows, type RunFigures, type Skipped, type SubjectFigures, type SubjectKey, type WindowFigures } from './side-by-side/targets.js';
 
-const WARMUP_MS = 10_000; // start-up (inventory, model loading, JIT) is not the steady state
-const MEASURE_MS = 30_000;
-const COLLECTD = ['/usr/sbin/collectd', '/usr/bin/collectd'].find((p) => existsSync(p));
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'agent'))) dir = path.dirname(dir);
-  return dir;
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number (got ${JSON.stringify(raw)})`);
+  return n;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
+const WINDOW_S = envNumber('FOREWARN_BENCH_WINDOW_S', 60);
+const WINDOWS = Math.round(envNumber('FOREWARN_BENCH_WINDOWS', 3));
+const WARMUP_S = envNumber('FOREWARN_BENCH_WARMUP_S', 15);
+const INTERVALS = (process.env.FOREWARN_BENCH_INTERVALS || '1,5').split(',').map((s) => envNumberFrom('FOREWARN_BENCH_INTERVALS', s));
+const FIRST_READING_TIMEOUT_MS = 30_000;
 
-function collectdConfig(dir: string): string {
-  return [
-    `BaseDir "${dir}"`,
-    `PIDFile "${dir}/collectd.pid"`,
-    'FQDNLookup false',
-    'Interval 1',
-    ...['cpu', 'load', 'memory', 'swap', 'df', 'disk', 'interface', 'thermal', 'contextswitch', 'csv'].map((p) => `LoadPlugin ${p}`),
-    '<Plugin csv>',
-    `  DataDir "${dir}/csv"`,
-    '  StoreRates true',
-    '</Plugin>',
-    '',
-  ].join('\n');
+function envNumberFrom(name: string, s: string): number {
+  const n = Number(s.trim());
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected whole seconds separated by commas (got ${JSON.stringify(s)})`);
+  return n;
 }
 
-export async function run(): Promise<BenchReport> {
-  const notes: string[] = [];
-  if (!COLLECTD) {
-    return { name: 'Agent vs collectd (1 s interval)', rows: [], notes: ['collectd is not installed: apt-get install collectd-core, then rerun.'] };
-  }
-  const root = repoRoot();
-  const dir = mkdtempSync(path.join(tmpdir(), 'fw-bench-collectd-'));
-  mkdirSync(path.join(dir, 'csv'));
-  writeFileSync(path.join(dir, 'collectd.conf'), collectdConfig(dir));
-  const fake = path.join(root, 'test/agent/sources/gpu/fake-nvidia-smi.mjs');
-  const agentConfig = path.join(dir, 'forewarn.yaml');
-  writeFileSync(
-    agentConfig,
-    stringify({
-      agent: { id: 'bench', view: 'off', logLevel: 'warn' },
-      storage: { dir: path.join(dir, 'data') },
-      // Nothing listens here: the agent buffers, as collectd only writes its CSV files.
-      broker: { url: 'mqtt://127.0.0.1:9' },
-      sources: {
-        host: { intervalMs: 1000 },
-        simulator: { enabled: false },
-        gpu: { binary: fake, intervalMs: 1000, xid: false },
-      },
-    }),
-  );
-  const procs: ChildProcess[] = [];
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  let entries;
   try {
-    const collectd = spawn(COLLECTD, ['-f', '-C', path.join(dir, 'collectd.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let collectdErr = '';
-    collectd.stderr!.on('data', (d) => (collectdErr += String(d)));
-    const agent = spawn(process.execPath, [path.join(root, 'dist/agent/src/cli.js'), 'run', '--config', agentConfig], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, FAKE_NVIDIA_SMI_SET: 'h100x8' },
-    });
-    procs.push(collectd, agent);
-    await new Promise((r) => setTimeout(r, WARMUP_MS));
-    for (const p of procs) if (p.exitCode !== null) throw new Error(`a process exited early: ${collectdErr}`);
-    const start = { agent: cpuMs(agent.pid!), collectd: cpuMs(collectd.pid!), t: performance.now() };
-    const rss = { agent: [] as number[], collectd: [] as number[] };
-    for (let waited = 0; waited < MEASURE_MS; waited += 1000) {
-      await new Promise((r) => setTimeout(r, 1000));
-      rss.agent.push(rssKiB(agent.pid!));
-      rss.collectd.push(rssKiB(collectd.pid!));
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    try {
+      total += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+    } catch {
+      // Removed meanwhile (a WAL checkpoint, a temp file).
     }
-    const seconds = (performance.now() - start.t) / 1000;
-    const agentCpu = (cpuMs(agent.pid!) - start.agent) / seconds;
-    const collectdCpu = (cpuMs(collectd.pid!) - start.collectd) / seconds;
-    const rows = [
-      {
-        process: 'forewarn agent (host + sysfs + SMART + IPMI + 8 fake GPUs)',
-        cpu_ms_per_s: round(agentCpu),
-        cpu_pct: round(agentCpu / 10),
-        rss_median_mib: round(median(rss.agent) / 1024),
-        rss_max_mib: round(Math.max(...rss.agent) / 1024),
-      },
-      {
-        process: 'collectd (cpu, load, memory, swap, df, disk, interface, thermal, contextswitch → csv)',
-        cpu_ms_per_s: round(collectdCpu),
-        cpu_pct: round(collectdCpu / 10),
-        rss_median_mib: round(median(rss.collectd) / 1024),
-        rss_max_mib: round(Math.max(...rss.collectd) / 1024),
-      },
-      {
-        process: 'ratio agent / collectd',
-        cpu_ms_per_s: round(agentCpu / collectdCpu),
-        cpu_pct: '',
-        rss_median_mib: round(median(rss.agent) / median(rss.collectd)),
-        rss_max_mib: '',
-      },
-    ];
-    notes.push(
-      `Measured over ${round(seconds)} s after a ${WARMUP_MS / 1000} s warm-up; CPU from /proc/<pid>/stat (10 ms ticks), RSS sampled every second.`,
-      "The agent also commits every reading to SQLite (synchronous=full) and scores disks it finds; the fake nvidia-smi's own CPU is not counted (a real nvidia-smi's cost is in the driver).",
-      "Most of the agent's RSS is the Node.js runtime and onnxruntime with two models loaded; collectd is C.",
-    );
-    return { name: 'Agent vs collectd, side by side at a 1 s interval', rows, notes };
+  }
+  return total;
+}
+
+function treeWriteBytes(pid: number): number {
+  let total = 0;
+  for (const p of processTreePids(pid)) {
+    try {
+      total += processWriteBytes(p);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return total;
+}
+
+/** A measured process: what it is, and where its readings and bytes are counted. */
+interface Subject {
+  key: SubjectKey;
+  proc: Started;
+  /** Its publisher name in the probe (agent id, or collectd); none for node_exporter. */
+  publisher?: string;
+  dataDir?: string;
+  execToFirstMs?: number;
+  /** node_exporter: bytes scraped and scrapes, counted by the scraper. */
+  scraped?: { bytes: number; scrapes: number; failures: number };
+}
+
+interface Snapshot {
+  t: number;
+  cpuMs: number;
+  schedMs: number;
+  writeBytes: number;
+  dataDirBytes: number;
+  wireUp: number;
+}
+
+function snapshot(subjects: Subject[], brokerPort: number): Snapshot[] {
+  const sent = bytesSentTo(brokerPort);
+  return subjects.map((s) => ({
+    t: performance.now(),
+    cpuMs: processTreeCpuMs(s.proc.pid),
+    schedMs: processTreeSchedMs(s.proc.pid),
+    writeBytes: treeWriteBytes(s.proc.pid),
+    dataDirBytes: s.dataDir ? dirBytes(s.dataDir) : 0,
+    wireUp: sent.get(s.proc.pid) ?? Number.NaN,
+  }));
+}
+
+function windowFigures(s: Subject, a: Snapshot, b: Snapshot, rss: number[], probe: Probe): WindowFigures {
+  const seconds = (b.t - a.t) / 1000;
+  const perMin = 60 / seconds;
+  const c = s.publisher ? probe.take(s.publisher) : undefined;
+  const lat = [...(c?.latenciesMs ?? [])].sort((x, y) => x - y);
+  // A reconnection in the window starts a new count: no figure rather than a wrong one.
+  const wire = b.wireUp >= a.wireUp ? b.wireUp - a.wireUp : Number.NaN;
+  return {
+    cpuMsPerS: (b.cpuMs - a.cpuMs) / seconds,
+    cpuSchedMsPerS: (b.schedMs - a.schedMs) / seconds,
+    seconds,
+    rssKiB: median(rss),
+    writeBytesPerMin: (b.writeBytes - a.writeBytes) * perMin,
+    dataDirGrowthBytesPerMin: (b.dataDirBytes - a.dataDirBytes) * perMin,
+    recordBytesPerMin: (c?.recordBytes ?? Number.NaN) * perMin,
+    payloadBytesPerMin: (c?.payloadBytes ?? Number.NaN) * perMin,
+    readings: c?.readings ?? Number.NaN,
+    values: c?.values ?? Number.NaN,
+    wireBytesPerReading: c ? wire / c.readings : Number.NaN,
+    wireBytesPerValue: c ? wire / c.values : Number.NaN,
+    latencyP50Ms: percentile(lat, 50),
+    latencyP99Ms: percentile(lat, 99),
+  };
+}
+
+/** Waits until mosquitto has logged the client's connection (log_type notice: "… as CLIENT_ID (…"). */
+async function waitForClient(broker: Broker, clientId: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!broker.log().includes(` as ${clientId} `)) {
+    if (Date.now() > deadline) throw new Error(`${clientId} did not connect to the broker within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function checkRunning(subjects: Subject[]): void {
+  for (const s of subjects) {
+    if (!isRunning(s.proc)) throw new Error(`${s.key} exited early (${s.proc.proc.exitCode ?? s.proc.proc.signalCode}): ${s.proc.output().slice(-2000)}`);
+  }
+}
+
+/** Scrapes node_exporter every interval, as a Prometheus server would, until stopped. */
+function startScraper(url: string, intervalMs: number, counts: NonNullable<Subject['scraped']>): () => Promise<void> {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const started = Date.now();
+      try {
+        const res = await fetch(url);
+        counts.bytes += (await res.arrayBuffer()).byteLength;
+        counts.scrapes++;
+      } catch {
+        counts.failures++;
+      }
+      await sleep(Math.max(0, intervalMs - (Date.now() - started)));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
+interface PhaseResult {
+  figures: Partial<Record<SubjectKey, SubjectFigures>>;
+  loads: string[];
+  notes: string[];
+}
+
+async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> {
+  const dir = mkdtempSync(path.join(tmpdir(), `fw-bench-side-${intervalS}s-`));
+  const subjects: Subject[] = [];
+  const notes: string[] = [];
+  let broker: Broker | undefined;
+  let probe: Probe | undefined;
+  let stopScraper: (() => Promise<void>) | undefined;
+  try {
+    broker = await startMosquitto();
+    startProcess('forewarn subscribe', process.execPath, [
+      CLI,
+      'subscribe',
+      '--url',
+      broker.url,
+      '--db',
+      path.join(dir, 'central.db'),
+      '--client-id',
+      'bench-centre',
+    ]);
+    await waitForClient(broker, 'bench-centre');
+    probe = await startProbe(broker.url);
+
+    // One at a time, so that each start is timed on its own.
+    if (!skipped.collectd) {
+      const conf = path.join(dir, 'collectd.conf');
+      writeFileSync(conf, collectdConfig({ dir, intervalS, brokerPort: broker.port, hostname: 'bench' }));
+      const proc = startProcess('collectd', COLLECTD!, ['-f', '-C', conf]);
+      const s: Subject = { key: 'collectd', proc, publisher: COLLECTD_PREFIX };
+      subjects.push(s);
+      s.execToFirstMs =
+        (await unlessExited(proc, probe.firstReading(COLLECTD_PREFIX, FIRST_READING_TIMEOUT_MS)).catch((e: Error) => fail(e, proc))) - proc.spawnedAt;
+    }
+    for (const profile of ['host-only', 'defaults'] as AgentProfile[]) {
+      const id = `bench-${profile}`;
+      const agentDir = path.join(dir, profile);
+      const config = agentConfig(profile, { id, dir: agentDir, brokerUrl: broker.url, intervalMs: intervalS * 1000 });
+      const file = path.join(dir, `${profile}.yaml`);
+      writeFileSync(file, stringify(config));
+      const proc = startProcess(`agent ${profile}`, process.execPath, [CLI, 'run', '--config', file]);
+      const s: Subject = { key: profile, proc, publisher: id, dataDir: path.join(agentDir, 'data') };
+      subjects.push(s);
+      s.execToFirstMs = (await unlessExited(proc, probe.firstReading(id, FIRST_READING_TIMEOUT_MS)).catch((e: Error) => fail(e, proc))) - proc.spawnedAt;
+    }
+    if (!skipped.node_exporter) {
+      const port = await freePort();
+      const proc = startProcess('node_exporter', NODE_EXPORTER!, nodeExporterArgs(port));
+      await waitForPort(port);
+      const s: Subject = { key: 'node_exporter', proc, scraped: { bytes: 0, scrapes: 0, failures: 0 } };
+      subjects.push(s);
+      stopScraper = startScraper(`http://127.0.0.1:${port}/metrics`, intervalS * 1000, s.scraped!);
+    }
+
+    await sleep(WARMUP_S * 1000);
+    checkRunning(subjects);
+    for (const s of subjects) if (s.publisher) probe.take(s.publisher);
+
+    const windows = new Map<SubjectKey, WindowFigures[]>(subjects.map((s) => [s.key, []]));
+    const loads: string[] = [];
+    for (let w = 0; w < WINDOWS; w++) {
+      const load0 = loadavg();
+      const start = snapshot(subjects, broker.port);
+      const rss = subjects.map(() => [] as number[]);
+      const end = performance.now() + WINDOW_S * 1000;
+      while (performance.now() < end) {
+        await sleep(Math.min(1000, Math.max(0, end - performance.now())));
+        subjects.forEach((s, i) => rss[i]!.push(processMemoryKiB(s.proc.pid).rssKiB));
+      }
+      checkRunning(subjects);
+      const stop = snapshot(subjects, broker.port);
+      subjects.forEach((s, i) => windows.get(s.key)!.push(windowFigures(s, start[i]!, stop[i]!, rss[i]!, probe!)));
+      loads.push(`${load0} → ${loadavg()}`);
+    }
+
+    const figures: Partial<Record<SubjectKey, SubjectFigures>> = {};
+    for (const s of subjects) {
+      const run = s.publisher ? probe.run(s.publisher) : undefined;
+      figures[s.key] = {
+        windows: windows.get(s.key)!,
+        hwmKiB: processMemoryKiB(s.proc.pid).hwmKiB,
+        ...(s.execToFirstMs !== undefined ? { execToFirstMs: s.execToFirstMs } : {}),
+        duplicateRecords: run?.duplicateRecords ?? 0,
+        currentViewMessages: run?.currentViewMessages ?? 0,
+      };
+      if (run?.undecodable) notes.push(`${intervalS} s: ${run.undecodable} messages from ${s.key} could not be decoded.`);
+      if (s.scraped)
+        notes.push(
+          `${intervalS} s: node_exporter scraped ${s.scraped.scrapes} times (${s.scraped.failures} failed), ${round(s.scraped.bytes / Math.max(1, s.scraped.scrapes) / 1024)} KiB per scrape.`,
+        );
+    }
+    return { figures, loads, notes };
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await stopScraper?.();
+    // The agents first, so that they say goodbye to a broker that is still there.
+    for (const s of [...subjects].reverse()) if (s.key !== 'collectd') await stopProcess(s.proc);
+    await stopAll();
+    await probe?.stop().catch(() => undefined);
+    await broker?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function fail(err: Error, proc: Started): never {
+  throw new Error(`${err.message}; ${proc.name} ${isRunning(proc) ? 'is running' : 'exited'}: ${proc.output().slice(-2000)}`);
+}
+
+function version(file: string, args: string[], pattern: RegExp): string {
+  try {
+    const out = execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return pattern.exec(out)?.[1] ?? 'unknown';
+  } catch (err) {
+    const out = String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+    return pattern.exec(out)?.[1] ?? 'unknown';
+  }
+}
+
+/** Per process and interval: the figures behind the target table. */
+function detailRows(figures: RunFigures): Array<Record<string, string | number>> {
+  const rows: Array<Record<string, string | number>> = [];
+  for (const [s, bySubject] of figures) {
+    for (const [key, f] of Object.entries(bySubject) as Array<[SubjectKey, SubjectFigures]>) {
+      const m = (g: (w: WindowFigures) => number) => round(median(f.windows.map(g)));
+      const cpu = f.windows.map((w) => w.cpuMsPerS);
+      rows.push({
+        process: key,
+        interval_s: s,
+        cpu_ms_per_s: m((w) => w.cpuMsPerS),
+        cpu_range: `${round(Math.min(...cpu))}–${round(Math.max(...cpu))}`,
+        cpu_sched_ms_per_s: m((w) => w.cpuSchedMsPerS),
+        rss_mib: round(median(f.windows.map((w) => w.rssKiB)) / 1024),
+        hwm_mib: round(f.hwmKiB / 1024),
+        write_mb_per_min: round(median(f.windows.map((w) => w.writeBytesPerMin)) / 1e6),
+        data_dir_mb_per_min: round(median(f.windows.map((w) => w.dataDirGrowthBytesPerMin)) / 1e6),
+        records_kb_per_min: round(median(f.windows.map((w) => w.recordBytesPerMin)) / 1e3),
+        payload_kb_per_min: round(median(f.windows.map((w) => w.payloadBytesPerMin)) / 1e3),
+        readings_per_window: m((w) => w.readings),
+        values_per_reading: m((w) => w.values / w.readings),
+        wire_b_per_reading: m((w) => w.wireBytesPerReading),
+        wire_b_per_value: m((w) => w.wireBytesPerValue),
+        latency_p50_ms: m((w) => w.latencyP50Ms),
+        latency_p99_ms: m((w) => w.latencyP99Ms),
+        exec_to_first_s: f.execToFirstMs === undefined ? '—' : round(f.execToFirstMs / 1000),
+        twice: `${f.duplicateRecords} + ${f.currentViewMessages}`,
+      });
+    }
+  }
+  return rows;
+}
+
+export async function run(): Promise<BenchReport[]> {
+  const skipped: Skipped = {};
+  if (!COLLECTD) skipped.collectd = 'collectd is not installed (apt-get install collectd-core)';
+  else if (!COLLECTD_MQTT_PLUGIN) skipped.collectd = "collectd's mqtt plugin (mqtt.so) is not installed (Debian's collectd-core has it)";
+  if (!NODE_EXPORTER) skipped.node_exporter = 'node_exporter is not installed (apt-get install prometheus-node-exporter)';
+  try {
+    mosquittoBinary();
+  } catch (err) {
+    const reason = `mosquitto is missing: ${(err as Error).message}`;
+    return [{ name: 'Light on the device: Forewarn beside collectd, broker up on both sides (issue #13)', rows: [], notes: [`Skipped: ${reason}`] }];
+  }
+
+  const figures: RunFigures = new Map();
+  const notes: string[] = [];
+  const loads: string[] = [];
+  try {
+    for (const s of INTERVALS) {
+      const r = await phase(s, skipped);
+      figures.set(s, r.figures);
+      notes.push(...r.notes);
+      loads.push(`${s} s: ${r.loads.join('; ')}`);
+    }
+  } finally {
+    await stopAll();
+  }
+  const versions = [
+    `mosquitto ${version(mosquittoBinary(), ['-h'], /mosquitto version (\S+)/)}`,
+    COLLECTD ? `collectd ${version(COLLECTD, ['-h'], /collectd (\d+(?:\.\d+)*)/)}` : '',
+    NODE_EXPORTER ? `node_exporter ${version(NODE_EXPORTER, ['--version'], /version ([\d.]+)/)}` : '',
+    `Node ${process.version}`,
+  ].filter(Boolean);
+  const common = [
+    `${WINDOWS} windows of ${WINDOW_S} s per interval after a ${WARMUP_S} s warm-up (FOREWARN_BENCH_WINDOWS, FOREWARN_BENCH_WINDOW_S, FOREWARN_BENCH_WARMUP_S; intervals ${INTERVALS.join(', ')} s: FOREWARN_BENCH_INTERVALS). Every figure is a median over the windows; CPU ratios are totals over the same windows (Σ agent / Σ collectd), from utime+stime and, in brackets, from the threads' schedstat (ns).`,
+    `Load average (1, 5, 15 min) at the start → end of each window: ${loads.join(' | ')}. The machine has ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} CPUs; other work on it inflates CPU and latency on both sides.`,
+    `${versions.join(', ')}.`,
+    ...Object.entries(skipped).map(([k, why]) => `${k} skipped: ${why}.`),
+  ];
+  return [
+    {
+      name: 'Light on the device: targets of issue #13 (Forewarn beside collectd → MQTT and node_exporter)',
+      rows: targetRows(figures, skipped),
+      notes: [
+        ...common,
+        'host-only: host telemetry alone (simulator, GPU, SMART, EDAC, PCIe AER, IPMI off) and no model bound (scoring.bindings: []); defaults: as shipped, the simulated machine scored. Both with /metrics on (unscraped) and central acknowledgement by `forewarn subscribe`.',
+        "CPU: utime+stime+cutime+cstime of the process tree (/proc/<pid>/stat, 10 ms ticks: ±0.17 ms/s in a 60 s window). Storage: /proc/<pid>/io write_bytes of the tree; the bytes of the records are the JSON of each record the subscriber received (all streams). Latency: receive time at the subscriber − the reading's `ts` (collectd: its value list time).",
+        'Records published twice: seqs that arrived again on the same stream, plus risk records republished on the retained risk/current/… topics.',
+        ...notes,
+      ],
+    },
+    {
+      name: 'Side by side, per process and interval (medians over windows)',
+      rows: detailRows(figures),
+      notes: [
+        "readings: telemetry records (agent), value lists (collectd); values: numeric metrics in them. wire bytes: TCP bytes the process sent to the broker (the kernel's tcpi_bytes_sent via `ss`: every MQTT packet, publishes of all streams, status, PUBACKs of acks, pings), per reading and per value.",
+        'twice: duplicate seqs + risk/current messages over the whole phase.',
+      ],
+    },
+  ];
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  for (const report of await run()) process.stdout.write(`${formatReport(report)}\n\n`);
 }

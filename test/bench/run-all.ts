@@ -20,7 +20,8 @@ const BENCHES: readonly string[] = [
 ];
 
 interface BenchModule {
-  run(): Promise<BenchReport>;
+  /** One report, or several (a benchmark with a summary and its detail). */
+  run(): Promise<BenchReport | BenchReport[]>;
 }
 
 /** The repository root: this file runs as dist/test/bench/run-all.js. */
@@ -37,9 +38,12 @@ async function main(): Promise<void> {
     process.stdout.write(`running ${spec} …\n`);
     try {
       const mod = (await import(spec)) as BenchModule;
-      const report = await mod.run();
-      reports.push(report);
-      process.stdout.write(`\n${formatReport(report)}\n\n(${((Date.now() - started) / 1000).toFixed(1)} s)\n\n`);
+      const produced = await mod.run();
+      for (const report of Array.isArray(produced) ? produced : [produced]) {
+        reports.push(report);
+        process.stdout.write(`\n${formatReport(report)}\n\n`);
+      }
+      process.stdout.write(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n\n`);
     } catch (err) {
       const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
       failures.push({ bench: spec, error });

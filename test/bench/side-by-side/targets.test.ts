@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { parseCollectdPayload } from './probe.js';
+import { targetRows, type RunFigures, type SubjectFigures, type WindowFigures } from './targets.js';
+
+/** The side-by-side benchmark's arithmetic, on made-up figures: rows are produced and judged; no speed is asserted. */
+
+function subject(w: Partial<WindowFigures>, extra: Partial<SubjectFigures> = {}): SubjectFigures {
+  const base: WindowFigures = {
+    cpuMsPerS: 1,
+    cpuSchedMsPerS: 1,
+    seconds: 60,
+    rssKiB: 10 * 1024,
+    writeBytesPerMin: 0,
+    dataDirGrowthBytesPerMin: 0,
+    recordBytesPerMin: 1000,
+    payloadBytesPerMin: 1100,
+    readings: 60,
+    values: 600,
+    wireBytesPerReading: 100,
+    wireBytesPerValue: 10,
+    latencyP50Ms: 5,
+    latencyP99Ms: 20,
+  };
+  // Three windows; the middle one differs, so a median is told apart from a mean or a single window.
+  const windows = [
+    { ...base, ...w },
+    { ...base, ...w, rssKiB: (w.rssKiB ?? base.rssKiB) * 10 },
+    { ...base, ...w },
+  ];
+  return { windows, hwmKiB: 12 * 1024, execToFirstMs: 500, duplicateRecords: 0, currentViewMessages: 0, ...extra };
+}
+
+const byMeasure = (rows: Array<Record<string, string | number>>, start: string) => rows.find((r) => String(r.measure).startsWith(start));
+
+describe('targetRows', () => {
+  it('produces one judged row per target of the issue from both intervals', () => {
+    const figures: RunFigures = new Map([
+      [
+        1,
+        {
+          'host-only': subject({ cpuMsPerS: 1.4, rssKiB: 60 * 1024, writeBytesPerMin: 5000 }),
+          defaults: subject({ cpuMsPerS: 5, rssKiB: 100 * 1024 }, { currentViewMessages: 3 }),
+          collectd: subject({ cpuMsPerS: 1 }),
+        },
+      ],
+      [
+        5,
+        {
+          'host-only': subject({ cpuMsPerS: 0.5 }),
+          defaults: subject({ cpuMsPerS: 1 }, { execToFirstMs: 1500 }),
+          collectd: subject({ cpuMsPerS: 0.2 }),
+        },
+      ],
+    ]);
+    const rows = targetRows(figures, { node_exporter: 'not installed' });
+    expect(byMeasure(rows, 'CPU ms/s, host-only, 1 s')).toMatchObject({ ratio: '1.4× (schedstat 1×)', result: 'PASS' });
+    expect(byMeasure(rows, 'CPU ms/s, host-only, 5 s')).toMatchObject({ ratio: '2.5× (schedstat 1×)', result: 'MISS' });
+    expect(byMeasure(rows, 'CPU ms/s, defaults, 1 s')).toMatchObject({ result: 'reported' });
+    expect(byMeasure(rows, 'CPU ms/s, defaults, 5 s')).toMatchObject({ ratio: '5× (schedstat 1×)', result: 'MISS' });
+    expect(byMeasure(rows, 'RSS MiB, no model bound')).toMatchObject({ forewarn: '60; 12', result: 'PASS' });
+    expect(byMeasure(rows, 'RSS MiB, defaults')).toMatchObject({ result: 'MISS' });
+    expect(byMeasure(rows, 'storage writes per min, host-only, 1 s')).toMatchObject({ result: 'PASS' });
+    expect(byMeasure(rows, 'reading → subscriber latency p50 / p99 ms, host-only, 1 s')).toMatchObject({ forewarn: '5 / 20', result: 'PASS' });
+    expect(byMeasure(rows, 'exec → first telemetry on the broker, s, defaults, 5 s')).toMatchObject({ forewarn: '1.5', result: 'MISS' });
+    expect(byMeasure(rows, 'bytes on the wire per reading (per value); records published twice (duplicate seqs + risk/current), defaults, 1 s')).toMatchObject({
+      result: 'MISS',
+    });
+    expect(byMeasure(rows, 'bytes on the wire per reading (per value); records published twice (duplicate seqs + risk/current), host-only, 1 s')).toMatchObject(
+      {
+        forewarn: '100 (10); 0 + 0',
+        result: 'PASS',
+      },
+    );
+    expect(rows.every((r) => ['PASS', 'MISS', 'SKIP', 'reported'].includes(String(r.result)))).toBe(true);
+  });
+
+  it('skips with the reason when collectd did not run', () => {
+    const rows = targetRows(new Map([[1, { 'host-only': subject({}) }]]), { collectd: 'collectd is not installed (apt-get install collectd-core)' });
+    expect(byMeasure(rows, 'CPU ms/s, host-only, 1 s')).toMatchObject({ result: 'SKIP', why: 'collectd is not installed (apt-get install collectd-core)' });
+    expect(byMeasure(rows, 'CPU ms/s, host-only, 5 s')).toMatchObject({ result: 'SKIP', why: 'the 5 s interval was not run' });
+  });
+});
+
+describe('parseCollectdPayload', () => {
+  it("reads the mqtt plugin's `time:value[:value…]` text", () => {
+    const load = parseCollectdPayload('1796603519.518:1.71:1.41:1.38');
+    expect(load?.values).toBe(3);
+    expect(load?.tsMs).toBeCloseTo(1796603519518, 0);
+    expect(parseCollectdPayload('1796603519.519:nan:nan')?.values).toBe(2);
+    expect(parseCollectdPayload('garbage')).toBeUndefined();
+  });
+});
