@@ -9,6 +9,7 @@ import { HEALTH_RULES, type HealthRule } from '../../../agent/src/health/health-
 import { RecordStore } from '../../../agent/src/store/record-store.js';
 import type { RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
+import { contractErrors } from '../../helpers/contract.js';
 
 const stores: RecordStore[] = [];
 afterEach(() => stores.splice(0).forEach((s) => s.close()));
@@ -38,7 +39,14 @@ function setup(alerts: AlertsConfig | undefined, options: { dir?: string; rules?
   stores.push(store);
   const captured = captureLogger();
   let clock = 1_000_000;
-  const monitor = new HealthMonitor(store, () => undefined, captured.log, options.rules ?? [...HEALTH_RULES, HOT], () => clock, alerts);
+  const monitor = new HealthMonitor(
+    store,
+    () => undefined,
+    captured.log,
+    options.rules ?? [...HEALTH_RULES, HOT],
+    () => clock,
+    alerts,
+  );
   const alerts_ = () => store.pending('alerts').map((r) => r.payload as unknown as AlertRecord);
   return { store, monitor, alerts: alerts_, dir, lines: captured.lines, setClock: (t: number) => (clock = t) };
 }
@@ -165,7 +173,9 @@ describe('alert lifecycle: clearing', () => {
     await monitor.start();
     monitor.onRisk([risk(0.9, 0)]);
     expect(alerts()[0]!.evidence).toMatchObject({ clearThreshold: 0.36 });
-    expect(lines.find((l) => l.code === 'FW_ERR_CONFIG_INVALID')?.problem).toMatch(/^alerts\.risk\.models\.machine-failure\.clearThreshold: must be at or below/);
+    expect(lines.find((l) => l.code === 'FW_ERR_CONFIG_INVALID')?.problem).toMatch(
+      /^alerts\.risk\.models\.machine-failure\.clearThreshold: must be at or below/,
+    );
     expect(riskLifecycle(alertsConfig(), 'turbofan-rul', 'rul', 30).clearThreshold).toBe(37.5);
   });
 });
@@ -204,6 +214,8 @@ describe('alert lifecycle: flapping', () => {
     monitor.onReading(hot(59, 1_200_000 + 3_600_000));
     expect(alerts().at(-1)).toMatchObject({ state: 'cleared', flapping: true, value: 59 });
     expect(monitor.stats.flapping).toBe(0);
+    const batch = { schemaVersion: 1, agentId: 'a', stream: 'alerts', bootSeq: 1, records: alerts().map((a, i) => ({ ...a, seq: i + 1 })) };
+    expect(contractErrors('forewarn/v1/a/alerts', batch)).toEqual([]);
   });
 
   it('holds a clear that would exceed the limit, keeps the flapping state across a restart, and clears after the window', async () => {
@@ -277,7 +289,11 @@ describe('alert lifecycle: configuration', () => {
       details = (err as { details: string[] }).details;
     }
     expect(details).toEqual(
-      expect.arrayContaining(['alerts.rules.gpu.xid.colour: unknown option', 'alerts.rules.gpu.xid.forMs: must be >= 0', 'alerts.risk.hysteresis: must be <= 1']),
+      expect.arrayContaining([
+        'alerts.rules.gpu.xid.colour: unknown option',
+        'alerts.rules.gpu.xid.forMs: must be >= 0',
+        'alerts.risk.hysteresis: must be <= 1',
+      ]),
     );
   });
 
@@ -286,7 +302,15 @@ describe('alert lifecycle: configuration', () => {
     const store = new RecordStore({ dir });
     stores.push(store);
     expect(
-      () => new HealthMonitor(store, () => undefined, captureLogger().log, HEALTH_RULES, Date.now, alertsConfig((a) => (a.rules['no.such.rule'] = {}))),
+      () =>
+        new HealthMonitor(
+          store,
+          () => undefined,
+          captureLogger().log,
+          HEALTH_RULES,
+          Date.now,
+          alertsConfig((a) => (a.rules['no.such.rule'] = {})),
+        ),
     ).toThrow(expect.objectContaining({ code: 'FW_ERR_CONFIG_INVALID', details: [expect.stringMatching(/^alerts\.rules\.no\.such\.rule: unknown rule/)] }));
   });
 });

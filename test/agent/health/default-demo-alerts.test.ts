@@ -11,6 +11,7 @@ import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import { RecordStore } from '../../../agent/src/store/record-store.js';
 import { MillingMachineSimulator, millingSignals } from '../../../firmware-bridge/src/simulators/milling-machine.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
+import { contractErrors } from '../../helpers/contract.js';
 
 /**
  * The default demo (`npm start`: the simulated milling machine, seed 1, one machining process a second, scored by the
@@ -108,6 +109,12 @@ describe('the default demo', () => {
     // An operator's scale: a handful of risk alerts in 2.5 hours, not hundreds.
     const risk = episodes(lifecycle.alerts).filter((e) => e.raised.rule === 'risk.threshold');
     expect(risk.length).toBeLessThanOrEqual(10);
+  });
+
+  it('publishes alert records the contract accepts, with the new lifecycle fields', () => {
+    const batch = { schemaVersion: 1, agentId: 'demo', stream: 'alerts', bootSeq: 1, records: lifecycle.alerts.map((a, i) => ({ ...a, seq: i + 1 })) };
+    expect(contractErrors('forewarn/v1/demo/alerts', batch)).toEqual([]);
+    expect(lifecycle.alerts.some((a) => a.pendingSinceTs !== undefined && a.value !== undefined)).toBe(true);
   });
 
   it('raises a risk alert when the machine is really heading to failure: failures follow while it is raised', () => {
