@@ -32,6 +32,9 @@ const baseConfig = (url: string, id: string) => ({
   agent: { id, view: 'off', logLevel: 'info' },
   broker: { url, flushIntervalMs: 100, reconnectMinMs: 100, reconnectMaxMs: 500 },
   sources: { host: { intervalMs: 500 }, simulator: { speedup: 600 } },
+  // Every risk alert raised and cleared at once (no `for`, no hysteresis, no flapping hold), so a pair comes within
+  // seconds; the defaults are tested on the demo in test/agent/health/default-demo-alerts.test.ts.
+  alerts: { risk: { forMs: 0, clearForMs: 0, hysteresis: 0 }, flapping: { maxChanges: 0 } },
 });
 
 const listen = (url: string, filter: string) => listenTo(url, filter, (undo) => cleanup.push(undo));
@@ -68,7 +71,7 @@ describe('the agent, end to end', () => {
       'host telemetry',
     );
     // The simulated machine (seed 1) fails within its first dozen processes, and the model catches it:
-    // a risk alert is raised, then cleared when the next process scores low again.
+    // a risk alert is raised, then cleared when the next process scores low again (with this test's immediate lifecycle).
     const alerts = await waitFor(
       () => {
         const a = messages.filter((m) => m.topic === 'forewarn/v1/e2e-1/alerts').flatMap((m) => m.payload.records as Array<Record<string, unknown>>);

@@ -35,6 +35,8 @@ describe('disk health, end to end', () => {
       {
         agent: { id: 'disk-e2e', view: 'off' },
         broker: { url: broker.url, flushIntervalMs: 100 },
+        // The disk model's alert at its first at-risk score: by default (`forMs` 2 s) it waits for the next SMART read.
+        alerts: { risk: { forMs: 0 } },
         sources: {
           simulator: { enabled: false },
           gpu: { enabled: false },

@@ -93,11 +93,15 @@ export function formatStatus(s: StatusReport): string {
       `  ${String(r.asset)}  ${String(r.model)}@${String(r.modelVersion)}  ${Number(r.score).toFixed(4)}${r.threshold !== undefined ? ` (threshold ${Number(r.threshold).toFixed(4)})` : ''}  ${r.atRisk ? 'AT RISK' : 'ok'}  at ${time(Number(r.ts))}${drivers ? `\n      drivers: ${drivers}` : ''}`,
     );
   }
-  lines.push('', 'model health (inputs against the training data, PSI)');
+  lines.push('', 'model health (inputs against the training data: PSI beyond chance, share outside the training range; docs/drift.md)');
   if (!s.modelHealth.length) lines.push('  (not watched yet)');
   for (const h of s.modelHealth) {
-    const top = h.top.map((t) => `${t.feature} ${t.psi.toFixed(3)}`).join(', ');
-    lines.push(`  ${h.asset}  ${h.model}@${h.version}  ${h.state.toUpperCase()}  max ${h.psiMax.toFixed(3)} over ${h.samples} rows${top ? `  (${top})` : ''}`);
+    // The figures the state is judged on; a slow input's raw PSI is large whatever happens, so it is shown as such.
+    const top = h.top
+      .map((t) => `${t.feature} ${t.narrow ? `slow, raw PSI ${t.psi.toFixed(3)}` : `PSI ${t.psi.toFixed(3)}`}, outside ${pct(t.outside)}`)
+      .join('; ');
+    const figures = h.driftPsi === undefined ? `max raw PSI ${h.psiMax.toFixed(3)}` : `drift PSI ${h.driftPsi.toFixed(3)}, outside ${pct(h.outsideMax ?? 0)}`;
+    lines.push(`  ${h.asset}  ${h.model}@${h.version}  ${h.state.toUpperCase()}  ${figures} over ${h.samples} rows${top ? `  (${top})` : ''}`);
   }
   lines.push('', 'anomaly detection (learned baseline per asset)');
   if (!s.anomaly.length) lines.push('  (nothing learned yet)');
@@ -114,4 +118,9 @@ export function formatStatus(s: StatusReport): string {
   if (!s.activeAlerts.length) lines.push('  (none)');
   for (const a of s.activeAlerts) lines.push(`  ${a.severity.padEnd(8)} ${a.alertId}  ${a.title}  since ${time(a.raisedTs)}`);
   return lines.join('\n');
+}
+
+/** A share as a percentage with one decimal. */
+function pct(share: number): string {
+  return `${(share * 100).toFixed(1)}%`;
 }

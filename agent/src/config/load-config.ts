@@ -37,6 +37,23 @@ export interface AnomalyConfig {
   maxSignalsPerAsset: number;
 }
 
+/** Overrides of one alert's lifecycle (`alerts.rules.<id>`, `alerts.risk.models.<name>`). */
+export interface AlertLifecycleOverride {
+  forMs?: number;
+  clearForMs?: number;
+  /** Level rules: the value at which a raised alert clears. */
+  clearValue?: number;
+  /** Models: the score at which a raised alert clears. */
+  clearThreshold?: number;
+}
+
+/** `alerts`: the alert lifecycle (health/alert-lifecycle.ts, docs/alerts.md). */
+export interface AlertsConfig {
+  flapping: { maxChanges: number; windowMs: number };
+  risk: { forMs: number; clearForMs: number; hysteresis: number; models: Record<string, Omit<AlertLifecycleOverride, 'clearValue'>> };
+  rules: Record<string, Omit<AlertLifecycleOverride, 'clearThreshold'>>;
+}
+
 export interface BindingConfig {
   model: string;
   assets: string[];
@@ -80,6 +97,7 @@ export interface AgentConfig {
   /** Each source plugin's section under its key (agent/src/sources/registry.ts). */
   sources: SourcesConfig;
   quality: QualityConfig;
+  alerts: AlertsConfig;
   scoring: {
     enabled: boolean;
     modelsDir: string;
@@ -179,6 +197,13 @@ function coerce(raw: string, node: SchemaNode, name: string): unknown {
         return JSON.parse(raw);
       } catch {
         throw new Error(`must be a JSON array (from ${name})`);
+      }
+    case 'object':
+      // Maps keyed by name (`alerts.rules`): JSON, as arrays are.
+      try {
+        return JSON.parse(raw);
+      } catch {
+        throw new Error(`must be a JSON object (from ${name})`);
       }
     default:
       return raw;

@@ -6,6 +6,7 @@
  */
 import { DAY_MS, HOUR_MS, TIMEOUT_MAX_MS, schemaObject as obj, type SchemaNode } from '../core/schema-node.js';
 import { SOURCES_SCHEMA } from '../sources/registry.js';
+import { ALERTS_SCHEMA } from './alerts-schema.js';
 
 /** Byte sizes: 1 PiB is beyond any disk an edge agent writes to; larger numbers are typos or lost precision. */
 const MAX_BYTES = 2 ** 50;
@@ -233,6 +234,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       items: { type: 'string', description: 'A signal name pattern.', minLength: 1 },
     },
   }),
+  alerts: ALERTS_SCHEMA,
   scoring: obj('Local failure-risk scoring with ONNX models', {
     enabled: { type: 'boolean', description: 'Score readings.', default: true },
     modelsDir: {

@@ -57,7 +57,11 @@ export interface StatusPayload {
       asset: string;
       state: 'warming' | 'ok' | 'watch' | 'drift';
       samples: number;
+      /** The largest raw PSI, slow inputs included: not what the state is judged on (docs/drift.md). */
       psiMax: number;
+      /** The figures the state is judged on: PSI beyond chance (vs watchPsi/alertPsi), share outside the training support (vs outsideShare). */
+      driftPsi?: number;
+      outsideMax?: number;
       top: Array<{ feature: string; psi: number }>;
       ts: number;
     }>;

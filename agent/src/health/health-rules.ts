@@ -7,6 +7,10 @@
  * - `growth`: true when a counter rose since the previous sample of the same asset; the alert clears after
  *   `quietMs` without further growth (the counter itself never goes down).
  * - `event`: a HealthEvent of a type (and code) raises it; it clears after `quietMs` without a recurrence.
+ *
+ * Lifecycle (health/alert-lifecycle.ts): a rule raises once its condition has held `forMs` (default 0: at once, as
+ * every instant fact should: an uncorrectable error, a failed remap, an Xid) and clears once its clear condition
+ * has held `clearForMs` (default 0); `alerts.rules.<id>` in the configuration overrides both.
  */
 
 export type Severity = 'info' | 'warning' | 'critical';
@@ -16,6 +20,10 @@ interface RuleBase {
   title: string;
   severity: Severity;
   remedy: string;
+  /** Default time the condition must hold before the alert is raised (0: at once). */
+  forMs?: number;
+  /** Default time a level rule's clear condition must hold before the alert clears (0: at once). */
+  clearForMs?: number;
 }
 
 export interface LevelRule extends RuleBase {
@@ -95,6 +103,9 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     metric: /^gpu\.throttle\.(hw_thermal_slowdown|sw_thermal_slowdown)$/,
     op: '==',
     value: 1,
+    // A state that follows the load, not a fault: only a lasting slowdown is worth an alert, and it clears once cool.
+    forMs: 60_000,
+    clearForMs: 300_000,
     severity: 'warning',
     title: 'GPU clocks reduced because it is too hot',
     remedy: 'Check the fans, airflow, inlet temperature and heatsink contact; a dusty or failed fan is the usual cause.',

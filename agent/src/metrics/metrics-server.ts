@@ -277,13 +277,35 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
           DRIFT_STATES.map((s) => ({ labels: { model: h.model, version: h.version, asset: h.asset, state: s }, value: h.state === s ? 1 : 0 })),
         ),
       ),
+      // The figures the state is judged on (docs/drift.md), not the raw PSI, which slow inputs inflate whatever happens.
       gauge(
         'forewarn_model_drift_psi',
-        "Largest population stability index over the model's inputs, per asset.",
-        health.map((h) => ({ labels: { model: h.model, version: h.version, asset: h.asset }, value: h.psiMax })),
+        "Largest PSI beyond chance over the model's inputs judged by PSI, per asset: what scoring.drift.watchPsi and alertPsi are compared with.",
+        health.map((h) => ({ labels: { model: h.model, version: h.version, asset: h.asset }, value: h.driftPsi ?? h.psiMax })),
+      ),
+      gauge(
+        'forewarn_model_drift_outside_share',
+        "Largest share of an input's window beyond the training data's support, per asset: what scoring.drift.outsideShare is compared with.",
+        health.map((h) => ({ labels: { model: h.model, version: h.version, asset: h.asset }, value: h.outsideMax ?? 0 })),
       ),
     );
   }
+  // Alerts and their lifecycle (docs/alerts.md).
+  const alerts = agent.health.stats;
+  families.push(
+    gauge('forewarn_alerts_active', 'Alerts raised and not cleared.', one(agent.health.activeAlerts().length)),
+    gauge('forewarn_alerts_pending', "Alert conditions that hold but have not held their rule's `for` yet.", one(alerts.pending)),
+    gauge(
+      'forewarn_alerts_flapping',
+      'Raised alerts marked flapping: held raised until they have been clear for a whole flapping window.',
+      one(alerts.flapping),
+    ),
+    counter('forewarn_alert_changes_total', 'Alert records produced during this run, by state (raised, cleared).', [
+      { labels: { state: 'raised' }, value: alerts.raised },
+      { labels: { state: 'cleared' }, value: alerts.cleared },
+    ]),
+    counter('forewarn_alerts_flapped_total', 'Times an alert was marked flapping during this run.', one(alerts.flapped)),
+  );
   if (agent.anomaly) {
     const a = agent.anomaly.stats;
     families.push(
@@ -349,7 +371,10 @@ export function checkHealth(agent: AgentView, version: string, loop: LoopDelay, 
     if (s.state === 'failing' || s.state === 'unavailable') notes.push(`source ${s.name} is ${s.state}${s.lastError ? `: ${s.lastError}` : ''}`);
   }
   for (const h of agent.drift?.health() ?? [])
-    if (h.state === 'drift') notes.push(`model ${h.model}@${h.version} on ${h.asset}: inputs drifted (PSI ${h.psiMax.toFixed(2)})`);
+    if (h.state === 'drift')
+      notes.push(
+        `model ${h.model}@${h.version} on ${h.asset}: inputs drifted (PSI beyond chance ${(h.driftPsi ?? h.psiMax).toFixed(2)}, outside the training range ${((h.outsideMax ?? 0) * 100).toFixed(0)}%)`,
+      );
   return {
     status: reasons.length ? 'unhealthy' : 'ok',
     reasons,

@@ -85,7 +85,7 @@ export class Agent implements AgentView {
     this.limits = storage.limits;
     this.stats.bootSeq = storage.firstBootSeq();
 
-    this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }));
+    this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }), undefined, undefined, config.alerts);
     // The risk seam: what the scorers produce is committed and counted, then health evaluates the thresholds.
     const risk = riskFanOut([riskWriter(storage, this.stats), this.health]);
     this.drift =

@@ -60,7 +60,7 @@ export class StatusKeeper implements Component {
     this.parts.onModelHealth(h);
     if (h.state !== 'warming') {
       this.parts.records.consumeRecords([{ stream: 'events', ts: h.ts, asset: h.asset, payload: { type: 'model-health', previous, ...h } }]);
-      const line = { model: h.model, version: h.version, asset: h.asset, state: h.state, previous, psiMax: h.psiMax, top: h.top };
+      const line = { model: h.model, version: h.version, asset: h.asset, state: h.state, previous, driftPsi: h.driftPsi, outsideMax: h.outsideMax, top: h.top };
       if (h.state === 'drift') this.log.warn(line, 'model inputs drifted from its training data');
       else this.log.info(line, 'model health changed');
     }

@@ -46,7 +46,15 @@ export interface ModelHealth {
   state: ModelHealthState;
   /** Rows in the window. */
   samples: number;
+  /**
+   * Largest raw PSI over the inputs, slow ones included. Not the verdict's figure: a slow input's PSI is large
+   * whatever happens (see feature-distribution.ts), so compare `driftPsi` and `outsideMax` with the thresholds.
+   */
   psiMax: number;
+  /** The figure the verdict compares with `watchPsi` and `alertPsi`: the largest PSI beyond chance over the inputs judged by PSI (not slow ones). Absent only in a status saved by an older agent. */
+  driftPsi?: number;
+  /** The figure the verdict compares with `outsideShare`: the largest share of a window beyond the training support. */
+  outsideMax?: number;
   /** Features that drove the verdict, worst first (those at or above the watch level, or the worst one). */
   top: FeatureDrift[];
   ts: number;
@@ -139,7 +147,18 @@ export class DriftMonitor {
       filled: 0,
       next: 0,
       sinceEval: 0,
-      health: { model: manifest.name, version: manifest.version, asset, state: 'warming', samples: 0, psiMax: 0, top: [], ts: this.now() },
+      health: {
+        model: manifest.name,
+        version: manifest.version,
+        asset,
+        state: 'warming',
+        samples: 0,
+        psiMax: 0,
+        driftPsi: 0,
+        outsideMax: 0,
+        top: [],
+        ts: this.now(),
+      },
     };
   }
 
@@ -193,6 +212,8 @@ export class DriftMonitor {
       state,
       samples: n,
       psiMax: Math.max(...scored.map((x) => x.d.psi)),
+      driftPsi: round4(Math.max(...scored.map((x) => x.excess))),
+      outsideMax: Math.max(...scored.map((x) => x.d.outside)),
       top: (watched.length ? watched : scored.slice(0, 1)).slice(0, 5).map((x) => x.d),
       ts: this.now(),
     };

@@ -47,5 +47,5 @@ export interface AgentView {
   readonly drift: Pick<DriftMonitor, 'health'> | null;
   readonly anomaly: Pick<AnomalyScorer, 'stats'> | null;
   readonly models: Pick<ModelUpdater, 'shadowing' | 'install'> | null;
-  readonly health: Pick<HealthMonitor, 'activeAlerts'>;
+  readonly health: Pick<HealthMonitor, 'activeAlerts' | 'stats'>;
 }

@@ -27,6 +27,19 @@ describe('forewarn status report', () => {
           ts: 1,
           top: [{ feature: 'torque', psi: 0.91, chance: 0.02, outside: 0 }],
         },
+        // What the default demo shows: a slow input's raw PSI is large while the state, judged on the figures shown, is ok.
+        {
+          model: 'mf',
+          version: '1.0.0',
+          asset: 'mill-2',
+          state: 'ok',
+          samples: 500,
+          psiMax: 4.01,
+          driftPsi: 0.003,
+          outsideMax: 0.004,
+          ts: 1,
+          top: [{ feature: 'air_temperature', psi: 4.01, chance: 0.5, outside: 0.004, narrow: true }],
+        },
       ]),
     );
     store.close();
@@ -37,7 +50,9 @@ describe('forewarn status report', () => {
     const text = formatStatus(report);
     expect(text).toMatch(/backlog +1500 records left, 5000 records\/s \(1\.9 MiB\/s\)/);
     expect(text).toMatch(new RegExp(`telemetry +${t.pending} +0 +${t.droppedTotal} +3000`));
-    expect(text).toMatch(/mill +mf@1\.0\.0 +DRIFT +max 0\.910 over 500 rows +\(torque 0\.910\)/);
+    // A status saved by an older agent has only the raw figure, and says so.
+    expect(text).toMatch(/mill +mf@1\.0\.0 +DRIFT +max raw PSI 0\.910 over 500 rows +\(torque PSI 0\.910, outside 0\.0%\)/);
+    expect(text).toMatch(/mill-2 +mf@1\.0\.0 +OK +drift PSI 0\.003, outside 0\.4% over 500 rows +\(air_temperature slow, raw PSI 4\.010, outside 0\.4%\)/);
     expect(text).toMatch(/storage +[\d.]+ MiB used/);
   });
 

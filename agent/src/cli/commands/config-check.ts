@@ -1,5 +1,6 @@
 import { assessConfigStorage, loadConfig, redactConfig } from '../../config/load-config.js';
 import { ForewarnError } from '../../core/errors.js';
+import { alertConfigProblems } from '../../health/alert-lifecycle.js';
 import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn config check FILE`: validate a configuration without running. */
@@ -22,9 +23,10 @@ Validates FILE against the schema and this host's disk, without the environment 
     const loaded = loadConfig(file, {});
     // Limits this host's disk cannot meet: an explicit one refuses the file, a default one is clamped at run time.
     const storage = assessConfigStorage(loaded);
-    const errors = storage.problems.filter((p) => p.severity === 'error');
-    if (errors.length)
-      throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: invalid configuration`, { details: errors.map((p) => `${p.path}: ${p.message}`) });
+    const errors = storage.problems.filter((p) => p.severity === 'error').map((p) => `${p.path}: ${p.message}`);
+    // Alert rule ids and clear values, checked against the rule catalogue (config itself may not import it).
+    errors.push(...alertConfigProblems(loaded.config.alerts));
+    if (errors.length) throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: invalid configuration`, { details: errors });
     for (const p of storage.problems) process.stderr.write(`forewarn: ${file}: ${p.severity}: ${p.path}: ${p.message} [FW_ERR_STORAGE_LIMITS]\n`);
     process.stdout.write(values.json ? `${JSON.stringify(redactConfig(loaded.config), null, 2)}\n` : `${file}: valid\n`);
     return 0;

@@ -6,6 +6,7 @@ import { SdNotify } from '../../service/sd-notify.js';
 import { LiveView } from '../../view/live-view.js';
 import { parseCommandArgs, type CliCommand } from '../command.js';
 import { AGENT_VERSION } from './version.js';
+import { assertAlertConfig } from '../../health/alert-lifecycle.js';
 
 /** `forewarn run`: the daemon in the foreground (also what `forewarn` with no command does). */
 
@@ -22,7 +23,10 @@ the systemd notify protocol when NOTIFY_SOCKET is set (docs/service.md).
                       environment variable (docs/configuration.md)`,
   async run(argv) {
     const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' } }, 0);
-    return runAgent(loadConfig(values.config));
+    const loaded = loadConfig(values.config);
+    // The alert rules named in the configuration, checked against the catalogue before anything starts.
+    assertAlertConfig(loaded.config.alerts, loaded.file ?? '(embedded defaults)');
+    return runAgent(loaded);
   },
 };
 
