@@ -41,7 +41,7 @@ describe('forewarn dispatch table', () => {
     const status = await runCli(['status', '-h']);
     expect(status.code).toBe(0);
     expect(status.stdout.startsWith('forewarn status')).toBe(true);
-    expect((await runCli(['help', 'config', 'check'])).stdout.startsWith('forewarn config check FILE')).toBe(true);
+    expect((await runCli(['help', 'config', 'check'])).stdout.startsWith('forewarn config check [FILE]')).toBe(true);
   });
 
   it('an unknown subcommand exits 2 and lists the commands', async () => {

@@ -260,7 +260,7 @@ describe('remote commands over MQTT 5', () => {
     const { client, seen } = await centre(broker);
     const dir = tempDir('fw-cmd-off-');
     const { config } = loadConfig(undefined, {});
-    const cfg = structuredClone(config) as typeof config & { commands: { enabled: boolean } };
+    const cfg = structuredClone(config);
     const built = {
       ...cfg,
       agent: { ...cfg.agent, id: ID, view: 'off' as const },
@@ -269,7 +269,7 @@ describe('remote commands over MQTT 5', () => {
       sources: { ...cfg.sources, host: { ...cfg.sources.host, enabled: false }, simulator: { ...cfg.sources.simulator, enabled: false } },
       metrics: { ...cfg.metrics, enabled: false },
       scoring: { ...cfg.scoring, enabled: false },
-      commands: { ...cfg.commands, enabled: false },
+      commands: { ...cfg.commands, enabled: 'off' as const },
     };
     const { log, lines } = captureLogger('debug');
     const agent = new Agent(built, log, '0.0.0-test');

@@ -1,10 +1,11 @@
-import { loadConfig, redactConfig, type LoadedConfig } from '../../config/load-config.js';
+import { redactConfig, type LoadedConfig } from '../../config/load-config.js';
 import { describeError, isForewarnError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { Agent } from '../../pipeline/agent.js';
 import { SdNotify } from '../../service/sd-notify.js';
 import { LiveView } from '../../view/live-view.js';
 import { parseCommandArgs, type CliCommand } from '../command.js';
+import { effectiveConfig } from '../effective-config.js';
 import { AGENT_VERSION } from './version.js';
 
 /** `forewarn run`: the daemon in the foreground (also what `forewarn` with no command does). */
@@ -22,7 +23,7 @@ the systemd notify protocol when NOTIFY_SOCKET is set (docs/service.md).
                       environment variable (docs/configuration.md)`,
   async run(argv) {
     const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' } }, 0);
-    return runAgent(loadConfig(values.config));
+    return runAgent(effectiveConfig(values.config));
   },
 };
 
