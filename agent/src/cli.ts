@@ -1,31 +1,12 @@
 #!/usr/bin/env node
 /**
  * The entry of `forewarn` (agent/bin/forewarn.js, `npm start` and the service unit run it). It checks the Node.js
- * version before it loads anything else, so an old Node says what to do instead of failing on a missing API; the
- * command line itself is cli/main.ts. Keep this file to syntax and APIs that any Node.js with ES modules (12.20 and later) understands.
+ * version (cli/node-version.ts) before it loads anything else, so an old Node says what to do instead of failing on
+ * a missing API; the command line itself is cli/main.ts. Keep this file to syntax any Node.js with ES modules
+ * (12.20 and later) understands, and its static imports to node-version.ts.
  */
 
-/** package.json `engines.node` (a test keeps them equal). */
-export const MIN_NODE_VERSION = '20.19.0';
-
-/** Why `version` cannot run Forewarn, or null when it can. */
-export function nodeVersionProblem(version: string, required = MIN_NODE_VERSION): string | null {
-  const have = version.replace(/^v/, '').split('.').map(Number);
-  const need = required.split('.').map(Number);
-  for (let i = 0; i < need.length; i++) {
-    const h = have[i] || 0;
-    if (h > need[i]!) return null;
-    if (h < need[i]!) {
-      return (
-        `Node.js ${required} or newer is needed; this is Node.js ${version} (${process.execPath}). ` +
-        'Debian 12 ships Node.js 18: install Node.js 20 from NodeSource with\n' +
-        '  curl -fsSL https://deb.nodesource.com/setup_20.x | sudo -E bash - && sudo apt-get install -y nodejs\n' +
-        'then run `npm ci` again (README.md, Install). [FW_ERR_NODE_VERSION]\n'
-      );
-    }
-  }
-  return null;
-}
+import { nodeVersionProblem } from './cli/node-version.js';
 
 const problem = nodeVersionProblem(process.versions.node);
 if (problem) {
