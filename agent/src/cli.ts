@@ -1,108 +1,18 @@
 #!/usr/bin/env node
-import { ForewarnError, describeError, exitCodeOf, isForewarnError } from './core/errors.js';
-import type { CliCommand, CliContext } from './cli/command.js';
-import { commandHelp, commandList, generalHelp, groupOf } from './cli/help.js';
-import { AGENT_VERSION } from './cli/commands/version.js';
-
 /**
- * The `forewarn` command line: finds the subcommand in the dispatch table (cli/commands/index.ts), prints its usage
- * on `--help`, runs it, and turns what it throws into an exit status through EXIT_CODES (core/errors.ts).
- * No subcommand runs the agent (`forewarn` is `forewarn run`).
+ * The entry of `forewarn` (agent/bin/forewarn.js, `npm start` and the service unit run it). It checks the Node.js
+ * version (cli/node-version.ts) before it loads anything else, so an old Node says what to do instead of failing on
+ * a missing API; the command line itself is cli/main.ts. Keep this file to syntax any Node.js with ES modules
+ * (12.20 and later) understands, and its static imports to node-version.ts.
  */
 
-export { AGENT_VERSION };
+import { nodeVersionProblem } from './cli/node-version.js';
 
-/** Options that take a value, so that the command can follow them: `forewarn --config FILE status`. */
-const VALUE_OPTIONS: ReadonlySet<string> = new Set(['--config', '-c', '--data', '--rul', '--threshold', '--models-dir', '--exclude']);
-
-/** The command named by the first one or two words of `argv`, and the arguments without those words. */
-export function findCommand(argv: readonly string[], commands: readonly CliCommand[]): { command?: CliCommand; words: string[]; rest: string[] } {
-  const at: number[] = [];
-  for (let i = 0; i < argv.length && at.length < 2; i++) {
-    const a = argv[i]!;
-    if (a === '--') break;
-    if (a.startsWith('-') && a.length > 1) {
-      if (VALUE_OPTIONS.has(a)) i++;
-      continue;
-    }
-    at.push(i);
-  }
-  const words = at.map((i) => argv[i]!);
-  for (const n of [2, 1]) {
-    if (words.length < n) continue;
-    const command = commands.find((c) => c.name === words.slice(0, n).join(' '));
-    if (command) return { command, words, rest: argv.filter((_, i) => !at.slice(0, n).includes(i)) };
-  }
-  return { words, rest: [...argv] };
+const problem = nodeVersionProblem(process.versions.node);
+if (problem) {
+  process.stderr.write(`forewarn: ${problem}`);
+  // 1 as every failure that is not a usage or configuration error (docs/errors.md).
+  process.exitCode = 1;
+} else {
+  void import('./cli/main.js').then((cli) => cli.runCommandLine(process.argv.slice(2)));
 }
-
-function flag(argv: readonly string[], ...names: string[]): boolean {
-  const end = argv.indexOf('--');
-  return (end < 0 ? argv : argv.slice(0, end)).some((a) => names.includes(a));
-}
-
-export async function main(argv: string[], table?: readonly CliCommand[]): Promise<number> {
-  const help = flag(argv, '--help', '-h');
-  if (!table && !help && !flag(argv, '--version', '-v')) {
-    // The daemon (what a service runs) loads only its own modules, not every command's (doctor, evaluation,
-    // bundles, the subscriber): less memory for as long as it runs, and a faster start.
-    const first = findCommand(argv, [{ name: 'run' } as CliCommand]);
-    if (first.command || first.words.length === 0) {
-      const { run } = await import('./cli/commands/run.js');
-      return run.run(first.rest, { commands: [run] });
-    }
-  }
-  const commands = table ?? (await import('./cli/commands/index.js')).COMMANDS;
-  const ctx: CliContext = { commands };
-  const { command, words, rest } = findCommand(argv, commands);
-  if (command) {
-    if (help) {
-      process.stdout.write(`${commandHelp(command, commands)}\n`);
-      return 0;
-    }
-    return command.run(rest, ctx);
-  }
-  if (words.length === 0) {
-    if (help) {
-      process.stdout.write(`${generalHelp(commands)}\n`);
-      return 0;
-    }
-    if (flag(argv, '--version', '-v')) {
-      process.stdout.write(`${AGENT_VERSION}\n`);
-      return 0;
-    }
-    const run = commands.find((c) => c.name === 'run');
-    if (run) return run.run(rest, ctx);
-  }
-  // A group's first word alone (`forewarn model`), or a word that names nothing.
-  const group = commands.filter((c) => groupOf(c.name) === words[0]);
-  if (group.length) {
-    if (help) {
-      process.stdout.write(`forewarn ${words[0]} — one of:\n${commandList(group)}\n`);
-      return 0;
-    }
-    throw new ForewarnError('FW_ERR_USAGE', `unknown ${words[0]} command: ${words[1] ?? '(none)'}; one of:\n${commandList(group)}`);
-  }
-  throw new ForewarnError('FW_ERR_USAGE', `unknown command: ${words[0] ?? '(none)'}\n\n${generalHelp(commands)}`);
-}
-
-function fail(err: unknown): number {
-  if (isForewarnError(err)) {
-    process.stderr.write(`forewarn: ${err.message} [${err.code}]\n`);
-    for (const d of err.details) process.stderr.write(`  ${d}\n`);
-  } else {
-    process.stderr.write(`forewarn: ${describeError(err)}\n`);
-  }
-  return exitCodeOf(err);
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-    // A daemon that stopped has nothing left to wait for; one-shot commands end on their own.
-    if (code !== undefined) setImmediate(() => process.exit(code)).unref();
-  },
-  (err) => {
-    process.exitCode = fail(err);
-  },
-);

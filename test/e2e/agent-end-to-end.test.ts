@@ -204,10 +204,11 @@ describe('the agent, end to end', () => {
   });
 
   it('exits with code 2 and `path: message` lines on an invalid configuration', async () => {
-    const agent = startAgent({ broker: { url: 'http://nope', keepaliveSeconds: 'x' } });
+    const agent = startAgent({ broker: { url: 'http://nope', keepaliveSeconds: 'x', maxInflight: 'x' } });
     const exit = await agent.exited;
     expect(exit.code).toBe(2);
     expect(agent.output()).toContain('broker.url: ');
-    expect(agent.output()).toContain('broker.keepaliveSeconds: must be integer');
+    expect(agent.output()).toContain('broker.keepaliveSeconds: "x" is not a duration: seconds, or numbers with ms, s, m, h, d');
+    expect(agent.output()).toContain('broker.maxInflight: must be integer');
   });
 });

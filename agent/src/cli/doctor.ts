@@ -2,6 +2,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync }
 import path from 'node:path';
 import mqtt, { ReasonCodes, type IClientOptions } from 'mqtt';
 import { assessConfigStorage, loadConfig, type AgentConfig, type LoadedConfig } from '../config/load-config.js';
+import { remoteCommandsDecision } from '../config/remote-commands.js';
 import { describeError, isForewarnError } from '../core/errors.js';
 import { DB_FILE } from '../store/record-store.js';
 import { formatBytes, nearestExistingDir, type StorageLimits } from '../store/storage-limits.js';
@@ -65,10 +66,24 @@ export async function runDoctor(configFile: string | undefined, env: NodeJS.Proc
   checks.push(...checkTlsFiles(config));
   // One connection: the broker check, then (once connected) the centre's acknowledgement on it.
   checks.push(...(await checkBroker(config)));
+  checks.push(checkRemoteCommands(config));
   checks.push(...checkStorage(loaded));
   checks.push(...(await checkSources(config)));
   checks.push(...(await checkModels(config)));
   return { ok: checks.every((c) => c.status !== 'fail'), config: file, checks };
+}
+
+/** Whether the agent will answer remote commands, and whether anyone on the broker could send them. */
+export function checkRemoteCommands(config: Readonly<AgentConfig>): Check {
+  const { enabled, reason } = remoteCommandsDecision(config);
+  if (!enabled) return ok('commands', `off: ${reason}`);
+  if (!config.broker.username && !config.broker.tls.certFile)
+    return warn(
+      'commands',
+      `on (${reason}) over an anonymous broker connection: any client of the broker can read \`diagnostics\` and \`status\``,
+      'give the agent broker credentials and an ACL (docs/commands.md), or set commands.enabled: auto or off',
+    );
+  return ok('commands', `on: ${reason}`);
 }
 
 function checkTlsFiles(config: Readonly<AgentConfig>): Check[] {

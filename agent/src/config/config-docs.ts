@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PACKAGE_ROOT } from '../core/package-root.js';
 import { envName, scalarOptions } from './load-config.js';
-import type { SchemaNode } from '../core/schema-node.js';
+import { unitOf, type OptionUnit, type SchemaNode } from '../core/schema-node.js';
 import { configSchema } from './schema.js';
 
 /**
@@ -11,9 +11,17 @@ import { configSchema } from './schema.js';
  * `npm run docs:config` rewrites the file; a test fails when it is out of date.
  */
 
-function typeOf(node: SchemaNode): string {
+const UNIT_TYPE: Record<OptionUnit, string> = {
+  bytes: 'size: bytes or `512MiB`',
+  ms: 'duration: ms or `30s`',
+  seconds: 'duration: s or `5m`',
+  hours: 'duration: h or `30m`',
+};
+
+function typeOf(node: SchemaNode, key: string): string {
   if (node.enum) return node.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
-  return node.type;
+  const unit = unitOf(key, node);
+  return unit ? UNIT_TYPE[unit] : node.type;
 }
 
 function defaultOf(node: SchemaNode): string {
@@ -39,9 +47,11 @@ export function renderConfigDocs(): string {
     '',
     'Every option can also be set by an environment variable, which wins over the file: `FOREWARN_` followed by the option path in upper snake case (`broker.tls.caFile` → `FOREWARN_BROKER_TLS_CA_FILE`). Arrays take JSON.',
     '',
-    'Secrets: the broker password can come from `broker.passwordFile` or `FOREWARN_BROKER_PASSWORD` instead of the YAML. Secret values never appear in logs or in `forewarn config check --json`.',
+    "Sizes and durations take units, in the file and in the environment: an option in bytes (`…Bytes`) takes `512MiB`, `1GiB` (powers of 1024: KiB, MiB, GiB, TiB) or `500MB`, `2GB` (powers of 1000: kB, MB, GB, TB); one in milliseconds, seconds or hours (`…Ms`, `…Seconds`, `…Hours`) takes `250ms`, `30s`, `5m`, `1h`, `2d` or `1h30m`. A plain number is in the option's own unit, as the tables say. A value with a unit that cannot be read is refused as `path: message`.",
     '',
-    'Check a file without running the agent: `npx forewarn config check FILE`. An invalid configuration exits with code 2 and one line per problem, `path: message`:',
+    'Secrets: the broker password can come from `broker.passwordFile` or `FOREWARN_BROKER_PASSWORD` instead of the YAML. Secret values never appear in logs, in `forewarn config show` or in `forewarn config check --json`.',
+    '',
+    "Check the configuration without running the agent: `npx forewarn config check FILE` applies the environment exactly as `forewarn run` does; `npx forewarn config show FILE` prints every option's value and where it came from (`default`, the file, or the environment variable). An invalid configuration exits with code 2 and one line per problem, `path: message` (a value from the environment names its variable):",
     '',
     '```',
     'forewarn: forewarn.yaml: invalid configuration [FW_ERR_CONFIG_INVALID]',
@@ -61,7 +71,7 @@ export function renderConfigDocs(): string {
     lines.push(`## \`${name}\``, '', section.description + '.', '', '| option | type | default | environment | description |', '|---|---|---|---|---|');
     for (const { path: p, node } of scalarOptions(section, [name])) {
       lines.push(
-        `| \`${p.join('.')}\` | ${typeOf(node)}${limits(node)} | ${defaultOf(node)} | \`${envName(p)}\` | ${node.description.replace(/\|/g, '\\|')}${node.secret ? ' **Secret.**' : ''} |`,
+        `| \`${p.join('.')}\` | ${typeOf(node, p[p.length - 1]!)}${limits(node)} | ${defaultOf(node)} | \`${envName(p)}\` | ${node.description.replace(/\|/g, '\\|')}${node.secret ? ' **Secret.**' : ''} |`,
       );
     }
     lines.push('');
@@ -82,7 +92,7 @@ function entryTables(node: SchemaNode, at: string[]): string[] {
     out.push(`### \`${p.join('.')}[]\` entries`, '', item.description.replace(/\.?$/, '.'), '', '| key | type | default | description |', '|---|---|---|---|');
     for (const [k, spec] of Object.entries(item.properties ?? {})) {
       const dflt = required.has(k) ? '*(required)*' : spec.default === undefined ? '–' : defaultOf(spec);
-      out.push(`| \`${k}\` | ${typeOf(spec)}${limits(spec)} | ${dflt} | ${spec.description.replace(/\|/g, '\\|')} |`);
+      out.push(`| \`${k}\` | ${typeOf(spec, k)}${limits(spec)} | ${dflt} | ${spec.description.replace(/\|/g, '\\|')} |`);
     }
     out.push('');
     out.push(...entryTables(item, [...p.slice(0, -1), `${key}[]`]));

@@ -6,7 +6,7 @@ import { LineCounter, parseDocument, visit, type Alias, type Document } from 'ya
 import { ForewarnError, describeError } from '../core/errors.js';
 import { PACKAGE_ROOT } from '../core/package-root.js';
 import { assessStorageLimits, storageDirProblem, type StorageLimitsAssessment } from '../store/storage-limits.js';
-import type { SchemaNode } from '../core/schema-node.js';
+import { parseWithUnit, unitOf, type SchemaNode } from '../core/schema-node.js';
 import { configSchema } from './schema.js';
 import { SOURCE_PLUGINS, type SourcesConfig } from '../sources/registry.js';
 
@@ -111,8 +111,8 @@ export interface AgentConfig {
     updateCheckIntervalMs: number;
     shadow: { samples: number; maxDisagreement: number; maxMeanAbsDiff: number; maxMeanAbsRulDiff: number };
   };
-  /** Remote control over MQTT (docs/commands.md). */
-  commands: { enabled: boolean; maxAgeSeconds: number; clockSkewSeconds: number; maxPayloadBytes: number; trustedKeys: string[] };
+  /** Remote control over MQTT (docs/commands.md); `auto`: on when the agent is known to its broker (config/remote-commands.ts). */
+  commands: { enabled: 'auto' | 'on' | 'off'; maxAgeSeconds: number; clockSkewSeconds: number; maxPayloadBytes: number; trustedKeys: string[] };
   /** `/metrics` and `/healthz` (docs/observability.md). */
   metrics: { enabled: boolean; host: string; port: number };
 }
@@ -123,6 +123,8 @@ export interface LoadedConfig {
   file: string | null;
   /** Scalar options (`storage.minFreeBytes`) the file or the environment set; every other one is its default. */
   explicit: ReadonlySet<string>;
+  /** Where each scalar option's value came from: `default`, the file's path, or the environment variable's name. */
+  origins: ReadonlyMap<string, string>;
 }
 
 export const ENV_PREFIX = 'FOREWARN_';
@@ -180,10 +182,18 @@ function nodeAt(segments: string[]): SchemaNode | undefined {
   return node;
 }
 
-function coerce(raw: string, node: SchemaNode, name: string): unknown {
+function coerce(raw: string, node: SchemaNode, key: string, name: string): unknown {
   switch (node.type) {
     case 'integer':
     case 'number': {
+      const unit = unitOf(key, node);
+      if (unit && raw.trim() !== '') {
+        try {
+          return parseWithUnit(raw, unit);
+        } catch (err) {
+          throw new Error(`${describeError(err)} (from ${name})`);
+        }
+      }
       const n = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`must be a number (from ${name})`);
       return n;
@@ -206,7 +216,44 @@ function coerce(raw: string, node: SchemaNode, name: string): unknown {
         throw new Error(`must be a JSON object (from ${name})`);
       }
     default:
-      return raw;
+      return normalizeScalar(raw, key, node);
+  }
+}
+
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A value as a person writes it, in the form the schema takes: a size or duration with a unit (`1GiB`, `30s`) in
+ * the option's own unit, and `true`/`false` for an option whose values are `auto`/`on`/`off` (YAML habits).
+ * Throws a message without the path.
+ */
+function normalizeScalar(value: unknown, key: string, node: SchemaNode): unknown {
+  const unit = unitOf(key, node);
+  if (unit) return parseWithUnit(value, unit);
+  if (node.type === 'string' && node.enum?.includes('on') && node.enum.includes('off')) {
+    if (value === true || value === 'true') return 'on';
+    if (value === false || value === 'false') return 'off';
+  }
+  return value;
+}
+
+/** normalizeScalar over a whole configuration (list entries too); a value it cannot read is one `path: message` problem. */
+function normalizeValues(value: unknown, node: SchemaNode, at: string[], problems: string[]): void {
+  if (node.type === 'array' && node.items && Array.isArray(value)) {
+    value.forEach((entry, i) => normalizeValues(entry, node.items!, [...at, String(i)], problems));
+    return;
+  }
+  if (node.type !== 'object' || !node.properties || !isMapping(value)) return;
+  for (const [key, child] of Object.entries(node.properties)) {
+    if (value[key] === undefined) continue;
+    if (child.type === 'object' || child.type === 'array') normalizeValues(value[key], child, [...at, key], problems);
+    else {
+      try {
+        value[key] = normalizeScalar(value[key], key, child);
+      } catch (err) {
+        problems.push(`${[...at, key].join('.')}: ${describeError(err)}`);
+      }
+    }
   }
 }
 
@@ -288,7 +335,7 @@ function parseYaml(yamlText: string, source: string): unknown {
   }
 }
 
-/** Which scalar options `data` (the file with the environment applied, before defaults) sets. */
+/** Which scalar options `data` (the file, or the file with the environment applied; before defaults) sets. */
 function explicitOptions(data: Record<string, unknown>): Set<string> {
   const out = new Set<string>();
   for (const { path: p } of scalarOptions()) {
@@ -329,12 +376,12 @@ export function buildConfig(yamlText: string | null, env: NodeJS.ProcessEnv = pr
   return buildConfigDetailed(yamlText, env, source).config;
 }
 
-/** buildConfig, and which options the file or the environment set (`LoadedConfig.explicit`). */
+/** buildConfig, which options the file or the environment set, and where each value came from (`LoadedConfig`). */
 export function buildConfigDetailed(
   yamlText: string | null,
   env: NodeJS.ProcessEnv = process.env,
   source = '(embedded defaults)',
-): { config: AgentConfig; explicit: Set<string> } {
+): { config: AgentConfig; explicit: Set<string>; origins: Map<string, string> } {
   const data = yamlText === null ? {} : parseYaml(yamlText, source);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, {
@@ -343,19 +390,32 @@ export function buildConfigDetailed(
   }
   const config = data as Record<string, unknown>;
   const problems: string[] = [];
+  const fromFile = explicitOptions(config);
+  const fromEnv = new Map<string, string>();
   for (const { path: p, node } of scalarOptions()) {
     const name = envName(p);
     const raw = env[name];
     if (raw === undefined) continue;
+    fromEnv.set(p.join('.'), name);
     try {
-      setPath(config, p, coerce(raw, node, name));
+      setPath(config, p, coerce(raw, node, p[p.length - 1]!, name));
     } catch (err) {
       problems.push(`${p.join('.')}: ${describeError(err)}`);
     }
   }
   const explicit = explicitOptions(config);
+  const origins = new Map(scalarOptions().map(({ path: p }) => [p.join('.'), fromEnv.get(p.join('.')) ?? (fromFile.has(p.join('.')) ? source : 'default')]));
+  normalizeValues(config, configSchema, [], problems);
   if (!validate(config)) {
-    problems.push(...(validate.errors ?? []).map(formatAjvError));
+    const pathOf = (line: string) => line.slice(0, line.indexOf(': '));
+    const named = new Set(problems.map(pathOf));
+    for (const line of (validate.errors ?? []).map(formatAjvError)) {
+      // One problem per option: a value that could not be read is not also "must be integer".
+      if (named.has(pathOf(line))) continue;
+      // A value from the environment says so: the file alone may be fine.
+      const name = fromEnv.get(pathOf(line));
+      problems.push(name ? `${line} (from ${name})` : line);
+    }
   }
   const cfg = config as unknown as AgentConfig;
   if (!problems.length) {
@@ -386,7 +446,7 @@ export function buildConfigDetailed(
   if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.storage.dir = path.resolve(cfg.storage.dir);
   cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);
-  return { config: cfg, explicit };
+  return { config: cfg, explicit, origins };
 }
 
 /** Loads `file` (or FOREWARN_CONFIG, or embedded defaults when neither is given). */
@@ -400,8 +460,8 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
       throw new ForewarnError('FW_ERR_CONFIG_READ', `${chosen}: cannot read: ${describeError(err)}`);
     }
   }
-  const { config, explicit } = buildConfigDetailed(text, env, chosen ?? '(embedded defaults)');
-  return { config: deepFreeze(config), file: chosen, explicit };
+  const { config, explicit, origins } = buildConfigDetailed(text, env, chosen ?? '(embedded defaults)');
+  return { config: deepFreeze(config), file: chosen, explicit, origins };
 }
 
 /**

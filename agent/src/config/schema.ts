@@ -418,9 +418,11 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
   }),
   commands: obj('Remote control over MQTT 5 request/response on `forewarn/v1/{agentId}/cmd/{command}` (docs/commands.md)', {
     enabled: {
-      type: 'boolean',
-      description: "Subscribe to this agent's command topics and answer commands. The broker's ACL decides who may publish them.",
-      default: true,
+      type: 'string',
+      description:
+        "Subscribe to this agent's command topics and answer commands. `auto`: only when someone is trusted on purpose: `commands.trustedKeys` is set, or the broker knows the agent (`broker.username` or a TLS client certificate) so that its ACL decides who may publish them; with an anonymous broker any client could. `on` always (`true`), `off` never (`false`).",
+      enum: ['auto', 'on', 'off'],
+      default: 'auto',
     },
     maxAgeSeconds: {
       type: 'integer',

@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import type { AgentConfig } from '../config/load-config.js';
+import { remoteCommandsDecision } from '../config/remote-commands.js';
 import { describeError } from '../core/errors.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { StorageLimits } from '../store/storage-limits.js';
@@ -49,7 +50,7 @@ export class Agent implements AgentView {
   readonly stats: AgentStats;
   /** `/metrics` and `/healthz` on a local port (docs/observability.md). */
   readonly metrics: MetricsServer;
-  /** Remote commands over MQTT (docs/commands.md); null when `commands.enabled` is false. */
+  /** Remote commands over MQTT (docs/commands.md); null when they are off (config/remote-commands.ts). */
   readonly commands: CommandHandler | null;
   /** The outbox writer: write batching, held records and storage housekeeping (pipeline/storage-keeper.ts). */
   private readonly storage: StorageKeeper;
@@ -153,7 +154,9 @@ export class Agent implements AgentView {
           log.child({ component: 'model-updates' }),
         )
       : null;
-    if (config.commands.enabled) {
+    const remote = remoteCommandsDecision(config);
+    log.info({ enabled: remote.enabled, reason: remote.reason }, `remote commands ${remote.enabled ? 'on' : 'off'}: ${remote.reason}`);
+    if (remote.enabled) {
       const state = { logLevel: String(log.level), trustedKeys: config.commands.trustedKeys };
       this.commands = new CommandHandler(
         { ...config.commands, agentId: config.agent.id, trustedKeys: () => state.trustedKeys },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../agent/src/cli/commands/index.js';
-import { generalHelp } from '../../../agent/src/cli/help.js';
+import { generalHelp, groupOf } from '../../../agent/src/cli/help.js';
 import { ERROR_CODES, EXIT_CODES, ForewarnError, exitCodeOf, type ErrorCode } from '../../../agent/src/core/errors.js';
 import { ROOT, runCli } from '../../helpers/agent-process.js';
 
@@ -41,8 +41,28 @@ describe('forewarn dispatch table', () => {
     const status = await runCli(['status', '-h']);
     expect(status.code).toBe(0);
     expect(status.stdout.startsWith('forewarn status')).toBe(true);
-    expect((await runCli(['help', 'config', 'check'])).stdout.startsWith('forewarn config check FILE')).toBe(true);
+    expect((await runCli(['help', 'config', 'check'])).stdout.startsWith('forewarn config check [FILE]')).toBe(true);
   });
+
+  it('every command of the table prints its own usage on --help, not the general help (and so does each group)', async () => {
+    const general = generalHelp(COMMANDS);
+    const results = await Promise.all(COMMANDS.map((c) => runCli([...c.name.split(' '), '--help'])));
+    COMMANDS.forEach((c, i) => {
+      const r = results[i]!;
+      expect(r.code, c.name).toBe(0);
+      expect(r.stderr, c.name).toBe('');
+      expect(r.stdout.startsWith(`${c.usage}\n`), c.name).toBe(true);
+      expect(r.stdout, c.name).not.toBe(`${general}\n`);
+    });
+    const groups = [...new Set(COMMANDS.map((c) => groupOf(c.name)).filter((g) => g !== undefined))];
+    expect(groups).toEqual(expect.arrayContaining(['config', 'model']));
+    for (const g of groups) {
+      const r = await runCli([g, '--help']);
+      expect(r.code, g).toBe(0);
+      for (const c of COMMANDS.filter((x) => groupOf(x.name) === g)) expect(r.stdout, g).toContain(c.synopsis);
+      expect(r.stdout, g).not.toContain('forewarn run ');
+    }
+  }, 60_000);
 
   it('an unknown subcommand exits 2 and lists the commands', async () => {
     const r = await runCli(['frobnicate']);

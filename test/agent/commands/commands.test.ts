@@ -260,7 +260,7 @@ describe('remote commands over MQTT 5', () => {
     const { client, seen } = await centre(broker);
     const dir = tempDir('fw-cmd-off-');
     const { config } = loadConfig(undefined, {});
-    const cfg = structuredClone(config) as typeof config & { commands: { enabled: boolean } };
+    const cfg = structuredClone(config);
     const built = {
       ...cfg,
       agent: { ...cfg.agent, id: ID, view: 'off' as const },
@@ -269,7 +269,7 @@ describe('remote commands over MQTT 5', () => {
       sources: { ...cfg.sources, host: { ...cfg.sources.host, enabled: false }, simulator: { ...cfg.sources.simulator, enabled: false } },
       metrics: { ...cfg.metrics, enabled: false },
       scoring: { ...cfg.scoring, enabled: false },
-      commands: { ...cfg.commands, enabled: false },
+      commands: { ...cfg.commands, enabled: 'off' as const },
     };
     const { log, lines } = captureLogger('debug');
     const agent = new Agent(built, log, '0.0.0-test');
@@ -280,6 +280,43 @@ describe('remote commands over MQTT 5', () => {
     await expect(sendCommand(client, ID, 'ping', buildCommandRequest(ID, 'ping'), { timeoutMs: 1500 })).rejects.toThrow(/no reply/);
     expect(lines.some((l) => l.msg === 'subscribed to remote commands')).toBe(false);
     expect(seen.some((m) => m.topic.includes('/reply/'))).toBe(false);
+  }, 30_000);
+
+  it('are off by default with an anonymous broker and no trusted keys: the start log says why and how to turn them on', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const { client, seen } = await centre(broker);
+    const dir = tempDir('fw-cmd-auto-');
+    const file = path.join(dir, 'forewarn.yaml');
+    writeFileSync(
+      file,
+      stringify({
+        agent: { id: ID, view: 'off' },
+        storage: { dir: path.join(dir, 'data') },
+        broker: { url: broker.url, flushIntervalMs: 50 },
+        sources: { host: { enabled: false }, simulator: { enabled: false } },
+        metrics: { enabled: false },
+        scoring: { enabled: false },
+      }),
+    );
+    const { config } = loadConfig(file, {});
+    expect(config.commands.enabled).toBe('auto');
+    const { log, lines } = captureLogger('debug');
+    const agent = new Agent(config, log, '0.0.0-test');
+    expect(agent.commands).toBeNull();
+    const said = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('remote commands off'));
+    expect(said?.level).toBe(30);
+    expect(said?.msg).toMatch(/the broker connection is anonymous and no commands\.trustedKeys are set/);
+    expect(said?.msg).toMatch(/to enable: set commands\.trustedKeys, broker\.username .* or commands\.enabled: on \(docs\/commands\.md\)/);
+    await agent.start();
+    cleanup.push(() => agent.stop());
+    await waitFor(() => agent.sync.stats.state === 'online', 'online');
+    // Any client of this broker would have been answered before: `diagnostics` now gets no reply.
+    await expect(sendCommand(client, ID, 'diagnostics', buildCommandRequest(ID, 'diagnostics'), { timeoutMs: 1500 })).rejects.toThrow(/no reply/);
+    expect(lines.some((l) => l.msg === 'subscribed to remote commands')).toBe(false);
+    expect(seen.some((m) => m.topic.includes('/reply/'))).toBe(false);
+    // No warning for a default the operator need not act on.
+    expect(lines.filter((l) => (l.level as number) >= 40 && /command/.test(String(l.msg)))).toEqual([]);
   }, 30_000);
 
   it("the fleet ACL: another agent cannot publish to this agent's command topics; the centre can", async () => {
@@ -293,9 +330,11 @@ describe('remote commands over MQTT 5', () => {
     const broker = await startMosquitto({ passwords: { [ID]: 'a-pass', 'agent-b': 'b-pass', central: 'c-pass' }, acl: ACL });
     cleanup.push(() => broker.stop());
     const { client, seen } = await centre(broker, { username: 'central', password: 'c-pass' });
+    // No trusted key: `commands.enabled: auto` turns them on because the broker knows the agent as a user.
     const { lines } = await startAgent(broker, null, {
       broker: { url: broker.url, username: ID, password: 'a-pass', flushIntervalMs: 50, reconnectMinMs: 100, reconnectMaxMs: 400 },
     });
+    expect(lines.find((l) => String(l.msg).startsWith('remote commands on'))?.msg).toBe(`remote commands on: the broker knows this agent as user ${ID}`);
 
     // The centre's request is answered (the agent may write its reply under its own subtree).
     expect((await sendCommand(client, ID, 'ping', buildCommandRequest(ID, 'ping'))).status).toBe('ok');

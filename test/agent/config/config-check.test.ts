@@ -24,8 +24,12 @@ function configFile(yaml: string, dir = tempDir()): string {
 }
 
 /** `forewarn run`, killed if it does not exit on its own: a refused configuration must end it, not leave it spinning. */
-async function runAgent(file: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', file], { cwd: path.dirname(file), stdio: ['ignore', 'pipe', 'pipe'] });
+async function runAgent(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', file], {
+    cwd: path.dirname(file),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   proc.stdout.on('data', (d) => (output += String(d)));
   proc.stderr.on('data', (d) => (output += String(d)));
@@ -117,5 +121,60 @@ describe('forewarn config check', () => {
     const explicit = await runCli(['config', 'check', configFile(`storage:\n  dir: ${fs}/data\n  minFreeBytes: 12582912\n  maxBytes: 8388608\n`, conf)]);
     expect(explicit.code).toBe(2);
     expect(explicit.stderr).toContain(`  storage.minFreeBytes: 12 MiB is more than half of the 16 MiB file system at ${fs}`);
+  });
+
+  it('applies the FOREWARN_* environment exactly as `run` does: a setup run refuses is not called valid', async () => {
+    const dir = tempDir();
+    const file = configFile(`storage:\n  dir: ${dir}/data\nagent:\n  view: "off"\nbroker:\n  keepaliveSeconds: 30s\n`, dir);
+    const env = { FOREWARN_BROKER_KEEPALIVE_SECONDS: '2', FOREWARN_STORAGE_MAX_BYTES: '1GiB' };
+    const line = '  broker.keepaliveSeconds: must be >= 5 (from FOREWARN_BROKER_KEEPALIVE_SECONDS)\n';
+    // The file alone is valid…
+    expect(await runCli(['config', 'check', file])).toMatchObject({ code: 0, stdout: `${file}: valid\n` });
+    // …with the override both refuse it, with the same line.
+    const check = await runCli(['config', 'check', file], { env });
+    expect(check.code).toBe(2);
+    expect(check.stderr).toContain(line);
+    const run = await runAgent(file, env);
+    expect(run, run.output).toMatchObject({ code: 2, signal: null });
+    expect(run.output).toContain(line);
+    // A good override is applied and named; FOREWARN_CONFIG names the file as it does for `run`.
+    const ok = await runCli(['config', 'check'], { env: { FOREWARN_CONFIG: file, FOREWARN_STORAGE_MAX_BYTES: '512MiB' } });
+    expect(ok).toMatchObject({ code: 0, stdout: `${file}: valid (with FOREWARN_STORAGE_MAX_BYTES from the environment)\n` });
+    const json = await runCli(['config', 'check', file, '--json'], { env: { FOREWARN_STORAGE_MAX_BYTES: '512MiB' } });
+    expect((JSON.parse(json.stdout) as { storage: { maxBytes: number } }).storage.maxBytes).toBe(512 * 2 ** 20);
+  });
+});
+
+describe('forewarn config show', () => {
+  it('prints every option with its value and where it came from; secrets redacted', async () => {
+    const dir = tempDir();
+    const file = configFile(`storage:\n  dir: ${dir}/data\n  maxBytes: 2GiB\nbroker:\n  username: edge-7\n`, dir);
+    const env = { FOREWARN_BROKER_PASSWORD: 'hunter2-secret', FOREWARN_BROKER_URL: 'mqtt://central:1883' };
+    const r = await runCli(['config', 'show', file], { env });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    const row = (option: string) => lines.find((l) => l.startsWith(`${option}: `));
+    expect(row('storage.maxBytes')).toMatch(new RegExp(`^storage\\.maxBytes: 2147483648 +# ${file}$`));
+    expect(row('broker.url')).toMatch(/^broker\.url: "mqtt:\/\/central:1883" +# FOREWARN_BROKER_URL$/);
+    expect(row('broker.password')).toMatch(/^broker\.password: "\[redacted\]" +# FOREWARN_BROKER_PASSWORD$/);
+    expect(row('broker.maxInflight')).toMatch(/^broker\.maxInflight: 10 +# default$/);
+    expect(r.stdout).not.toContain('hunter2-secret');
+    const json = JSON.parse((await runCli(['config', 'show', file, '--json'], { env })).stdout) as Record<string, { value: unknown; from: string }>;
+    expect(json['commands.enabled']).toEqual({ value: 'auto', from: 'default' });
+    expect(json['broker.username']).toEqual({ value: 'edge-7', from: file });
+    expect(json['broker.password']).toEqual({ value: '[redacted]', from: 'FOREWARN_BROKER_PASSWORD' });
+    // What `run` would refuse, `show` refuses too.
+    const bad = await runCli(['config', 'show', file], { env: { FOREWARN_METRICS_PORT: '70000' } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('  metrics.port: must be <= 65535 (from FOREWARN_METRICS_PORT)\n');
+  });
+
+  it('stops quietly when its reader is gone (`config show | true`: EPIPE on the first write)', async () => {
+    const out = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" config show | true`], { cwd: tempDir() });
+    let stderr = '';
+    out.stderr.on('data', (d) => (stderr += String(d)));
+    await new Promise((resolve) => out.once('exit', resolve));
+    expect(stderr).toBe('');
   });
 });

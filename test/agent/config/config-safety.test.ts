@@ -69,7 +69,7 @@ describe('numeric limits', () => {
   it('refuses absurd byte sizes from the file and from the environment', () => {
     expect(refusal(() => buildConfig('storage:\n  maxBytes: 1e29\n', {})).details).toEqual(['storage.maxBytes: must be <= 1125899906842624']);
     expect(refusal(() => buildConfig(null, { FOREWARN_STORAGE_MIN_FREE_BYTES: '1e20' })).details).toEqual([
-      'storage.minFreeBytes: must be <= 1125899906842624',
+      'storage.minFreeBytes: must be <= 1125899906842624 (from FOREWARN_STORAGE_MIN_FREE_BYTES)',
     ]);
     expect(buildConfig(`storage:\n  maxBytes: ${2 ** 50}\n`, {}).storage.maxBytes).toBe(2 ** 50);
   });

@@ -68,8 +68,8 @@ describe('config', () => {
     expect(cfg.broker.keepaliveSeconds).toBe(45);
     expect(cfg.sources.host.enabled).toBe(false);
     expect(cfg.broker.tls.rejectUnauthorized).toBe(false);
-    expect(details(() => buildConfig(null, { FOREWARN_BROKER_KEEPALIVE_SECONDS: 'soon' }))).toEqual([
-      'broker.keepaliveSeconds: must be a number (from FOREWARN_BROKER_KEEPALIVE_SECONDS)',
+    expect(details(() => buildConfig(null, { FOREWARN_BROKER_MAX_INFLIGHT: 'soon' }))).toEqual([
+      'broker.maxInflight: must be a number (from FOREWARN_BROKER_MAX_INFLIGHT)',
     ]);
     expect(envName(['broker', 'tls', 'caFile'])).toBe('FOREWARN_BROKER_TLS_CA_FILE');
   });
@@ -107,5 +107,88 @@ describe('config', () => {
       expect(node.default, p.join('.')).not.toBeUndefined();
       expect(node.description.length, p.join('.')).toBeGreaterThan(5);
     }
+  });
+});
+
+describe('sizes and durations with units', () => {
+  it('reads units in the file, in list entries and in the environment; plain numbers stay in the option unit', () => {
+    const cfg = buildConfig(
+      [
+        'storage:',
+        '  maxBytes: 1GiB',
+        '  minFreeBytes: 512MB',
+        '  retentionHours: 2d',
+        '  checkIntervalMs: 2s',
+        'broker:',
+        '  keepaliveSeconds: 1m',
+        '  reconnectMaxMs: 1h30m',
+        '  connectTimeoutMs: 7000',
+        'sources:',
+        '  modbus:',
+        '    devices:',
+        '      - name: plc',
+        '        host: 127.0.0.1',
+        '        intervalMs: 250ms',
+        '        signals:',
+        '          - { asset: press, signal: t, registerType: holding, address: 0, intervalMs: 1m }',
+      ].join('\n'),
+      { FOREWARN_COMMANDS_MAX_PAYLOAD_BYTES: '4MiB', FOREWARN_SCORING_ANOMALY_PERSIST_INTERVAL_MS: '10m' },
+    );
+    expect(cfg.storage.maxBytes).toBe(2 ** 30);
+    expect(cfg.storage.minFreeBytes).toBe(512_000_000);
+    expect(cfg.storage.retentionHours).toBe(48);
+    expect(cfg.storage.checkIntervalMs).toBe(2000);
+    expect(cfg.broker.keepaliveSeconds).toBe(60);
+    expect(cfg.broker.reconnectMaxMs).toBe(5_400_000);
+    expect(cfg.broker.connectTimeoutMs).toBe(7000);
+    const device = cfg.sources.modbus.devices[0]!;
+    expect(device.intervalMs).toBe(250);
+    expect(device.signals[0]!.intervalMs).toBe(60_000);
+    expect(cfg.commands.maxPayloadBytes).toBe(4 * 2 ** 20);
+    expect(cfg.scoring.anomaly.persistIntervalMs).toBe(600_000);
+  });
+
+  it('refuses a unit it cannot read, and a converted value out of range, as `path: message` (the variable named)', () => {
+    expect(details(() => buildConfig('storage:\n  maxBytes: 1 gig\nbroker:\n  keepaliveSeconds: 2s\n', {}))).toEqual([
+      'storage.maxBytes: "1 gig" is not a size: bytes, or a number with B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. `512MiB`',
+      'broker.keepaliveSeconds: must be >= 5',
+    ]);
+    expect(details(() => buildConfig(null, { FOREWARN_STORAGE_CHECK_INTERVAL_MS: '5 minutes' }))).toEqual([
+      'storage.checkIntervalMs: "5 minutes" is not a duration: milliseconds, or numbers with ms, s, m, h, d, e.g. `30s`, `5m`, `1h30m` (from FOREWARN_STORAGE_CHECK_INTERVAL_MS)',
+    ]);
+    // 6.5 s is not a whole number of seconds: the schema's own message.
+    expect(details(() => buildConfig('broker:\n  keepaliveSeconds: 6500ms\n', {}))).toEqual(['broker.keepaliveSeconds: must be integer']);
+    // A size where no unit belongs is still refused as before.
+    expect(details(() => buildConfig('broker:\n  maxInflight: 10k\n', {}))).toEqual(['broker.maxInflight: must be integer']);
+  });
+});
+
+describe('where each value came from', () => {
+  it('names the default, the file or the environment variable for every scalar option', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cfg-'));
+    const file = path.join(dir, 'f.yaml');
+    writeFileSync(file, `storage:\n  dir: ${dir}/data\nbroker:\n  url: mqtt://file:1\n  keepaliveSeconds: 20\n`);
+    const loaded = loadConfig(file, { FOREWARN_BROKER_URL: 'mqtt://env:2', FOREWARN_AGENT_LOG_LEVEL: 'debug' });
+    expect(loaded.config.broker.url).toBe('mqtt://env:2');
+    expect(loaded.origins.get('broker.url')).toBe('FOREWARN_BROKER_URL');
+    expect(loaded.origins.get('agent.logLevel')).toBe('FOREWARN_AGENT_LOG_LEVEL');
+    expect(loaded.origins.get('broker.keepaliveSeconds')).toBe(file);
+    expect(loaded.origins.get('storage.dir')).toBe(file);
+    expect(loaded.origins.get('broker.maxInflight')).toBe('default');
+    expect([...loaded.origins.keys()].sort()).toEqual(
+      scalarOptions()
+        .map((o) => o.path.join('.'))
+        .sort(),
+    );
+  });
+});
+
+describe('auto/on/off options', () => {
+  it('take true and false (a YAML habit) as on and off, from the file and the environment', () => {
+    expect(buildConfig('commands:\n  enabled: true\n', {}).commands.enabled).toBe('on');
+    expect(buildConfig('commands:\n  enabled: false\nagent:\n  view: false\n', {}).agent.view).toBe('off');
+    expect(buildConfig(null, { FOREWARN_COMMANDS_ENABLED: 'false' }).commands.enabled).toBe('off');
+    expect(buildConfig(null, {}).commands.enabled).toBe('auto');
+    expect(details(() => buildConfig('commands:\n  enabled: maybe\n', {}))).toEqual(['commands.enabled: must be one of "auto", "on", "off"']);
   });
 });

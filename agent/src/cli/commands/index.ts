@@ -1,6 +1,7 @@
 import type { CliCommand } from '../command.js';
 import { commandSend } from './command-send.js';
 import { configCheck } from './config-check.js';
+import { configShow } from './config-show.js';
 import { doctor } from './doctor.js';
 import { help } from './help.js';
 import { modelBundle } from './model-bundle.js';
@@ -23,6 +24,7 @@ export const COMMANDS: readonly CliCommand[] = [
   run,
   status,
   configCheck,
+  configShow,
   doctor,
   modelEval,
   modelProfile,

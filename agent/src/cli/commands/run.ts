@@ -1,10 +1,11 @@
-import { loadConfig, redactConfig, type LoadedConfig } from '../../config/load-config.js';
+import { redactConfig, type LoadedConfig } from '../../config/load-config.js';
 import { describeError, isForewarnError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { Agent } from '../../pipeline/agent.js';
 import { SdNotify } from '../../service/sd-notify.js';
 import { LiveView } from '../../view/live-view.js';
 import { parseCommandArgs, type CliCommand } from '../command.js';
+import { effectiveConfig } from '../effective-config.js';
 import { AGENT_VERSION } from './version.js';
 import { assertAlertConfig } from '../../health/alert-lifecycle.js';
 
@@ -23,7 +24,7 @@ the systemd notify protocol when NOTIFY_SOCKET is set (docs/service.md).
                       environment variable (docs/configuration.md)`,
   async run(argv) {
     const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' } }, 0);
-    const loaded = loadConfig(values.config);
+    const loaded = effectiveConfig(values.config);
     // The alert rules named in the configuration, checked against the catalogue before anything starts.
     assertAlertConfig(loaded.config.alerts, loaded.file ?? '(embedded defaults)');
     return runAgent(loaded);
