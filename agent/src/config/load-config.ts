@@ -313,6 +313,13 @@ function unresolvedAliasAt(doc: Document, lines: LineCounter): string {
   return ` at line ${line}, column ${col}`;
 }
 
+/** A deep copy of plain YAML values in which no object appears twice (structuredClone would keep the sharing). */
+function unshare(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(unshare);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unshare(x)]));
+  return v;
+}
+
 function parseYaml(yamlText: string, source: string): unknown {
   const lines = new LineCounter();
   const doc = parseDocument(yamlText, { prettyErrors: true, lineCounter: lines });
@@ -322,7 +329,9 @@ function parseYaml(yamlText: string, source: string): unknown {
     });
   }
   try {
-    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+    // An alias is the same object as its anchor in toJS(): copied, so that defaults filled into one section
+    // (`sources.gpu: *off`) never leak into the others that share the anchor.
+    return unshare(doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {});
   } catch (err) {
     // An alias bomb or an alias without its anchor: a YAML error like any other, not a crash.
     const message = describeError(err);

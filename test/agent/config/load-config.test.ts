@@ -52,6 +52,14 @@ describe('config', () => {
     expect(errs).toHaveLength(5);
   });
 
+  it('gives sections that share a YAML anchor their own defaults', () => {
+    const shared = buildConfig('sources:\n  gpu: &off { enabled: false }\n  smart: *off\n  ipmi: *off\n', {});
+    expect([shared.sources.gpu.enabled, shared.sources.smart.enabled, shared.sources.ipmi.enabled]).toEqual([false, false, false]);
+    // Each section has its own options, not the union of every section that shares the anchor.
+    expect(Object.keys(shared.sources.smart)).not.toContain('xid');
+    expect(Object.keys(shared.sources.gpu)).toContain('xid');
+  });
+
   it('rejects YAML that does not parse, and a document that is not a mapping', () => {
     expect(() => buildConfig('agent: [1, 2', {})).toThrow(/not valid YAML/);
     expect(details(() => buildConfig('- 1\n- 2\n', {}))).toEqual(['(root): must be a mapping of options']);
