@@ -182,23 +182,7 @@ describe('the agent, end to end', () => {
     expect(contractErrors(will.topic, will.payload)).toEqual([]);
   });
 
-  it('exits at once on a second signal while a graceful stop is still waiting on the broker', async () => {
-    const broker = await startMosquitto();
-    cleanup.push(() => broker.stop());
-    const agent = startAgent(baseConfig(broker.url, 'e2e-4'));
-    cleanup.push(kill(agent));
-    await waitFor(() => agent.logs().some((l) => l.msg === 'connected to the broker'), 'the connection');
-    // A frozen broker: the link stays up, nothing is acknowledged, so the graceful stop waits for PUBACKs.
-    broker.pause();
-    await new Promise((r) => setTimeout(r, 300));
-    agent.proc.kill('SIGTERM');
-    await waitFor(() => agent.logs().some((l) => l.msg === 'stopping'), 'the first signal to be handled');
-    agent.proc.kill('SIGTERM');
-    const exit = await agent.exited;
-    broker.resume();
-    expect(exit.code).toBe(130);
-    expect(agent.logs().some((l) => l.msg === 'second signal; exiting at once')).toBe(true);
-  });
+  // Signals (a second SIGTERM finishes the stop, a third exits at once; SIGHUP reloads): test/agent/cli/run-signals.test.ts.
 
   it('exits with code 2 and `path: message` lines on an invalid configuration', async () => {
     const agent = startAgent({ broker: { url: 'http://nope', keepaliveSeconds: 'x' } });
