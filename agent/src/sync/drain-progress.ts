@@ -16,6 +16,8 @@ export interface DrainState {
 export const DRAIN_META_KEY = 'drain';
 /** A backlog worth reporting: fewer pending records than this drain within a tick or two. */
 const BACKLOG_MIN = 1000;
+/** A backlog is drained once fewer than this are left: what live traffic keeps in flight, not the backlog's tail. */
+const DRAINED_BELOW = 100;
 /** Rate is measured over this window. */
 const RATE_WINDOW_MS = 10_000;
 /** During an outage, the backlog is summed up at most this often (the outage itself is said once, by the sync). */
@@ -91,7 +93,7 @@ export class DrainProgress {
     // Offline, nothing drains, whatever the last seconds of the connection achieved.
     const r = online ? this.rate(now) : { records: 0, bytes: 0 };
     let state: DrainState | null = null;
-    if (left >= BACKLOG_MIN) {
+    if (left >= BACKLOG_MIN || (online && this.backlog && left >= DRAINED_BELOW)) {
       // Online, a backlog not counted since the connection came up was there at connect: its drain began then.
       if (!this.backlog)
         this.backlog =

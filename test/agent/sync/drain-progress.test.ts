@@ -73,6 +73,21 @@ describe('drain progress', () => {
     expect(JSON.parse(store.getMeta(DRAIN_META_KEY)!)).toMatchObject({ left: 0, etaSeconds: 0 });
   });
 
+  it('ends a drain when the backlog is gone, not when it falls under the size that makes it a backlog', () => {
+    const store = outbox(1500);
+    const { log, lines } = captureLogger('info');
+    const progress = new DrainProgress(store, 10_000, log);
+    const t0 = 4_000_000;
+    progress.tick(false, t0, null);
+    progress.connected(t0 + 1000);
+    acknowledge(store, progress, 1000, t0 + 1200);
+    progress.tick(true, t0 + 2000, null);
+    expect(lines.some((l) => l.msg === 'backlog drained')).toBe(false);
+    acknowledge(store, progress, 450, t0 + 2500);
+    progress.tick(true, t0 + 3000, null);
+    expect(lines.find((l) => l.msg === 'backlog drained')).toMatchObject({ records: 1450, seconds: 1.5, left: 50 });
+  });
+
   it('measures a backlog left from an earlier run from the connection, even before its first count', () => {
     const store = outbox(3000);
     const { log, lines } = captureLogger('info');
