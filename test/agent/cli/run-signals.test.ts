@@ -61,7 +61,11 @@ describe('forewarn run: signals', () => {
       restartNeeded: ['storage.retentionHours'],
       pipelineRestart: true,
     });
-    expect(agent.logs().some((l) => l.level === 40 && String(l.msg).startsWith('storage.retentionHours: cannot change while the agent runs'))).toBe(true);
+    // Logged right after the reload line; the pipe may hand it over a moment later.
+    await waitFor(
+      () => agent.logs().some((l) => l.level === 40 && String(l.msg).startsWith('storage.retentionHours: cannot change while the agent runs')),
+      'the restart-only option named',
+    );
     await waitFor(() => agent.logs().some((l) => l.msg === 'pipeline restarted with the reloaded configuration'), 'the new pipeline');
     const before = telemetry.length;
     await waitFor(() => telemetry.length >= before + 3, 'telemetry flowing after the reload');
