@@ -60,10 +60,13 @@ async function runAgent(loaded: LoadedConfig): Promise<number> {
   process.on('SIGHUP', () => onHangup());
 
   let runner: AgentRunner;
+  // Set by the first SIGINT/SIGTERM: a reload that finishes during the stop must not bring the live view back.
+  let stopRequested = false;
   try {
     runner = new AgentRunner(loaded, log, AGENT_VERSION, {
       onReloading: () => void notify.reloading('reloading the configuration'),
       onReloaded: (agent) => {
+        if (stopRequested) return;
         if (view) {
           view.detach();
           view.attach(agent);
@@ -92,6 +95,7 @@ async function runAgent(loaded: LoadedConfig): Promise<number> {
         process.exit(130);
       }
       log.info({ signal, timeoutMs: STOP_TIMEOUT_MS }, 'stopping');
+      stopRequested = true;
       onHangup = () => log.info({ signal: 'SIGHUP' }, 'stopping; reload ignored');
       view?.detach();
       const guard = setTimeout(() => {
