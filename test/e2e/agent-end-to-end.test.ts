@@ -132,8 +132,10 @@ describe('the agent, end to end', () => {
       streams: Array<{ stream: string; pending: number; sentTotal: number }>;
       latestRisk: Array<{ asset: string }>;
     };
-    // Acknowledged by the centre, which stored them.
-    expect(report.streams.find((s) => s.stream === 'risk')!.sentTotal).toBeGreaterThanOrEqual(records.length);
+    // Acknowledged by the centre, which stored them, or still buffered for the next run: a confirmation still on its
+    // way when the agent stopped (the stop waits for the broker's PUBACKs, not for the centre) leaves the row pending.
+    const risk = report.streams.find((s) => s.stream === 'risk')!;
+    expect(risk.sentTotal + risk.pending).toBeGreaterThanOrEqual(records.length);
     expect(central.store.receivedSeqs('e2e-1', 'risk').length).toBeGreaterThanOrEqual(report.streams.find((s) => s.stream === 'risk')!.sentTotal);
     expect(report.latestRisk.map((r) => r.asset)).toContain('sim-mill-1');
   });
@@ -185,23 +187,7 @@ describe('the agent, end to end', () => {
     expect(contractErrors(will.topic, will.payload)).toEqual([]);
   });
 
-  it('exits at once on a second signal while a graceful stop is still waiting on the broker', async () => {
-    const broker = await startMosquitto();
-    cleanup.push(() => broker.stop());
-    const agent = startAgent(baseConfig(broker.url, 'e2e-4'));
-    cleanup.push(kill(agent));
-    await waitFor(() => agent.logs().some((l) => l.msg === 'connected to the broker'), 'the connection');
-    // A frozen broker: the link stays up, nothing is acknowledged, so the graceful stop waits for PUBACKs.
-    broker.pause();
-    await new Promise((r) => setTimeout(r, 300));
-    agent.proc.kill('SIGTERM');
-    await waitFor(() => agent.logs().some((l) => l.msg === 'stopping'), 'the first signal to be handled');
-    agent.proc.kill('SIGTERM');
-    const exit = await agent.exited;
-    broker.resume();
-    expect(exit.code).toBe(130);
-    expect(agent.logs().some((l) => l.msg === 'second signal; exiting at once')).toBe(true);
-  });
+  // Signals (a second SIGTERM finishes the stop, a third exits at once; SIGHUP reloads): test/agent/cli/run-signals.test.ts.
 
   it('exits with code 2 and `path: message` lines on an invalid configuration', async () => {
     const agent = startAgent({ broker: { url: 'http://nope', keepaliveSeconds: 'x', maxInflight: 'x' } });

@@ -34,6 +34,8 @@ export function agentCommandHost(
   configFile: string | null,
   agentVersion: string,
   recentLog: () => ReadonlyArray<Record<string, unknown>> = () => [],
+  /** The daemon's reload path (pipeline/agent-runner.ts), shared with SIGHUP; without it only live options apply. */
+  reload?: () => unknown,
 ): CommandHost {
   let config: Readonly<AgentConfig> = agent.config;
   const status = () => {
@@ -89,6 +91,7 @@ export function agentCommandHost(
       return { level, previous };
     },
     reloadConfig: () => {
+      if (reload) return reload();
       if (!configFile)
         throw new ForewarnError('FW_ERR_COMMAND_FAILED', 'the agent runs without a configuration file (embedded defaults); there is nothing to reload');
       // Invalid files throw FW_ERR_CONFIG_INVALID / FW_ERR_CONFIG_READ: replied with that code, nothing changes.

@@ -123,12 +123,18 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     connectTimeoutMs: { type: 'integer', description: 'How long one connection attempt may take.', default: 10000, minimum: 500, maximum: TIMEOUT_MAX_MS },
     reconnectMinMs: {
       type: 'integer',
-      description: 'First reconnect delay; doubles each failed attempt, with full jitter.',
+      description: 'First reconnect delay; doubles each failed attempt up to reconnectMaxMs, half of it random (jitter).',
       default: 1000,
       minimum: 50,
       maximum: HOUR_MS,
     },
-    reconnectMaxMs: { type: 'integer', description: 'Longest reconnect delay.', default: 60000, minimum: 100, maximum: DAY_MS },
+    reconnectMaxMs: {
+      type: 'integer',
+      description: 'Longest reconnect delay: data resumes at most this long after the broker returns. Raise it for a large fleet on one broker.',
+      default: 10000,
+      minimum: 100,
+      maximum: DAY_MS,
+    },
     batchMaxRecords: { type: 'integer', description: 'Most records in one published message.', default: 500, minimum: 1, maximum: 10000 },
     maxMessageBytes: {
       type: 'integer',

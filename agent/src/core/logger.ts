@@ -14,6 +14,8 @@ export interface LoggerOptions {
   pretty: boolean;
   /** Where pretty lines go; lets the live view keep its panel below the log. Defaults to stdout. */
   prettyOut?: (text: string) => void;
+  /** The file descriptor JSON lines go to: stdout (1) unless a command keeps stdout for its own output (2). */
+  fd?: 1 | 2;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -24,7 +26,7 @@ export function createLogger(options: LoggerOptions): Logger {
   };
   if (!options.pretty) {
     // Synchronous stdout: a line logged just before exit is never lost (pino#1183).
-    return pino(base, pino.destination({ dest: 1, sync: true }));
+    return pino(base, pino.destination({ dest: options.fd ?? 1, sync: true }));
   }
   const out = options.prettyOut;
   const destination = out

@@ -27,6 +27,23 @@ import { riskWriter } from './risk-writer.js';
 export type { Source } from '../sources/plugin.js';
 
 /**
+ * What a reload hands from the stopped pipeline to the next one (pipeline/agent-runner.ts): the open outbox with
+ * its storage lock, held records and timers, and this run's counters and boot number.
+ */
+export interface AgentCarry {
+  readonly storage: StorageKeeper;
+  readonly stats: AgentStats;
+}
+
+export interface AgentOptions {
+  configFile?: string | null;
+  /** The outbox and counters of the pipeline this one replaces (a reload): not opened again, no new boot number. */
+  carry?: AgentCarry;
+  /** The reload path that the `reload-config` command shares with SIGHUP; without it the command applies only live options. */
+  reload?: () => unknown;
+}
+
+/**
  * The daemon's composition root: it builds the components from the configuration, wires each stage to its
  * consumers (ARCHITECTURE.md, the pipeline), starts them in order and stops them intake first, flush last.
  * It routes no record itself: sources hand readings to the quality stage, which hands telemetry to the storage
@@ -65,9 +82,9 @@ export class Agent implements AgentView {
     readonly config: Readonly<AgentConfig>,
     private readonly log: Logger,
     agentVersion: string,
-    options: { configFile?: string | null } = {},
+    options: AgentOptions = {},
   ) {
-    this.stats = {
+    this.stats = options.carry?.stats ?? {
       startedAt: Date.now(),
       bootSeq: 0,
       collected: 0,
@@ -80,11 +97,11 @@ export class Agent implements AgentView {
       lastWriteErrorTs: null,
       lastRisk: new Map(),
     };
-    const storage = new StorageKeeper(config.storage, log, this.stats);
+    const storage = options.carry?.storage ?? new StorageKeeper(config.storage, log, this.stats);
     this.storage = storage;
     this.store = storage.store;
     this.limits = storage.limits;
-    this.stats.bootSeq = storage.firstBootSeq();
+    if (!options.carry) this.stats.bootSeq = storage.firstBootSeq();
 
     this.health = new HealthMonitor(this.store, () => this.sync.notify(), log.child({ component: 'health' }), undefined, undefined, config.alerts);
     // The risk seam: what the scorers produce is committed and counted, then health evaluates the thresholds.
@@ -160,7 +177,7 @@ export class Agent implements AgentView {
       const state = { logLevel: String(log.level), trustedKeys: config.commands.trustedKeys };
       this.commands = new CommandHandler(
         { ...config.commands, agentId: config.agent.id, trustedKeys: () => state.trustedKeys },
-        agentCommandHost(this, log, state, options.configFile ?? null, agentVersion),
+        agentCommandHost(this, log, state, options.configFile ?? null, agentVersion, undefined, options.reload),
         log.child({ component: 'commands' }),
         {
           reply: (topic, payload, correlationData) => this.sync.reply(topic, payload, correlationData),
@@ -240,6 +257,19 @@ export class Agent implements AgentView {
 
   /** Idempotent. Stops intake, scores what is queued, drains what it can, says offline, closes the database. */
   stop(): Promise<void> {
+    return this.shutdown(false);
+  }
+
+  /**
+   * A reload: the same stop, except that the outbox stays open (its lock, its held records) and is handed with
+   * the counters to the next pipeline. Everything committed stays committed; what was queued is committed first.
+   */
+  async stopForReload(): Promise<AgentCarry> {
+    await this.shutdown(true);
+    return { storage: this.storage, stats: this.stats };
+  }
+
+  private shutdown(keepStore: boolean): Promise<void> {
     this.stopped ??= (async () => {
       this.stopping = true;
       await this.storage.stop();
@@ -250,6 +280,7 @@ export class Agent implements AgentView {
       }
       this.storage.flush();
       await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));
+      if (keepStore) return;
       this.storage.close();
       this.log.info({ collected: this.stats.collected, scored: this.stats.scoredRecords, sent: this.sync.stats.sent }, 'agent stopped');
     })();

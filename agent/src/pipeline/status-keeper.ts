@@ -13,6 +13,9 @@ import { MODEL_HEALTH_META_KEY, type DriftMonitor, type ModelHealth, type ModelH
 import type { MqttSync } from '../sync/mqtt-sync.js';
 import type { SourceStats } from '../sources/interval-source.js';
 
+/** Where the broker connection's state is saved for `forewarn status` (written when it changes). */
+export const BROKER_STATE_META_KEY = 'broker_state';
+
 /** How often signals are checked for staleness. */
 export const STALE_CHECK_MS = 5_000;
 
@@ -20,7 +23,7 @@ export interface StatusKeeperParts {
   drift: Pick<DriftMonitor, 'health'> | null;
   store: Pick<RecordStore, 'setMeta'>;
   records: RecordConsumer;
-  sync: Pick<MqttSync, 'publishStatus'>;
+  sync: Pick<MqttSync, 'publishStatus'> & { readonly stats: Pick<MqttSync['stats'], 'state' | 'since' | 'lastError'> };
   sources: ReadonlyArray<{ readonly stats: Pick<SourceStats, 'name' | 'state'> }>;
   /** Told of every model health change (health raises and clears drift alerts). */
   onModelHealth: (h: ModelHealth) => void;
@@ -34,6 +37,7 @@ export class StatusKeeper implements Component {
   private stopped = false;
   private lastSourceStates = '';
   private savedModelHealth = '';
+  private savedBrokerState = '';
 
   constructor(
     private readonly parts: StatusKeeperParts,
@@ -45,6 +49,7 @@ export class StatusKeeper implements Component {
       this.parts.checkStale();
       this.republishIfSourcesChanged();
       this.saveModelHealth();
+      this.saveBrokerState();
     }, STALE_CHECK_MS);
     this.timer.unref();
   }
@@ -79,6 +84,20 @@ export class StatusKeeper implements Component {
     if (states === this.lastSourceStates) return;
     this.lastSourceStates = states;
     this.parts.sync.publishStatus();
+  }
+
+  /** For `forewarn status`: whether the agent has the broker, and since when. A write only when it changed. */
+  private saveBrokerState(): void {
+    if (this.stopped) return;
+    const { state, since, lastError } = this.parts.sync.stats;
+    const key = `${state}@${since}`;
+    if (key === this.savedBrokerState) return;
+    try {
+      this.parts.store.setMeta(BROKER_STATE_META_KEY, JSON.stringify({ state, since, lastError: state === 'online' ? null : lastError }));
+      this.savedBrokerState = key;
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'could not save the broker state');
+    }
   }
 
   /** For `forewarn status`, which reads the database: the latest PSI per model and asset. */

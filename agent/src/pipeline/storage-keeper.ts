@@ -131,7 +131,9 @@ export class StorageKeeper implements Component, RecordConsumer {
     }
   }
 
+  /** Also after a `stop()`: a reload hands the keeper to the next pipeline, which starts it again. */
   async start(): Promise<void> {
+    this.stopped = false;
     this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
     this.housekeeping();

@@ -104,6 +104,15 @@ export class SdNotify {
     await this.send([`STATUS=${oneLine(status)}`]);
   }
 
+  /**
+   * RELOADING=1 while the configuration is reloaded (SIGHUP); READY=1 follows once the new pipeline runs.
+   * MONOTONIC_USEC is what `Type=notify-reload` units need (sd_notify(3)); plain `Type=notify` ignores it.
+   */
+  async reloading(status?: string): Promise<void> {
+    if (!this.socket || this.closed) return;
+    await this.send(['RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`, ...(status ? [`STATUS=${oneLine(status)}`] : [])]);
+  }
+
   /** STOPPING=1, the last message: the pings stop too (systemd no longer watches a unit that is stopping). */
   async stopping(status?: string): Promise<void> {
     if (!this.socket || this.closed) return;

@@ -13,6 +13,19 @@ export class SourceUnavailableError extends Error {
   }
 }
 
+/**
+ * A source whose hardware or tool this host lacks (a VM has no GPU, no BMC, no EDAC) is not a warning: most
+ * sources are on by default and probe. One info line per source at start; the details at debug level and in
+ * `forewarn doctor`, which also says how to fix it.
+ */
+export function logUnavailable(log: Logger, source: string, err: string): void {
+  log.info(
+    { source, code: 'FW_ERR_SOURCE_UNAVAILABLE' },
+    `${source}: not available on this host (\`forewarn doctor\` says why); will check again now and then`,
+  );
+  log.debug({ source, err }, `${source}: why it is unavailable`);
+}
+
 /** While unavailable, a source retries once per this many intervals. */
 const UNAVAILABLE_RETRY_EVERY = 12;
 
@@ -66,12 +79,7 @@ export abstract class IntervalSource implements Component {
     this.stats.errors++;
     this.stats.lastError = describeError(err);
     if (err instanceof SourceUnavailableError) {
-      if (this.stats.state !== 'unavailable') {
-        this.log.warn(
-          { source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_UNAVAILABLE' },
-          'source unavailable on this host; will check again now and then',
-        );
-      }
+      if (this.stats.state !== 'unavailable') logUnavailable(this.log, this.name, this.stats.lastError);
       this.stats.state = 'unavailable';
       return;
     }

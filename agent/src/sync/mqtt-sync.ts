@@ -104,6 +104,8 @@ export class MqttSync implements Component {
   private generation = 0;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** When the next connection attempt is due, while one is scheduled: logged, so an operator knows when data resumes. */
+  private nextTryAt: number | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private cursors = new Map<StreamName, number>();
   /** Per stream, the first id committed after this connection came up: lower ids are replayed backlog. */
@@ -192,7 +194,7 @@ export class MqttSync implements Component {
       this.checkTail();
       this.drain();
       try {
-        this.progress.tick(this.stats.state === 'online');
+        this.progress.tick(this.stats.state === 'online', Date.now(), this.nextTryAt);
       } catch (err) {
         this.storageError(err, 'cannot record the drain progress');
       }
@@ -339,6 +341,7 @@ export class MqttSync implements Component {
         this.log.info({ url: this.b.url, clientId: this.b.clientId, window: this.stats.window }, 'connected to the broker');
       }
       this.offlineLogged = false;
+      this.progress.connected();
       this.setState('online');
       this.publishStatus();
       this.subscribeInbound(client, gen);
@@ -396,15 +399,16 @@ export class MqttSync implements Component {
       }
       this.setState('offline');
       if (this.stableTimer) clearTimeout(this.stableTimer);
+      this.scheduleReconnect();
+      const next = { nextTryAt: this.nextTryAt ? new Date(this.nextTryAt).toISOString() : undefined, retryMaxMs: this.b.reconnectMaxMs };
       if (wasOnline) {
-        this.log.warn({ url: this.b.url, err: this.stats.lastError ?? undefined }, 'lost the broker connection; buffering locally');
+        this.log.warn({ url: this.b.url, err: this.stats.lastError ?? undefined, ...next }, 'lost the broker connection; buffering locally');
         this.offlineLogged = true;
       } else if (!this.offlineLogged && !this.refusalLogged) {
-        // Said once per outage, not on every retry.
-        this.log.warn({ url: this.b.url, err: this.stats.lastError ?? undefined }, 'broker unreachable; buffering locally and retrying with backoff');
+        // Said once per outage, not on every retry; DrainProgress sums the outage up every few minutes.
+        this.log.warn({ url: this.b.url, err: this.stats.lastError ?? undefined, ...next }, 'broker unreachable; buffering locally and retrying with backoff');
         this.offlineLogged = true;
       }
-      this.scheduleReconnect();
     });
   }
 
@@ -588,9 +592,11 @@ export class MqttSync implements Component {
   private scheduleReconnect(): void {
     if (this.stopping || this.reconnectTimer) return;
     const delay = backoffDelay(this.attempt++, this.b.reconnectMinMs, this.b.reconnectMaxMs);
-    this.log.debug({ delay, attempt: this.attempt }, 'reconnecting');
+    this.nextTryAt = Date.now() + delay;
+    this.log.debug({ delay, attempt: this.attempt, nextTryAt: new Date(this.nextTryAt).toISOString() }, 'reconnecting');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
+      this.nextTryAt = null;
       this.stats.reconnects++;
       this.connect();
     }, delay);

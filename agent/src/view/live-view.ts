@@ -31,10 +31,10 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
   const lines = [
     `── Forewarn ${p.agentId} · boot #${p.bootSeq} · up ${dur(p.uptimeMs)} `.padEnd(Math.min(width, 72), '─'),
     `broker    ${p.broker.state} ${p.broker.url} for ${dur(p.broker.sinceMs)}${p.broker.state !== 'online' && p.broker.lastError ? ` (${p.broker.lastError})` : ''}`,
-    `collected ${p.collected} readings  ${p.sources
+    `collected ${p.collected} readings from ${p.sources
       .filter((s) => s.state !== 'unavailable')
-      .map((s) => `${s.name}:${s.state === 'running' ? 'ok' : s.state} ${s.samples}${s.errors ? ` (${s.errors} err)` : ''}`)
-      .join('  ')}`,
+      .map((s) => `${s.name} (${s.state === 'running' ? 'ok' : s.state}, ${s.samples} samples${s.errors ? `, ${s.errors} errors` : ''})`)
+      .join(', ')}`,
     ...(p.sources.some((s) => s.state === 'unavailable')
       ? [
           `absent    ${p.sources
@@ -43,13 +43,14 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
             .join(', ')} (no tool or device here)`,
         ]
       : []),
-    `scored    ${p.scored} risk records${p.lastBatchMs !== null ? `, last batch ${p.lastBatchMs.toFixed(2)} ms` : ''}`,
-    `buffered  ${p.buffered.map((b) => `${b.stream} ${b.pending}`).join('  ')}   sent ${p.broker.sent}${p.broker.rejected ? `  rejected ${p.broker.rejected}` : ''}`,
+    `scored    ${p.scored} risk records${p.lastBatchMs !== null ? `, last batch scored in ${p.lastBatchMs.toFixed(2)} ms` : ''}`,
+    `buffered  ${p.buffered.reduce((n, b) => n + b.pending, 0)} records (${p.buffered.map((b) => `${b.stream} ${b.pending}`).join(', ')})`,
+    `sent      ${p.broker.sent} records this run${p.broker.rejected ? `, ${p.broker.rejected} publishes refused by the broker` : ''}`,
   ];
   for (const r of p.risks) {
     const drivers = r.drivers.map((d) => `${d.feature} ${signed(d.contribution)}`).join(', ');
     lines.push(
-      `risk      ${r.asset} ${r.model} ${r.score.toFixed(3)}${r.threshold !== undefined ? `/${r.threshold.toFixed(3)}` : ''} ${r.atRisk ? 'AT RISK' : 'ok'}${drivers ? `  ← ${drivers}` : ''}`,
+      `risk      ${r.asset} ${r.model} score ${r.score.toFixed(3)}${r.threshold !== undefined ? ` (threshold ${r.threshold.toFixed(3)})` : ''} ${r.atRisk ? 'AT RISK' : 'ok'}${drivers ? `  drivers: ${drivers}` : ''}`,
     );
   }
   if (p.alerts.length) {

@@ -35,7 +35,8 @@ describe('forewarn dispatch table', () => {
     const r = await runCli(['run', '--help']);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout.startsWith('forewarn run [--config FILE]\n')).toBe(true);
+    expect(r.stdout.startsWith('forewarn run [--config FILE] [--once]\n')).toBe(true);
+    expect(r.stdout).toContain('SIGHUP');
     expect(r.stdout).not.toContain('forewarn status');
     expect(r.stdout).not.toContain('forewarn model');
     const status = await runCli(['status', '-h']);

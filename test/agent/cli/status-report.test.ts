@@ -2,7 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatStatus, readStatus } from '../../../agent/src/cli/status-report.js';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { agentRunning, formatStatus, probeBroker, readStatus } from '../../../agent/src/cli/status-report.js';
+import { BROKER_STATE_META_KEY } from '../../../agent/src/pipeline/status-keeper.js';
 import { RecordStore } from '../../../agent/src/store/record-store.js';
 import { MODEL_HEALTH_META_KEY } from '../../../agent/src/scoring/drift-monitor.js';
 import { DRAIN_META_KEY } from '../../../agent/src/sync/drain-progress.js';
@@ -43,12 +47,14 @@ describe('forewarn status report', () => {
       ]),
     );
     store.close();
+    // The agent that wrote the note runs (this process stands in for it: its pid in the lock's pid file).
+    writeFileSync(path.join(dir, 'agent.pid'), `${process.pid}\n`);
     const report = readStatus(dir);
     const t = report.streams.find((s) => s.stream === 'telemetry')!;
     expect(t.droppedTotal).toBeGreaterThan(0);
     expect(report.drain).toMatchObject({ left: 1500, ratePerSec: 5000 });
     const text = formatStatus(report);
-    expect(text).toMatch(/backlog +1500 records left, 5000 records\/s \(1\.9 MiB\/s\)/);
+    expect(text).toMatch(/draining: 1500 records left, 5000 records\/s \(1\.9 MiB\/s\)/);
     expect(text).toMatch(new RegExp(`telemetry +${t.pending} +0 +${t.droppedTotal} +3000`));
     // A status saved by an older agent has only the raw figure, and says so.
     expect(text).toMatch(/mill +mf@1\.0\.0 +DRIFT +max raw PSI 0\.910 over 500 rows +\(torque PSI 0\.910, outside 0\.0%\)/);
@@ -56,13 +62,62 @@ describe('forewarn status report', () => {
     expect(text).toMatch(/storage +[\d.]+ MiB used/);
   });
 
-  it("shows no backlog when the agent's progress note is stale or nothing is pending", () => {
+  it('always shows the backlog: what waits for the broker and what waits for the centre, with or without a running agent', () => {
     const dir = path.join(mkdtempSync(path.join(tmpdir(), 'fw-status-')), 'data');
     const store = new RecordStore({ dir });
-    store.append([{ stream: 'telemetry', ts: 1, asset: 'a', payload: {} }]);
-    store.setMeta(DRAIN_META_KEY, JSON.stringify({ ts: Date.now() - 3_600_000, left: 1, ratePerSec: 0, bytesPerSec: 0, etaSeconds: null }));
+    const ids = store.append(Array.from({ length: 1480 }, (_, i) => ({ stream: 'telemetry' as const, ts: i, asset: 'a', payload: {} })));
+    // 480 of them the broker took (central acknowledgement): sent, awaiting the centre's confirmation.
+    store.markPublished('telemetry', ids.slice(0, 480));
+    // The agent's last drain note is stale (it stopped long ago), as in the report that said `backlog none`.
+    store.setMeta(DRAIN_META_KEY, JSON.stringify({ ts: Date.now() - 3_600_000, left: 1000, ratePerSec: 0, bytesPerSec: 0, etaSeconds: null }));
     store.close();
-    expect(readStatus(dir).drain).toBeNull();
-    expect(formatStatus(readStatus(dir))).toMatch(/backlog +none/);
+    const report = readStatus(dir);
+    expect(report.drain).toBeNull();
+    expect(report.backlog).toEqual({ buffered: 1480, unsent: 1000, awaitingCentre: 480 });
+    expect(report.agent).toEqual({ running: false, pid: null });
+    const text = formatStatus(report);
+    expect(text).toContain(
+      "backlog   1480 records buffered: 1000 not yet sent, 480 sent and awaiting the centre's confirmation\n          (sent when the agent runs again)",
+    );
+    expect(text).toMatch(/^agent +not running$/m);
+    expect(text).not.toMatch(/backlog +none/);
+  });
+
+  it('says whether the agent runs: a live pid in the storage lock pid file, not a stale one', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-status-'));
+    expect(agentRunning(dir)).toEqual({ running: false, pid: null });
+    writeFileSync(path.join(dir, 'agent.pid'), `${process.pid}\n`);
+    expect(agentRunning(dir)).toEqual({ running: true, pid: process.pid });
+    // A process that has exited (SIGKILL leaves the pid file behind).
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    writeFileSync(path.join(dir, 'agent.pid'), `${gone}\n`);
+    expect(agentRunning(dir)).toEqual({ running: false, pid: null });
+  });
+
+  it("says whether the broker is reachable from here, and the running agent's own connection state", async () => {
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    expect(await probeBroker(`mqtt://127.0.0.1:${port}`)).toEqual({ reachable: true });
+    await new Promise((resolve) => server.close(resolve));
+    const down = await probeBroker(`mqtt://127.0.0.1:${port}`);
+    expect(down.reachable).toBe(false);
+    expect(down.error).toContain('ECONNREFUSED');
+    expect((await probeBroker('not a url')).reachable).toBe(false);
+
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'fw-status-')), 'data');
+    const store = new RecordStore({ dir });
+    store.setMeta(BROKER_STATE_META_KEY, JSON.stringify({ state: 'offline', since: Date.UTC(2026, 0, 2, 3, 4, 5), lastError: 'connect ECONNREFUSED' }));
+    store.close();
+    writeFileSync(path.join(dir, 'agent.pid'), `${process.pid}\n`);
+    const report = readStatus(dir);
+    report.broker = { ...report.broker, url: `mqtt://127.0.0.1:${port}`, ...down };
+    expect(formatStatus(report)).toMatch(
+      new RegExp(
+        `^broker +mqtt://127\\.0\\.0\\.1:${port} NOT reachable from here \\(.*ECONNREFUSED.*\\); the agent is offline since 2026-01-02 03:04:05Z \\(connect ECONNREFUSED\\)$`,
+        'm',
+      ),
+    );
+    expect(formatStatus(report)).toMatch(new RegExp(`^agent +running \\(pid ${process.pid}\\)$`, 'm'));
   });
 });

@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../agent/src/config/load-config.js';
 import { Agent } from '../../../agent/src/pipeline/agent.js';
+import { AgentRunner } from '../../../agent/src/pipeline/agent-runner.js';
 import { buildCommandRequest, sendCommand, type CommandRequest } from '../../../agent/src/commands/command-client.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { contractErrors } from '../../helpers/contract.js';
@@ -58,13 +59,15 @@ async function startAgent(broker: Broker, key: SigningKey | null, extra: Record<
     ...extra,
   };
   writeFileSync(file, stringify(raw));
-  const { config } = loadConfig(file, {});
+  const loaded = loadConfig(file, {});
   const { log, lines } = captureLogger('debug');
-  const agent = new Agent(config, log, '0.0.0-test', { configFile: file });
-  await agent.start();
-  cleanup.push(() => agent.stop());
+  // The daemon's runner: `reload-config` takes the same path as SIGHUP (pipeline/agent-runner.ts).
+  const runner = new AgentRunner(loaded, log, '0.0.0-test', { env: {} });
+  const agent = runner.agent;
+  await runner.start();
+  cleanup.push(() => runner.stop());
   await waitFor(() => lines.some((l) => l.msg === 'subscribed to remote commands'), 'the command subscription');
-  return { agent, lines, file, raw, log };
+  return { agent, runner, lines, file, raw, log };
 }
 
 const events = (seen: Seen[]) =>
@@ -181,18 +184,34 @@ describe('remote commands over MQTT 5', () => {
     cleanup.push(() => broker.stop());
     const key = signingKey();
     const { client, seen } = await centre(broker);
-    const { file, raw, log } = await startAgent(broker, key);
+    const { file, raw, log, runner } = await startAgent(broker, key);
+    const first = runner.agent;
 
-    // reload-config: the log level applies at once; a broker change needs a restart.
+    // reload-config: validated, applied (the pipeline restarts in-process on the same outbox); storage needs a restart.
     writeFileSync(
       file,
-      stringify({ ...raw, agent: { ...raw.agent, logLevel: 'error' }, broker: { ...raw.broker, keepaliveSeconds: 45 }, commands: { trustedKeys: [] } }),
+      stringify({
+        ...raw,
+        agent: { ...raw.agent, logLevel: 'error' },
+        broker: { ...raw.broker, keepaliveSeconds: 45 },
+        storage: { ...raw.storage, retentionHours: 5 },
+        commands: { trustedKeys: [] },
+      }),
     );
     const reload = await sendCommand(client, ID, 'reload-config', buildCommandRequest(ID, 'reload-config', { privateKey: key.privateKey }));
     expect(reload).toMatchObject({
       status: 'ok',
-      data: { applied: expect.arrayContaining(['agent.logLevel', 'commands.trustedKeys']), restartNeeded: ['broker.keepaliveSeconds'] },
+      data: {
+        applied: ['agent.logLevel', 'broker.keepaliveSeconds', 'commands.trustedKeys'],
+        restartNeeded: ['storage.retentionHours'],
+        pipelineRestart: true,
+      },
     });
+    // The new pipeline subscribes again; its commands see the reloaded (empty) trusted keys.
+    await waitFor(() => runner.agent !== first && runner.agent.sync.stats.state === 'online', 'the reloaded pipeline online');
+    expect(runner.agent.config.broker.keepaliveSeconds).toBe(45);
+    expect(runner.agent.config.storage.retentionHours).toBe(24);
+    await new Promise((r) => setTimeout(r, 300));
     expect(log.level).toBe('error');
     // commands.trustedKeys is now empty: signed commands are refused.
     const refused = await sendCommand(

@@ -1,4 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import mqtt from 'mqtt';
+import { stringify } from 'yaml';
 import { describe, expect, it, vi } from 'vitest';
 import { MIN_WATCHDOG_PING_MS, SdNotify, watchdogIntervalMs } from '../../../agent/src/service/sd-notify.js';
 import { startAgent, type AgentProcess } from '../../helpers/agent-process.js';
@@ -159,6 +162,32 @@ describe.skipIf(!!NO_SYSTEMD_NOTIFY)(withNotify('the agent under a stand-in for 
     expect(all[stopping + 1]).toBe('STATUS=stopping (SIGTERM)');
     expect(all.indexOf('READY=1')).toBe(0);
     expect(agent.output()).not.toContain('cannot notify systemd');
+  });
+
+  it('sends RELOADING=1 and then READY=1 again when SIGHUP reloads the configuration', async () => {
+    const broker = await startMosquitto();
+    cleanup.push(() => broker.stop());
+    const listener = await startNotifyListener({ abstract: true });
+    cleanup.push(() => listener.stop());
+    const config = agentConfig(broker.url, 'notify-3');
+    const agent = startAgent(config, { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: undefined, WATCHDOG_PID: undefined });
+    cleanup.push(kill(agent));
+    const sent = () => listener.assignments().filter((a) => a !== 'BARRIER=1');
+    await waitFor(() => sent().includes('READY=1'), 'READY=1', 30_000);
+    writeFileSync(
+      agent.configFile,
+      stringify({ ...config, storage: { dir: path.join(agent.dir, 'data') }, sources: { ...config.sources, host: { intervalMs: 600 } } }),
+    );
+    agent.proc.kill('SIGHUP');
+    await waitFor(() => sent().filter((a) => a === 'READY=1').length === 2, 'READY=1 after the reload');
+    const all = sent();
+    const reloading = all.indexOf('RELOADING=1');
+    expect(reloading, all.join(' | ')).toBeGreaterThan(0);
+    // MONOTONIC_USEC, for Type=notify-reload units: the monotonic clock in microseconds.
+    expect(all[reloading + 1]).toMatch(/^MONOTONIC_USEC=\d+$/);
+    expect(all.lastIndexOf('READY=1')).toBeGreaterThan(reloading);
+    agent.proc.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
   });
 
   it('sends nothing, and runs and stops as usual, without NOTIFY_SOCKET', async () => {

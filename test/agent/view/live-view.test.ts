@@ -30,14 +30,16 @@ describe('live view panel', () => {
     const lines = renderPanel(input, 200);
     expect(lines[0]).toContain('press-7 · boot #3 · up 01:02:03');
     expect(lines[1]).toBe('broker    offline mqtt://central:1883 for 00:01:05 (connect ECONNREFUSED)');
-    expect(lines[2]).toBe('collected 15 readings  host:ok 10  simulator:failing 5 (1 err)');
+    // Every count says what it counts.
+    expect(lines[2]).toBe('collected 15 readings from host (ok, 10 samples), simulator (failing, 5 samples, 1 errors)');
     expect(lines[3]).toBe('absent    nvidia-gpu (no tool or device here)');
-    expect(lines[4]).toBe('scored    5 risk records, last batch 0.42 ms');
-    expect(lines[5]).toBe('buffered  risk 4  telemetry 9   sent 120  rejected 2');
-    expect(lines[6]).toBe('risk      mill-1 machine-failure 0.910/0.480 AT RISK  ← tool_wear +0.500');
-    expect(lines[7]).toBe('alerts    2 active: 1 critical, 0 warning, 1 info');
+    expect(lines[4]).toBe('scored    5 risk records, last batch scored in 0.42 ms');
+    expect(lines[5]).toBe('buffered  13 records (risk 4, telemetry 9)');
+    expect(lines[6]).toBe('sent      120 records this run, 2 publishes refused by the broker');
+    expect(lines[7]).toBe('risk      mill-1 machine-failure score 0.910 (threshold 0.480) AT RISK  drivers: tool_wear +0.500');
+    expect(lines[8]).toBe('alerts    2 active: 1 critical, 0 warning, 1 info');
     // Most severe first.
-    expect(lines[8]).toBe('  critical gpu-0000:3b:00.0  GPU memory row remapping failed');
+    expect(lines[9]).toBe('  critical gpu-0000:3b:00.0  GPU memory row remapping failed');
   });
 
   it('fits the terminal width', () => {

@@ -34,7 +34,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../../core/logger.js';
 import { describeError } from '../../core/errors.js';
 import type { Component, EventSink, ReadingSink } from '../../core/types.js';
-import type { SourceStats } from '../interval-source.js';
+import { logUnavailable, type SourceStats } from '../interval-source.js';
 import {
   FALLBACK_FIELDS,
   REMAPPED_ROWS_FIELDS,
@@ -229,9 +229,8 @@ export class NvidiaGpuSource implements Component {
     this.stats.errors++;
     this.stats.lastError = describeError(err);
     if (this.stats.state !== state && !this.stopped) {
-      const code = state === 'unavailable' ? 'FW_ERR_SOURCE_UNAVAILABLE' : 'FW_ERR_SOURCE_FAILED';
-      const msg = state === 'unavailable' ? 'nvidia-smi unavailable on this host; will check again now and then' : 'nvidia-smi failing; will keep trying';
-      this.log.warn({ source: this.name, err: this.stats.lastError, code }, msg);
+      if (state === 'unavailable') logUnavailable(this.log, this.name, this.stats.lastError);
+      else this.log.warn({ source: this.name, err: this.stats.lastError, code: 'FW_ERR_SOURCE_FAILED' }, 'nvidia-smi failing; will keep trying');
     }
     if (!this.stopped) this.stats.state = state;
   }
