@@ -74,8 +74,9 @@ describe('forewarn run: signals', () => {
     writeFileSync(agent.configFile, stringify({ ...good, broker: { ...good.broker, keepaliveSeconds: 'often' } }));
     agent.proc.kill('SIGHUP');
     const refused = await waitFor(() => agent.logs().find((l) => String(l.msg).startsWith('configuration not reloaded')), 'the refusal');
-    expect(refused).toMatchObject({ level: 50, code: 'FW_ERR_CONFIG_INVALID', problems: ['broker.keepaliveSeconds: must be integer'] });
-    expect(String(refused.msg)).toContain('broker.keepaliveSeconds: must be integer');
+    const why = 'broker.keepaliveSeconds: "often" is not a duration';
+    expect(refused).toMatchObject({ level: 50, code: 'FW_ERR_CONFIG_INVALID', problems: [expect.stringContaining(why)] });
+    expect(String(refused.msg)).toContain(why);
     const after = telemetry.length;
     await waitFor(() => telemetry.length >= after + 3, 'telemetry still flowing after the bad file');
     expect(agent.proc.exitCode).toBeNull();

@@ -195,14 +195,15 @@ describe('remote commands over MQTT 5', () => {
         agent: { ...raw.agent, logLevel: 'error' },
         broker: { ...raw.broker, keepaliveSeconds: 45 },
         storage: { ...raw.storage, retentionHours: 5 },
-        commands: { trustedKeys: [] },
+        // On by choice: with no trusted key and an anonymous broker, `auto` would turn commands off altogether.
+        commands: { enabled: 'on', trustedKeys: [] },
       }),
     );
     const reload = await sendCommand(client, ID, 'reload-config', buildCommandRequest(ID, 'reload-config', { privateKey: key.privateKey }));
     expect(reload).toMatchObject({
       status: 'ok',
       data: {
-        applied: ['agent.logLevel', 'broker.keepaliveSeconds', 'commands.trustedKeys'],
+        applied: ['agent.logLevel', 'broker.keepaliveSeconds', 'commands.enabled', 'commands.trustedKeys'],
         restartNeeded: ['storage.retentionHours'],
         pipelineRestart: true,
       },

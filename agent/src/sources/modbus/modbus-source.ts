@@ -615,6 +615,10 @@ export class ModbusSource extends IntervalSource {
   }
 
   private closeClient(client: ModbusClient): void {
+    // modbus-serial's close() removes its error listener from the port before closing it: a write that fails
+    // after that (EIO from a serial adapter pulled out, or a pty whose other end went) would be an uncaught
+    // exception and stop the agent. The port keeps a listener that ignores it; the loss is already counted.
+    (client as { _port?: { on?: (event: string, listener: () => void) => unknown } })._port?.on?.('error', () => undefined);
     try {
       if (this.cfg.transport === 'tcp') client.destroy(() => {});
       else client.close(() => {});
