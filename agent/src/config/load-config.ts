@@ -65,6 +65,7 @@ export interface AgentConfig {
   storage: {
     dir: string;
     synchronous: 'full' | 'normal';
+    commitDelayMs: number;
     ackCommitDelayMs: number;
     retentionHours: number;
     maxBytes: number;

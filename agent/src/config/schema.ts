@@ -59,6 +59,14 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       enum: ['full', 'normal'],
       default: 'full',
     },
+    commitDelayMs: {
+      type: 'integer',
+      description:
+        'Records produced within this long of each other (sources that tick together, the scores of their readings) are committed in one transaction: one write to flash instead of one each. They reach the broker this much later. 0 commits what each event-loop turn produced.',
+      default: 50,
+      minimum: 0,
+      maximum: 1000,
+    },
     ackCommitDelayMs: {
       type: 'integer',
       description:

@@ -62,6 +62,7 @@ export class StorageKeeper implements Component, RecordConsumer {
   private readonly held: NewRecord[] = [];
   private readonly writeQueue: NewRecord[] = [];
   private writeScheduled = false;
+  private writeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: Readonly<AgentConfig['storage']>,
@@ -155,18 +156,21 @@ export class StorageKeeper implements Component, RecordConsumer {
   }
 
   /**
-   * Queues records for the next write: everything produced in one tick (a GPU source's eight readings, a batch
-   * of scores) is committed in one transaction, one fsync instead of one each.
+   * Queues records for the next write: everything produced within storage.commitDelayMs (the sources that tick
+   * together, the scores of their readings) is committed in one transaction, one write to flash instead of one each.
    */
   consumeRecords(items: readonly NewRecord[]): void {
     this.writeQueue.push(...items);
     if (this.writeScheduled) return;
     this.writeScheduled = true;
-    setImmediate(() => this.flush());
+    if (this.config.commitDelayMs > 0) this.writeTimer = setTimeout(() => this.flush(), this.config.commitDelayMs);
+    else setImmediate(() => this.flush());
   }
 
   /** Commits what is queued now, held records first. */
   flush(): void {
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = null;
     this.writeScheduled = false;
     if (!this.writeQueue.length && !this.held.length) return;
     // What a full disk refused earlier goes first, in the order it was produced.

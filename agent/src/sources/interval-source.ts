@@ -26,6 +26,19 @@ export function logUnavailable(log: Logger, source: string, err: string): void {
   log.debug({ source, err }, `${source}: why it is unavailable`);
 }
 
+/**
+ * Every polled source of one agent ticks on the same grid: multiples of its interval counted from this instant
+ * (Telegraf's `round_interval`, with the process start as origin so that a fleet's agents do not all tick at
+ * once). Sources with the same interval sample together, and what they read is committed in one transaction.
+ */
+// On the monotonic clock: a wall clock stepped back (NTP, a dead RTC) must not stall the sources.
+const GRID_ORIGIN = performance.now();
+
+/** The next instant on the grid of `intervalMs` strictly after `now`. */
+export function nextGridTick(now: number, intervalMs: number, origin = GRID_ORIGIN): number {
+  return origin + (Math.floor((now - origin) / intervalMs) + 1) * intervalMs;
+}
+
 /** While unavailable, a source retries once per this many intervals. */
 const UNAVAILABLE_RETRY_EVERY = 12;
 
@@ -46,6 +59,8 @@ export interface SourceStats {
 export abstract class IntervalSource implements Component {
   readonly stats: SourceStats;
   private timer: NodeJS.Timeout | null = null;
+  /** The grid instant the next tick is for (a late timer does not shift the grid). */
+  private due = 0;
   private busy = false;
   private skipped = 0;
 
@@ -70,9 +85,19 @@ export abstract class IntervalSource implements Component {
       .catch((err) => this.fail(err))
       .finally(() => {
         if (this.stats.state === 'stopped') return;
+        // The first sample at once (telemetry within a second of start), then on the grid.
         void this.tick();
-        this.timer = setInterval(() => void this.tick(), this.intervalMs);
+        this.schedule(performance.now());
       });
+  }
+
+  private schedule(now: number): void {
+    if (this.stats.state === 'stopped') return;
+    this.due = nextGridTick(Math.max(now, this.due), this.intervalMs);
+    this.timer = setTimeout(() => {
+      this.schedule(performance.now());
+      void this.tick();
+    }, this.due - now);
   }
 
   private fail(err: unknown): void {
@@ -112,7 +137,7 @@ export abstract class IntervalSource implements Component {
 
   async stop(): Promise<void> {
     this.stats.state = 'stopped';
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
 }

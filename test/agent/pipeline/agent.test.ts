@@ -121,7 +121,7 @@ describe('QualityStage (the reading seam)', () => {
 });
 
 describe('StorageKeeper (the outbox writer)', () => {
-  it('commits what one tick hands it in one transaction, and closes the database and the lock', async () => {
+  it('commits what arrives within storage.commitDelayMs in one transaction, and closes the database and the lock', async () => {
     const config = agentConfig();
     const { log } = captureLogger('debug');
     const stats = { storageErrors: 0, dropped: { alerts: 0, risk: 0, events: 0, telemetry: 0 }, lost: 0, held: 0, lastCommitTs: null, lastWriteErrorTs: null };
@@ -139,8 +139,12 @@ describe('StorageKeeper (the outbox writer)', () => {
     }) as typeof keeper.store.append;
     const rec = (ts: number): NewRecord => ({ stream: 'telemetry', ts, asset: 'm', payload: { ts } });
     keeper.consumeRecords([rec(1)]);
-    keeper.consumeRecords([rec(2), rec(3)]);
-    await new Promise((r) => setImmediate(r));
+    keeper.consumeRecords([rec(2)]);
+    // Later, within the window (sources on the same grid, scores of their readings): the same transaction.
+    await new Promise((r) => setTimeout(r, config.storage.commitDelayMs / 5));
+    keeper.consumeRecords([rec(3)]);
+    expect(appended).toEqual([]);
+    await new Promise((r) => setTimeout(r, config.storage.commitDelayMs * 2));
     expect(appended).toEqual([3]);
     expect(stats.lastCommitTs).not.toBeNull();
     expect(keeper.store.counts().find((c) => c.stream === 'telemetry')?.pending).toBe(3);
