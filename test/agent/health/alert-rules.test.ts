@@ -7,7 +7,7 @@
  */
 import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../../agent/src/config/load-config.js';
@@ -82,6 +82,16 @@ async function pipeline() {
   };
 }
 
+/**
+ * An executable that runs a fake tool script with this node: the fakes' own exec bit and `#!/usr/bin/env node` line
+ * are not needed (Stryker's sandbox copies lose the bit).
+ */
+function toolWrapper(name: string, script: string): string {
+  const file = join(tempDir(name), name);
+  writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}' '${join(SOURCES, script)}' "$@"\n`, { mode: 0o755 });
+  return file;
+}
+
 /** Replaces the first occurrence of `from` in a file (the first GPU's block), failing loudly when it is absent. */
 function edit(file: string, from: string | RegExp, to: string): void {
   const text = readFileSync(file, 'utf8');
@@ -117,7 +127,7 @@ describe('every alert rule, raised from source input and cleared', () => {
         intervalMs: 100,
         slowIntervalMs: 200,
         timeoutMs: 5000,
-        binary: join(SOURCES, 'gpu/fake-nvidia-smi.mjs'),
+        binary: toolWrapper('nvidia-smi', 'gpu/fake-nvidia-smi.mjs'),
         kernelLog: 'kmsg',
       },
       (r) => {
@@ -127,7 +137,7 @@ describe('every alert rule, raised from source input and cleared', () => {
       (e) => p.event(e),
       log,
       {
-        env: { FAKE_NVIDIA_SMI_SET: 'a100', FAKE_NVIDIA_SMI_FIXTURES: fixtures, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+        env: { FAKE_NVIDIA_SMI_SET: 'a100', FAKE_NVIDIA_SMI_FIXTURES: fixtures },
         kmsgPath: kmsg,
         kmsgPollMs: 20,
       },
@@ -138,7 +148,9 @@ describe('every alert rule, raised from source input and cleared', () => {
     await waitFor(
       () => last?.metrics['gpu.pcie.replays'] === 0 && last.metrics['gpu.nvlink.0.crc_errors'] === 0 && source.stats.kernelLog === 'kmsg',
       'a reading with the slow counters, and the kernel log followed',
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}; source: ${JSON.stringify(source.stats)}; last reading: ${JSON.stringify(last?.metrics)}`);
+    });
     expect(p.active('gpu.pcie.replays')).toEqual([]);
     expect(p.active('gpu.remapped_rows.pending')).toEqual([]);
 
@@ -200,7 +212,7 @@ describe('every alert rule, raised from source input and cleared', () => {
     };
     const { log } = captureLogger();
     const source = new SmartSource(
-      { binary: join(SOURCES, 'smart/fake-smartctl.mjs'), timeoutMs: 10_000, devices: ['/dev/sda', '/dev/nvme0'] },
+      { binary: toolWrapper('smartctl', 'smart/fake-smartctl.mjs'), timeoutMs: 10_000, devices: ['/dev/sda', '/dev/nvme0'] },
       () => undefined,
       log,
       { env: { ...process.env, FAKE_SMARTCTL_SET: 'rules', FAKE_SMARTCTL_FIXTURES: fixtures } },
