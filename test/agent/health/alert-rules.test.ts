@@ -17,6 +17,7 @@ import { ANOMALY_RULE, DRIFT_RULE, HealthMonitor, QUALITY_RULE, RISK_RULE, type 
 import { HEALTH_RULES } from '../../../agent/src/health/health-rules.js';
 import { QualityStage } from '../../../agent/src/health/quality-stage.js';
 import { DriftMonitor } from '../../../agent/src/scoring/drift-monitor.js';
+import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import type { ModelManifest } from '../../../agent/src/scoring/model-manifest.js';
 import { EdacSource } from '../../../agent/src/sources/edac/edac-source.js';
 import { NVIDIA_GPU_DEFAULTS, NvidiaGpuSource } from '../../../agent/src/sources/gpu/nvidia-gpu-source.js';
@@ -361,25 +362,50 @@ describe('every alert rule, raised from source input and cleared', () => {
     p.raisedThenCleared(DRIFT_RULE.id, { asset: 'mill', subject: manifest.name });
   });
 
-  it('risk threshold and anomaly rules from scored records (the scorers’ output contract)', async () => {
+  it('risk threshold from recorded C-MAPSS windows scored by the shipped turbofan-rul model, through RiskScorer', async () => {
     const p = await pipeline();
-    const base = { asset: 'mill', modelVersion: '1.0.0', readingTs: 1, drivers: [{ feature: 'torque', value: 61, contribution: 0.4 }] };
-    const risk = (ts: number, score: number): RiskRecord => ({
+    const models = join(ROOT, 'models');
+    const manifest = JSON.parse(readFileSync(join(models, 'turbofan-rul/manifest.json'), 'utf8')) as ModelManifest;
+    const golden = JSON.parse(readFileSync(join(models, 'turbofan-rul/golden.json'), 'utf8')) as { inputs: number[][][]; notes: string[] };
+    const window = (pattern: RegExp) => golden.inputs[golden.notes.findIndex((n) => pattern.test(n))]!;
+    const scorer = new RiskScorer(
+      { modelsDir: models, threads: 1, bindings: [{ model: 'turbofan-rul', assets: ['engine-*'] }] },
+      (r) => p.monitor.consumeRisk(r),
+      captureLogger().log,
+    );
+    cleanup.push(() => scorer.stop());
+    await scorer.start();
+    let ts = Date.now();
+    const feed = async (rows: number[][]) => {
+      for (const row of rows)
+        scorer.accept({
+          ts: ++ts,
+          source: 'cmapss',
+          asset: 'engine-8',
+          metrics: Object.fromEntries(manifest.inputs.features.map((f, j) => [f.signal, row[j]!])),
+        });
+      await scorer.flush();
+    };
+    await feed(window(/^holdout engine 8, last cycle 150 /)); // at failure: predicted RUL about 5 cycles
+    expect(p.active(RISK_RULE.id).map((a) => [a.asset, a.subject])).toEqual([['engine-8', 'turbofan-rul']]);
+    await feed(window(/^holdout engine 55 truncated at cycle 62 /)); // a young engine's window fills it: RUL about 121
+    p.raisedThenCleared(RISK_RULE.id, { asset: 'engine-8', subject: 'turbofan-rul' });
+  });
+
+  it('anomaly from flagged records (the anomaly scorer output contract: kind anomaly, atRisk above its threshold)', async () => {
+    const p = await pipeline();
+    const base = { asset: 'mill', modelVersion: '1.0.0', readingTs: 1, model: 'anomaly', kind: 'anomaly' as const, threshold: 3.4 };
+    const anomaly = (ts: number, score: number): RiskRecord => ({
       ...base,
       ts,
-      model: 'machine-failure',
-      kind: 'classification',
       score,
-      threshold: 0.5,
-      atRisk: score >= 0.5,
+      atRisk: score > 3.4,
+      drivers: [{ feature: 'torque', value: 61, contribution: score }],
     });
-    const anomaly = (ts: number, score: number): RiskRecord => ({ ...base, ts, model: 'anomaly', kind: 'anomaly', score, threshold: 3.4, atRisk: score > 3.4 });
     const t0 = Date.now();
-    p.monitor.consumeRisk([risk(t0, 0.1), risk(t0 + 1, 0.9), risk(t0 + 2, 0.2)]);
-    p.monitor.consumeRisk([anomaly(t0, 1), anomaly(t0 + 1, 7.5)]);
+    p.monitor.consumeRisk([anomaly(t0, 1), anomaly(t0 + 1, 7.5), anomaly(t0 + 2, 1)]);
     expect(p.active(ANOMALY_RULE.id)).toHaveLength(1);
     p.monitor.clearQuiet(t0 + 1 + ANOMALY_RULE.quietMs);
-    p.raisedThenCleared(RISK_RULE.id, { asset: 'mill', subject: 'machine-failure' });
     p.raisedThenCleared(ANOMALY_RULE.id, { asset: 'mill' });
   });
 });
