@@ -187,6 +187,15 @@ describe('DataQuality limits', () => {
     expect(dq.stats.failed.stale).toBe(1);
   });
 
+  it('learns no interval from a first value that failed its range check', () => {
+    const dq = new DataQuality(config);
+    dq.check(reading(0, { 'temp.cpu.celsius': 900 })); // out of range: not a sample of the signal
+    dq.check(reading(10_000, { 'temp.cpu.celsius': 50 }));
+    dq.check(reading(11_000, { 'temp.cpu.celsius': 51 })); // the first gap between good values: 1 s
+    expect(dq.checkStale(14_000)).toEqual([]);
+    expect(dq.checkStale(14_001).map((i) => i.check)).toEqual(['stale']);
+  });
+
   it('does not call a signal stale before it has an interval', () => {
     const dq = new DataQuality(config);
     dq.check(reading(0, { 'temp.cpu.celsius': 50 }));
