@@ -108,14 +108,16 @@ describe('every alert rule, raised from source input and cleared', () => {
     const fixtures = join(tempDir('gpu'), 'fixtures');
     cpSync(join(SOURCES, 'gpu/fixtures'), fixtures, { recursive: true });
     const a100 = join(fixtures, 'a100');
-    // The fast loop cycles through blank-line separated samples: healthy, then GPU 0 hot (thermal slowdown active)
-    // with uncorrectable volatile ECC errors, then healthy again, and so on.
+    // The fast loop cycles through blank-line separated samples: healthy, then GPU 0 hot (hardware thermal slowdown)
+    // with uncorrectable volatile ECC errors, then GPU 1 throttled by the driver's thermal slowdown, and again.
     const query = readFileSync(join(a100, 'query-gpu.csv'), 'utf8').trimEnd();
     const lines = query.split('\n');
     const gpu0 = lines[1]!.split(', ');
     gpu0[18] = 'Active'; // clocks_event_reasons.hw_thermal_slowdown
     gpu0[23] = '2'; // ecc.errors.uncorrected.volatile.total
-    writeFileSync(join(a100, 'query-gpu.csv'), `${query}\n\n${lines[0]}\n${gpu0.join(', ')}\n${lines[2]}\n`);
+    const gpu1 = lines[2]!.split(', ');
+    gpu1[20] = 'Active'; // clocks_event_reasons.sw_thermal_slowdown
+    writeFileSync(join(a100, 'query-gpu.csv'), `${query}\n\n${lines[0]}\n${gpu0.join(', ')}\n${lines[2]}\n\n${lines[0]}\n${lines[1]}\n${gpu1.join(', ')}\n`);
     const kmsg = join(fixtures, 'kmsg');
     writeFileSync(kmsg, '');
 
@@ -163,6 +165,8 @@ describe('every alert rule, raised from source input and cleared', () => {
     edit(q, /(Pending Page Blacklist\s+:) N\/A/, '$1 Yes');
     edit(q, /(Uncorrectable Error\s+:) 0\n(\s+Pending\s+:) No\n(\s+Remapping Failure Occurred\s+:) No/, '$1 3\n$2 Yes\n$3 Yes');
     edit(join(a100, 'nvlink-e.txt'), /(Link 0: CRC Errors:) 0/, '$1 7');
+    edit(join(a100, 'nvlink-e.txt'), /(Link 1: Replay Errors:) 0/, '$1 2');
+    edit(join(a100, 'nvlink-e.txt'), /(Link 2: Recovery Errors:) 0/, '$1 1');
     appendFileSync(kmsg, '3,2400,164500999999,-;NVRM: Xid (PCI:0000:2f:00): 79, pid=1234, name=python3, GPU has fallen off the bus.\n');
     const raisedNow = [
       'gpu.remapped_rows.failure',
@@ -174,8 +178,18 @@ describe('every alert rule, raised from source input and cleared', () => {
     ];
     await waitFor(() => raisedNow.every((rule) => p.active(rule).length > 0), `${raisedNow.join(', ')} raised`);
     await waitFor(() => p.raisedThenCleared('gpu.thermal_slowdown', { asset, subject: 'hw_thermal_slowdown' }) ?? true, 'thermal slowdown raised and cleared');
+    await waitFor(
+      () => p.raisedThenCleared('gpu.thermal_slowdown', { asset: 'gpu-0000:35:00.0', subject: 'sw_thermal_slowdown' }) ?? true,
+      'software thermal slowdown on the second GPU raised and cleared',
+    );
     await waitFor(() => p.raisedThenCleared('gpu.ecc.uncorrected', { asset }) ?? true, 'uncorrected ECC raised and cleared');
-    expect(p.active('gpu.nvlink.errors').map((a) => [a.asset, a.subject])).toEqual([[asset, '0']]);
+    // CRC errors on link 0, replays on link 1, recoveries on link 2: one alert per link.
+    await waitFor(() => p.active('gpu.nvlink.errors').length === 3, 'NVLink alerts on three links');
+    expect(p.active('gpu.nvlink.errors').map((a) => [a.asset, a.subject, a.evidence.metric])).toEqual([
+      [asset, '0', 'gpu.nvlink.0.crc_errors'],
+      [asset, '1', 'gpu.nvlink.1.replay_errors'],
+      [asset, '2', 'gpu.nvlink.2.recovery_errors'],
+    ]);
     expect(p.active('gpu.xid').map((a) => [a.asset, a.subject, a.severity])).toEqual([[asset, '79', 'critical']]);
     expect(p.active('gpu.remapped_rows.failure')[0]!.severity).toBe('critical');
 
@@ -200,20 +214,25 @@ describe('every alert rule, raised from source input and cleared', () => {
     cpSync(join(SOURCES, 'smart/fixtures'), fixtures, { recursive: true });
     writeFileSync(
       join(fixtures, 'sets.json'),
-      JSON.stringify({ rules: { devices: { '/dev/sda': 'ata-seagate-st3500418as.json', '/dev/nvme0': 'nvme-samsung-970-evo-plus.json' } } }),
+      JSON.stringify({
+        rules: { devices: { '/dev/sda': 'ata-seagate-st3500418as.json', '/dev/sdb': 'ata-wdc-wd20efrx.json', '/dev/nvme0': 'nvme-samsung-970-evo-plus.json' } },
+      }),
     );
     const ataFile = join(fixtures, 'ata-seagate-st3500418as.json');
     const nvmeFile = join(fixtures, 'nvme-samsung-970-evo-plus.json');
     const ata = JSON.parse(readFileSync(ataFile, 'utf8'));
+    const wdcFile = join(fixtures, 'ata-wdc-wd20efrx.json');
+    const wdc = JSON.parse(readFileSync(wdcFile, 'utf8'));
     const nvme = JSON.parse(readFileSync(nvmeFile, 'utf8'));
     const attr = (id: number) => ata.ata_smart_attributes.table.find((a: { id: number }) => a.id === id);
     const write = () => {
       writeFileSync(ataFile, JSON.stringify(ata));
+      writeFileSync(wdcFile, JSON.stringify(wdc));
       writeFileSync(nvmeFile, JSON.stringify(nvme));
     };
     const { log } = captureLogger();
     const source = new SmartSource(
-      { binary: toolWrapper('smartctl', 'smart/fake-smartctl.mjs'), timeoutMs: 10_000, devices: ['/dev/sda', '/dev/nvme0'] },
+      { binary: toolWrapper('smartctl', 'smart/fake-smartctl.mjs'), timeoutMs: 10_000, devices: ['/dev/sda', '/dev/sdb', '/dev/nvme0'] },
       () => undefined,
       log,
       { env: { ...process.env, FAKE_SMARTCTL_SET: 'rules', FAKE_SMARTCTL_FIXTURES: fixtures } },
@@ -221,22 +240,23 @@ describe('every alert rule, raised from source input and cleared', () => {
     let now = Date.now();
     const sample = async () => {
       const { readings, summary } = await source.collect((now += 600_000));
-      expect(summary.readable).toBe(2);
+      expect(summary.readable).toBe(3);
       for (const r of readings) p.reading({ ...r, ts: now });
     };
     const ataAsset = 'disk-9VMQ4K7A';
     const nvmeAsset = 'disk-S4EUNX0N912345D';
+    const wdcAsset = 'disk-WD-WCC4M3KJ7Y1H';
     await sample(); // the baseline
     expect(p.alerts()).toEqual([]);
 
-    // The ATA disk fails its self-assessment, its reallocated, pending, reported-uncorrectable and offline
-    // uncorrectable counts rise; the NVMe drive raises a critical warning (spare below threshold) with its spare
+    // The Seagate fails its self-assessment, its reallocated, pending and reported-uncorrectable (187) counts rise;
+    // the WD's offline uncorrectable count (198) rises; the NVMe drive raises a critical warning (spare below threshold) with its spare
     // under the threshold.
     ata.smart_status.passed = false;
     attr(5).raw.value = 40;
     attr(197).raw.value = 8;
     attr(187).raw.value = 3;
-    attr(198).raw.value = 8;
+    wdc.ata_smart_attributes.table.find((a: { id: number }) => a.id === 198).raw.value = 2;
     nvme.nvme_smart_health_information_log.critical_warning = 1;
     nvme.nvme_smart_health_information_log.available_spare = 5;
     write();
@@ -245,7 +265,7 @@ describe('every alert rule, raised from source input and cleared', () => {
     expect(byRule('disk.smart.failed')).toEqual([ataAsset]);
     expect(byRule('disk.smart.reallocated_growing')).toEqual([ataAsset]);
     expect(byRule('disk.smart.pending')).toEqual([ataAsset]);
-    expect(byRule('disk.smart.offline_uncorrectable_growing')).toEqual([ataAsset]);
+    expect(byRule('disk.smart.offline_uncorrectable_growing').sort()).toEqual([ataAsset, wdcAsset]);
     expect(byRule('disk.nvme.critical_warning')).toEqual([nvmeAsset]);
     expect(byRule('disk.nvme.spare_low')).toEqual([nvmeAsset]);
     expect(p.active('disk.nvme.spare_low')[0]!.evidence).toMatchObject({ value: 5, threshold: 10 });
@@ -258,11 +278,12 @@ describe('every alert rule, raised from source input and cleared', () => {
     write();
     await sample();
     for (const rule of ['disk.smart.failed', 'disk.smart.pending', 'disk.nvme.critical_warning', 'disk.nvme.spare_low']) expect(p.active(rule)).toEqual([]);
-    expect(byRule('disk.smart.offline_uncorrectable_growing')).toEqual([ataAsset]);
+    expect(byRule('disk.smart.offline_uncorrectable_growing').sort()).toEqual([ataAsset, wdcAsset]);
     p.monitor.clearQuiet(now + 7 * DAY + 1);
     for (const rule of ['disk.smart.failed', 'disk.smart.reallocated_growing', 'disk.smart.pending', 'disk.smart.offline_uncorrectable_growing'])
       p.raisedThenCleared(rule, { asset: ataAsset });
     for (const rule of ['disk.nvme.critical_warning', 'disk.nvme.spare_low']) p.raisedThenCleared(rule, { asset: nvmeAsset });
+    p.raisedThenCleared('disk.smart.offline_uncorrectable_growing', { asset: wdcAsset });
   });
 
   it('memory ECC rules from a Skylake EDAC sysfs tree, through EdacSource', async () => {
@@ -310,10 +331,17 @@ describe('every alert rule, raised from source input and cleared', () => {
     expect(p.alerts()).toEqual([]);
     edit(join(dev, 'aer_dev_fatal'), /MalfTLP 0\n/, 'MalfTLP 1\n');
     edit(join(dev, 'aer_dev_fatal'), /TOTAL_ERR_FATAL 0/, 'TOTAL_ERR_FATAL 1');
+    const nic = join(root, 'bus/pci/devices/0000:31:00.0');
+    edit(join(nic, 'aer_dev_nonfatal'), /TOTAL_ERR_NONFATAL 0/, 'TOTAL_ERR_NONFATAL 2');
     await sample();
+    // A fatal error on one device and non-fatal ones on another: one alert each, the device as subject.
     const aer = p.active('pcie.aer.fatal');
-    expect(aer.map((a) => [a.asset, a.severity, a.evidence.metric])).toEqual([['node-7', 'critical', `pcie.${aer[0]?.subject}.aer.fatal_total`]]);
+    expect(aer.map((a) => [a.asset, a.severity, a.evidence.metric])).toEqual([
+      ['node-7', 'critical', `pcie.${aer[0]?.subject}.aer.fatal_total`],
+      ['node-7', 'critical', `pcie.${aer[1]?.subject}.aer.nonfatal_total`],
+    ]);
     expect(aer[0]!.subject).toContain('17');
+    expect(aer[1]!.subject).toContain('31');
     p.monitor.clearQuiet(now + DAY + 1);
     p.raisedThenCleared('pcie.aer.fatal', { asset: 'node-7' });
   });
