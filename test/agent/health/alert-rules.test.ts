@@ -36,6 +36,8 @@ const QUALITY_CHECKS = ['range', 'step', 'flatline', 'stale'] as const;
 
 /** Rule ids a test below raised from source input and then saw cleared. */
 const covered = new Set<string>();
+/** A metric name from real source output that raised each metric rule (for the anchoring test at the end). */
+const raisedBy = new Map<string, { metric: string; reading: Record<string, number> }>();
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
@@ -71,6 +73,8 @@ async function pipeline() {
       `${rule} cleared after it was raised`,
     ).toBe(true);
     covered.add(rule);
+    const { metric, threshold } = seen[raised]!.evidence;
+    if (typeof metric === 'string') raisedBy.set(rule, { metric, reading: typeof threshold === 'number' ? { threshold } : {} });
   };
   return {
     monitor,
@@ -444,5 +448,30 @@ describe('the alert catalogue', () => {
   it('has a test above that raises and clears every rule', () => {
     const catalogue = [...HEALTH_RULES.map((r) => r.id), RISK_RULE.id, ANOMALY_RULE.id, DRIFT_RULE.id, ...QUALITY_CHECKS.map((c) => `${QUALITY_RULE.id}.${c}`)];
     expect(catalogue.filter((id) => !covered.has(id))).toEqual([]);
+  });
+
+  it('matches only the metric names it is meant for, and holds strictly past its value', async () => {
+    const p = await pipeline();
+    let ts = Date.now();
+    const feed = (metrics: Record<string, number>) => p.monitor.consumeReading({ ts: ++ts, source: 'test', asset: 'near-miss', metrics });
+    for (const rule of HEALTH_RULES) {
+      if (rule.kind === 'event') continue;
+      const seen = raisedBy.get(rule.id);
+      expect(seen, `${rule.id}: a metric that raised it`).toBeDefined();
+      const { metric } = seen!;
+      // A name that only contains the real one (another prefix, another suffix) is another metric.
+      const near = [`x.${metric}`, `${metric}_x`, `${metric}.x`];
+      if (rule.kind === 'growth') {
+        feed(Object.fromEntries(near.map((m) => [m, 1])));
+        feed(Object.fromEntries(near.map((m) => [m, 2])));
+      } else {
+        const raising = rule.op === '>' ? rule.value + 1 : rule.op === '<' ? rule.value - 1 : rule.op === '!=' ? rule.value + 1 : rule.value;
+        const other = rule.against ? { [rule.against(metric)]: 10, ...Object.fromEntries(near.map((m) => [rule.against!(m), 10])) } : {};
+        feed({ ...other, ...Object.fromEntries(near.map((m) => [m, rule.against ? 5 : raising])) });
+        // At the boundary a strict comparison does not hold.
+        if (rule.op === '>' || rule.op === '<') feed({ ...other, [metric]: rule.against ? 10 : rule.value });
+      }
+      expect(p.alerts(), rule.id).toEqual([]);
+    }
   });
 });
