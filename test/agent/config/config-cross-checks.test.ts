@@ -90,6 +90,12 @@ describe('config cross-checks', () => {
     ]);
   });
 
+  it('waits for valid values: with a schema error, only the schema errors are reported', () => {
+    const f = refused('agent:\n  logLevel: loud\nbroker:\n  reconnectMinMs: 9000\n  reconnectMaxMs: 100\n');
+    expect(f.details).toHaveLength(1);
+    expect(f.details[0]).toMatch(/^agent\.logLevel: must be one of /);
+  });
+
   it('checks the environment-set values across options too', () => {
     const f = refused('', { [envName(['broker', 'reconnectMinMs'])]: '8000', [envName(['broker', 'reconnectMaxMs'])]: '7000' });
     expect(f.details).toEqual(['broker.reconnectMaxMs: must be at least broker.reconnectMinMs']);
