@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'vitest';
@@ -39,4 +39,24 @@ export function tmpfsForTest(ctx: TestContext, sizeMiB: number, cleanup: { push(
   if (typeof fs === 'string') return ctx.skip(fs);
   cleanup.push(() => fs.unmount());
   return fs.dir;
+}
+
+/** Fills the file system under `dir` to the last block with a file of its own (another program's data); returns the file. */
+export function fillUp(dir: string, name = 'filler.bin'): string {
+  const file = path.join(dir, name);
+  const fd = openSync(file, 'a');
+  const chunk = Buffer.alloc(64 * 1024, 0xab);
+  try {
+    for (let size = chunk.length; size >= 512;) {
+      try {
+        writeSync(fd, chunk.subarray(0, size));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        size = Math.floor(size / 2);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return file;
 }

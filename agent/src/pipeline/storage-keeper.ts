@@ -17,7 +17,7 @@ import { StorageLock } from '../store/storage-lock.js';
 import { SeqEpoch } from '../store/seq-epoch.js';
 import { SpaceReserve } from '../store/space-reserve.js';
 import { assessStorageLimits, type StorageLimits } from '../store/storage-limits.js';
-import type { DropReason, NewRecord } from '../store/outbox.js';
+import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import type { RecordConsumer } from '../store/record-consumer.js';
 import type { MqttSync } from '../sync/mqtt-sync.js';
 import type { AgentStats } from '../snapshot/agent-view.js';
@@ -30,6 +30,21 @@ const PURGE_MAX_BATCHES = 500;
 const FULL_EPISODE_QUIET_MS = 10_000;
 /** Records other than telemetry kept in memory while the disk refuses them; beyond this the oldest are lost (counted). */
 const MAX_HELD = 10_000;
+/**
+ * At most one drop warning per stream this often. A full disk drops on every write: unlimited, a 4 MiB disk logged
+ * 2,864 lines in 70 s. The first drop of a stream is logged at once; later ones are summed into the next line.
+ */
+const DROP_LOG_INTERVAL_MS = 60_000;
+
+/** Drops of one stream not logged yet. */
+interface UnloggedDrops {
+  count: number;
+  /** Drop passes summed into `count`. */
+  passes: number;
+  reason: DropReason;
+  fromSeq: number | undefined;
+  toSeq: number | undefined;
+}
 
 /** The storage counters of `AgentStats` that the keeper maintains. */
 export type StorageStats = Pick<AgentStats, 'storageErrors' | 'dropped' | 'lost' | 'held' | 'lastCommitTs' | 'lastWriteErrorTs'>;
@@ -63,6 +78,8 @@ export class StorageKeeper implements Component, RecordConsumer {
   private readonly writeQueue: NewRecord[] = [];
   private writeScheduled = false;
   private writeTimer: NodeJS.Timeout | null = null;
+  private readonly unloggedDrops = new Map<StreamName, UnloggedDrops>();
+  private readonly dropLoggedAt = new Map<StreamName, number>();
 
   constructor(
     private readonly config: Readonly<AgentConfig['storage']>,
@@ -151,6 +168,8 @@ export class StorageKeeper implements Component, RecordConsumer {
 
   /** Closes the database and releases the storage lock: the last step of the agent's stop. */
   close(): void {
+    // The drops not yet logged (rate limit) are said before the agent goes.
+    for (const stream of [...this.unloggedDrops.keys()]) this.logDrops(stream);
     this.store.close();
     this.lock.release();
   }
@@ -281,18 +300,13 @@ export class StorageKeeper implements Component, RecordConsumer {
       for (const r of reports) {
         this.stats.dropped[r.stream] += r.count;
         sync?.noteDropped(r.stream, r.ranges);
-        this.log.warn(
-          {
-            code: 'FW_ERR_STORAGE_DROPPED',
-            stream: r.stream,
-            count: r.count,
-            reason: r.reason,
-            fromSeq: r.ranges[0]?.[0],
-            toSeq: r.ranges[r.ranges.length - 1]?.[1],
-            ...limits,
-          },
-          'storage limit reached; dropped the oldest unsent records by policy',
-        );
+        const note = this.unloggedDrops.get(r.stream) ?? { count: 0, passes: 0, reason: r.reason, fromSeq: r.ranges[0]?.[0], toSeq: undefined };
+        note.count += r.count;
+        note.passes++;
+        note.reason = r.reason;
+        note.toSeq = r.ranges[r.ranges.length - 1]?.[1] ?? note.toSeq;
+        this.unloggedDrops.set(r.stream, note);
+        if (Date.now() - (this.dropLoggedAt.get(r.stream) ?? -Infinity) >= DROP_LOG_INTERVAL_MS) this.logDrops(r.stream);
       }
       if (reports.length) sync?.notify();
       // Space freed by purges and drops goes back to the file system a little at a time, when it is needed.
@@ -308,6 +322,27 @@ export class StorageKeeper implements Component, RecordConsumer {
       }
       return false;
     }
+  }
+
+  /** One warning for the drops of a stream since its last one (`count` and the seq range cover them all). */
+  private logDrops(stream: StreamName): void {
+    const note = this.unloggedDrops.get(stream);
+    if (!note) return;
+    this.unloggedDrops.delete(stream);
+    this.dropLoggedAt.set(stream, Date.now());
+    this.log.warn(
+      {
+        code: 'FW_ERR_STORAGE_DROPPED',
+        stream,
+        count: note.count,
+        passes: note.passes,
+        reason: note.reason,
+        fromSeq: note.fromSeq,
+        toSeq: note.toSeq,
+        ...this.limits,
+      },
+      'storage limit reached; dropped the oldest unsent records by policy',
+    );
   }
 
   /** Deletes acknowledged records past retention in small batches, yielding between them so intake never waits long. */

@@ -208,8 +208,12 @@ describe('evaluateRul', () => {
     const data = tmpFile('one.txt', golden.inputs[0]!.map((row, t) => cmapssLine(1, t + 1, row)).join('\n'));
     const r = await evaluateRul(MODEL_DIR, data, tmpFile('one_rul.txt', '50\n'), { latencyRuns: 200 });
     expect(r.latency).toMatchObject({ runs: 200, threads: 1 });
-    expect(r.latency!.medianMs).toBeGreaterThan(0);
-    expect(r.latency!.medianMs).toBeLessThan(1);
+    // What it measures, not how fast this machine is (test/bench measures speed): ordered, positive percentiles.
+    const { minMs, medianMs, p95Ms } = r.latency!;
+    expect(minMs).toBeGreaterThan(0);
+    expect(minMs).toBeLessThanOrEqual(medianMs);
+    expect(medianMs).toBeLessThanOrEqual(p95Ms);
+    expect(Number.isFinite(p95Ms)).toBe(true);
   });
 
   describe('refuses malformed files with the line at fault', () => {

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import type { NewRecord } from '../../../agent/src/store/outbox.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { tempDir } from '../../helpers/model-fixtures.js';
+import { RESERVE_FILE } from '../../../agent/src/store/space-reserve.js';
+import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /**
@@ -76,6 +78,51 @@ describe('Agent (the composition root)', () => {
     // Stopped: intake is closed.
     await new Promise((r) => setTimeout(r, 50));
     expect(agent.stats.collected).toBe(collected);
+  });
+});
+
+describe('Agent on a disk full to the last block (tmpfs)', () => {
+  it('reports unhealthy on /healthz while writes fail, keeps collecting, and is healthy again once a write succeeds', async (ctx) => {
+    const fsDir = tmpfsForTest(ctx, 16, cleanup);
+    const { log, lines } = captureLogger('debug');
+    const base = agentConfig();
+    const config = agentConfig({
+      storage: { dir: path.join(fsDir, 'data'), checkIntervalMs: 200, minFreeBytes: 0 },
+      metrics: { enabled: true, host: '127.0.0.1', port: 0 },
+      agent: { ...base.agent, id: 'agent-full' },
+    });
+    const agent = new Agent(config, log, '0.0.0-test');
+    cleanup.push(() => agent.stop());
+    await agent.start();
+    const healthz = async () => {
+      const res = await fetch(`http://127.0.0.1:${agent.metrics.port}/healthz`);
+      return { status: res.status, body: (await res.json()) as { status: string; reasons: string[] } };
+    };
+    await waitFor(() => agent.stats.lastCommitTs !== null, 'a first commit');
+    expect((await healthz()).body.status).toBe('ok');
+
+    // Another program takes every block, the agent's reserve file included, and keeps what the agent frees.
+    const fillers: string[] = [];
+    const grab = () => fillers.push(fillUp(fsDir, `filler-${fillers.length}.bin`));
+    rmSync(path.join(config.storage.dir, RESERVE_FILE), { force: true });
+    grab();
+    const unhealthy = await waitFor(async () => {
+      grab();
+      const h = await healthz();
+      return h.body.status === 'unhealthy' ? h : null;
+    }, '/healthz to report the failed write');
+    expect(unhealthy.status).toBe(503);
+    expect(unhealthy.body.reasons).toEqual([
+      expect.stringMatching(/^the last database write failed \(.+\); \d+ records lost this run — see FW_ERR_STORAGE_WRITE in the log$/),
+    ]);
+    const collected = agent.stats.collected;
+    await waitFor(() => agent.stats.collected > collected + 5, 'collection to go on while the disk refuses writes');
+
+    for (const f of fillers) rmSync(f, { force: true });
+    await waitFor(async () => (await healthz()).body.status === 'ok', '/healthz to be ok again');
+    expect(agent.stats.lastCommitTs!).toBeGreaterThan(agent.stats.lastWriteErrorTs!);
+    // Said once a minute at most, not per failed write.
+    expect(lines.filter((l) => l.code === 'FW_ERR_STORAGE_WRITE')).toHaveLength(1);
   });
 });
 

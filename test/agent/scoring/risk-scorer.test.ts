@@ -132,8 +132,41 @@ describe('RiskScorer with a sequence model (turbofan-rul)', () => {
     await s.flush();
     const last = out.flat().at(-1)!;
     expect(last.score).toBeLessThan(first!.score);
-    expect(last.atRisk).toBe(last.score <= manifest.outputs.threshold);
     expect(last.drivers.length).toBeGreaterThan(0);
+  });
+
+  it('flags an engine at its last cycle as at risk and a young engine as not, from recorded C-MAPSS windows', async () => {
+    // Two windows of models/turbofan-rul/golden.json, cut from the training recipe's FD001 holdout: engine 8 at its
+    // last cycle before failure (true RUL 0) and engine 55 early in its life (true RUL 131).
+    const manifest = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/manifest.json'), 'utf8')) as {
+      inputs: { features: Array<{ signal: string }> };
+      outputs: { threshold: number };
+    };
+    const golden = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/golden.json'), 'utf8')) as { inputs: number[][][]; rul: number[]; notes: string[] };
+    const window = (pattern: RegExp) => {
+      const i = golden.notes.findIndex((n) => pattern.test(n));
+      expect(i, String(pattern)).toBeGreaterThanOrEqual(0);
+      return { rows: golden.inputs[i]!, rul: golden.rul[i]! };
+    };
+    const failing = window(/^holdout engine 8, last cycle 150 \(true RUL 0\)/);
+    const young = window(/^holdout engine 55 truncated at cycle 62 \(true RUL 131\)/);
+    const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine-*'] }]);
+    const feed = (asset: string, rows: number[][]) =>
+      rows.forEach((row, t) => s.accept(reading(asset, Object.fromEntries(manifest.inputs.features.map((f, j) => [f.signal, row[j]!])), t + 1)));
+    feed('engine-8', failing.rows);
+    feed('engine-55', young.rows);
+    await s.flush();
+    const last = (asset: string) =>
+      out
+        .flat()
+        .filter((r) => r.asset === asset)
+        .at(-1)!;
+    expect(last('engine-8').score).toBeCloseTo(failing.rul, 2);
+    expect(last('engine-8').score).toBeLessThan(manifest.outputs.threshold);
+    expect(last('engine-8').atRisk).toBe(true);
+    expect(last('engine-55').score).toBeCloseTo(young.rul, 2);
+    expect(last('engine-55').score).toBeGreaterThan(manifest.outputs.threshold);
+    expect(last('engine-55').atRisk).toBe(false);
   });
 });
 

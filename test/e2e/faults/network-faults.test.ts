@@ -12,6 +12,8 @@ import { KEEPALIVE_S, SOAK, settleAndAccount, sleep, startRig } from './fault-ri
  */
 
 const cleanup = cleanupAfterEach();
+/** Unpublished records from which the agent reports a backlog (sync/drain-progress.ts). */
+const BACKLOG = 1000;
 
 describe('delivery under network faults', () => {
   const RESTARTS = SOAK ? 20 : 5;
@@ -50,12 +52,19 @@ describe('delivery under network faults', () => {
     await waitFor(() => rig.subscriber.stats.records > 200, 'records flowing');
     rig.proxy.cut();
     await sleep(KEEPALIVE_S * 1000 * 1.6);
-    // A backlog of well over a thousand records is waiting: status says so, and that it is not moving.
-    const status = JSON.parse((await runCli(['status', '--config', rig.configFile, '--json'])).stdout) as {
-      drain: { left: number; etaSeconds: number | null } | null;
-      streams: Array<{ stream: string; pending: number }>;
-    };
-    expect(status.drain?.left).toBeGreaterThanOrEqual(1000);
+    // A backlog is waiting: status says so, and that it is not moving. Status reports a backlog from 1,000 unpublished
+    // records; how soon the agent has that many depends on the machine, so the test waits for it instead of assuming it.
+    type Status = { drain: { left: number; etaSeconds: number | null } | null; streams: Array<{ stream: string; pending: number }> };
+    const status = await waitFor(
+      async () => {
+        const s = JSON.parse((await runCli(['status', '--config', rig.configFile, '--json'])).stdout) as Status;
+        return (s.drain?.left ?? 0) >= BACKLOG ? s : null;
+      },
+      `status to report a backlog of ${BACKLOG} records`,
+      60_000,
+      500,
+    );
+    const left = status.drain!.left;
     expect(status.drain?.etaSeconds).toBeNull();
     rig.proxy.restore();
     await waitFor(() => agent.logs().some((l) => l.msg === 'backlog drained'), 'the backlog drained', 60_000);
@@ -68,7 +77,8 @@ describe('delivery under network faults', () => {
     const reconnected = agent.logs().find((l) => l.msg === 'broker reachable again; sending the buffered records')!;
     expect(Number(drained.seconds) * 1000).toBeLessThanOrEqual(Number(drained.time) - Number(reconnected.time) + 100);
     const books = await settleAndAccount(rig, agent);
-    expect(books.find((b) => b.stream === 'telemetry')!.received).toBeGreaterThan(500);
+    // Everything that was waiting arrived (settleAndAccount checks order and gaps record by record).
+    expect(books.reduce((n, b) => n + b.received, 0)).toBeGreaterThanOrEqual(left);
     // Replayed records reached the subscriber flagged as historical.
     expect(historicalCount(rig.subscriber.store.file, 'fault-cut')).toBeGreaterThan(0);
   }, 120_000);

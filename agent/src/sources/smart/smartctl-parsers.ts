@@ -27,6 +27,12 @@
  *   scsi.grown_defect_list    `scsi_grown_defect_list`
  */
 
+/**
+ * The `json_format_version` major this parser reads: 1 since smartctl 7.0 (`--json`). smartctl raises the major only
+ * for incompatible changes, so another major is reported as a problem (its fields may have moved).
+ */
+export const SMARTCTL_JSON_FORMAT_MAJOR = 1;
+
 /** The attributes whose normalized value is also published (Backblaze's and the literature's failure predictors). */
 export const PREDICTIVE_ATTRIBUTE_IDS: readonly number[] = [5, 9, 187, 188, 194, 197, 198, 199];
 
@@ -270,6 +276,10 @@ export function parseSmartctlDevice(text: string, processExitCode: number | null
   if (!root) {
     report.reason = problem;
     return report;
+  }
+  const format = Array.isArray(root.json_format_version) ? root.json_format_version : null;
+  if (format && format[0] !== SMARTCTL_JSON_FORMAT_MAJOR) {
+    report.problems.push(`json_format_version ${format.join('.')}: this parser reads ${SMARTCTL_JSON_FORMAT_MAJOR}.x`);
   }
   const exitRaw = num(obj(root.smartctl).exit_status);
   if (exitRaw !== null && Number.isInteger(exitRaw) && exitRaw >= 0) report.exit = decodeExitStatus(exitRaw);

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // A stand-in for smartctl that answers from recorded fixtures, so the production spawn-and-parse code runs in tests.
-// FAKE_SMARTCTL_SET names a set in fixtures/sets.json; FAKE_SMARTCTL_ARGV_LOG, when set, gets each argv as a JSON line.
+// FAKE_SMARTCTL_SET names a set in fixtures/sets.json; FAKE_SMARTCTL_ARGV_LOG, when set, gets each argv as a JSON line;
+// FAKE_SMARTCTL_FIXTURES points at another fixture folder (a copy a test edits between samples).
 // Flags are checked against the ones smartctl 7.3 accepts for the commands the source runs; anything else fails as
 // smartctl does on a bad command line (exit 1).
 import { appendFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+const dir = process.env.FAKE_SMARTCTL_FIXTURES ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const argv = process.argv.slice(2);
 if (process.env.FAKE_SMARTCTL_ARGV_LOG) appendFileSync(process.env.FAKE_SMARTCTL_ARGV_LOG, JSON.stringify(argv) + '\n');
 

@@ -14,6 +14,7 @@ import {
   hasCapability,
   parseDeviceSpec,
 } from '../../../../agent/src/sources/smart/smart-source.js';
+import { SMARTCTL_JSON_FORMAT_MAJOR, parseSmartctlDevice } from '../../../../agent/src/sources/smart/smartctl-parsers.js';
 import { runTool } from '../../../../agent/src/sources/run-tool.js';
 import { SourceUnavailableError } from '../../../../agent/src/sources/interval-source.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
@@ -248,4 +249,38 @@ describe('the flags against smartctl itself', () => {
     const scan = await runTool(realSmartctl!, SMARTCTL_SCAN_ARGS, { timeoutMs: 10_000 });
     expect(() => JSON.parse(scan.stdout)).not.toThrow();
   });
+
+  it.skipIf(!realSmartctl)("the installed smartctl writes the JSON format this parser reads (json_format_version's major)", async () => {
+    const res = await runTool(realSmartctl!, ['--json', '--version'], { timeoutMs: 10_000 });
+    const doc = JSON.parse(res.stdout) as { json_format_version: [number, number]; smartctl: { version: [number, number] } };
+    expect(doc.json_format_version[0]).toBe(SMARTCTL_JSON_FORMAT_MAJOR);
+    expect(doc.smartctl.version[0]).toBeGreaterThanOrEqual(7);
+  });
+
+  it.skipIf(!realSmartctl || process.getuid?.() !== 0)(
+    'reads a file-backed loop device with the real smartctl: no SMART, said clearly, no crash (root)',
+    async (ctx) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'fw-smart-loop-'));
+      const image = path.join(dir, 'disk.img');
+      execFileSync('truncate', ['-s', '8M', image]);
+      let loop: string;
+      try {
+        loop = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
+      } catch (err) {
+        rmSync(dir, { recursive: true, force: true });
+        return ctx.skip(`cannot attach a loop device here: ${String(err).split('\n')[0]}`);
+      }
+      try {
+        const res = await runTool(realSmartctl!, [...SMARTCTL_READ_ARGS, loop], { timeoutMs: 10_000 });
+        const report = parseSmartctlDevice(res.stdout, res.code);
+        expect(report.problems).toEqual([]);
+        expect(report.state).toBe('unreadable');
+        expect(report.reason).toMatch(new RegExp(`^${loop}: `));
+        expect(report.exit.raw & 2 || report.exit.raw & 1).toBeTruthy();
+      } finally {
+        execFileSync('losetup', ['-d', loop]);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

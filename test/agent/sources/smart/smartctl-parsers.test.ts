@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   PREDICTIVE_ATTRIBUTE_IDS,
+  SMARTCTL_JSON_FORMAT_MAJOR,
   assetSafe,
   decodeExitStatus,
   diskAsset,
@@ -435,5 +436,28 @@ describe('fuzz', () => {
     }
     // The mutations leave plenty of documents readable: the fuzz exercises the value paths, not just JSON.parse.
     expect(ok).toBeGreaterThan(300);
+  });
+});
+
+describe('json_format_version', () => {
+  it('every recorded fixture is the format this parser reads, and parses without a format problem', () => {
+    const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json') && f !== 'sets.json');
+    expect(files.length).toBeGreaterThan(5);
+    for (const f of files) {
+      const doc = json(f);
+      if (!Array.isArray(doc.json_format_version)) continue;
+      expect(doc.json_format_version[0], f).toBe(SMARTCTL_JSON_FORMAT_MAJOR);
+      expect(
+        parseSmartctlDevice(fx(f)).problems.filter((p) => p.startsWith('json_format_version')),
+        f,
+      ).toEqual([]);
+    }
+  });
+
+  it('reports another major version as a problem and still reads what it can', () => {
+    const doc = json('ata-seagate-st3500418as.json');
+    const report = parseSmartctlDevice(JSON.stringify({ ...doc, json_format_version: [2, 1] }));
+    expect(report.problems).toContain(`json_format_version 2.1: this parser reads ${SMARTCTL_JSON_FORMAT_MAJOR}.x`);
+    expect(report.state).toBe('ok');
   });
 });
