@@ -103,16 +103,23 @@ describe('config cross-checks', () => {
 });
 
 describe('environment overrides that cannot be coerced', () => {
-  const NUM = envName(['broker', 'reconnectMinMs']);
+  const NUM = envName(['broker', 'batchMaxRecords']);
+  const DURATION = envName(['broker', 'reconnectMinMs']);
+  const notDuration = (v: string) =>
+    `broker.reconnectMinMs: "${v}" is not a duration: milliseconds, or numbers with ms, s, m, h, d, e.g. \`30s\`, \`5m\`, \`1h30m\` (from ${DURATION})`;
   const BOOL = envName(['scoring', 'enabled']);
   const ARRAY = envName(['quality', 'analogSignals']);
 
   it.each([
-    [NUM, 'fast', `broker.reconnectMinMs: must be a number (from ${NUM})`],
-    [NUM, '', `broker.reconnectMinMs: must be a number (from ${NUM})`],
-    [NUM, '   ', `broker.reconnectMinMs: must be a number (from ${NUM})`],
-    [NUM, 'Infinity', `broker.reconnectMinMs: must be a number (from ${NUM})`],
-    [NUM, '12abc', `broker.reconnectMinMs: must be a number (from ${NUM})`],
+    [NUM, 'fast', `broker.batchMaxRecords: must be a number (from ${NUM})`],
+    [NUM, '', `broker.batchMaxRecords: must be a number (from ${NUM})`],
+    [NUM, '   ', `broker.batchMaxRecords: must be a number (from ${NUM})`],
+    [NUM, 'Infinity', `broker.batchMaxRecords: must be a number (from ${NUM})`],
+    [NUM, '12abc', `broker.batchMaxRecords: must be a number (from ${NUM})`],
+    [DURATION, 'fast', notDuration('fast')],
+    [DURATION, 'Infinity', notDuration('Infinity')],
+    [DURATION, '12abc', notDuration('12abc')],
+    [DURATION, '', `broker.reconnectMinMs: must be a number (from ${DURATION})`],
     [BOOL, 'maybe', `scoring.enabled: must be true or false (from ${BOOL})`],
     [BOOL, '', `scoring.enabled: must be true or false (from ${BOOL})`],
     [BOOL, 'yess', `scoring.enabled: must be true or false (from ${BOOL})`],
@@ -136,7 +143,9 @@ describe('environment overrides that cannot be coerced', () => {
       ['off', false],
     ] as const)
       expect(buildConfig(null, { [BOOL]: raw }).scoring.enabled, raw).toBe(want);
-    expect(buildConfig(null, { [NUM]: ' 2500 ' }).broker.reconnectMinMs).toBe(2500);
+    expect(buildConfig(null, { [NUM]: ' 250 ' }).broker.batchMaxRecords).toBe(250);
+    expect(buildConfig(null, { [DURATION]: ' 2500 ' }).broker.reconnectMinMs).toBe(2500);
+    expect(buildConfig(null, { [DURATION]: '2.5s' }).broker.reconnectMinMs).toBe(2500);
     expect(buildConfig(null, { [ARRAY]: '["fan.*"]' }).quality.analogSignals).toEqual(['fan.*']);
   });
 
@@ -144,9 +153,9 @@ describe('environment overrides that cannot be coerced', () => {
     const f = refused('', { [ARRAY]: '{"a":1}', [NUM]: 'x', [BOOL]: 'x' });
     expect(f.details).toEqual(
       expect.arrayContaining([
-        `broker.reconnectMinMs: must be a number (from ${NUM})`,
+        `broker.batchMaxRecords: must be a number (from ${NUM})`,
         `scoring.enabled: must be true or false (from ${BOOL})`,
-        'quality.analogSignals: must be array',
+        `quality.analogSignals: must be array (from ${ARRAY})`,
       ]),
     );
   });
