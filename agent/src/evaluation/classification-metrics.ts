@@ -78,6 +78,49 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   return auc;
 }
 
+/** The detection rate where at most `rate` of the negatives are flagged, and the threshold (score ≥ it) that gives it. */
+export interface DetectionAtFalseAlarm {
+  /** The false-alarm rate asked for. */
+  rate: number;
+  threshold: number;
+  /** Share of the positives with a score at or above the threshold. */
+  detectionRate: number;
+  /** The false-alarm rate the threshold actually gives (≤ rate). */
+  falseAlarmRate: number;
+}
+
+/**
+ * For each rate, the lowest threshold that flags at most that share of the negatives, and the detection rate there:
+ * how a disk or machine card states its goal ("detects X % at 1 % false alarms"). NaN without negatives or positives.
+ */
+export function detectionAtFalseAlarms(scores: ArrayLike<number>, labels: ArrayLike<number>, rates: readonly number[]): DetectionAtFalseAlarm[] {
+  const negatives: number[] = [];
+  const positives: number[] = [];
+  for (let i = 0; i < labels.length; i++) (labels[i] === 1 ? positives : negatives).push(scores[i]!);
+  negatives.sort((a, b) => b - a);
+  return rates.map((rate) => {
+    if (!negatives.length || !positives.length) return { rate, threshold: Number.NaN, detectionRate: Number.NaN, falseAlarmRate: Number.NaN };
+    // Allowed false alarms: the k highest-scoring negatives at most. The threshold sits just above the next one, so
+    // ties with it are not flagged either.
+    const k = Math.floor(rate * negatives.length);
+    const above = k < negatives.length ? negatives[k]! : Number.NEGATIVE_INFINITY;
+    const threshold = above === Number.NEGATIVE_INFINITY ? Math.min(...positives, ...negatives) : nextUp(above);
+    const flagged = (xs: number[]) => xs.filter((x) => x >= threshold).length;
+    return { rate, threshold, detectionRate: flagged(positives) / positives.length, falseAlarmRate: flagged(negatives) / negatives.length };
+  });
+}
+
+/** The smallest double above x. */
+function nextUp(x: number): number {
+  if (Number.isNaN(x) || x === Number.POSITIVE_INFINITY) return x;
+  if (x === 0) return Number.MIN_VALUE;
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const bits = view.getBigUint64(0);
+  view.setBigUint64(0, x > 0 ? bits + 1n : bits - 1n);
+  return view.getFloat64(0);
+}
+
 export function classificationReport(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): ClassificationReport {
   const c = confusionAt(scores, labels, threshold);
   const precision = ratio(c.tp, c.tp + c.fp);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ForewarnError, describeError } from '../core/errors.js';
 import { parseCsv } from '../core/csv.js';
 import { OnnxModel, encodeFeature } from '../scoring/onnx-model.js';
-import { classificationReport, type ClassificationReport } from './classification-metrics.js';
+import { classificationReport, detectionAtFalseAlarms, type ClassificationReport, type DetectionAtFalseAlarm } from './classification-metrics.js';
 
 export interface EvaluationResult {
   model: string;
@@ -14,7 +14,14 @@ export interface EvaluationResult {
   metrics: ClassificationReport;
   /** Recall within each sub-label (e.g. failure mode), where the manifest names them and the file has them. */
   breakdown: Record<string, { positives: number; detected: number; recall: number }>;
+  /** Optional inputs the file has no column for: read as missing in every row, as the agent does when a source lacks them. */
+  absentOptionalInputs: string[];
+  /** The detection rate at fixed false-alarm rates (1 % and 0.1 %), with the threshold that gives each. */
+  atFalseAlarms: DetectionAtFalseAlarm[];
 }
+
+/** False-alarm rates every evaluation reports the detection rate at. */
+export const FALSE_ALARM_RATES = [0.01, 0.001] as const;
 
 const BATCH = 4096;
 
@@ -37,7 +44,9 @@ export async function evaluateModel(modelDir: string, dataFile: string, options:
     const { header, rows } = parseCsv(text);
     const col = (name: string) => header.indexOf(name);
     const featureCols = m.inputs.features.map((f) => ({ f, i: col(f.column ?? f.name) }));
-    const missing = [...featureCols.filter((c) => c.i < 0).map((c) => c.f.column ?? c.f.name), ...(col(labelColumn) < 0 ? [labelColumn] : [])];
+    // An optional input without a column is missing in every row (a vendor that does not report it); a required one is an error.
+    const absentOptional = featureCols.filter((c) => c.i < 0 && c.f.optional).map((c) => c.f.column ?? c.f.name);
+    const missing = [...featureCols.filter((c) => c.i < 0 && !c.f.optional).map((c) => c.f.column ?? c.f.name), ...(col(labelColumn) < 0 ? [labelColumn] : [])];
     if (missing.length) {
       throw new ForewarnError('FW_ERR_DATA_FORMAT', `${dataFile}: missing column(s) ${missing.map((c) => JSON.stringify(c)).join(', ')}`);
     }
@@ -51,9 +60,9 @@ export async function evaluateModel(modelDir: string, dataFile: string, options:
     const kept: string[][] = [];
     const reasons: Record<string, number> = {};
     for (const row of rows) {
-      const values = featureCols.map(({ f, i }) => encodeFeature(row[i], f.categories));
+      const values = featureCols.map(({ f, i }) => (i < 0 ? Number.NaN : encodeFeature(row[i], f.categories)));
       // An empty cell of an optional input is a missing value the model handles; anything else must be a number.
-      const bad = featureCols.find(({ f, i }, k) => !Number.isFinite(values[k]!) && !(f.optional && (row[i] ?? '').trim() === ''));
+      const bad = featureCols.find(({ f, i }, k) => !Number.isFinite(values[k]!) && !(f.optional && (i < 0 || (row[i] ?? '').trim() === '')));
       const label = Number(row[labelIdx]);
       if (bad || !Number.isFinite(label)) {
         const why = bad ? `invalid ${bad.f.column ?? bad.f.name}` : `invalid ${labelColumn}`;
@@ -90,6 +99,8 @@ export async function evaluateModel(modelDir: string, dataFile: string, options:
       skipped: { rows: rows.length - kept.length, reasons },
       metrics: classificationReport(scores, labels, threshold),
       breakdown,
+      absentOptionalInputs: absentOptional,
+      atFalseAlarms: detectionAtFalseAlarms(scores, labels, FALSE_ALARM_RATES),
     };
   } finally {
     await model.release();

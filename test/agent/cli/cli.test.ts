@@ -56,6 +56,40 @@ describe('forewarn CLI', () => {
     expect(r.stderr).toMatch(/missing column\(s\) "Air temperature \[K\]".*"Machine failure" \[FW_ERR_DATA_FORMAT\]/);
   });
 
+  it('model eval reads a file without the optional inputs as missing values, as the agent does (a vendor without SMART 187/198)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cli-'));
+    // An HGST-like export: no smart_187_raw nor smart_198_raw column. Five healthy drives, two failing ones.
+    const rows = [
+      [0, 0, 0],
+      [0, 0, 0],
+      [1, 0, 0],
+      [0, 0, 0],
+      [2, 0, 0],
+      [800, 120, 1],
+      [2400, 640, 1],
+    ];
+    writeFileSync(path.join(dir, 'hgst.csv'), `smart_5_raw,smart_197_raw,failure\n${rows.map((r) => r.join(',')).join('\n')}\n`);
+    const r = await runCli(['model', 'eval', 'disk-failure', '--data', path.join(dir, 'hgst.csv'), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      absentOptionalInputs: string[];
+      skipped: { rows: number };
+      metrics: { rows: number; positives: number };
+      atFalseAlarms: Array<{ rate: number; detectionRate: number; falseAlarmRate: number; threshold: number }>;
+    };
+    expect(out.absentOptionalInputs).toEqual(['smart_187_raw', 'smart_198_raw']);
+    expect(out.skipped.rows).toBe(0);
+    expect(out.metrics).toMatchObject({ rows: 7, positives: 2 });
+    expect(out.atFalseAlarms.map((a) => a.rate)).toEqual([0.01, 0.001]);
+    for (const a of out.atFalseAlarms) expect(a.falseAlarmRate).toBe(0);
+    // A required column is still an error: the label.
+    writeFileSync(path.join(dir, 'nolabel.csv'), 'smart_5_raw,smart_197_raw\n0,0\n');
+    const bad = await runCli(['model', 'eval', 'disk-failure', '--data', path.join(dir, 'nolabel.csv')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/missing column\(s\) "failure" \[FW_ERR_DATA_FORMAT\]/);
+  });
+
   it.skipIf(!existsSync(HOLDOUT))(
     'model eval on the held-out AI4I split reproduces the model card (needs build/machine-failure/holdout.csv from the recipe)',
     async () => {

@@ -66,6 +66,11 @@ its true RULs.
         `${result.model}@${result.version} on ${result.data}: ${mm.rows} rows, ${mm.positives} positive${result.skipped.rows ? `, ${result.skipped.rows} skipped` : ''}`,
         `threshold ${mm.threshold}  F1 ${mm.f1.toFixed(4)}  precision ${mm.precision.toFixed(4)}  recall ${mm.recall.toFixed(4)}  PR-AUC ${mm.prAuc.toFixed(4)}  ROC-AUC ${mm.rocAuc.toFixed(4)}`,
         `confusion  TP ${c.tp}  FP ${c.fp}  FN ${c.fn}  TN ${c.tn}`,
+        ...result.atFalseAlarms.map(
+          (a) =>
+            `at ${(a.rate * 100).toFixed(1)} % false alarms: detects ${(a.detectionRate * 100).toFixed(1)} % (threshold ${a.threshold.toPrecision(6)}, false alarms ${(a.falseAlarmRate * 100).toFixed(2)} %)`,
+        ),
+        ...(result.absentOptionalInputs.length ? [`read as missing in every row (no column): ${result.absentOptionalInputs.join(', ')}`] : []),
         ...Object.entries(result.breakdown).map(([k, b]) => `  ${k}: ${b.detected}/${b.positives} detected`),
       ].join('\n') + '\n',
     );
