@@ -69,6 +69,19 @@ describe('forewarn config check', () => {
     expect(run.output).toContain('[FW_ERR_CONFIG_READ]');
   });
 
+  it('refuses an alert rule the catalogue does not know, and a clear value on the wrong side, in check and at start', async () => {
+    const file = configFile('agent:\n  view: "off"\nalerts:\n  rules:\n    gpu.no_such_rule:\n      forMs: 0\n    gpu.ecc.uncorrected:\n      clearValue: 5\n');
+    const r = await runCli(['config', 'check', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('[FW_ERR_CONFIG_INVALID]');
+    expect(r.stderr).toContain('  alerts.rules.gpu.no_such_rule: unknown rule');
+    expect(r.stderr).toContain("  alerts.rules.gpu.ecc.uncorrected.clearValue: must be at most the rule's threshold 0");
+    const run = await runAgent(file);
+    expect(run.signal, run.output).toBeNull();
+    expect(run.code, run.output).toBe(2);
+    expect(run.output).toContain('alerts.rules.gpu.no_such_rule: unknown rule');
+  });
+
   it.skipIf(!procIsProc)('refuses storage.dir under /proc, and the agent exits at start instead of spinning', async () => {
     const file = configFile('storage:\n  dir: /proc/forewarn-test\nagent:\n  view: "off"\n');
     const r = await runCli(['config', 'check', file]);
