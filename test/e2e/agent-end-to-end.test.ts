@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
+import { runCli, startAgent, killAgent } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { listen as listenTo } from '../helpers/mqtt-listener.js';
@@ -18,15 +18,6 @@ import { captureLogger } from '../helpers/capture-logger.js';
  */
 
 const cleanup = cleanupAfterEach();
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
-}
 
 const baseConfig = (url: string, id: string) => ({
   agent: { id, view: 'off', logLevel: 'info' },
@@ -55,7 +46,7 @@ describe('the agent, end to end', () => {
     await central.start();
     cleanup.push(() => central.stop());
     const agent = startAgent(baseConfig(broker.url, 'e2e-1'), { FOREWARN_BROKER_USERNAME: 'e2e-1', FOREWARN_BROKER_PASSWORD: 'pw-7f3a9c-never-logged' });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
 
     const riskBatches = await waitFor(
       () => {
@@ -150,7 +141,7 @@ describe('the agent, end to end', () => {
     proxy.cut();
     // A plain MQTT listener, no central subscriber: the broker's acknowledgement is what releases records here.
     const agent = startAgent({ ...baseConfig(proxy.url, 'e2e-2'), broker: { ...baseConfig(proxy.url, 'e2e-2').broker, ack: 'broker' } });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(() => agent.logs().some((l) => l.msg === 'model loaded' && l.model === 'machine-failure'), 'the model to load');
     await new Promise((r) => setTimeout(r, 2500));
     expect(agent.logs().filter((l) => String(l.msg).includes('broker unreachable'))).toHaveLength(1);
@@ -177,7 +168,7 @@ describe('the agent, end to end', () => {
     cleanup.push(() => broker.stop());
     const messages = await listen(broker.url, 'forewarn/v1/e2e-3/status');
     const agent = startAgent(baseConfig(broker.url, 'e2e-3'));
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(() => messages.some((m) => m.payload.state === 'online'), 'online status');
     agent.proc.kill('SIGKILL');
     await agent.exited;

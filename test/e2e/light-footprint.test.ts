@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from '../helpers/agent-process.js';
+import { killAgent, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -24,10 +24,7 @@ const HOST_ONLY = {
 
 function run(sources: Record<string, unknown>): AgentProcess {
   const agent = startAgent({ agent: { id: 'light', view: 'off' }, broker: { url: 'mqtt://127.0.0.1:9' }, metrics: { enabled: false }, sources });
-  cleanup.push(async () => {
-    agent.proc.kill('SIGKILL');
-    await agent.exited;
-  });
+  cleanup.push(() => killAgent(agent));
   return agent;
 }
 

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { contractErrors } from '../helpers/contract.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
-import { runCli, startAgent, type AgentProcess } from '../helpers/agent-process.js';
+import { runCli, startAgent, killAgent } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
 import { listen as listenTo, type ReceivedMessage as Msg } from '../helpers/mqtt-listener.js';
@@ -15,15 +15,6 @@ import { machineFailureAt, tempDir } from '../helpers/model-fixtures.js';
  */
 
 const cleanup = cleanupAfterEach();
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
-}
 
 const listen = (url: string, filter: string) => listenTo(url, filter, (undo) => cleanup.push(undo));
 
@@ -48,7 +39,7 @@ describe('model updates, end to end', () => {
       sources: { host: { intervalMs: 500 }, simulator: { speedup: 600 } },
       scoring: { trustedKeys: [key.publicFile], updateCheckIntervalMs: 300, shadow: { samples: 30 } },
     });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(
       () => records(messages, 'risk').some((r) => r.modelVersion === '1.0.0'),
       `risk from the shipped model; agent output:\n${agent.output()}`,

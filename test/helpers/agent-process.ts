@@ -52,6 +52,14 @@ export function spawnAgent(args: string[], dir: string, configFile: string, env:
   };
 }
 
+/** Kills the agent with SIGKILL unless it has exited already, and waits for it: a test's cleanup step. */
+export async function killAgent(agent: AgentProcess): Promise<void> {
+  if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
+    agent.proc.kill('SIGKILL');
+    await agent.exited;
+  }
+}
+
 /** Runs the CLI to completion. */
 export async function runCli(
   args: string[],

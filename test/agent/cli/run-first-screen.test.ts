@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/mosquitto.js';
-import { startAgent, type AgentProcess } from '../../helpers/agent-process.js';
+import { startAgent, killAgent } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -11,15 +11,6 @@ import { waitFor } from '../../helpers/wait.js';
  */
 
 const cleanup = cleanupAfterEach();
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
-}
 
 describe('forewarn run: the first screen', () => {
   it('is quiet: no configuration dump, absent hardware at info once per source, the outage once with its next try', async () => {
@@ -39,7 +30,7 @@ describe('forewarn run: the first screen', () => {
         ipmi: { enabled: false },
       },
     });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(() => agent.logs().some((l) => String(l.msg).startsWith('broker unreachable')), 'the outage to be said');
     // Several reconnect attempts (every 0.2–0.4 s) and source rounds later:
     await new Promise((r) => setTimeout(r, 3000));

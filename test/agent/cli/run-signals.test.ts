@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { startMosquitto } from '../../helpers/mosquitto.js';
 import { listen as listenTo } from '../../helpers/mqtt-listener.js';
-import { runCli, startAgent, type AgentProcess } from '../../helpers/agent-process.js';
+import { runCli, startAgent, killAgent } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -13,15 +13,6 @@ import { waitFor } from '../../helpers/wait.js';
  */
 
 const cleanup = cleanupAfterEach();
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
-}
 
 const config = (url: string, id: string) => ({
   agent: { id, view: 'off', logLevel: 'info' },
@@ -40,7 +31,7 @@ describe('forewarn run: signals', () => {
     cleanup.push(() => broker.stop());
     const telemetry = await listenTo(broker.url, 'forewarn/v1/sig-1/telemetry', (undo) => cleanup.push(undo));
     const agent = startAgent(config(broker.url, 'sig-1'));
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(() => telemetry.length >= 2, `telemetry before the reload; agent output:\n${agent.output()}`);
 
     // A good file: a live change (the host interval), and one that needs a restart (storage), named as such.
@@ -100,7 +91,7 @@ describe('forewarn run: signals', () => {
     const broker = await startMosquitto();
     cleanup.push(() => broker.stop());
     const first = startAgent(config(broker.url, 'sig-2'));
-    cleanup.push(kill(first));
+    cleanup.push(() => killAgent(first));
     await waitFor(() => first.logs().some((l) => l.msg === 'connected to the broker'), 'the connection');
     // A frozen broker: the graceful stop waits for PUBACKs, long enough to send more signals into it.
     broker.pause();
@@ -118,7 +109,7 @@ describe('forewarn run: signals', () => {
     expect(first.logs().some((l) => String(l.msg).startsWith('third signal'))).toBe(false);
 
     const second = startAgent(config(broker.url, 'sig-3'));
-    cleanup.push(kill(second));
+    cleanup.push(() => killAgent(second));
     await waitFor(() => second.logs().some((l) => l.msg === 'connected to the broker'), 'the connection');
     broker.pause();
     await new Promise((r) => setTimeout(r, 300));

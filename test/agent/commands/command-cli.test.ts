@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runCli, startAgent, type AgentProcess } from '../../helpers/agent-process.js';
+import { runCli, startAgent, killAgent } from '../../helpers/agent-process.js';
 import { startMosquitto } from '../../helpers/mosquitto.js';
 import { signingKey } from '../../helpers/model-fixtures.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -8,15 +8,6 @@ import { cleanupAfterEach } from '../../helpers/cleanup.js';
 /** `forewarn command send` against the real agent process and a real mosquitto. */
 
 const cleanup = cleanupAfterEach();
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
-}
 
 describe('forewarn command send', () => {
   it('pings the running agent, and changes its log level only with a trusted key', async () => {
@@ -31,7 +22,7 @@ describe('forewarn command send', () => {
       metrics: { enabled: false },
       commands: { trustedKeys: [key.publicFile] },
     });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(
       () => agent.logs().some((l) => l.msg === 'subscribed to remote commands'),
       `the command subscription; agent output:\n${agent.output()}`,

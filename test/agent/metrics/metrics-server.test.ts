@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { startMosquitto, freePort } from '../../helpers/mosquitto.js';
-import { startAgent, type AgentProcess } from '../../helpers/agent-process.js';
+import { startAgent, type AgentProcess, killAgent } from '../../helpers/agent-process.js';
 import { waitFor } from '../../helpers/wait.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { parseExposition, sampleValue, type ParsedFamily } from '../../helpers/prometheus.js';
@@ -15,15 +15,6 @@ import { captureLogger } from '../../helpers/capture-logger.js';
 /** The real agent process serves /metrics and /healthz; we scrape it as Prometheus would. */
 
 const cleanup = cleanupAfterEach();
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
-}
 
 function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -106,7 +97,7 @@ describe('/metrics and /healthz', () => {
     await central.start();
     cleanup.push(() => central.stop());
     const agent = startAgent(config(broker.url, 'metrics-1'));
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     const port = await metricsPort(agent);
 
     // Wait until something has been sent and scored.
@@ -169,7 +160,7 @@ describe('/metrics and /healthz', () => {
   it('with the broker down: pending and lag grow, the broker is reported down, and the agent is still healthy', async () => {
     const closed = await freePort();
     const agent = startAgent(config(`mqtt://127.0.0.1:${closed}`, 'metrics-2'));
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     const port = await metricsPort(agent);
 
     const first = await waitFor(
@@ -213,7 +204,7 @@ describe('/metrics and /healthz', () => {
     const taken = (blocker.address() as net.AddressInfo).port;
     const closed = await freePort();
     const agent = startAgent({ ...config(`mqtt://127.0.0.1:${closed}`, 'metrics-3'), metrics: { port: taken } });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     await waitFor(
       () => agent.logs().find((l) => l.component === 'metrics' && l.level === 40 && String(l.err).includes('EADDRINUSE')),
       `a warning about the port; output:\n${agent.output()}`,

@@ -4,7 +4,7 @@ import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { describe, expect, it, vi } from 'vitest';
 import { MIN_WATCHDOG_PING_MS, SdNotify, watchdogIntervalMs } from '../../../agent/src/service/sd-notify.js';
-import { startAgent, type AgentProcess } from '../../helpers/agent-process.js';
+import { startAgent, killAgent } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { startMosquitto } from '../../helpers/mosquitto.js';
 import { startNotifyListener, systemdNotifyBinary } from '../../helpers/notify-listener.js';
@@ -23,15 +23,6 @@ const withNotify = (name: string) => `${name}${NO_SYSTEMD_NOTIFY ? ` — skipped
 
 function quietLog() {
   return { warn: vi.fn(), debug: vi.fn() };
-}
-
-function kill(agent: AgentProcess) {
-  return async () => {
-    if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-      agent.proc.kill('SIGKILL');
-      await agent.exited;
-    }
-  };
 }
 
 const agentConfig = (url: string, id: string) => ({
@@ -145,7 +136,7 @@ describe.skipIf(!!NO_SYSTEMD_NOTIFY)(withNotify('the agent under a stand-in for 
     cleanup.push(() => listener.stop());
     // WatchdogSec=400ms: a ping every 200 ms.
     const agent = startAgent(agentConfig(broker.url, 'notify-1'), { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '400000', WATCHDOG_PID: undefined });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
 
     const sent = () => listener.assignments().filter((a) => a !== 'BARRIER=1');
     await waitFor(() => sent().includes('READY=1'), `READY=1; agent output:\n${agent.output()}`, 30_000);
@@ -171,7 +162,7 @@ describe.skipIf(!!NO_SYSTEMD_NOTIFY)(withNotify('the agent under a stand-in for 
     cleanup.push(() => listener.stop());
     const config = agentConfig(broker.url, 'notify-3');
     const agent = startAgent(config, { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: undefined, WATCHDOG_PID: undefined });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
     const sent = () => listener.assignments().filter((a) => a !== 'BARRIER=1');
     await waitFor(() => sent().includes('READY=1'), 'READY=1', 30_000);
     writeFileSync(
@@ -202,7 +193,7 @@ describe.skipIf(!!NO_SYSTEMD_NOTIFY)(withNotify('the agent under a stand-in for 
     await client.subscribeAsync('forewarn/v1/notify-2/status', { qos: 1 });
     // A watchdog asked for, but no socket: there is no one to tell.
     const agent = startAgent(agentConfig(broker.url, 'notify-2'), { NOTIFY_SOCKET: undefined, WATCHDOG_USEC: '400000', WATCHDOG_PID: undefined });
-    cleanup.push(kill(agent));
+    cleanup.push(() => killAgent(agent));
 
     await waitFor(() => status.some((s) => s.state === 'online'), `the agent online; agent output:\n${agent.output()}`, 30_000);
     agent.proc.kill('SIGTERM');

@@ -7,7 +7,7 @@ import { DB_FILE, RecordStore, type StoredRecord } from '../../../agent/src/stor
 import { SEQ_BLOCK, SEQ_EPOCH_FILE, SeqEpoch } from '../../../agent/src/store/seq-epoch.js';
 import type { StreamName } from '../../../agent/src/store/outbox.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
-import { tmpfsForTest } from '../../helpers/tmpfs.js';
+import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
 
 /** The epoch's clock in these tests (ms): seqs of a first database start at T * 1000. */
 const T = 1_700_000_000_000;
@@ -35,19 +35,6 @@ const idsOf = (s: RecordStore, stream: StreamName) => s.pending(stream).map((r) 
 const recovered = (s: RecordStore) => s.pending('events').filter((e) => e.payload.type === 'storage-recovered');
 const countsOf = (s: RecordStore, stream: StreamName) => s.counts().find((c) => c.stream === stream)!;
 const rmDb = (file: string, suffixes = ['', '-wal', '-shm']) => suffixes.forEach((x) => rmSync(file + x, { force: true }));
-
-/** Fills the file system of `dir` to the last block; returns the filler file. */
-function fillUp(dir: string): string {
-  const filler = path.join(dir, 'filler');
-  const chunk = Buffer.alloc(4096, 1);
-  for (;;) {
-    try {
-      writeFileSync(filler, chunk, { flag: 'a' });
-    } catch {
-      return filler;
-    }
-  }
-}
 
 describe('RecordStore with a seq epoch: fresh databases', () => {
   it('a first open counts every stream from the epoch base and says so in a storage-recovered event (created)', () => {

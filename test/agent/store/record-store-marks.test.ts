@@ -1,9 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DB_FILE, RecordStore } from '../../../agent/src/store/record-store.js';
+import { cleanupAfterEach } from '../../helpers/cleanup.js';
+import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
+
+const cleanup = cleanupAfterEach();
 
 /**
  * Acknowledgement marks (PUBACK, the centre's confirmation) wait in an open transaction for the next commit of
@@ -22,9 +26,8 @@ afterEach(() => {
 
 const tele = (n: number) => ({ stream: 'telemetry' as const, ts: 1000 + n, asset: 'm1', payload: { n, pad: 'x'.repeat(200) } });
 
-function setup(ackCommitDelayMs = 5000, maxPages?: number) {
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'fw-marks-')), 'data');
-  const store = new RecordStore({ dir, ackCommitDelayMs, ...(maxPages ? { maxPages } : {}) });
+function setup(ackCommitDelayMs = 5000, dir = path.join(mkdtempSync(path.join(tmpdir(), 'fw-marks-')), 'data')) {
+  const store = new RecordStore({ dir, ackCommitDelayMs });
   opened.push(store);
   const outside = new Database(path.join(dir, DB_FILE), { readonly: true });
   others.push(outside);
@@ -85,29 +88,27 @@ describe('RecordStore acknowledgement marks with ackCommitDelayMs', () => {
     expect(onDisk().pending).toBe(0);
   });
 
-  it('a records commit that fails for space rolls the waiting marks back with it and keeps seqs contiguous', () => {
-    // A file capped at a few pages fails its commits with SQLITE_FULL, as a full disk does.
-    const { store, onDisk } = setup(5000, 40);
-    const appended: number[] = [];
-    const appendOne = (n: number) => {
-      try {
-        appended.push(...store.append([tele(n)]));
-        return null;
-      } catch (err) {
-        return err;
-      }
-    };
-    let n = 0;
-    while (!appendOne(++n) && n < 1000);
-    expect(n).toBeLessThan(1000);
-    // The file is full. A mark waits in the open transaction; the next records commit fails and takes it along.
+  it('on a real full file system, a records commit that fails rolls the waiting marks back with it, seqs contiguous', (ctx) => {
+    // A real 8 MiB tmpfs, the WAL truncated, then the file system filled by another file: the next commit needs
+    // blocks there are none of.
+    const fsDir = tmpfsForTest(ctx, 8, cleanup);
+    const { store, onDisk } = setup(5000, path.join(fsDir, 'data'));
+    const appended = store.append(Array.from({ length: 50 }, (_, i) => tele(i)));
+    store.checkpoint();
+    const filler = fillUp(fsDir);
     const before = onDisk();
+    // A mark waits in the open transaction; the next records commit fails and takes it along.
     store.markSent('telemetry', [store.pending('telemetry')[0]!.id]);
     expect(store.pending('telemetry', 10_000)).toHaveLength(before.pending - 1);
-    expect((appendOne(++n) as { code?: string }).code).toBe('FW_ERR_STORAGE_WRITE');
+    expect(() => store.append([tele(1000)])).toThrow(expect.objectContaining({ code: 'FW_ERR_STORAGE_WRITE' }));
     // Nothing half-applied: this process sees what the file holds, and the next seq follows the last committed one.
     expect(onDisk()).toEqual(before);
     expect(store.pending('telemetry', 10_000)).toHaveLength(before.pending);
     expect(store.nextSeq('telemetry')).toBe(appended[appended.length - 1]! + 1);
+    // Room again: the mark and the records go in together.
+    rmSync(filler);
+    store.markSent('telemetry', [store.pending('telemetry')[0]!.id]);
+    store.append([tele(1001)]);
+    expect(onDisk()).toEqual({ pending: before.pending, published: 0 });
   });
 });

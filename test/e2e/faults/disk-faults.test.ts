@@ -1,9 +1,9 @@
-import { closeSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { rmSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
-import { tmpfsForTest } from '../../helpers/tmpfs.js';
+import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
 import { waitFor } from '../../helpers/wait.js';
 import { centralEvents, settleAndAccount, sleep, startRig } from './fault-rig.js';
 
@@ -15,30 +15,6 @@ import { centralEvents, settleAndAccount, sleep, startRig } from './fault-rig.js
  */
 
 const cleanup = cleanupAfterEach();
-
-/** Another program fills the file system to the last block; returns the file, to be deleted to give the space back. */
-function fillUp(dir: string): string {
-  const file = path.join(dir, 'filler.bin');
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(256 * 1024, 0xab);
-  try {
-    for (;;) {
-      try {
-        writeSync(fd, chunk);
-      } catch {
-        // ENOSPC: now fill the last partial chunk's worth too
-        try {
-          for (;;) writeSync(fd, chunk.subarray(0, 4096));
-        } catch {
-          break;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return file;
-}
 
 describe('delivery under disk faults (real tmpfs)', () => {
   it('keeps running on a disk filled to the last block, drops by policy, says so once, and resumes when space returns', async (ctx) => {
