@@ -29,6 +29,15 @@ export const DAY_MS = 24 * HOUR_MS;
 export const TIMEOUT_MAX_MS = 10 * 60_000;
 
 /** An object section of the schema: closed, with its own options' defaults (an empty object by default). */
+/** An integer option with its default and bounds, for the config schemas of the core and of the plugins. */
+export const schemaInteger = (description: string, dflt: number, minimum: number, maximum?: number): SchemaNode => ({
+  type: 'integer',
+  description,
+  default: dflt,
+  minimum,
+  ...(maximum === undefined ? {} : { maximum }),
+});
+
 export const schemaObject = (description: string, properties: Record<string, SchemaNode>): SchemaNode => ({
   type: 'object',
   description,

@@ -80,7 +80,7 @@ export class LoopMonitor {
     this.timer.unref();
   }
 
-  /** Whether the histogram runs now (for tests and the bench). */
+  /** Whether the histogram runs now (for tests). */
   get running(): boolean {
     return this.h !== null;
   }

@@ -85,15 +85,17 @@ export abstract class IntervalSource implements Component {
       .catch((err) => this.fail(err))
       .finally(() => {
         if (this.stats.state === 'stopped') return;
-        // The first sample at once (telemetry within a second of start), then on the grid.
+        // The first sample at once (telemetry within a second of start), then on the grid, the first grid tick at
+        // least half an interval later: rates computed from two samples a millisecond apart would mean nothing.
         void this.tick();
-        this.schedule(performance.now());
+        const now = performance.now();
+        this.schedule(now, now + this.intervalMs / 2);
       });
   }
 
-  private schedule(now: number): void {
+  private schedule(now: number, earliest = now): void {
     if (this.stats.state === 'stopped') return;
-    this.due = nextGridTick(Math.max(now, this.due), this.intervalMs);
+    this.due = nextGridTick(Math.max(earliest, this.due), this.intervalMs);
     this.timer = setTimeout(() => {
       this.schedule(performance.now());
       void this.tick();

@@ -46,6 +46,9 @@ describe('IntervalSource on the grid', () => {
     await b.stop();
     // Each sampled once at start (b 70 ms after a), then on the grid: b's ticks fall on a's, not 70 ms after them.
     expect(a.at.length).toBeGreaterThanOrEqual(4);
+    // The first grid tick is at least half an interval after the sample at start (a timer never fires early).
+    expect(a.at[1]! - a.at[0]!).toBeGreaterThanOrEqual(99);
+    expect(b.at[1]! - b.at[0]!).toBeGreaterThanOrEqual(99);
     expect(b.at.length).toBeGreaterThanOrEqual(3);
     const phase = (t: number) => {
       const d = (((t - a.at[1]!) % 200) + 200) % 200;

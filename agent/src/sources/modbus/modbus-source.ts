@@ -12,7 +12,7 @@
  */
 import type { Logger } from '../../core/logger.js';
 import { ForewarnError, describeError } from '../../core/errors.js';
-import type { SchemaNode } from '../../core/schema-node.js';
+import { type SchemaNode, schemaInteger } from '../../core/schema-node.js';
 import type { Reading, ReadingSink } from '../../core/types.js';
 import { IntervalSource, SourceUnavailableError } from '../interval-source.js';
 import type { ModbusSignalConfig } from '../../../../firmware-bridge/src/modbus/register-map.js';
@@ -85,13 +85,7 @@ export const DEFAULT_MODBUS_DEVICE_CONFIG: Readonly<Omit<ModbusDeviceConfig, 'si
   wordOrder: 'big',
 });
 
-const int = (description: string, dflt: number, minimum: number, maximum?: number): SchemaNode => ({
-  type: 'integer',
-  description,
-  default: dflt,
-  minimum,
-  ...(maximum === undefined ? {} : { maximum }),
-});
+const int = schemaInteger;
 const order = (description: string): SchemaNode => ({ type: 'string', description, enum: ['big', 'little'] });
 const D = DEFAULT_MODBUS_DEVICE_CONFIG;
 

@@ -16,7 +16,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from '../../core/logger.js';
 import { ForewarnError, describeError } from '../../core/errors.js';
-import type { SchemaNode } from '../../core/schema-node.js';
+import { type SchemaNode, schemaInteger } from '../../core/schema-node.js';
 import type { Component, EventSink, Reading, ReadingSink } from '../../core/types.js';
 import type { SourceStats } from '../interval-source.js';
 import { backoffDelay } from '../../core/backoff.js';
@@ -61,13 +61,7 @@ export const DEFAULT_NODE_STREAM_CONFIG: Readonly<NodeStreamConfig> = Object.fre
 });
 
 const D = DEFAULT_NODE_STREAM_CONFIG;
-const int = (description: string, dflt: number, minimum: number, maximum?: number): SchemaNode => ({
-  type: 'integer',
-  description,
-  default: dflt,
-  minimum,
-  ...(maximum === undefined ? {} : { maximum }),
-});
+const int = schemaInteger;
 
 /** The `sources.nodeStream` section, to merge into the agent's configuration schema. */
 export const nodeStreamConfigSchema: SchemaNode = {
