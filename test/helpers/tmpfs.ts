@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'vitest';
@@ -41,19 +41,27 @@ export function tmpfsForTest(ctx: TestContext, sizeMiB: number, cleanup: { push(
   return fs.dir;
 }
 
-/** Fills the file system under `dir` to the last block with a file of its own (another program's data); returns the file. */
+/**
+ * Fills the file system under `dir` to the last block with a file of its own (another program's data); returns the
+ * file. A program writing there at the same time may free blocks just after (SQLite truncating its WAL, say), so it
+ * fills again until the file system stays full across a short pause, as a disk filled by a busy neighbour does.
+ */
 export function fillUp(dir: string, name = 'filler.bin'): string {
   const file = path.join(dir, name);
   const fd = openSync(file, 'a');
   const chunk = Buffer.alloc(64 * 1024, 0xab);
   try {
-    for (let size = chunk.length; size >= 512;) {
-      try {
-        writeSync(fd, chunk.subarray(0, size));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-        size = Math.floor(size / 2);
+    for (let round = 0; round < 50; round++) {
+      for (let size = chunk.length; size >= 512;) {
+        try {
+          writeSync(fd, chunk.subarray(0, size));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+          size = Math.floor(size / 2);
+        }
       }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      if (statfsSync(dir).bavail < 4) break;
     }
   } finally {
     closeSync(fd);
