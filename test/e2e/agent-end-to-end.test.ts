@@ -9,7 +9,7 @@ import { listen as listenTo } from '../helpers/mqtt-listener.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ReferenceSubscriber } from '../../agent/src/subscriber/reference-subscriber.js';
+import { ReferenceSubscriber } from '../../agent/src/central/ingest-worker.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 
 /**

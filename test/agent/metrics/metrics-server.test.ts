@@ -9,7 +9,7 @@ import { parseExposition, sampleValue, type ParsedFamily } from '../../helpers/p
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ReferenceSubscriber } from '../../../agent/src/subscriber/reference-subscriber.js';
+import { ReferenceSubscriber } from '../../../agent/src/central/ingest-worker.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 
 /** The real agent process serves /metrics and /healthz; we scrape it as Prometheus would. */

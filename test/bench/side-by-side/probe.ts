@@ -10,7 +10,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { TOPIC_ROOT } from '../../../agent/src/contract/topics.js';
-import { decodeBatch, parseTopic } from '../../../agent/src/subscriber/decode-batch.js';
+import { decodeBatch, parseTopic } from '../../../agent/src/central/decode-batch.js';
 
 /** What one publisher delivered in one window. */
 export interface WindowCounts {

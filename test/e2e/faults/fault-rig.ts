@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { RecordStore } from '../../../agent/src/store/record-store.js';
 import { STREAMS, type StreamName } from '../../../agent/src/store/outbox.js';
-import { ReferenceSubscriber } from '../../../agent/src/subscriber/reference-subscriber.js';
+import { ReferenceSubscriber } from '../../../agent/src/central/ingest-worker.js';
 import { spawnAgent, writeAgentConfig, type AgentProcess } from '../../helpers/agent-process.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { startMosquitto, type Broker } from '../../helpers/mosquitto.js';

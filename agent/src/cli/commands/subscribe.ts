@@ -1,5 +1,5 @@
 import { createLogger } from '../../core/logger.js';
-import { SUBSCRIBE_USAGE, runSubscribeCommand } from '../../subscriber/subscribe-command.js';
+import { SUBSCRIBE_USAGE, runSubscribeCommand } from '../../central/subscribe-command.js';
 import type { CliCommand } from '../command.js';
 
 /** `forewarn subscribe`: the reference central subscriber parses its own options and handles its own signals. */

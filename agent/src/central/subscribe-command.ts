@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { DEFAULT_GROUP, ReferenceSubscriber, type SubscriberStats } from './reference-subscriber.js';
-import { SubscriberStore, type SeqRange, type SubscriberSummary } from './subscriber-store.js';
+import { DEFAULT_GROUP, ReferenceSubscriber, type SubscriberStats } from './ingest-worker.js';
+import { SubscriberStore, type SeqRange, type SubscriberSummary } from './central-store.js';
 
 export const SUBSCRIBE_USAGE = `forewarn subscribe — the reference central subscriber: agents' MQTT batches into SQLite
 

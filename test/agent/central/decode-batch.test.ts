@@ -9,7 +9,7 @@ import {
   parseStorageRecovered,
   parseTopic,
   parseUnavailable,
-} from '../../../agent/src/subscriber/decode-batch.js';
+} from '../../../agent/src/central/decode-batch.js';
 import { contractErrors } from '../../helpers/contract.js';
 
 const TOPIC = 'forewarn/v1/press-7/telemetry';

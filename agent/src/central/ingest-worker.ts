@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.js';
 import type { Component } from '../core/types.js';
 import { backoffDelay } from '../core/backoff.js';
 import { BATCH_STREAMS, PAYLOAD_ERROR, decodeBatch, decodeStatus, parseTopic } from './decode-batch.js';
-import { SubscriberStore, type IngestResult } from './subscriber-store.js';
+import { SubscriberStore, type IngestResult } from './central-store.js';
 
 /**
  * The reference central subscriber: consumes the agents' MQTT contract into SQLite, at least once end to end.
