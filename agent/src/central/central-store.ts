@@ -410,12 +410,7 @@ export class CentralStore {
     const result = emptyResult();
     for (let i = 0; i < records.length; i += INSERT_CHUNK) {
       const chunk = records.slice(i, i + INSERT_CHUNK);
-      const params = chunk.flatMap((r) => [agentId, stream, r.seq, r.ts, batch.bootSeq, batch.historical ? 1 : 0, receivedTs, JSON.stringify(r)]);
-      const inserted = await q.all<{ seq: number }>(
-        `INSERT INTO records (agent_id, stream, seq, ts, boot_seq, historical, received_ts, payload) VALUES ${valuesList(chunk.length, 8)}
-         ON CONFLICT DO NOTHING RETURNING seq`,
-        params,
-      );
+      const inserted = await this.insertRecords(q, batch, chunk, receivedTs);
       const stored = new Set(inserted.map((x) => x.seq));
       for (const r of chunk) {
         if (stored.has(r.seq)) {
@@ -440,6 +435,29 @@ export class CentralStore {
     }
     await this.updateStream(q, batch, last, result, receivedTs);
     return result;
+  }
+
+  /**
+   * One statement for many records. PostgreSQL takes them as one array per column (`unnest`): parsing 8 arrays
+   * is much cheaper than 4,000 bound parameters. SQLite takes a multi-row VALUES list.
+   */
+  private insertRecords(q: SqlQueries, batch: DecodedBatch, chunk: readonly BatchRecord[], receivedTs: number): Promise<Array<{ seq: number }>> {
+    const { agentId, stream } = batch;
+    const historical = batch.historical ? 1 : 0;
+    if (q.dialect === 'postgres') {
+      return q.all<{ seq: number }>(
+        `INSERT INTO records (agent_id, stream, seq, ts, boot_seq, historical, received_ts, payload)
+         SELECT ?, ?, s, t, ?, ?, ?, p FROM unnest(?::bigint[], ?::bigint[], ?::text[]) AS u(s, t, p)
+         ON CONFLICT DO NOTHING RETURNING seq`,
+        [agentId, stream, batch.bootSeq, historical, receivedTs, chunk.map((r) => r.seq), chunk.map((r) => r.ts), chunk.map((r) => JSON.stringify(r))] as never,
+      );
+    }
+    const params = chunk.flatMap((r) => [agentId, stream, r.seq, r.ts, batch.bootSeq, historical, receivedTs, JSON.stringify(r)]);
+    return q.all<{ seq: number }>(
+      `INSERT INTO records (agent_id, stream, seq, ts, boot_seq, historical, received_ts, payload) VALUES ${valuesList(chunk.length, 8)}
+       ON CONFLICT DO NOTHING RETURNING seq`,
+      params,
+    );
   }
 
   /** Every record on its own: for the events stream, and for seqs at or below the highest (late, repeated, resent). */

@@ -358,13 +358,17 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       this.generation++;
       client.removeAllListeners();
       client.on('error', () => undefined);
-      client.end(true);
+      // Later, not now: MQTT.js may still be handling packets that arrived before the close (a PUBACK of one of
+      // our acks), and those crash on a client whose stores end() has already closed.
+      setImmediate(() => client.end(true));
       this.client = null;
       this.ackLost();
       if (this.stopping) return;
       if (this.stats.state === 'online') this.emit('disconnected');
       this.stats.state = 'offline';
-      if (!this.outageLogged) {
+      if (this.storeFailing) {
+        // We cut the connection ourselves so the broker keeps the messages: the store's error was logged already.
+      } else if (!this.outageLogged) {
         // Once per outage, not on every retry.
         const code: ErrorCode = this.refused ? 'FW_ERR_BROKER_REFUSED' : 'FW_ERR_BROKER_CONNECT';
         this.log.warn({ url: this.options.url, err: this.stats.lastError ?? undefined, code }, 'broker connection lost or refused; retrying with backoff');
@@ -437,8 +441,10 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
         }
         this.storeFailing = true;
         done(err instanceof Error ? err : new Error(String(err)));
-        // Without a reconnect the broker would not resend it, and its in-flight window would stay occupied.
-        if (gen === this.generation) client.end(true);
+        // Without a reconnect the broker would not resend it, and its in-flight window would stay occupied. The
+        // socket is cut rather than client.end(true): MQTT.js may still be handling a PUBACK of ours, which
+        // crashes on a client that end() has already torn down.
+        if (gen === this.generation) client.stream?.destroy();
       },
     );
     this.ingesting = work;

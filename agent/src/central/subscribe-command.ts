@@ -82,7 +82,7 @@ export function formatSummary(s: SubscriberSummary): string {
   return out.join('\n');
 }
 
-function formatStats(st: SubscriberStats): string {
+export function formatStats(st: SubscriberStats): string {
   return (
     `${st.messages} messages, ${st.records} new records, ${st.duplicates} duplicates, ${st.repaired} repaired, ${st.conflicts} conflicts, ` +
     `${st.malformed} malformed, ${st.writeFailures} write failures, ${st.acksPublished} acks sent` +
@@ -91,7 +91,7 @@ function formatStats(st: SubscriberStats): string {
 }
 
 /** One line over the whole store: what is missing is what an operator must look at. */
-async function formatTotals(url: string, reportHint: string): Promise<string> {
+export async function formatTotals(url: string, reportHint: string): Promise<string> {
   const store = await CentralStore.open({ url, readonly: true });
   try {
     const streams = (await store.summary()).streams;
@@ -183,7 +183,7 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
 }
 
 /** Resolves on SIGINT, SIGTERM or `signal`; the listeners are removed again. */
-function untilStopped(signal: AbortSignal | undefined): Promise<void> {
+export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       process.off('SIGINT', done);

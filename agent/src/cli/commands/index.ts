@@ -14,6 +14,7 @@ import { modelRollback } from './model-rollback.js';
 import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
+import { central } from './central.js';
 import { version } from './version.js';
 
 /**
@@ -33,6 +34,7 @@ export const COMMANDS: readonly CliCommand[] = [
   modelInstall,
   modelList,
   modelRollback,
+  central,
   subscribe,
   commandSend,
   version,
