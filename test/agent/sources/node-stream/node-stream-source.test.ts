@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildConfig } from '../../../../agent/src/config/load-config.js';
 import type { HealthEvent, Reading } from '../../../../agent/src/core/types.js';
 import {
   DEFAULT_NODE_STREAM_CONFIG,
@@ -158,6 +159,32 @@ describe('names and configuration', () => {
       /iso10816\.assets\.pump\.foundation: must be rigid or flexible/,
     );
     expect(() => source({ iso10816: { ...iso, assets: { '-x': {} } } })).toThrow(/iso10816\.assets\.-x: not an asset name/);
+  });
+
+  it('reads the iso10816 options from the configuration file with defaults, and refuses bad ones as `path: message`', () => {
+    const yaml = (iso: string) => `sources:\n  nodeStreams:\n    - transport: tcp\n      iso10816: ${iso}\n`;
+    const c = buildConfig(yaml('{ assets: { pump-7: { machineGroup: 1 } } }'), {});
+    expect(c.sources.nodeStreams[0]!.iso10816).toEqual({
+      enabled: true,
+      lowHz: 10,
+      machineGroup: 2,
+      foundation: 'rigid',
+      assets: { 'pump-7': { machineGroup: 1 } },
+    });
+    let details: string[] = [];
+    try {
+      buildConfig(yaml('{ machineGroup: 3, foundation: soft, lowHz: 5, assets: { fan: { group: 2 } } }'), {});
+    } catch (err) {
+      details = [...(err as { details: string[] }).details];
+    }
+    expect(details.sort()).toEqual(
+      [
+        'sources.nodeStreams.0.iso10816.machineGroup: must be one of 1, 2',
+        'sources.nodeStreams.0.iso10816.foundation: must be one of "rigid", "flexible"',
+        'sources.nodeStreams.0.iso10816.lowHz: must be one of 2, 10',
+        'sources.nodeStreams.0.iso10816.assets.fan.group: unknown option',
+      ].sort(),
+    );
   });
 
   it('cuts a stream into datagrams of whole frames', () => {
