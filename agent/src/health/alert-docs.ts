@@ -15,7 +15,7 @@ function condition(rule: HealthRule): string {
   const metric = (re: RegExp) => `\`${re.source.replace(/^\^/, '').replace(/\$$/, '').replace(/\\\./g, '.').replace(/\|/g, '\\|')}\``;
   switch (rule.kind) {
     case 'level':
-      return `${metric(rule.metric)} ${rule.op} ${rule.against ? `\`${rule.against('')}\`` : rule.value}; clears when it no longer holds`;
+      return `${metric(rule.metric)} ${rule.op} ${rule.against ? `\`${rule.against('')}\`` : rule.value}; clears ${rule.hysteresis ? 'past its hysteresis (lifecycle)' : 'when it no longer holds'}`;
     case 'growth':
       return `${metric(rule.metric)} grew since the previous sample; clears after ${rule.quietMs / 3_600_000} h without growth`;
     case 'event':
