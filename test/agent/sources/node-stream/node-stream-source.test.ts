@@ -337,7 +337,7 @@ describe('NodeStreamSource: ISO 10816-3 severity from the emulated bearing', () 
     expect(blocks().at(-1)!.metrics['vib.x.velocity_rms']).toBeGreaterThan(b.cd);
     expect(src.stats.velocityBlocks).toBe(blocks().length);
     expect(src.stats.velocityRefused).toBe(0);
-  });
+  }, 60_000);
 
   it('a block too short for the 10 Hz edge gives no velocity: counted, logged once with its code, its other features kept', async () => {
     // 2048 samples at 10 kHz: 0.2 s, half of what 4 periods of 10 Hz need.
