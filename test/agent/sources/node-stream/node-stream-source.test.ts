@@ -355,6 +355,31 @@ describe('NodeStreamSource: ISO 10816-3 severity from the emulated bearing', () 
     expect(src.stats.state).toBe('running');
   });
 
+  it("takes an asset's worst axis over its channels: two axes of one machine, each from its own sender, over UDP", async () => {
+    const { src, readings } = source({ transport: 'udp', host: '127.0.0.1', port: 0 });
+    await src.start();
+    await waitFor(() => src.stats.state === 'running', 'the UDP socket to be bound', 5000);
+    // One machine (one base name), a calm horizontal axis and a vertical one with a full-grown defect (about 11 mm/s).
+    const node = { healthEveryS: 2, lifetimeS: 1, initialSeverity: 1 };
+    await nodeServer({ transport: 'udp', port: src.port, speedup: 10, node: { ...node, seed: 6, channel: 'vib.h', defectAccelMs2: 0.01 } });
+    await nodeServer({ transport: 'udp', port: src.port, speedup: 10, node: { ...node, seed: 7, channel: 'vib.v', defectAccelMs2: 10 } });
+    const axis = (ch: string) => readings.filter(has(`${ch}.velocity_rms`));
+    await waitFor(() => axis('vib.h').length >= 4 && axis('vib.v').length >= 4, 'blocks of both axes', 10_000);
+    const h = axis('vib.h').at(-1)!;
+    const v = axis('vib.v').at(-1)!;
+    expect(h.asset).toBe(ASSET);
+    expect(v.asset).toBe(ASSET);
+    expect(h.metrics['vib.h.velocity_rms']).toBeLessThan(2.8); // zone B of group 2 rigid
+    expect(v.metrics['vib.v.velocity_rms']).toBeGreaterThan(4.5); // zone D
+    expect([h.metrics['vib.h.iso10816_zone'], v.metrics['vib.v.iso10816_zone']]).toEqual([2, 4]);
+    // Each reading carries its own axis and the asset's worst: the vertical one, from the other sender's last block.
+    await waitFor(() => readings.some((r) => r.ts > v.ts && has('vib.h.velocity_rms')(r)), 'a horizontal block after a vertical one', 10_000);
+    const hAfter = readings.find((r) => r.ts > v.ts && has('vib.h.velocity_rms')(r))!;
+    expect(hAfter.metrics['iso10816.velocity_rms_max']).toBeGreaterThan(4.5);
+    expect(hAfter.metrics['iso10816.velocity_rms_max']).toBeGreaterThan(hAfter.metrics['vib.h.velocity_rms']!);
+    expect(hAfter.metrics['iso10816.zone']).toBe(4);
+  });
+
   it('computes no velocity when iso10816 is off', async () => {
     const server = await nodeServer({ transport: 'tcp', ...FAST });
     const { src, readings } = source({
