@@ -43,6 +43,8 @@ export interface AlertLifecycleOverride {
   clearForMs?: number;
   /** Level rules: the value at which a raised alert clears. */
   clearValue?: number;
+  /** Level rules: where a raised alert clears, as a share of the threshold. */
+  hysteresis?: number;
   /** Models: the score at which a raised alert clears. */
   clearThreshold?: number;
 }
@@ -50,7 +52,7 @@ export interface AlertLifecycleOverride {
 /** `alerts`: the alert lifecycle (health/alert-lifecycle.ts, docs/alerts.md). */
 export interface AlertsConfig {
   flapping: { maxChanges: number; windowMs: number };
-  risk: { forMs: number; clearForMs: number; hysteresis: number; models: Record<string, Omit<AlertLifecycleOverride, 'clearValue'>> };
+  risk: { forMs: number; clearForMs: number; hysteresis: number; models: Record<string, Omit<AlertLifecycleOverride, 'clearValue' | 'hysteresis'>> };
   rules: Record<string, Omit<AlertLifecycleOverride, 'clearThreshold'>>;
 }
 

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
     'The installed-model registry refused a change (version not newer, already installed, nothing to roll back) or cannot be read or locked',
   FW_ERR_SOURCE_FAILED: 'A telemetry source failed to start or to sample',
   FW_ERR_SOURCE_UNAVAILABLE: "A source's tool or device is absent here, or the agent lacks permission to read it",
+  FW_ERR_VIBRATION_BLOCK:
+    'An acceleration block cannot give the ISO 10816-3 velocity (too short for the lower band edge, sampled too slowly for 1000 Hz, or not finite); its other features are kept',
   FW_ERR_BROKER_CONNECT: 'The MQTT broker refused or dropped the connection',
   FW_ERR_BROKER_PUBLISH: 'The MQTT broker rejected a publish',
   FW_ERR_BROKER_REFUSED: 'The MQTT broker refused the connection in its CONNACK',
@@ -88,6 +90,7 @@ export const EXIT_CODES: { readonly [C in ErrorCode]: 1 | 2 } = {
   FW_ERR_MODEL_REGISTRY: 1,
   FW_ERR_SOURCE_FAILED: 1,
   FW_ERR_SOURCE_UNAVAILABLE: 1,
+  FW_ERR_VIBRATION_BLOCK: 1,
   FW_ERR_BROKER_CONNECT: 1,
   FW_ERR_BROKER_PUBLISH: 1,
   FW_ERR_BROKER_REFUSED: 1,
