@@ -35,10 +35,14 @@ describe('the agent as a Sparkplug B edge node', () => {
     const bd0 = host.node.bdSeq!;
     await waitFor(() => host.node.devices.get('sim-mill-1'), `DBIRTH of sim-mill-1; agent output:\n${out()}`, 30_000);
     // A metric first seen (the first score) births the device again: the host replaces its state on each DBIRTH.
-    const mill = await waitFor(() => {
-      const d = host.node.devices.get('sim-mill-1')!;
-      return d.values.has('risk/machine-failure/score') ? d : null;
-    }, 'the risk score as a metric', 30_000);
+    const mill = await waitFor(
+      () => {
+        const d = host.node.devices.get('sim-mill-1')!;
+        return d.values.has('risk/machine-failure/score') ? d : null;
+      },
+      'the risk score as a metric',
+      30_000,
+    );
     await waitFor(() => host.of('DDATA').length >= 5, 'DDATA');
     expect([...mill.values.keys()]).toEqual(expect.arrayContaining(['air_temperature', 'rotational_speed', 'risk/machine-failure/atRisk']));
 

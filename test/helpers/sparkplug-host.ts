@@ -62,9 +62,19 @@ export class SparkplugHost {
   ) {}
 
   async connect(): Promise<void> {
-    const opts: mqtt.IClientOptions = { protocolVersion: 5, clean: true, reconnectPeriod: 200, clientId: `host-${process.pid}-${Math.random().toString(36).slice(2)}` };
+    const opts: mqtt.IClientOptions = {
+      protocolVersion: 5,
+      clean: true,
+      reconnectPeriod: 200,
+      clientId: `host-${process.pid}-${Math.random().toString(36).slice(2)}`,
+    };
     if (this.hostId) {
-      opts.will = { topic: `spBv1.0/STATE/${this.hostId}`, payload: Buffer.from(JSON.stringify({ online: false, timestamp: Date.now() })), qos: 1, retain: true };
+      opts.will = {
+        topic: `spBv1.0/STATE/${this.hostId}`,
+        payload: Buffer.from(JSON.stringify({ online: false, timestamp: Date.now() })),
+        qos: 1,
+        retain: true,
+      };
     }
     const client = mqtt.connect(this.url, opts);
     this.client = client;
@@ -136,7 +146,8 @@ export class SparkplugHost {
       const bd = metrics.find((m) => m.name === 'bdSeq');
       if (!bd || bd.type !== 'Int64') this.violate('NBIRTH without an Int64 bdSeq');
       const rebirth = metrics.find((m) => m.name === 'Node Control/Rebirth');
-      if (!rebirth || rebirth.type !== 'Boolean' || rebirth.value !== false || rebirth.alias !== undefined) this.violate('NBIRTH without Node Control/Rebirth = false (no alias)');
+      if (!rebirth || rebirth.type !== 'Boolean' || rebirth.value !== false || rebirth.alias !== undefined)
+        this.violate('NBIRTH without Node Control/Rebirth = false (no alias)');
       this.node.online = true;
       this.node.bdSeq = bd ? num(bd.value) : null;
       this.node.births++;

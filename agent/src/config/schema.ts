@@ -478,7 +478,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       default: '',
       pattern: '^$|^(mqtt|mqtts|ws|wss|tcp|ssl|tls)://',
     },
-    username: { type: 'string', description: 'Username on `sparkplug.url`. Empty means none (or the broker\'s when `url` is empty).', default: '' },
+    username: { type: 'string', description: "Username on `sparkplug.url`. Empty means none (or the broker's when `url` is empty).", default: '' },
     password: {
       type: 'string',
       description: 'Password on `sparkplug.url`. Prefer `passwordFile` or FOREWARN_SPARKPLUG_PASSWORD.',

@@ -130,7 +130,9 @@ export class SparkplugNode implements Component {
       try {
         await this.drain(true);
         await this.fence(client, this.generation);
-        for (const [id, d] of this.devices) if (d.born) this.publish(client, T.device(this.s.groupId, 'DDEATH', this.s.edgeNodeId, id), { timestamp: Date.now(), seq: this.nextSeq(), metrics: [] });
+        for (const [id, d] of this.devices)
+          if (d.born)
+            this.publish(client, T.device(this.s.groupId, 'DDEATH', this.s.edgeNodeId, id), { timestamp: Date.now(), seq: this.nextSeq(), metrics: [] });
         // [tck-id-operational-behavior-edge-node-intentional-disconnect-ndeath]: NDEATH first, then DISCONNECT.
         await client.publishAsync(this.topic('NDEATH'), Buffer.from(this.deathPayload()), { qos: 1, retain: false });
       } catch (err) {

@@ -6,7 +6,9 @@ describe('Sparkplug metrics from outbox records', () => {
   const rec = (stream: 'telemetry' | 'risk' | 'alerts' | 'events', payload: unknown) => ({ stream, ts: 42, json: JSON.stringify(payload) });
 
   it('maps telemetry signals to Doubles with units, skipping non-finite values', () => {
-    const out = recordMetrics(rec('telemetry', { ts: 10, metrics: { spindle_speed: 1500, air_temp_k: 300, odd: 'x', gpu0_temp_c: 61 } }), { spindle_speed: 'rpm' });
+    const out = recordMetrics(rec('telemetry', { ts: 10, metrics: { spindle_speed: 1500, air_temp_k: 300, odd: 'x', gpu0_temp_c: 61 } }), {
+      spindle_speed: 'rpm',
+    });
     expect(out).toEqual([
       { name: 'spindle_speed', datatype: DataType.Double, value: 1500, ts: 10, unit: 'rpm' },
       { name: 'air_temp_k', datatype: DataType.Double, value: 300, ts: 10, unit: 'K' },

@@ -64,7 +64,14 @@ describe('Sparkplug edge node', () => {
     await waitFor(() => host.of('DBIRTH').length >= 1, 'the DBIRTH of mill-1');
     // Live data: one value changes, one does not.
     store.append([telemetry('mill-1', t0 + 1, { air_temp_k: 300.1, spindle_speed: 1510 })]);
-    store.append([{ stream: 'risk', ts: t0 + 2, asset: 'mill-1', payload: { ts: t0 + 2, asset: 'mill-1', model: 'machine-failure', kind: 'probability', score: 0.7, atRisk: true } }]);
+    store.append([
+      {
+        stream: 'risk',
+        ts: t0 + 2,
+        asset: 'mill-1',
+        payload: { ts: t0 + 2, asset: 'mill-1', model: 'machine-failure', kind: 'probability', score: 0.7, atRisk: true },
+      },
+    ]);
     store.append([{ stream: 'alerts', ts: t0 + 3, asset: 'mill-1', payload: { ts: t0 + 3, rule: 'model-at-risk', asset: 'mill-1', state: 'raised' } }]);
     node.notify();
     await waitFor(() => host.node.devices.get('mill-1')?.values.get('alerts/model-at-risk') === true, 'the alert state as a metric');
@@ -117,9 +124,12 @@ describe('Sparkplug edge node', () => {
         // …and every DDATA names only aliases its device's latest birth declared (the host checks each one).
         expect(host.violations.filter((v) => v.includes('alias'))).toEqual([]);
       },
-      'tck-id-message-flow-device-birth-publish-nbirth-wait': () => expect(m.findIndex((x) => x.type === 'NBIRTH')).toBeLessThan(m.findIndex((x) => x.type === 'DBIRTH')),
-      'tck-id-payloads-alias-birth-requirement': () => expect(dbirths.every((x) => x.payload.metrics!.every((y) => y.name && y.alias !== undefined))).toBe(true),
-      'tck-id-payloads-alias-data-cmd-requirement': () => expect(ddata.every((x) => x.payload.metrics!.every((y) => !y.name && y.alias !== undefined))).toBe(true),
+      'tck-id-message-flow-device-birth-publish-nbirth-wait': () =>
+        expect(m.findIndex((x) => x.type === 'NBIRTH')).toBeLessThan(m.findIndex((x) => x.type === 'DBIRTH')),
+      'tck-id-payloads-alias-birth-requirement': () =>
+        expect(dbirths.every((x) => x.payload.metrics!.every((y) => y.name && y.alias !== undefined))).toBe(true),
+      'tck-id-payloads-alias-data-cmd-requirement': () =>
+        expect(ddata.every((x) => x.payload.metrics!.every((y) => !y.name && y.alias !== undefined))).toBe(true),
       'tck-id-payloads-alias-uniqueness': () => {
         const aliases = dbirths.at(-1)!.payload.metrics!.map((x) => num(x.alias));
         expect(new Set(aliases).size).toBe(aliases.length);
@@ -209,9 +219,15 @@ describe('Sparkplug edge node', () => {
     await host.setOnline(true);
     await waitFor(() => host.node.births === 2, 'a new NBIRTH once the host is back');
     // A malformed STATE is refused with its code and counted, nothing else happens.
-    await host.setOnline(true, Date.now()).then(() =>
-      (host as unknown as { client: { publishAsync: (t: string, p: string, o: object) => Promise<unknown> } }).client.publishAsync('spBv1.0/STATE/scada', 'online', { qos: 1 }),
-    );
+    await host
+      .setOnline(true, Date.now())
+      .then(() =>
+        (host as unknown as { client: { publishAsync: (t: string, p: string, o: object) => Promise<unknown> } }).client.publishAsync(
+          'spBv1.0/STATE/scada',
+          'online',
+          { qos: 1 },
+        ),
+      );
     await waitFor(() => node.stats.rejected === 1, 'the malformed STATE counted');
     expect(lines.some((l) => l.code === 'FW_ERR_SPARKPLUG_MESSAGE')).toBe(true);
     expect(host.violations).toEqual([]);
@@ -232,7 +248,10 @@ describe('Sparkplug edge node', () => {
     store.append([telemetry('mill-1', t0 + 1, { v: 2 }), telemetry('mill-1', t0 + 2, { v: 3 })]);
     // The Forewarn sync has everything acknowledged; the purge may take only what Sparkplug has too.
     const rows = store.recordsAfter('telemetry', 0, 10);
-    store.markSent('telemetry', rows.map((r) => r.id));
+    store.markSent(
+      'telemetry',
+      rows.map((r) => r.id),
+    );
     expect(store.purgeSent(Number.MAX_SAFE_INTEGER)).toBe(1);
     expect(store.recordsAfter('telemetry', 0, 10).map((r) => (JSON.parse(r.json) as { metrics: { v: number } }).metrics.v)).toEqual([2, 3]);
     proxy!.restore();
