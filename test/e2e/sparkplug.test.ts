@@ -1,5 +1,7 @@
+import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { killAgent, spawnAgent, startAgent } from '../helpers/agent-process.js';
+import { killAgent, spawnAgent, startAgent, type AgentProcess } from '../helpers/agent-process.js';
+import { parseExposition, sampleValue } from '../helpers/prometheus.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { SparkplugHost } from '../helpers/sparkplug-host.js';
 import { waitFor } from '../helpers/wait.js';
@@ -13,6 +15,21 @@ import { cleanupAfterEach } from '../helpers/cleanup.js';
 
 const cleanup = cleanupAfterEach();
 
+/** The agent's /metrics, parsed. */
+async function scrape(agent: AgentProcess) {
+  const line = await waitFor(() => agent.logs().find((l) => l.msg === 'serving /metrics and /healthz'), 'the metrics server');
+  const body = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: line.port as number, path: '/metrics' }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += String(d)));
+        res.on('end', () => resolve(text));
+      })
+      .on('error', reject);
+  });
+  return parseExposition(body);
+}
+
 describe('the agent as a Sparkplug B edge node', () => {
   it('follows births, a rebirth request, a broker restart and a SIGKILL as a primary host sees them', async () => {
     const broker = await startMosquitto();
@@ -25,6 +42,7 @@ describe('the agent as a Sparkplug B edge node', () => {
       broker: { url: broker.url, ack: 'broker', flushIntervalMs: 100, reconnectMinMs: 100, reconnectMaxMs: 500 },
       sources: { host: { enabled: false }, simulator: { speedup: 600 } },
       sparkplug: { enabled: true, groupId: 'plant-a', edgeNodeId: 'edge-1', primaryHostId: 'scada-1' },
+      metrics: { port: 0 },
     };
     let agent = startAgent(config);
     cleanup.push(() => killAgent(agent));
@@ -51,6 +69,10 @@ describe('the agent as a Sparkplug B edge node', () => {
     await host.requestRebirth();
     await waitFor(() => host.node.births === 2 && host.of('DBIRTH').length > dbirths, 'NBIRTH and DBIRTH after the rebirth request');
     expect(host.node.bdSeq).toBe(bd0);
+    const metrics = await scrape(agent);
+    expect(sampleValue(metrics, 'forewarn_sparkplug_births_total')).toBe(2);
+    expect(sampleValue(metrics, 'forewarn_sparkplug_bdseq')).toBe(bd0);
+    expect(sampleValue(metrics, 'forewarn_sparkplug_connected')).toBe(1);
 
     // The broker restarts: the node reconnects with the next bdSeq, waits for the host's STATE, births again, and
     // sends what it committed while the broker was away as history.
