@@ -81,6 +81,8 @@ export class SparkplugNode implements Component {
   /** Records at or below these seqs were committed before the current session's birth: historical. */
   private liveFrom = new Map<StreamName, number>();
   private draining = false;
+  /** Fences waiting for their UNSUBACK: failed when the session ends. */
+  private readonly fences = new Set<(err: Error) => void>();
   private again = false;
   /** The primary host's latest STATE timestamp ([tck-id-message-flow-edge-node-birth-publish-phid-wait-timestamp]). */
   private hostStateTs = -1;
@@ -251,6 +253,7 @@ export class SparkplugNode implements Component {
 
   /** What was published and not fenced may never have reached the broker: it goes again on the next session. */
   private sessionLost(): void {
+    for (const fail of [...this.fences]) fail(new Error('session lost'));
     this.born = false;
     this.read = new Map(this.fenced);
     for (const d of this.devices.values()) d.born = false;
@@ -405,10 +408,23 @@ export class SparkplugNode implements Component {
     this.publish(client, T.device(this.s.groupId, 'DDATA', this.s.edgeNodeId, id), { timestamp: now, seq: this.nextSeq(), metrics });
   }
 
-  /** Resolves once the broker has read everything this client sent before (an UNSUBSCRIBE's UNSUBACK, in order). */
+  /**
+   * Resolves once the broker has read everything this client sent before (an UNSUBSCRIBE's UNSUBACK, in order).
+   * Rejected when the session ends first: a drain waiting on a dead link must not hold up the next session's (MQTT.js
+   * fails pending callbacks when a client is ended; this does not depend on it).
+   */
   private fence(client: MqttClient, gen: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      client.unsubscribe(`${this.topic('NCMD')}/fence`, (err) => (err || gen !== this.generation ? reject(err ?? new Error('session ended')) : resolve()));
+      const fail = (err: Error) => {
+        this.fences.delete(fail);
+        reject(err);
+      };
+      this.fences.add(fail);
+      client.unsubscribe(`${this.topic('NCMD')}/fence`, (err) => {
+        this.fences.delete(fail);
+        if (err || gen !== this.generation) reject(err ?? new Error('session ended'));
+        else resolve();
+      });
     });
   }
 

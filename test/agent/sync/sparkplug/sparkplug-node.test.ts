@@ -26,7 +26,7 @@ function telemetry(asset: string, ts: number, metrics: Record<string, number>): 
   return { stream: 'telemetry', ts, asset, payload: { ts, source: 'test', asset, metrics } };
 }
 
-async function setup(options: { primaryHostId?: string; viaProxy?: boolean; dir?: string } = {}) {
+async function setup(options: { primaryHostId?: string; viaProxy?: boolean; dir?: string; keepaliveSeconds?: number } = {}) {
   const broker = await startMosquitto();
   cleanup.push(() => broker.stop());
   const proxy = options.viaProxy ? await startTcpProxy(broker.port) : null;
@@ -36,7 +36,7 @@ async function setup(options: { primaryHostId?: string; viaProxy?: boolean; dir?
     stringify({
       agent: { id: 'node-1' },
       storage: { dir },
-      broker: { url: proxy?.url ?? broker.url, reconnectMinMs: 100, reconnectMaxMs: 300 },
+      broker: { url: proxy?.url ?? broker.url, reconnectMinMs: 100, reconnectMaxMs: 300, keepaliveSeconds: options.keepaliveSeconds ?? 30 },
       sparkplug: { enabled: true, groupId: 'plant', primaryHostId: options.primaryHostId ?? '', units: { spindle_speed: 'rpm' } },
     }),
     {},
@@ -282,4 +282,27 @@ describe('Sparkplug edge node', () => {
     expect(seqs).toHaveLength(301);
     expect(host.violations).toEqual([]);
   });
+
+  it('does not stall when a link dies half-open under a drain: what it published there goes again next session', async () => {
+    const { store, node, host, proxy } = await setup({ viaProxy: true, keepaliveSeconds: 5 });
+    await host.connect();
+    await node.start();
+    await waitFor(() => node.stats.state === 'online', 'the node online');
+    const t0 = Date.now();
+    store.append([telemetry('mill-1', t0, { v: 1 })]);
+    node.notify();
+    await waitFor(() => host.node.devices.get('mill-1')?.values.get('v') === 1, 'the first value');
+    // The peer vanishes: the next DDATA and its fence go nowhere, and no UNSUBACK ever comes on this link.
+    proxy!.halfOpen();
+    store.append([telemetry('mill-1', t0 + 1, { v: 2 })]);
+    node.notify();
+    await waitFor(() => node.stats.state === 'offline', 'the keepalive noticing the dead link', 20_000);
+    proxy!.restore();
+    await waitFor(() => host.node.births >= 2, 'the next session', 20_000);
+    await waitFor(() => host.node.devices.get('mill-1')?.historical === 1, 'the reading lost on the dead link, again as history', 20_000);
+    store.append([telemetry('mill-1', t0 + 2, { v: 3 })]);
+    node.notify();
+    await waitFor(() => host.node.devices.get('mill-1')?.values.get('v') === 3, 'live data flowing again');
+    expect(host.violations).toEqual([]);
+  }, 60_000);
 });
