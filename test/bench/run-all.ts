@@ -19,6 +19,7 @@ const BENCHES: readonly string[] = [
   './ack-mode.bench.js',
   './vibration-severity.bench.js',
   './central-ingest.bench.js',
+  './sparkplug.bench.js',
 ];
 
 interface BenchModule {

@@ -51,6 +51,8 @@ export const ERROR_CODES = {
     'A remote command that changes the agent is unsigned, signed by a key not in commands.trustedKeys, or its signature does not verify; or no trusted key is configured',
   FW_ERR_COMMAND_REPLAY: 'A remote command repeats the id of one already accepted within its maximum age',
   FW_ERR_COMMAND_FAILED: 'A remote command was accepted but failed while it ran',
+  FW_ERR_SPARKPLUG_PROTO: 'The Sparkplug B schema (sparkplug_b.proto) shipped with the agent cannot be read',
+  FW_ERR_SPARKPLUG_MESSAGE: 'A Sparkplug NCMD or primary host STATE message is malformed; it was ignored',
   FW_ERR_DATA_FORMAT: 'An input data file for evaluation is malformed',
   FW_ERR_USAGE: 'The command line is malformed',
 } as const;
@@ -105,6 +107,8 @@ export const EXIT_CODES: { readonly [C in ErrorCode]: 1 | 2 } = {
   FW_ERR_COMMAND_UNAUTHORIZED: 1,
   FW_ERR_COMMAND_REPLAY: 1,
   FW_ERR_COMMAND_FAILED: 1,
+  FW_ERR_SPARKPLUG_PROTO: 1,
+  FW_ERR_SPARKPLUG_MESSAGE: 1,
   FW_ERR_DATA_FORMAT: 1,
   FW_ERR_USAGE: 2,
 };

@@ -4,6 +4,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
 import type { Component } from '../core/types.js';
+import type { SparkplugStats } from '../sync/sparkplug/sparkplug-node.js';
 import type { AgentView } from '../snapshot/agent-view.js';
 import { CONTENT_TYPE, renderExposition, type MetricFamily, type Sample } from '../core/exposition.js';
 
@@ -121,6 +122,22 @@ const BROKER_STATES = ['connecting', 'online', 'offline', 'stopped'] as const;
 const SOURCE_STATES = ['idle', 'running', 'failing', 'unavailable', 'stopped'] as const;
 const DRIFT_STATES = ['warming', 'ok', 'watch', 'drift'] as const;
 
+function sparkplugFamilies(s: SparkplugStats | undefined): MetricFamily[] {
+  if (!s) return [];
+  return [
+    gauge(
+      'forewarn_sparkplug_connected',
+      '1 while the Sparkplug edge node is born (NBIRTH published on a live session), else 0.',
+      one(s.state === 'online' ? 1 : 0),
+    ),
+    gauge('forewarn_sparkplug_bdseq', 'The bdSeq of the current Sparkplug session (its NDEATH Will and NBIRTH).', one(s.bdSeq)),
+    counter('forewarn_sparkplug_births_total', 'NBIRTH messages published during this run.', one(s.births)),
+    counter('forewarn_sparkplug_messages_total', 'Sparkplug messages published during this run (births, data, deaths).', one(s.messages)),
+    counter('forewarn_sparkplug_historical_messages_total', 'DDATA messages of buffered records sent with is_historical during this run.', one(s.historical)),
+    counter('forewarn_sparkplug_rejected_total', 'NCMD and primary host STATE messages ignored as malformed (FW_ERR_SPARKPLUG_MESSAGE).', one(s.rejected)),
+  ];
+}
+
 /** Every metric family, read from the agent now. */
 export function collectMetrics(agent: AgentView, version: string, loop: LoopDelay, now = Date.now()): MetricFamily[] {
   const counts = agent.store.counts();
@@ -192,6 +209,8 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
         { labels: { limit: 'min_free' }, value: agent.limits.minFreeBytes },
       ],
     ),
+    // The Sparkplug edge node, only when it is on (docs/sparkplug.md).
+    ...sparkplugFamilies(agent.sparkplug?.stats),
     // The broker connection and what went over it.
     gauge('forewarn_broker_connected', '1 while connected to the broker, else 0.', one(sync.state === 'online' ? 1 : 0)),
     gauge(

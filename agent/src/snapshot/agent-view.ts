@@ -16,6 +16,7 @@ import type { StreamName } from '../store/outbox.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { StorageLimits } from '../store/storage-limits.js';
 import type { MqttSync } from '../sync/mqtt-sync.js';
+import type { SparkplugNode } from '../sync/sparkplug/sparkplug-node.js';
 
 /** The agent's own counters for this run. */
 export interface AgentStats {
@@ -42,6 +43,8 @@ export interface AgentView {
   readonly limits: StorageLimits;
   readonly store: Pick<RecordStore, 'counts' | 'usage' | 'pendingTotal' | 'unconfirmedTotal'>;
   readonly sync: Pick<MqttSync, 'stats' | 'progress' | 'notify'>;
+  /** The Sparkplug B edge node, when `sparkplug.enabled` (docs/sparkplug.md). */
+  readonly sparkplug?: Pick<SparkplugNode, 'stats'> | null;
   readonly sources: ReadonlyArray<{ readonly stats: SourceStats }>;
   readonly scorer: Pick<RiskScorer, 'stats' | 'latency'> | null;
   readonly drift: Pick<DriftMonitor, 'health'> | null;
