@@ -115,6 +115,17 @@ for (const d of ['sqlite', 'postgres'] as const) {
       expect(await stream(store)).toMatchObject({ received: 4, duplicates: 2, outOfOrder: 0, highestSeq: 4, missing: 0, dropped: 0, gaps: [] });
     });
 
+    it('keeps a fractional timestamp as sent in the record, and whole milliseconds in its ts column, on both paths', async () => {
+      const store = await open();
+      const frac = (seq: number): DecodedBatch => ({ ...batch([seq]), records: [{ seq, ts: 1_700_000_000_000.6, metrics: { x: seq } }] });
+      await store.ingestBatch(frac(2)); // the fast path (one multi-row insert)
+      await store.ingestBatch(frac(1)); // record by record: a late seq
+      expect(await store.ingestBatch(frac(2))).toMatchObject({ duplicates: 1, conflicts: 0 });
+      const stored = await rows<{ ts: number; payload: string }>(store, 'SELECT ts, payload FROM records ORDER BY seq');
+      expect(stored.map((r) => r.ts)).toEqual([1_700_000_000_001, 1_700_000_000_001]);
+      expect(stored.map((r) => (JSON.parse(r.payload) as { ts: number }).ts)).toEqual([1_700_000_000_000.6, 1_700_000_000_000.6]);
+    });
+
     it('keeps streams and agents apart', async () => {
       const store = await open();
       await store.ingestBatch(batch([1, 2]));
