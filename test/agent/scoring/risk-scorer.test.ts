@@ -170,6 +170,47 @@ describe('RiskScorer with a sequence model (turbofan-rul)', () => {
   });
 });
 
+describe('RiskScorer publishes the calibrated RUL interval of the manifest', () => {
+  it('gives every record of turbofan-rul bounds that contain the score and follow the bin of outputs.interval', async () => {
+    const manifest = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/manifest.json'), 'utf8')) as {
+      inputs: { features: Array<{ signal: string }> };
+      outputs: { interval: { level: number; bins: Array<{ predictionBelow?: number; lower: number; upper: number }> } };
+    };
+    const golden = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/golden.json'), 'utf8')) as { inputs: number[][][] };
+    const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine-*'] }]);
+    // Every golden window as one engine: predictions from near failure to healthy, so several bins are used.
+    golden.inputs.forEach((rows, e) =>
+      rows.forEach((row, t) => s.accept(reading(`engine-${e}`, Object.fromEntries(manifest.inputs.features.map((f, j) => [f.signal, row[j]!])), t + 1))),
+    );
+    await s.flush();
+    const records = out.flat();
+    expect(records.length).toBeGreaterThan(golden.inputs.length);
+    const bins = new Set<number>();
+    for (const r of records) {
+      expect(r.interval, r.asset).toBeDefined();
+      const { level, lower, upper } = r.interval!;
+      expect(level).toBe(manifest.outputs.interval.level);
+      expect(lower).toBeLessThanOrEqual(r.score);
+      expect(upper).toBeGreaterThanOrEqual(r.score);
+      const i = manifest.outputs.interval.bins.findIndex((b) => b.predictionBelow === undefined || r.score < b.predictionBelow);
+      const bin = manifest.outputs.interval.bins[i]!;
+      bins.add(i);
+      expect(lower).toBeCloseTo(Math.max(0, r.score + bin.lower), 3);
+      expect(upper).toBeCloseTo(r.score + bin.upper, 3);
+    }
+    expect(bins.size, 'bins the golden windows reach').toBeGreaterThan(2);
+  });
+
+  it('gives no interval to a model whose manifest has none', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['mill'] }]);
+    s.accept(reading('mill', overstrained, 1));
+    await s.flush();
+    const records = out.flat();
+    expect(records.length).toBe(1);
+    expect(records[0]!.interval).toBeUndefined();
+  });
+});
+
 describe('RiskScorer loads a model on the first reading of a bound asset', () => {
   it('checks the manifest at start, loads nothing until a bound asset reports, then scores that first reading', async () => {
     const { s, out, lines } = await scorer([{ model: 'machine-failure', assets: ['mill'] }]);
