@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
+import { contractErrors } from '../../helpers/contract.js';
 
 const MODELS = path.resolve(import.meta.dirname, '../../../models');
 const scorers: RiskScorer[] = [];
@@ -199,6 +200,9 @@ describe('RiskScorer publishes the calibrated RUL interval of the manifest', () 
       expect(upper).toBeCloseTo(r.score + bin.upper, 3);
     }
     expect(bins.size, 'bins the golden windows reach').toBeGreaterThan(2);
+    // The record with its interval is what docs/asyncapi.yaml promises subscribers (contract 1.1.0).
+    const r = records.at(-1)!;
+    expect(contractErrors(`forewarn/v1/agent-1/risk/current/${r.asset}/${r.model}`, { schemaVersion: 1, agentId: 'agent-1', record: { seq: 1, ...r } })).toEqual([]);
   });
 
   it('gives no interval to a model whose manifest has none', async () => {

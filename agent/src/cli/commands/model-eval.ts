@@ -47,6 +47,11 @@ its true RULs.
           : [
               `${r.model}@${r.version} on ${r.data}: ${r.engines} engines`,
               `RMSE ${r.rmse.toFixed(2)} cycles  NASA score ${r.nasaScore.toFixed(1)}  mean error ${r.meanError.toFixed(2)} (late ${r.late})  MAE ${r.mae.toFixed(2)}`,
+              ...(r.interval
+                ? [
+                    `${Math.round(r.interval.level * 100)}% interval: covers ${r.interval.covered}/${r.engines} engines (${(r.interval.coverage * 100).toFixed(1)}%), mean width ${r.interval.meanWidth.toFixed(1)} cycles`,
+                  ]
+                : []),
               ...(r.latency ? [`one inference, one thread: median ${r.latency.medianMs.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms`] : []),
             ].join('\n') + '\n',
       );
