@@ -230,6 +230,7 @@ MODELS = {
     "li2018": fit_torch(TorchSpec("li2018", epochs=30, batch=512)),
     "conv1d": fit_torch(TorchSpec("conv1d", epochs=40)),
     "conv1d-3": fit_torch(TorchSpec("conv1d", epochs=40, seeds=(0, 1, 2))),
+    "conv1d-long": fit_torch(TorchSpec("conv1d", epochs=150, batch=512, lr=2e-3, patience=15)),
     "gru": fit_torch(TorchSpec("gru", epochs=40)),
     "lstm": fit_torch(TorchSpec("lstm", epochs=40)),
 }
@@ -385,7 +386,7 @@ def evaluate(P, X, units, ends, rul, lengths, repeats, cuts, level, baseline=Non
             "level": level,
             "coverage": summarise(np.array(covs)),
             "meanWidth": round(float(np.mean(widths)), 2),
-            "coverageByPredictionBelow": {str(k): round(float(np.mean(v)), 3) for k, v in per_bin_hits.items()},
+            "coverageByPredictionBelow": {("open" if k is None else str(k)): round(float(np.mean(v)), 3) for k, v in sorted(per_bin_hits.items(), key=lambda kv: np.inf if kv[0] is None else kv[0])},
         },
         "officialLikeAllCutPointsRmse": round(float(np.mean([np.sqrt(np.mean((P[r][official] - rul[official]) ** 2)) for r in range(repeats)])), 3),
     }
@@ -405,6 +406,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cuts", type=int, default=20, help="random truncations of every engine per repeat")
     ap.add_argument("--level", type=float, default=0.9, help="interval level")
     ap.add_argument("--manifest-interval", metavar="MODEL", help="print the manifest's outputs.interval for MODEL")
+    ap.add_argument("--write-manifest-interval", metavar="MODEL",
+                    help="write outputs.interval of MODEL (the shipped recipe: hgb-v1) into models/turbofan-rul/manifest.json")
     args = ap.parse_args(argv)
     if not os.path.exists(args.data):
         raise SystemExit(f"{args.data}: not found (C-MAPSS train_FD001.txt; --data PATH)")
@@ -431,6 +434,18 @@ def main(argv=None) -> int:
               f"  coverage@{args.level} {res['interval']['coverage']['mean']} width {res['interval']['meanWidth']}"
               + (f"  vs {args.baseline}: {res['rmseMinusBaseline']['mean']} {res['rmseMinusBaseline']['engineBootstrap95']}" if "rmseMinusBaseline" in res else ""),
               flush=True)
+    if args.write_manifest_interval:
+        # Into the shipped manifest, everything else kept (train.py writes the same field when it retrains).
+        path = os.path.join(repo_root, "models", "turbofan-rul", "manifest.json")
+        with open(path) as f:
+            manifest = json.load(f)
+        P = predictions_for(args.write_manifest_interval, X, units, rul, sensors, 1, args.out_dir)[0]  # repeat 0, as manifest_interval()
+        official = recipe.official_like_mask(ends, rul)
+        manifest["outputs"]["interval"] = {"level": args.level, "method": INTERVAL_METHOD,
+                                           "bins": conformal_offsets(rul[official] - P[official], P[official], args.level)}
+        with open(path, "w") as f:
+            f.write(dump_json(manifest) + "\n")
+        print(f"[interval] {path}: outputs.interval = {manifest['outputs']['interval']['bins']}")
     if args.manifest_interval:
         P = predictions_for(args.manifest_interval, X, units, rul, sensors, 1, args.out_dir)[0]
         official = recipe.official_like_mask(ends, rul)

@@ -75,7 +75,14 @@ describe('outputs.interval in a model manifest', () => {
   });
 
   it.each([
-    ['a bin before the last without predictionBelow', [{ lower: -1, upper: 1 }, { lower: -2, upper: 2 }], /bins\.0: predictionBelow is required/],
+    [
+      'a bin before the last without predictionBelow',
+      [
+        { lower: -1, upper: 1 },
+        { lower: -2, upper: 2 },
+      ],
+      /bins\.0: predictionBelow is required/,
+    ],
     ['a last bin with predictionBelow', [{ predictionBelow: 30, lower: -1, upper: 1 }], /bins\.0: the last bin takes every prediction left/],
     [
       'bins out of order',

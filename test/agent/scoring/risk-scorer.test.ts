@@ -196,13 +196,16 @@ describe('RiskScorer publishes the calibrated RUL interval of the manifest', () 
       const i = manifest.outputs.interval.bins.findIndex((b) => b.predictionBelow === undefined || r.score < b.predictionBelow);
       const bin = manifest.outputs.interval.bins[i]!;
       bins.add(i);
-      expect(lower).toBeCloseTo(Math.max(0, r.score + bin.lower), 3);
-      expect(upper).toBeCloseTo(r.score + bin.upper, 3);
+      // Bounds carry six significant digits, as the score does.
+      expect(lower).toBeCloseTo(Math.max(0, r.score + bin.lower), 2);
+      expect(upper).toBeCloseTo(r.score + bin.upper, 2);
     }
     expect(bins.size, 'bins the golden windows reach').toBeGreaterThan(2);
     // The record with its interval is what docs/asyncapi.yaml promises subscribers (contract 1.1.0).
     const r = records.at(-1)!;
-    expect(contractErrors(`forewarn/v1/agent-1/risk/current/${r.asset}/${r.model}`, { schemaVersion: 1, agentId: 'agent-1', record: { seq: 1, ...r } })).toEqual([]);
+    expect(
+      contractErrors(`forewarn/v1/agent-1/risk/current/${r.asset}/${r.model}`, { schemaVersion: 1, agentId: 'agent-1', record: { seq: 1, ...r } }),
+    ).toEqual([]);
   });
 
   it('gives no interval to a model whose manifest has none', async () => {

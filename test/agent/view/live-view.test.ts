@@ -46,7 +46,17 @@ describe('live view panel', () => {
     const lines = renderPanel(
       {
         ...input,
-        risks: [{ asset: 'engine-8', model: 'turbofan-rul', score: 42.5, interval: { level: 0.9, lower: 31.39, upper: 55.93 }, threshold: 30, atRisk: false, drivers: [] }],
+        risks: [
+          {
+            asset: 'engine-8',
+            model: 'turbofan-rul',
+            score: 42.5,
+            interval: { level: 0.9, lower: 31.39, upper: 55.93 },
+            threshold: 30,
+            atRisk: false,
+            drivers: [],
+          },
+        ],
       },
       200,
     );
