@@ -22,7 +22,8 @@ The protocol, for every model named in --models:
 4. Intervals (--level, default 0.9): split-conformal with the calibration residuals of engines held out from the
    model's training, Mondrian by predicted RUL (one bin per range of the prediction, so the interval is narrow near
    failure and wide in mid-life). For the engines of fold k the residuals (true RUL - predicted) come from the
-   official-like cut points (length >= 31, true RUL in [7, 145]) of the other four folds' engines, each of them
+   cut points with length >= 31 and true RUL in [0, 145] (the official test's range, and the last cycles before
+   failure, where a plan needs the interval most) of the other four folds' engines, each of them
    predicted by a model that did not see it (the CV+ construction). Coverage = share of the truncated test engines
    whose true RUL lies in [predicted + lower, predicted + upper]; the bounds always contain the prediction.
    The interval the manifest carries (`outputs.interval`) is calibrated the same way on every engine's OOF
@@ -304,10 +305,16 @@ def conformal_offsets(resid: np.ndarray, pred: np.ndarray, level: float) -> list
     return out
 
 
-INTERVAL_METHOD = ("split-conformal, CV+ construction: the residuals (true - predicted RUL) at every official-like cut point "
-                   "(length >= 31 cycles, true RUL 7-145) of the 100 FD001 training engines, each predicted by the model of a "
+INTERVAL_METHOD = ("split-conformal, CV+ construction: the residuals (true - predicted RUL) at every cut point "
+                   "with length >= 31 cycles and true RUL 0-145 of the 100 FD001 training engines, each predicted by the model of a "
                    "5-fold cross-validation that did not see it; Mondrian by predicted RUL (one pair of offsets per bin), "
                    "widened to contain the prediction. Coverage measured by models/turbofan-rul/cv_protocol.py (MODEL_CARD.md)")
+
+
+def calibration_mask(ends, rul) -> np.ndarray:
+    """The cut points the interval is calibrated on: length >= 31 (as the official test) and true RUL <= 145, the last
+    cycles before failure included."""
+    return (ends >= recipe.OFFICIAL_MIN_LENGTH) & (rul <= recipe.OFFICIAL_RUL_RANGE[1])
 
 
 def manifest_interval(engines, sensors, fit, level: float = 0.9) -> dict:
@@ -317,8 +324,8 @@ def manifest_interval(engines, sensors, fit, level: float = 0.9) -> dict:
     for k, fold in enumerate(folds_of(np.unique(units), 0)):
         te = np.isin(units, fold)
         P[te] = fit(X[~te], rul[~te], units[~te], k, sensors)(X[te])
-    official = recipe.official_like_mask(ends, rul)
-    return {"level": level, "method": INTERVAL_METHOD, "bins": conformal_offsets(rul[official] - P[official], P[official], level)}
+    cal = calibration_mask(ends, rul)
+    return {"level": level, "method": INTERVAL_METHOD, "bins": conformal_offsets(rul[cal] - P[cal], P[cal], level)}
 
 
 def apply_offsets(pred: np.ndarray, bins: list[dict]):
@@ -343,14 +350,20 @@ def evaluate(P, X, units, ends, rul, lengths, repeats, cuts, level, baseline=Non
     index = {(int(u), int(e)): i for i, (u, e) in enumerate(zip(units, ends))}
     rmses, nasas, boot_r, boot_n, covs, widths, d_rmse, d_boot, capped = [], [], [], [], [], [], [], [], []
     per_bin_hits: dict = {}
+    last_hits: list = []
     for r in range(repeats):
         folds = folds_of(u_all, r)
         fold_of = {int(u): k for k, f in enumerate(folds) for u in f}
-        # interval offsets for each test fold, from the other folds' official-like OOF residuals
+        # interval offsets for each test fold, from the other folds' OOF residuals
         offsets = []
         for k, fold in enumerate(folds):
-            cal = official & ~np.isin(units, fold)
+            cal = calibration_mask(ends, rul) & ~np.isin(units, fold)
             offsets.append(conformal_offsets(rul[cal] - P[r][cal], P[r][cal], level))
+        # the last cycle of every engine (true RUL 0), which the official-like cuts never reach
+        for u in u_all:
+            j = index[(int(u), lengths[int(u)])]
+            lo, hi = apply_offsets(P[r][j: j + 1], offsets[fold_of[int(u)]])
+            last_hits.append(lo[0] <= 0 <= hi[0])
         for c in range(cuts):
             cut = cut_points(lengths, r, c)
             idx = np.array([index[(u, lengths[u] - t)] for u, t in cut.items()])
@@ -386,6 +399,7 @@ def evaluate(P, X, units, ends, rul, lengths, repeats, cuts, level, baseline=Non
             "level": level,
             "coverage": summarise(np.array(covs)),
             "meanWidth": round(float(np.mean(widths)), 2),
+            "coverageAtLastCycle": round(float(np.mean(last_hits)), 3),
             "coverageByPredictionBelow": {("open" if k is None else str(k)): round(float(np.mean(v)), 3) for k, v in sorted(per_bin_hits.items(), key=lambda kv: np.inf if kv[0] is None else kv[0])},
         },
         "officialLikeAllCutPointsRmse": round(float(np.mean([np.sqrt(np.mean((P[r][official] - rul[official]) ** 2)) for r in range(repeats)])), 3),
@@ -431,7 +445,7 @@ def main(argv=None) -> int:
         report["models"][name] = res
         print(f"{name}: RMSE {res['rmse']['mean']} (spread {res['rmse']['spread95']}, engines {res['rmse']['engineBootstrap95']})"
               f"  NASA {res['nasaScore']['mean']} {res['nasaScore']['spread95']}  capped-truth RMSE {res['rmseCappedTruth']['mean']}"
-              f"  coverage@{args.level} {res['interval']['coverage']['mean']} width {res['interval']['meanWidth']}"
+              f"  coverage@{args.level} {res['interval']['coverage']['mean']} (last cycle {res['interval']['coverageAtLastCycle']}) width {res['interval']['meanWidth']}"
               + (f"  vs {args.baseline}: {res['rmseMinusBaseline']['mean']} {res['rmseMinusBaseline']['engineBootstrap95']}" if "rmseMinusBaseline" in res else ""),
               flush=True)
     if args.write_manifest_interval:
@@ -440,16 +454,16 @@ def main(argv=None) -> int:
         with open(path) as f:
             manifest = json.load(f)
         P = predictions_for(args.write_manifest_interval, X, units, rul, sensors, 1, args.out_dir)[0]  # repeat 0, as manifest_interval()
-        official = recipe.official_like_mask(ends, rul)
+        cal = calibration_mask(ends, rul)
         manifest["outputs"]["interval"] = {"level": args.level, "method": INTERVAL_METHOD,
-                                           "bins": conformal_offsets(rul[official] - P[official], P[official], args.level)}
+                                           "bins": conformal_offsets(rul[cal] - P[cal], P[cal], args.level)}
         with open(path, "w") as f:
             f.write(dump_json(manifest) + "\n")
         print(f"[interval] {path}: outputs.interval = {manifest['outputs']['interval']['bins']}")
     if args.manifest_interval:
         P = predictions_for(args.manifest_interval, X, units, rul, sensors, 1, args.out_dir)[0]
-        official = recipe.official_like_mask(ends, rul)
-        bins = conformal_offsets(rul[official] - P[official], P[official], args.level)
+        cal = calibration_mask(ends, rul)
+        bins = conformal_offsets(rul[cal] - P[cal], P[cal], args.level)
         report["manifestInterval"] = {"model": args.manifest_interval, "level": args.level, "bins": bins}
         print(json.dumps({"level": args.level, "bins": [{k: v for k, v in b.items() if k != "calibration"} for b in bins]}))
     with open(summary_path, "w") as f:
