@@ -15,7 +15,7 @@ forewarn model eval NAME --data TEST.txt --rul RUL.txt [--json] [--models-dir DI
 
 Scores a labelled CSV with the model NAME and prints F1, precision, recall, PR-AUC, ROC-AUC and the confusion
 matrix; with --rul, the RMSE and NASA score of a remaining-useful-life model on a C-MAPSS-format test file and
-its true RULs.
+its true RULs, and the share of engines its calibrated interval covers (a model with outputs.interval).
 
   --data FILE         the labelled data
   --rul FILE          the true remaining useful lives, one per engine (RUL models)
