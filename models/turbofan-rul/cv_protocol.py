@@ -391,6 +391,8 @@ def evaluate(P, X, units, ends, rul, lengths, repeats, cuts, level, baseline=Non
             covs.append(hit.mean())
             widths.append(w.mean())
     out = {
+        "repeats": repeats,
+        "cutsPerRepeat": cuts,
         "virtualTests": len(rmses),
         "rmse": summarise(np.array(rmses), np.array(boot_r)),
         "nasaScore": summarise(np.array(nasas), np.array(boot_n), 1),
