@@ -26,6 +26,11 @@ export interface RiskRecord {
   score: number;
   /** The manifest's operating threshold, where it has one. */
   threshold?: number;
+  /**
+   * RUL models with a calibrated interval in their manifest (`outputs.interval`): the true value lies in
+   * [lower, upper] with probability `level` (e.g. 0.9). Contains `score`. Added within schemaVersion 1.
+   */
+  interval?: { level: number; lower: number; upper: number };
   /** `true` when the score crosses the threshold. */
   atRisk: boolean;
   /** The timestamp of the reading the score was computed from. */
