@@ -48,6 +48,9 @@ export interface Alertmanager {
   alerts(): Promise<Array<{ labels: Record<string, string>; status: { state: string }; endsAt: string; startsAt: string; generatorURL?: string; annotations: Record<string, string> }>>;
   /** Stops it (SIGTERM) and starts it again on the same port and storage: it forgets its alerts, keeps its notification log. */
   restart(): Promise<void>;
+  /** Stops the process, keeping its port and directory for `up()`. */
+  down(): Promise<void>;
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -117,6 +120,8 @@ export async function startAlertmanager(options: AlertmanagerOptions): Promise<A
       await stop();
       await start();
     },
+    down: stop,
+    up: start,
     async stop() {
       await stop();
       rmSync(dir, { recursive: true, force: true });

@@ -87,6 +87,9 @@ export interface AlertRouterStats {
 /** A delivery to retry later (no answer, 5xx, 408, 429). */
 class DeliveryError extends Error {}
 
+/** Answers worth retrying: the receiver is in trouble or asks us to slow down (3xx are not followed: an error). */
+const RETRYABLE = (status: number) => status >= 500 || status === 408 || status === 429 || status < 400;
+
 interface Receiver {
   /** Its key in alert_routes; also its name in logs (no secrets). */
   id: string;
@@ -135,7 +138,8 @@ export class AlertRouter implements Component {
     };
     for (const url of options.alertmanager?.urls ?? []) {
       const base = url.replace(/\/+$/, '');
-      this.add(`alertmanager:${redactUrl(base)}`, 'alertmanager', `${base}/api/v2/alerts`, 'json', redactUrl(base));
+      const shown = redactUrl(base).replace(/\/+$/, '');
+      this.add(`alertmanager:${shown}`, 'alertmanager', `${base}/api/v2/alerts`, 'json', shown);
     }
     for (const w of options.webhooks ?? []) {
       const name = w.name ?? `webhook-${createHash('sha256').update(w.url).digest('hex').slice(0, 12)}`;
@@ -183,10 +187,6 @@ export class AlertRouter implements Component {
       try {
         if (r.kind === 'alertmanager') await this.toAlertmanager(r);
         else await this.toWebhook(r);
-        if (r.stats.failing) this.log.info({ receiver: r.id, failures: r.stats.failures }, 'alert receiver reachable again');
-        r.stats.failing = false;
-        r.streak = 0;
-        r.nextAttemptTs = 0;
       } catch (err) {
         if (err instanceof DeliveryError) this.failed(r, err);
         else throw err;
@@ -243,7 +243,7 @@ export class AlertRouter implements Component {
       const rows = await this.pending(r);
       if (!rows.length) break;
       const now = this.now();
-      const outcome = await this.post(url, rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)));
+      const outcome = await this.post(r, url, rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)));
       await this.record(r, rows, outcome);
       if (outcome) this.rejected(r, outcome, rows.length);
       if (rows.length < this.o.batchSize) break;
@@ -258,7 +258,7 @@ export class AlertRouter implements Component {
         [r.id, now - this.o.resolvedResendMs, this.o.batchSize, offset],
       );
       if (!rows.length) break;
-      const outcome = await this.post(url, rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)));
+      const outcome = await this.post(r, url, rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)));
       if (outcome === null) {
         this.stats.resent += rows.length;
       }
@@ -272,7 +272,7 @@ export class AlertRouter implements Component {
       const rows = await this.pending(r);
       for (const row of rows) {
         const message = webhookMessage(row, this.options.consoleUrl);
-        const outcome = await this.post(r.url, r.format === 'slack' ? { text: message.text } : message);
+        const outcome = await this.post(r, r.url, r.format === 'slack' ? { text: message.text } : message);
         // One row at a time: what was delivered before a failure stays delivered.
         await this.record(r, [row], outcome);
         if (outcome) this.rejected(r, outcome, 1, message.id);
@@ -285,7 +285,7 @@ export class AlertRouter implements Component {
    * POSTs JSON; resolves null when accepted, or the reason when the receiver rejected it for good (4xx other
    * than 408/429); throws DeliveryError when it should be retried (no answer, 5xx, 408, 429).
    */
-  private async post(url: string, body: unknown): Promise<string | null> {
+  private async post(r: Receiver, url: string, body: unknown): Promise<string | null> {
     let res: Response;
     try {
       res = await fetch(url, {
@@ -301,10 +301,19 @@ export class AlertRouter implements Component {
       throw new DeliveryError(cause ? describeError(cause) : describeError(err));
     }
     const text = (await res.text().catch(() => '')).slice(0, 200);
+    // Any answer but a retryable one means the receiver is reachable again.
+    if (res.ok || !RETRYABLE(res.status)) this.reachable(r);
     if (res.ok) return null;
     const reason = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
-    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return reason;
+    if (!RETRYABLE(res.status)) return reason;
     throw new DeliveryError(reason);
+  }
+
+  private reachable(r: Receiver): void {
+    if (r.stats.failing) this.log.info({ receiver: r.id, failures: r.stats.failures }, 'alert receiver reachable again');
+    r.stats.failing = false;
+    r.streak = 0;
+    r.nextAttemptTs = 0;
   }
 
   private rejected(r: Receiver, reason: string, count: number, id?: string): void {
