@@ -45,7 +45,16 @@ export interface Alertmanager {
   port: number;
   dir: string;
   /** The alerts it holds now (`GET /api/v2/alerts`). */
-  alerts(): Promise<Array<{ labels: Record<string, string>; status: { state: string }; endsAt: string; startsAt: string; generatorURL?: string; annotations: Record<string, string> }>>;
+  alerts(): Promise<
+    Array<{
+      labels: Record<string, string>;
+      status: { state: string };
+      endsAt: string;
+      startsAt: string;
+      generatorURL?: string;
+      annotations: Record<string, string>;
+    }>
+  >;
   /** Stops it (SIGTERM) and starts it again on the same port and storage: it forgets its alerts, keeps its notification log. */
   restart(): Promise<void>;
   /** Stops the process, keeping its port and directory for `up()`. */
@@ -83,21 +92,20 @@ export async function startAlertmanager(options: AlertmanagerOptions): Promise<A
   const start = async () => {
     child = spawn(
       BINARY,
-      [`--config.file=${config}`, `--storage.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'],
+      [
+        `--config.file=${config}`,
+        `--storage.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--cluster.listen-address=',
+        '--log.level=warn',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<never>((_, reject) => child!.once('exit', (code) => reject(new Error(`alertmanager exited (${code}): ${output.slice(-2000)}`))));
     exited.catch(() => undefined);
-    await Promise.race([
-      exited,
-      waitFor(
-        async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok,
-        'alertmanager ready',
-        20_000,
-      ),
-    ]);
+    await Promise.race([exited, waitFor(async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok, 'alertmanager ready', 20_000)]);
   };
   const stop = async () => {
     const c = child;

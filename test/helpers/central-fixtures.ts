@@ -59,7 +59,11 @@ export async function migrateProjections(sql: SqlClient, projections: readonly C
 }
 
 /** Applies one batch to the projections in one transaction, as the ingest does after storing it. */
-export async function ingest(sql: SqlClient, projections: readonly CentralProjection[], batch: Omit<IngestedBatch, 'bootSeq' | 'historical'> & Partial<IngestedBatch>): Promise<void> {
+export async function ingest(
+  sql: SqlClient,
+  projections: readonly CentralProjection[],
+  batch: Omit<IngestedBatch, 'bootSeq' | 'historical'> & Partial<IngestedBatch>,
+): Promise<void> {
   await sql.tx(async (q) => {
     for (const p of projections) await p.applyBatch(q, { bootSeq: 1, historical: false, ...batch });
   });

@@ -116,7 +116,10 @@ export class AlertRouter implements Component {
   private readonly loop: LeaderLoop;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly o: Required<Omit<AlertRouterOptions, 'alertmanager' | 'webhooks' | 'consoleUrl' | 'now'>> & { resendIntervalMs: number; resolvedResendMs: number };
+  private readonly o: Required<Omit<AlertRouterOptions, 'alertmanager' | 'webhooks' | 'consoleUrl' | 'now'>> & {
+    resendIntervalMs: number;
+    resolvedResendMs: number;
+  };
   private migrated = false;
 
   constructor(
@@ -243,7 +246,11 @@ export class AlertRouter implements Component {
       const rows = await this.pending(r);
       if (!rows.length) break;
       const now = this.now();
-      const outcome = await this.post(r, url, rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)));
+      const outcome = await this.post(
+        r,
+        url,
+        rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)),
+      );
       await this.record(r, rows, outcome);
       if (outcome) this.rejected(r, outcome, rows.length);
       if (rows.length < this.o.batchSize) break;
@@ -258,7 +265,11 @@ export class AlertRouter implements Component {
         [r.id, now - this.o.resolvedResendMs, this.o.batchSize, offset],
       );
       if (!rows.length) break;
-      const outcome = await this.post(r, url, rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)));
+      const outcome = await this.post(
+        r,
+        url,
+        rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)),
+      );
       if (outcome === null) {
         this.stats.resent += rows.length;
       }

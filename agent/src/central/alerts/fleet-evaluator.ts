@@ -49,7 +49,14 @@ export class FleetAlertEvaluator implements Component {
     this.limits = { ...DEFAULT_FLEET_LIMITS, ...options.limits };
     this.rules = options.rules ?? FLEET_RULES;
     this.now = options.now ?? Date.now;
-    this.loop = new LeaderLoop('fleet alert evaluation', options.intervalMs ?? 15_000, lease, log.child({ component: this.name }), () => this.evaluate(), FLEET_EVALUATION_ERROR);
+    this.loop = new LeaderLoop(
+      'fleet alert evaluation',
+      options.intervalMs ?? 15_000,
+      lease,
+      log.child({ component: this.name }),
+      () => this.evaluate(),
+      FLEET_EVALUATION_ERROR,
+    );
   }
 
   async start(): Promise<void> {
@@ -80,7 +87,17 @@ export class FleetAlertEvaluator implements Component {
           const findings = await rule.evaluate(q, now, this.limits);
           const open = new Map(
             (
-              await q.all<{ alert_key: string; raised_ts: number; title: string; remedy: string; severity: string; agent_id: string; asset: string | null; subject: string | null; evidence: string }>(
+              await q.all<{
+                alert_key: string;
+                raised_ts: number;
+                title: string;
+                remedy: string;
+                severity: string;
+                agent_id: string;
+                asset: string | null;
+                subject: string | null;
+                evidence: string;
+              }>(
                 "SELECT alert_key, raised_ts, title, remedy, severity, agent_id, asset, subject, evidence FROM central_alerts WHERE origin = 'fleet' AND rule = ? AND state = 'active'",
                 [rule.name],
               )

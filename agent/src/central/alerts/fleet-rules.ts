@@ -103,7 +103,9 @@ const assetSilent: FleetRule = {
   remedy:
     "Check the asset's source on its agent (`forewarn status`, the agent log for FW_ERR_SOURCE_FAILED): a cable, a device, a changed address. An asset that was retired: delete its row from fleet_assets.",
   async evaluate(q, now, limits) {
-    const agents = new Map((await q.all<AgentRow>('SELECT agent_id, last_seen_ts, state, state_ts, reason, version FROM fleet_agents')).map((a) => [a.agent_id, a]));
+    const agents = new Map(
+      (await q.all<AgentRow>('SELECT agent_id, last_seen_ts, state, state_ts, reason, version FROM fleet_agents')).map((a) => [a.agent_id, a]),
+    );
     const rows = await q.all<{ agent_id: string; asset: string; last_seen_ts: number; last_reading_ts: number }>(
       'SELECT agent_id, asset, last_seen_ts, last_reading_ts FROM fleet_assets WHERE last_seen_ts <= ? ORDER BY agent_id, asset',
       [now - limits.assetSilentMs],
@@ -151,7 +153,9 @@ const versionSkew: FleetRule = {
   remedy:
     'Finish or roll back the rollout (docs/rollout.md): see why this agent did not update (its rollout report, its log), or roll the canaries back to the version the rest of the fleet runs.',
   async evaluate(q, now, limits) {
-    const rows = await q.all<AgentRow>("SELECT agent_id, last_seen_ts, state, state_ts, reason, version FROM fleet_agents WHERE version IS NOT NULL AND version <> ''");
+    const rows = await q.all<AgentRow>(
+      "SELECT agent_id, last_seen_ts, state, state_ts, reason, version FROM fleet_agents WHERE version IS NOT NULL AND version <> ''",
+    );
     if (!rows.length) return [];
     // Remember when each version was first seen in the fleet: from the oldest status that reports it, once.
     const firstSeen = new Map<string, number>();

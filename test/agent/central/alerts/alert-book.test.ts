@@ -91,7 +91,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         for (const r of c.input) await ingest(sql, [book], { agentId, stream: 'alerts', receivedTs: 20_000, records: [r] });
         const key = `agent/${agentId}/temperature-high/press-3`;
         const row = (await rows()).find((x) => x.alert_key === key);
-        expect({ order: c.input.map((r) => r.seq), state: row?.state, raised: row?.raised_ts }).toEqual({ order: c.input.map((r) => r.seq), state: c.state, raised: c.raised });
+        expect({ order: c.input.map((r) => r.seq), state: row?.state, raised: row?.raised_ts }).toEqual({
+          order: c.input.map((r) => r.seq),
+          state: c.state,
+          raised: c.raised,
+        });
         const before = JSON.stringify(row);
         // Idempotent: the same records again (in one batch this time) leave the row as it was.
         await ingest(sql, [book], { agentId, stream: 'alerts', receivedTs: 20_000, records: c.input });
@@ -109,7 +113,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         agentId: 'line-2',
         stream: 'alerts',
         receivedTs: 1,
-        records: [alertRecord(1, 'raised', 10, { alertId: undefined }), alertRecord(2, 'raised', 10, { state: 'exploded' }), alertRecord(3, 'raised', 10, { alertId: 'ok/a' })],
+        records: [
+          alertRecord(1, 'raised', 10, { alertId: undefined }),
+          alertRecord(2, 'raised', 10, { state: 'exploded' }),
+          alertRecord(3, 'raised', 10, { alertId: 'ok/a' }),
+        ],
       });
       await ingest(sql, [book], { agentId: 'line-2', stream: 'risk', receivedTs: 1, records: [alertRecord(4, 'raised', 10, { alertId: 'not-an-alert' })] });
       const keys = (await sql.all<{ alert_key: string }>('SELECT alert_key FROM central_alerts')).map((r) => r.alert_key);

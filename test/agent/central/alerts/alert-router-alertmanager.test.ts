@@ -27,7 +27,14 @@ const cleanup = cleanupAfterEach();
 interface Notification {
   status: 'firing' | 'resolved';
   groupLabels: Record<string, string>;
-  alerts: Array<{ status: string; labels: Record<string, string>; annotations: Record<string, string>; startsAt: string; endsAt: string; generatorURL: string }>;
+  alerts: Array<{
+    status: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    startsAt: string;
+    endsAt: string;
+    generatorURL: string;
+  }>;
 }
 
 function alertRecord(seq: number, state: 'raised' | 'cleared', raisedTs: number, asset: string): BatchRecord {
@@ -57,7 +64,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       if (reason) return ctx.skip(reason);
       const receiver = await startHttpReceiver();
       cleanup.push(() => receiver.close());
-      const ams = [await startAlertmanager({ webhookUrl: `${receiver.url}/am-a`, groupBy: ['agent'] }), await startAlertmanager({ webhookUrl: `${receiver.url}/am-b`, groupBy: ['agent'] })];
+      const ams = [
+        await startAlertmanager({ webhookUrl: `${receiver.url}/am-a`, groupBy: ['agent'] }),
+        await startAlertmanager({ webhookUrl: `${receiver.url}/am-b`, groupBy: ['agent'] }),
+      ];
       for (const am of ams) cleanup.push(() => am.stop());
       const sql = await stores.open(dialect, `am_${Date.now() % 1_000_000}`);
       const registry = new FleetRegistry();
@@ -82,7 +92,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const feed = [registry, c.projection];
       const t0 = Date.now();
       await ingestStatus(sql, feed, 'edge-1', 'online', t0);
-      await ingest(sql, feed, { agentId: 'edge-1', stream: 'alerts', receivedTs: t0, records: [alertRecord(1, 'raised', t0, 'fan-1'), alertRecord(2, 'raised', t0, 'fan-2')] });
+      await ingest(sql, feed, {
+        agentId: 'edge-1',
+        stream: 'alerts',
+        receivedTs: t0,
+        records: [alertRecord(1, 'raised', t0, 'fan-1'), alertRecord(2, 'raised', t0, 'fan-2')],
+      });
 
       const notes = (path: string) => receiver.received.filter((r: ReceivedRequest) => r.path === path).map((r) => r.body as Notification);
       for (const path of ['/am-a', '/am-b']) {
@@ -128,7 +143,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(notes('/am-a')[2]).toMatchObject({
         status: 'firing',
         groupLabels: { agent: 'edge-2' },
-        alerts: [{ labels: { alertname: 'agent-offline', agent: 'edge-2', rule: 'agent-offline', severity: 'critical' }, generatorURL: 'http://console.test/agents/edge-2' }],
+        alerts: [
+          {
+            labels: { alertname: 'agent-offline', agent: 'edge-2', rule: 'agent-offline', severity: 'critical' },
+            generatorURL: 'http://console.test/agents/edge-2',
+          },
+        ],
       });
       await ingestStatus(sql, [registry, c.projection], 'edge-2', 'online', Date.now());
       for (const path of ['/am-a', '/am-b']) await waitFor(() => notes(path).length >= 4, `the agent-offline resolution from ${path}`);
@@ -137,17 +157,28 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect([notes('/am-a').length, notes('/am-b').length]).toEqual([4, 4]);
 
       // A restarted Alertmanager has forgotten its alerts: the resend teaches it the active ones again.
-      await ingest(sql, [registry, c.projection], { agentId: 'edge-1', stream: 'alerts', receivedTs: Date.now(), records: [alertRecord(5, 'raised', Date.now(), 'fan-3')] });
+      await ingest(sql, [registry, c.projection], {
+        agentId: 'edge-1',
+        stream: 'alerts',
+        receivedTs: Date.now(),
+        records: [alertRecord(5, 'raised', Date.now(), 'fan-3')],
+      });
       await waitFor(async () => (await ams[0]!.alerts()).some((a) => a.labels.asset === 'fan-3'), 'fan-3 in Alertmanager');
       // Central pauses meanwhile, so that the check below sees what the restart did, not an early resend.
       for (const comp of c.components) await comp.stop();
       await ams[0]!.restart();
       expect((await ams[0]!.alerts()).some((a) => a.labels.asset === 'fan-3' && a.status.state === 'active')).toBe(false);
       for (const comp of c.components) await comp.start();
-      await waitFor(async () => (await ams[0]!.alerts()).some((a) => a.labels.asset === 'fan-3' && a.status.state === 'active'), 'fan-3 learnt again by the restarted Alertmanager', 10_000);
+      await waitFor(
+        async () => (await ams[0]!.alerts()).some((a) => a.labels.asset === 'fan-3' && a.status.state === 'active'),
+        'fan-3 learnt again by the restarted Alertmanager',
+        10_000,
+      );
       // Only the restart may have cost a failed post (and its one log line).
       const warned = cap.lines.filter((l) => (l.level as number) >= 40).map((l) => [l.code, l.receiver]);
-      expect(new Set(warned.map((w) => JSON.stringify(w)))).toEqual(new Set(warned.length ? [JSON.stringify(['FW_ERR_ALERT_DELIVERY', `alertmanager:${ams[0]!.url}`])] : []));
+      expect(new Set(warned.map((w) => JSON.stringify(w)))).toEqual(
+        new Set(warned.length ? [JSON.stringify(['FW_ERR_ALERT_DELIVERY', `alertmanager:${ams[0]!.url}`])] : []),
+      );
     }, 90_000);
 
     it('an Alertmanager that is down: logged once, retried, delivered when it is up', async (ctx) => {

@@ -200,7 +200,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const third = router({ webhooks: [...hooks, { url: `${receiver.url}/new`, name: 'new' }] }, db).router;
       await second.stop();
       await third.routeOnce();
-      expect(receiver.received.filter((x) => x.path === '/new').map((x) => (x.body as WebhookMessage).id)).toEqual(['agent/edge-4/temperature-high/press-5@2000:firing']);
+      expect(receiver.received.filter((x) => x.path === '/new').map((x) => (x.body as WebhookMessage).id)).toEqual([
+        'agent/edge-4/temperature-high/press-5@2000:firing',
+      ]);
       expect(receiver.received).toHaveLength(4);
     });
   });

@@ -51,7 +51,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const rows = async (rule?: string) =>
         sql.all<CentralAlertRow>(`SELECT * FROM central_alerts WHERE origin = 'fleet'${rule ? ' AND rule = ?' : ''} ORDER BY alert_key`, rule ? [rule] : []);
       const telemetry = (agentId: string, assets: string[], at: number) =>
-        ingest(sql, projections, { agentId, stream: 'telemetry', receivedTs: at, records: assets.map((asset, i) => ({ seq: at + i, ts: at, asset, source: 's', metrics: { x: 1 } })) });
+        ingest(sql, projections, {
+          agentId,
+          stream: 'telemetry',
+          receivedTs: at,
+          records: assets.map((asset, i) => ({ seq: at + i, ts: at, asset, source: 's', metrics: { x: 1 } })),
+        });
       return { sql, name, projections, evaluator, rows, telemetry };
     };
 
@@ -70,7 +75,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await evaluator.evaluateOnce();
       const [row] = await rows();
       expect(await rows()).toHaveLength(1);
-      expect(row).toMatchObject({ alert_key: 'fleet/agent-offline/edge-1', rule: 'agent-offline', agent_id: 'edge-1', asset: null, severity: 'critical', state: 'active', raised_ts: 1_012 * MIN });
+      expect(row).toMatchObject({
+        alert_key: 'fleet/agent-offline/edge-1',
+        rule: 'agent-offline',
+        agent_id: 'edge-1',
+        asset: null,
+        severity: 'critical',
+        state: 'active',
+        raised_ts: 1_012 * MIN,
+      });
       expect(JSON.parse(row!.evidence)).toMatchObject({ state: 'offline', reason: 'connection-lost', silentMinutes: 11 });
       // Its assets are silent too, but the agent's alert covers them: no asset-silent while it is offline.
       now.t += 60 * MIN;
