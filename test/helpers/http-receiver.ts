@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 
 export interface ReceivedRequest {
   path: string;
+  headers: http.IncomingHttpHeaders;
   body: unknown;
   ts: number;
 }
@@ -41,7 +42,7 @@ export async function startHttpReceiver(port = 0): Promise<HttpReceiver> {
         res.writeHead(400).end('not JSON');
         return;
       }
-      received.push({ path: req.url ?? '/', body, ts: Date.now() });
+      received.push({ path: req.url ?? '/', headers: req.headers, body, ts: Date.now() });
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });

@@ -99,6 +99,16 @@ export class LeaderLease {
     return held;
   }
 
+  /**
+   * For a long job between acquisitions: true while the lease is held, renewing it once half its time to live has
+   * passed; false once it is lost (then stop acting: another worker may have taken over).
+   */
+  async confirm(): Promise<boolean> {
+    if (!this.isLeader) return false;
+    if (this.validUntil - this.now() > this.ttlMs / 2) return true;
+    return this.acquire();
+  }
+
   /** Gives the lease up, if this worker holds it, so another takes over at once. */
   async release(): Promise<void> {
     this.validUntil = 0;

@@ -63,6 +63,17 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         await lb.release();
         expect(lb.isLeader).toBe(false);
         expect(await la.acquire()).toBe(true);
+        // confirm(): true without a write in the first half of the lease, renews in the second, false once lost.
+        const taken = now;
+        now += 4_000;
+        expect(await la.confirm()).toBe(true);
+        expect((await la.current())?.renewedTs).toBe(taken);
+        now += 2_000;
+        expect(await la.confirm()).toBe(true);
+        expect((await la.current())?.renewedTs).toBe(taken + 6_000);
+        now += 11_000;
+        expect(await lb.acquire()).toBe(true);
+        expect(await la.confirm()).toBe(false);
       } finally {
         await a.close();
         if (b !== a) await b.close();

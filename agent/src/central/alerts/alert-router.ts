@@ -87,6 +87,9 @@ export interface AlertRouterStats {
 /** A delivery to retry later (no answer, 5xx, 408, 429). */
 class DeliveryError extends Error {}
 
+/** This worker lost the lease during a pass: it stops routing at once. */
+class LeaseLost extends Error {}
+
 /** Answers worth retrying: the receiver is in trouble or asks us to slow down (3xx are not followed: an error). */
 const RETRYABLE = (status: number) => status >= 500 || status === 408 || status === 429 || status < 400;
 
@@ -125,7 +128,7 @@ export class AlertRouter implements Component {
   constructor(
     private readonly sql: SqlClient,
     log: Logger,
-    lease: LeaderLease,
+    private readonly lease: LeaderLease,
     private readonly options: AlertRouterOptions = {},
   ) {
     this.log = log.child({ component: this.name });
@@ -191,6 +194,7 @@ export class AlertRouter implements Component {
         if (r.kind === 'alertmanager') await this.toAlertmanager(r);
         else await this.toWebhook(r);
       } catch (err) {
+        if (err instanceof LeaseLost) return;
         if (err instanceof DeliveryError) this.failed(r, err);
         else throw err;
       }
@@ -297,11 +301,22 @@ export class AlertRouter implements Component {
    * than 408/429); throws DeliveryError when it should be retried (no answer, 5xx, 408, 429).
    */
   private async post(r: Receiver, url: string, body: unknown): Promise<string | null> {
+    // A slow receiver can make a pass outlast the lease: check it before each request, so that a worker that lost
+    // it stops before it posts what the new holder posts too.
+    if (!(await this.lease.confirm())) throw new LeaseLost();
+    const target = new URL(url);
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    // fetch refuses credentials in a URL: send them as basic auth (Alertmanager behind a proxy).
+    if (target.username || target.password) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`;
+      target.username = '';
+      target.password = '';
+    }
     let res: Response;
     try {
-      res = await fetch(url, {
+      res = await fetch(target, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers,
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(this.o.timeoutMs),
         redirect: 'error',

@@ -168,6 +168,20 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(receiver.received.map((x) => (x.body as WebhookMessage).alert.asset)).toEqual(['press-9']);
     });
 
+    it('sends credentials in a webhook URL as basic auth and never logs them', async (ctx) => {
+      if (skip()) return ctx.skip(`PostgreSQL: ${stores.pgSkip}`);
+      const { receiver, router, raise } = await setup();
+      const { router: r, cap } = router({ webhooks: [{ url: receiver.url.replace('//', '//ops:pa%40ss@') + '/auth', name: 'authed' }] });
+      receiver.failWith(503);
+      await raise('edge-5', 1, 1_000);
+      await r.routeOnce();
+      receiver.failWith(0);
+      await waitFor(async () => (await r.routeOnce(), receiver.received.length === 1), 'the authenticated delivery');
+      expect(receiver.received[0]!.headers.authorization).toBe(`Basic ${Buffer.from('ops:pa@ss').toString('base64')}`);
+      expect(cap.lines.filter((l) => l.code === 'FW_ERR_ALERT_DELIVERY')).toHaveLength(1);
+      expect(cap.text()).not.toMatch(/pa%40ss|pa@ss/);
+    });
+
     it('a restarted central (a new router and lease holder on the same store) repeats nothing and delivers what was left', async (ctx) => {
       if (skip()) return ctx.skip(`PostgreSQL: ${stores.pgSkip}`);
       const { receiver, router, raise, clear, sql } = await setup();
