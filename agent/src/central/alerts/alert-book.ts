@@ -45,10 +45,12 @@ const MIGRATIONS: readonly Migration[] = [
         );
         CREATE INDEX central_alerts_state ON central_alerts (state, raised_ts);
         CREATE INDEX central_alerts_agent_asset ON central_alerts (agent_id, asset);
+        CREATE INDEX central_alerts_changed ON central_alerts (state, updated_ts);
         CREATE TABLE alert_routes (
           alert_key TEXT NOT NULL, receiver TEXT NOT NULL, raised_ts ${big} NOT NULL, state TEXT NOT NULL,
           delivered_ts ${big} NOT NULL, last_error TEXT, PRIMARY KEY (alert_key, receiver)
         );
+        CREATE INDEX alert_routes_receiver ON alert_routes (receiver, state);
         CREATE TABLE alert_receivers (receiver TEXT PRIMARY KEY, first_seen_ts ${big} NOT NULL);
         CREATE TABLE central_fleet_versions (version TEXT PRIMARY KEY, first_seen_ts ${big} NOT NULL);
       `);
