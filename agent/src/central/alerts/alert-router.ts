@@ -92,7 +92,7 @@ export interface AlertRouterStats {
 /** A delivery to retry later (no answer, 5xx, 408, 429). */
 class DeliveryError extends Error {}
 
-/** This worker lost the lease during a pass: it stops routing at once. */
+/** This worker lost the lease during a pass, or is stopping: it posts nothing more. */
 class LeaseLost extends Error {}
 
 /** Answers worth retrying: the receiver is in trouble or asks us to slow down (3xx are not followed: an error). */
@@ -127,6 +127,8 @@ export class AlertRouter implements Component {
     resolvedResendMs: number;
   };
   private migrated = false;
+  /** Set by stop(): a pass posts nothing more (a slow receiver must not hold the shutdown for a whole backlog). */
+  private stopping = false;
 
   constructor(
     private readonly sql: SqlClient,
@@ -168,9 +170,14 @@ export class AlertRouter implements Component {
     this.loop.start();
   }
 
-  /** Waits for the pass in flight: what it delivered is recorded before stop() returns. */
+  /** Ends the pass in flight after its current request: what it delivered is recorded before stop() returns. */
   async stop(): Promise<void> {
-    await this.loop.stop();
+    this.stopping = true;
+    try {
+      await this.loop.stop();
+    } finally {
+      this.stopping = false;
+    }
   }
 
   /** One routing pass now, if this worker leads; false otherwise. */
@@ -322,7 +329,7 @@ export class AlertRouter implements Component {
   private async post(r: Receiver, url: string, body: unknown): Promise<string | null> {
     // A slow receiver can make a pass outlast the lease: check it before each request, so that a worker that lost
     // it stops before it posts what the new holder posts too.
-    if (!(await this.lease.confirm())) throw new LeaseLost();
+    if (this.stopping || !(await this.lease.confirm())) throw new LeaseLost();
     const target = new URL(url);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     // fetch refuses credentials in a URL: send them as basic auth (Alertmanager behind a proxy).
