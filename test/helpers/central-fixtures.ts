@@ -19,6 +19,8 @@ export interface CentralStores {
   open(dialect: 'sqlite' | 'postgres', name: string): Promise<SqlClient>;
   /** Another client on the same store (a second worker). */
   reopen(dialect: 'sqlite' | 'postgres', name: string): Promise<SqlClient>;
+  /** The location of a fresh store, for what opens its own client (the ingest ledger). */
+  url(dialect: 'sqlite' | 'postgres', name: string): string;
   cleanup(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function centralStores(): Promise<CentralStores> {
     pgSkip,
     open: async (dialect, name) => track(await openSqlClient(location(dialect, name, true))),
     reopen: async (dialect, name) => track(await openSqlClient(location(dialect, name, false))),
+    url: (dialect, name) => location(dialect, name, true),
     async cleanup() {
       for (const c of clients.splice(0)) await c.close().catch(() => undefined);
       cluster?.destroy();

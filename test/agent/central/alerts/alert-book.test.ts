@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertBook, type CentralAlertRow } from '../../../../agent/src/central/alerts/alert-book.js';
+import { CentralStore } from '../../../../agent/src/central/central-store.js';
 import type { BatchRecord } from '../../../../agent/src/central/decode-batch.js';
 import type { SqlClient } from '../../../../agent/src/central/sql/sql-client.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
@@ -100,6 +101,27 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         // Idempotent: the same records again (in one batch this time) leave the row as it was.
         await ingest(sql, [book], { agentId, stream: 'alerts', receivedTs: 20_000, records: c.input });
         expect(JSON.stringify((await rows()).find((x) => x.alert_key === key))).toBe(before);
+      }
+    });
+
+    it('through the ingest ledger: a cleared whose raised comes later, after a gap, ends resolved; a resend changes nothing', async (ctx) => {
+      if (skip()) return ctx.skip(`PostgreSQL: ${stores.pgSkip}`);
+      const book = new AlertBook();
+      const store = await CentralStore.open({ url: stores.url(dialect, `book_ledger_${n++}`), projections: [book] });
+      try {
+        const batch = (records: BatchRecord[]) => ({ agentId: 'line-9', stream: 'alerts', bootSeq: 1, historical: false, records });
+        const raised = alertRecord(1, 'raised', 1_000);
+        const cleared = alertRecord(2, 'cleared', 1_000);
+        expect(await store.ingestBatch(batch([cleared]), 10_000)).toMatchObject({ inserted: 1 });
+        const row = () => store.sql.get<CentralAlertRow>('SELECT * FROM central_alerts');
+        expect(await row()).toMatchObject({ alert_key: 'agent/line-9/temperature-high/press-3', state: 'resolved', raised_ts: 1_000, resolved_ts: 1_500 });
+        expect(await store.ingestBatch(batch([raised]), 11_000)).toMatchObject({ inserted: 1, outOfOrder: 1 });
+        expect(await row()).toMatchObject({ state: 'resolved', updated_ts: 10_000 });
+        expect(await store.ingestBatch(batch([raised, cleared]), 12_000)).toMatchObject({ inserted: 0, duplicates: 2 });
+        expect(await row()).toMatchObject({ state: 'resolved', updated_ts: 10_000 });
+        expect(book.stats.applied).toBe(2);
+      } finally {
+        await store.close();
       }
     });
 
