@@ -64,9 +64,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       if (reason) return ctx.skip(reason);
       const receiver = await startHttpReceiver();
       cleanup.push(() => receiver.close());
+      // group_wait 1 s: both alerts of a POST join their group before its first notification even on a busy host.
       const ams = [
-        await startAlertmanager({ webhookUrl: `${receiver.url}/am-a`, groupBy: ['agent'] }),
-        await startAlertmanager({ webhookUrl: `${receiver.url}/am-b`, groupBy: ['agent'] }),
+        await startAlertmanager({ webhookUrl: `${receiver.url}/am-a`, groupBy: ['agent'], groupWait: '1s' }),
+        await startAlertmanager({ webhookUrl: `${receiver.url}/am-b`, groupBy: ['agent'], groupWait: '1s' }),
       ];
       for (const am of ams) cleanup.push(() => am.stop());
       const sql = await stores.open(dialect, `am_${Date.now() % 1_000_000}`);
