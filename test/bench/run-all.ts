@@ -20,6 +20,7 @@ const BENCHES: readonly string[] = [
   './vibration-severity.bench.js',
   './central-ingest.bench.js',
   './sparkplug.bench.js',
+  './central-alerts.bench.js',
 ];
 
 interface BenchModule {
