@@ -452,9 +452,9 @@ export function buildConfigDetailed(
   if (cfg.broker.passwordFile) cfg.broker.password = readSecretFile(cfg.broker.passwordFile, 'broker.passwordFile');
   if (!cfg.agent.id) cfg.agent.id = defaultAgentId();
   if (!cfg.broker.clientId) cfg.broker.clientId = `forewarn-${cfg.agent.id}`;
-  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id });
-  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.storage.dir = path.resolve(cfg.storage.dir);
+  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id, storageDir: cfg.storage.dir });
+  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);
   return { config: cfg, explicit, origins };
 }
