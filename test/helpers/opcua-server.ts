@@ -113,9 +113,9 @@ export class MillOpcuaServer {
     return MILL_NODES.map((n) => ({ nodeId: this.nodeId(n.name), asset: this.asset, signal: n.signal, ...(n.configured ? { unit: n.configured } : {}) }));
   }
 
-  /** The values the server holds now, by signal name. */
+  /** The values the server holds now, by signal name (a removed node's signal is gone). */
   truth(): Record<string, number> {
-    return millingSignals(this.sample);
+    return Object.fromEntries(Object.entries(millingSignals(this.sample)).filter(([k]) => this.vars.size === 0 || this.vars.has(k)));
   }
 
   async start(): Promise<void> {
@@ -175,7 +175,7 @@ export class MillOpcuaServer {
 
   private write(status: unknown = StatusCodes.Good): void {
     const ts = new Date();
-    const values = this.truth();
+    const values = millingSignals(this.sample);
     for (const [signal, v] of this.vars) {
       if (signal === 'cycle') v.setValueFromSource({ dataType: DataType.UInt32, value: this.sample.cycle }, status, ts);
       else v.setValueFromSource({ dataType: DataType.Double, value: values[signal] }, status, ts);

@@ -116,6 +116,8 @@ interface Connection {
   client: Opcua.OPCUAClient;
   session: Opcua.ClientSession | null;
   subscription: Opcua.ClientSubscription | null;
+  /** The monitored items exist: values flow. */
+  ready: boolean;
   /** Resolves when the session is beyond repair and the connection must be opened again. */
   broken: Promise<string>;
   breakWith: (why: string) => void;
@@ -183,9 +185,9 @@ export class OpcuaSource implements Source {
     this.running = null;
   }
 
-  /** Whether the subscription is up, for status views and tests. */
+  /** Whether the subscription is up with its monitored items, for status views and tests. */
   get connected(): boolean {
-    return this.conn?.subscription != null;
+    return this.conn?.ready === true;
   }
 
   private async run(): Promise<void> {
@@ -285,7 +287,7 @@ export class OpcuaSource implements Source {
     });
     let breakWith: (why: string) => void = () => {};
     const broken = new Promise<string>((resolve) => (breakWith = resolve));
-    const conn: Connection = { client, session: null, subscription: null, broken, breakWith };
+    const conn: Connection = { client, session: null, subscription: null, ready: false, broken, breakWith };
     this.conn = conn;
     client.on('connection_lost', () => {
       if (this.stopping) return;
@@ -335,6 +337,7 @@ export class OpcuaSource implements Source {
       this.log.debug({ source: this.name, err: describeError(err) }, 'could not read EngineeringUnits; units not checked'),
     );
     if (this.stopping) throw new Error('stopped');
+    conn.ready = true;
     this.counters.connects++;
     this.recovered(this.counters.connects === 1 ? '' : 'OPC UA endpoint connected again');
     this.log.info(
@@ -518,6 +521,7 @@ export class OpcuaSource implements Source {
     if (!conn) return;
     if (this.conn === conn) this.conn = null;
     conn.breakWith('closed');
+    conn.ready = false;
     this.handles = new Map();
     const quiet = <T>(p: Promise<T> | undefined) => (p ? withTimeout(p, 2000, 'closing').catch(() => undefined) : undefined);
     await quiet(conn.subscription?.terminate());

@@ -2,7 +2,7 @@
  * The OPC UA source against a real node-opcua server serving the simulated milling machine. Certificates are
  * slow to make, so the agent's store and the main server are created once for the file.
  */
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,9 +34,8 @@ beforeAll(async () => {
   await pki.open(log);
   server = new MillOpcuaServer({ dir: path.join(dir, 'server'), users: { operator: PASSWORD } });
   // The server trusts the agent's application certificate before it starts.
-  const serverTrusted = server.trustedFolder;
-  await import('node:fs').then((fs) => fs.mkdirSync(serverTrusted, { recursive: true }));
-  copyFileSync(path.join(pki.dir, 'own', 'certs', 'forewarn.pem'), path.join(serverTrusted, 'forewarn.pem'));
+  mkdirSync(server.trustedFolder, { recursive: true });
+  copyFileSync(path.join(pki.dir, 'own', 'certs', 'forewarn.pem'), path.join(server.trustedFolder, 'forewarn.pem'));
   await server.start();
   await trustEachOther(server);
 }, 60_000);
@@ -139,7 +138,10 @@ describe('OpcuaSource against a real OPC UA server', () => {
   });
 
   it('an untrusted server: FW_ERR_OPCUA_UNTRUSTED, its certificate in rejected/, the other endpoint unaffected; trusted by hand, it connects without a restart', async () => {
+    // A server the agent has never seen (it trusts the agent: only the agent's side refuses).
     const stranger = new MillOpcuaServer({ dir: path.join(dir, 'stranger'), asset: 'mill-2' });
+    mkdirSync(stranger.trustedFolder, { recursive: true });
+    copyFileSync(path.join(pki.dir, 'own', 'certs', 'forewarn.pem'), path.join(stranger.trustedFolder, 'forewarn.pem'));
     await stranger.start();
     cleanup.push(() => stranger.stop());
     const good = await source(endpoint(server));
