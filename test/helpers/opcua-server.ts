@@ -145,7 +145,7 @@ export class MillOpcuaServer {
     await server.initialize();
     const ns = server.engine.addressSpace.getOwnNamespace();
     this.namespaceIndex = ns.index;
-    const device = ns.addObject({ organizedBy: server.engine.addressSpace.rootFolder.objects, browseName: this.asset });
+    const device = ns.addObject({ organizedBy: server.engine.addressSpace.rootFolder.objects, browseName: this.asset, nodeId: `s=${this.asset}` });
     this.vars = new Map();
     for (const n of MILL_NODES) {
       const common = { componentOf: device, browseName: n.name, nodeId: `s=${this.asset}.${n.name}`, dataType: 'Double', minimumSamplingInterval: 0 };

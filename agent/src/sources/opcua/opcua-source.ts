@@ -22,7 +22,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Reading, ReadingSink } from '../../core/types.js';
 import type { SourceStats } from '../interval-source.js';
 import type { Source } from '../plugin.js';
-import type { OpcuaEndpointConfig, OpcuaNodeConfig } from './opcua-config.js';
+import type { OpcuaEndpointConfig, OpcuaIdentityConfig, OpcuaNodeConfig } from './opcua-config.js';
 import type { OpcuaPki, OpenPki } from './opcua-pki.js';
 import { describeUnits, numericValue, statusQuality, unitMatches, type EngineeringUnits } from './opcua-values.js';
 
@@ -94,7 +94,34 @@ export function classifyConnectError(err: unknown, pki: Pick<OpcuaPki, 'trustedF
   return { code: 'FW_ERR_SOURCE_FAILED', message };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** The user identity node-opcua presents; the password is read here, at connect time, and kept nowhere else. */
+export function userIdentity(opcua: OpcuaModule, id: OpcuaIdentityConfig): Opcua.UserIdentityInfo {
+  if (id.type === 'userName') {
+    let password: string | undefined;
+    try {
+      password = id.passwordFile ? readFileSync(id.passwordFile, 'utf8').replace(/\r?\n$/, '') : process.env[id.passwordEnv];
+    } catch (err) {
+      throw new ForewarnError('FW_ERR_SECRET_READ', `identity.passwordFile: cannot read ${id.passwordFile}: ${describeError(err)}`);
+    }
+    if (password === undefined) throw new ForewarnError('FW_ERR_SECRET_READ', `identity.passwordEnv: ${id.passwordEnv} is not set`);
+    return { type: opcua.UserTokenType.UserName, userName: id.userName, password };
+  }
+  if (id.type === 'certificate') {
+    let pem: string;
+    let privateKey: string;
+    try {
+      pem = readFileSync(id.certificateFile, 'utf8');
+      privateKey = readFileSync(id.privateKeyFile, 'utf8');
+    } catch (err) {
+      throw new ForewarnError('FW_ERR_SECRET_READ', `identity.certificateFile: ${describeError(err)}`);
+    }
+    const der = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
+    return { type: opcua.UserTokenType.Certificate, certificateData: der, privateKey } as unknown as Opcua.UserIdentityInfo;
+  }
+  return { type: opcua.UserTokenType.Anonymous };
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   p.catch(() => {}); // a late rejection after the guard fired is not unhandled
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
@@ -241,27 +268,6 @@ export class OpcuaSource implements Source {
     }
   }
 
-  private identity(opcua: OpcuaModule): Opcua.UserIdentityInfo {
-    const id = this.cfg.identity;
-    if (id.type === 'userName') {
-      let password: string | undefined;
-      try {
-        password = id.passwordFile ? readFileSync(id.passwordFile, 'utf8').replace(/\r?\n$/, '') : process.env[id.passwordEnv];
-      } catch (err) {
-        throw new ForewarnError('FW_ERR_SECRET_READ', `identity.passwordFile: cannot read ${id.passwordFile}: ${describeError(err)}`);
-      }
-      if (password === undefined) throw new ForewarnError('FW_ERR_SECRET_READ', `identity.passwordEnv: ${id.passwordEnv} is not set`);
-      return { type: opcua.UserTokenType.UserName, userName: id.userName, password };
-    }
-    if (id.type === 'certificate') {
-      const pem = readFileSync(id.certificateFile, 'utf8');
-      const der = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
-      const privateKey = readFileSync(id.privateKeyFile, 'utf8');
-      return { type: opcua.UserTokenType.Certificate, certificateData: der, privateKey } as unknown as Opcua.UserIdentityInfo;
-    }
-    return { type: opcua.UserTokenType.Anonymous };
-  }
-
   private async connect(): Promise<Connection> {
     const opcua = await loadOpcua();
     if (this.stopping) throw new Error('stopped');
@@ -303,7 +309,7 @@ export class OpcuaSource implements Source {
       if (code !== 'FW_ERR_SOURCE_FAILED') this.fail(new Error(message), code, 'OPC UA reconnection refused; will keep trying');
     });
     await withTimeout(client.connect(this.cfg.url), timeoutMs * 3, `connecting to ${this.cfg.url}`);
-    const session = await withTimeout(client.createSession(this.identity(opcua)), timeoutMs, 'creating the session');
+    const session = await withTimeout(client.createSession(userIdentity(opcua, this.cfg.identity)), timeoutMs, 'creating the session');
     conn.session = session;
     session.on('session_restored', () => {
       this.counters.sessionRecoveries++;
