@@ -10,10 +10,10 @@
 import type { Logger } from '../core/logger.js';
 import type { SchemaNode } from '../core/schema-node.js';
 import type { Component, EventSink, ReadingSink } from '../core/types.js';
-import type { SourceStats } from './interval-source.js';
+import type { SourceCounters, SourceStats } from './interval-source.js';
 
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
-export type Source = Component & { readonly stats: SourceStats };
+export type Source = Component & { readonly stats: SourceStats; readonly counters?: SourceCounters };
 
 /** What a plugin's sources are given to work with. */
 export interface SourceContext {

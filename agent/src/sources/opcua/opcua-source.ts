@@ -28,7 +28,8 @@ import { describeUnits, numericValue, statusQuality, unitMatches, type Engineeri
 
 type OpcuaModule = typeof Opcua;
 
-export interface OpcuaCounters {
+// A type, not an interface: /metrics reads it as SourceCounters (an index signature).
+export type OpcuaCounters = {
   connects: number;
   connectFailures: number;
   /** Connections lost after they were up. */
@@ -53,7 +54,7 @@ export interface OpcuaCounters {
   /** Nodes the server refused to monitor, or removed. */
   nodeErrors: number;
   unitMismatches: number;
-}
+};
 
 /** Loaded on first start; a variable keeps the package out of the agent's start-up. */
 const CLIENT_PACKAGE = 'node-opcua-client';
