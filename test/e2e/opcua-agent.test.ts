@@ -48,7 +48,14 @@ describe('the agent with OPC UA endpoints', () => {
   it('commits telemetry with Uncertain flagged, counts per endpoint in /metrics, and an unreachable endpoint fails alone', { timeout: 90_000 }, async () => {
     server.setStatus('torque', 'UncertainLastUsableValue', 44.4);
     const deadPort = await freePort();
-    const endpoint = { securityMode: 'None', securityPolicy: 'None', publishingIntervalMs: 100, samplingIntervalMs: 0, reconnectMinMs: 200, reconnectMaxMs: 1000 };
+    const endpoint = {
+      securityMode: 'None',
+      securityPolicy: 'None',
+      publishingIntervalMs: 100,
+      samplingIntervalMs: 0,
+      reconnectMinMs: 200,
+      reconnectMaxMs: 1000,
+    };
     const agent = startAgent({
       agent: { id: 'opcua-e2e', view: 'off', logLevel: 'info' },
       broker: { url: 'mqtt://127.0.0.1:9' },

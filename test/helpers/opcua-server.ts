@@ -15,7 +15,6 @@ import clientPkg from 'node-opcua-client';
 import dataAccessPkg from 'node-opcua-data-access';
 import certificateManagerPkg from 'node-opcua-certificate-manager';
 
-
 const { OPCUAServer } = serverPkg as unknown as { OPCUAServer: new (o: Record<string, unknown>) => ServerLike };
 const { DataType, StatusCodes, SecurityPolicy, MessageSecurityMode, DataValue, Variant } = clientPkg;
 const { standardUnits, makeEUInformation } = dataAccessPkg as unknown as {
@@ -53,7 +52,7 @@ export const MILL_NODES = [
   { signal: 'air_temperature', name: 'AirTemperature', unit: 'kelvin', configured: 'K' },
   { signal: 'process_temperature', name: 'ProcessTemperature', unit: 'kelvin', configured: 'K' },
   { signal: 'rotational_speed', name: 'RotationalSpeed', unit: 'revolutions_per_minute', configured: 'rpm' },
-  { signal: 'torque', name: 'Torque', unit: 'newton_metre', configured: 'N.m' },  // not in node-opcua's table: NEWTON_METRE below
+  { signal: 'torque', name: 'Torque', unit: 'newton_metre', configured: 'N.m' }, // not in node-opcua's table: NEWTON_METRE below
   { signal: 'tool_wear', name: 'ToolWear', unit: 'minute', configured: 'min' },
   { signal: 'product_type', name: 'ProductType', unit: null, configured: undefined },
 ] as const;
@@ -122,8 +121,16 @@ export class MillOpcuaServer {
     mkdirSync(this.options.dir, { recursive: true });
     this.port ||= this.options.port ?? (await freePort());
     const policies = this.options.securityPolicies ?? ['None', 'Basic256Sha256'];
-    const serverCertificateManager = new OPCUACertificateManager({ rootFolder: this.pkiDir, automaticallyAcceptUnknownCertificate: false, disableFileWatchers: true });
-    const userCertificateManager = new OPCUACertificateManager({ rootFolder: this.userPkiDir, automaticallyAcceptUnknownCertificate: false, disableFileWatchers: true });
+    const serverCertificateManager = new OPCUACertificateManager({
+      rootFolder: this.pkiDir,
+      automaticallyAcceptUnknownCertificate: false,
+      disableFileWatchers: true,
+    });
+    const userCertificateManager = new OPCUACertificateManager({
+      rootFolder: this.userPkiDir,
+      automaticallyAcceptUnknownCertificate: false,
+      disableFileWatchers: true,
+    });
     await serverCertificateManager.initialize();
     await userCertificateManager.initialize();
     const users = this.options.users ?? {};
@@ -150,14 +157,27 @@ export class MillOpcuaServer {
     for (const n of MILL_NODES) {
       const common = { componentOf: device, browseName: n.name, nodeId: `s=${this.asset}.${n.name}`, dataType: 'Double', minimumSamplingInterval: 0 };
       const v = n.unit
-        ? ns.addAnalogDataItem({ ...common, engineeringUnits: n.unit === 'newton_metre' ? NEWTON_METRE : standardUnits[n.unit], engineeringUnitsRange: { low: 0, high: 100_000 } })
+        ? ns.addAnalogDataItem({
+            ...common,
+            engineeringUnits: n.unit === 'newton_metre' ? NEWTON_METRE : standardUnits[n.unit],
+            engineeringUnitsRange: { low: 0, high: 100_000 },
+          })
         : ns.addVariable(common);
       this.vars.set(n.signal, v);
     }
-    this.vars.set('cycle', ns.addVariable({ componentOf: device, browseName: 'Cycle', nodeId: `s=${this.asset}.Cycle`, dataType: 'UInt32', minimumSamplingInterval: 0 }));
+    this.vars.set(
+      'cycle',
+      ns.addVariable({ componentOf: device, browseName: 'Cycle', nodeId: `s=${this.asset}.Cycle`, dataType: 'UInt32', minimumSamplingInterval: 0 }),
+    );
     this.extras = [];
     for (let i = 0; i < (this.options.extraVariables ?? 0); i++) {
-      const v = ns.addVariable({ componentOf: device, browseName: `Extra${i}`, nodeId: `s=${this.asset}.Extra${i}`, dataType: 'Double', minimumSamplingInterval: 0 });
+      const v = ns.addVariable({
+        componentOf: device,
+        browseName: `Extra${i}`,
+        nodeId: `s=${this.asset}.Extra${i}`,
+        dataType: 'Double',
+        minimumSamplingInterval: 0,
+      });
       v.setValueFromSource({ dataType: DataType.Double, value: 0 });
       this.extras.push(v);
     }

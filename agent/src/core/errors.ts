@@ -35,7 +35,7 @@ export const ERROR_CODES = {
   FW_ERR_SOURCE_FAILED: 'A telemetry source failed to start or to sample',
   FW_ERR_SOURCE_UNAVAILABLE: "A source's tool or device is absent here, or the agent lacks permission to read it",
   FW_ERR_OPCUA_UNTRUSTED: "An OPC UA server's certificate is not in the agent's trust list (or is invalid, expired or revoked); the connection was refused",
-  FW_ERR_OPCUA_REJECTED: "An OPC UA server refused the agent: its certificate, the security mode or policy, or the user identity",
+  FW_ERR_OPCUA_REJECTED: 'An OPC UA server refused the agent: its certificate, the security mode or policy, or the user identity',
   FW_ERR_OPCUA_NODE: 'An OPC UA node the configuration names is unknown to the server, refused, or was removed; the other nodes go on',
   FW_ERR_OPCUA_UNIT: "An OPC UA node's EngineeringUnits differ from the unit the configuration gives it",
   FW_ERR_BROKER_CONNECT: 'The MQTT broker refused or dropped the connection',

@@ -246,7 +246,9 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
     counter(
       'forewarn_source_protocol_events_total',
       "Protocol counters of the sources that keep them (Modbus, OPC UA), per source and counter, this run: requests, timeouts, reconnects, values by status… (each source's README lists its counters).",
-      agent.sources.flatMap(({ stats, counters }) => protocolCounters(counters).map(([counter, value]) => ({ labels: { source: stats.name, counter }, value }))),
+      agent.sources.flatMap(({ stats, counters }) =>
+        protocolCounters(counters).map(([counter, value]) => ({ labels: { source: stats.name, counter }, value })),
+      ),
     ),
     gauge(
       'forewarn_source_last_sample_seconds',

@@ -98,14 +98,12 @@ async function walk(opcua: typeof Opcua, session: Opcua.ClientSession, o: Browse
       'browsing',
     );
     const refs = (result.references ?? []).filter((r) => r.isForward);
-    const rows = refs.map(
-      (r): BrowsedNode => ({
-        level,
-        nodeId: r.nodeId.toString(),
-        browseName: r.browseName.name ?? '',
-        nodeClass: opcua.NodeClass[r.nodeClass] as BrowsedNode['nodeClass'],
-      }),
-    );
+    const rows = refs.map((r): BrowsedNode => ({
+      level,
+      nodeId: r.nodeId.toString(),
+      browseName: r.browseName.name ?? '',
+      nodeClass: opcua.NodeClass[r.nodeClass] as BrowsedNode['nodeClass'],
+    }));
     await describeVariables(opcua, session, rows, o.timeoutMs);
     for (const row of rows) {
       if (out.length >= BROWSE_MAX_NODES) {
@@ -127,14 +125,27 @@ async function describeVariables(opcua: typeof Opcua, session: Opcua.ClientSessi
   const vars = rows.filter((r) => r.nodeClass === 'Variable');
   if (!vars.length) return;
   const values = await withTimeout(
-    session.read(vars.flatMap((v) => [{ nodeId: v.nodeId, attributeId: opcua.AttributeIds.Value }, { nodeId: v.nodeId, attributeId: opcua.AttributeIds.DataType }])),
+    session.read(
+      vars.flatMap((v) => [
+        { nodeId: v.nodeId, attributeId: opcua.AttributeIds.Value },
+        { nodeId: v.nodeId, attributeId: opcua.AttributeIds.DataType },
+      ]),
+    ),
     timeoutMs,
     'reading values',
   );
-  const euPaths = await withTimeout(session.translateBrowsePath(vars.map((v) => opcua.makeBrowsePath(v.nodeId, '.EngineeringUnits'))), timeoutMs, 'finding units');
+  const euPaths = await withTimeout(
+    session.translateBrowsePath(vars.map((v) => opcua.makeBrowsePath(v.nodeId, '.EngineeringUnits'))),
+    timeoutMs,
+    'finding units',
+  );
   const euTargets = euPaths.map((p, i) => ({ row: vars[i]!, id: p.statusCode.isGood() ? p.targets?.[0]?.targetId : undefined })).filter((t) => t.id);
   const euValues = euTargets.length
-    ? await withTimeout(session.read(euTargets.map((t) => ({ nodeId: t.id as unknown as Opcua.NodeId, attributeId: opcua.AttributeIds.Value }))), timeoutMs, 'reading units')
+    ? await withTimeout(
+        session.read(euTargets.map((t) => ({ nodeId: t.id as unknown as Opcua.NodeId, attributeId: opcua.AttributeIds.Value }))),
+        timeoutMs,
+        'reading units',
+      )
     : [];
   vars.forEach((v, i) => {
     const dv = values[2 * i]!;

@@ -81,7 +81,7 @@ const NODE_SCHEMA: SchemaNode = {
     queueSize: { type: 'integer', description: "Values the server queues between publishes; default the endpoint's.", minimum: 1, maximum: 10_000 },
     deadbandType: {
       type: 'string',
-      description: '`absolute`: report a change only beyond `deadband` in the value\'s unit; `percent`: beyond `deadband` % of the EURange; `none`.',
+      description: "`absolute`: report a change only beyond `deadband` in the value's unit; `percent`: beyond `deadband` % of the EURange; `none`.",
       enum: DEADBAND_TYPES,
     },
     deadband: { type: 'number', description: 'The deadband (with `deadbandType`).', minimum: 0 },
@@ -94,7 +94,12 @@ const IDENTITY_SCHEMA: SchemaNode = {
   additionalProperties: false,
   default: {},
   properties: {
-    type: { type: 'string', description: '`anonymous`, `userName` (with a password) or `certificate` (an X.509 user certificate).', enum: IDENTITY_TYPES, default: 'anonymous' },
+    type: {
+      type: 'string',
+      description: '`anonymous`, `userName` (with a password) or `certificate` (an X.509 user certificate).',
+      enum: IDENTITY_TYPES,
+      default: 'anonymous',
+    },
     userName: str('userName: the user name.', ''),
     passwordFile: str('userName: a file holding the password (keep it 0600). Never logged.', ''),
     passwordEnv: str('userName: the environment variable holding the password, where no file is given. Never logged.', ''),
@@ -169,7 +174,7 @@ export function resolveOpcuaConfig(config: OpcuaConfig, storageDir: string): voi
   const problems: string[] = [];
   const names = new Set<string>();
   config.endpoints.forEach((e, i) => {
-    const at = `sources.opcua.endpoints[${i}]`;
+    const at = `sources.opcua.endpoints.${i}`;
     if (names.has(e.name)) problems.push(`${at}.name: ${e.name} is used by another endpoint`);
     names.add(e.name);
     if ((e.securityMode === 'None') !== (e.securityPolicy === 'None')) {
@@ -189,10 +194,11 @@ export function resolveOpcuaConfig(config: OpcuaConfig, storageDir: string): voi
     const bound = new Set<string>();
     e.nodes.forEach((n, k) => {
       const key = `${n.asset}\0${n.signal}`;
-      if (bound.has(key)) problems.push(`${at}.nodes[${k}].signal: ${n.asset}/${n.signal} is bound twice`);
+      if (bound.has(key)) problems.push(`${at}.nodes.${k}.signal: ${n.asset}/${n.signal} is bound twice`);
       bound.add(key);
-      if (n.deadbandType && n.deadbandType !== 'none' && n.deadband === undefined) problems.push(`${at}.nodes[${k}].deadband: needed with deadbandType ${n.deadbandType}`);
-      if (n.deadbandType === 'percent' && (n.deadband ?? 0) > 100) problems.push(`${at}.nodes[${k}].deadband: a percent deadband is at most 100`);
+      if (n.deadbandType && n.deadbandType !== 'none' && n.deadband === undefined)
+        problems.push(`${at}.nodes.${k}.deadband: needed with deadbandType ${n.deadbandType}`);
+      if (n.deadbandType === 'percent' && (n.deadband ?? 0) > 100) problems.push(`${at}.nodes.${k}.deadband: a percent deadband is at most 100`);
     });
   });
   if (problems.length) throw new ForewarnError('FW_ERR_CONFIG_INVALID', 'sources.opcua: invalid configuration', { details: problems });

@@ -71,7 +71,8 @@ export function loadOpcua(): Promise<OpcuaModule> {
 /** node-opcua writes its warnings to the console; they go to the agent's log at debug level instead. */
 let libraryLog: Logger | null = null;
 function routeLibraryLogs(mod: OpcuaModule): void {
-  const toLog = (...args: unknown[]) => libraryLog?.debug({ component: 'node-opcua' }, args.map((a) => (typeof a === 'string' ? a : describeError(a))).join(' '));
+  const toLog = (...args: unknown[]) =>
+    libraryLog?.debug({ component: 'node-opcua' }, args.map((a) => (typeof a === 'string' ? a : describeError(a))).join(' '));
   mod.setWarningLogger(toLog);
   mod.setErrorLogger(toLog);
   mod.setDebugLogger(toLog);
@@ -80,13 +81,19 @@ function routeLibraryLogs(mod: OpcuaModule): void {
 /** What a connection failure means to an operator: the code, and what to do, from node-opcua's status names. */
 export function classifyConnectError(err: unknown, pki: Pick<OpcuaPki, 'trustedFolder' | 'rejectedFolder'> | null): { code: ErrorCode; message: string } {
   const message = describeError(err);
-  if (/BadCertificate(Untrusted|Invalid|TimeInvalid|IssuerRevocationUnknown|RevocationUnknown|Revoked|UriInvalid|HostNameInvalid|ChainIncomplete)/.test(message)) {
+  if (
+    /BadCertificate(Untrusted|Invalid|TimeInvalid|IssuerRevocationUnknown|RevocationUnknown|Revoked|UriInvalid|HostNameInvalid|ChainIncomplete)/.test(message)
+  ) {
     return {
       code: 'FW_ERR_OPCUA_UNTRUSTED',
       message: `the server's certificate is not trusted (${message}); if it is the right server, move its certificate from ${pki?.rejectedFolder ?? 'rejected/'} to ${pki?.trustedFolder ?? 'trusted/certs/'}`,
     };
   }
-  if (/BadSecurityChecksFailed|BadSecurityPolicyRejected|BadSecurityModeRejected|rejected by server|BadIdentityTokenRejected|BadIdentityTokenInvalid|BadUserAccessDenied|BadCertificateUseNotAllowed/.test(message)) {
+  if (
+    /BadSecurityChecksFailed|BadSecurityPolicyRejected|BadSecurityModeRejected|rejected by server|BadIdentityTokenRejected|BadIdentityTokenInvalid|BadUserAccessDenied|BadCertificateUseNotAllowed/.test(
+      message,
+    )
+  ) {
     return {
       code: 'FW_ERR_OPCUA_REJECTED',
       message: `the server refused the agent (${message}): it must trust the agent's certificate (${pki ? `${pki.trustedFolder}/../../own/certs/forewarn.pem` : 'own/certs/forewarn.pem'}), offer this security mode and policy, and accept this identity`,
@@ -233,7 +240,11 @@ export class OpcuaSource implements Source {
         if (this.stopping) break;
         this.counters.connectFailures++;
         const { code, message } = classifyConnectError(err, this.pki);
-        this.fail(new Error(message), code, code === 'FW_ERR_SOURCE_FAILED' ? 'cannot connect to the OPC UA server; will keep trying' : 'OPC UA connection refused; will keep trying');
+        this.fail(
+          new Error(message),
+          code,
+          code === 'FW_ERR_SOURCE_FAILED' ? 'cannot connect to the OPC UA server; will keep trying' : 'OPC UA connection refused; will keep trying',
+        );
       } finally {
         await this.close(conn ?? this.conn);
       }
@@ -396,7 +407,11 @@ export class OpcuaSource implements Source {
     this.handles = new Map();
     for (const { params, nodes } of groups.values()) {
       const items = nodes.map((s) => ({ nodeId: s.cfg.nodeId, attributeId: opcua.AttributeIds.Value }));
-      const group = await withTimeout(subscription.monitorItems(items, params, opcua.TimestampsToReturn.Both), this.cfg.timeoutMs, 'creating the monitored items');
+      const group = await withTimeout(
+        subscription.monitorItems(items, params, opcua.TimestampsToReturn.Both),
+        this.cfg.timeoutMs,
+        'creating the monitored items',
+      );
       group.monitoredItems.forEach((item, i) => {
         const node = nodes[i]!;
         const status = item.statusCode;
@@ -512,7 +527,8 @@ export class OpcuaSource implements Source {
     if (quality === 'uncertain') this.counters.uncertain++;
     else this.counters.good++;
     if (node.logged !== quality) {
-      if (quality === 'uncertain') this.log.info({ source: this.name, nodeId, asset, signal, status: status.name }, 'OPC UA value Uncertain: kept, flagged, not scored');
+      if (quality === 'uncertain')
+        this.log.info({ source: this.name, nodeId, asset, signal, status: status.name }, 'OPC UA value Uncertain: kept, flagged, not scored');
       else this.log.info({ source: this.name, nodeId, asset, signal }, 'OPC UA value Good again');
       node.logged = quality;
     }

@@ -76,7 +76,10 @@ async function source(cfg: OpcuaEndpointConfig) {
  * One machining process on the server, and the reading it becomes. Subscriptions report by exception: the reading
  * holds exactly the signals whose value changed, all with the values the server now holds.
  */
-async function nextProcess(s: MillOpcuaServer, readings: Reading[]): Promise<{ truth: Record<string, number>; changed: Record<string, number>; reading: Reading }> {
+async function nextProcess(
+  s: MillOpcuaServer,
+  readings: Reading[],
+): Promise<{ truth: Record<string, number>; changed: Record<string, number>; reading: Reading }> {
   const before = s.truth();
   const truth = s.advance();
   const changed = Object.fromEntries(Object.entries(truth).filter(([k, v]) => before[k] !== v));
@@ -117,7 +120,9 @@ describe('OpcuaSource against a real OPC UA server', () => {
     const pwFile = path.join(dir, 'password');
     writeFileSync(pwFile, `${PASSWORD}\n`, { mode: 0o600 });
     const good = await source(
-      endpoint(server, { identity: { type: 'userName', userName: 'operator', passwordFile: pwFile, passwordEnv: '', certificateFile: '', privateKeyFile: '' } }),
+      endpoint(server, {
+        identity: { type: 'userName', userName: 'operator', passwordFile: pwFile, passwordEnv: '', certificateFile: '', privateKeyFile: '' },
+      }),
     );
     await waitFor(() => good.src.connected, 'the subscription with a password');
     await nextProcess(server, good.readings);
