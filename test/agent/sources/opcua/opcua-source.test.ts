@@ -18,6 +18,7 @@ import { waitFor } from '../../../helpers/wait.js';
 const cleanup = cleanupAfterEach();
 let dir: string;
 let pki: OpcuaPki;
+let userPki: OpcuaPki;
 let server: MillOpcuaServer;
 const PASSWORD = 'mill-operator-secret-42';
 
@@ -33,6 +34,11 @@ beforeAll(async () => {
   const { log } = captureLogger();
   await pki.open(log);
   server = new MillOpcuaServer({ dir: path.join(dir, 'server'), users: { operator: PASSWORD } });
+  // An X.509 user identity (a certificate and key of its own), trusted by the server as a user.
+  userPki = new OpcuaPki(path.join(dir, 'user-pki'), 'operator-cert');
+  await userPki.open(log);
+  mkdirSync(server.userTrustedFolder, { recursive: true });
+  copyFileSync(path.join(userPki.dir, 'own', 'certs', 'forewarn.pem'), path.join(server.userTrustedFolder, 'operator.pem'));
   // The server trusts the agent's application certificate before it starts.
   mkdirSync(server.trustedFolder, { recursive: true });
   copyFileSync(path.join(pki.dir, 'own', 'certs', 'forewarn.pem'), path.join(server.trustedFolder, 'forewarn.pem'));
@@ -43,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await pki?.release();
+  await userPki?.release();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -140,6 +147,25 @@ describe('OpcuaSource against a real OPC UA server', () => {
     expect(bad.src.stats.state).toBe('failing');
     expect(bad.text()).not.toContain('wrong-password-123');
     expect(good.text()).not.toContain(PASSWORD);
+  });
+
+  it('certificate identity: a user certificate the server trusts is accepted; one it does not know is FW_ERR_OPCUA_REJECTED', async () => {
+    const identity = (owner: OpcuaPki) => ({
+      type: 'certificate' as const,
+      userName: '',
+      passwordFile: '',
+      passwordEnv: '',
+      certificateFile: path.join(owner.dir, 'own', 'certs', 'forewarn.pem'),
+      privateKeyFile: path.join(owner.dir, 'own', 'private', 'private_key.pem'),
+    });
+    const good = await source(endpoint(server, { identity: identity(userPki) }));
+    await waitFor(() => good.src.connected, 'the subscription with a user certificate');
+    await nextProcess(server, good.readings);
+    // The agent's application certificate is not a user the server knows.
+    const bad = await source(endpoint(server, { name: 'stranger-user', identity: identity(pki) }));
+    await waitFor(() => bad.src.counters.connectFailures >= 1, 'a refused attempt');
+    expect(bad.logged('FW_ERR_OPCUA_REJECTED')).toHaveLength(1);
+    expect(bad.src.connected).toBe(false);
   });
 
   it('an untrusted server: FW_ERR_OPCUA_UNTRUSTED, its certificate in rejected/, the other endpoint unaffected; trusted by hand, it connects without a restart', async () => {
