@@ -40,8 +40,7 @@ export type OpcuaCounters = {
   /** Publish responses that carried data, and keep-alives. */
   publishes: number;
   keepalives: number;
-  /** Notifications the server sent again on request after a reconnect (Republish), and ones lost for good. */
-  republished: number;
+  /** Gaps in the subscription's notification sequence numbers: publish responses lost for good. */
   missedPublishes: number;
   /** Values by status severity; Bad ones are absent from the readings, Uncertain ones flagged. */
   values: number;
@@ -169,7 +168,6 @@ export class OpcuaSource implements Source {
     sessionRecoveries: 0,
     publishes: 0,
     keepalives: 0,
-    republished: 0,
     missedPublishes: 0,
     values: 0,
     good: 0,
@@ -348,6 +346,8 @@ export class OpcuaSource implements Source {
       this.counters.keepalives++;
       this.recovered('OPC UA subscription alive again');
     });
+    // A subscription created again (the server lost the old one) numbers its notifications from 1 again.
+    subscription.on('subscriptionId_changed', () => (this.lastSequence = 0));
     subscription.on('terminated', () => conn.breakWith('the subscription was terminated'));
     subscription.on('internal_error', (err: Error) => conn.breakWith(describeError(err)));
     await this.monitor(opcua, subscription);
@@ -474,11 +474,10 @@ export class OpcuaSource implements Source {
   private onNotifications(opcua: OpcuaModule, m: Opcua.NotificationMessage): void {
     if (this.stopping) return;
     const seq = m.sequenceNumber;
-    if (this.lastSequence > 0 && seq <= this.lastSequence) this.counters.republished++;
-    else {
-      if (this.lastSequence > 0 && seq > this.lastSequence + 1) this.counters.missedPublishes += seq - this.lastSequence - 1;
-      this.lastSequence = seq;
-    }
+    // node-opcua asks the server to republish what a broken link lost before it passes anything newer on, so a
+    // gap that remains is notifications lost for good (the server no longer had them).
+    if (this.lastSequence > 0 && seq > this.lastSequence + 1) this.counters.missedPublishes += seq - this.lastSequence - 1;
+    if (seq > this.lastSequence) this.lastSequence = seq;
     this.counters.publishes++;
     const now = Date.now();
     const readings = new Map<string, Reading & { uncertain?: string[] }>();
@@ -533,9 +532,12 @@ export class OpcuaSource implements Source {
       node.logged = quality;
     }
     const ts = dv.sourceTimestamp?.getTime() ?? dv.serverTimestamp?.getTime() ?? now;
-    const key = `${asset}\0${ts}`;
-    let r = out.get(key);
-    if (!r) out.set(key, (r = { ts, source: this.name, asset, metrics: {} }));
+    // A queue can hold several values of one node under one millisecond (a fast writer, or the values queued
+    // while the link was down): the next value of a signal goes to the next reading, never over the first.
+    let n = 0;
+    let r = out.get(`${asset}\0${ts}\0${n}`);
+    while (r && signal in r.metrics) r = out.get(`${asset}\0${ts}\0${++n}`);
+    if (!r) out.set(`${asset}\0${ts}\0${n}`, (r = { ts, source: this.name, asset, metrics: {} }));
     r.metrics[signal] = value;
     if (quality === 'uncertain') (r.uncertain ??= []).push(signal);
   }

@@ -13,6 +13,7 @@ import { OpcuaSource } from '../../../../agent/src/sources/opcua/opcua-source.js
 import { captureLogger } from '../../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../../helpers/cleanup.js';
 import { MillOpcuaServer } from '../../../helpers/opcua-server.js';
+import { startTcpProxy } from '../../../helpers/tcp-proxy.js';
 import { waitFor } from '../../../helpers/wait.js';
 
 const cleanup = cleanupAfterEach();
@@ -243,6 +244,28 @@ describe('OpcuaSource against a real OPC UA server', () => {
   });
 });
 
+describe('OpcuaSource across a cut link', () => {
+  it('reconnects on its own, keeps its session and subscription, and delivers the latest values written meanwhile', async () => {
+    const proxy = await startTcpProxy(server.port);
+    cleanup.push(() => proxy.stop());
+    const { src, readings } = await source(endpoint(server, { url: server.url.replace(`:${server.port}/`, `:${proxy.port}/`), queueSize: 10 }));
+    await waitFor(() => src.connected, 'the subscription');
+    await nextProcess(server, readings);
+    proxy.cut();
+    await waitFor(() => src.counters.disconnects >= 1, 'the cut noticed');
+    server.advance();
+    const last = server.advance();
+    proxy.restore();
+    await waitFor(() => readings.find((r) => r.metrics.tool_wear === last.tool_wear && r.metrics.torque === last.torque), 'the values written during the cut');
+    // Repaired inside node-opcua (new secure channel, the same session moved onto it): no new connection here.
+    expect(src.counters.reconnects).toBeGreaterThanOrEqual(1);
+    expect(src.counters.sessionRecoveries).toBeGreaterThanOrEqual(1);
+    expect(src.counters.connects).toBe(1);
+    await nextProcess(server, readings);
+    expect(src.stats.state).toBe('running');
+  });
+});
+
 describe('OpcuaSource across a server restart', () => {
   it('recovers by itself after the server comes back on the same port, with a new address space', async () => {
     const local = new MillOpcuaServer({ dir: path.join(dir, 'server') });
@@ -258,5 +281,9 @@ describe('OpcuaSource across a server restart', () => {
     expect(reading.metrics).toEqual(changed);
     expect(src.stats.state).toBe('running');
     expect(logged('FW_ERR_SOURCE_FAILED').length).toBeGreaterThanOrEqual(1);
+    // node-opcua repaired it: a new secure channel, a new session (the old one died with the server), the
+    // subscription and its monitored items created again.
+    expect(src.counters.reconnects).toBeGreaterThanOrEqual(1);
+    expect(src.counters.sessionRecoveries).toBeGreaterThanOrEqual(1);
   }, 40_000);
 });
