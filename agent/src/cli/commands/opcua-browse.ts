@@ -1,9 +1,6 @@
 import { loadConfig } from '../../config/load-config.js';
-import { ForewarnError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
-import { OPCUA_ENDPOINT_DEFAULTS, SECURITY_MODES, type OpcuaIdentityConfig, type SecurityModeName } from '../../sources/opcua/opcua-config.js';
-import { browseAddressSpace, formatBrowse } from '../../sources/opcua/opcua-browse.js';
-import { OpcuaPki } from '../../sources/opcua/opcua-pki.js';
+import { SECURITY_MODES, browseAddressSpace, browseOptionsFor, formatBrowse, type SecurityModeName } from '../../sources/opcua/opcua-browse.js';
 import { parseCommandArgs, usageError, type CliCommand } from '../command.js';
 
 /** `forewarn opcua browse`: the address space of an OPC UA server, to write `sources.opcua.endpoints[].nodes`. */
@@ -52,26 +49,15 @@ in <pkiDir>/rejected: move it to <pkiDir>/trusted/certs once you know it is the 
     }
     if ((values.user === undefined) !== (values['password-file'] === undefined)) usageError(this, '--user and --password-file go together');
     const { config } = loadConfig(values.config);
-    const named = config.sources.opcua.endpoints.find((e) => e.name === target);
-    if (!named && !/^opc\.tcp:\/\//.test(target)) {
-      throw new ForewarnError('FW_ERR_USAGE', `${target}: neither an opc.tcp:// URL nor the name of a configured endpoint`);
-    }
-    const mode = (values.security as SecurityModeName | undefined) ?? named?.securityMode ?? OPCUA_ENDPOINT_DEFAULTS.securityMode;
-    const identity: OpcuaIdentityConfig = values.user
-      ? { type: 'userName', userName: values.user, passwordFile: values['password-file']!, passwordEnv: '', certificateFile: '', privateKeyFile: '' }
-      : (named?.identity ?? { type: 'anonymous', userName: '', passwordFile: '', passwordEnv: '', certificateFile: '', privateKeyFile: '' });
-    // node-opcua's own chatter goes to the log at debug level: warnings only here.
+    // node-opcua's own chatter goes to the log at debug level: warnings only here, on stderr.
     const log = createLogger({ level: 'warn', pretty: false, fd: 2 });
-    const { nodes, truncated } = await browseAddressSpace({
-      url: named?.url ?? target,
-      securityMode: mode,
-      securityPolicy: mode === 'None' ? 'None' : 'Basic256Sha256',
-      identity,
-      pki: new OpcuaPki(config.sources.opcua.pkiDir, config.agent.id),
+    const options = browseOptionsFor(config.sources.opcua, config.agent.id, target, {
+      ...(values.security === undefined ? {} : { security: values.security as SecurityModeName }),
+      ...(values.user === undefined ? {} : { userName: values.user, passwordFile: values['password-file']! }),
       depth,
-      timeoutMs: named?.timeoutMs ?? OPCUA_ENDPOINT_DEFAULTS.timeoutMs,
       log,
     });
+    const { nodes, truncated } = await browseAddressSpace(options);
     process.stdout.write(values.json ? `${JSON.stringify({ nodes, truncated }, null, 2)}\n` : `${formatBrowse(nodes, truncated)}\n`);
     return 0;
   },

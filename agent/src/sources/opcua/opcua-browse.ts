@@ -7,8 +7,15 @@
 import type * as Opcua from 'node-opcua-client';
 import type { Logger } from '../../core/logger.js';
 import { ForewarnError } from '../../core/errors.js';
-import type { OpcuaIdentityConfig, SecurityModeName, SecurityPolicyName } from './opcua-config.js';
-import type { OpcuaPki } from './opcua-pki.js';
+import {
+  OPCUA_ENDPOINT_DEFAULTS,
+  SECURITY_MODES,
+  type OpcuaConfig,
+  type OpcuaIdentityConfig,
+  type SecurityModeName,
+  type SecurityPolicyName,
+} from './opcua-config.js';
+import { OpcuaPki } from './opcua-pki.js';
 import { classifyConnectError, loadOpcua, userIdentity, withTimeout } from './opcua-source.js';
 import { describeUnits, statusQuality } from './opcua-values.js';
 
@@ -34,6 +41,41 @@ export interface BrowsedNode {
   unit?: string;
   value?: string;
   status?: string;
+}
+
+export { SECURITY_MODES, type SecurityModeName };
+
+const ANONYMOUS: OpcuaIdentityConfig = { type: 'anonymous', userName: '', passwordFile: '', passwordEnv: '', certificateFile: '', privateKeyFile: '' };
+
+/**
+ * What `forewarn opcua browse TARGET` connects to: TARGET is a configured endpoint's name (its URL, security and
+ * identity) or an opc.tcp:// URL (SignAndEncrypt unless told otherwise: secure by default, like an endpoint).
+ * Throws FW_ERR_USAGE for anything else. The store is the agent's own, so a trust given once serves both.
+ */
+export function browseOptionsFor(
+  config: OpcuaConfig,
+  agentId: string,
+  target: string,
+  over: { security?: SecurityModeName; userName?: string; passwordFile?: string; depth: number; log: Logger },
+): BrowseOptions {
+  const named = config.endpoints.find((e) => e.name === target);
+  if (!named && !/^opc\.tcp:\/\//.test(target))
+    throw new ForewarnError('FW_ERR_USAGE', `${target}: neither an opc.tcp:// URL nor the name of a configured endpoint`);
+  const securityMode = over.security ?? named?.securityMode ?? OPCUA_ENDPOINT_DEFAULTS.securityMode;
+  const identity: OpcuaIdentityConfig =
+    over.userName !== undefined
+      ? { ...ANONYMOUS, type: 'userName', userName: over.userName, passwordFile: over.passwordFile ?? '' }
+      : (named?.identity ?? ANONYMOUS);
+  return {
+    url: named?.url ?? target,
+    securityMode,
+    securityPolicy: securityMode === 'None' ? 'None' : 'Basic256Sha256',
+    identity,
+    pki: new OpcuaPki(config.pkiDir, agentId),
+    depth: over.depth,
+    timeoutMs: named?.timeoutMs ?? OPCUA_ENDPOINT_DEFAULTS.timeoutMs,
+    log: over.log,
+  };
 }
 
 /** Most nodes listed; a larger address space is cut here (with a note) rather than exhausting the terminal. */
