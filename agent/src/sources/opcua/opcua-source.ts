@@ -214,6 +214,8 @@ export class OpcuaSource implements Source {
     this.stats.state = 'stopped';
     this.wake?.();
     this.conn?.breakWith('stopping');
+    // A connect in progress (node-opcua retrying inside it) ends now rather than at its timeout.
+    void this.conn?.client.disconnect().catch(() => undefined);
     await this.running;
     this.running = null;
   }

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../../../helpers/agent-process.js';
@@ -52,5 +54,32 @@ describe('the opcua plugin', () => {
 
   it('(control) the check does see node-opcua once it is imported', () => {
     expect(loadedAfter(`await import('node-opcua-client');`)).toBe(true);
+  });
+});
+
+describe('the opcua plugin probe (forewarn doctor)', () => {
+  it('says what a secure endpoint still needs, warns about None, and fails on an unreadable password file', async () => {
+    const { opcuaPlugin } = await import('../../../../agent/src/sources/opcua/plugin.js');
+    const { buildConfig } = await import('../../../../agent/src/config/load-config.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-opcua-probe-'));
+    const yaml = `storage: { dir: ${dir} }
+sources:
+  opcua:
+    endpoints:
+      - { name: secure, url: 'opc.tcp://h:4840', identity: { type: userName, userName: u, passwordFile: ${dir}/missing }, nodes: [{ nodeId: 'ns=1;s=x', asset: m, signal: x }] }
+      - { name: open, url: 'opc.tcp://h:4841', securityMode: None, securityPolicy: None, nodes: [{ nodeId: 'ns=1;s=x', asset: m, signal: y }] }
+`;
+    const cfg = buildConfig(yaml, {}).sources.opcua;
+    const checks = await opcuaPlugin.probe!(cfg);
+    const by = (name: string) => checks.filter((c) => c.name === name).map((c) => c.status);
+    expect(by('sources.opcua.secure')).toEqual(['warn']);
+    expect(by('sources.opcua.open')).toEqual(['warn']);
+    expect(by('sources.opcua.secure.identity')).toEqual(['fail']);
+    mkdirSync(path.join(cfg.pkiDir, 'trusted', 'certs'), { recursive: true });
+    writeFileSync(path.join(cfg.pkiDir, 'trusted', 'certs', 'server.pem'), 'x');
+    writeFileSync(path.join(dir, 'missing'), 'pw', { mode: 0o600 });
+    const after = await opcuaPlugin.probe!(cfg);
+    expect(after.filter((c) => c.name.startsWith('sources.opcua.secure')).map((c) => c.status)).toEqual(['ok']);
+    expect(await opcuaPlugin.probe!(buildConfig(null, {}).sources.opcua)).toEqual([]);
   });
 });
