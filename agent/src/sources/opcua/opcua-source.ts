@@ -12,7 +12,8 @@
  * - once connected, node-opcua repairs a lost connection itself (new secure channel, session reactivated or
  *   recreated, subscription transferred or recreated, missed notifications republished where the server keeps
  *   them); a session that cannot be repaired is closed and opened again here with back-off.
- * node-opcua is imported on first start, so an agent without OPC UA endpoints never loads it (about 3 s and 60 MB).
+ * node-opcua is imported on first start, so an agent without OPC UA endpoints never loads it (2–4 s and about 70 MiB
+ * of RSS on the development VM: `node -e "await import('node-opcua-client')"`, RSS 39 → 112 MiB).
  */
 import { readFileSync } from 'node:fs';
 import type * as Opcua from 'node-opcua-client';
