@@ -21,6 +21,7 @@ const BENCHES: readonly string[] = [
   './central-ingest.bench.js',
   './sparkplug.bench.js',
   './central-alerts.bench.js',
+  './opcua.bench.js',
 ];
 
 interface BenchModule {

@@ -478,9 +478,9 @@ export function buildConfigDetailed(
   if (cfg.sparkplug.passwordFile) cfg.sparkplug.password = readSecretFile(cfg.sparkplug.passwordFile, 'sparkplug.passwordFile');
   if (!cfg.sparkplug.edgeNodeId) cfg.sparkplug.edgeNodeId = cfg.agent.id;
   if (!cfg.sparkplug.clientId) cfg.sparkplug.clientId = `forewarn-spb-${cfg.agent.id}`;
-  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id });
-  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.storage.dir = path.resolve(cfg.storage.dir);
+  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id, storageDir: cfg.storage.dir });
+  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);
   return { config: cfg, explicit, origins };
 }

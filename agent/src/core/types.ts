@@ -13,6 +13,11 @@ export interface Reading {
   asset: string;
   /** Signal name → value. Missing signals are absent, never zero. */
   metrics: Record<string, number>;
+  /**
+   * Signals whose value the source itself reports as uncertain (an OPC UA Uncertain status): stored flagged
+   * (`uncertain`), never scored. Absent when the source vouches for every value.
+   */
+  uncertain?: readonly string[];
 }
 
 /** A failure-risk score for one asset from one model. */

@@ -6,6 +6,7 @@ import { describeError } from '../core/errors.js';
 import type { Component } from '../core/types.js';
 import type { SparkplugStats } from '../sync/sparkplug/sparkplug-node.js';
 import type { AgentView } from '../snapshot/agent-view.js';
+import type { SourceCounters } from '../sources/interval-source.js';
 import { CONTENT_TYPE, renderExposition, type MetricFamily, type Sample } from '../core/exposition.js';
 
 /**
@@ -139,6 +140,14 @@ function sparkplugFamilies(s: SparkplugStats | undefined): MetricFamily[] {
 }
 
 /** Every metric family, read from the agent now. */
+/** A source's counters as [name, value] pairs; a nested map (Modbus exceptions by code) becomes `name.key`. */
+function protocolCounters(counters: SourceCounters | undefined): Array<[string, number]> {
+  if (!counters) return [];
+  return Object.entries(counters).flatMap(([k, v]): Array<[string, number]> =>
+    typeof v === 'number' ? [[k, v]] : Object.entries(v).map(([sub, n]): [string, number] => [`${k}.${sub}`, n]),
+  );
+}
+
 export function collectMetrics(agent: AgentView, version: string, loop: LoopDelay, now = Date.now()): MetricFamily[] {
   const counts = agent.store.counts();
   const usage = agent.store.usage();
@@ -252,6 +261,13 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
       'forewarn_source_errors_total',
       'Failed samples per source during this run.',
       agent.sources.map(({ stats }) => ({ labels: { source: stats.name }, value: stats.errors })),
+    ),
+    counter(
+      'forewarn_source_protocol_events_total',
+      "Protocol counters of the sources that keep them (Modbus, OPC UA), per source and counter, this run: requests, timeouts, reconnects, values by status… (each source's README lists its counters).",
+      agent.sources.flatMap(({ stats, counters }) =>
+        protocolCounters(counters).map(([counter, value]) => ({ labels: { source: stats.name, counter }, value })),
+      ),
     ),
     gauge(
       'forewarn_source_last_sample_seconds',

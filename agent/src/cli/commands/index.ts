@@ -11,6 +11,7 @@ import { modelKeygen } from './model-keygen.js';
 import { modelList } from './model-list.js';
 import { modelProfile } from './model-profile.js';
 import { modelRollback } from './model-rollback.js';
+import { opcuaBrowse } from './opcua-browse.js';
 import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
@@ -37,6 +38,7 @@ export const COMMANDS: readonly CliCommand[] = [
   central,
   subscribe,
   commandSend,
+  opcuaBrowse,
   version,
   help,
 ];
