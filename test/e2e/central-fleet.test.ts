@@ -6,38 +6,53 @@ import { CentralStore } from '../../agent/src/central/central-store.js';
 import { RecordStore } from '../../agent/src/store/record-store.js';
 import { killAgent, spawnAgent, startAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
+import { alertmanagerSkipReason, startAlertmanager } from '../helpers/alertmanager.js';
+import { startHttpReceiver } from '../helpers/http-receiver.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * `forewarn central` for a fleet, all real: two agents (their own processes, simulator on), mosquitto with
- * persistence, PostgreSQL 15, and two central workers sharing the batches through a shared subscription. One
- * worker is killed with SIGKILL mid-run and restarted, and PostgreSQL is crashed (pg_ctl -m immediate) and
- * restarted; afterwards every seq each agent committed is in PostgreSQL, or still in that agent's outbox.
+ * `forewarn central` for a fleet, all real: two agents (their own processes, simulator on), mosquitto,
+ * PostgreSQL 15, two central workers sharing the batches through a shared subscription, and Prometheus
+ * Alertmanager with a webhook receiver. One agent fails (SIGKILL: its Will says offline) and comes back: the
+ * agent-offline alert reaches the receiver through Alertmanager once and resolves once. One worker is killed with
+ * SIGKILL mid-run and restarted, and PostgreSQL is crashed (pg_ctl -m immediate) and restarted; afterwards every
+ * seq each agent committed is in PostgreSQL, or still in that agent's outbox.
  */
 
 const cleanup = cleanupAfterEach();
-const pgSkip = postgresSkipReason();
+const pgSkip = postgresSkipReason() ?? alertmanagerSkipReason();
 const STREAMS = ['alerts', 'risk', 'events', 'telemetry'] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function worker(id: string, store: string, broker: string): AgentProcess {
+function worker(id: string, store: string, broker: string, alertmanager: string): AgentProcess {
   const dir = mkdtempSync(path.join(tmpdir(), `fw-central-${id}-`));
-  const w = spawnAgent(['central', '--store', store, '--broker', broker, '--client-id', id, '--no-api'], dir, '', { FOREWARN_LOG_LEVEL: 'info' });
+  const args = ['central', '--store', store, '--broker', broker, '--client-id', id, '--no-api', '--alertmanager', alertmanager, '--agent-offline', '4s'];
+  const w = spawnAgent(args, dir, '', { FOREWARN_LOG_LEVEL: 'info' });
   cleanup.push(() => killAgent(w));
   return w;
 }
 
-describe.skipIf(pgSkip !== null)(`forewarn central on PostgreSQL with two workers${pgSkip ? ` (skipped: ${pgSkip})` : ''}`, () => {
-  it('loses no committed seq through a worker killed mid-run and a PostgreSQL crash', async () => {
+describe.skipIf(pgSkip !== null)(`forewarn central on PostgreSQL with two workers and Alertmanager${pgSkip ? ` (skipped: ${pgSkip})` : ''}`, () => {
+  it('routes an agent failure once and its end once, and loses no committed seq through a worker killed mid-run and a PostgreSQL crash', async () => {
     const pg = await startPostgres();
     cleanup.push(() => pg.destroy());
     const store = pg.createDatabase('fleet');
     const broker = await startMosquitto({ extraConfig: ['max_queued_messages 0'] });
     cleanup.push(() => broker.stop());
 
-    const workers = [worker('central-w1', store, broker.url), worker('central-w2', store, broker.url)];
+    const receiver = await startHttpReceiver();
+    cleanup.push(() => receiver.close());
+    const am = await startAlertmanager({
+      webhookUrl: `${receiver.url}/hook`,
+      groupBy: ['alertname', 'agent'],
+      groupWait: '1s',
+      groupInterval: '2s',
+      repeatInterval: '1h',
+    });
+    cleanup.push(() => am.stop());
+    const workers = [worker('central-w1', store, broker.url, am.url), worker('central-w2', store, broker.url, am.url)];
     for (const w of workers) await waitFor(() => w.logs().some((l) => l.msg === 'subscriber connected'), 'a worker connected', 30_000);
 
     const agentIds = ['fleet-a1', 'fleet-a2'];
@@ -56,11 +71,26 @@ describe.skipIf(pgSkip !== null)(`forewarn central on PostgreSQL with two worker
     const stored = async (agentId: string) => (await reader.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM records WHERE agent_id = ?', [agentId]))!.n;
     for (const id of agentIds) await waitFor(async () => (await stored(id)) > 50, `records of ${id} in PostgreSQL`, 60_000);
 
+    // An agent fails: its Will says offline; after --agent-offline central raises agent-offline, once, through
+    // Alertmanager to the receiver; the agent comes back and the alert resolves, once.
+    const notifications = (status: string) =>
+      receiver.received.flatMap((r) =>
+        ((r.body as { alerts?: Array<{ status: string; labels: Record<string, string> }> }).alerts ?? []).filter(
+          (a) => a.labels.alertname === 'agent-offline' && a.labels.agent === 'fleet-a2' && a.status === status,
+        ),
+      );
+    agents[1]!.proc.kill('SIGKILL');
+    await agents[1]!.exited;
+    await waitFor(() => notifications('firing').length > 0, 'agent-offline firing at the webhook receiver', 90_000);
+    agents[1] = spawnAgent(['run', '--config', agents[1]!.configFile], agents[1]!.dir, agents[1]!.configFile);
+    cleanup.push(() => killAgent(agents[1]!));
+    await waitFor(() => notifications('resolved').length > 0, 'agent-offline resolved at the webhook receiver', 90_000);
+
     // A worker dies mid-batch; its unacknowledged messages go to the other, or come back to it.
     workers[0]!.proc.kill('SIGKILL');
     await workers[0]!.exited;
     await sleep(1500);
-    workers[0] = worker('central-w1', store, broker.url);
+    workers[0] = worker('central-w1', store, broker.url, am.url);
     await waitFor(() => workers[0]!.logs().some((l) => l.msg === 'subscriber connected'), 'the worker back', 30_000);
 
     // The database crashes: ingest pauses without acknowledging, and resumes when it is back.
@@ -110,6 +140,10 @@ describe.skipIf(pgSkip !== null)(`forewarn central on PostgreSQL with two worker
     ).catch(async () => books());
     for (const b of settled) expect(b.lost, `${b.agentId}/${b.stream}: committed ${b.committed}, lost`).toEqual([]);
     expect(settled.find((b) => b.stream === 'telemetry')!.committed).toBeGreaterThan(50);
+
+    // Routed once, resolved once: no repeat from the other worker, from resends, or from the restarts above.
+    expect(notifications('firing')).toHaveLength(1);
+    expect(notifications('resolved')).toHaveLength(1);
 
     const summary = await reader.summary();
     for (const s of summary.streams) expect(s.conflicts, `${s.agentId}/${s.stream}`).toBe(0);

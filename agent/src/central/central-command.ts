@@ -6,7 +6,9 @@ import { parseWithUnit } from '../core/schema-node.js';
 import type { Component } from '../core/types.js';
 import { CentralStore } from './central-store.js';
 import { DEFAULT_GROUP, ReferenceSubscriber } from './ingest-worker.js';
-import type { CentralProjection } from './projection.js';
+import type { CentralModule, CentralModuleFactory, CentralOptions } from './central-module.js';
+import { CENTRAL_MODULES } from './central-modules.js';
+import { redactUrl } from './sql/sql-client.js';
 import { formatStats, formatSummary, formatTotals, untilStopped } from './subscribe-command.js';
 
 export const CENTRAL_USAGE = `forewarn central — the central service: every agent's streams into SQLite or PostgreSQL, alerts to people, the fleet API
@@ -49,45 +51,6 @@ export const STORE_ENV = 'FOREWARN_CENTRAL_STORE';
 export const BROKER_PASSWORD_ENV = 'FOREWARN_CENTRAL_BROKER_PASSWORD';
 export const DEFAULT_STORE = 'sqlite:./forewarn-central.db';
 export const DEFAULT_API = '127.0.0.1:8470';
-
-/** What `forewarn central run` was asked for, checked. */
-export interface CentralOptions {
-  store: string;
-  broker: string;
-  group: string;
-  clientId: string;
-  username?: string;
-  passwordFile?: string;
-  password?: string;
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-  rejectUnauthorized: boolean;
-  ack: boolean;
-  api: { host: string; port: number } | null;
-  alertmanagers: string[];
-  webhooks: Array<{ url: string; format: 'json' | 'slack' }>;
-  consoleUrl: string;
-  agentOfflineMs: number;
-  assetSilentMs: number;
-  versionSkewMs: number;
-}
-
-/**
- * The parts of the central service beyond ingest (fleet read models, the API, alert routing): each brings its
- * projections (kept in the ingest transaction) and its components (started after the store is open, stopped
- * before it closes). `buildCentral` asks each factory in turn; a factory that has nothing to do returns nothing.
- */
-export interface CentralModule {
-  projections?: CentralProjection[];
-  /** Built once the store is open. */
-  components?(store: CentralStore, log: Logger): Component[];
-}
-
-export type CentralModuleFactory = (options: CentralOptions) => CentralModule | null;
-
-/** The modules of `forewarn central`, in start order. The read models and alert routing register here. */
-export const CENTRAL_MODULES: CentralModuleFactory[] = [];
 
 export function defaultCentralClientId(host = hostname()): string {
   return `forewarn-central-${host.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'host'}`;
@@ -181,10 +144,10 @@ export interface CentralService {
 }
 
 /** Opens the store (migrating it), starts the modules' components, then ingest: nothing is taken before it can be kept. */
-export async function startCentral(options: CentralOptions, log: Logger, modules: readonly CentralModuleFactory[] = CENTRAL_MODULES): Promise<CentralService> {
-  const built = modules.map((f) => f(options)).filter((m): m is CentralModule => m !== null);
+export async function startCentral(options: CentralOptions, log: Logger, modules: readonly CentralModuleFactory[]): Promise<CentralService> {
+  const built = modules.map((f) => f(options, log)).filter((m): m is CentralModule => m !== null);
   const store = await CentralStore.open({ url: options.store, projections: built.flatMap((m) => m.projections ?? []) });
-  const components = built.flatMap((m) => m.components?.(store, log) ?? []);
+  const components = built.flatMap((m) => m.components?.(store) ?? []);
   const ingest = new ReferenceSubscriber({
     url: options.broker,
     clientId: options.clientId,
@@ -265,17 +228,17 @@ async function run(argv: string[], log: Logger, signal: AbortSignal | undefined)
   const options = parseCentralOptions(argv);
   log.info(
     {
-      store: options.store.replace(/\/\/([^:/@]+):[^@]*@/, '//$1@'),
+      store: redactUrl(options.store),
       broker: options.broker,
       group: options.group,
       clientId: options.clientId,
       api: options.api,
-      alertmanagers: options.alertmanagers,
+      alertmanagers: options.alertmanagers.map(redactUrl),
       webhooks: options.webhooks.length,
     },
     'central starting',
   );
-  const central = await startCentral(options, log);
+  const central = await startCentral(options, log, CENTRAL_MODULES);
   await untilStopped(signal);
   log.info('stopping central');
   await central.stop();
