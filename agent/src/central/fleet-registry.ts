@@ -1,7 +1,7 @@
 import type { DecodedStatus } from './decode-batch.js';
 import type { CentralProjection, IngestedBatch } from './projection.js';
 import type { Migration } from './sql/migrations.js';
-import type { SqlQueries } from './sql/sql-client.js';
+import { valuesList, type SqlQueries } from './sql/sql-client.js';
 
 /**
  * The fleet registry: every agent and every asset central has heard of, when first and last, and what it runs.
@@ -48,15 +48,16 @@ export class FleetRegistry implements CentralProjection {
       if (typeof r.asset !== 'string' || !r.asset) continue;
       newest.set(r.asset, Math.max(newest.get(r.asset) ?? -Infinity, r.ts));
     }
-    for (const [asset, ts] of newest) {
-      await q.run(
-        `INSERT INTO fleet_assets (agent_id, asset, first_seen_ts, last_seen_ts, last_reading_ts) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (agent_id, asset) DO UPDATE SET
-           last_seen_ts = CASE WHEN excluded.last_seen_ts > fleet_assets.last_seen_ts THEN excluded.last_seen_ts ELSE fleet_assets.last_seen_ts END,
-           last_reading_ts = CASE WHEN excluded.last_reading_ts > fleet_assets.last_reading_ts THEN excluded.last_reading_ts ELSE fleet_assets.last_reading_ts END`,
-        [batch.agentId, asset, batch.receivedTs, batch.receivedTs, ts],
-      );
-    }
+    if (!newest.size) return;
+    // One statement for the batch's assets (a batch carries many readings of a few assets).
+    const rows = [...newest];
+    await q.run(
+      `INSERT INTO fleet_assets (agent_id, asset, first_seen_ts, last_seen_ts, last_reading_ts) VALUES ${valuesList(rows.length, 5)}
+       ON CONFLICT (agent_id, asset) DO UPDATE SET
+         last_seen_ts = CASE WHEN excluded.last_seen_ts > fleet_assets.last_seen_ts THEN excluded.last_seen_ts ELSE fleet_assets.last_seen_ts END,
+         last_reading_ts = CASE WHEN excluded.last_reading_ts > fleet_assets.last_reading_ts THEN excluded.last_reading_ts ELSE fleet_assets.last_reading_ts END`,
+      rows.flatMap(([asset, ts]) => [batch.agentId, asset, batch.receivedTs, batch.receivedTs, Math.round(ts)]),
+    );
   }
 
   async applyStatus(q: SqlQueries, status: DecodedStatus, receivedTs: number): Promise<void> {
