@@ -165,6 +165,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(pump.status).toBe(200);
       expect(pump.body.state).toBe('alarm');
       expect(pump.body.models[0].drivers).toEqual([{ feature: 'torque', value: 61.5, contribution: 0.3 }]);
+      expect(pump.body.models[0]).toMatchObject({ modelVersion: '1.0.0', readingTs: T0, score: 0.1 });
       expect(pump.body.alerts.map((a: any) => [a.alertKey, a.evidence, a.value])).toEqual([['agent/a2/bearing/pump', { x: 1 }, 1.5]]);
       const mill = await get('/api/v1/assets/a1/mill');
       expect(mill.body.alerts).toEqual([]);
