@@ -212,11 +212,13 @@ export class CentralApi implements Component {
         (text === null || a.asset.toLowerCase().includes(text) || a.agentId.toLowerCase().includes(text)),
     );
     const key = (a: AssetView): unknown[] => (sort === 'risk' ? [a.risk, a.agentId, a.asset] : [a.agentId, a.asset]);
-    all.sort((x, y) => compareKeys(key(x), key(y), sort === 'risk'));
-    const start = cursor ? all.findIndex((a) => compareKeys(key(a), cursor, sort === 'risk') > 0) : 0;
-    const page = start < 0 ? [] : all.slice(start, start + limit);
-    const more = start >= 0 && start + limit < all.length;
-    return { total: all.length, assets: page, nextCursor: more ? encodeCursor(key(page[page.length - 1]!)) : null };
+    // Each key built once, not twice per comparison: 10,000 assets take ~130,000 comparisons.
+    const keyed = all.map((a) => ({ a, k: key(a) }));
+    keyed.sort((x, y) => compareKeys(x.k, y.k, sort === 'risk'));
+    const start = cursor ? keyed.findIndex((x) => compareKeys(x.k, cursor, sort === 'risk') > 0) : 0;
+    const page = start < 0 ? [] : keyed.slice(start, start + limit);
+    const more = start >= 0 && start + limit < keyed.length;
+    return { total: keyed.length, assets: page.map((x) => x.a), nextCursor: more ? encodeCursor(page[page.length - 1]!.k) : null };
   }
 
   private async asset(search: URLSearchParams, agentId: string, asset: string): Promise<unknown> {
