@@ -20,10 +20,10 @@
  * Run alone with `npx tsc -p tsconfig.json && node dist/test/bench/central-queries.bench.js`.
  */
 // First: the harness patches child_process (see bench-harness.ts).
-import { type BenchReport, formatReport, measure, round } from './bench-harness.js';
+import { type BenchReport, formatReport, measure, percentile, round } from './bench-harness.js';
 import { performance } from 'node:perf_hooks';
 import { createCentralApi } from '../../agent/src/central/api/central-api.js';
-import { fleetLatestRisk, hourly, rawRisk, StoreTables } from '../../agent/src/central/api/fleet-queries.js';
+import { FLEET_LATEST_RISK_SQL, fleetLatestRisk, hourly, rawRisk, StoreTables } from '../../agent/src/central/api/fleet-queries.js';
 import { FleetProjection } from '../../agent/src/central/fleet/fleet-projection.js';
 import { DAY_MS, Retention } from '../../agent/src/central/fleet/retention.js';
 import { FleetRegistry } from '../../agent/src/central/fleet-registry.js';
@@ -200,6 +200,21 @@ export async function run(): Promise<BenchReport[]> {
       });
     };
     for (const c of cases) await measureCase(c);
+    // The server's share of the latest-risk query: its execution time as PostgreSQL reports it, without the
+    // sending and decoding of rows.
+    const exec: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const plan = await sql.all<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE) ${FLEET_LATEST_RISK_SQL}`);
+      const m = /Execution Time: ([\d.]+) ms/.exec(plan.map((r) => r['QUERY PLAN']).join('\n'));
+      if (m) exec.push(Number(m[1]));
+    }
+    exec.sort((a, b) => a - b);
+    rows.push({
+      query: 'latest risk of every asset: PostgreSQL execution time only (EXPLAIN ANALYZE)',
+      iterations: exec.length,
+      p50_ms: round(percentile(exec, 50)),
+      p99_ms: round(percentile(exec, 99)),
+    });
     await sql.exec('CREATE INDEX records_agent_stream_ts ON records (agent_id, stream, ts); ANALYZE records');
     for (const c of cases.filter((x) => x.query.includes('raw'))) await measureCase(c, ', with an index (agent_id, stream, ts)');
     return [
