@@ -214,15 +214,17 @@ export class Retention implements Component {
   private async deleteChunked(table: string, col: string, cutoff: number, stream: string | null): Promise<number> {
     if (!SAFE_NAME.test(table)) throw new Error(`unexpected table name ${table}`);
     const where = `${col} < ?${stream === null ? '' : ' AND stream = ?'}`;
-    const params = stream === null ? [cutoff, this.chunkRows] : [cutoff, stream, this.chunkRows];
-    // PostgreSQL has no DELETE … LIMIT: the chunk is picked by ctid. SQLite: by rowid, or by the key of a
-    // table without one (`records`' primary key).
-    const sql =
-      this.sql.dialect === 'postgres'
-        ? `DELETE FROM ${table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${table} WHERE ${where} LIMIT ?))`
-        : table === 'records'
-          ? `DELETE FROM records WHERE (agent_id, stream, seq) IN (SELECT agent_id, stream, seq FROM records WHERE ${where} LIMIT ?)`
-          : `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${where} LIMIT ?)`;
+    const match = stream === null ? [cutoff] : [cutoff, stream];
+    const pg = this.sql.dialect === 'postgres';
+    const params = [...(pg ? match : []), ...match, this.chunkRows];
+    // PostgreSQL has no DELETE … LIMIT: the chunk is picked by ctid, and the condition repeated, because a ctid
+    // is unique only within one partition (on a partitioned `records`, the same ctid names a row in each).
+    // SQLite: by rowid, or by the key of a table without one (`records`' primary key).
+    const sql = pg
+      ? `DELETE FROM ${table} WHERE ${where} AND ctid = ANY (ARRAY(SELECT ctid FROM ${table} WHERE ${where} LIMIT ?))`
+      : table === 'records'
+        ? `DELETE FROM records WHERE (agent_id, stream, seq) IN (SELECT agent_id, stream, seq FROM records WHERE ${where} LIMIT ?)`
+        : `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${where} LIMIT ?)`;
     let total = 0;
     while (!this.stopping) {
       const { changes } = await this.sql.tx((q) => q.run(sql, params));

@@ -118,6 +118,30 @@ describe.skipIf(pgSkip !== null)(`Retention on postgres${pgSkip ? ` (skipped: ${
   });
 });
 
+describe.skipIf(pgSkip !== null)(`Retention on postgres without day partitions${pgSkip ? ` (skipped: ${pgSkip})` : ''}`, () => {
+  it('deletes from a records table partitioned otherwise, only past each stream’s retention, although ctids repeat across partitions', async () => {
+    const sql = await openSqlClient(cluster!.createDatabase('retention_pg_plain'));
+    try {
+      await sql.exec(`CREATE TABLE records (
+          agent_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL, boot_seq BIGINT NOT NULL,
+          historical BOOLEAN NOT NULL, received_ts BIGINT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (agent_id, stream, seq, ts)
+        ) PARTITION BY LIST (stream);
+        CREATE TABLE records_t PARTITION OF records FOR VALUES IN ('telemetry');
+        CREATE TABLE records_other PARTITION OF records DEFAULT;`);
+      // The first rows of each partition share ctids (0,1), (0,2), …: the risk rows are 40 days old, within risk's 400.
+      await insertRecords(sql, 'telemetry', [NOW - 40 * DAY_MS, NOW - 40 * DAY_MS + 1, NOW - 40 * DAY_MS + 2, NOW]);
+      await insertRecords(sql, 'risk', [NOW - 40 * DAY_MS, NOW - 40 * DAY_MS + 1, NOW - 40 * DAY_MS + 2]);
+      const report = await new Retention({ sql, log: captureLogger().log, now: () => NOW, chunkRows: 2 }).runOnce();
+      expect(report.rowsDeleted.telemetry).toBe(3);
+      expect(report.partitionsCreated).toEqual([]);
+      expect(await count(sql, "stream = 'telemetry'")).toBe(1);
+      expect(await count(sql, "stream = 'risk'")).toBe(3);
+    } finally {
+      await sql.close();
+    }
+  });
+});
+
 describe('Retention on sqlite', () => {
   it('deletes old records in chunks of chunkRows, one transaction each, and only past each stream’s retention', async () => {
     const base = await openSqlClient(`sqlite:${path.join(dir, 'retention.db')}`);
