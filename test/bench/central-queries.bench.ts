@@ -29,6 +29,7 @@ import { DAY_MS, Retention } from '../../agent/src/central/fleet/retention.js';
 import { FleetRegistry } from '../../agent/src/central/fleet-registry.js';
 import { openSqlClient } from '../../agent/src/central/sql/open-sql-client.js';
 import type { SqlClient } from '../../agent/src/central/sql/sql-client.js';
+import type { IngestedBatch } from '../../agent/src/central/projection.js';
 import { createLedgerTables, migrateProjections } from '../helpers/central-records.js';
 import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
 import { seededRandom } from '../helpers/seeded-random.js';
@@ -115,6 +116,69 @@ async function generate(sql: SqlClient): Promise<Array<{ step: string; seconds: 
   await sql.exec('ANALYZE');
   steps.push({ step: 'ANALYZE', seconds: round((performance.now() - t0) / 1000), rows: 0 });
   return steps;
+}
+
+/**
+ * What the read model adds to the ingest transaction: FleetProjection.applyBatch of one agent's batch of 10
+ * records (one per asset) into the generated store, each in its own transaction, by `rollupMetrics`. Telemetry
+ * records carry 40 metrics, as a host's do.
+ */
+async function projectionWrites(sql: SqlClient): Promise<BenchReport> {
+  const metrics = Array.from({ length: 40 }, (_, i) => `metric_${i}`);
+  let n = 0;
+  const telemetry = (): IngestedBatch => {
+    n++;
+    const agentId = `agent-${String(1 + (n % AGENTS)).padStart(4, '0')}`;
+    const records = Array.from({ length: ASSETS }, (_, s) => ({
+      seq: n * ASSETS + s,
+      ts: NOW + n * INTERVAL_MS,
+      source: 'host',
+      asset: `asset-${s}`,
+      metrics: Object.fromEntries(metrics.map((m, i) => [m, (n * 7 + i) % 100])),
+    }));
+    return { agentId, stream: 'telemetry', bootSeq: 1, historical: false, receivedTs: NOW, records };
+  };
+  const risk = (): IngestedBatch => {
+    n++;
+    const agentId = `agent-${String(1 + (n % AGENTS)).padStart(4, '0')}`;
+    const records = Array.from({ length: ASSETS }, (_, s) => ({
+      seq: n * ASSETS + s,
+      ts: NOW + n * INTERVAL_MS,
+      asset: `asset-${s}`,
+      model: 'machine-failure',
+      modelVersion: '1.0.0',
+      kind: 'probability',
+      score: (n % 100) / 100,
+      threshold: 0.5,
+      atRisk: false,
+      readingTs: NOW,
+      drivers: [{ feature: 'torque', value: 61.2, contribution: 0.21 }],
+    }));
+    return { agentId, stream: 'risk', bootSeq: 1, historical: false, receivedTs: NOW, records };
+  };
+  const cases: Array<{ name: string; patterns: readonly string[]; make: () => IngestedBatch }> = [
+    { name: 'risk, 10 records', patterns: ['*'], make: risk },
+    { name: "telemetry, 10 records × 40 metrics, rollupMetrics ['*'] (400 rollup rows)", patterns: ['*'], make: telemetry },
+    { name: "telemetry, 10 records × 40 metrics, rollupMetrics ['metric_1?'] (100 rows)", patterns: ['metric_1?'], make: telemetry },
+    { name: 'telemetry, 10 records × 40 metrics, rollupMetrics [] (nothing)', patterns: [], make: telemetry },
+  ];
+  const rows: Array<Record<string, string | number>> = [];
+  for (const c of cases) {
+    const p = new FleetProjection({ rollupMetrics: c.patterns });
+    const m = await measure(() => sql.tx((q) => p.applyBatch(q, c.make())), 200, { warmup: 5 });
+    rows.push({
+      batch: c.name,
+      p50_ms: round(m.medianMs),
+      p99_ms: round(m.p99Ms),
+      node_cpu_ms_per_batch: round(m.cpuMsPerCall),
+      p50_us_per_record: round((m.medianMs * 1000) / ASSETS),
+    });
+  }
+  return {
+    name: 'fleet read model: what applyBatch adds to an ingest transaction (PostgreSQL, generated store)',
+    rows,
+    notes: ['each batch in its own transaction (BEGIN … COMMIT included); the ingest runs it inside the transaction that stores the records'],
+  };
 }
 
 export async function run(): Promise<BenchReport[]> {
@@ -217,6 +281,7 @@ export async function run(): Promise<BenchReport[]> {
     });
     await sql.exec('CREATE INDEX records_agent_stream_ts ON records (agent_id, stream, ts); ANALYZE records');
     for (const c of cases.filter((x) => x.query.includes('raw'))) await measureCase(c, ', with an index (agent_id, stream, ts)');
+    const writes = await projectionWrites(sql);
     return [
       {
         name: 'central store generation (PostgreSQL)',
@@ -232,6 +297,7 @@ export async function run(): Promise<BenchReport[]> {
           'times include the round trip through node-postgres and row decoding; the API rows include HTTP and JSON',
         ],
       },
+      writes,
     ];
   } finally {
     await api.stop();

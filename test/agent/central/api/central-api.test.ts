@@ -53,7 +53,7 @@ const batch = (agentId: string, stream: string, records: BatchRecord[]): Ingeste
 
 async function seed(sql: SqlClient): Promise<void> {
   const registry = new FleetRegistry();
-  const fleet = new FleetProjection();
+  const fleet = new FleetProjection({ rollupMetrics: ['*'] });
   const projections = [registry, fleet];
   await createLedgerTables(sql);
   await migrateProjections(sql, projections);

@@ -90,7 +90,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     });
 
     it('hourly rollups equal a direct computation over the raw records, whatever the batch order', async () => {
-      const p = new FleetProjection();
+      const p = new FleetProjection({ rollupMetrics: ['*'] });
       const sql = await open(p);
       try {
         const rnd = seededRandom(7);
@@ -185,6 +185,20 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         }
         const total = await sql.get<{ n: number }>('SELECT SUM(samples) AS n FROM fleet_risk_hourly');
         expect(total?.n).toBe(400);
+      } finally {
+        await sql.close();
+      }
+    });
+
+    it('rolls up no telemetry unless metrics are chosen', async () => {
+      const p = new FleetProjection();
+      const sql = await open(p);
+      try {
+        await ingest(sql, [p], batch('telemetry', [{ seq: 1, ts: T0, asset: 'mill', metrics: { temperature: 300 } }]));
+        await ingest(sql, [p], batch('risk', [risk(1, T0, 'mill', 0.4)]));
+        expect((await sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM fleet_telemetry_hourly'))!.n).toBe(0);
+        expect((await sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM fleet_risk_hourly'))!.n).toBe(1);
+        expect(p.skipped).toBe(0);
       } finally {
         await sql.close();
       }
