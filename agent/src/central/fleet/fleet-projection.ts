@@ -28,8 +28,8 @@ export interface FleetProjectionOptions {
    * Glob patterns of the telemetry metrics rolled up per hour (`*` any characters, `?` one), e.g.
    * `['temperature*', 'vibration_*', 'gpu_*_temp']`; `['*']` for all. Default `[]`: none, because the cost is one
    * rollup row written per metric, asset and hour of every batch, inside the ingest transaction, and agents'
-   * batches usually hold one record per asset: rolling up all 40 metrics of a host's records cost 1.7 ms per record
-   * on PostgreSQL here, four times the risk rollup (docs/benchmarks.md). The issue asks for "chosen" telemetry:
+   * batches usually hold one record per asset: rolling up all 40 metrics of a host's records cost 0.75 ms per
+   * record on PostgreSQL here, twice the risk rollup (docs/benchmarks.md). The issue asks for "chosen" telemetry:
    * the operator chooses the signals worth a long trend; raw telemetry stays in `records` for its retention.
    */
   rollupMetrics?: readonly string[];
