@@ -182,6 +182,8 @@ export async function buildPackage({ outDir = path.join(REPO, 'build'), version:
     for (const part of ['agent', 'firmware-bridge']) {
       copyTree(path.join(REPO, 'dist', part), path.join(top, 'dist', part), (r, isDir) => isDir || (r.endsWith('.js') && !r.includes('/test/')));
     }
+    // The Sparkplug B schema is read at run time from its source path (agent/src/sync/sparkplug/sparkplug-codec.ts).
+    copyTree(path.join(REPO, 'agent/src/sync/sparkplug/sparkplug_b.proto'), path.join(top, 'agent/src/sync/sparkplug/sparkplug_b.proto'));
     // Production dependencies, exactly the lockfile's versions.
     let packages = 0;
     for (const [key, want, pkgName, optional] of productionPackages(lock)) {

@@ -7,6 +7,7 @@ import { renderConfigDocs } from '../agent/src/config/config-docs.js';
 import { renderAlertDocs } from '../agent/src/health/alert-docs.js';
 import { HEALTH_RULES } from '../agent/src/health/health-rules.js';
 import { buildConfig, scalarOptions } from '../agent/src/config/load-config.js';
+import { iso10816Boundaries } from '../firmware-bridge/src/node-protocol/vibration-severity.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const read = (f: string) => readFileSync(path.join(ROOT, f), 'utf8');
@@ -39,5 +40,17 @@ describe('documentation stays true', () => {
       const value = p.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], parsed);
       expect(value, p.join('.')).not.toBeUndefined();
     }
+  });
+
+  it("docs/vibration.md: its configuration example is valid, and its zone table is the code's", () => {
+    const doc = read('docs/vibration.md');
+    const example = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+    const config = buildConfig(example, {});
+    expect(config.sources.nodeStreams[0]!.iso10816.assets['mac-0024befffe804ff1']).toEqual({ machineGroup: 1, foundation: 'flexible' });
+    expect(config.alerts.rules['vibration.iso10816.zone_c']).toEqual({ forMs: 120_000, hysteresis: 0.15 });
+    const rows = [...doc.matchAll(/^\| ([12]): [^|]+\| (rigid|flexible) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$/gm)];
+    expect(rows).toHaveLength(4);
+    for (const [, group, foundation, ab, bc, cd] of rows)
+      expect(iso10816Boundaries(Number(group) as 1 | 2, foundation as 'rigid' | 'flexible')).toEqual({ ab: Number(ab), bc: Number(bc), cd: Number(cd) });
   });
 });

@@ -513,6 +513,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split-dir", default=os.path.join(repo_root, "build", "machine-failure"))
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8), help="parallel CV fits")
     ap.add_argument("--skip-node-parity", action="store_true", help="do not run the onnxruntime-node parity check")
+    ap.add_argument("--split-only", action="store_true", help="write <split-dir>/train.csv and holdout.csv, then stop "
+                    "(what `forewarn model eval` needs; no training)")
     args = ap.parse_args(argv)
     t0 = time.time()
     version = "1.0.0"
@@ -536,6 +538,8 @@ def main(argv=None) -> int:
     y_tr, y_ho = labels(tr_rows), labels(ho_rows)
     X_tr, X_ho = features(raw_tr), features(raw_ho)
     print(f"[split] {len(rows)} rows -> train {len(tr_rows)} ({y_tr.sum()} failures), holdout {len(ho_rows)} ({y_ho.sum()} failures)")
+    if args.split_only:
+        return 0
 
     # ---- 2. CV model selection on train only ---------------------------------------
     table, best, best_oof, splits = cross_validate(X_tr, y_tr, args.jobs)

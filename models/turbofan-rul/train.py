@@ -39,7 +39,9 @@ What it does, in order:
 5. Refits on all train engines, exports `model.onnx` (opset 13 feature graph + ai.onnx.ml TreeEnsembleRegressor
    + Relu) by hand with onnx.helper, and checks it against scikit-learn with a numpy re-implementation of the
    graph and with onnxruntime-node on every holdout window.
-6. Scores the holdout, writes `golden.json`, `manifest.json` and `<split-dir>/cv_results.json`.
+6. Scores the holdout, writes `golden.json`, `manifest.json` and `<split-dir>/cv_results.json`. The manifest's
+   `outputs.interval` is the 90% split-conformal interval of cv_protocol.py (5 more fits, one per fold of the 100
+   engines); cv_protocol.py measures its coverage.
 7. With --compare-nn (needs Debian's python3-torch): the same cross-validation for two small PyTorch networks on
    the z-scored windows (a GRU and a temporal CNN, 3 seeds averaged), written to `<split-dir>/nn_comparison.json`.
    Not used by the shipped model; it documents why gradient boosting was chosen.
@@ -72,6 +74,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_common import dump_json, hgb_baseline, hgb_pin, hgb_predictors, hgb_tree_nodes, onnx_tree_ensemble_raw, sha256  # noqa: E402
 
 try:  # joblib ships with scikit-learn
@@ -94,6 +97,7 @@ OFFICIAL_RUL_RANGE = (7, 145)  # true RULs of the official FD001 test set
 OFFICIAL_MIN_LENGTH = 31  # shortest official FD001 test trajectory
 ALERT_RUL = 30  # manifest threshold: at risk when predicted RUL <= 30 cycles
 PARITY_TOLERANCE = 1e-3  # cycles
+INTERVAL_LEVEL = 0.9  # the calibrated RUL interval in the manifest (outputs.interval)
 
 # Cross-validated grid (max_iter through staged predictions).
 GRID_FEATURE_SETS = ["sensors", "sensors+health_index"]
@@ -884,6 +888,16 @@ def main(argv=None) -> int:
         "bestPerFeatureSet": {fs: next(r for r in table if r["featureSet"] == fs) for fs in GRID_FEATURE_SETS},
         "table": "build/turbofan-rul/cv_results.json",
     }
+    # ---- 7. calibrated interval (issue #18): split-conformal on engines held out from training, see cv_protocol.py ----
+    import cv_protocol  # noqa: E402  (beside this file; imports this recipe as a module)
+
+    def fit_chosen(X, rul, units, seed, sensors):
+        wf_k = WindowFeatures(sensors, best["featureSet"].endswith("health_index")).fit(X[:, -1, :], rul)
+        reg_k = fit_reg(wf_k.transform(X), np.minimum(rul, RUL_CAP), hyper)
+        return lambda Xq: predict_reg(reg_k, wf_k.transform(Xq))
+
+    interval = cv_protocol.manifest_interval(engines, sensors, fit_chosen, INTERVAL_LEVEL)
+    print(f"[interval] {INTERVAL_LEVEL:.0%} offsets per predicted-RUL bin: {interval['bins']}")
     manifest = {
         "schemaVersion": 1,
         "name": "turbofan-rul",
@@ -905,6 +919,7 @@ def main(argv=None) -> int:
             "meaning": f"Predicted remaining useful life in cycles, >= 0. Trained on RUL capped at {RUL_CAP}: values near {RUL_CAP} and above "
                        f"mean 'no visible degradation yet'. At risk when rul <= threshold ({ALERT_RUL} cycles).",
             "threshold": ALERT_RUL,
+            "interval": interval,
         },
         "preprocessing": (
             f"X has shape [N, {WINDOW}, {len(sensors)}]: per engine, its last {WINDOW} cycles in cycle order (oldest first, the latest cycle "

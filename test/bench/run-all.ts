@@ -18,6 +18,11 @@ const BENCHES: readonly string[] = [
   './anomaly.bench.js',
   './ack-mode.bench.js',
   './central-queries.bench.js',
+  './vibration-severity.bench.js',
+  './central-ingest.bench.js',
+  './sparkplug.bench.js',
+  './central-alerts.bench.js',
+  './opcua.bench.js',
 ];
 
 interface BenchModule {

@@ -40,7 +40,7 @@ describe('the agent, end to end', () => {
     const central = new ReferenceSubscriber({
       url: broker.url,
       clientId: 'central-e2e',
-      dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'),
+      store: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'),
       log: captureLogger().log,
     });
     await central.start();
@@ -127,7 +127,7 @@ describe('the agent, end to end', () => {
     // way when the agent stopped (the stop waits for the broker's PUBACKs, not for the centre) leaves the row pending.
     const risk = report.streams.find((s) => s.stream === 'risk')!;
     expect(risk.sentTotal + risk.pending).toBeGreaterThanOrEqual(records.length);
-    expect(central.store.receivedSeqs('e2e-1', 'risk').length).toBeGreaterThanOrEqual(report.streams.find((s) => s.stream === 'risk')!.sentTotal);
+    expect((await central.store.receivedSeqs('e2e-1', 'risk')).length).toBeGreaterThanOrEqual(report.streams.find((s) => s.stream === 'risk')!.sentTotal);
     expect(report.latestRisk.map((r) => r.asset)).toContain('sim-mill-1');
   });
 

@@ -57,6 +57,26 @@ describe('turbofan-rul model card', () => {
     }
   });
 
+  it("states the manifest's calibrated interval, bin by bin", () => {
+    const iv = (
+      JSON.parse(readFileSync(path.join(MODEL_DIR, 'manifest.json'), 'utf8')) as {
+        outputs: { interval: { level: number; bins: Array<{ predictionBelow?: number; lower: number; upper: number; calibration: number }> } };
+      }
+    ).outputs.interval;
+    expect(card).toContain(`**${Math.round(iv.level * 100)}% interval**`);
+    const rows = card.split('\n').filter((l) => /^\| (below \d+|\d+ – \d+|\d+ and above) \| p − /.test(l));
+    expect(rows).toHaveLength(iv.bins.length);
+    rows.forEach((row, i) => {
+      const [range, lower, upper, n] = row.split('|').slice(1, 5).map((c) => c.trim());
+      const bin = iv.bins[i]!;
+      const edges = [...range!.matchAll(/\d+/g)].map((m) => Number(m[0]));
+      expect(edges.at(-1), range).toBe(bin.predictionBelow ?? iv.bins[i - 1]!.predictionBelow);
+      expect(Number(lower!.replace('p − ', ''))).toBeCloseTo(-bin.lower, 2);
+      expect(Number(upper!.replace('p + ', ''))).toBeCloseTo(bin.upper, 2);
+      expect(Number(n!.replace(/,/g, ''))).toBe(bin.calibration);
+    });
+  });
+
   const holdout = numbersAfter(/picks 20 of the 100 units for the holdout:/, /\. The other/);
   const trueRuls = numbersAfter(/The true RULs are/, /\(the kept/);
 

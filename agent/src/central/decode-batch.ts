@@ -116,7 +116,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1;
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** Milliseconds since the epoch: finite and within 2^53, so every store can hold it (PostgreSQL BIGINT). */
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER;
 const show = (v: unknown): string => JSON.stringify(v)?.slice(0, 40) ?? String(v);
 
 function checkEnvelope(topic: string, body: unknown, agentId: string): Record<string, unknown> {

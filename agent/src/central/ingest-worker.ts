@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.js';
 import type { Component } from '../core/types.js';
 import { backoffDelay } from '../core/backoff.js';
 import { BATCH_STREAMS, PAYLOAD_ERROR, decodeBatch, decodeStatus, parseTopic } from './decode-batch.js';
-import { SubscriberStore, type IngestResult } from './central-store.js';
+import { CentralStore, type IngestResult } from './central-store.js';
 
 /**
  * The reference central subscriber: consumes the agents' MQTT contract into SQLite, at least once end to end.
@@ -42,7 +42,11 @@ export interface ReferenceSubscriberOptions {
   url: string;
   /** Must be stable across restarts (the broker keeps the session under it) and unique per running instance. */
   clientId: string;
-  dbFile: string;
+  /**
+   * The store: an open one (shared with the API and alerting of `forewarn central`), or a URL that the worker opens
+   * at start and closes at stop (`sqlite:PATH`, a bare SQLite path, or `postgres://…`).
+   */
+  store: CentralStore | string;
   log: Logger;
   /** Shared-subscription group: members split the batches between them. Default `forewarn-ingest`. */
   group?: string;
@@ -152,7 +156,7 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     acksRefused: 0,
     lastError: null,
   };
-  readonly store: SubscriberStore;
+  private opened: CentralStore | null = null;
   readonly group: string;
   readonly root: string;
   private readonly log: Logger;
@@ -174,6 +178,10 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
   /** A refused ack was logged; cleared when an ack is accepted again. */
   private ackRefusalLogged = false;
   private readonly conflictLog = new Map<string, { at: number; suppressed: number }>();
+  /** The commit in progress, awaited by stop(). */
+  private ingesting: Promise<void> = Promise.resolve();
+  /** The last commit failed: reconnect only once the store answers again, and keep the backoff growing meanwhile. */
+  private storeFailing = false;
 
   constructor(private readonly options: ReferenceSubscriberOptions) {
     super();
@@ -200,7 +208,13 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     if (!Number.isFinite(this.ackIntervalMs) || this.ackIntervalMs < 0) {
       throw new ForewarnError('FW_ERR_USAGE', `ackIntervalMs must be a number of milliseconds >= 0 (got ${String(options.ackIntervalMs)})`);
     }
-    this.store = new SubscriberStore({ file: options.dbFile });
+    if (typeof options.store !== 'string') this.opened = options.store;
+  }
+
+  /** The store, once started (or from the start when an open one was given). */
+  get store(): CentralStore {
+    if (!this.opened) throw new Error('the ingest worker has not opened its store yet: await start() first');
+    return this.opened;
   }
 
   /** The filters we subscribe to: batches shared within the group, statuses to every member. */
@@ -211,6 +225,8 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
   /** Returns at once; connects in the background and reconnects forever with backoff and jitter. */
   async start(): Promise<void> {
     if (this.stopping) throw new Error('a stopped subscriber cannot be started again; create a new one');
+    // The store first: no message is taken (and acknowledged) before there is somewhere to commit it.
+    if (!this.opened) this.opened = await CentralStore.open({ url: this.options.store as string });
     this.connect();
   }
 
@@ -241,8 +257,9 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       client.removeAllListeners();
       client.on('error', () => undefined);
     }
-    // Commits are synchronous, so nothing is half-written here.
-    this.store.close();
+    // Wait for the commit in progress (MQTT.js hands us one message at a time), then close what we opened.
+    await this.ingesting;
+    if (typeof this.options.store === 'string') await this.opened?.close();
     this.stats.state = 'stopped';
   }
 
@@ -298,7 +315,8 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     client.handleMessage = (packet, done) => this.onPublish(gen, client, packet, done);
     client.on('connect', (connack) => {
       if (gen !== this.generation) return;
-      this.attempt = 0;
+      // A store that failed keeps the backoff growing until a message commits again.
+      if (!this.storeFailing) this.attempt = 0;
       this.refused = false;
       this.stats.state = 'online';
       if (this.everConnected && !connack.sessionPresent) {
@@ -340,13 +358,17 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       this.generation++;
       client.removeAllListeners();
       client.on('error', () => undefined);
-      client.end(true);
+      // Later, not now: MQTT.js may still be handling packets that arrived before the close (a PUBACK of one of
+      // our acks), and those crash on a client whose stores end() has already closed.
+      setImmediate(() => client.end(true));
       this.client = null;
       this.ackLost();
       if (this.stopping) return;
       if (this.stats.state === 'online') this.emit('disconnected');
       this.stats.state = 'offline';
-      if (!this.outageLogged) {
+      if (this.storeFailing) {
+        // We cut the connection ourselves so the broker keeps the messages: the store's error was logged already.
+      } else if (!this.outageLogged) {
         // Once per outage, not on every retry.
         const code: ErrorCode = this.refused ? 'FW_ERR_BROKER_REFUSED' : 'FW_ERR_BROKER_CONNECT';
         this.log.warn({ url: this.options.url, err: this.stats.lastError ?? undefined, code }, 'broker connection lost or refused; retrying with backoff');
@@ -382,42 +404,59 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.stats.reconnects++;
-      this.connect();
+      if (!this.storeFailing || !this.opened) return this.connect();
+      // Taking messages again makes sense only once the store answers: until then the broker keeps them queued.
+      this.opened.sql.get('SELECT 1 AS ok').then(
+        () => this.connect(),
+        () => this.scheduleReconnect(),
+      );
     }, delay);
   }
 
-  /** Commit, then acknowledge: `done()` sends the PUBACK, `done(err)` withholds it. */
+  /**
+   * Commit, then acknowledge: `done()` sends the PUBACK, `done(err)` withholds it. MQTT.js hands over the next
+   * message only once `done` is called, so messages are committed one at a time, in the order they arrived.
+   */
   private onPublish(gen: number, client: MqttClient, packet: IPublishPacket, done: (err?: Error) => void): void {
     if (gen !== this.generation || this.stopping) {
       done(new Error('subscriber stopping; left unacknowledged for redelivery'));
       return;
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    try {
-      this.ingest(packet.topic, payload, packet.properties?.contentType);
-    } catch (err) {
-      this.stats.writeFailures++;
-      this.stats.lastError = describeError(err);
-      this.log.error(
-        { topic: packet.topic, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' },
-        'cannot commit a message; not acknowledging it, reconnecting so the broker redelivers it',
-      );
-      done(err instanceof Error ? err : new Error(String(err)));
-      // Without a reconnect the broker would not resend it, and its in-flight window would stay occupied.
-      client.end(true);
-      return;
-    }
-    this.stats.messages++;
-    done();
+    const work = this.ingest(packet.topic, payload, packet.properties?.contentType).then(
+      () => {
+        this.stats.messages++;
+        if (this.storeFailing) this.log.info({ store: this.store.location }, 'the store takes writes again; ingest resumes');
+        this.storeFailing = false;
+        done();
+      },
+      (err: unknown) => {
+        this.stats.writeFailures++;
+        this.stats.lastError = describeError(err);
+        if (!this.storeFailing) {
+          this.log.error(
+            { topic: packet.topic, store: this.store.location, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' },
+            'cannot commit a message; not acknowledging it: ingest pauses until the store takes writes again, and the broker redelivers it',
+          );
+        }
+        this.storeFailing = true;
+        done(err instanceof Error ? err : new Error(String(err)));
+        // Without a reconnect the broker would not resend it, and its in-flight window would stay occupied. The
+        // socket is cut rather than client.end(true): MQTT.js may still be handling a PUBACK of ours, which
+        // crashes on a client that end() has already torn down.
+        if (gen === this.generation) client.stream?.destroy();
+      },
+    );
+    this.ingesting = work;
   }
 
-  /** Decodes and commits one message; throws only when the database write fails. */
-  private ingest(topic: string, payload: Buffer, contentType: string | undefined): void {
+  /** Decodes and commits one message; rejects only when the store write fails. */
+  private async ingest(topic: string, payload: Buffer, contentType: string | undefined): Promise<void> {
     const where = parseTopic(topic, this.root);
     try {
       if (where.kind === 'batch') {
         const batch = decodeBatch(payload, topic, contentType, this.root);
-        const result = this.store.ingestBatch(batch);
+        const result = await this.store.ingestBatch(batch);
         this.stats.records += result.inserted;
         this.stats.duplicates += result.duplicates;
         this.stats.outOfOrder += result.outOfOrder;
@@ -431,7 +470,7 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       } else if (where.kind === 'status') {
         const status = decodeStatus(payload, topic, contentType, this.root);
         if (!status) return; // a retained status being cleared
-        this.store.recordStatus(status);
+        await this.store.recordStatus(status);
         this.stats.statuses++;
         this.emit('status', { topic, agentId: status.agentId, state: status.state, bootSeq: status.bootSeq });
       } else {
@@ -439,7 +478,7 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
       }
     } catch (err) {
       if (!isForewarnError(err, PAYLOAD_ERROR)) throw err;
-      this.malformed(topic, err.message);
+      await this.malformed(topic, err.message);
     }
   }
 
@@ -485,31 +524,48 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     }, delay);
   }
 
-  /** Computes the agent's ack from the database and publishes it; without a connection it stays due. */
+  /** Computes the agent's ack from the store and publishes it; without a connection it stays due. */
   private sendAck(agentId: string, st: AckState): void {
     const client = this.client;
     if (!st.due || !client || this.stats.state !== 'online') return;
     const gen = this.generation;
     const now = Date.now();
-    let payload: AckPayload;
-    try {
-      payload = this.store.ackFor(agentId, now);
-    } catch (err) {
-      this.stats.lastError = describeError(err);
-      this.log.error(
-        { agentId, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' },
-        'cannot compute the acknowledgement for an agent; will retry',
-      );
-      st.lastSentAt = now;
-      this.scheduleAck(agentId, st);
-      return;
-    }
     st.due = false;
     st.lastSentAt = now;
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => (settle = resolve));
     const inflight = { settled, settle };
     st.inflight = inflight;
+    this.store.ackFor(agentId, now).then(
+      (payload) => {
+        // The connection died while the ack was computed: ackLost() made it due again for the next one.
+        if (gen !== this.generation || st.inflight !== inflight) return settle();
+        this.publishAck(client, gen, agentId, st, inflight, payload, now);
+      },
+      (err: unknown) => {
+        if (st.inflight === inflight) st.inflight = null;
+        settle();
+        st.due = true;
+        this.stats.lastError = describeError(err);
+        this.log.error(
+          { agentId, err: this.stats.lastError, code: isForewarnError(err) ? err.code : 'FW_ERR_STORAGE_WRITE' },
+          'cannot compute the acknowledgement for an agent; will retry',
+        );
+        this.scheduleAck(agentId, st);
+      },
+    );
+  }
+
+  private publishAck(
+    client: MqttClient,
+    gen: number,
+    agentId: string,
+    st: AckState,
+    inflight: NonNullable<AckState['inflight']>,
+    payload: AckPayload,
+    now: number,
+  ): void {
+    const settle = inflight.settle;
     const topic = `${this.root}/${agentId}/ack`;
     client.publish(topic, JSON.stringify(payload), { qos: 1, retain: true, properties: { contentType: CONTENT_TYPE.json } }, (err) => {
       if (st.inflight === inflight) st.inflight = null;
@@ -525,11 +581,8 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
         this.stats.acksRefused++;
         this.stats.lastError = describeError(err);
         // It never reached the agent: what it listed was not requested.
-        try {
-          this.store.forgetRequests(agentId, now);
-        } catch {
-          // only the repaired/late split of later records suffers
-        }
+        // Should that fail, only the repaired/late split of later records suffers.
+        this.store.forgetRequests(agentId, now).catch(() => undefined);
         if (!this.ackRefusalLogged) {
           this.ackRefusalLogged = true;
           const hint = `topic write ${this.root}/+/ack`;
@@ -570,8 +623,8 @@ export class ReferenceSubscriber extends EventEmitter<SubscriberEvents> implemen
     clearTimeout(guard);
   }
 
-  private malformed(topic: string, error: string): void {
-    this.store.recordMalformed(topic, error);
+  private async malformed(topic: string, error: string): Promise<void> {
+    await this.store.recordMalformed(topic, error);
     this.stats.malformed++;
     if (!this.warnedTopics.has(topic) && this.warnedTopics.size < MAX_WARNED_TOPICS) {
       this.warnedTopics.add(topic);

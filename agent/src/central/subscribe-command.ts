@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { DEFAULT_GROUP, ReferenceSubscriber, type SubscriberStats } from './ingest-worker.js';
-import { SubscriberStore, type SeqRange, type SubscriberSummary } from './central-store.js';
+import { CentralStore, type SeqRange, type SubscriberSummary } from './central-store.js';
 
 export const SUBSCRIBE_USAGE = `forewarn subscribe — the reference central subscriber: agents' MQTT batches into SQLite
 
@@ -82,7 +82,7 @@ export function formatSummary(s: SubscriberSummary): string {
   return out.join('\n');
 }
 
-function formatStats(st: SubscriberStats): string {
+export function formatStats(st: SubscriberStats): string {
   return (
     `${st.messages} messages, ${st.records} new records, ${st.duplicates} duplicates, ${st.repaired} repaired, ${st.conflicts} conflicts, ` +
     `${st.malformed} malformed, ${st.writeFailures} write failures, ${st.acksPublished} acks sent` +
@@ -90,19 +90,19 @@ function formatStats(st: SubscriberStats): string {
   );
 }
 
-/** One line over the whole database: what is missing is what an operator must look at. */
-function formatTotals(db: string): string {
-  const store = new SubscriberStore({ file: db, readonly: true });
+/** One line over the whole store: what is missing is what an operator must look at. */
+export async function formatTotals(url: string, reportHint: string): Promise<string> {
+  const store = await CentralStore.open({ url, readonly: true });
   try {
-    const streams = store.summary().streams;
+    const streams = (await store.summary()).streams;
     const sum = (f: (s: (typeof streams)[number]) => number) => streams.reduce((n, s) => n + f(s), 0);
     return (
       `database: ${sum((s) => s.received)} records, ${sum((s) => s.missing)} missing in ${sum((s) => s.gaps.length)} open gaps, ` +
       `${sum((s) => s.dropped)} dropped by agents' policy, ${sum((s) => s.unavailable)} unavailable, ${sum((s) => s.conflicts)} conflicts ` +
-      `(details: forewarn subscribe --report --db ${db})`
+      `(details: ${reportHint})`
     );
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -148,12 +148,12 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
   if (values.json && !values.report) throw new ForewarnError('FW_ERR_USAGE', '--json goes with --report');
 
   if (values.report) {
-    const store = new SubscriberStore({ file: values.db, readonly: true });
+    const store = await CentralStore.open({ url: values.db, readonly: true });
     try {
-      const summary = store.summary();
+      const summary = await store.summary();
       process.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
   }
@@ -163,7 +163,7 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
     url: values.url,
     clientId: values['client-id'] ?? defaultClientId(),
     group: values.group,
-    dbFile: values.db,
+    store: values.db,
     log,
     ...(values.username ? { username: values.username } : {}),
     ...(values['password-file'] ? { passwordFile: values['password-file'] } : envPassword ? { password: envPassword } : {}),
@@ -178,12 +178,12 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
   await untilStopped(signal);
   log.info('stopping the subscriber');
   await subscriber.stop();
-  process.stdout.write(`${formatStats(subscriber.stats)}\n${formatTotals(values.db)}\n`);
+  process.stdout.write(`${formatStats(subscriber.stats)}\n${await formatTotals(values.db, `forewarn subscribe --report --db ${values.db}`)}\n`);
   return 0;
 }
 
 /** Resolves on SIGINT, SIGTERM or `signal`; the listeners are removed again. */
-function untilStopped(signal: AbortSignal | undefined): Promise<void> {
+export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       process.off('SIGINT', done);

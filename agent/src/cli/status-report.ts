@@ -7,6 +7,7 @@ import type { StorageUsage } from '../store/outbox.js';
 import { DRAIN_META_KEY, type DrainState } from '../sync/drain-progress.js';
 import { MODEL_HEALTH_META_KEY, type ModelHealth } from '../scoring/drift-monitor.js';
 import { ANOMALY_STATUS_META_KEY, type AnomalyAssetStatus } from '../scoring/anomaly/anomaly-scorer.js';
+import { formatInterval } from '../view/live-view.js';
 
 /** Drain progress older than this means the agent is not draining now (stopped, or the backlog is gone). */
 const DRAIN_FRESH_MS = 60_000;
@@ -171,7 +172,7 @@ export function formatStatus(s: StatusReport): string {
           .join(', ')
       : '';
     lines.push(
-      `  ${String(r.asset)}  ${String(r.model)}@${String(r.modelVersion)}  ${Number(r.score).toFixed(4)}${r.threshold !== undefined ? ` (threshold ${Number(r.threshold).toFixed(4)})` : ''}  ${r.atRisk ? 'AT RISK' : 'ok'}  at ${time(Number(r.ts))}${drivers ? `\n      drivers: ${drivers}` : ''}`,
+      `  ${String(r.asset)}  ${String(r.model)}@${String(r.modelVersion)}  ${Number(r.score).toFixed(4)}${formatInterval(r.interval)}${r.threshold !== undefined ? ` (threshold ${Number(r.threshold).toFixed(4)})` : ''}  ${r.atRisk ? 'AT RISK' : 'ok'}  at ${time(Number(r.ts))}${drivers ? `\n      drivers: ${drivers}` : ''}`,
     );
   }
   lines.push('', 'model health (inputs against the training data: PSI beyond chance, share outside the training range; docs/drift.md)');

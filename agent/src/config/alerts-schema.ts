@@ -67,7 +67,7 @@ export const ALERTS_SCHEMA: SchemaNode = obj('The alert lifecycle: how long a co
   rules: {
     type: 'object',
     description:
-      'Per rule id (docs/alerts.md lists them and their defaults), overrides of `forMs`, `clearForMs` (for rules that clear after a quiet period: that period) and, for level rules compared with `>` or `<`, `clearValue` (clear at or below it for `>`, at or above it for `<`).',
+      'Per rule id (docs/alerts.md lists them and their defaults), overrides of `forMs`, `clearForMs` (for rules that clear after a quiet period: that period) and, for level rules compared with `>` or `<`, `clearValue` (clear at or below it for `>`, at or above it for `<`) or `hysteresis` (clear at threshold × (1 − hysteresis) for `>`, × (1 + hysteresis) for `<`).',
     default: {},
     additionalProperties: {
       type: 'object',
@@ -76,7 +76,14 @@ export const ALERTS_SCHEMA: SchemaNode = obj('The alert lifecycle: how long a co
       properties: {
         forMs: forMs('the condition'),
         clearForMs: clearForMs('the clear condition'),
-        clearValue: { type: 'number', description: 'The value at which a raised alert clears (hysteresis).' },
+        clearValue: { type: 'number', description: 'The value at which a raised alert clears (hysteresis); wins over `hysteresis`.' },
+        hysteresis: {
+          type: 'number',
+          description:
+            "Where a raised alert clears, as a share of the rule's threshold (for rules compared with another signal, such as the ISO 10816-3 zone boundaries of each asset, where one clear value cannot fit every asset). 0 clears at the threshold.",
+          minimum: 0,
+          maximum: 1,
+        },
       },
     },
   },

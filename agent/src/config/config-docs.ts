@@ -90,10 +90,15 @@ function entryTables(node: SchemaNode, at: string[]): string[] {
     const item = child.items;
     const required = new Set(item.required ?? []);
     out.push(`### \`${p.join('.')}[]\` entries`, '', item.description.replace(/\.?$/, '.'), '', '| key | type | default | description |', '|---|---|---|---|');
-    for (const [k, spec] of Object.entries(item.properties ?? {})) {
-      const dflt = required.has(k) ? '*(required)*' : spec.default === undefined ? '–' : defaultOf(spec);
-      out.push(`| \`${k}\` | ${typeOf(spec, k)}${limits(spec)} | ${dflt} | ${spec.description.replace(/\|/g, '\\|')} |`);
-    }
+    const rows = (props: Record<string, SchemaNode>, prefix: string) => {
+      for (const [k, spec] of Object.entries(props)) {
+        const dflt = required.has(k) && !prefix ? '*(required)*' : spec.default === undefined ? '–' : defaultOf(spec);
+        out.push(`| \`${prefix}${k}\` | ${typeOf(spec, k)}${limits(spec)} | ${dflt} | ${spec.description.replace(/\|/g, '\\|')} |`);
+        // An entry's own sections (a source's `iso10816`) get their options as dotted rows.
+        if (spec.type === 'object' && spec.properties) rows(spec.properties, `${prefix}${k}.`);
+      }
+    };
+    rows(item.properties ?? {}, '');
     out.push('');
     out.push(...entryTables(item, [...p.slice(0, -1), `${key}[]`]));
   }

@@ -43,6 +43,8 @@ export interface AlertLifecycleOverride {
   clearForMs?: number;
   /** Level rules: the value at which a raised alert clears. */
   clearValue?: number;
+  /** Level rules: where a raised alert clears, as a share of the threshold. */
+  hysteresis?: number;
   /** Models: the score at which a raised alert clears. */
   clearThreshold?: number;
 }
@@ -50,7 +52,7 @@ export interface AlertLifecycleOverride {
 /** `alerts`: the alert lifecycle (health/alert-lifecycle.ts, docs/alerts.md). */
 export interface AlertsConfig {
   flapping: { maxChanges: number; windowMs: number };
-  risk: { forMs: number; clearForMs: number; hysteresis: number; models: Record<string, Omit<AlertLifecycleOverride, 'clearValue'>> };
+  risk: { forMs: number; clearForMs: number; hysteresis: number; models: Record<string, Omit<AlertLifecycleOverride, 'clearValue' | 'hysteresis'>> };
   rules: Record<string, Omit<AlertLifecycleOverride, 'clearThreshold'>>;
 }
 
@@ -116,6 +118,21 @@ export interface AgentConfig {
   commands: { enabled: 'auto' | 'on' | 'off'; maxAgeSeconds: number; clockSkewSeconds: number; maxPayloadBytes: number; trustedKeys: string[] };
   /** `/metrics` and `/healthz` (docs/observability.md). */
   metrics: { enabled: boolean; host: string; port: number };
+  /** The Sparkplug B edge node output (docs/sparkplug.md). */
+  sparkplug: SparkplugConfig;
+}
+
+export interface SparkplugConfig {
+  enabled: boolean;
+  url: string;
+  username: string;
+  password: string;
+  passwordFile: string;
+  clientId: string;
+  groupId: string;
+  edgeNodeId: string;
+  primaryHostId: string;
+  units: Record<string, string>;
 }
 
 export interface LoadedConfig {
@@ -444,6 +461,12 @@ export function buildConfigDetailed(
     if ((cfg.broker.tls.certFile === '') !== (cfg.broker.tls.keyFile === '')) {
       problems.push('broker.tls.keyFile: a client certificate needs both certFile and keyFile');
     }
+    if (cfg.sparkplug.password && cfg.sparkplug.passwordFile) {
+      problems.push('sparkplug.passwordFile: give either sparkplug.password or sparkplug.passwordFile, not both');
+    }
+    if (!cfg.sparkplug.url && (cfg.sparkplug.username || cfg.sparkplug.password || cfg.sparkplug.passwordFile)) {
+      problems.push("sparkplug.username: credentials need sparkplug.url; with an empty url the broker's are used");
+    }
     problems.push(...hostProblems(cfg));
   }
   if (problems.length) {
@@ -452,9 +475,12 @@ export function buildConfigDetailed(
   if (cfg.broker.passwordFile) cfg.broker.password = readSecretFile(cfg.broker.passwordFile, 'broker.passwordFile');
   if (!cfg.agent.id) cfg.agent.id = defaultAgentId();
   if (!cfg.broker.clientId) cfg.broker.clientId = `forewarn-${cfg.agent.id}`;
-  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id });
-  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
+  if (cfg.sparkplug.passwordFile) cfg.sparkplug.password = readSecretFile(cfg.sparkplug.passwordFile, 'sparkplug.passwordFile');
+  if (!cfg.sparkplug.edgeNodeId) cfg.sparkplug.edgeNodeId = cfg.agent.id;
+  if (!cfg.sparkplug.clientId) cfg.sparkplug.clientId = `forewarn-spb-${cfg.agent.id}`;
   cfg.storage.dir = path.resolve(cfg.storage.dir);
+  for (const plugin of SOURCE_PLUGINS) plugin.resolve?.(cfg.sources[plugin.key], { id: cfg.agent.id, storageDir: cfg.storage.dir });
+  if (!cfg.scoring.modelsDir) cfg.scoring.modelsDir = path.join(PACKAGE_ROOT, 'models');
   cfg.scoring.modelsDir = path.resolve(cfg.scoring.modelsDir);
   return { config: cfg, explicit, origins };
 }

@@ -465,6 +465,55 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
       'commands that change the agent (`reload-config`, `set-log-level`, `install-model`) must carry. Empty: such commands are refused.',
     ),
   }),
+  sparkplug: obj('A Sparkplug B 3.0 edge node: telemetry, risk and alert states for SCADA hosts such as Ignition (docs/sparkplug.md)', {
+    enabled: {
+      type: 'boolean',
+      description:
+        'Publish on `spBv1.0/{groupId}/…/{edgeNodeId}/{asset}` besides the Forewarn contract, from the same outbox, over its own MQTT connection (its own Will: the NDEATH).',
+      default: false,
+    },
+    url: {
+      type: 'string',
+      description: "Broker of the Sparkplug host. Empty means `broker.url`, with the broker's credentials and TLS options.",
+      default: '',
+      pattern: '^$|^(mqtt|mqtts|ws|wss|tcp|ssl|tls)://',
+    },
+    username: { type: 'string', description: "Username on `sparkplug.url`. Empty means none (or the broker's when `url` is empty).", default: '' },
+    password: {
+      type: 'string',
+      description: 'Password on `sparkplug.url`. Prefer `passwordFile` or FOREWARN_SPARKPLUG_PASSWORD.',
+      default: '',
+      secret: true,
+    },
+    passwordFile: { type: 'string', description: 'File holding the password on `sparkplug.url` (trailing newline ignored).', default: '' },
+    clientId: { type: 'string', description: 'MQTT client id of the edge node. Empty means `forewarn-spb-{agent.id}`.', default: '' },
+    groupId: {
+      type: 'string',
+      description: 'Sparkplug Group ID: the topic segment after `spBv1.0/`. No `/`, `+` or `#`.',
+      default: 'forewarn',
+      pattern: '^[^/+#]{1,64}$',
+    },
+    edgeNodeId: {
+      type: 'string',
+      description: 'Sparkplug Edge Node ID. Empty means `agent.id`. No `/`, `+` or `#`.',
+      default: '',
+      pattern: '^$|^[^/+#]{1,64}$',
+    },
+    primaryHostId: {
+      type: 'string',
+      description:
+        'Host ID of the primary host application. When set, births wait until `spBv1.0/STATE/{primaryHostId}` says `online: true`, and the node disconnects and births again when the host goes offline and comes back. Empty: publish at once.',
+      default: '',
+      pattern: '^$|^[^/+#]{1,64}$',
+    },
+    units: {
+      type: 'object',
+      description:
+        'Engineering unit of a signal (`signal: unit`), sent as the `engUnit` property in DBIRTH; overrides the unit the signal name implies (`…_c` °C, `…_pct` %, docs/sparkplug.md).',
+      default: {},
+      additionalProperties: { type: 'string', description: 'The unit, e.g. `K`, `rpm`, `mm/s`.', minLength: 1 },
+    },
+  }),
   metrics: obj('`/metrics` (Prometheus) and `/healthz` served by the agent (docs/observability.md)', {
     enabled: { type: 'boolean', description: 'Serve `/metrics` and `/healthz` over HTTP.', default: true },
     host: {

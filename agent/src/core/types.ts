@@ -13,6 +13,11 @@ export interface Reading {
   asset: string;
   /** Signal name → value. Missing signals are absent, never zero. */
   metrics: Record<string, number>;
+  /**
+   * Signals whose value the source itself reports as uncertain (an OPC UA Uncertain status): stored flagged
+   * (`uncertain`), never scored. Absent when the source vouches for every value.
+   */
+  uncertain?: readonly string[];
 }
 
 /** A failure-risk score for one asset from one model. */
@@ -26,6 +31,11 @@ export interface RiskRecord {
   score: number;
   /** The manifest's operating threshold, where it has one. */
   threshold?: number;
+  /**
+   * RUL models with a calibrated interval in their manifest (`outputs.interval`): the true value lies in
+   * [lower, upper] with probability `level` (e.g. 0.9). Contains `score`. Added within schemaVersion 1.
+   */
+  interval?: { level: number; lower: number; upper: number };
   /** `true` when the score crosses the threshold. */
   atRisk: boolean;
   /** The timestamp of the reading the score was computed from. */

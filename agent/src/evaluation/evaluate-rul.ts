@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ForewarnError, describeError } from '../core/errors.js';
-import type { ModelManifest } from '../scoring/model-manifest.js';
+import { predictionBounds, type ModelManifest } from '../scoring/model-manifest.js';
 import { OnnxModel } from '../scoring/onnx-model.js';
 
 /**
@@ -55,7 +55,12 @@ export interface RulEvaluation extends RulMetrics {
   data: string;
   rulFile: string;
   window: RulWindow;
-  predictions: Array<{ unit: number; cycles: number; predicted: number; true: number }>;
+  predictions: Array<{ unit: number; cycles: number; predicted: number; true: number; lower?: number; upper?: number }>;
+  /**
+   * A model with a calibrated interval (`outputs.interval`): the share of engines whose true RUL lies within the
+   * bounds the agent would publish, against the nominal level, and the mean width.
+   */
+  interval?: { level: number; covered: number; coverage: number; meanWidth: number };
   /** One window scored alone, repeatedly, on one intra-op thread. Absent when `latencyRuns` is 0. */
   latency?: { runs: number; threads: 1; medianMs: number; p95Ms: number; minMs: number };
 }
@@ -257,6 +262,20 @@ export async function evaluateRul(modelDir: string, dataFile: string, rulFile: s
       ...rulMetrics(predicted, truth),
       predictions: engines.map((e, i) => ({ unit: e.unit, cycles: e.cycles.length, predicted: predicted[i]!, true: truth[i]! })),
     };
+    const iv = m.outputs.interval;
+    if (iv) {
+      let covered = 0;
+      let width = 0;
+      result.predictions.forEach((p) => {
+        const b = predictionBounds(iv, p.predicted);
+        p.lower = b.lower;
+        p.upper = b.upper;
+        if (p.true >= b.lower && p.true <= b.upper) covered++;
+        width += b.upper - b.lower;
+      });
+      const n = result.predictions.length;
+      result.interval = { level: iv.level, covered, coverage: covered / n, meanWidth: width / n };
+    }
     const runs = options.latencyRuns ?? 1000;
     if (runs > 0) result.latency = await measureLatency(model, data.slice(0, size), runs);
     return result;

@@ -15,7 +15,7 @@ function condition(rule: HealthRule): string {
   const metric = (re: RegExp) => `\`${re.source.replace(/^\^/, '').replace(/\$$/, '').replace(/\\\./g, '.').replace(/\|/g, '\\|')}\``;
   switch (rule.kind) {
     case 'level':
-      return `${metric(rule.metric)} ${rule.op} ${rule.against ? `\`${rule.against('')}\`` : rule.value}; clears when it no longer holds`;
+      return `${metric(rule.metric)} ${rule.op} ${rule.against ? `\`${rule.against('')}\`` : rule.value}; clears ${rule.hysteresis ? 'past its hysteresis (lifecycle)' : 'when it no longer holds'}`;
     case 'growth':
       return `${metric(rule.metric)} grew since the previous sample; clears after ${rule.quietMs / 3_600_000} h without growth`;
     case 'event':
@@ -33,12 +33,13 @@ function duration(ms: number): string {
 }
 
 /** A rule's lifecycle defaults: `for`, and how it clears (after a clear duration, or after a quiet period). */
-function lifecycle(rule: { id: string; forMs?: number; clearForMs?: number; quietMs?: number }): string {
+function lifecycle(rule: { id: string; forMs?: number; clearForMs?: number; quietMs?: number; hysteresis?: number; op?: string }): string {
   const builtIn = BUILT_IN_LIFECYCLES[rule.id];
   const forMs = rule.forMs ?? builtIn?.forMs ?? 0;
   const quiet = rule.quietMs ?? builtIn?.quietMs;
   const clear = quiet !== undefined ? `quiet ${duration(quiet)}` : `clear for ${duration(rule.clearForMs ?? builtIn?.clearForMs ?? 0)}`;
-  return `for ${duration(forMs)}; ${clear}`;
+  const past = rule.hysteresis ? ` ${rule.op === '<' ? 'above' : 'below'} threshold × (1 ${rule.op === '<' ? '+' : '−'} ${rule.hysteresis})` : '';
+  return `for ${duration(forMs)}; ${clear}${past}`;
 }
 
 /** A default of the `alerts` section of the configuration schema. */
@@ -76,7 +77,9 @@ export function renderAlertDocs(): string {
     '- **clearing**: a raised alert clears once its clear condition has held `clearForMs`. The clear condition can lie',
     '  short of the raise condition (hysteresis): a model alert clears below threshold × (1 − `alerts.risk.hysteresis`),',
     '  or for remaining-useful-life models above threshold × (1 + hysteresis), or at `alerts.risk.models.<name>.clearThreshold`;',
-    '  a level rule clears at `alerts.rules.<id>.clearValue` where one is set. A value between the two thresholds',
+    '  a level rule clears at `alerts.rules.<id>.clearValue` where one is set, or short of its threshold by the share',
+    '  `alerts.rules.<id>.hysteresis` (rules compared with a per-asset threshold, such as the ISO 10816-3 zone boundaries,',
+    '  have a default one: see the table). A value between the two thresholds',
     '  neither raises nor clears, and starts the clear duration over. Growth, event and anomaly rules clear after a quiet',
     '  period without a recurrence instead (their `clearForMs` sets it).',
     '- **cleared**: the `cleared` record carries the values when it cleared (`evidence`, and `value`: the value that',
@@ -103,6 +106,9 @@ export function renderAlertDocs(): string {
     ...HEALTH_RULES.map((r) => `| \`${r.id}\` — ${r.title} | ${r.severity} | ${condition(r)} | ${lifecycle(r)} | ${r.remedy} |`),
     '',
     'For `gpu.xid`, the severity, title and remedy come from the Xid code (the subject): see [Xid codes](#xid-codes).',
+    'The `vibration.iso10816.*` rules compare each acceleration channel (the subject, `axis` in the evidence) with the zone',
+    "boundaries of its asset's machine group and foundation, in mm/s ([vibration.md](vibration.md)); the evidence carries the",
+    'velocity (`value`), the boundary (`threshold`) and where the alert clears (`clearThreshold`).',
     '',
     '## Model thresholds',
     '',

@@ -17,6 +17,8 @@ export interface Lifecycle {
   clearForMs: number;
   /** For rules that clear after a quiet period (growth, event, anomaly): the period. */
   quietMs?: number;
+  /** For level rules compared with `>` or `<`: where a raised alert clears, as a share of the threshold (0: at it). */
+  hysteresis?: number;
 }
 
 /** One model threshold's lifecycle: the score at which a raised alert clears, besides the durations. */
@@ -44,17 +46,19 @@ export const IMMEDIATE: AlertsConfig = {
 /** Settings of one rule: the configuration's overrides over the rule's own defaults. */
 export function ruleLifecycle(
   config: AlertsConfig,
-  rule: { id: string; forMs?: number; clearForMs?: number; quietMs?: number },
+  rule: { id: string; forMs?: number; clearForMs?: number; quietMs?: number; hysteresis?: number },
   immediate: boolean,
 ): Lifecycle {
   const o = config.rules[rule.id] ?? {};
   const quiet = rule.quietMs ?? BUILT_IN_LIFECYCLES[rule.id]?.quietMs;
   const builtIn = BUILT_IN_LIFECYCLES[rule.id];
   const base = immediate ? { forMs: 0, clearForMs: 0 } : { forMs: rule.forMs ?? builtIn?.forMs ?? 0, clearForMs: rule.clearForMs ?? builtIn?.clearForMs ?? 0 };
+  const hysteresis = o.hysteresis ?? (immediate ? 0 : (rule.hysteresis ?? 0));
   return {
     forMs: o.forMs ?? base.forMs,
     clearForMs: quiet === undefined ? (o.clearForMs ?? base.clearForMs) : 0,
     ...(quiet !== undefined ? { quietMs: o.clearForMs ?? quiet } : {}),
+    ...(hysteresis > 0 ? { hysteresis } : {}),
   };
 }
 
@@ -93,6 +97,8 @@ export function alertConfigProblems(config: AlertsConfig, rules: readonly Health
       problems.push(`${at}: unknown rule (docs/alerts.md lists the rules; model thresholds are tuned under alerts.risk)`);
       continue;
     }
+    if (o.hysteresis !== undefined && (!rule || rule.kind !== 'level' || (rule.op !== '>' && rule.op !== '<')))
+      problems.push(`${at}.hysteresis: this rule has no threshold to clear short of (only level rules compared with > or < take a hysteresis)`);
     if (o.clearValue === undefined) continue;
     if (!rule || rule.kind !== 'level' || rule.against || (rule.op !== '>' && rule.op !== '<')) {
       problems.push(`${at}.clearValue: this rule has no threshold to clear short of (only level rules compared with > or < take a clearValue)`);
@@ -110,6 +116,16 @@ export function alertConfigProblems(config: AlertsConfig, rules: readonly Health
 export function assertAlertConfig(config: AlertsConfig, source: string, rules: readonly HealthRule[] = HEALTH_RULES): void {
   const problems = alertConfigProblems(config, rules);
   if (problems.length) throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration`, { details: problems });
+}
+
+/**
+ * Where a level rule's raised alert clears: the configured `clearValue`, else the threshold short by the hysteresis
+ * share (for `>` below it, for `<` above it), else undefined (it clears as soon as it no longer raises).
+ */
+export function levelClearValue(rule: { op: string }, threshold: number, clearValue: number | undefined, hysteresis: number | undefined): number | undefined {
+  if (clearValue !== undefined) return clearValue;
+  if (!hysteresis || (rule.op !== '>' && rule.op !== '<')) return undefined;
+  return round(rule.op === '>' ? threshold * (1 - hysteresis) : threshold * (1 + hysteresis));
 }
 
 /** Whether a level rule's value lets a raised alert clear: past the clear value where one is set, else simply no longer raising. */

@@ -7,7 +7,8 @@ import type { QualityConfig } from '../config/load-config.js';
  * so it is never scored as if it were valid.
  */
 
-export type QualityCheck = 'range' | 'step' | 'flatline' | 'stale';
+/** `uncertain`: the source itself vouches for the value only partly (an OPC UA Uncertain status). */
+export type QualityCheck = 'range' | 'step' | 'flatline' | 'stale' | 'uncertain';
 
 export interface QualityIssue {
   asset: string;
@@ -66,7 +67,7 @@ export class DataQuality {
   private readonly state = new Map<string, SignalState>();
   private readonly analog: RegExp[];
   private readonly extraAnalog = new Set<string>();
-  readonly stats = { checked: 0, failed: { range: 0, step: 0, flatline: 0, stale: 0 } as Record<QualityCheck, number> };
+  readonly stats = { checked: 0, failed: { range: 0, step: 0, flatline: 0, stale: 0, uncertain: 0 } as Record<QualityCheck, number> };
 
   constructor(private readonly config: QualityConfig) {
     this.analog = config.analogSignals.map(globToRegExp);
@@ -91,6 +92,7 @@ export class DataQuality {
     const clean: Record<string, number> = {};
     const flags: Record<string, QualityCheck> = {};
     const issues: QualityIssue[] = [];
+    const uncertain = r.uncertain?.length ? new Set(r.uncertain) : null;
     for (const [signal, value] of Object.entries(r.metrics)) {
       this.stats.checked++;
       const key = `${r.asset}\u0000${signal}`;
@@ -114,7 +116,8 @@ export class DataQuality {
       const range = st.range;
       if (!Number.isFinite(value)) now.range = 'not a finite number';
       else if (range && (value < range[0] || value > range[1])) now.range = `${value} outside [${range[0]}, ${range[1]}]`;
-      if (st.samples > 0 && !now.range && st.analog) {
+      if (uncertain?.has(signal)) now.uncertain = `${r.source} reports the value uncertain`;
+      if (st.samples > 0 && !now.range && !now.uncertain && st.analog) {
         const delta = Math.abs(value - st.lastValue);
         st.sameCount = delta === 0 ? st.sameCount + 1 : 0;
         if (this.config.flatlineSamples > 0 && st.sameCount >= this.config.flatlineSamples) now.flatline = `unchanged for ${st.sameCount + 1} samples`;
@@ -134,12 +137,12 @@ export class DataQuality {
         const gap = r.ts - st.lastTs;
         st.intervalMs = st.intervalMs === null ? gap : st.intervalMs + (gap - st.intervalMs) / 10;
       }
-      if (!now.range && !now.step) {
+      if (!now.range && !now.step && !now.uncertain) {
         st.lastValue = value;
         st.samples++;
       }
       st.lastTs = r.ts;
-      for (const check of ['range', 'step', 'flatline', 'stale'] as const) {
+      for (const check of ['range', 'step', 'flatline', 'stale', 'uncertain'] as const) {
         const detail = now[check];
         if (detail !== undefined) {
           flags[signal] ??= check;

@@ -6,7 +6,16 @@ import type { Component, EventConsumer, HealthEvent, Reading, ReadingConsumer, R
 import type { RecordStore } from '../store/record-store.js';
 import { HEALTH_RULES, compare, type HealthRule, type Severity } from './health-rules.js';
 import type { QualityIssue, QualityIssueConsumer } from './data-quality.js';
-import { IMMEDIATE, assertAlertConfig, levelCleared, riskLifecycle, ruleLifecycle, type Lifecycle, type RiskLifecycle } from './alert-lifecycle.js';
+import {
+  IMMEDIATE,
+  assertAlertConfig,
+  levelClearValue,
+  levelCleared,
+  riskLifecycle,
+  ruleLifecycle,
+  type Lifecycle,
+  type RiskLifecycle,
+} from './alert-lifecycle.js';
 
 /** An alert as published on `forewarn/v1/{agentId}/alerts`. */
 export interface AlertRecord {
@@ -217,7 +226,7 @@ export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, 
     return found;
   }
 
-  private lifecycle(rule: { id: string; forMs?: number; clearForMs?: number; quietMs?: number }): Lifecycle {
+  private lifecycle(rule: { id: string; forMs?: number; clearForMs?: number; quietMs?: number; hysteresis?: number }): Lifecycle {
     let life = this.lifecycles.get(rule.id);
     if (!life) this.lifecycles.set(rule.id, (life = ruleLifecycle(this.config, rule, this.immediate)));
     return life;
@@ -228,15 +237,20 @@ export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, 
     for (const [metric, value] of Object.entries(r.metrics)) {
       for (const { rule, subject } of this.rulesFor(metric)) {
         const key = alertKey(rule.id, r.asset, subject);
-        let verdict: Observation['verdict'];
+        let verdict: Observation['verdict'] | undefined;
         const evidence: AlertRecord['evidence'] = { metric, value };
         if (rule.kind === 'level') {
           const other = rule.against ? r.metrics[rule.against(metric)] : rule.value;
           if (other === undefined) continue;
-          if (rule.against) evidence.threshold = other;
-          verdict = compare(rule.op, value, other) ? 'fire' : levelCleared(rule, value, this.config.rules[rule.id]?.clearValue) ? 'clear' : 'hold';
+          if (compare(rule.op, value, other)) verdict = 'fire';
           // Most readings of most rules: nothing raised, nothing pending, nothing to do.
-          if (verdict !== 'fire' && !this.active.has(key) && !this.pending.has(key)) continue;
+          else if (!this.active.has(key) && !this.pending.has(key)) continue;
+          if (rule.against) evidence.threshold = other;
+          const clearAt = levelClearValue(rule, other, this.config.rules[rule.id]?.clearValue, this.lifecycle(rule).hysteresis);
+          if (clearAt !== undefined && clearAt !== other) evidence.clearThreshold = clearAt;
+          if (rule.subjectName && subject !== undefined) evidence[rule.subjectName] = subject;
+          if (rule.unit) evidence.unit = rule.unit;
+          verdict ??= levelCleared(rule, value, clearAt) ? 'clear' : 'hold';
         } else {
           const prevKey = `${r.asset}\u0000${metric}`;
           const prev = this.previous.get(prevKey);

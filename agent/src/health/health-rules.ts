@@ -34,6 +34,15 @@ export interface LevelRule extends RuleBase {
   value: number;
   /** Another metric of the same reading to compare against instead of `value` (e.g. a spare threshold). */
   against?: (metric: string) => string;
+  /**
+   * Default hysteresis, as a share of the threshold: a raised alert clears at threshold × (1 − h) for `>`, × (1 + h)
+   * for `<` (`alerts.rules.<id>.hysteresis` overrides it; an absolute `clearValue` wins over both).
+   */
+  hysteresis?: number;
+  /** The evidence key under which the subject (the capture group) is given, e.g. `axis`. */
+  subjectName?: string;
+  /** Unit of the value and threshold, given in the evidence. */
+  unit?: string;
 }
 
 export interface GrowthRule extends RuleBase {
@@ -54,6 +63,25 @@ export type HealthRule = LevelRule | GrowthRule | EventRule;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
+
+/**
+ * ISO 10816-3 vibration severity (docs/vibration.md): each acceleration channel's velocity RMS (10–1000 Hz, mm/s) against
+ * the zone boundaries of its asset's machine group and foundation, which the node-stream source puts in the same
+ * reading. Velocity at a boundary belongs to the zone below, so the comparison is strict. Measurements at start-up
+ * (run-up through resonances) are not steady operation: a minute above the boundary before raising, and 10 % under
+ * it for five minutes before clearing.
+ */
+const VIBRATION_ZONE = {
+  kind: 'level' as const,
+  metric: /^(.+)\.velocity_rms$/,
+  op: '>' as const,
+  value: 0, // unused: compared against the asset's boundary
+  forMs: 60_000,
+  clearForMs: 300_000,
+  hysteresis: 0.1,
+  subjectName: 'axis',
+  unit: 'mm/s',
+};
 
 export const HEALTH_RULES: readonly HealthRule[] = [
   // GPUs
@@ -227,6 +255,25 @@ export const HEALTH_RULES: readonly HealthRule[] = [
     title: 'PCIe uncorrectable errors (AER)',
     remedy:
       'A PCIe device or link reported an uncorrectable error. Check the device in the alert and its slot; errors counted at a root port may come from the device below it.',
+  },
+  // Vibration severity
+  {
+    ...VIBRATION_ZONE,
+    id: 'vibration.iso10816.zone_c',
+    against: () => 'iso10816.boundary_bc',
+    severity: 'warning',
+    title: 'Vibration velocity in ISO 10816-3 zone C (not for long-term operation)',
+    remedy:
+      'Vibration on this axis is beyond the B/C boundary of the machine group and foundation configured: the machine may run for a limited period only. Plan maintenance: check balance, alignment, looseness and bearings (the band energies and kurtosis of the same channel tell them apart), and check that the asset is configured with the right machine group and foundation.',
+  },
+  {
+    ...VIBRATION_ZONE,
+    id: 'vibration.iso10816.zone_d',
+    against: () => 'iso10816.boundary_cd',
+    severity: 'critical',
+    title: 'Vibration velocity in ISO 10816-3 zone D (damage likely)',
+    remedy:
+      'Vibration on this axis is beyond the C/D boundary: severe enough to damage the machine. Reduce the load or stop the machine as soon as operations allow, and inspect bearings, coupling, alignment and mounting before it runs again.',
   },
 ];
 

@@ -4,7 +4,9 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
 import type { Component } from '../core/types.js';
+import type { SparkplugStats } from '../sync/sparkplug/sparkplug-node.js';
 import type { AgentView } from '../snapshot/agent-view.js';
+import type { SourceCounters } from '../sources/interval-source.js';
 import { CONTENT_TYPE, renderExposition, type MetricFamily, type Sample } from '../core/exposition.js';
 
 /**
@@ -121,7 +123,31 @@ const BROKER_STATES = ['connecting', 'online', 'offline', 'stopped'] as const;
 const SOURCE_STATES = ['idle', 'running', 'failing', 'unavailable', 'stopped'] as const;
 const DRIFT_STATES = ['warming', 'ok', 'watch', 'drift'] as const;
 
+function sparkplugFamilies(s: SparkplugStats | undefined): MetricFamily[] {
+  if (!s) return [];
+  return [
+    gauge(
+      'forewarn_sparkplug_connected',
+      '1 while the Sparkplug edge node is born (NBIRTH published on a live session), else 0.',
+      one(s.state === 'online' ? 1 : 0),
+    ),
+    gauge('forewarn_sparkplug_bdseq', 'The bdSeq of the current Sparkplug session (its NDEATH Will and NBIRTH).', one(s.bdSeq)),
+    counter('forewarn_sparkplug_births_total', 'NBIRTH messages published during this run.', one(s.births)),
+    counter('forewarn_sparkplug_messages_total', 'Sparkplug messages published during this run (births, data, deaths).', one(s.messages)),
+    counter('forewarn_sparkplug_historical_messages_total', 'DDATA messages of buffered records sent with is_historical during this run.', one(s.historical)),
+    counter('forewarn_sparkplug_rejected_total', 'NCMD and primary host STATE messages ignored as malformed (FW_ERR_SPARKPLUG_MESSAGE).', one(s.rejected)),
+  ];
+}
+
 /** Every metric family, read from the agent now. */
+/** A source's counters as [name, value] pairs; a nested map (Modbus exceptions by code) becomes `name.key`. */
+function protocolCounters(counters: SourceCounters | undefined): Array<[string, number]> {
+  if (!counters) return [];
+  return Object.entries(counters).flatMap(([k, v]): Array<[string, number]> =>
+    typeof v === 'number' ? [[k, v]] : Object.entries(v).map(([sub, n]): [string, number] => [`${k}.${sub}`, n]),
+  );
+}
+
 export function collectMetrics(agent: AgentView, version: string, loop: LoopDelay, now = Date.now()): MetricFamily[] {
   const counts = agent.store.counts();
   const usage = agent.store.usage();
@@ -192,6 +218,8 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
         { labels: { limit: 'min_free' }, value: agent.limits.minFreeBytes },
       ],
     ),
+    // The Sparkplug edge node, only when it is on (docs/sparkplug.md).
+    ...sparkplugFamilies(agent.sparkplug?.stats),
     // The broker connection and what went over it.
     gauge('forewarn_broker_connected', '1 while connected to the broker, else 0.', one(sync.state === 'online' ? 1 : 0)),
     gauge(
@@ -233,6 +261,13 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
       'forewarn_source_errors_total',
       'Failed samples per source during this run.',
       agent.sources.map(({ stats }) => ({ labels: { source: stats.name }, value: stats.errors })),
+    ),
+    counter(
+      'forewarn_source_protocol_events_total',
+      "Protocol counters of the sources that keep them (Modbus, OPC UA), per source and counter, this run: requests, timeouts, reconnects, values by status… (each source's README lists its counters).",
+      agent.sources.flatMap(({ stats, counters }) =>
+        protocolCounters(counters).map(([counter, value]) => ({ labels: { source: stats.name, counter }, value })),
+      ),
     ),
     gauge(
       'forewarn_source_last_sample_seconds',

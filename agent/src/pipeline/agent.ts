@@ -10,6 +10,7 @@ import { ModelUpdater } from '../model-lifecycle/model-updater.js';
 import { DriftMonitor } from '../scoring/drift-monitor.js';
 import { AnomalyScorer } from '../scoring/anomaly/anomaly-scorer.js';
 import { MqttSync } from '../sync/mqtt-sync.js';
+import { SparkplugNode } from '../sync/sparkplug/sparkplug-node.js';
 import type { Source, SourceContext } from '../sources/plugin.js';
 import { SOURCE_PLUGINS } from '../sources/registry.js';
 import { DataQuality } from '../health/data-quality.js';
@@ -61,6 +62,8 @@ export class Agent implements AgentView {
   /** Adaptive anomaly detection per asset (docs/anomaly-detection.md); its records take the same path as the models'. */
   readonly anomaly: AnomalyScorer | null;
   readonly sync: MqttSync;
+  /** The Sparkplug B edge node (docs/sparkplug.md); null unless `sparkplug.enabled`. */
+  readonly sparkplug: SparkplugNode | null;
   readonly sources: Source[] = [];
   readonly quality: DataQuality;
   readonly health: HealthMonitor;
@@ -138,7 +141,24 @@ export class Agent implements AgentView {
     this.sync.onUnavailable((payloads) =>
       storage.consumeRecords(payloads.map((p) => ({ stream: 'events' as const, ts: Number(p.ts), asset: '', payload: p }))),
     );
-    storage.attach({ sync: this.sync, onHousekeeping: () => this.health.retryUnsaved() });
+    this.sparkplug = config.sparkplug.enabled ? new SparkplugNode(config, this.store, log.child({ component: 'sparkplug' }), agentVersion) : null;
+    // Both outputs hear of each commit; the storage keeper knows only the sync.
+    const sync = this.sync;
+    const sparkplug = this.sparkplug;
+    storage.attach({
+      sync: sparkplug
+        ? {
+            inflightCursors: () => sync.inflightCursors(),
+            noteDropped: (stream, ranges) => sync.noteDropped(stream, ranges),
+            storeReplaced: () => sync.storeReplaced(),
+            notify: () => {
+              sync.notify();
+              sparkplug.notify();
+            },
+          }
+        : sync,
+      onHousekeeping: () => this.health.retryUnsaved(),
+    });
     this.status = new StatusKeeper(
       {
         drift: this.drift,
@@ -210,7 +230,7 @@ export class Agent implements AgentView {
    * them), the sources last.
    */
   private startOrder(): Component[] {
-    const all: Array<Component | null> = [this.metrics, this.health, this.scorer, this.anomaly, this.models, this.sync, ...this.sources];
+    const all: Array<Component | null> = [this.metrics, this.health, this.scorer, this.anomaly, this.models, this.sync, this.sparkplug, ...this.sources];
     return all.filter((c): c is Component => c !== null);
   }
 
@@ -279,6 +299,7 @@ export class Agent implements AgentView {
         else await component.stop().catch((err) => this.log.warn({ err: describeError(err) }, failed));
       }
       this.storage.flush();
+      await this.sparkplug?.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'Sparkplug stop failed'));
       await this.sync.stop().catch((err) => this.log.warn({ err: describeError(err) }, 'sync stop failed'));
       if (keepStore) return;
       this.storage.close();

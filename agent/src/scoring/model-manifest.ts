@@ -23,6 +23,18 @@ export interface FeatureSpec {
   distribution?: FeatureDistribution;
 }
 
+/**
+ * A calibrated prediction interval (RUL models): offsets from the prediction per range of the prediction
+ * (split-conformal, Mondrian by predicted value; models/turbofan-rul/cv_protocol.py computes them).
+ */
+export interface PredictionInterval {
+  /** Nominal coverage, e.g. 0.9. */
+  level: number;
+  method?: string;
+  /** Ascending by `predictionBelow`; the last bin has none and holds every prediction above the others. */
+  bins: Array<{ predictionBelow?: number; lower: number; upper: number; calibration?: number }>;
+}
+
 export interface ModelManifest {
   schemaVersion: 1;
   name: string;
@@ -41,7 +53,7 @@ export interface ModelManifest {
      */
     window?: { length: number; order?: string; pad?: 'repeat-first' };
   };
-  outputs: { tensor: string; kind: 'probability' | 'rul' | 'anomaly'; meaning: string; threshold?: number };
+  outputs: { tensor: string; kind: 'probability' | 'rul' | 'anomaly'; meaning: string; threshold?: number; interval?: PredictionInterval };
   preprocessing?: string;
   label?: { column?: string; positive?: number; breakdown?: string[] };
   training?: Record<string, unknown>;
@@ -85,6 +97,8 @@ export function readModel(dir: string): { manifest: ModelManifest; bytes: Buffer
       );
     }
   }
+  const intervalProblem = manifest.outputs.interval && checkInterval(manifest.outputs.kind, manifest.outputs.interval);
+  if (intervalProblem) throw new ForewarnError('FW_ERR_MODEL_MANIFEST', `${manifestFile}: ${intervalProblem}`);
   const file = path.join(dir, manifest.file);
   let bytes: Buffer;
   try {
@@ -97,4 +111,30 @@ export function readModel(dir: string): { manifest: ModelManifest; bytes: Buffer
     throw new ForewarnError('FW_ERR_MODEL_CHECKSUM', `${file}: sha256 is ${actual}, the manifest says ${manifest.sha256}`);
   }
   return { manifest, bytes, file };
+}
+
+/** What the schema cannot say about `outputs.interval`: a RUL model's, bins in order, one open bin, the last. */
+function checkInterval(kind: ModelManifest['outputs']['kind'], interval: PredictionInterval): string | undefined {
+  if (kind !== 'rul') return `outputs.interval: only a model of kind rul has an interval (this one is ${kind})`;
+  const { bins } = interval;
+  for (let i = 0; i < bins.length; i++) {
+    const below = bins[i]!.predictionBelow;
+    const last = i === bins.length - 1;
+    if (last && below !== undefined) return `outputs.interval.bins.${i}: the last bin takes every prediction left, without predictionBelow`;
+    if (!last && below === undefined) return `outputs.interval.bins.${i}: predictionBelow is required on every bin but the last`;
+    const previous = i > 0 ? bins[i - 1]!.predictionBelow : undefined;
+    if (below !== undefined && previous !== undefined && below <= previous) {
+      return `outputs.interval.bins.${i}: predictionBelow ${below} must be greater than the previous bin's ${previous}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The interval around a prediction: the offsets of the first bin whose `predictionBelow` exceeds it (else the
+ * last bin's), the lower bound no lower than 0 (a remaining life is never negative). Contains the prediction.
+ */
+export function predictionBounds(interval: PredictionInterval, prediction: number): { level: number; lower: number; upper: number } {
+  const bin = interval.bins.find((b) => b.predictionBelow === undefined || prediction < b.predictionBelow) ?? interval.bins.at(-1)!;
+  return { level: interval.level, lower: Math.max(0, Math.min(prediction, prediction + bin.lower)), upper: prediction + bin.upper };
 }

@@ -4,7 +4,7 @@ import type { BindingConfig } from '../config/load-config.js';
 import { describeError, isForewarnError } from '../core/errors.js';
 import type { Component, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../core/types.js';
 import { OnnxModel } from './onnx-model.js';
-import { readModel, type FeatureSpec, type ModelManifest } from './model-manifest.js';
+import { predictionBounds, readModel, type FeatureSpec, type ModelManifest } from './model-manifest.js';
 import type { DriftMonitor } from './drift-monitor.js';
 import { FixedHistogram } from '../core/exposition.js';
 
@@ -421,6 +421,8 @@ export class RiskScorer implements Component, ReadingConsumer {
         modelVersion: version,
         kind: outputs.kind,
         score: round(score),
+        // The calibrated interval the manifest carries (RUL models), so the remaining life can be planned on.
+        ...(outputs.interval ? { interval: roundBounds(predictionBounds(outputs.interval, round(score)), round(score)) } : {}),
         // Remaining useful life is at risk when it is short; probabilities and anomaly scores when they are high.
         atRisk: outputs.threshold === undefined ? false : outputs.kind === 'rul' ? score <= outputs.threshold : score >= outputs.threshold,
         readingTs,
@@ -541,4 +543,9 @@ function inRange(f: FeatureSpec, v: number): boolean {
 /** Six significant digits are plenty for a score and keep payloads small. */
 function round(x: number): number {
   return Number(x.toPrecision(6));
+}
+
+/** Bounds rounded as the score is, and still containing the (rounded) score. */
+function roundBounds(b: { level: number; lower: number; upper: number }, score: number): { level: number; lower: number; upper: number } {
+  return { level: b.level, lower: Math.min(score, round(b.lower)), upper: Math.max(score, round(b.upper)) };
 }

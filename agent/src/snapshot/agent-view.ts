@@ -11,11 +11,12 @@ import type { AnomalyScorer } from '../scoring/anomaly/anomaly-scorer.js';
 import type { DriftMonitor } from '../scoring/drift-monitor.js';
 import type { ModelUpdater } from '../model-lifecycle/model-updater.js';
 import type { RiskScorer } from '../scoring/risk-scorer.js';
-import type { SourceStats } from '../sources/interval-source.js';
+import type { SourceCounters, SourceStats } from '../sources/interval-source.js';
 import type { StreamName } from '../store/outbox.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { StorageLimits } from '../store/storage-limits.js';
 import type { MqttSync } from '../sync/mqtt-sync.js';
+import type { SparkplugNode } from '../sync/sparkplug/sparkplug-node.js';
 
 /** The agent's own counters for this run. */
 export interface AgentStats {
@@ -42,7 +43,9 @@ export interface AgentView {
   readonly limits: StorageLimits;
   readonly store: Pick<RecordStore, 'counts' | 'usage' | 'pendingTotal' | 'unconfirmedTotal'>;
   readonly sync: Pick<MqttSync, 'stats' | 'progress' | 'notify'>;
-  readonly sources: ReadonlyArray<{ readonly stats: SourceStats }>;
+  /** The Sparkplug B edge node, when `sparkplug.enabled` (docs/sparkplug.md). */
+  readonly sparkplug?: Pick<SparkplugNode, 'stats'> | null;
+  readonly sources: ReadonlyArray<{ readonly stats: SourceStats; readonly counters?: SourceCounters }>;
   readonly scorer: Pick<RiskScorer, 'stats' | 'latency'> | null;
   readonly drift: Pick<DriftMonitor, 'health'> | null;
   readonly anomaly: Pick<AnomalyScorer, 'stats'> | null;

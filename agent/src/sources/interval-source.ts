@@ -42,6 +42,9 @@ export function nextGridTick(now: number, intervalMs: number, origin = GRID_ORIG
 /** While unavailable, a source retries once per this many intervals. */
 const UNAVAILABLE_RETRY_EVERY = 12;
 
+/** Protocol counters a source may keep (requests, timeouts, values by status…), exported per source in /metrics. */
+export type SourceCounters = Readonly<Record<string, number | Readonly<Record<string, number>>>>;
+
 export interface SourceStats {
   name: string;
   state: 'idle' | 'running' | 'failing' | 'unavailable' | 'stopped';

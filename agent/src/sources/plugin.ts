@@ -10,10 +10,10 @@
 import type { Logger } from '../core/logger.js';
 import type { SchemaNode } from '../core/schema-node.js';
 import type { Component, EventSink, ReadingSink } from '../core/types.js';
-import type { SourceStats } from './interval-source.js';
+import type { SourceCounters, SourceStats } from './interval-source.js';
 
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
-export type Source = Component & { readonly stats: SourceStats };
+export type Source = Component & { readonly stats: SourceStats; readonly counters?: SourceCounters };
 
 /** What a plugin's sources are given to work with. */
 export interface SourceContext {
@@ -41,8 +41,12 @@ export interface SourcePlugin<K extends string = string, C = unknown> {
   readonly key: K;
   /** Its piece of the configuration schema: every option with a default and a description. */
   readonly schema: SchemaNode;
-  /** Fills defaults that depend on the rest of the configuration, once it is valid (e.g. an empty asset). */
-  resolve?(config: C, agent: { id: string }): void;
+  /**
+   * Fills defaults that depend on the rest of the configuration, once it is valid (e.g. an empty asset, a folder
+   * under the storage directory), and checks what the schema cannot: throws FW_ERR_CONFIG_INVALID with
+   * `path: message` details.
+   */
+  resolve?(config: C, agent: { id: string; storageDir: string }): void;
   /** The sources this configuration asks for (none when disabled). No side effects: `start()` does the work. */
   create(config: C, context: SourceContext): Source[];
   /** For `forewarn doctor`: what this host offers the source. Reads only; never throws. Nothing when disabled. */

@@ -13,8 +13,20 @@ import { smartPlugin } from './smart/plugin.js';
 import { edacPlugin } from './edac/plugin.js';
 import { pcieAerPlugin } from './pcie-aer/plugin.js';
 import { ipmiPlugin } from './ipmi/plugin.js';
+import { opcuaPlugin } from './opcua/plugin.js';
 
-const PLUGINS = [hostPlugin, simulatorPlugin, modbusPlugin, nodeStreamPlugin, gpuPlugin, smartPlugin, edacPlugin, pcieAerPlugin, ipmiPlugin] as const;
+const PLUGINS = [
+  hostPlugin,
+  simulatorPlugin,
+  modbusPlugin,
+  nodeStreamPlugin,
+  gpuPlugin,
+  smartPlugin,
+  edacPlugin,
+  pcieAerPlugin,
+  ipmiPlugin,
+  opcuaPlugin,
+] as const;
 
 type RegisteredPlugin = (typeof PLUGINS)[number];
 

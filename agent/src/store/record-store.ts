@@ -238,6 +238,8 @@ export class RecordStore implements Outbox {
   /** A transaction this store began for acknowledgement marks, committed with the next write or by `marksTimer`. */
   private marksOpen = false;
   private marksTimer: NodeJS.Timeout | null = null;
+  /** Per output reading the outbox on its own (holdFor), its position per stream. */
+  private readonly holds = new Map<string, Map<StreamName, number>>();
 
   private sql(text: string): Database.Statement {
     return this.statements.get(text);
@@ -662,10 +664,70 @@ export class RecordStore implements Outbox {
     return out;
   }
 
-  /** Deletes acknowledged records older than `beforeTs`, a bounded number at a time so collection never waits long. */
-  purgeSent(beforeTs: number, maxRows = 5000): number {
-    const purge = this.sql('DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? LIMIT ?)');
-    return this.atomic(() => purge.run(beforeTs, maxRows).changes);
+  /**
+   * Deletes acknowledged records older than `beforeTs`, a bounded number at a time so collection never waits long.
+   * Rows another output still needs (`holdFor`: past its cursor) stay, unless `ignoreHolds` (space must be freed).
+   */
+  purgeSent(beforeTs: number, maxRows = 5000, ignoreHolds = false): number {
+    const purge = this.sql(
+      `DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? AND seq <= CASE stream ${STREAMS.map((s) => `WHEN '${s}' THEN ?`).join(' ')} ELSE 0 END LIMIT ?)`,
+    );
+    const bounds = STREAMS.map((s) => (ignoreHolds ? Number.MAX_SAFE_INTEGER : this.heldAbove(s)));
+    return this.atomic(() => purge.run(beforeTs, ...bounds, maxRows).changes);
+  }
+
+  /**
+   * Another output of the outbox (the Sparkplug edge node, sync/sparkplug/) reads `streams` from its own position, a
+   * seq per stream kept in the meta table (`output.<name>.<stream>`): rows past it are kept by `purgeSent` even once
+   * the Forewarn sync has them acknowledged, so a record leaves only when every enabled output has it. Seqs, not ids:
+   * seqs are never reused, even across a fresh database file, while SQLite may hand out an id again once the rows
+   * above it are gone. A position seen for the first time starts at the end: an output turned on does not replay
+   * what the outbox kept for gap repair. Returns the positions.
+   */
+  holdFor(output: string, streams: readonly StreamName[]): Map<StreamName, number> {
+    const cursors = new Map<StreamName, number>();
+    for (const s of streams) {
+      const saved = this.getMeta(`output.${output}.${s}`);
+      cursors.set(s, saved === undefined ? this.nextSeq(s) - 1 : Number(saved));
+    }
+    this.holds.set(output, cursors);
+    this.saveOutputCursors(output, cursors);
+    return new Map(cursors);
+  }
+
+  /** The output no longer runs: its rows are no longer held (its saved position stays, for when it comes back). */
+  releaseHold(output: string): void {
+    this.holds.delete(output);
+  }
+
+  /** Moves an output's position on (never back) and saves it. */
+  saveOutputCursors(output: string, cursors: ReadonlyMap<StreamName, number>): void {
+    const held = this.holds.get(output);
+    this.atomic(() => {
+      for (const [s, seq] of cursors) {
+        this.setMeta(`output.${output}.${s}`, String(seq));
+        held?.set(s, seq);
+      }
+    });
+  }
+
+  /** Rows of `stream` after `afterSeq` in seq order, acknowledged or not: what an output reads from its position. */
+  recordsAfter(stream: StreamName, afterSeq: number, limit: number): OutboxRecord[] {
+    return this.sql('SELECT id, stream, seq, ts, asset, payload AS json FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?').all(
+      stream,
+      afterSeq,
+      limit,
+    ) as OutboxRecord[];
+  }
+
+  /** The highest seq of `stream` every output holding it has read: rows above it must stay. */
+  private heldAbove(stream: StreamName): number {
+    let bound = Number.MAX_SAFE_INTEGER;
+    for (const cursors of this.holds.values()) {
+      const c = cursors.get(stream);
+      if (c !== undefined) bound = Math.min(bound, c);
+    }
+    return bound;
   }
 
   usage(): StorageUsage {
@@ -702,6 +764,9 @@ export class RecordStore implements Outbox {
     const done = () => (why === 'disk-full' ? startUsed - u.usedBytes >= diskFullTarget : this.withinLimits(u, limits, QUOTA_HEADROOM));
     // Acknowledged rows go first: deleting them loses nothing.
     while (!done() && this.purgeSent(Number.MAX_SAFE_INTEGER, DROP_CHUNK) > 0) u = this.usage();
+    // Then those only another output still wanted (docs/sparkplug.md): the centre has them, the Sparkplug host
+    // misses them, which is what that output's store-and-forward would lose anyway; unsent rows go only after these.
+    while (!done() && this.purgeSent(Number.MAX_SAFE_INTEGER, DROP_CHUNK, true) > 0) u = this.usage();
     const reports = new Map<StreamName, DropReport>();
     // The drop notices this call commits are never among what it drops (nor are any others: see dropOldest).
     const ceiling = this.maxIds();

@@ -16,7 +16,15 @@ export interface PanelInput {
   scored: number;
   lastBatchMs: number | null;
   buffered: Array<{ stream: string; pending: number }>;
-  risks: Array<{ asset: string; model: string; score: number; threshold?: number; atRisk: boolean; drivers: Array<{ feature: string; contribution: number }> }>;
+  risks: Array<{
+    asset: string;
+    model: string;
+    score: number;
+    interval?: { level: number; lower: number; upper: number };
+    threshold?: number;
+    atRisk: boolean;
+    drivers: Array<{ feature: string; contribution: number }>;
+  }>;
   alerts: Array<{ severity: string; title: string; asset: string; subject?: string }>;
 }
 
@@ -50,7 +58,7 @@ export function renderPanel(p: PanelInput, width = 100): string[] {
   for (const r of p.risks) {
     const drivers = r.drivers.map((d) => `${d.feature} ${signed(d.contribution)}`).join(', ');
     lines.push(
-      `risk      ${r.asset} ${r.model} score ${r.score.toFixed(3)}${r.threshold !== undefined ? ` (threshold ${r.threshold.toFixed(3)})` : ''} ${r.atRisk ? 'AT RISK' : 'ok'}${drivers ? `  drivers: ${drivers}` : ''}`,
+      `risk      ${r.asset} ${r.model} score ${r.score.toFixed(3)}${formatInterval(r.interval)}${r.threshold !== undefined ? ` (threshold ${r.threshold.toFixed(3)})` : ''} ${r.atRisk ? 'AT RISK' : 'ok'}${drivers ? `  drivers: ${drivers}` : ''}`,
     );
   }
   if (p.alerts.length) {
@@ -136,4 +144,12 @@ export class LiveView {
     this.agent = null;
     this.clear();
   }
+}
+
+/** A RUL record's calibrated interval, e.g. ` [90%: 12.3–40.1]`; nothing for a record without one. */
+export function formatInterval(interval: unknown): string {
+  if (typeof interval !== 'object' || interval === null) return '';
+  const { level, lower, upper } = interval as { level?: unknown; lower?: unknown; upper?: unknown };
+  if (typeof level !== 'number' || typeof lower !== 'number' || typeof upper !== 'number') return '';
+  return ` [${Math.round(level * 100)}%: ${lower.toFixed(1)}–${upper.toFixed(1)}]`;
 }

@@ -172,10 +172,14 @@ export class SensorNodeServer {
     this.clients.clear();
   }
 
-  /** A node reset: a fresh emulator with the reset count raised (or set) and the given cause; uptime starts at 0. */
-  restart(options: { resetCount?: number; lastResetCause?: ResetCause } = {}): void {
+  /**
+   * A node reset: a fresh emulator with the reset count raised (or set) and the given cause; uptime starts at 0.
+   * `node` changes the emulator's options from then on (e.g. a new bearing: a defect that no longer grows).
+   */
+  restart(options: { resetCount?: number; lastResetCause?: ResetCause; node?: Partial<SensorNodeOptions> } = {}): void {
     this.nodeOptions = {
       ...this.nodeOptions,
+      ...options.node,
       startTime: Date.now() / 1000,
       resetCount: options.resetCount ?? this.resetCount + 1,
       lastResetCause: options.lastResetCause ?? 'software',

@@ -83,6 +83,12 @@ export interface SensorNodeOptions {
   initialSeverity?: number;
   /** Simulated seconds until the defect reaches severity 1. */
   lifetimeS?: number;
+  /**
+   * Amplitude (m/s²) at severity 1 of the periodic force at the defect frequency (its second harmonic is 0.4 of it).
+   * Default 2. It sets how far the broadband velocity climbs as the defect grows: ≈ 2 mm/s at 2, ≈ 8 mm/s at 8 for the
+   * default shaft speed (docs/vibration.md).
+   */
+  defectAccelMs2?: number;
   resonanceHz?: number;
   healthEveryS?: number;
   measurementsEveryS?: number;
@@ -152,6 +158,7 @@ export class SensorNodeSimulator {
       defect: options.defect ?? 'outer',
       initialSeverity: options.initialSeverity ?? 0.02,
       lifetimeS: options.lifetimeS ?? 3600,
+      defectAccelMs2: options.defectAccelMs2 ?? 2,
       resonanceHz: options.resonanceHz ?? 3000,
       healthEveryS: options.healthEveryS ?? 10,
       measurementsEveryS: options.measurementsEveryS ?? 1,
@@ -214,12 +221,14 @@ export class SensorNodeSimulator {
     }
     const x = new Float64Array(n);
     const [p1, p2] = this.phases;
+    const force = this.o.defectAccelMs2;
+    const harmonic = 0.4 * force; // exactly 0.8 at the default 2, as before the option existed
     for (let k = 0; k < n; k++) {
       const t = t0 + k / fs;
       x[k] =
         0.5 * Math.sin(2 * Math.PI * fr * t + p1) +
         0.2 * Math.sin(4 * Math.PI * fr * t + p2) +
-        severity * (2.0 * Math.sin(2 * Math.PI * fd * t) + 0.8 * Math.sin(4 * Math.PI * fd * t)) +
+        severity * (force * Math.sin(2 * Math.PI * fd * t) + harmonic * Math.sin(4 * Math.PI * fd * t)) +
         this.signalRng.normal(0, 0.3);
     }
     const strike = 25 * severity;

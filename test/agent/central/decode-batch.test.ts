@@ -85,6 +85,8 @@ describe('decodeBatch', () => {
     rejects(() => decodeBatch(json(batch({ records: [{ seq: 0, ts: 1 }] })), TOPIC), /records\[0\]\.seq must be a positive integer \(got 0\)/);
     rejects(() => decodeBatch(json(batch({ records: [{ seq: 1.5, ts: 1 }] })), TOPIC), /seq must be a positive integer/);
     rejects(() => decodeBatch(json(batch({ records: [{ seq: 1, ts: 1 }, { seq: 2 }] })), TOPIC), /records\[1\]\.ts must be a number/);
+    // Beyond 2^53 no store can hold it (PostgreSQL BIGINT): refused, not retried forever as a failing write.
+    rejects(() => decodeBatch(json(batch({ records: [{ seq: 1, ts: 1e300 }] })), TOPIC), /records\[0\]\.ts must be a number/);
     rejects(() => decodeBatch(json(batch()), 'forewarn/v1/press-7/status'), /not a batch topic/);
   });
 

@@ -6,7 +6,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { AckPayload } from '../../../agent/src/contract/topics.js';
 import { ReferenceSubscriber, type ReferenceSubscriberOptions } from '../../../agent/src/central/ingest-worker.js';
 import { runSubscribeCommand } from '../../../agent/src/central/subscribe-command.js';
-import { SubscriberStore } from '../../../agent/src/central/central-store.js';
+import { CentralStore } from '../../../agent/src/central/central-store.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { channelFor, contractErrors } from '../../helpers/contract.js';
@@ -42,7 +42,7 @@ async function subscriber(b: Broker, over: Partial<ReferenceSubscriberOptions> =
   const sub = new ReferenceSubscriber({
     url: b.url,
     clientId: `central-${++clients}`,
-    dbFile: dbFile(),
+    store: dbFile(),
     log: capture.log,
     reconnectMinMs: 50,
     reconnectMaxMs: 200,
@@ -117,18 +117,19 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
     expect(contractErrors(gap.topic, gap.payload)).toEqual([]);
     expect(channelFor(gap.topic)).toMatchObject({ name: 'ack', qos: 1, retain: true });
     // Never ahead of the database: what an ack says was committed before it was sent.
-    for (const m of seen) expect(m.payload.streams.telemetry!.highest).toBeLessThanOrEqual(Math.max(...sub.store.receivedSeqs('a1', 'telemetry')));
+    const committed = Math.max(...(await sub.store.receivedSeqs('a1', 'telemetry')));
+    for (const m of seen) expect(m.payload.streams.telemetry!.highest).toBeLessThanOrEqual(committed);
     // Retained: an agent that subscribes later reads it at once.
     const retained = await retainedAck(b, 'a1');
     expect(retained).toMatchObject({ retain: true, payload: { streams: { telemetry: { through: 2, highest: 6, missing: [[3, 4]] } } } });
-    expect(sub.store.summary().streams.find((s) => s.stream === 'telemetry')).toMatchObject({ missing: 2, requested: 2 });
+    expect((await sub.store.summary()).streams.find((s) => s.stream === 'telemetry')).toMatchObject({ missing: 2, requested: 2 });
 
     // The agent resends what the ack listed.
     await publish(agent, 'a1', 'telemetry', [3, 4]);
     await waitFor(() => seen.some((m) => m.payload.streams.telemetry?.through === 6), 'an ack past the filled gap');
     expect(seen.at(-1)!.payload.streams.telemetry).toEqual({ through: 6, highest: 6 });
     expect(sub.stats).toMatchObject({ repaired: 2, outOfOrder: 0 });
-    expect(sub.store.summary().streams.find((s) => s.stream === 'telemetry')).toMatchObject({ repaired: 2, outOfOrder: 0, missing: 0, gaps: [] });
+    expect((await sub.store.summary()).streams.find((s) => s.stream === 'telemetry')).toMatchObject({ repaired: 2, outOfOrder: 0, missing: 0, gaps: [] });
     expect((await retainedAck(b, 'a1'))!.payload.streams.telemetry).toEqual({ through: 6, highest: 6 });
     expect(sub.stats.acksPublished).toBe(seen.length);
   });
@@ -202,7 +203,7 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
     await publish(agent, 'a1', 'events', [1]);
     await waitFor(() => seen.some((m) => m.payload.streams.events?.highest === 1), 'the first ack (not throttled)');
     await publish(agent, 'a1', 'events', [2]);
-    await waitFor(() => sub.store.receivedSeqs('a1', 'events').length === 2, 'the second batch committed');
+    await waitFor(async () => (await sub.store.receivedSeqs('a1', 'events')).length === 2, 'the second batch committed');
     const t = Date.now();
     await sub.stop();
     expect(Date.now() - t).toBeLessThan(2500);
@@ -225,7 +226,7 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
     expect(refusals[0]).toMatchObject({ level: 50, reasonCode: '0x87', acl: 'topic write forewarn/v1/+/ack', topic: 'forewarn/v1/a1/ack' });
     expect(String(refusals[0]!.msg)).toContain('topic write forewarn/v1/+/ack');
     // No ack reached the agent, so nothing was requested: what fills the gaps is late, not repaired.
-    expect(sub.store.summary().streams[0]).toMatchObject({ missing: 4, requested: 0 });
+    expect((await sub.store.summary()).streams[0]).toMatchObject({ missing: 4, requested: 0 });
     expect(agentSees).toEqual([]);
 
     await b.setAcl([...agents, 'user central', 'topic read forewarn/v1/#', 'topic write forewarn/v1/+/ack']);
@@ -239,7 +240,7 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
         [6, 7],
       ],
     });
-    expect(sub.store.summary().streams[0]).toMatchObject({ requested: 4 });
+    expect((await sub.store.summary()).streams[0]).toMatchObject({ requested: 4 });
     expect(lines.filter((l) => l.code === 'FW_ERR_SUBSCRIBER_ACK')).toHaveLength(1);
   });
 
@@ -254,7 +255,7 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
     expect(seen).toEqual([]);
     expect(sub.stats.acksPublished).toBe(0);
     // No ack was sent, so the gap was not requested.
-    expect(sub.store.summary().streams[0]).toMatchObject({ missing: 1, requested: 0 });
+    expect((await sub.store.summary()).streams[0]).toMatchObject({ missing: 1, requested: 0 });
   });
 
   it('the command acknowledges by default and not with --no-ack', async () => {
@@ -273,11 +274,11 @@ describe('ReferenceSubscriber end-to-end acknowledgement, against a real mosquit
       });
       await waitFor(async () => {
         await publish(agent, agentId, 'risk', [1]); // redone until the subscription exists
-        const store = new SubscriberStore({ file, readonly: true });
+        const store = await CentralStore.open({ url: file, readonly: true });
         try {
-          return store.receivedSeqs(agentId, 'risk').length === 1;
+          return (await store.receivedSeqs(agentId, 'risk')).length === 1;
         } finally {
-          store.close();
+          await store.close();
         }
       }, `the command storing a batch of ${agentId}`);
       stop.abort();
@@ -307,9 +308,9 @@ describe('ReferenceSubscriber accounting and status, against a real mosquitto', 
       ['a1', 'alerts', 50],
     ]);
     expect(logged[0]).toMatchObject({ seqs: [1] });
-    const risk = sub.store.summary().streams.find((s) => s.stream === 'risk');
+    const risk = (await sub.store.summary()).streams.find((s) => s.stream === 'risk');
     expect(risk).toMatchObject({ received: 3, duplicates: 2, conflicts: 3 });
-    expect(sub.store.storedConflicts('a1', 'risk').map((c) => [c.seq, (JSON.parse(c.payload) as { asset: string }).asset])).toEqual([
+    expect((await sub.store.storedConflicts('a1', 'risk')).map((c) => [c.seq, (JSON.parse(c.payload) as { asset: string }).asset])).toEqual([
       [1, 'm2'],
       [2, 'm2'],
       [3, 'm2'],
@@ -327,10 +328,10 @@ describe('ReferenceSubscriber accounting and status, against a real mosquitto', 
       will: { topic: 'forewarn/v1/a9/status', payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
     });
     await agent.publishAsync('forewarn/v1/a9/status', JSON.stringify({ ...status, state: 'online', ts: connectedAt + 5000 }), { qos: 1, retain: true });
-    await waitFor(() => sub.store.summary().agents.find((a) => a.agentId === 'a9')?.state === 'online', 'the agent online');
+    await waitFor(async () => (await sub.store.summary()).agents.find((a) => a.agentId === 'a9')?.state === 'online', 'the agent online');
     // A crash: the socket goes without a DISCONNECT, so the broker publishes the Will.
     agent.stream.destroy();
-    await waitFor(() => sub.store.summary().agents.find((a) => a.agentId === 'a9')?.state === 'offline', 'the Will recorded');
-    expect(sub.store.summary().agents).toEqual([{ agentId: 'a9', state: 'offline', bootSeq: 3, ts: connectedAt }]);
+    await waitFor(async () => (await sub.store.summary()).agents.find((a) => a.agentId === 'a9')?.state === 'offline', 'the Will recorded');
+    expect((await sub.store.summary()).agents).toEqual([{ agentId: 'a9', state: 'offline', bootSeq: 3, ts: connectedAt }]);
   });
 });

@@ -7,7 +7,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { ForewarnError } from '../../../agent/src/core/errors.js';
 import { ReferenceSubscriber, type ReferenceSubscriberOptions } from '../../../agent/src/central/ingest-worker.js';
 import { runSubscribeCommand } from '../../../agent/src/central/subscribe-command.js';
-import { SubscriberStore } from '../../../agent/src/central/central-store.js';
+import { CentralStore } from '../../../agent/src/central/central-store.js';
+import type { SqliteClient } from '../../../agent/src/central/sql/sqlite-client.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { startMosquitto, type Broker } from '../../helpers/mosquitto.js';
@@ -36,7 +37,7 @@ async function subscriber(b: Broker, over: Partial<ReferenceSubscriberOptions> =
   const sub = new ReferenceSubscriber({
     url: b.url,
     clientId: 'central-1',
-    dbFile: over.dbFile ?? dbFile(),
+    store: over.store ?? dbFile(),
     log: capture.log,
     reconnectMinMs: 50,
     reconnectMaxMs: 200,
@@ -89,11 +90,11 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     await agent.publishAsync('forewarn/v1/press-7/risk/current/m1/mf', JSON.stringify({ schemaVersion: 1 }), { qos: 1, retain: true });
 
     await waitFor(() => sub.stats.messages >= 6, 'six messages handled');
-    const s = sub.store.summary();
+    const s = await sub.store.summary();
     const telemetry = s.streams.find((r) => r.stream === 'telemetry')!;
     expect(telemetry).toMatchObject({ received: 6, duplicates: 2, highestSeq: 11, missing: 2, dropped: 3, gaps: [{ from: 8, to: 9 }] });
-    expect(sub.store.receivedSeqs('press-7', 'telemetry')).toEqual([1, 2, 3, 4, 10, 11]);
-    expect(sub.store.receivedSeqs('press-7', 'alerts')).toEqual([1]);
+    expect(await sub.store.receivedSeqs('press-7', 'telemetry')).toEqual([1, 2, 3, 4, 10, 11]);
+    expect(await sub.store.receivedSeqs('press-7', 'alerts')).toEqual([1]);
     expect(s.agents).toEqual([{ agentId: 'press-7', state: 'online', bootSeq: 4, ts: 10 }]);
     expect(sub.stats).toMatchObject({ records: 8, duplicates: 2, malformed: 0, statuses: 1 });
   });
@@ -114,7 +115,9 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     });
     client.on('packetsend', (p) => {
       if (p.cmd !== 'puback' || !pending.has(p.messageId!)) return;
-      const stored = new Set(sub.store.receivedSeqs('a1', 'risk'));
+      // Read synchronously, at the moment the PUBACK goes out (this store is a SQLite file).
+      const db = (sub.store.sql as SqliteClient).db;
+      const stored = new Set(db.prepare("SELECT seq FROM records WHERE agent_id = 'a1' AND stream = 'risk'").pluck().all() as number[]);
       const seqs = pending.get(p.messageId!)!;
       if (!seqs.every((q) => stored.has(q))) early.push(`PUBACK ${p.messageId} before seqs ${seqs.join(',')} were committed`);
       pending.delete(p.messageId!);
@@ -131,12 +134,12 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const { sub, lines } = await subscriber(b);
     const ingest = sub.store.ingestBatch.bind(sub.store);
     let failures = 1;
-    sub.store.ingestBatch = (batch, ts) => {
+    sub.store.ingestBatch = async (batch, ts) => {
       if (failures-- > 0) throw new ForewarnError('FW_ERR_STORAGE_WRITE', 'disk full (simulated)');
       return ingest(batch, ts);
     };
     await publish(agent, 'a1', 'alerts', [1, 2]);
-    await waitFor(() => sub.store.receivedSeqs('a1', 'alerts').length === 2, 'the redelivered batch stored');
+    await waitFor(async () => (await sub.store.receivedSeqs('a1', 'alerts')).length === 2, 'the redelivered batch stored');
     expect(sub.stats).toMatchObject({ writeFailures: 1, records: 2 });
     expect(sub.stats.reconnects).toBeGreaterThanOrEqual(1);
     expect(lines.some((l) => l.code === 'FW_ERR_STORAGE_WRITE')).toBe(true);
@@ -154,9 +157,9 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     for (const p of bad) await agent.publishAsync('forewarn/v1/a1/risk', p, { qos: 1 });
     await agent.publishAsync('forewarn/v1/a1/status', '{"state":', { qos: 1 });
     await publish(agent, 'a1', 'risk', [1]);
-    await waitFor(() => sub.store.receivedSeqs('a1', 'risk').length === 1, 'the valid batch after the malformed ones');
+    await waitFor(async () => (await sub.store.receivedSeqs('a1', 'risk')).length === 1, 'the valid batch after the malformed ones');
     expect(sub.stats.malformed).toBe(4);
-    expect(sub.store.summary().malformed.map((m) => [m.topic, m.count])).toEqual([
+    expect((await sub.store.summary()).malformed.map((m) => [m.topic, m.count])).toEqual([
       ['forewarn/v1/a1/risk', 3],
       ['forewarn/v1/a1/status', 1],
     ]);
@@ -171,8 +174,8 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const b = await broker();
     const agent = await publisher(b);
     const file = dbFile();
-    const one = await subscriber(b, { clientId: 'central-a', dbFile: file }, 1);
-    const two = await subscriber(b, { clientId: 'central-b', dbFile: file }, 2);
+    const one = await subscriber(b, { clientId: 'central-a', store: file }, 1);
+    const two = await subscriber(b, { clientId: 'central-b', store: file }, 2);
     const random = seededRandom(99);
     const sent = new Map<string, number>();
     for (let i = 0; i < 60; i++) {
@@ -189,30 +192,30 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     expect(one.sub.stats.messages).toBeGreaterThan(0);
     expect(two.sub.stats.messages).toBeGreaterThan(0);
     expect(one.sub.stats.messages + two.sub.stats.messages).toBe(60);
-    const store = new SubscriberStore({ file, readonly: true });
+    const store = await CentralStore.open({ url: file, readonly: true });
     cleanup.push(() => store.close());
     for (const [key, highest] of sent) {
       const [agentId, stream] = key.split('/') as [string, string];
-      expect(store.receivedSeqs(agentId, stream), key).toEqual(Array.from({ length: highest }, (_, i) => i + 1));
+      expect(await store.receivedSeqs(agentId, stream), key).toEqual(Array.from({ length: highest }, (_, i) => i + 1));
     }
-    expect(store.summary().streams.every((s) => s.duplicates === 0 && s.missing === 0)).toBe(true);
+    expect((await store.summary()).streams.every((s) => s.duplicates === 0 && s.missing === 0)).toBe(true);
   });
 
   it('gets what was published while it was stopped, from its persistent session', async () => {
     const b = await broker();
     const agent = await publisher(b);
     const file = dbFile();
-    const first = await subscriber(b, { clientId: 'central-persist', dbFile: file });
+    const first = await subscriber(b, { clientId: 'central-persist', store: file });
     await publish(agent, 'a1', 'telemetry', [1, 2]);
     await waitFor(() => first.sub.stats.records === 2, 'first two records');
     await first.sub.stop();
 
     for (let i = 3; i <= 12; i += 2) await publish(agent, 'a1', 'telemetry', [i, i + 1], i % 4 === 1);
 
-    const second = await subscriber(b, { clientId: 'central-persist', dbFile: file });
-    await waitFor(() => second.sub.store.receivedSeqs('a1', 'telemetry').length === 12, 'the records queued while away');
-    expect(second.sub.store.receivedSeqs('a1', 'telemetry')).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-    expect(second.sub.store.summary().streams[0]).toMatchObject({ missing: 0, duplicates: 0 });
+    const second = await subscriber(b, { clientId: 'central-persist', store: file });
+    await waitFor(async () => (await second.sub.store.receivedSeqs('a1', 'telemetry')).length === 12, 'the records queued while away');
+    expect(await second.sub.store.receivedSeqs('a1', 'telemetry')).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect((await second.sub.store.summary()).streams[0]).toMatchObject({ missing: 0, duplicates: 0 });
   });
 
   it('logs a refused CONNECT as FW_ERR_BROKER_REFUSED and keeps retrying', async () => {
@@ -222,7 +225,7 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const sub = new ReferenceSubscriber({
       url: b.url,
       clientId: 'central-anon',
-      dbFile: dbFile(),
+      store: dbFile(),
       log: capture.log,
       reconnectMinMs: 50,
       reconnectMaxMs: 100,
@@ -242,7 +245,7 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     const sub = new ReferenceSubscriber({
       url: b.url,
       clientId: 'central-wait',
-      dbFile: dbFile(),
+      store: dbFile(),
       log: capture.log,
       reconnectMinMs: 50,
       reconnectMaxMs: 200,
@@ -259,7 +262,7 @@ describe('ReferenceSubscriber against a real mosquitto', () => {
     await waitFor(async () => {
       // The first publishes may race the subscriptions of the fresh session; the agent would resend, so do we.
       await publish(agent, 'a1', 'alerts', [1]);
-      return sub.store.receivedSeqs('a1', 'alerts').length === 1;
+      return (await sub.store.receivedSeqs('a1', 'alerts')).length === 1;
     }, 'a batch ingested after the outage');
   });
 });
@@ -300,9 +303,9 @@ describe('runSubscribeCommand', () => {
     const running = runSubscribeCommand(['--url', b.url, '--db', file, '--client-id', 'central-cmd'], log, { signal: stop.signal });
     await waitFor(async () => {
       await publish(agent, 'a1', 'risk', [1, 3]); // redone until the subscription exists; duplicates are fine
-      const store = new SubscriberStore({ file, readonly: true });
+      const store = await CentralStore.open({ url: file, readonly: true });
       try {
-        return store.receivedSeqs('a1', 'risk').length === 2;
+        return (await store.receivedSeqs('a1', 'risk')).length === 2;
       } finally {
         store.close();
       }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +88,33 @@ describe('forewarn CLI', () => {
     const bad = await runCli(['model', 'eval', 'disk-failure', '--data', path.join(dir, 'nolabel.csv')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/missing column\(s\) "failure" \[FW_ERR_DATA_FORMAT\]/);
+  });
+
+  it('model eval of a RUL model prints the RMSE and how many engines its calibrated interval covers', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cli-'));
+    const golden = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../../models/turbofan-rul/golden.json'), 'utf8')) as {
+      inputs: number[][][];
+      rul: number[];
+      columns: string[];
+    };
+    // Two engines from the golden windows, in C-MAPSS lines (unit, cycle, 3 settings, s1..s21; unused fields 0).
+    const line = (unit: number, cycle: number, row: number[]) => {
+      const f = Array<number>(26).fill(0);
+      f[0] = unit;
+      f[1] = cycle;
+      golden.columns.forEach((c, j) => (f[4 + Number(c.slice(1))] = row[j]!));
+      return f.join(' ');
+    };
+    const lines = [0, 1].flatMap((e) => golden.inputs[e]!.map((row, t) => line(e + 1, t + 1, row)));
+    writeFileSync(path.join(dir, 'test.txt'), lines.join('\n') + '\n');
+    // The first engine's true RUL is its prediction (inside any interval); the second's far beyond the model's horizon.
+    writeFileSync(path.join(dir, 'rul.txt'), `${Math.round(golden.rul[0]!)}\n400\n`);
+    const r = await runCli(['model', 'eval', 'turbofan-rul', '--data', path.join(dir, 'test.txt'), '--rul', path.join(dir, 'rul.txt')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^turbofan-rul@\S+ on .*test\.txt: 2 engines$/m);
+    expect(r.stdout).toMatch(/^RMSE [\d.]+ cycles {2}NASA score/m);
+    expect(r.stdout).toMatch(/^90% interval: covers 1\/2 engines \(50\.0%\), mean width [\d.]+ cycles$/m);
   });
 
   it.skipIf(!existsSync(HOLDOUT))(

@@ -62,6 +62,26 @@ describe('forewarn status report', () => {
     expect(text).toMatch(/storage +[\d.]+ MiB used/);
   });
 
+  it("shows the latest risk per asset with a RUL model's calibrated interval", () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'fw-status-')), 'data');
+    const store = new RecordStore({ dir });
+    const risk = (asset: string, payload: Record<string, unknown>) => ({
+      stream: 'risk' as const,
+      ts: 1,
+      asset,
+      payload: { ts: 1, asset, modelVersion: '1.0.0', readingTs: 1, drivers: [], ...payload },
+    });
+    store.append([
+      risk('engine-8', { model: 'turbofan-rul', kind: 'rul', score: 12.25, interval: { level: 0.9, lower: 6.38, upper: 20.56 }, threshold: 30, atRisk: true }),
+      risk('mill', { model: 'machine-failure', kind: 'probability', score: 0.1, threshold: 0.42, atRisk: false }),
+    ]);
+    store.close();
+    const text = formatStatus(readStatus(dir));
+    expect(text).toMatch(/engine-8 +turbofan-rul@1\.0\.0 +12\.2500 \[90%: 6\.4–20\.6\] \(threshold 30\.0000\) +AT RISK/);
+    // A record without an interval shows none.
+    expect(text).toMatch(/mill +machine-failure@1\.0\.0 +0\.1000 \(threshold 0\.4200\) +ok/);
+  });
+
   it('always shows the backlog: what waits for the broker and what waits for the centre, with or without a running agent', () => {
     const dir = path.join(mkdtempSync(path.join(tmpdir(), 'fw-status-')), 'data');
     const store = new RecordStore({ dir });

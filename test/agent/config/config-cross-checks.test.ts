@@ -22,6 +22,16 @@ const tmp = () => mkdtempSync(path.join(tmpdir(), 'fw-config-x-'));
 describe('config cross-checks', () => {
   it.each([
     [
+      'Sparkplug credentials without their own url',
+      'sparkplug:\n  username: spb\n',
+      "sparkplug.username: credentials need sparkplug.url; with an empty url the broker's are used",
+    ],
+    [
+      'Sparkplug password and passwordFile both',
+      'sparkplug:\n  url: mqtt://scada:1883\n  password: x\n  passwordFile: /run/x\n',
+      'sparkplug.passwordFile: give either sparkplug.password or sparkplug.passwordFile, not both',
+    ],
+    [
       'broker.reconnectMaxMs below broker.reconnectMinMs',
       'broker:\n  reconnectMinMs: 5000\n  reconnectMaxMs: 4999\n',
       'broker.reconnectMaxMs: must be at least broker.reconnectMinMs',

@@ -199,4 +199,16 @@ describe('auto/on/off options', () => {
     expect(buildConfig(null, {}).commands.enabled).toBe('auto');
     expect(details(() => buildConfig('commands:\n  enabled: maybe\n', {}))).toEqual(['commands.enabled: must be one of "auto", "on", "off"']);
   });
+
+  it('refuses Sparkplug IDs with MQTT topic characters, with path: message, and fills the IDs from the agent id', () => {
+    let details: string[] = [];
+    try {
+      buildConfig('sparkplug:\n  groupId: plant/a\n  primaryHostId: "scada#1"\n', {});
+    } catch (err) {
+      if (isForewarnError(err)) details = [...err.details];
+    }
+    expect(details).toEqual([expect.stringMatching(/^sparkplug\.groupId: /), expect.stringMatching(/^sparkplug\.primaryHostId: /)]);
+    const c = buildConfig('agent:\n  id: press-4\nsparkplug:\n  enabled: true\n', {});
+    expect(c.sparkplug).toMatchObject({ enabled: true, groupId: 'forewarn', edgeNodeId: 'press-4', clientId: 'forewarn-spb-press-4', primaryHostId: '' });
+  });
 });

@@ -202,6 +202,15 @@ describe('evaluateRul', () => {
     const score = d.reduce((s, x) => s + (x < 0 ? Math.exp(-x / 13) - 1 : Math.exp(x / 10) - 1), 0);
     expect(r.nasaScore).toBeCloseTo(score, 9);
     expect(r.meanError).toBeCloseTo((d[0]! + d[1]! + d[2]!) / 3, 9);
+    // The manifest's calibrated interval: each engine's bounds, and the share of true RULs inside them.
+    const iv = (JSON.parse(readFileSync(path.join(MODEL_DIR, 'manifest.json'), 'utf8')) as { outputs: { interval: { level: number } } }).outputs.interval;
+    const inside = r.predictions.filter((p) => {
+      expect(p.lower!).toBeLessThanOrEqual(p.predicted);
+      expect(p.upper!).toBeGreaterThanOrEqual(p.predicted);
+      return p.true >= p.lower! && p.true <= p.upper!;
+    }).length;
+    expect(r.interval).toMatchObject({ level: iv.level, covered: inside, coverage: inside / 3 });
+    expect(r.interval!.meanWidth).toBeCloseTo(r.predictions.reduce((s, p) => s + p.upper! - p.lower!, 0) / 3, 9);
   });
 
   it('measures the latency of one window on one thread', async () => {

@@ -140,6 +140,43 @@ describe('alert lifecycle: clearing', () => {
     expect(cleared).toMatchObject({ state: 'cleared', ts: 76_000, raisedTs: 0, value: 62, evidence: { metric: 'temp.celsius', value: 62 } });
   });
 
+  it("raises an ISO 10816-3 zone alert once per episode per axis, and clears it 10 % under the asset's own boundary after five minutes", async () => {
+    const { monitor, alerts } = setup(alertsConfig());
+    await monitor.start();
+    // What the node-stream source emits per block: the axis velocity with the boundaries of the asset's class.
+    const block = (asset: string, ts: number, v: number, bc: number) => ({
+      ts,
+      source: 'node-stream',
+      asset,
+      metrics: { 'vib.x.velocity_rms': v, 'iso10816.boundary_ab': bc / 2, 'iso10816.boundary_bc': bc, 'iso10816.boundary_cd': bc * 1.6 },
+    });
+    const zoneC = () => alerts().filter((a) => a.rule === 'vibration.iso10816.zone_c');
+    // The same 3.2 mm/s: zone C for a group 2 rigid pump (B/C 2.8), zone B for a group 1 rigid motor (B/C 4.5).
+    for (let t = 0; t <= 70_000; t += 5_000) {
+      monitor.onReading(block('pump', t, 3.2, 2.8));
+      monitor.onReading(block('motor', t, 3.2, 4.5));
+    }
+    expect(zoneC().map((a) => [a.alertId, a.state])).toEqual([['vibration.iso10816.zone_c/pump/vib.x', 'raised']]);
+    expect(zoneC()[0]).toMatchObject({
+      severity: 'warning',
+      pendingSinceTs: 0,
+      raisedTs: 60_000,
+      evidence: { axis: 'vib.x', value: 3.2, threshold: 2.8, clearThreshold: 2.52, unit: 'mm/s' },
+    });
+    // Under the boundary but above 90 % of it (2.52): held raised, however long.
+    for (let t = 75_000; t <= 1_000_000; t += 5_000) monitor.onReading(block('pump', t, 2.6, 2.8));
+    // Back over it for a moment and under again: still the one alert, not a second episode.
+    monitor.onReading(block('pump', 1_005_000, 3.0, 2.8));
+    for (let t = 1_010_000; t < 1_310_000; t += 5_000) monitor.onReading(block('pump', t, 2.4, 2.8));
+    expect(zoneC().map((a) => a.state)).toEqual(['raised']);
+    monitor.onReading(block('pump', 1_310_000, 2.4, 2.8));
+    expect(zoneC().map((a) => [a.state, a.value])).toEqual([
+      ['raised', 3.2],
+      ['cleared', 2.4],
+    ]);
+    expect(alerts().filter((a) => a.rule === 'vibration.iso10816.zone_d')).toEqual([]);
+  });
+
   it('raises a model threshold alert only on a lasting risk, and clears it below the lower threshold after a minute', async () => {
     const { monitor, alerts } = setup(alertsConfig());
     await monitor.start();
@@ -272,12 +309,15 @@ describe('alert lifecycle: configuration', () => {
         a.rules['disk.smart.failed'] = { clearValue: 0 };
         a.rules['gpu.thermal_slowdown'] = { forMs: 0 };
         a.rules.anomaly = { clearForMs: 60_000 };
+        a.rules['gpu.xid'] = { hysteresis: 0.1 };
+        a.rules['vibration.iso10816.zone_d'] = { hysteresis: 0.2 };
       }),
     );
     expect(problems).toEqual([
       'alerts.rules.gpu.nope: unknown rule (docs/alerts.md lists the rules; model thresholds are tuned under alerts.risk)',
       "alerts.rules.disk.smart.pending.clearValue: must be at most the rule's threshold 0 (it raises when the value is > 0)",
       'alerts.rules.disk.smart.failed.clearValue: this rule has no threshold to clear short of (only level rules compared with > or < take a clearValue)',
+      'alerts.rules.gpu.xid.hysteresis: this rule has no threshold to clear short of (only level rules compared with > or < take a hysteresis)',
     ]);
   });
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildConfig } from '../../../agent/src/config/load-config.js';
+import { buildConfig, type AlertsConfig } from '../../../agent/src/config/load-config.js';
 import type { HealthEvent, Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { DataQuality } from '../../../agent/src/health/data-quality.js';
 import { ANOMALY_RULE, DRIFT_RULE, HealthMonitor, QUALITY_RULE, RISK_RULE, type AlertRecord } from '../../../agent/src/health/health-monitor.js';
@@ -23,6 +23,9 @@ import { EdacSource } from '../../../agent/src/sources/edac/edac-source.js';
 import { NVIDIA_GPU_DEFAULTS, NvidiaGpuSource } from '../../../agent/src/sources/gpu/nvidia-gpu-source.js';
 import { PcieAerSource } from '../../../agent/src/sources/pcie-aer/pcie-aer-source.js';
 import { SmartSource } from '../../../agent/src/sources/smart/smart-source.js';
+import { DEFAULT_NODE_STREAM_CONFIG, NodeStreamSource } from '../../../agent/src/sources/node-stream/node-stream-source.js';
+import { iso10816Boundaries } from '../../../firmware-bridge/src/node-protocol/vibration-severity.js';
+import { SensorNodeServer } from '../../../firmware-bridge/src/simulators/sensor-node-server.js';
 import { RecordStore } from '../../../agent/src/store/record-store.js';
 import { MillingMachineSimulator, millingSignals } from '../../../firmware-bridge/src/simulators/milling-machine.js';
 import { ROOT } from '../../helpers/agent-process.js';
@@ -49,12 +52,15 @@ function tempDir(name: string): string {
   return dir;
 }
 
-/** Sources → quality stage → health monitor, as pipeline/agent.ts wires them, with the default configuration. */
-async function pipeline() {
+/**
+ * Sources → quality stage → health monitor, as pipeline/agent.ts wires them, with the default configuration; the alert
+ * lifecycle immediate (every condition raises and clears at once) unless `lifecycle` is given.
+ */
+async function pipeline(lifecycle?: AlertsConfig) {
   const store = new RecordStore({ dir: tempDir('store') });
   cleanup.push(() => store.close());
   const { log } = captureLogger();
-  const monitor = new HealthMonitor(store, () => undefined, log);
+  const monitor = new HealthMonitor(store, () => undefined, log, HEALTH_RULES, Date.now, lifecycle);
   await monitor.start();
   cleanup.push(() => monitor.stop());
   const config = buildConfig(null, {});
@@ -423,6 +429,60 @@ describe('every alert rule, raised from source input and cleared', () => {
     await feed(window(/^holdout engine 55 truncated at cycle 62 /)); // a young engine's window fills it: RUL about 121
     p.raisedThenCleared(RISK_RULE.id, { asset: 'engine-8', subject: 'turbofan-rul' });
   });
+
+  it('ISO 10816-3 zones C and D from the emulated bearing through NodeStreamSource, with the default lifecycle: once per episode each, cleared after the repair', async () => {
+    // The default alert lifecycle, not the immediate one: a minute in the zone before raising, five minutes 10 % under
+    // the boundary before clearing. Time is the node's clock (block timestamps), which runs 200× fast here.
+    const p = await pipeline(structuredClone(buildConfig(null, {}).alerts));
+    const asset = 'mac-0024befffe804ff1';
+    const server = new SensorNodeServer({ transport: 'tcp', speedup: 200, node: { seed: 4, lifetimeS: 40, defectAccelMs2: 10 } });
+    await server.start();
+    cleanup.push(() => server.stop());
+    const velocities: number[] = [];
+    const source = new NodeStreamSource(
+      {
+        enabled: true,
+        transport: 'tcp',
+        host: '127.0.0.1',
+        port: server.port,
+        iso10816: { ...DEFAULT_NODE_STREAM_CONFIG.iso10816, assets: { [asset]: { machineGroup: 1, foundation: 'rigid' } } },
+      },
+      (r) => {
+        if (r.metrics['vib.x.velocity_rms'] !== undefined) velocities.push(r.metrics['vib.x.velocity_rms']);
+        p.reading(r);
+      },
+      () => undefined,
+      captureLogger().log,
+    );
+    cleanup.push(() => source.stop());
+    await source.start();
+    const b = iso10816Boundaries(1, 'rigid');
+    // The defect grows for 40 s and stays: zone D (about 11 mm/s) is raised once it has held a minute.
+    await waitFor(() => p.active('vibration.iso10816.zone_d').length === 1, 'zone D raised', 60_000);
+    const raised = (rule: string) => p.alerts().filter((a) => a.rule === rule && a.state === 'raised');
+    expect(raised('vibration.iso10816.zone_c')).toHaveLength(1);
+    expect(raised('vibration.iso10816.zone_d')).toHaveLength(1);
+    expect(raised('vibration.iso10816.zone_c')[0]).toMatchObject({
+      asset,
+      subject: 'vib.x',
+      severity: 'warning',
+      evidence: { axis: 'vib.x', metric: 'vib.x.velocity_rms', threshold: b.bc, clearThreshold: 4.05, unit: 'mm/s' },
+    });
+    const d = raised('vibration.iso10816.zone_d')[0]!;
+    expect(d).toMatchObject({ severity: 'critical', evidence: { axis: 'vib.x', threshold: b.cd, clearThreshold: 6.39 } });
+    expect(d.value).toBeGreaterThan(b.cd);
+    expect(d.raisedTs - d.pendingSinceTs!).toBeGreaterThanOrEqual(60_000);
+    expect(Math.min(...velocities.slice(0, 5))).toBeLessThan(b.ab); // it started in zone A
+    // The bearing is replaced (the node restarts with a new one): back to about 1.9 mm/s; both clear after five minutes
+    // 10 % under their boundaries (node time: the restarted node's clock starts over from the wall clock).
+    server.restart({ node: { lifetimeS: 1e9 } }); // its defect does not grow in any time this test runs
+    await waitFor(() => p.active('vibration.iso10816.zone_c').length === 0 && p.active('vibration.iso10816.zone_d').length === 0, 'both cleared', 60_000);
+    p.raisedThenCleared('vibration.iso10816.zone_c', { asset, subject: 'vib.x' });
+    p.raisedThenCleared('vibration.iso10816.zone_d', { asset, subject: 'vib.x' });
+    const cleared = p.alerts().find((a) => a.rule === 'vibration.iso10816.zone_c' && a.state === 'cleared')!;
+    expect(cleared.value).toBeLessThan(4.05);
+    expect(raised('vibration.iso10816.zone_c')).toHaveLength(1);
+  }, 120_000); // minutes of node time: seconds here, more on a loaded machine
 
   it('anomaly from flagged records (the anomaly scorer output contract: kind anomaly, atRisk above its threshold)', async () => {
     const p = await pipeline();

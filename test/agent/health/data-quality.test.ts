@@ -22,6 +22,19 @@ describe('DataQuality', () => {
     expect(ok.clean.metrics).toEqual({ 'temp.cpu.celsius': 45 });
   });
 
+  it('a value its source reports uncertain (OPC UA Uncertain) is flagged, kept out of the clean reading and of what the checks learn', () => {
+    const dq = new DataQuality(config);
+    dq.check(reading(1, { 'temp.cpu.celsius': 40 }));
+    const r = dq.check({ ...reading(2, { 'temp.cpu.celsius': 41, 'memory.used_pct': 40 }), uncertain: ['temp.cpu.celsius'] });
+    expect(r.flags).toEqual({ 'temp.cpu.celsius': 'uncertain' });
+    expect(r.clean.metrics).toEqual({ 'memory.used_pct': 40 });
+    expect(r.issues).toEqual([expect.objectContaining({ signal: 'temp.cpu.celsius', check: 'uncertain', failing: true, value: 41 })]);
+    const good = dq.check(reading(3, { 'temp.cpu.celsius': 42 }));
+    expect(good.clean.metrics).toEqual({ 'temp.cpu.celsius': 42 });
+    expect(good.issues).toEqual([expect.objectContaining({ check: 'uncertain', failing: false })]);
+    expect(dq.stats.failed.uncertain).toBe(1);
+  });
+
   it('flags a flatlined analog signal but not a flat counter', () => {
     const dq = new DataQuality(config);
     const flags: string[] = [];
@@ -108,7 +121,7 @@ describe('DataQuality limits', () => {
     const r = dq.check(reading(1, { 'a.celsius': -60, 'b.celsius': 200, 'c.celsius': -60.01, 'd.celsius': 200.01, 'e.celsius': NaN, 'f.celsius': Infinity }));
     expect(r.flags).toEqual({ 'c.celsius': 'range', 'd.celsius': 'range', 'e.celsius': 'range', 'f.celsius': 'range' });
     expect(r.issues.map((i) => i.detail)).toEqual(['-60.01 outside [-60, 200]', '200.01 outside [-60, 200]', 'not a finite number', 'not a finite number']);
-    expect(dq.stats).toEqual({ checked: 6, failed: { range: 4, step: 0, flatline: 0, stale: 0 } });
+    expect(dq.stats).toEqual({ checked: 6, failed: { range: 4, step: 0, flatline: 0, stale: 0, uncertain: 0 } });
     const back = dq.check(reading(2, { 'c.celsius': 20 }));
     expect(back.issues).toEqual([{ asset: 'a', signal: 'c.celsius', check: 'range', failing: false, value: 20, detail: 'back to normal' }]);
   });

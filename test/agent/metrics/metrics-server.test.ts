@@ -91,7 +91,7 @@ describe('/metrics and /healthz', () => {
     const central = new ReferenceSubscriber({
       url: broker.url,
       clientId: 'central-metrics',
-      dbFile: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'),
+      store: path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'c.db'),
       log: captureLogger().log,
     });
     await central.start();

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
+import { contractErrors } from '../../helpers/contract.js';
 
 const MODELS = path.resolve(import.meta.dirname, '../../../models');
 const scorers: RiskScorer[] = [];
@@ -167,6 +168,53 @@ describe('RiskScorer with a sequence model (turbofan-rul)', () => {
     expect(last('engine-55').score).toBeCloseTo(young.rul, 2);
     expect(last('engine-55').score).toBeGreaterThan(manifest.outputs.threshold);
     expect(last('engine-55').atRisk).toBe(false);
+  });
+});
+
+describe('RiskScorer publishes the calibrated RUL interval of the manifest', () => {
+  it('gives every record of turbofan-rul bounds that contain the score and follow the bin of outputs.interval', async () => {
+    const manifest = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/manifest.json'), 'utf8')) as {
+      inputs: { features: Array<{ signal: string }> };
+      outputs: { interval: { level: number; bins: Array<{ predictionBelow?: number; lower: number; upper: number }> } };
+    };
+    const golden = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/golden.json'), 'utf8')) as { inputs: number[][][] };
+    const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine-*'] }]);
+    // Every golden window as one engine: predictions from near failure to healthy, so several bins are used.
+    golden.inputs.forEach((rows, e) =>
+      rows.forEach((row, t) => s.accept(reading(`engine-${e}`, Object.fromEntries(manifest.inputs.features.map((f, j) => [f.signal, row[j]!])), t + 1))),
+    );
+    await s.flush();
+    const records = out.flat();
+    expect(records.length).toBeGreaterThan(golden.inputs.length);
+    const bins = new Set<number>();
+    for (const r of records) {
+      expect(r.interval, r.asset).toBeDefined();
+      const { level, lower, upper } = r.interval!;
+      expect(level).toBe(manifest.outputs.interval.level);
+      expect(lower).toBeLessThanOrEqual(r.score);
+      expect(upper).toBeGreaterThanOrEqual(r.score);
+      const i = manifest.outputs.interval.bins.findIndex((b) => b.predictionBelow === undefined || r.score < b.predictionBelow);
+      const bin = manifest.outputs.interval.bins[i]!;
+      bins.add(i);
+      // Bounds carry six significant digits, as the score does.
+      expect(lower).toBeCloseTo(Math.max(0, r.score + bin.lower), 2);
+      expect(upper).toBeCloseTo(r.score + bin.upper, 2);
+    }
+    expect(bins.size, 'bins the golden windows reach').toBeGreaterThan(2);
+    // The record with its interval is what docs/asyncapi.yaml promises subscribers (contract 1.1.0).
+    const r = records.at(-1)!;
+    expect(
+      contractErrors(`forewarn/v1/agent-1/risk/current/${r.asset}/${r.model}`, { schemaVersion: 1, agentId: 'agent-1', record: { seq: 1, ...r } }),
+    ).toEqual([]);
+  });
+
+  it('gives no interval to a model whose manifest has none', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['mill'] }]);
+    s.accept(reading('mill', overstrained, 1));
+    await s.flush();
+    const records = out.flat();
+    expect(records.length).toBe(1);
+    expect(records[0]!.interval).toBeUndefined();
   });
 });
 

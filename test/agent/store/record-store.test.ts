@@ -29,6 +29,32 @@ outboxContract('SQLite, synchronous=normal', { location: freshDir, open: (dir) =
 const reading = (asset: string, n: number) => ({ stream: 'telemetry' as const, ts: 1000 + n, asset, payload: { n } });
 
 describe('RecordStore', () => {
+  it('keeps rows another output has not read past its position, saves that position, and frees them under the quota', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-store-hold-'));
+    const store = new RecordStore({ dir });
+    const row = (v: number) => ({ stream: 'telemetry' as const, ts: v, asset: 'a', payload: { v } });
+    store.append([row(1)]);
+    // A position seen for the first time starts at the end: the row before it is not held.
+    const start = store.holdFor('sparkplug', ['telemetry', 'alerts']);
+    expect(start.get('telemetry')).toBe(1);
+    const seqs = store.append([row(2), row(3), row(4)]);
+    store.markSent(
+      'telemetry',
+      store.recordsAfter('telemetry', 0, 10).map((r) => r.id),
+    );
+    expect(store.purgeSent(Number.MAX_SAFE_INTEGER)).toBe(1);
+    store.saveOutputCursors('sparkplug', new Map([['telemetry', seqs[0]!]]));
+    expect(store.purgeSent(Number.MAX_SAFE_INTEGER)).toBe(1);
+    expect(store.recordsAfter('telemetry', 0, 10).map((r) => r.seq)).toEqual([seqs[1], seqs[2]]);
+    // The position survives a reopen; released, it holds nothing.
+    store.close();
+    const again = new RecordStore({ dir });
+    expect(again.holdFor('sparkplug', ['telemetry']).get('telemetry')).toBe(seqs[0]);
+    expect(again.enforceQuota({ maxBytes: 1, minFreeBytes: 0 }).filter((r) => r.stream === 'telemetry')).toEqual([]);
+    expect(again.recordsAfter('telemetry', 0, 10)).toEqual([]);
+    again.close();
+  });
+
   it('returns the newest risk record per asset and model', () => {
     const s = store(freshDir());
     s.append([

@@ -42,6 +42,27 @@ describe('live view panel', () => {
     expect(lines[9]).toBe('  critical gpu-0000:3b:00.0  GPU memory row remapping failed');
   });
 
+  it("shows a RUL record's calibrated interval next to its score", () => {
+    const lines = renderPanel(
+      {
+        ...input,
+        risks: [
+          {
+            asset: 'engine-8',
+            model: 'turbofan-rul',
+            score: 42.5,
+            interval: { level: 0.9, lower: 31.39, upper: 55.93 },
+            threshold: 30,
+            atRisk: false,
+            drivers: [],
+          },
+        ],
+      },
+      200,
+    );
+    expect(lines[7]).toBe('risk      engine-8 turbofan-rul score 42.500 [90%: 31.4–55.9] (threshold 30.000) ok');
+  });
+
   it('fits the terminal width', () => {
     for (const line of renderPanel(input, 30)) expect(line.length).toBeLessThanOrEqual(30);
   });

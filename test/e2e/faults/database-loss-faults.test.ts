@@ -17,8 +17,8 @@ const cleanup = cleanupAfterEach();
 /** libfaketime, from Debian's faketime package: the agent process believes it is 2020-01-01 at every start. */
 const FAKETIME_LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1'].find((f) => existsSync(f));
 
-function centralStats(rig: Rig): { duplicates: number; conflicts: number } {
-  const s = rig.subscriber.store.summary().streams.filter((x) => x.agentId === rig.agentId);
+async function centralStats(rig: Rig): Promise<{ duplicates: number; conflicts: number }> {
+  const s = (await rig.subscriber.store.summary()).streams.filter((x) => x.agentId === rig.agentId);
   return {
     duplicates: s.reduce((n, x) => n + x.duplicates, 0),
     conflicts: s.reduce((n, x) => n + ((x as { conflicts?: number }).conflicts ?? 0), 0),
@@ -47,7 +47,7 @@ describe('delivery when the database is lost', () => {
     const books = await settleAndAccount(rig, agent);
     expect(books.reduce((n, b) => n + b.dropped, 0)).toBe(0);
     expect(recoveredEvents(rig).some((e) => e.cause === 'removed' && Number(e.carried) === Number(line.carried))).toBe(true);
-    expect(centralStats(rig).conflicts).toBe(0);
+    expect((await centralStats(rig)).conflicts).toBe(0);
   }, 120_000);
 
   it('counts on above every earlier seq after its data directory was wiped between two runs', async () => {
@@ -62,10 +62,10 @@ describe('delivery when the database is lost', () => {
     rmSync(rig.dataDir, { recursive: true, force: true });
     const second = rig.startAgent();
     await waitFor(() => rig.subscriber.stats.records > before + 300, 'the second run received', 60_000);
-    const dupBefore = centralStats(rig).duplicates;
+    const dupBefore = (await centralStats(rig)).duplicates;
     const books = await settleAndAccount(rig, second);
     // None of the second run's records was taken for an old one: no conflict, and nothing silently discarded.
-    expect(centralStats(rig).conflicts).toBe(0);
+    expect((await centralStats(rig)).conflicts).toBe(0);
     expect(rig.subscriber.stats.records).toBeGreaterThan(before + 300);
     expect(dupBefore).toBeLessThan(50);
     const tel = books.find((b) => b.stream === 'telemetry')!;
@@ -94,7 +94,7 @@ describe('delivery when the database is lost', () => {
     // Same fake clock, yet the boot number and seqs go on above the first run's.
     expect(Number(second.logs().find((l) => l.msg === 'agent starting')!.bootSeq)).toBeGreaterThan(boot1);
     await settleAndAccount(rig, second);
-    expect(centralStats(rig).conflicts).toBe(0);
+    expect((await centralStats(rig)).conflicts).toBe(0);
     const created = recoveredEvents(rig).filter((e) => e.cause === 'created');
     expect(created).toHaveLength(2);
     expect(Number(created[1]!.firstSeq)).toBeGreaterThan(Number(created[0]!.firstSeq));

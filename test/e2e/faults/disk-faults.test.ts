@@ -119,7 +119,7 @@ describe('drops that reach past telemetry and risk', () => {
     const announcedEvents = new Set<number>();
     for (const n of notices.filter((e) => e.stream === 'events'))
       for (const [a, b] of n.ranges as Array<[number, number]>) for (let q = a; q <= b; q++) announcedEvents.add(q);
-    const db = new Database(rig.subscriber.store.file, { readonly: true });
+    const db = new Database(rig.centralFile, { readonly: true });
     const noticeSeqs = (
       db.prepare("SELECT seq, payload FROM records WHERE agent_id = ? AND stream = 'events'").all(rig.agentId) as Array<{ seq: number; payload: string }>
     )

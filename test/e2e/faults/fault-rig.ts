@@ -41,6 +41,8 @@ export interface Rig {
   broker: Broker;
   proxy: TcpProxy;
   subscriber: ReferenceSubscriber;
+  /** The central store's SQLite file, read directly by the books. */
+  centralFile: string;
   dir: string;
   configFile: string;
   /** Agent processes started so far, oldest first. */
@@ -64,11 +66,11 @@ export async function startRig(agentId: string, storage: Record<string, unknown>
   // The subscriber may lag while an agent drains a backlog: mosquitto must queue for it without a cap.
   const broker = await startMosquitto({ extraConfig: ['max_queued_messages 0'] });
   const proxy = await startTcpProxy(broker.port);
-  const subDir = mkdtempSync(path.join(tmpdir(), 'fw-central-'));
+  const centralFile = path.join(mkdtempSync(path.join(tmpdir(), 'fw-central-')), 'central.db');
   const subscriber = new ReferenceSubscriber({
     url: broker.url,
     clientId: `central-${agentId}`,
-    dbFile: path.join(subDir, 'central.db'),
+    store: centralFile,
     log: captureLogger().log,
     reconnectMinMs: options.subscriberReconnect?.minMs ?? 100,
     reconnectMaxMs: options.subscriberReconnect?.maxMs ?? 500,
@@ -105,6 +107,7 @@ export async function startRig(agentId: string, storage: Record<string, unknown>
     broker,
     proxy,
     subscriber,
+    centralFile,
     dir,
     configFile: file,
     agents,
@@ -204,8 +207,10 @@ function classify(rig: Rig, stream: StreamName) {
       agentDb.close();
     }
   });
-  const received = new Set(rig.subscriber.store.receivedSeqs(rig.agentId, stream));
-  const central = new Database(rig.subscriber.store.file, { readonly: true });
+  const central = new Database(rig.centralFile, { readonly: true });
+  const received = new Set(
+    central.prepare('SELECT seq FROM records WHERE agent_id = ? AND stream = ? ORDER BY seq').pluck().all(rig.agentId, stream) as number[],
+  );
   const dropped = new Set<number>();
   for (const r of central.prepare('SELECT from_seq, to_seq FROM dropped WHERE agent_id = ? AND stream = ?').all(rig.agentId, stream) as Array<{
     from_seq: number;
@@ -241,7 +246,7 @@ export async function account(rig: Rig): Promise<StreamAccount[]> {
   };
   // Not caught up in time: the checks below then say which seqs are missing.
   await waitFor(() => STREAMS.every(settled), 'the subscriber to catch up with every stream', 60_000).catch(() => undefined);
-  const summary = rig.subscriber.store.summary();
+  const summary = await rig.subscriber.store.summary();
   return STREAMS.map((stream) => {
     const k = classify(rig, stream);
     const lost = [...k.committed].filter((q) => !k.received.has(q) && !k.dropped.has(q) && !k.buffered.has(q));
@@ -270,7 +275,7 @@ export async function account(rig: Rig): Promise<StreamAccount[]> {
 
 /** The `events` records the subscriber stored for this agent, parsed, in seq order. */
 export function centralEvents(rig: Rig): Array<Record<string, unknown>> {
-  const db = new Database(rig.subscriber.store.file, { readonly: true });
+  const db = new Database(rig.centralFile, { readonly: true });
   try {
     return (db.prepare("SELECT payload FROM records WHERE agent_id = ? AND stream = 'events' ORDER BY seq").pluck().all(rig.agentId) as string[]).map(
       (p) => JSON.parse(p) as Record<string, unknown>,
@@ -298,11 +303,12 @@ export async function settleAndAccount(rig: Rig, agent: AgentProcess): Promise<S
   rig.proxy.restore();
   const connected = (l: Record<string, unknown>) => l.msg === 'connected to the broker' || String(l.msg).startsWith('broker reachable again');
   await waitFor(() => agent.logs().some(connected), 'the agent to have connected', 60_000);
-  await waitFor(() => agentPending(rig) < 300, 'the agent to drain its backlog', 60_000).catch((err: unknown) => {
+  await waitFor(() => agentPending(rig) < 300, 'the agent to drain its backlog', 60_000).catch(async (err: unknown) => {
     // Say where it is stuck: what the centre waits for, and what the agent still holds.
-    const summary = rig.subscriber.store.summary().streams.filter((x) => x.agentId === rig.agentId);
+    const all = await rig.subscriber.store.summary();
+    const summary = all.streams.filter((x) => x.agentId === rig.agentId);
     throw new Error(
-      `${String(err)}; centre: ${JSON.stringify(summary.map((x) => ({ stream: x.stream, highest: x.highestSeq, gaps: x.gaps.slice(0, 3) })))}; agent pending: ${agentPending(rig)}; subscriber: ${JSON.stringify(rig.subscriber.stats)} ${JSON.stringify(rig.subscriber.store.summary().malformed)}; agent log: ${agent
+      `${String(err)}; centre: ${JSON.stringify(summary.map((x) => ({ stream: x.stream, highest: x.highestSeq, gaps: x.gaps.slice(0, 3) })))}; agent pending: ${agentPending(rig)}; subscriber: ${JSON.stringify(rig.subscriber.stats)} ${JSON.stringify(all.malformed)}; agent log: ${agent
         .output()
         .split('\n')
         .filter((l) => /FW_ERR|again|unavailable|acknowledg|reachable|lost the/.test(l))
@@ -315,7 +321,7 @@ export async function settleAndAccount(rig: Rig, agent: AgentProcess): Promise<S
   for (const b of books) expect(b.outOfOrder, `${b.stream} out of order at the subscriber`).toBe(0);
   // Nothing the subscriber waits for in vain: every gap it saw was filled or explained, or is still buffered by
   // the agent (stopped before its next resend) and goes out on its next start.
-  for (const s of rig.subscriber.store.summary().streams.filter((x) => x.agentId === rig.agentId)) {
+  for (const s of (await rig.subscriber.store.summary()).streams.filter((x) => x.agentId === rig.agentId)) {
     const k = classify(rig, s.stream as StreamName);
     for (const g of s.gaps)
       for (let q = g.from; q <= g.to; q++) if (!k.buffered.has(q)) expect.fail(`${s.stream}: seq ${q} missing at the subscriber and not buffered by the agent`);

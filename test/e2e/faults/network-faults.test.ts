@@ -80,7 +80,7 @@ describe('delivery under network faults', () => {
     // Everything that was waiting arrived (settleAndAccount checks order and gaps record by record).
     expect(books.reduce((n, b) => n + b.received, 0)).toBeGreaterThanOrEqual(left);
     // Replayed records reached the subscriber flagged as historical.
-    expect(historicalCount(rig.subscriber.store.file, 'fault-cut')).toBeGreaterThan(0);
+    expect(historicalCount(rig.centralFile, 'fault-cut')).toBeGreaterThan(0);
   }, 120_000);
 
   it('survives a half-open link longer than the keepalive', async () => {

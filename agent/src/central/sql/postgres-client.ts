@@ -106,6 +106,12 @@ export class PostgresClient implements SqlClient {
     for (let attempt = 1; ; attempt++) {
       const conn = await this.pool.connect();
       let broken = false;
+      // A checked-out connection that dies (server restart) emits 'error' on itself, not on the pool: without a
+      // listener that would end the process. The query in flight rejects as well, which is what the caller sees.
+      const onError = () => {
+        broken = true;
+      };
+      conn.on('error', onError);
       try {
         await conn.query('BEGIN');
         if (options?.lockKey !== undefined) await conn.query('SELECT pg_advisory_xact_lock(hashtext($1))', [options.lockKey]);
@@ -122,6 +128,7 @@ export class PostgresClient implements SqlClient {
         if (typeof code === 'string' && RETRYABLE.has(code) && attempt < MAX_TRIES) continue;
         throw err;
       } finally {
+        conn.off('error', onError);
         conn.release(broken);
       }
     }

@@ -11,9 +11,11 @@ import { modelKeygen } from './model-keygen.js';
 import { modelList } from './model-list.js';
 import { modelProfile } from './model-profile.js';
 import { modelRollback } from './model-rollback.js';
+import { opcuaBrowse } from './opcua-browse.js';
 import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
+import { central } from './central.js';
 import { version } from './version.js';
 
 /**
@@ -33,8 +35,10 @@ export const COMMANDS: readonly CliCommand[] = [
   modelInstall,
   modelList,
   modelRollback,
+  central,
   subscribe,
   commandSend,
+  opcuaBrowse,
   version,
   help,
 ];

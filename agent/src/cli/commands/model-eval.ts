@@ -15,7 +15,7 @@ forewarn model eval NAME --data TEST.txt --rul RUL.txt [--json] [--models-dir DI
 
 Scores a labelled CSV with the model NAME and prints F1, precision, recall, PR-AUC, ROC-AUC and the confusion
 matrix; with --rul, the RMSE and NASA score of a remaining-useful-life model on a C-MAPSS-format test file and
-its true RULs.
+its true RULs, and the share of engines its calibrated interval covers (a model with outputs.interval).
 
   --data FILE         the labelled data
   --rul FILE          the true remaining useful lives, one per engine (RUL models)
@@ -47,6 +47,11 @@ its true RULs.
           : [
               `${r.model}@${r.version} on ${r.data}: ${r.engines} engines`,
               `RMSE ${r.rmse.toFixed(2)} cycles  NASA score ${r.nasaScore.toFixed(1)}  mean error ${r.meanError.toFixed(2)} (late ${r.late})  MAE ${r.mae.toFixed(2)}`,
+              ...(r.interval
+                ? [
+                    `${Math.round(r.interval.level * 100)}% interval: covers ${r.interval.covered}/${r.engines} engines (${(r.interval.coverage * 100).toFixed(1)}%), mean width ${r.interval.meanWidth.toFixed(1)} cycles`,
+                  ]
+                : []),
               ...(r.latency ? [`one inference, one thread: median ${r.latency.medianMs.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms`] : []),
             ].join('\n') + '\n',
       );

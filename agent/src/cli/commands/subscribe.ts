@@ -7,7 +7,7 @@ import type { CliCommand } from '../command.js';
 export const subscribe: CliCommand = {
   name: 'subscribe',
   synopsis: 'forewarn subscribe [--url URL] [--db FILE] [--report] …',
-  summary: 'the reference central subscriber: deduplicates, detects gaps, writes SQLite (docs/subscriber.md)',
+  summary: 'the ingest of forewarn central alone, on one SQLite file: deduplicates, detects gaps, acknowledges (docs/subscriber.md)',
   usage: SUBSCRIBE_USAGE,
   run(argv) {
     return runSubscribeCommand(argv, createLogger({ level: process.env.FOREWARN_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY === true }));

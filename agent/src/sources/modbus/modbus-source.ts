@@ -157,7 +157,8 @@ export const MODBUS_SOURCES_SCHEMA: SchemaNode = {
   properties: { devices: { type: 'array', description: 'Devices to poll, one source each.', default: [], items: MODBUS_DEVICE_SCHEMA } },
 };
 
-export interface ModbusCounters {
+// A type, not an interface: /metrics reads it as SourceCounters (an index signature).
+export type ModbusCounters = {
   requests: number; // sent, retries included
   responses: number; // well-formed answers: data or exception
   timeouts: number;
@@ -170,7 +171,7 @@ export interface ModbusCounters {
   disconnects: number;
   reconnects: number; // successful connections after the first
   skipped: number; // batches not polled because their unit was backing off
-}
+};
 
 type Outcome =
   | { kind: 'ok'; data: ArrayLike<number | boolean> }

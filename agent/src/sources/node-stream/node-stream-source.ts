@@ -6,7 +6,11 @@
  *   value in the record's SenML unit (booleans 1/0, a sum as `<name>.sum`; text and data values are skipped);
  * - health records → `node.uptime_s`, `node.resets`, and a `node.reset` event when a node's reset count grows;
  * - completed sample blocks → edge features `<channel>.rms|peak|crest|kurtosis|skewness|band_<lo>_<hi>_hz` (band
- *   energy: mean square in the band, unit²); the raw samples are dropped unless `keepRawBlocks` > 0.
+ *   energy: mean square in the band, unit²); the raw samples are dropped unless `keepRawBlocks` > 0;
+ * - acceleration blocks (m/s2 or g) → ISO 10816-3 severity (docs/vibration.md): `<channel>.velocity_rms` (mm/s, 10–1000
+ *   Hz) and `<channel>.iso10816_zone` (A 1 … D 4), and per asset the worst axis `iso10816.velocity_rms_max` and
+ *   `iso10816.zone` with the boundaries of its machine group and foundation `iso10816.boundary_ab|bc|cd` (mm/s), which
+ *   the `vibration.iso10816.*` alert rules compare against.
  * The asset is the pack's base name (`urn:dev:mac:0024befffe804ff1:` → `mac-0024befffe804ff1`), else `asset`.
  * One FrameDecoder + BlockAssembler per serial port, TCP connection or UDP sender. A lost or missing port is a
  * `failing` state (logged once, reopened with back-off and jitter, logged once when back), never an exception;
@@ -24,6 +28,29 @@ import { FrameDecoder } from '../../../../firmware-bridge/src/node-protocol/fram
 import { BlockAssembler, type SampleBlock } from '../../../../firmware-bridge/src/node-protocol/block-assembler.js';
 import type { HealthRecord, SenmlRecord } from '../../../../firmware-bridge/src/node-protocol/senml.js';
 import { RawBlockRing, vibrationFeatures, type BandSpec, type RawBlock } from '../../../../firmware-bridge/src/node-protocol/vibration-features.js';
+import {
+  ZONE_NUMBER,
+  accelerationToMs2,
+  iso10816Boundaries,
+  iso10816Zone,
+  velocityRms,
+  type Foundation,
+  type MachineGroup,
+  type ZoneBoundaries,
+} from '../../../../firmware-bridge/src/node-protocol/vibration-severity.js';
+
+/** An asset's ISO 10816-3 class: machine group (1: 300 kW–50 MW, 2: 15–300 kW) and foundation. */
+export interface Iso10816Class {
+  machineGroup: MachineGroup;
+  foundation: Foundation;
+}
+
+export interface Iso10816Config extends Iso10816Class {
+  enabled: boolean;
+  lowHz: 2 | 10;
+  /** Per asset name, its class where it differs from the link's. */
+  assets: Record<string, Partial<Iso10816Class>>;
+}
 
 /** Descriptions of every field: nodeStreamConfigSchema. */
 export interface NodeStreamConfig {
@@ -36,6 +63,7 @@ export interface NodeStreamConfig {
   asset: string; // default asset when a pack has no base name
   bands: Array<[number, number]>; // Hz, for band energies
   keepRawBlocks: number; // 0 = none; N = ring of the last N raw blocks for diagnosis
+  iso10816: Iso10816Config;
   reconnectMinMs: number;
   reconnectMaxMs: number;
 }
@@ -56,12 +84,32 @@ export const DEFAULT_NODE_STREAM_CONFIG: Readonly<NodeStreamConfig> = Object.fre
     [2000, 5000],
   ].map((b) => Object.freeze(b) as [number, number]),
   keepRawBlocks: 0,
+  iso10816: Object.freeze({ enabled: true, lowHz: 10 as const, machineGroup: 2 as const, foundation: 'rigid' as const, assets: Object.freeze({}) }),
   reconnectMinMs: 500,
   reconnectMaxMs: 30_000,
 });
 
 const D = DEFAULT_NODE_STREAM_CONFIG;
 const int = schemaInteger;
+
+/** The machine group and foundation options, with defaults for the link and without for an asset's override. */
+function iso10816ClassSchema(defaults?: Iso10816Class): Record<string, SchemaNode> {
+  return {
+    machineGroup: {
+      type: 'integer',
+      enum: [1, 2],
+      ...(defaults ? { default: defaults.machineGroup } : {}),
+      description: 'ISO 10816-3 machine group: 1 for large machines (300 kW–50 MW, shaft height ≥ 315 mm), 2 for medium ones (15–300 kW).',
+    },
+    foundation: {
+      type: 'string',
+      enum: ['rigid', 'flexible'],
+      ...(defaults ? { default: defaults.foundation } : {}),
+      description:
+        "`rigid` where the machine and its support's lowest natural frequency lies above its main excitation (usually 25 % above the running speed), else `flexible`.",
+    },
+  };
+}
 
 /** The `sources.nodeStream` section, to merge into the agent's configuration schema. */
 export const nodeStreamConfigSchema: SchemaNode = {
@@ -101,6 +149,36 @@ export const nodeStreamConfigSchema: SchemaNode = {
       items: { type: 'array', description: '`[low, high]` in Hz, low < high.', minItems: 2, items: { type: 'number', description: 'Hz.', minimum: 0 } },
     },
     keepRawBlocks: int('Raw vibration blocks kept in memory (the last N) for a diagnostics bundle; 0 keeps none, only features.', D.keepRawBlocks, 0, 1024),
+    iso10816: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'ISO 10816-3 vibration severity of acceleration blocks (unit `m/s2` or `g`): broadband velocity RMS per channel, its zone A–D by the boundaries of the machine group and foundation, and the `vibration.iso10816.*` alerts (docs/vibration.md)',
+      properties: {
+        enabled: { type: 'boolean', description: 'Compute the velocity and zones of acceleration blocks.', default: D.iso10816.enabled },
+        lowHz: {
+          type: 'integer',
+          enum: [2, 10],
+          default: D.iso10816.lowHz,
+          description:
+            'Lower edge of the velocity band in Hz (the upper edge is 1000 Hz): 10 for machines above 600 r/min, 2 for 120–600 r/min. A block must last 4 periods of it (0.4 s at 10 Hz, 2 s at 2 Hz).',
+        },
+        ...iso10816ClassSchema(D.iso10816),
+        assets: {
+          type: 'object',
+          default: {},
+          description:
+            "Per asset name (the node's base name as an asset, e.g. `mac-0024befffe804ff1`), its machine group and foundation where they differ from this link's.",
+          additionalProperties: {
+            type: 'object',
+            additionalProperties: false,
+            description: "One asset's ISO 10816-3 class.",
+            properties: iso10816ClassSchema(),
+          },
+        },
+      },
+    },
     reconnectMinMs: int('First delay before reopening a lost or missing port; doubles per failed attempt, with jitter.', D.reconnectMinMs, 10),
     reconnectMaxMs: int('Longest delay between attempts to reopen the port.', D.reconnectMaxMs, 10),
   },
@@ -131,6 +209,8 @@ export interface NodeStreamStats extends SourceStats {
   reconnects: number; // successful opens after the first
   disconnects: number;
   nodeResets: number; // node.reset events sent
+  velocityBlocks: number; // acceleration blocks whose ISO 10816-3 velocity was computed
+  velocityRefused: number; // acceleration blocks that cannot give it (FW_ERR_VIBRATION_BLOCK)
   peers: number; // decoders alive: 1 for serial and TCP, one per recent sender on UDP
 }
 
@@ -159,6 +239,9 @@ const MAINTENANCE_EVERY_MS = 5_000;
 const TCP_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_UDP_PEERS = 64;
 const MAX_NODES = 1024;
+/** An axis's last velocity counts toward its asset's worst axis for this long (node time): axes arrive block by block. */
+const WORST_AXIS_WINDOW_MS = 60_000;
+const MAX_AXES = 16;
 
 /** The part of `serialport`'s SerialPort this source uses. */
 interface SerialPortLike {
@@ -217,6 +300,7 @@ export function splitSenmlName(full: string, baseNames: readonly string[], fallb
 }
 
 const bandLabel = (x: number) => String(x).replace('.', 'p');
+const ASSET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 function invalid(problem: string): ForewarnError {
   return new ForewarnError('FW_ERR_CONFIG_INVALID', `sensor-node stream: ${problem}`);
@@ -239,6 +323,10 @@ export class NodeStreamSource implements Component {
   /** Counters of UDP senders forgotten (a fresh decoder and assembler have every counter at 0). */
   private readonly retired = { frames: { ...new FrameDecoder().counters }, blocks: { ...new BlockAssembler().stats } };
   private readonly resetCounts = new Map<string, number>();
+  /** Per asset, each acceleration channel's last velocity (mm/s) and its block time, for the worst axis. */
+  private readonly axes = new Map<string, Map<string, { v: number; ts: number }>>();
+  private readonly boundaries = new Map<string, ZoneBoundaries>();
+  private readonly refusedLogged = new Set<string>();
   private conn: SerialPortLike | net.Socket | dgram.Socket | null = null;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -270,6 +358,16 @@ export class NodeStreamSource implements Component {
       if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo >= 0 && hi > lo)) throw invalid(`band ${i} must be [low, high] with 0 ≤ low < high`);
       return { name: `band_${bandLabel(lo)}_${bandLabel(hi)}_hz`, lowHz: lo, highHz: hi };
     });
+    const iso = (c.iso10816 = { ...D.iso10816, ...c.iso10816, assets: { ...c.iso10816?.assets } });
+    if (iso.lowHz !== 2 && iso.lowHz !== 10) throw invalid(`iso10816.lowHz: must be 2 or 10, got ${String(iso.lowHz)}`);
+    for (const [name, cls] of [['', iso], ...Object.entries(iso.assets)] as Array<[string, Partial<Iso10816Class>]>) {
+      const at = name ? `iso10816.assets.${name}` : 'iso10816';
+      if (name && !ASSET_NAME.test(name)) throw invalid(`${at}: not an asset name (${ASSET_NAME.source})`);
+      if (cls.machineGroup !== undefined && cls.machineGroup !== 1 && cls.machineGroup !== 2)
+        throw invalid(`${at}.machineGroup: must be 1 or 2, got ${String(cls.machineGroup)}`);
+      if (cls.foundation !== undefined && cls.foundation !== 'rigid' && cls.foundation !== 'flexible')
+        throw invalid(`${at}.foundation: must be rigid or flexible, got ${String(cls.foundation)}`);
+    }
     this.ring = c.keepRawBlocks > 0 ? new RawBlockRing(c.keepRawBlocks) : null;
     this.ring?.enable();
     this.streamPeer = this.newPeer();
@@ -303,6 +401,8 @@ export class NodeStreamSource implements Component {
       reconnects: 0,
       disconnects: 0,
       nodeResets: 0,
+      velocityBlocks: 0,
+      velocityRefused: 0,
       peers: 0,
     };
   }
@@ -593,7 +693,9 @@ export class NodeStreamSource implements Component {
       ['skewness', f.skewness],
     ];
     for (const [k, v] of [...values, ...f.bands.map((b): [string, number] => [b.name!, b.energy])]) if (Number.isFinite(v)) metrics[`${metric}.${k}`] = v;
-    if (Object.keys(metrics).length) this.emit({ ts: Math.round(block.baseTime * 1000), source: this.name, asset, metrics });
+    const ts = Math.round(block.baseTime * 1000);
+    this.severity(asset, metric, block, ts, metrics);
+    if (Object.keys(metrics).length) this.emit({ ts, source: this.name, asset, metrics });
     this.ring?.offer({
       name: block.name,
       unit: block.unit,
@@ -602,6 +704,60 @@ export class NodeStreamSource implements Component {
       scale: block.scale,
       samples: block.samples,
     });
+  }
+
+  /** ISO 10816-3 velocity and zones of an acceleration block into `metrics` (docs/vibration.md). */
+  private severity(asset: string, channel: string, block: SampleBlock, ts: number, metrics: Record<string, number>): void {
+    const iso = this.config.iso10816;
+    if (!iso.enabled || accelerationToMs2(block.unit) === undefined) return; // a current or temperature waveform has no velocity
+    const r = velocityRms(block.samples, { sampleRateHz: block.sampleRateHz, scale: block.scale, unit: block.unit, lowHz: iso.lowHz });
+    if (!r.ok) {
+      this.stats.velocityRefused++;
+      const key = `${asset}\0${channel}`;
+      if (!this.refusedLogged.has(key) && this.refusedLogged.size < MAX_NODES) {
+        this.refusedLogged.add(key);
+        this.log.warn(
+          { source: this.name, asset, channel, code: 'FW_ERR_VIBRATION_BLOCK', reason: r.error },
+          'no ISO 10816-3 velocity from this acceleration block (counted; its other features are kept; logged once per channel)',
+        );
+      }
+      return;
+    }
+    this.stats.velocityBlocks++;
+    const b = this.boundariesOf(asset);
+    const v = r.velocityRmsMmS;
+    metrics[`${channel}.velocity_rms`] = v;
+    metrics[`${channel}.iso10816_zone`] = ZONE_NUMBER[iso10816Zone(v, b)];
+    // The asset's worst axis over the axes heard from recently (each axis comes in its own block).
+    let axes = this.axes.get(asset);
+    if (!axes) {
+      if (this.axes.size >= MAX_NODES) this.axes.delete(this.axes.keys().next().value as string);
+      this.axes.set(asset, (axes = new Map()));
+    }
+    axes.delete(channel);
+    axes.set(channel, { v, ts });
+    if (axes.size > MAX_AXES) axes.delete(axes.keys().next().value as string);
+    let worst = v;
+    for (const [name, a] of axes) {
+      if (ts - a.ts > WORST_AXIS_WINDOW_MS) axes.delete(name);
+      else if (a.v > worst) worst = a.v;
+    }
+    metrics['iso10816.velocity_rms_max'] = worst;
+    metrics['iso10816.zone'] = ZONE_NUMBER[iso10816Zone(worst, b)];
+    metrics['iso10816.boundary_ab'] = b.ab;
+    metrics['iso10816.boundary_bc'] = b.bc;
+    metrics['iso10816.boundary_cd'] = b.cd;
+  }
+
+  private boundariesOf(asset: string): ZoneBoundaries {
+    let b = this.boundaries.get(asset);
+    if (!b) {
+      const iso = this.config.iso10816;
+      const own = iso.assets[asset] ?? {};
+      b = iso10816Boundaries(own.machineGroup ?? iso.machineGroup, own.foundation ?? iso.foundation);
+      if (this.boundaries.size < MAX_NODES) this.boundaries.set(asset, b);
+    }
+    return b;
   }
 
   private refresh(): void {

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildConfig } from '../../../../agent/src/config/load-config.js';
 import type { HealthEvent, Reading } from '../../../../agent/src/core/types.js';
 import {
   DEFAULT_NODE_STREAM_CONFIG,
@@ -15,6 +16,7 @@ import {
   type NodeStreamConfig,
 } from '../../../../agent/src/sources/node-stream/node-stream-source.js';
 import { vibrationFeatures } from '../../../../firmware-bridge/src/node-protocol/vibration-features.js';
+import { iso10816Boundaries, iso10816Zone, velocityRms, ZONE_NUMBER } from '../../../../firmware-bridge/src/node-protocol/vibration-severity.js';
 import { SensorNodeServer, datagrams, type SensorNodeServerOptions } from '../../../../firmware-bridge/src/simulators/sensor-node-server.js';
 import { Prng } from '../../../../firmware-bridge/src/simulators/prng.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
@@ -29,7 +31,8 @@ import { serialSkipReason } from '../../../helpers/serial-pty.js';
 const ASSET = 'mac-0024befffe804ff1';
 const FAST = { speedup: 10, node: { seed: 3, healthEveryS: 2 } } satisfies Partial<SensorNodeServerOptions>;
 const BAND_KEYS = ['band_10_100_hz', 'band_100_500_hz', 'band_500_1000_hz', 'band_1000_2000_hz', 'band_2000_5000_hz'];
-const FEATURE_KEYS = ['rms', 'peak', 'crest', 'kurtosis', 'skewness', ...BAND_KEYS].map((k) => `vib.x.${k}`);
+const ISO_KEYS = ['iso10816.velocity_rms_max', 'iso10816.zone', 'iso10816.boundary_ab', 'iso10816.boundary_bc', 'iso10816.boundary_cd'];
+const FEATURE_KEYS = [...['rms', 'peak', 'crest', 'kurtosis', 'skewness', ...BAND_KEYS, 'velocity_rms', 'iso10816_zone'].map((k) => `vib.x.${k}`), ...ISO_KEYS];
 
 const SERIAL_SKIP = await serialSkipReason();
 const SERIALPORT_LOADS = await import('serialport').then(
@@ -85,6 +88,14 @@ function checkFeatures(server: SensorNodeServer, readings: Reading[], count: num
     expect(rel(f.metrics['vib.x.peak']!, ref.peak)).toBeLessThan(0.01);
     expect(rel(f.metrics['vib.x.kurtosis']!, ref.kurtosis)).toBeLessThan(0.01);
     ref.bands.forEach((b, i) => expect(rel(f.metrics[`vib.x.${BAND_KEYS[i]}`]!, b.energy)).toBeLessThan(0.01));
+    // ISO 10816-3: the velocity of the very block sent, zoned by the default class (group 2, rigid: 1.4 / 2.8 / 4.5).
+    const v = velocityRms(block!.samples, { sampleRateHz: block!.sampleRateHz, scale: block!.scale });
+    expect(v.ok && rel(f.metrics['vib.x.velocity_rms']!, v.velocityRmsMmS)).toBeLessThan(1e-9);
+    expect(f.metrics).toMatchObject({ 'iso10816.boundary_ab': 1.4, 'iso10816.boundary_bc': 2.8, 'iso10816.boundary_cd': 4.5 });
+    expect(f.metrics['vib.x.iso10816_zone']).toBe(ZONE_NUMBER[iso10816Zone(f.metrics['vib.x.velocity_rms']!, iso10816Boundaries(2, 'rigid'))]);
+    // One axis: the worst axis is this one.
+    expect(f.metrics['iso10816.velocity_rms_max']).toBe(f.metrics['vib.x.velocity_rms']);
+    expect(f.metrics['iso10816.zone']).toBe(f.metrics['vib.x.iso10816_zone']);
     // Plausible for the emulated bearing: shaft components + noise + impacts, a fraction of a g.
     expect(f.metrics['vib.x.rms']).toBeGreaterThan(0.2);
     expect(f.metrics['vib.x.rms']).toBeLessThan(5);
@@ -131,10 +142,49 @@ describe('names and configuration', () => {
     expect(Object.keys(props).sort()).toEqual(Object.keys(DEFAULT_NODE_STREAM_CONFIG).sort());
     for (const [key, node] of Object.entries(props)) {
       expect(node.description.length, key).toBeGreaterThan(5);
-      expect(node.default, key).toEqual(DEFAULT_NODE_STREAM_CONFIG[key as keyof NodeStreamConfig]);
+      const dflt = DEFAULT_NODE_STREAM_CONFIG[key as keyof NodeStreamConfig];
+      // A section's defaults are its options' (the section itself defaults to {}).
+      if (node.type === 'object')
+        for (const [sub, subNode] of Object.entries(node.properties!)) {
+          expect(subNode.description.length, `${key}.${sub}`).toBeGreaterThan(5);
+          expect(subNode.default, `${key}.${sub}`).toEqual((dflt as unknown as Record<string, unknown>)[sub]);
+        }
+      else expect(node.default, key).toEqual(dflt);
     }
     expect(() => source({ bands: [[500, 100]] })).toThrow(/band 0/);
     expect(() => source({ transport: 'serial', path: '' })).toThrow(/needs a path/);
+    const iso = DEFAULT_NODE_STREAM_CONFIG.iso10816;
+    expect(() => source({ iso10816: { ...iso, machineGroup: 3 as 1 } })).toThrow(/iso10816\.machineGroup: must be 1 or 2, got 3/);
+    expect(() => source({ iso10816: { ...iso, assets: { pump: { foundation: 'soft' as 'rigid' } } } })).toThrow(
+      /iso10816\.assets\.pump\.foundation: must be rigid or flexible/,
+    );
+    expect(() => source({ iso10816: { ...iso, assets: { '-x': {} } } })).toThrow(/iso10816\.assets\.-x: not an asset name/);
+  });
+
+  it('reads the iso10816 options from the configuration file with defaults, and refuses bad ones as `path: message`', () => {
+    const yaml = (iso: string) => `sources:\n  nodeStreams:\n    - transport: tcp\n      iso10816: ${iso}\n`;
+    const c = buildConfig(yaml('{ assets: { pump-7: { machineGroup: 1 } } }'), {});
+    expect(c.sources.nodeStreams[0]!.iso10816).toEqual({
+      enabled: true,
+      lowHz: 10,
+      machineGroup: 2,
+      foundation: 'rigid',
+      assets: { 'pump-7': { machineGroup: 1 } },
+    });
+    let details: string[] = [];
+    try {
+      buildConfig(yaml('{ machineGroup: 3, foundation: soft, lowHz: 5, assets: { fan: { group: 2 } } }'), {});
+    } catch (err) {
+      details = [...(err as { details: string[] }).details];
+    }
+    expect(details.sort()).toEqual(
+      [
+        'sources.nodeStreams.0.iso10816.machineGroup: must be one of 1, 2',
+        'sources.nodeStreams.0.iso10816.foundation: must be one of "rigid", "flexible"',
+        'sources.nodeStreams.0.iso10816.lowHz: must be one of 2, 10',
+        'sources.nodeStreams.0.iso10816.assets.fan.group: unknown option',
+      ].sort(),
+    );
   });
 
   it('cuts a stream into datagrams of whole frames', () => {
@@ -250,6 +300,97 @@ describe('NodeStreamSource over TCP', () => {
     await waitFor(() => src.stats.state === 'running' && readings.slice(mark).some(has('vib.x.rms')), 'readings after the node came back', 10_000);
     expect(src.stats.reconnects).toBe(1);
     expect(said('sensor-node link back')).toHaveLength(1);
+  });
+});
+
+describe('NodeStreamSource: ISO 10816-3 severity from the emulated bearing', () => {
+  it("crosses zones A, B, C and D in order as the defect grows, each block zoned by its own velocity and its asset's class", async () => {
+    // Group 1 on a rigid foundation (2.3 / 4.5 / 7.1 mm/s); the defect's force (10 m/s² at severity 1) takes the
+    // bearing from about 1.9 mm/s (shaft 1× and 2×, noise) to about 11 mm/s over 40 simulated seconds.
+    const server = await nodeServer({ transport: 'tcp', speedup: 20, keepBlocks: 2000, node: { seed: 4, lifetimeS: 40, defectAccelMs2: 10 } });
+    const { src, readings } = source({
+      transport: 'tcp',
+      host: '127.0.0.1',
+      port: server.port,
+      iso10816: { ...DEFAULT_NODE_STREAM_CONFIG.iso10816, assets: { [ASSET]: { machineGroup: 1 } } },
+    });
+    await src.start();
+    const blocks = () => readings.filter(has('vib.x.velocity_rms'));
+    await waitFor(() => blocks().filter((r) => r.metrics['iso10816.zone'] === 4).length >= 5, 'five blocks in zone D', 30_000);
+    const b = iso10816Boundaries(1, 'rigid');
+    const zones: number[] = [];
+    for (const r of blocks()) {
+      const v = r.metrics['vib.x.velocity_rms']!;
+      expect(r.metrics).toMatchObject({ 'iso10816.boundary_ab': b.ab, 'iso10816.boundary_bc': b.bc, 'iso10816.boundary_cd': b.cd });
+      expect(r.metrics['vib.x.iso10816_zone']).toBe(ZONE_NUMBER[iso10816Zone(v, b)]);
+      const sent = server.blockAt(r.ts);
+      expect(sent, `block stamped ${r.ts}`).toBeDefined();
+      const ref = velocityRms(sent!.samples, { sampleRateHz: sent!.sampleRateHz, scale: sent!.scale });
+      expect(ref.ok && rel(v, ref.velocityRmsMmS)).toBeLessThan(1e-9);
+      if (zones.at(-1) !== r.metrics['vib.x.iso10816_zone']) zones.push(r.metrics['vib.x.iso10816_zone']!);
+    }
+    // Every zone seen, in order (a block near a boundary may step back once: the velocity of one block is noisy).
+    expect(zones[0]).toBe(1);
+    expect(zones.at(-1)).toBe(4);
+    expect(new Set(zones)).toEqual(new Set([1, 2, 3, 4]));
+    expect(zones.filter((z, i) => i > 0 && z < zones[i - 1]!).length).toBeLessThanOrEqual(3);
+    expect(blocks().at(-1)!.metrics['vib.x.velocity_rms']).toBeGreaterThan(b.cd);
+    expect(src.stats.velocityBlocks).toBe(blocks().length);
+    expect(src.stats.velocityRefused).toBe(0);
+  }, 60_000);
+
+  it('a block too short for the 10 Hz edge gives no velocity: counted, logged once with its code, its other features kept', async () => {
+    // 2048 samples at 10 kHz: 0.2 s, half of what 4 periods of 10 Hz need.
+    const server = await nodeServer({ transport: 'tcp', speedup: 10, node: { seed: 5, blockSamples: 2048 } });
+    const { src, readings, lines } = source({ transport: 'tcp', host: '127.0.0.1', port: server.port });
+    await src.start();
+    await waitFor(() => readings.filter(has('vib.x.rms')).length >= 3, 'three feature readings', 10_000);
+    expect(readings.filter(has('vib.x.velocity_rms'))).toEqual([]);
+    expect(readings.filter(has('iso10816.zone'))).toEqual([]);
+    expect(src.stats.velocityRefused).toBeGreaterThanOrEqual(3);
+    expect(src.stats.velocityBlocks).toBe(0);
+    const said = lines.filter((l) => l.code === 'FW_ERR_VIBRATION_BLOCK');
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatchObject({ asset: ASSET, channel: 'vib.x', reason: expect.stringMatching(/shorter than the 0.4 s that a 10 Hz lower edge needs/) });
+    expect(src.stats.state).toBe('running');
+  });
+
+  it("takes an asset's worst axis over its channels: two axes of one machine, each from its own sender, over UDP", async () => {
+    const { src, readings } = source({ transport: 'udp', host: '127.0.0.1', port: 0 });
+    await src.start();
+    await waitFor(() => src.stats.state === 'running', 'the UDP socket to be bound', 5000);
+    // One machine (one base name), a calm horizontal axis and a vertical one with a full-grown defect (about 11 mm/s).
+    const node = { healthEveryS: 2, lifetimeS: 1, initialSeverity: 1 };
+    await nodeServer({ transport: 'udp', port: src.port, speedup: 10, node: { ...node, seed: 6, channel: 'vib.h', defectAccelMs2: 0.01 } });
+    await nodeServer({ transport: 'udp', port: src.port, speedup: 10, node: { ...node, seed: 7, channel: 'vib.v', defectAccelMs2: 10 } });
+    const axis = (ch: string) => readings.filter(has(`${ch}.velocity_rms`));
+    await waitFor(() => axis('vib.h').length >= 4 && axis('vib.v').length >= 4, 'blocks of both axes', 10_000);
+    const h = axis('vib.h').at(-1)!;
+    const v = axis('vib.v').at(-1)!;
+    expect(h.asset).toBe(ASSET);
+    expect(v.asset).toBe(ASSET);
+    expect(h.metrics['vib.h.velocity_rms']).toBeLessThan(2.8); // zone B of group 2 rigid
+    expect(v.metrics['vib.v.velocity_rms']).toBeGreaterThan(4.5); // zone D
+    expect([h.metrics['vib.h.iso10816_zone'], v.metrics['vib.v.iso10816_zone']]).toEqual([2, 4]);
+    // Each reading carries its own axis and the asset's worst: the vertical one, from the other sender's last block.
+    await waitFor(() => readings.some((r) => r.ts > v.ts && has('vib.h.velocity_rms')(r)), 'a horizontal block after a vertical one', 10_000);
+    const hAfter = readings.find((r) => r.ts > v.ts && has('vib.h.velocity_rms')(r))!;
+    expect(hAfter.metrics['iso10816.velocity_rms_max']).toBeGreaterThan(4.5);
+    expect(hAfter.metrics['iso10816.velocity_rms_max']).toBeGreaterThan(hAfter.metrics['vib.h.velocity_rms']!);
+    expect(hAfter.metrics['iso10816.zone']).toBe(4);
+  });
+
+  it('computes no velocity when iso10816 is off', async () => {
+    const server = await nodeServer({ transport: 'tcp', ...FAST });
+    const { src, readings } = source({
+      transport: 'tcp',
+      host: '127.0.0.1',
+      port: server.port,
+      iso10816: { ...DEFAULT_NODE_STREAM_CONFIG.iso10816, enabled: false },
+    });
+    await src.start();
+    await waitFor(() => readings.filter(has('vib.x.rms')).length >= 2, 'two feature readings', 10_000);
+    expect(readings.filter((r) => Object.keys(r.metrics).some((k) => /velocity|iso10816/.test(k)))).toEqual([]);
   });
 });
 

@@ -1,0 +1,284 @@
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { parseWithUnit } from '../core/schema-node.js';
+import type { Component } from '../core/types.js';
+import { CentralStore } from './central-store.js';
+import { DEFAULT_GROUP, ReferenceSubscriber } from './ingest-worker.js';
+import type { CentralProjection } from './projection.js';
+import { formatStats, formatSummary, formatTotals, untilStopped } from './subscribe-command.js';
+
+export const CENTRAL_USAGE = `forewarn central — the central service: every agent's streams into SQLite or PostgreSQL, alerts to people, the fleet API
+
+Usage:
+  forewarn central [run] [--store URL] [--broker URL] [--group NAME] [--client-id ID]
+                   [--username NAME] [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure] [--no-ack]
+                   [--api HOST:PORT | --no-api]
+                   [--alertmanager URL]... [--webhook URL]... [--webhook-format json|slack] [--console-url URL]
+                   [--agent-offline DURATION] [--asset-silent DURATION] [--version-skew DURATION]
+  forewarn central report [--store URL] [--json]
+
+  --store URL           sqlite:PATH (default sqlite:./forewarn-central.db) or postgres://USER@HOST:PORT/DB; or set
+                        FOREWARN_CENTRAL_STORE. Give a PostgreSQL password by PGPASSWORD or ~/.pgpass, not in the URL
+                        (a command line is visible to every user of the machine)
+  --broker URL          the MQTT broker (default mqtt://127.0.0.1:1883; mqtts://… for TLS)
+  --group NAME          shared-subscription group: workers in one group split the batches (default ${DEFAULT_GROUP})
+  --client-id ID        stable and unique per worker; the broker queues for it while it is away
+                        (default forewarn-central-<hostname>: give each further worker on a host its own)
+  --username NAME, --password-file FILE
+                        the broker login; or set FOREWARN_CENTRAL_BROKER_PASSWORD
+  --ca, --cert, --key FILE
+                        TLS: the CA that signed the broker's certificate; a client certificate and key
+  --insecure            accept a broker certificate that does not verify (testing only)
+  --no-ack              do not publish the end-to-end acknowledgement (docs/delivery.md)
+  --api HOST:PORT       serve the JSON API (/api/v1/…) here (default 127.0.0.1:8470); --no-api: none
+  --alertmanager URL    post alerts to this Prometheus Alertmanager (repeat for an HA pair)
+  --webhook URL         post each alert firing and resolving to this webhook (repeat for several)
+  --webhook-format F    json (default) or slack (a Slack-compatible "text" message)
+  --console-url URL     the console's base URL, for the links in alerts (default http://<api>/)
+  --agent-offline D     raise agent.offline after an agent is offline or silent this long (default 10m)
+  --asset-silent D      raise asset.silent after an asset sends nothing this long (default 30m)
+  --version-skew D      raise agent.version_skew after an agent lags the fleet's newest version this long (default 24h)
+  --json                with report: print JSON
+
+Durations: 30s, 10m, 1h30m, 2d. Runs until SIGINT or SIGTERM, then stops cleanly. Exit codes: 0 ok, 1 failure,
+2 usage. See docs/central.md.`;
+
+export const STORE_ENV = 'FOREWARN_CENTRAL_STORE';
+export const BROKER_PASSWORD_ENV = 'FOREWARN_CENTRAL_BROKER_PASSWORD';
+export const DEFAULT_STORE = 'sqlite:./forewarn-central.db';
+export const DEFAULT_API = '127.0.0.1:8470';
+
+/** What `forewarn central run` was asked for, checked. */
+export interface CentralOptions {
+  store: string;
+  broker: string;
+  group: string;
+  clientId: string;
+  username?: string;
+  passwordFile?: string;
+  password?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  rejectUnauthorized: boolean;
+  ack: boolean;
+  api: { host: string; port: number } | null;
+  alertmanagers: string[];
+  webhooks: Array<{ url: string; format: 'json' | 'slack' }>;
+  consoleUrl: string;
+  agentOfflineMs: number;
+  assetSilentMs: number;
+  versionSkewMs: number;
+}
+
+/**
+ * The parts of the central service beyond ingest (fleet read models, the API, alert routing): each brings its
+ * projections (kept in the ingest transaction) and its components (started after the store is open, stopped
+ * before it closes). `buildCentral` asks each factory in turn; a factory that has nothing to do returns nothing.
+ */
+export interface CentralModule {
+  projections?: CentralProjection[];
+  /** Built once the store is open. */
+  components?(store: CentralStore, log: Logger): Component[];
+}
+
+export type CentralModuleFactory = (options: CentralOptions) => CentralModule | null;
+
+/** The modules of `forewarn central`, in start order. The read models and alert routing register here. */
+export const CENTRAL_MODULES: CentralModuleFactory[] = [];
+
+export function defaultCentralClientId(host = hostname()): string {
+  return `forewarn-central-${host.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'host'}`;
+}
+
+function duration(option: string, raw: string): number {
+  let ms: unknown;
+  try {
+    ms = parseWithUnit(raw, 'ms');
+  } catch (err) {
+    throw new ForewarnError('FW_ERR_USAGE', `--${option}: ${describeError(err)}`);
+  }
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new ForewarnError('FW_ERR_USAGE', `--${option}: must be a positive duration`);
+  return ms;
+}
+
+function hostPort(option: string, raw: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ForewarnError('FW_ERR_USAGE', `--${option}: "${raw}" is not HOST:PORT (e.g. 127.0.0.1:8470)`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+function httpUrl(option: string, raw: string): string {
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) throw new ForewarnError('FW_ERR_USAGE', `--${option}: "${raw}" is not an http(s) URL`);
+  return raw.replace(/\/+$/, '');
+}
+
+/** Parses `forewarn central run`'s options (the command word already removed). */
+export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): CentralOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      store: { type: 'string' },
+      broker: { type: 'string', default: 'mqtt://127.0.0.1:1883' },
+      group: { type: 'string', default: DEFAULT_GROUP },
+      'client-id': { type: 'string' },
+      username: { type: 'string' },
+      'password-file': { type: 'string' },
+      ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
+      'no-ack': { type: 'boolean', default: false },
+      api: { type: 'string', default: DEFAULT_API },
+      'no-api': { type: 'boolean', default: false },
+      alertmanager: { type: 'string', multiple: true, default: [] },
+      webhook: { type: 'string', multiple: true, default: [] },
+      'webhook-format': { type: 'string', default: 'json' },
+      'console-url': { type: 'string' },
+      'agent-offline': { type: 'string', default: '10m' },
+      'asset-silent': { type: 'string', default: '30m' },
+      'version-skew': { type: 'string', default: '24h' },
+    },
+  });
+  if (positionals.length) throw new ForewarnError('FW_ERR_USAGE', `unexpected argument: ${positionals[0]}`);
+  const format = values['webhook-format'];
+  if (format !== 'json' && format !== 'slack') throw new ForewarnError('FW_ERR_USAGE', `--webhook-format: "${format}" must be json or slack`);
+  const api = values['no-api'] ? null : hostPort('api', values.api);
+  const envPassword = env[BROKER_PASSWORD_ENV];
+  return {
+    store: values.store ?? env[STORE_ENV] ?? DEFAULT_STORE,
+    broker: values.broker,
+    group: values.group,
+    clientId: values['client-id'] ?? defaultCentralClientId(),
+    ...(values.username ? { username: values.username } : {}),
+    ...(values['password-file'] ? { passwordFile: values['password-file'] } : envPassword ? { password: envPassword } : {}),
+    ...(values.ca ? { caFile: values.ca } : {}),
+    ...(values.cert ? { certFile: values.cert } : {}),
+    ...(values.key ? { keyFile: values.key } : {}),
+    rejectUnauthorized: !values.insecure,
+    ack: !values['no-ack'],
+    api,
+    alertmanagers: values.alertmanager.map((u) => httpUrl('alertmanager', u)),
+    webhooks: values.webhook.map((u) => ({ url: httpUrl('webhook', u), format })),
+    consoleUrl: values['console-url'] ? httpUrl('console-url', values['console-url']) : `http://${api ? `${api.host}:${api.port}` : DEFAULT_API}`,
+    agentOfflineMs: duration('agent-offline', values['agent-offline']),
+    assetSilentMs: duration('asset-silent', values['asset-silent']),
+    versionSkewMs: duration('version-skew', values['version-skew']),
+  };
+}
+
+/** A running central worker: its store, ingest and the other components, stopped in reverse order. */
+export interface CentralService {
+  store: CentralStore;
+  ingest: ReferenceSubscriber;
+  components: Component[];
+  stop(): Promise<void>;
+}
+
+/** Opens the store (migrating it), starts the modules' components, then ingest: nothing is taken before it can be kept. */
+export async function startCentral(options: CentralOptions, log: Logger, modules: readonly CentralModuleFactory[] = CENTRAL_MODULES): Promise<CentralService> {
+  const built = modules.map((f) => f(options)).filter((m): m is CentralModule => m !== null);
+  const store = await CentralStore.open({ url: options.store, projections: built.flatMap((m) => m.projections ?? []) });
+  const components = built.flatMap((m) => m.components?.(store, log) ?? []);
+  const ingest = new ReferenceSubscriber({
+    url: options.broker,
+    clientId: options.clientId,
+    group: options.group,
+    store,
+    log,
+    ...(options.username ? { username: options.username } : {}),
+    ...(options.passwordFile ? { passwordFile: options.passwordFile } : options.password !== undefined ? { password: options.password } : {}),
+    ...(options.caFile ? { caFile: options.caFile } : {}),
+    ...(options.certFile ? { certFile: options.certFile } : {}),
+    ...(options.keyFile ? { keyFile: options.keyFile } : {}),
+    rejectUnauthorized: options.rejectUnauthorized,
+    ack: options.ack,
+  });
+  const started: Component[] = [];
+  try {
+    for (const c of components) {
+      await c.start();
+      started.push(c);
+    }
+    await ingest.start();
+  } catch (err) {
+    for (const c of started.reverse()) await c.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return {
+    store,
+    ingest,
+    components,
+    async stop() {
+      // Intake first (what is unacknowledged is redelivered), then the components flush, then the store closes.
+      await ingest.stop();
+      for (const c of [...components].reverse()) {
+        try {
+          await c.stop();
+        } catch (err) {
+          log.warn({ component: c.name, err: describeError(err) }, 'a component failed to stop cleanly');
+        }
+      }
+      await store.close();
+    },
+  };
+}
+
+/** Runs `forewarn central …`. `options.signal` stops it like SIGINT does (for tests and embedding). */
+export async function runCentralCommand(argv: string[], log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
+  try {
+    if (argv[0] === 'report') return await report(argv.slice(1));
+    return await run(argv[0] === 'run' ? argv.slice(1) : argv, log, options.signal);
+  } catch (err) {
+    const usage = isForewarnError(err, 'FW_ERR_USAGE') || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+    const code = isForewarnError(err) ? ` [${err.code}]` : '';
+    process.stderr.write(`forewarn central: ${describeError(err)}${code}\n${usage ? `\n${CENTRAL_USAGE}\n` : ''}`);
+    return usage || isForewarnError(err, 'FW_ERR_SECRET_READ') ? 2 : 1;
+  }
+}
+
+async function report(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { store: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length) throw new ForewarnError('FW_ERR_USAGE', `unexpected argument: ${positionals[0]}`);
+  const store = await CentralStore.open({ url: values.store ?? process.env[STORE_ENV] ?? DEFAULT_STORE, readonly: true });
+  try {
+    const summary = await store.summary();
+    process.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
+
+async function run(argv: string[], log: Logger, signal: AbortSignal | undefined): Promise<number> {
+  const options = parseCentralOptions(argv);
+  log.info(
+    {
+      store: options.store.replace(/\/\/([^:/@]+):[^@]*@/, '//$1@'),
+      broker: options.broker,
+      group: options.group,
+      clientId: options.clientId,
+      api: options.api,
+      alertmanagers: options.alertmanagers,
+      webhooks: options.webhooks.length,
+    },
+    'central starting',
+  );
+  const central = await startCentral(options, log);
+  await untilStopped(signal);
+  log.info('stopping central');
+  await central.stop();
+  process.stdout.write(`${formatStats(central.ingest.stats)}\n${await formatTotals(options.store, 'forewarn central report')}\n`);
+  return 0;
+}
