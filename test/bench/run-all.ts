@@ -17,6 +17,7 @@ const BENCHES: readonly string[] = [
   './outbox.bench.js',
   './anomaly.bench.js',
   './ack-mode.bench.js',
+  './central-queries.bench.js',
   './vibration-severity.bench.js',
   './central-ingest.bench.js',
   './sparkplug.bench.js',
