@@ -19,6 +19,7 @@ Usage:
                    [--api HOST:PORT | --no-api]
                    [--alertmanager URL]... [--webhook URL]... [--webhook-format json|slack] [--console-url URL]
                    [--agent-offline DURATION] [--asset-silent DURATION] [--version-skew DURATION]
+                   [--rollup-metric GLOB]... [--retain STREAM=DAYS]...
   forewarn central report [--store URL] [--json]
 
   --store URL           sqlite:PATH (default sqlite:./forewarn-central.db) or postgres://USER@HOST:PORT/DB; or set
@@ -42,6 +43,8 @@ Usage:
   --agent-offline D     raise agent.offline after an agent is offline or silent this long (default 10m)
   --asset-silent D      raise asset.silent after an asset sends nothing this long (default 30m)
   --version-skew D      raise agent.version_skew after an agent lags the fleet's newest version this long (default 24h)
+  --rollup-metric GLOB  roll this telemetry metric up per hour for trends (repeat; * and ? match; default none)
+  --retain STREAM=DAYS  keep that stream's records this many days (alerts, risk, events: 400; telemetry: 30)
   --json                with report: print JSON
 
 Durations: 30s, 10m, 1h30m, 2d. Runs until SIGINT or SIGTERM, then stops cleanly. Exit codes: 0 ok, 1 failure,
@@ -72,6 +75,12 @@ function hostPort(option: string, raw: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new ForewarnError('FW_ERR_USAGE', `--${option}: "${raw}" is not HOST:PORT (e.g. 127.0.0.1:8470)`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+function retention(raw: string): [string, number] {
+  const m = /^(alerts|risk|events|telemetry)=(\d+)$/.exec(raw);
+  if (!m || Number(m[2]) < 1) throw new ForewarnError('FW_ERR_USAGE', `--retain: "${raw}" is not STREAM=DAYS (alerts, risk, events or telemetry; days >= 1)`);
+  return [m[1]!, Number(m[2])];
 }
 
 function httpUrl(option: string, raw: string): string {
@@ -106,6 +115,8 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
       'agent-offline': { type: 'string', default: '10m' },
       'asset-silent': { type: 'string', default: '30m' },
       'version-skew': { type: 'string', default: '24h' },
+      'rollup-metric': { type: 'string', multiple: true, default: [] },
+      retain: { type: 'string', multiple: true, default: [] },
     },
   });
   if (positionals.length) throw new ForewarnError('FW_ERR_USAGE', `unexpected argument: ${positionals[0]}`);
@@ -132,6 +143,8 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
     agentOfflineMs: duration('agent-offline', values['agent-offline']),
     assetSilentMs: duration('asset-silent', values['asset-silent']),
     versionSkewMs: duration('version-skew', values['version-skew']),
+    rollupMetrics: values['rollup-metric'],
+    retainDays: Object.fromEntries(values.retain.map(retention)),
   };
 }
 

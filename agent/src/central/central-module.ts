@@ -24,6 +24,10 @@ export interface CentralOptions {
   agentOfflineMs: number;
   assetSilentMs: number;
   versionSkewMs: number;
+  /** Glob patterns of telemetry metrics rolled up per hour (none by default). */
+  rollupMetrics: string[];
+  /** Days each stream's records are kept (`--retain stream=DAYS`); unset streams keep their defaults. */
+  retainDays: Partial<Record<'alerts' | 'risk' | 'events' | 'telemetry', number>>;
 }
 
 /**

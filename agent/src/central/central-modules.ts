@@ -1,12 +1,20 @@
 import { AlertBook } from './alerts/alert-book.js';
 import { createCentralAlerting } from './alerts/central-alerting.js';
+import { createCentralApi } from './api/central-api.js';
 import type { CentralModuleFactory } from './central-module.js';
+import { FleetProjection } from './fleet/fleet-projection.js';
+import { createRetention } from './fleet/retention.js';
 
 /**
  * What `forewarn central` runs besides ingest, in start order. A module is a factory of projections (kept in the
  * ingest transaction) and components; the command names none of them itself.
  */
 export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
+  // The fleet read model (latest risk, hourly rollups) and retention of old records and rollups.
+  (options, log) => ({
+    projections: [new FleetProjection({ rollupMetrics: options.rollupMetrics })],
+    components: (store) => [createRetention({ sql: store.sql, log, days: options.retainDays })],
+  }),
   // Alerts: the agents' alerts and central's own fleet alerts in one book, routed to Alertmanager and webhooks.
   // Always on: with no receiver configured the book still feeds the API and the console.
   (options, log) => ({
@@ -22,4 +30,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
         workerId: options.clientId,
       }).components,
   }),
+  // The read-only JSON API (/api/v1/…) that the console builds on; --no-api turns it off.
+  (options, log) =>
+    options.api ? { components: (store) => [createCentralApi({ sql: store.sql, log, host: options.api!.host, port: options.api!.port })] } : null,
 ];
