@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ForewarnError, describeError, isForewarnError } from '../core/errors.js';
+import { ForewarnError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { parseWithUnit } from '../core/schema-node.js';
 import type { Component } from '../core/types.js';
@@ -9,7 +9,7 @@ import { DEFAULT_GROUP, ReferenceSubscriber } from './ingest-worker.js';
 import type { CentralModule, CentralModuleFactory, CentralOptions } from './central-module.js';
 import { CENTRAL_MODULES } from './central-modules.js';
 import { redactUrl } from './sql/sql-client.js';
-import { formatStats, formatSummary, formatTotals, untilStopped } from './subscribe-command.js';
+import { exitStatus, formatStats, formatTotals, printReport, untilStopped } from './central-report.js';
 
 export const CENTRAL_USAGE = `forewarn central — the central service: every agent's streams into SQLite or PostgreSQL, alerts to people, the fleet API
 
@@ -156,12 +156,8 @@ export interface CentralService {
   stop(): Promise<void>;
 }
 
-/** Opens the store (migrating it), starts the modules' components, then ingest: nothing is taken before it can be kept. */
-export async function startCentral(options: CentralOptions, log: Logger, modules: readonly CentralModuleFactory[]): Promise<CentralService> {
-  const built = modules.map((f) => f(options, log)).filter((m): m is CentralModule => m !== null);
-  const store = await CentralStore.open({ url: options.store, projections: built.flatMap((m) => m.projections ?? []) });
-  const components = built.flatMap((m) => m.components?.(store) ?? []);
-  const ingest = new ReferenceSubscriber({
+function newIngest(options: CentralOptions, store: CentralStore, log: Logger): ReferenceSubscriber {
+  return new ReferenceSubscriber({
     url: options.broker,
     clientId: options.clientId,
     group: options.group,
@@ -175,6 +171,22 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
     rejectUnauthorized: options.rejectUnauthorized,
     ack: options.ack,
   });
+}
+
+/** Opens the store (migrating it), starts the modules' components, then ingest: nothing is taken before it can be kept. */
+export async function startCentral(options: CentralOptions, log: Logger, modules: readonly CentralModuleFactory[]): Promise<CentralService> {
+  const built = modules.map((f) => f(options, log)).filter((m): m is CentralModule => m !== null);
+  const store = await CentralStore.open({ url: options.store, projections: built.flatMap((m) => m.projections ?? []) });
+  let ingest: ReferenceSubscriber;
+  let components: Component[];
+  try {
+    components = built.flatMap((m) => m.components?.(store) ?? []);
+    // Its constructor checks the broker URL and reads the TLS and password files: a bad one must not leave the store open.
+    ingest = newIngest(options, store, log);
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const started: Component[] = [];
   try {
     for (const c of components) {
@@ -207,16 +219,10 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
 }
 
 /** Runs `forewarn central …`. `options.signal` stops it like SIGINT does (for tests and embedding). */
-export async function runCentralCommand(argv: string[], log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
-  try {
-    if (argv[0] === 'report') return await report(argv.slice(1));
-    return await run(argv[0] === 'run' ? argv.slice(1) : argv, log, options.signal);
-  } catch (err) {
-    const usage = isForewarnError(err, 'FW_ERR_USAGE') || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
-    const code = isForewarnError(err) ? ` [${err.code}]` : '';
-    process.stderr.write(`forewarn central: ${describeError(err)}${code}\n${usage ? `\n${CENTRAL_USAGE}\n` : ''}`);
-    return usage || isForewarnError(err, 'FW_ERR_SECRET_READ') ? 2 : 1;
-  }
+export function runCentralCommand(argv: string[], log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
+  return exitStatus('central', CENTRAL_USAGE, () =>
+    argv[0] === 'report' ? report(argv.slice(1)) : run(argv[0] === 'run' ? argv.slice(1) : argv, log, options.signal),
+  );
 }
 
 async function report(argv: string[]): Promise<number> {
@@ -227,13 +233,7 @@ async function report(argv: string[]): Promise<number> {
     options: { store: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   if (positionals.length) throw new ForewarnError('FW_ERR_USAGE', `unexpected argument: ${positionals[0]}`);
-  const store = await CentralStore.open({ url: values.store ?? process.env[STORE_ENV] ?? DEFAULT_STORE, readonly: true });
-  try {
-    const summary = await store.summary();
-    process.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
-  } finally {
-    await store.close();
-  }
+  await printReport(values.store ?? process.env[STORE_ENV] ?? DEFAULT_STORE, values.json);
   return 0;
 }
 
