@@ -7,8 +7,8 @@ import type { ErrorCode } from '../../core/errors.js';
 
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 404 | 405 | 500 | 503,
-    readonly code: Extract<ErrorCode, 'FW_ERR_API_REQUEST' | 'FW_ERR_API_NOT_FOUND' | 'FW_ERR_API_STORE'>,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 429 | 500 | 503,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
