@@ -225,7 +225,10 @@ export class AlertmanagerSilences {
 
   private rejected(target: SilenceTarget, alertKey: string, what: 'create' | 'expire', reason: string): void {
     this.stats.rejected++;
-    this.log.warn({ code: SILENCE_ERROR, receiver: target.id, at: target.where, alertKey, err: reason }, `Alertmanager refused to ${what} a silence; not retried`);
+    this.log.warn(
+      { code: SILENCE_ERROR, receiver: target.id, at: target.where, alertKey, err: reason },
+      `Alertmanager refused to ${what} a silence; not retried`,
+    );
   }
 }
 

@@ -53,7 +53,16 @@ describe('assetState with the alert workflow', () => {
     expect(assetState([], [{ severity: 'warning', workflow: 'acknowledged' }, 'critical'], NOW)).toBe('alarm');
   });
   it('alerts resolved by a technician or marked a false alarm no longer count', () => {
-    expect(assetState([], [{ severity: 'critical', workflow: 'resolved' }, { severity: 'warning', workflow: 'false_alarm' }], NOW)).toBe('healthy');
+    expect(
+      assetState(
+        [],
+        [
+          { severity: 'critical', workflow: 'resolved' },
+          { severity: 'warning', workflow: 'false_alarm' },
+        ],
+        NOW,
+      ),
+    ).toBe('healthy');
     expect(assetState([p(0.45)], [{ severity: 'critical', workflow: 'resolved' }], NOW)).toBe('watch');
   });
 });

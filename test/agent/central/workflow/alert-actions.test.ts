@@ -40,7 +40,10 @@ describe('parseActionRequest', () => {
       [{ action: 'acknowledge' }, 'alertKey: required'],
       [{ alertKey: 'k' }, 'action: must be one of acknowledge, maintenance, resolve, false-alarm, got null'],
       [{ alertKey: 'k', action: 'close' }, 'action: must be one of acknowledge, maintenance, resolve, false-alarm, got "close"'],
-      [{ alertKey: 'k', action: 'acknowledge', colour: 'red' }, 'colour: unknown field (an action takes alertKey, action, note, failureMode, actionTaken, untilTs)'],
+      [
+        { alertKey: 'k', action: 'acknowledge', colour: 'red' },
+        'colour: unknown field (an action takes alertKey, action, note, failureMode, actionTaken, untilTs)',
+      ],
       [{ alertKey: 'k', action: 'acknowledge', note: 5 }, 'note: must be a string, got number'],
       [{ alertKey: 'k', action: 'acknowledge', note: 'x'.repeat(2001) }, 'note: longer than 2000 characters'],
       [{ alertKey: 'k', action: 'resolve', actionTaken: 'swapped it' }, 'failureMode: required'],
@@ -87,7 +90,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const act = (w: WorkflowStore, alertKey: string, action: AlertAction, extra: Record<string, unknown> = {}, at = NOW, user = 'alice') =>
       applyAlertAction(w.sql, parseActionRequest({ alertKey, action, ...extra }, at), { username: user, remoteAddr: '10.0.0.7', now: at });
     const bodyOf = (action: AlertAction) =>
-      action === 'resolve' ? { failureMode: 'other', note: 'worn coupling', actionTaken: 'replaced the coupling' } : action === 'false-alarm' ? { note: 'sensor knocked' } : {};
+      action === 'resolve'
+        ? { failureMode: 'other', note: 'worn coupling', actionTaken: 'replaced the coupling' }
+        : action === 'false-alarm'
+          ? { note: 'sensor knocked' }
+          : {};
 
     it('allows the transitions of the table and refuses the others with 409 saying the state, by whom and when', async (ctx) => {
       if (skip()) return ctx.skip(`PostgreSQL: ${stores.pgSkip}`);
@@ -129,7 +136,13 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(acked).toMatchObject({ alertKey: key, state: 'active', raisedTs: NOW - 60_000 });
       expect(acked.workflow).toEqual({ state: 'acknowledged', by: 'alice', ts: NOW, note: 'on my way', failureMode: null, actionTaken: null, until: null });
       const maint = await act(w, key, 'maintenance', { note: 'spindle out' }, NOW + 1_000, 'bob');
-      expect(maint.workflow).toMatchObject({ state: 'maintenance', by: 'bob', ts: NOW + 1_000, note: 'spindle out', until: NOW + 1_000 + DEFAULT_MAINTENANCE_MS });
+      expect(maint.workflow).toMatchObject({
+        state: 'maintenance',
+        by: 'bob',
+        ts: NOW + 1_000,
+        note: 'spindle out',
+        until: NOW + 1_000 + DEFAULT_MAINTENANCE_MS,
+      });
       // A failure mode outside the machine's catalogue (AI4I modes) is refused; one inside it is kept.
       expect(await refusal(act(w, key, 'resolve', { failureMode: 'bearing', actionTaken: 'x' }, NOW + 2_000))).toEqual([
         400,
@@ -175,7 +188,15 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await w.alert('edge-2', { rule: 'disk.smart.pending', asset: 'disk-S1', raisedTs: NOW - 60_000, state: 'cleared' });
       // Raised again: a new episode, no workflow, and it can be acknowledged.
       await w.alert('edge-2', { rule: 'disk.smart.pending', asset: 'disk-S1', raisedTs: NOW + 5_000 });
-      const [fresh] = await alertsList(w.sql, new StoreTables(), { state: null, agentId: null, asset: null, severity: null, alertKey: key, before: null, limit: 1 });
+      const [fresh] = await alertsList(w.sql, new StoreTables(), {
+        state: null,
+        agentId: null,
+        asset: null,
+        severity: null,
+        alertKey: key,
+        before: null,
+        limit: 1,
+      });
       expect(fresh).toMatchObject({ raisedTs: NOW + 5_000, state: 'active', workflow: null });
       expect((await act(w, key, 'acknowledge', {}, NOW + 6_000)).workflow?.state).toBe('acknowledged');
       // Cleared by its agent before anyone acted.
@@ -183,10 +204,17 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const other = await w.alert('edge-2', { rule: 'disk.smart.failed', asset: 'disk-S1', raisedTs: NOW - 60_000 });
       await w.alert('edge-2', { rule: 'disk.smart.failed', asset: 'disk-S1', raisedTs: NOW - 60_000, state: 'cleared' });
       const [status, , message] = await refusal(act(w, other, 'acknowledge'));
-      expect([status, message]).toEqual([409, `alert ${other}: cleared by its agent at ${new Date(NOW - 59_000).toISOString()}, nothing to acknowledge; resolve it or mark it a false alarm to record what it was`]);
+      expect([status, message]).toEqual([
+        409,
+        `alert ${other}: cleared by its agent at ${new Date(NOW - 59_000).toISOString()}, nothing to acknowledge; resolve it or mark it a false alarm to record what it was`,
+      ]);
       const resolved = await act(w, other, 'resolve', { failureMode: 'media', actionTaken: 'replaced the disk' });
       expect(resolved).toMatchObject({ state: 'resolved', workflow: { state: 'resolved', failureMode: 'media' } });
-      expect(await refusal(act(w, 'agent/edge-2/nope', 'acknowledge'))).toEqual([404, 'FW_ERR_WORKFLOW_ACTION', 'alertKey: central knows no alert agent/edge-2/nope']);
+      expect(await refusal(act(w, 'agent/edge-2/nope', 'acknowledge'))).toEqual([
+        404,
+        'FW_ERR_WORKFLOW_ACTION',
+        'alertKey: central knows no alert agent/edge-2/nope',
+      ]);
     });
 
     it('writes the action and its audit entry in one transaction: a failing audit insert leaves nothing behind', async (ctx) => {
@@ -221,20 +249,29 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const w = await open();
       const key = await w.alert('edge-5', { rule: 'gpu.xid', asset: 'gpu-0', subject: 'xid-79', severity: 'critical', raisedTs: NOW - 60_000 });
       const silences = async () =>
-        (await w.sql.all<Record<string, unknown>>('SELECT purpose, matchers, ends_ts, wanted, created_by, comment FROM alert_silences ORDER BY purpose')).map((s) => ({
-          purpose: s.purpose,
-          matchers: JSON.parse(String(s.matchers)) as unknown,
-          endsTs: Number(s.ends_ts),
-          wanted: s.wanted,
-          createdBy: s.created_by,
-          comment: s.comment,
-        }));
+        (await w.sql.all<Record<string, unknown>>('SELECT purpose, matchers, ends_ts, wanted, created_by, comment FROM alert_silences ORDER BY purpose')).map(
+          (s) => ({
+            purpose: s.purpose,
+            matchers: JSON.parse(String(s.matchers)) as unknown,
+            endsTs: Number(s.ends_ts),
+            wanted: s.wanted,
+            createdBy: s.created_by,
+            comment: s.comment,
+          }),
+        );
       const m = (name: string, value: string) => ({ name, value, isRegex: false, isEqual: true });
       await act(w, key, 'acknowledge', { note: 'looking' });
       expect(await silences()).toEqual([
         {
           purpose: 'acknowledge',
-          matchers: [m('alertname', 'gpu.xid'), m('agent', 'edge-5'), m('rule', 'gpu.xid'), m('severity', 'critical'), m('asset', 'gpu-0'), m('subject', 'xid-79')],
+          matchers: [
+            m('alertname', 'gpu.xid'),
+            m('agent', 'edge-5'),
+            m('rule', 'gpu.xid'),
+            m('severity', 'critical'),
+            m('asset', 'gpu-0'),
+            m('subject', 'xid-79'),
+          ],
           endsTs: NOW + ACK_SILENCE_MS,
           wanted: 'active',
           createdBy: 'alice',
@@ -258,8 +295,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const gpuAlarm = await w.alert('edge-6', { rule: 'gpu.xid', asset: 'gpu-0', severity: 'critical', raisedTs: NOW - 60_000 });
       const gpuWarn = await w.alert('edge-6', { rule: 'gpu.thermal_slowdown', asset: 'gpu-0', severity: 'warning', raisedTs: NOW - 50_000 });
       const fan = await w.alert('edge-6', { rule: 'vibration.iso10816.zone_c', asset: 'fan', severity: 'warning', raisedTs: NOW - 40_000 });
-      const states = async (now: number) =>
-        Object.fromEntries((await fleetAssets(w.sql, tables, now)).map((a) => [a.asset, a.state] as const));
+      const states = async (now: number) => Object.fromEntries((await fleetAssets(w.sql, tables, now)).map((a) => [a.asset, a.state] as const));
       expect(await states(NOW)).toEqual({ 'gpu-0': 'alarm', fan: 'warning' });
       await act(w, gpuAlarm, 'acknowledge');
       expect((await states(NOW))['gpu-0']).toBe('warning'); // the warning is not acknowledged yet

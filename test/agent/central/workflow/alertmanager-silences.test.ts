@@ -49,7 +49,13 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const skipReason = () => amSkip ?? (dialect === 'postgres' ? stores.pgSkip : null);
     let n = 0;
 
-    const setup = async (): Promise<{ w: WorkflowStore; am: Alertmanager; receiver: HttpReceiver; central: ReturnType<typeof createCentralAlerting>; logs: ReturnType<typeof captureLogger> }> => {
+    const setup = async (): Promise<{
+      w: WorkflowStore;
+      am: Alertmanager;
+      receiver: HttpReceiver;
+      central: ReturnType<typeof createCentralAlerting>;
+      logs: ReturnType<typeof captureLogger>;
+    }> => {
       const receiver = await startHttpReceiver();
       cleanup.push(() => receiver.close());
       const am = await startAlertmanager({ webhookUrl: `${receiver.url}/am` });
@@ -98,7 +104,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         ['severity', 'critical', false, true],
         ['subject', 'xid-79', false, true],
       ]);
-      expect(byName(ack.matchers)).toEqual(byName(Object.entries((await amAlert('gpu.xid'))!.labels).map(([name, value]) => ({ name, value, isRegex: false }))));
+      expect(byName(ack.matchers)).toEqual(
+        byName(Object.entries((await amAlert('gpu.xid'))!.labels).map(([name, value]) => ({ name, value, isRegex: false }))),
+      );
       expect(Date.parse(ack.endsAt)).toBe(tAck + ACK_SILENCE_MS);
       expect(ack).toMatchObject({ createdBy: 'alice', comment: `Forewarn: acknowledged by alice: on it (${key})` });
       await waitFor(async () => ((await amAlert('gpu.xid')) as unknown as { status: { state: string } }).status.state === 'suppressed', 'gpu.xid muted');
@@ -109,7 +117,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // Maintenance: the acknowledgement's silence ends, one on the agent and asset mutes both alerts until the end.
       const until = Date.now() + 3_600_000;
       await act(w, key, 'maintenance', { untilTs: until, note: 'swap planned' }, Date.now(), 'bob');
-      await waitFor(async () => (await silences(am)).filter((s) => s.status.state === 'active').length === 1 && (await silences(am)).some((s) => s.id === ack.id && s.status.state === 'expired'), 'the acknowledgement expired, maintenance silence active');
+      await waitFor(
+        async () =>
+          (await silences(am)).filter((s) => s.status.state === 'active').length === 1 &&
+          (await silences(am)).some((s) => s.id === ack.id && s.status.state === 'expired'),
+        'the acknowledgement expired, maintenance silence active',
+      );
       const maint = (await silences(am)).find((s) => s.status.state === 'active')!;
       expect(byName(maint.matchers)).toEqual([
         ['agent', 'edge-1', false, true],
@@ -118,7 +131,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(Date.parse(maint.endsAt)).toBe(until);
       expect(maint.createdBy).toBe('bob');
       expect(maint.comment).toContain('by bob: swap planned');
-      await waitFor(async () => ((await amAlert('gpu.thermal_slowdown')) as unknown as { status: { state: string } }).status.state === 'suppressed', 'the whole asset muted');
+      await waitFor(
+        async () => ((await amAlert('gpu.thermal_slowdown')) as unknown as { status: { state: string } }).status.state === 'suppressed',
+        'the whole asset muted',
+      );
 
       // Resolve while the agent still reports it: every silence of the alert expired, and people get the resolution.
       const before = { notes: notes().length, hook: hook().length };
@@ -127,13 +143,22 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await waitFor(async () => (await silences(am)).every((s) => s.status.state === 'expired'), 'every silence expired');
       await waitFor(() => hook().length > before.hook, 'the webhook resolution');
       expect(hook().slice(before.hook)).toEqual([
-        expect.objectContaining({ id: `${key}@${t0}:resolved`, status: 'resolved', alert: expect.objectContaining({ key, resolvedAt: new Date(tResolve).toISOString() }) }),
+        expect.objectContaining({
+          id: `${key}@${t0}:resolved`,
+          status: 'resolved',
+          alert: expect.objectContaining({ key, resolvedAt: new Date(tResolve).toISOString() }),
+        }),
       ]);
       await waitFor(
-        () => notes().slice(before.notes).some((x) => x.alerts.some((a) => a.labels.rule === 'gpu.xid' && a.status === 'resolved')),
+        () =>
+          notes()
+            .slice(before.notes)
+            .some((x) => x.alerts.some((a) => a.labels.rule === 'gpu.xid' && a.status === 'resolved')),
         'the resolved notification from Alertmanager',
       );
-      const resolvedNote = notes().slice(before.notes).find((x) => x.alerts.some((a) => a.labels.rule === 'gpu.xid'))!;
+      const resolvedNote = notes()
+        .slice(before.notes)
+        .find((x) => x.alerts.some((a) => a.labels.rule === 'gpu.xid'))!;
       expect(resolvedNote).toMatchObject({ status: 'resolved' });
       expect(Date.parse(resolvedNote.alerts[0]!.endsAt)).toBe(tResolve);
       expect((await w.sql.get<{ state: string }>('SELECT state FROM central_alerts WHERE alert_key = ?', [key]))!.state).toBe('active');
@@ -143,7 +168,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // Alertmanager lists only alerts that have not ended: a resend of it as active would bring it back.
       expect(await amAlert('gpu.xid')).toBeUndefined();
       expect((await amAlert('gpu.thermal_slowdown'))?.labels.asset).toBe('gpu-0');
-      expect(hook().filter((m) => m.alert.key === key).map((m) => m.status)).toEqual(['firing', 'resolved']);
+      expect(
+        hook()
+          .filter((m) => m.alert.key === key)
+          .map((m) => m.status),
+      ).toEqual(['firing', 'resolved']);
       expect(central.router.silences.stats).toMatchObject({ created: 2, expired: 2, failures: 0, rejected: 0 });
     }, 90_000);
 

@@ -88,7 +88,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(await kind('agent=edge-1&asset=press')).toBe('generic');
       expect(await kind('agent=edge-1')).toBe('agent');
       expect(await call(w, modes, 'agent=edge-1&asset=mill')).toEqual({ kind: 'machine', modes: failureModes('machine') });
-      expect(await refusal(call(w, modes, 'agent=edge-1&asset=ghost'))).toEqual([404, 'FW_ERR_API_NOT_FOUND', 'asset edge-1/ghost: central has not heard of it']);
+      expect(await refusal(call(w, modes, 'agent=edge-1&asset=ghost'))).toEqual([
+        404,
+        'FW_ERR_API_NOT_FOUND',
+        'asset edge-1/ghost: central has not heard of it',
+      ]);
       expect(await refusal(call(w, modes, 'asset=mill'))).toEqual([400, 'FW_ERR_API_REQUEST', 'agent: required: the agent of the alert']);
     });
 
@@ -111,7 +115,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         ['alert.acknowledge', keys[2]],
         ['alert.acknowledge', keys[1]],
       ]);
-      expect(p1.entries[0]).toMatchObject({ ts: NOW, username: 'olga', remoteAddr: '192.0.2.4', details: { from: 'acknowledged', to: 'false_alarm', note: 'test rig' } });
+      expect(p1.entries[0]).toMatchObject({
+        ts: NOW,
+        username: 'olga',
+        remoteAddr: '192.0.2.4',
+        details: { from: 'acknowledged', to: 'false_alarm', note: 'test rig' },
+      });
       const p2 = await call(w, audit, `limit=3&cursor=${p1.nextCursor}`);
       expect(p2.entries.map((e: { target: string }) => e.target)).toEqual([keys[0]]);
       expect(p2.nextCursor).toBeNull();
