@@ -225,12 +225,16 @@ export async function exportLabels(sql: SqlClient, o: ExportLabelsOptions, now =
     'positive: an episode a technician resolved with a failure mode (a confirmed failure); negative: one marked false alarm. Every line of an episode carries its label.',
     `Each episode's lines are the readings of its asset in (window.from, window.to], oldest first; window.to is the alert's raise time. Readings that lacked a required model input or had one flagged by a data-quality check are skipped (counted per episode).`,
     ...(o.model === 'turbofan-rul'
-      ? ['C-MAPSS text has no label column: the label of unit N is the episode with "unit": N here. Cycles are renumbered 1..n per unit; the last is the reading at the alert.']
+      ? [
+          'C-MAPSS text has no label column: the label of unit N is the episode with "unit": N here. Cycles are renumbered 1..n per unit; the last is the reading at the alert.',
+        ]
       : []),
     ...(o.model === 'machine-failure'
       ? ['The failure-type column (TWF, HDF, PWF, OSF, RNF) is set when the failure mode names one (ai4iFailureType); otherwise only Machine failure is 1.']
       : []),
-    ...(cut ? [`More than ${closed.length} episodes were closed in the period: only the first ${closed.length} by closing time are here; narrow --since/--until.`] : []),
+    ...(cut
+      ? [`More than ${closed.length} episodes were closed in the period: only the first ${closed.length} by closing time are here; narrow --since/--until.`]
+      : []),
   ];
   const sidecar = {
     model: o.model,

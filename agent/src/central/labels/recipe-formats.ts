@@ -191,9 +191,14 @@ const disk: RecipeFormat = {
       for (const r of readings) {
         const day = new Date(r.ts).toISOString().slice(0, 10);
         lines.push(
-          [day, serial, '', num(r.metrics['disk.capacity_bytes'], ''), episode.label === 'failure' ? '1' : '0', ...smart.map((s) => num(r.metrics[s.signal], ''))].join(
-            ',',
-          ),
+          [
+            day,
+            serial,
+            '',
+            num(r.metrics['disk.capacity_bytes'], ''),
+            episode.label === 'failure' ? '1' : '0',
+            ...smart.map((s) => num(r.metrics[s.signal], '')),
+          ].join(','),
         );
         lineEpisodes.push(e);
       }
@@ -220,7 +225,10 @@ export function recipeFormat(model: string, modelsDir: string): { format: Recipe
   } catch (err) {
     throw new ForewarnError('FW_ERR_LABELS_EXPORT', `${file}: ${describeError(err)}`, { cause: err });
   }
-  if (!Array.isArray(features) || !features.every((f) => typeof (f as ManifestFeature)?.signal === 'string' && typeof (f as ManifestFeature).name === 'string')) {
+  if (
+    !Array.isArray(features) ||
+    !features.every((f) => typeof (f as ManifestFeature)?.signal === 'string' && typeof (f as ManifestFeature).name === 'string')
+  ) {
     throw new ForewarnError('FW_ERR_LABELS_EXPORT', `${file}: inputs.features: must list features with name and signal`);
   }
   return { format, features: features as ManifestFeature[] };
