@@ -30,7 +30,23 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
         workerId: options.clientId,
       }).components,
   }),
-  // The read-only JSON API (/api/v1/…) that the console builds on; --no-api turns it off.
+  // The HTTP server: the JSON API (/api/v1/…) with every module's routes, the console's pages, sessions and live
+  // events. Last, so that it mounts the routes of all modules above; --no-api turns it off.
   (options, log) =>
-    options.api ? { components: (store) => [createCentralApi({ sql: store.sql, log, host: options.api!.host, port: options.api!.port })] } : null,
+    options.api
+      ? {
+          components: (store, { routes }) => [
+            createCentralApi({
+              sql: store.sql,
+              log,
+              host: options.api!.host,
+              port: options.api!.port,
+              routes,
+              ...(options.tls ? { tls: options.tls } : {}),
+              session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
+              origins: [options.consoleUrl],
+            }),
+          ],
+        }
+      : null,
 ];

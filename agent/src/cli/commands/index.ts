@@ -16,6 +16,7 @@ import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
 import { central } from './central.js';
+import { centralUser } from './central-user.js';
 import { version } from './version.js';
 
 /**
@@ -36,6 +37,7 @@ export const COMMANDS: readonly CliCommand[] = [
   modelList,
   modelRollback,
   central,
+  centralUser,
   subscribe,
   commandSend,
   opcuaBrowse,
