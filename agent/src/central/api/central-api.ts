@@ -165,7 +165,14 @@ export class CentralApi implements Component {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      // Not `new URL(req.url, base)`: that reads `//host/x` as another host, not as the path `//host/x`.
+      const raw = req.url ?? '/';
+      let url: URL;
+      try {
+        url = new URL(raw.startsWith('/') ? `http://localhost${raw}` : raw);
+      } catch {
+        throw new ApiError(400, 'FW_ERR_API_REQUEST', 'path: not a request path');
+      }
       const p = url.pathname;
       if (p === '/healthz' || p === '/api' || p.startsWith('/api/')) await this.api(req, res, url);
       else await this.page(req, res, url);
