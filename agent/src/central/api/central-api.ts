@@ -86,7 +86,11 @@ export class CentralApi implements Component {
     const health: ApiRoute = { method: 'GET', pattern: '/healthz', role: 'public', handle: () => this.healthz() };
     this.table = new RouteTable([
       health,
-      ...fleetRoutes({ tables, ...(options.maxPoints ? { maxPoints: options.maxPoints } : {}), ...(options.maxPageSize ? { maxPageSize: options.maxPageSize } : {}) }),
+      ...fleetRoutes({
+        tables,
+        ...(options.maxPoints ? { maxPoints: options.maxPoints } : {}),
+        ...(options.maxPageSize ? { maxPageSize: options.maxPageSize } : {}),
+      }),
       ...(options.routes ?? []),
     ]);
     this.access = new ConsoleAccess({
@@ -212,7 +216,8 @@ export class CentralApi implements Component {
     if (!publicRoute && !session) throw new ApiError(401, 'FW_ERR_CONSOLE_AUTH', 'log in first: POST /api/v1/session with {username, password}');
 
     if (parts.length === 1 && parts[0] === 'events' && match.kind === 'none') {
-      if (method !== 'GET') throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${method} is not allowed on ${url.pathname} (allowed: GET)`, { Allow: 'GET' });
+      if (method !== 'GET')
+        throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${method} is not allowed on ${url.pathname} (allowed: GET)`, { Allow: 'GET' });
       if (!(await this.events.open(req, res, session!))) throw new ApiError(503, 'FW_ERR_API_STORE', 'too many open event streams; try again later');
       return;
     }

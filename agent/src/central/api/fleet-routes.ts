@@ -1,7 +1,19 @@
 import { ASSET_STATES } from '../fleet/asset-state.js';
 import { ApiError, Params, badParam, decodeCursor, encodeCursor } from './api-params.js';
 import type { ApiRoute, RouteContext } from './api-route.js';
-import { alertsList, assetDetail, assetKnown, fleetAgents, fleetAssets, fleetSummary, hourly, rawRisk, rawTelemetry, StoreTables, type AssetView } from './fleet-queries.js';
+import {
+  alertsList,
+  assetDetail,
+  assetKnown,
+  fleetAgents,
+  fleetAssets,
+  fleetSummary,
+  hourly,
+  rawRisk,
+  rawTelemetry,
+  StoreTables,
+  type AssetView,
+} from './fleet-queries.js';
 
 /**
  * The read endpoints of the fleet (docs/central.md, "HTTP API"), as routes for viewers: the summary, agents,
@@ -39,7 +51,8 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
     if (from >= to) throw badParam('from', `must be before to (${from} ≥ ${to})`);
     const resolution = p.oneOf('resolution', ['raw', 'hour'] as const, 'hour');
     const limit = p.int('limit', maxPoints, 1, maxPoints);
-    if (!(await assetKnown(ctx.sql, tables, agentId, asset))) throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `asset ${agentId}/${asset}: central has not heard of it`);
+    if (!(await assetKnown(ctx.sql, tables, agentId, asset)))
+      throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `asset ${agentId}/${asset}: central has not heard of it`);
     const s = { agentId, asset, key, from, to, limit };
     let points: unknown[];
     if (resolution === 'hour') points = await hourly(ctx.sql, tables, kind, s);
@@ -67,7 +80,8 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
       const p = new Params(ctx.query, ['state', 'q', 'agent', 'sort', 'limit', 'cursor']);
       const states = p.string('state')?.split(',') ?? null;
       for (const s of states ?? [])
-        if (!(ASSET_STATES as readonly string[]).includes(s)) throw badParam('state', `must be one or more (comma-separated) of ${ASSET_STATES.join(', ')}, got "${s}"`);
+        if (!(ASSET_STATES as readonly string[]).includes(s))
+          throw badParam('state', `must be one or more (comma-separated) of ${ASSET_STATES.join(', ')}, got "${s}"`);
       const text = p.string('q')?.toLowerCase() ?? null;
       const agent = p.string('agent');
       const sort = p.oneOf('sort', ['name', 'risk'] as const, 'name');

@@ -58,9 +58,7 @@ export class ConsoleAccess {
     await migrateConsoleAuth(this.sql);
     await migrateWorkflow(this.sql);
     if ((await this.users.count()) === 0) {
-      this.log.warn(
-        `no console users yet: nobody can log in. Create an admin: forewarn central user add NAME --role admin --store ${this.sql.location}`,
-      );
+      this.log.warn(`no console users yet: nobody can log in. Create an admin: forewarn central user add NAME --role admin --store ${this.sql.location}`);
     }
     const every = this.options.purgeEveryMs ?? 10 * 60_000;
     this.purgeTimer = setInterval(() => {

@@ -59,7 +59,11 @@ export class StaticFiles {
     };
     const match = req.headers['if-none-match'];
     const since = req.headers['if-modified-since'];
-    if (match !== undefined ? match.split(',').some((t) => t.trim() === entry.etag) : since !== undefined && Date.parse(since) >= Math.floor(entry.mtimeMs / 1000) * 1000) {
+    if (
+      match !== undefined
+        ? match.split(',').some((t) => t.trim() === entry.etag)
+        : since !== undefined && Date.parse(since) >= Math.floor(entry.mtimeMs / 1000) * 1000
+    ) {
       res.writeHead(304, headers);
       res.end();
       return true;

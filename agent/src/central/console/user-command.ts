@@ -124,8 +124,10 @@ async function withUsers<T>(store: string, fn: (users: ConsoleUsers, sql: SqlCli
   }
 }
 
-const audit = (action: string, target: string, details: Record<string, unknown> = {}) => (q: SqlQueries) =>
-  recordAudit(q, { ts: Date.now(), username: cliUsername(), action, target, details, remoteAddr: null });
+const audit =
+  (action: string, target: string, details: Record<string, unknown> = {}) =>
+  (q: SqlQueries) =>
+    recordAudit(q, { ts: Date.now(), username: cliUsername(), action, target, details, remoteAddr: null });
 
 /** Runs `forewarn central user …` (the words after `user`); returns the exit status. */
 export function runUserCommand(argv: string[], stdin: NodeJS.ReadStream = process.stdin): Promise<number> {
@@ -151,7 +153,10 @@ export function runUserCommand(argv: string[], stdin: NodeJS.ReadStream = proces
     const takes = (names: string[], count: number) => {
       for (const n of ['role', 'password-file', 'json'] as const)
         if (!names.includes(n) && values[n] !== undefined && values[n] !== false) throw usage(`user ${sub}: --${n} does not apply`);
-      if (positionals.length !== count) throw usage(`user ${sub}: ${count ? 'give the user NAME' : 'takes no NAME'}${positionals.length > count ? ` (unexpected: ${positionals[count]})` : ''}`);
+      if (positionals.length !== count)
+        throw usage(
+          `user ${sub}: ${count ? 'give the user NAME' : 'takes no NAME'}${positionals.length > count ? ` (unexpected: ${positionals[count]})` : ''}`,
+        );
     };
     switch (sub) {
       case 'add': {
@@ -186,7 +191,10 @@ export function runUserCommand(argv: string[], stdin: NodeJS.ReadStream = proces
         else {
           const w = Math.max(4, ...list.map((u) => u.username.length));
           process.stdout.write(
-            [`${'user'.padEnd(w)}  role      created`, ...list.map((u) => `${u.username.padEnd(w)}  ${u.role.padEnd(8)}  ${new Date(u.createdTs).toISOString()}`)].join('\n') + '\n',
+            [
+              `${'user'.padEnd(w)}  role      created`,
+              ...list.map((u) => `${u.username.padEnd(w)}  ${u.role.padEnd(8)}  ${new Date(u.createdTs).toISOString()}`),
+            ].join('\n') + '\n',
           );
         }
         return 0;

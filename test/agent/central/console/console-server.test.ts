@@ -40,7 +40,12 @@ const NOW = Date.UTC(2026, 11, 7, 12, 0, 0);
 const MIN = 60_000;
 
 /** A route only operators may call, echoing what the server handed it. */
-const echo: ApiRoute = { method: 'POST', pattern: '/test/echo/:id', role: 'operator', handle: async (ctx) => ({ id: ctx.params.id, body: ctx.body, user: ctx.user }) };
+const echo: ApiRoute = {
+  method: 'POST',
+  pattern: '/test/echo/:id',
+  role: 'operator',
+  handle: async (ctx) => ({ id: ctx.params.id, body: ctx.body, user: ctx.user }),
+};
 
 const riskBatch = (seq: number, ts: number, score: number) => ({
   agentId: 'a1',
@@ -48,11 +53,17 @@ const riskBatch = (seq: number, ts: number, score: number) => ({
   bootSeq: 1,
   historical: false,
   receivedTs: ts,
-  records: [{ seq, ts, asset: 'mill', model: 'm', modelVersion: '1', kind: 'probability', score, threshold: 0.5, atRisk: score >= 0.5, readingTs: ts, drivers: [] }],
+  records: [
+    { seq, ts, asset: 'mill', model: 'm', modelVersion: '1', kind: 'probability', score, threshold: 0.5, atRisk: score >= 0.5, readingTs: ts, drivers: [] },
+  ],
 });
 
 /** Raw HTTP, so that the path reaches the server exactly as written (fetch would normalise `..`). */
-function rawGet(base: string, rawPath: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function rawGet(
+  base: string,
+  rawPath: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, path: rawPath, headers }, (res) => {
@@ -83,7 +94,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     }
 
     beforeAll(async () => {
-      sql = dialect === 'sqlite' ? await openSqlClient(`sqlite:${path.join(dir, `console-${n++}.db`)}`) : await openSqlClient(cluster!.createDatabase('console'));
+      sql =
+        dialect === 'sqlite' ? await openSqlClient(`sqlite:${path.join(dir, `console-${n++}.db`)}`) : await openSqlClient(cluster!.createDatabase('console'));
       await createLedgerTables(sql);
       await migrateProjections(sql, projections);
       await ingest(sql, projections, riskBatch(1, NOW - 10 * MIN, 0.2));
@@ -109,7 +121,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect([page.status, page.headers.get('location')]).toEqual([302, `/login?next=${encodeURIComponent('/assets/a1/mill?range=7d')}`]);
       expect((await fetch(`${base}//evil.example/x`, { redirect: 'manual' })).headers.get('location')).toBe('/login?next=%2F');
       const login = await fetch(`${base}/login`);
-      expect([login.status, login.headers.get('content-type'), await login.text()]).toEqual([200, 'text/html; charset=utf-8', '<!doctype html><title>console</title>']);
+      expect([login.status, login.headers.get('content-type'), await login.text()]).toEqual([
+        200,
+        'text/html; charset=utf-8',
+        '<!doctype html><title>console</title>',
+      ]);
       const js = await fetch(`${base}/static/console.js`);
       expect([js.status, js.headers.get('content-type')]).toEqual([200, 'text/javascript; charset=utf-8']);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -117,18 +133,34 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // Every answer carries the security headers, errors and redirects included.
       for (const r of [api, page, login, js]) {
         expect(r.headers.get('content-security-policy')).toBe(CONTENT_SECURITY_POLICY);
-        expect([r.headers.get('x-content-type-options'), r.headers.get('referrer-policy'), r.headers.get('x-frame-options')]).toEqual(['nosniff', 'no-referrer', 'DENY']);
+        expect([r.headers.get('x-content-type-options'), r.headers.get('referrer-policy'), r.headers.get('x-frame-options')]).toEqual([
+          'nosniff',
+          'no-referrer',
+          'DENY',
+        ]);
       }
     });
 
     it('logs in with the right password (cookie HttpOnly, SameSite=Strict, not Secure over http), refuses a wrong one, audits both', async () => {
       const { base } = await serve();
       await ensureConsoleUser(sql, 'ada', 'operator');
-      const bad = await fetch(`${base}/api/v1/session`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: 'not the password' }) });
+      const bad = await fetch(`${base}/api/v1/session`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: 'ada', password: 'not the password' }),
+      });
       expect([bad.status, ((await bad.json()) as any).error.code, bad.headers.get('set-cookie')]).toEqual([401, 'FW_ERR_CONSOLE_LOGIN', null]);
-      const nobody = await fetch(`${base}/api/v1/session`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'nobody', password: TEST_PASSWORD }) });
+      const nobody = await fetch(`${base}/api/v1/session`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: 'nobody', password: TEST_PASSWORD }),
+      });
       expect(((await nobody.json()) as any).error).toEqual({ code: 'FW_ERR_CONSOLE_LOGIN', message: 'wrong user name or password' });
-      const good = await fetch(`${base}/api/v1/session`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: TEST_PASSWORD }) });
+      const good = await fetch(`${base}/api/v1/session`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: 'ada', password: TEST_PASSWORD }),
+      });
       const body = (await good.json()) as any;
       expect(good.status).toBe(200);
       expect(body.user).toEqual({ username: 'ada', role: 'operator' });
@@ -143,7 +175,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // Only the token's hash is stored.
       const token = session.slice('fw_session='.length);
       expect(await sql.get('SELECT 1 AS one FROM console_sessions WHERE id_hash = ?', [token])).toBeUndefined();
-      const audit = await sql.all<{ username: string; action: string; remote_addr: string }>("SELECT username, action, remote_addr FROM audit_log WHERE username IN ('ada', 'nobody') ORDER BY id");
+      const audit = await sql.all<{ username: string; action: string; remote_addr: string }>(
+        "SELECT username, action, remote_addr FROM audit_log WHERE username IN ('ada', 'nobody') ORDER BY id",
+      );
       expect(audit.map((a) => [a.username, a.action])).toEqual([
         ['ada', 'login-failed'],
         ['nobody', 'login-failed'],
@@ -159,7 +193,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         [await post('{"username": "ada"'), 400, 'body: not valid JSON'],
         [await post('[1]'), 400, 'body: must be a JSON object'],
         [await post('{"username": "ada"}'), 400, 'body: password: required, a non-empty string'],
-        [await post('username=ada', 'application/x-www-form-urlencoded'), 415, 'body: Content-Type must be application/json, got "application/x-www-form-urlencoded"'],
+        [
+          await post('username=ada', 'application/x-www-form-urlencoded'),
+          415,
+          'body: Content-Type must be application/json, got "application/x-www-form-urlencoded"',
+        ],
         [await post(JSON.stringify({ username: 'ada', password: 'x'.repeat(70_000) })), 413, 'body: larger than 65536 bytes'],
       ];
       for (const [res, status, message] of cases) {
@@ -173,7 +211,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const { base } = await serve({ now: () => clock });
       await ensureConsoleUser(sql, 'grace', 'viewer');
       const login = (password: string) =>
-        fetch(`${base}/api/v1/session`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'grace', password }) });
+        fetch(`${base}/api/v1/session`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ username: 'grace', password }),
+        });
       for (let i = 0; i < 5; i++) expect((await login(`wrong password ${i}`)).status).toBe(401);
       const sixth = await login(TEST_PASSWORD);
       expect([sixth.status, ((await sixth.json()) as any).error.code, sixth.headers.get('retry-after')]).toEqual([429, 'FW_ERR_CONSOLE_RATE_LIMIT', '900']);
@@ -238,10 +280,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const post = (c: typeof op, headers: Record<string, string>) =>
         c.fetch('/api/v1/test/echo/42', { method: 'POST', body: JSON.stringify({ note: 'hi' }), headers: { 'Content-Type': 'application/json', ...headers } });
       const refused = async (res: Response) => [res.status, ((await res.json()) as any).error.code];
-      expect(await refused(await fetch(`${base}/api/v1/test/echo/42`, { method: 'POST', headers: { Cookie: op.cookie, 'Content-Type': 'application/json' }, body: '{}' }))).toEqual([
-        403,
-        'FW_ERR_CONSOLE_CSRF',
-      ]);
+      expect(
+        await refused(
+          await fetch(`${base}/api/v1/test/echo/42`, { method: 'POST', headers: { Cookie: op.cookie, 'Content-Type': 'application/json' }, body: '{}' }),
+        ),
+      ).toEqual([403, 'FW_ERR_CONSOLE_CSRF']);
       expect(await refused(await post(op, { 'X-CSRF-Token': 'A'.repeat(43) }))).toEqual([403, 'FW_ERR_CONSOLE_CSRF']);
       expect(await refused(await post(op, { Origin: 'http://evil.example' }))).toEqual([403, 'FW_ERR_CONSOLE_CSRF']);
       expect(await refused(await post(viewer, {}))).toEqual([403, 'FW_ERR_CONSOLE_FORBIDDEN']);
@@ -298,7 +341,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
             const block = text.slice(0, end);
             text = text.slice(end + 2);
             if (!block.startsWith('event: fleet')) continue;
-            return JSON.parse(block.split('\n').find((l) => l.startsWith('data: '))!.slice(6));
+            return JSON.parse(
+              block
+                .split('\n')
+                .find((l) => l.startsWith('data: '))!
+                .slice(6),
+            );
           }
           const { value, done } = await reader.read();
           if (done) return null;

@@ -12,7 +12,13 @@ import { TEST_PASSWORD, ensureConsoleUser } from '../../../helpers/console-sessi
 const dir = mkdtempSync(path.join(tmpdir(), 'fw-console-tls-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function request(port: number, ca: Buffer, method: string, p: string, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function request(
+  port: number,
+  ca: Buffer,
+  method: string,
+  p: string,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       { host: '127.0.0.1', port, method, path: p, ca, headers: body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {} },
@@ -31,10 +37,29 @@ describe('central HTTP server over TLS', () => {
   it('serves HTTPS with the given certificate and sets Secure session cookies', async () => {
     const cert = path.join(dir, 'cert.pem');
     const key = path.join(dir, 'key.pem');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert,
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
     const sql = await openSqlClient(`sqlite:${path.join(dir, 'tls.db')}`);
     const { log, lines } = captureLogger();
     const api = createCentralApi({ sql, log, port: 0, tls: { certFile: cert, keyFile: key } });
@@ -62,7 +87,10 @@ describe('central HTTP server over TLS', () => {
     writeFileSync(garbage, 'not a certificate');
     try {
       const missing = createCentralApi({ sql, log: captureLogger().log, port: 0, tls: { certFile: path.join(dir, 'none.pem'), keyFile: garbage } });
-      await expect(missing.start()).rejects.toMatchObject({ code: 'FW_ERR_SECRET_READ', message: expect.stringMatching(/^--tls-cert .*none\.pem: cannot read it/) });
+      await expect(missing.start()).rejects.toMatchObject({
+        code: 'FW_ERR_SECRET_READ',
+        message: expect.stringMatching(/^--tls-cert .*none\.pem: cannot read it/),
+      });
       const bad = createCentralApi({ sql, log: captureLogger().log, port: 0, tls: { certFile: garbage, keyFile: garbage } });
       await expect(bad.start()).rejects.toMatchObject({ code: 'FW_ERR_SECRET_READ' });
     } finally {

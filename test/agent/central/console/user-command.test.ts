@@ -72,7 +72,10 @@ describe('forewarn central user (the built CLI)', () => {
 
   it('prints its usage on --help and never takes a password from the command line', async () => {
     const help = await forewarn(['central', 'user', 'add', '--help']);
-    expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('forewarn central user add NAME --role viewer|operator|admin [--password-file FILE]')]);
+    expect([help.code, help.stdout]).toEqual([
+      0,
+      expect.stringContaining('forewarn central user add NAME --role viewer|operator|admin [--password-file FILE]'),
+    ]);
     const argv = await forewarn(['central', 'user', 'add', 'dave', '--role', 'viewer', '--password', 'on the command line', '--store', store]);
     expect(argv.code).toBe(2);
     expect(argv.stderr).toMatch(/Unknown option '--password'/);

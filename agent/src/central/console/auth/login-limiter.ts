@@ -13,9 +13,7 @@ const MAX_KEYS = 10_000;
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
 
-  constructor(
-    private readonly options: { maxFailures?: number; windowMs?: number; now?: () => number } = {},
-  ) {}
+  constructor(private readonly options: { maxFailures?: number; windowMs?: number; now?: () => number } = {}) {}
 
   private get max(): number {
     return this.options.maxFailures ?? DEFAULT_MAX_FAILURES;

@@ -61,7 +61,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(await users.verify('ghost', 'operator password!')).toBeNull();
       expect(await users.verify('bad name!', 'operator password!')).toBeNull();
       const refused = async (p: Promise<unknown>) => {
-        const err = (await p.then(() => null, (e: unknown) => e)) as { code?: string; message?: string } | null;
+        const err = (await p.then(
+          () => null,
+          (e: unknown) => e,
+        )) as { code?: string; message?: string } | null;
         expect(err?.code).toBe('FW_ERR_CONSOLE_USER');
         return err!.message;
       };
