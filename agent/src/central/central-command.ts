@@ -39,7 +39,7 @@ Usage:
   --insecure            accept a broker certificate that does not verify (testing only)
   --no-ack              do not publish the end-to-end acknowledgement (docs/delivery.md)
   --api HOST:PORT       serve the JSON API (/api/v1/…) and the console here (default 127.0.0.1:8470); --no-api: none.
-                        Both need a login (docs/console-access.md)
+                        Both need a login (docs/console.md, "Users and access")
   --tls-cert, --tls-key FILE
                         serve them over HTTPS with this PEM certificate (chain) and key (session cookies become Secure)
   --session-idle D      a console session ends after this long without a request (default 30m)

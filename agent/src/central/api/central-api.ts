@@ -20,7 +20,7 @@ import { RouteTable } from './route-table.js';
 /**
  * Central's HTTP server (node:http, no framework): the JSON API under `/api/v1/`, the console's pages and their
  * static files, and the console's live events. docs/central.md ("HTTP API") lists the endpoints,
- * docs/console-access.md the access rules.
+ * docs/console.md ("Users and access") the access rules.
  *
  * The API is a router over `ApiRoute`s: the fleet's read routes (fleet-routes.ts) and those other modules
  * register. Before a route runs the server checks, in order: the session (401 FW_ERR_CONSOLE_AUTH; only

@@ -13,7 +13,7 @@ import { bodyObject, bodyString, cookieValue } from './http-basics.js';
 /**
  * Who may do what on central's HTTP server: the login (rate-limited, audited), the session behind the cookie,
  * the CSRF and Origin checks of a change, and the role a route needs. The server (api/central-api.ts) asks it;
- * the rules are in docs/console-access.md.
+ * the rules are in docs/console.md ("Users and access").
  */
 
 export interface ConsoleAccessOptions {

@@ -31,7 +31,7 @@ Usage:
 
 passwd ends the user's sessions; remove ends them and refuses to remove the last admin. Changes take effect at
 once on running central workers (they share the store). Exit codes: 0 ok, 1 failure, 2 usage or a refused
-change (FW_ERR_CONSOLE_USER). See docs/console-access.md.`;
+change (FW_ERR_CONSOLE_USER). See docs/console.md ("Users and access").`;
 
 const STORE_ENV = 'FOREWARN_CENTRAL_STORE';
 const DEFAULT_STORE = 'sqlite:./forewarn-central.db';

@@ -6,7 +6,7 @@ import type { CliCommand } from '../command.js';
 export const centralUser: CliCommand = {
   name: 'central user',
   synopsis: 'forewarn central user add|list|remove|passwd …',
-  summary: 'the fleet console’s users and roles, in the central store (docs/console-access.md)',
+  summary: 'the fleet console’s users and roles, in the central store (docs/console.md, "Users and access")',
   usage: USER_USAGE,
   run(argv) {
     return runUserCommand(argv);
