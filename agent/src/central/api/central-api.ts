@@ -102,7 +102,14 @@ export class CentralApi implements Component {
       ...(options.loginLimit ? { loginLimit: options.loginLimit } : {}),
       ...(options.origins ? { origins: options.origins } : {}),
     });
-    this.events = new FleetEvents({ sql: this.sql, log: this.log, tables, now: this.now, ...options.events });
+    this.events = new FleetEvents({
+      sql: this.sql,
+      log: this.log,
+      tables,
+      now: this.now,
+      alive: (session) => this.access.sessions.alive(session.idHash),
+      ...options.events,
+    });
     this.files = new StaticFiles(options.staticDir);
   }
 

@@ -11,7 +11,8 @@ import type { Session } from './auth/console-sessions.js';
  * moves: one shared poll for all clients (every `pollMs`, only while someone listens) reads a cheap token made
  * of counts and newest times of the tables the console shows (alerts, their workflow, latest risk, agents,
  * assets), and only a new token costs a summary, computed once for everyone. A `: ping` comment every `pingMs`
- * keeps proxies from closing an idle stream; a stream ends when its session expires or logs out, or at stop().
+ * keeps proxies from closing an idle stream; a stream ends when its session has ended (checked at each ping: the
+ * stream itself does not keep a session alive), at logout, or at stop().
  */
 
 export interface FleetEventsOptions {
@@ -24,6 +25,8 @@ export interface FleetEventsOptions {
   /** Most streams open at once; more are refused with 503. Default 100. */
   maxStreams?: number;
   tables?: StoreTables;
+  /** Whether a stream's session still holds (checked at each ping); default: until it expires at the latest. */
+  alive?: (session: Session) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -125,9 +128,16 @@ export class FleetEvents {
 
   private ping(): void {
     const now = (this.options.now ?? Date.now)();
+    const alive = this.options.alive ?? ((session: Session) => Promise.resolve(now < session.expiresTs));
     for (const s of [...this.streams]) {
-      if (now >= s.session.expiresTs) this.end(s);
-      else s.res.write(': ping\n\n');
+      alive(s.session).then(
+        (yes) => {
+          if (!this.streams.has(s)) return;
+          if (yes) s.res.write(': ping\n\n');
+          else this.end(s);
+        },
+        (err: unknown) => this.options.log.warn({ err: describeError(err) }, 'console events: the session check failed'),
+      );
     }
   }
 

@@ -326,33 +326,38 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       }
     });
 
-    it('streams fleet events: the summary on connect, another after a change, and ends the stream at stop', async () => {
-      const { base, api } = await serve({ events: { pollMs: 50 } });
+    it('streams fleet events: the summary on connect, another after a change; a stream ends at logout, when its session expires, and at stop', async () => {
+      let clock = NOW;
+      const { base, api } = await serve({ events: { pollMs: 50, pingMs: 50 }, now: () => clock });
       const s = await consoleSession(base, sql, { username: 'watcher', role: 'viewer' });
       expect((await fetch(`${base}/api/v1/events`)).status).toBe(401);
-      const res = await s.fetch('/api/v1/events');
-      expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
-      const reader = res.body!.getReader();
-      let text = '';
-      const nextEvent = async (): Promise<any> => {
-        for (;;) {
-          const end = text.indexOf('\n\n');
-          if (end >= 0) {
-            const block = text.slice(0, end);
-            text = text.slice(end + 2);
-            if (!block.startsWith('event: fleet')) continue;
-            return JSON.parse(
-              block
-                .split('\n')
-                .find((l) => l.startsWith('data: '))!
-                .slice(6),
-            );
+      const open = async (c: typeof s) => {
+        const res = await c.fetch('/api/v1/events');
+        expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
+        const reader = res.body!.getReader();
+        let text = '';
+        /** The next `fleet` event's data, or null when the stream ended. */
+        return async (): Promise<any> => {
+          for (;;) {
+            const end = text.indexOf('\n\n');
+            if (end >= 0) {
+              const block = text.slice(0, end);
+              text = text.slice(end + 2);
+              if (!block.startsWith('event: fleet')) continue;
+              return JSON.parse(
+                block
+                  .split('\n')
+                  .find((l) => l.startsWith('data: '))!
+                  .slice(6),
+              );
+            }
+            const { value, done } = await reader.read();
+            if (done) return null;
+            text += Buffer.from(value).toString();
           }
-          const { value, done } = await reader.read();
-          if (done) return null;
-          text += Buffer.from(value).toString();
-        }
+        };
       };
+      const nextEvent = await open(s);
       const first = await nextEvent();
       expect(first.summary).toEqual((await s.get('/api/v1/fleet')).body);
       expect(first.summary.assets.total).toBe(1);
@@ -362,8 +367,31 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       while (second.summary.assets.total < 2) second = await nextEvent();
       expect(second.token).not.toBe(first.token);
       expect(second.summary.assets.total).toBe(2);
-      await api.stop();
+
+      const leaving = await consoleSession(base, sql, { username: 'watcher', role: 'viewer' });
+      const leavingEvents = await open(leaving);
+      expect(await leavingEvents()).not.toBeNull();
+      await leaving.fetch('/api/v1/session', { method: 'DELETE' });
+      expect(await leavingEvents()).toBeNull();
+
+      // 31 minutes on, the first session has expired (a stream is not a request): the ping check ends the stream.
+      clock += 31 * MIN;
+      const late = await consoleSession(base, sql, { username: 'watcher', role: 'viewer' });
+      const lateEvents = await open(late);
+      expect(await lateEvents()).not.toBeNull();
       expect(await nextEvent()).toBeNull();
+      await api.stop();
+      expect(await lateEvents()).toBeNull();
+    });
+
+    it('caps the open event streams (503 past the cap)', async () => {
+      const { base } = await serve({ events: { maxStreams: 1 } });
+      const s = await consoleSession(base, sql, { username: 'capped', role: 'viewer' });
+      const one = await s.fetch('/api/v1/events');
+      expect(one.status).toBe(200);
+      const two = await s.fetch('/api/v1/events');
+      expect([two.status, ((await two.json()) as any).error.message]).toEqual([503, 'too many open event streams; try again later']);
+      await one.body!.cancel();
     });
   });
 }

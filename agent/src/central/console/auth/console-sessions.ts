@@ -103,6 +103,16 @@ export class ConsoleSessions {
     };
   }
 
+  /** True while the session exists and has not expired (without marking it used: an event stream is not a request). */
+  async alive(idHash: string): Promise<boolean> {
+    const r = await this.sql.get<{ last_seen_ts: number | string; expires_ts: number | string }>(
+      'SELECT last_seen_ts, expires_ts FROM console_sessions WHERE id_hash = ?',
+      [idHash],
+    );
+    const now = this.now();
+    return r !== undefined && now < Number(r.expires_ts) && now < Number(r.last_seen_ts) + this.idleMs;
+  }
+
   async delete(idHash: string): Promise<void> {
     await this.sql.run('DELETE FROM console_sessions WHERE id_hash = ?', [idHash]);
   }
