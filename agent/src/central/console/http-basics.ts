@@ -17,7 +17,8 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 export const MAX_BODY_BYTES = 64 * 1024;
 
 export function sendJson(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  // A route that returns nothing answers `null`, still JSON.
+  const text = JSON.stringify(body ?? null);
   res.writeHead(status, {
     ...headers,
     'Content-Type': 'application/json; charset=utf-8',
