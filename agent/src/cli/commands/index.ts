@@ -16,6 +16,7 @@ import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
 import { central } from './central.js';
+import { centralExportLabels } from './central-export-labels.js';
 import { centralUser } from './central-user.js';
 import { version } from './version.js';
 
@@ -38,6 +39,7 @@ export const COMMANDS: readonly CliCommand[] = [
   modelRollback,
   central,
   centralUser,
+  centralExportLabels,
   subscribe,
   commandSend,
   opcuaBrowse,
