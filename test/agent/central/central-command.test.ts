@@ -85,6 +85,8 @@ describe('forewarn central run', () => {
     try {
       const client = await consoleSession(base, sql, { role: 'viewer' });
       expect((await client.fetch('/api/v1/fleet')).status).toBe(200);
+      // A module's route is mounted (the asset health of the fleet module): its own 404, not "no such endpoint".
+      expect((await client.get('/api/v1/assets/a1/nothing/health')).body.error.message).toBe('asset nothing of agent a1: central has no record of it');
     } finally {
       await sql.close();
     }
