@@ -37,7 +37,7 @@ function evidence(ev) {
 }
 
 /** One alert as an item of a list; `onChanged` after an action succeeded. */
-export function alertItem(a, onChanged, { showAsset = false } = {}) {
+export function alertItem(a, onChanged, { showAsset = false, noActions = null } = {}) {
   return h(
     'li',
     { class: `alert-item sev-border-${a.severity} ${a.state}`, 'data-alert': a.alertKey, 'data-state': a.state },
@@ -70,7 +70,7 @@ export function alertItem(a, onChanged, { showAsset = false } = {}) {
     evidence(a.evidence),
     a.remedy ? h('details', { class: 'remedy' }, h('summary', null, 'What to do'), h('p', null, a.remedy)) : null,
     workflowLine(a.workflow),
-    actionButtons(a, onChanged),
+    noActions && noActions.has(a.alertKey) ? null : actionButtons(a, onChanged),
   );
 }
 

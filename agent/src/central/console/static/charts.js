@@ -30,7 +30,13 @@ export function niceTicks(lo, hi, count = 5) {
   const end = Math.ceil(hi / step) * step;
   const ticks = [];
   for (let v = start; v <= end + step / 2; v += step) ticks.push(Number(v.toPrecision(12)));
-  return { lo: start, hi: end, ticks };
+  return { lo: start, hi: end, ticks, step };
+}
+
+/** A tick's label with as many decimals as the step needs (48.25 and 48.5, never 48.3 twice). */
+function tickText(v, step) {
+  const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9) + (step / 10 ** Math.floor(Math.log10(step)) === 2.5 ? 1 : 0)));
+  return Math.abs(v) >= 1e6 ? fmtNum(v) : v.toLocaleString(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
 }
 
 /** Time ticks at local-calendar boundaries, about `count` of them over [from, to]. */
@@ -131,7 +137,8 @@ function render(opts, width, readout) {
     hi = vals.length ? Math.max(...vals) : 1;
     if (opts.zeroBased && lo > 0) lo = 0;
   }
-  const yt = opts.yDomain ? { lo, hi, ticks: niceTicks(lo, hi, 4).ticks.filter((t) => t >= lo && t <= hi) } : niceTicks(lo, hi, 4);
+  const nice = niceTicks(lo, hi, 4);
+  const yt = opts.yDomain ? { lo, hi, step: nice.step, ticks: nice.ticks.filter((t) => t >= lo && t <= hi) } : nice;
   const x = (t) => MARGIN.left + ((t - from) / (to - from)) * w;
   const y = (v) => MARGIN.top + ih - ((v - yt.lo) / (yt.hi - yt.lo || 1)) * ih;
 
@@ -139,10 +146,10 @@ function render(opts, width, readout) {
   for (const v of yt.ticks) {
     grid.append(
       s('line', { x1: MARGIN.left, x2: MARGIN.left + w, y1: y(v), y2: y(v) }),
-      s('text', { x: MARGIN.left - 6, y: y(v), class: 'tick-y', 'text-anchor': 'end', 'dominant-baseline': 'middle' }, fmtNum(v)),
+      s('text', { x: MARGIN.left - 6, y: y(v), class: 'tick-y', 'text-anchor': 'end', 'dominant-baseline': 'middle' }, tickText(v, yt.step)),
     );
   }
-  const tt = timeTicks(from, to, Math.max(2, Math.floor(w / 110)));
+  const tt = timeTicks(from, to, Math.max(3, Math.floor(w / 80)));
   for (const t of tt.ticks) {
     grid.append(
       s('line', { class: 'tick-x-line', x1: x(t), x2: x(t), y1: MARGIN.top, y2: MARGIN.top + ih }),

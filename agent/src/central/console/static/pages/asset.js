@@ -241,7 +241,9 @@ export function render(root, params, query) {
     const active = r.alerts.filter((a) => a.state === 'active' || (a.workflow && (a.workflow.state === 'acknowledged' || a.workflow.state === 'maintenance')));
     const open = active.filter((a) => !(a.workflow && (a.workflow.state === 'resolved' || a.workflow.state === 'false_alarm')));
     fill(alertsBox, open.length ? panel('Active alerts', { id: 'active-alerts', class: 'panel panel-alerts' }, alertList(open, refreshAll)) : null);
-    fill(timelineBox, alertList(r.alerts, refreshAll, { empty: 'No alert on this asset so far.' }));
+    // The timeline offers actions only on alerts the panel above does not show (cleared by the agent, unlabelled).
+    const shown = new Set(open.map((a) => a.alertKey));
+    fill(timelineBox, alertList(r.alerts, refreshAll, { empty: 'No alert on this asset so far.', noActions: shown }));
   };
 
   // Charts depend on the range; the latest detail gives the models, their thresholds and kinds.
@@ -255,17 +257,23 @@ export function render(root, params, query) {
       fill(riskBox, h('p', { class: 'muted' }, 'No risk model scores this asset.'));
     } else {
       const series = await Promise.all(
-        models.map((m) =>
-          api
-            .get(assetPath(agent, asset, 'risk'), { model: m.model, from, to, resolution: range.resolution })
-            .then((r) => ({ m, r }))
-            .catch((err) => ({ m, err })),
-        ),
+        models.map(async (m) => {
+          try {
+            const r = await api.get(assetPath(agent, asset, 'risk'), { model: m.model, from, to, resolution: range.resolution });
+            // A remaining life is projected from at least a day of hourly means: an hour of raw scores is mostly noise.
+            let basis = r;
+            if (m.kind === 'rul' && range.ms < 24 * HOUR)
+              basis = await api.get(assetPath(agent, asset, 'risk'), { model: m.model, from: to - 24 * HOUR, to, resolution: 'hour' });
+            return { m, r, basis };
+          } catch (err) {
+            return { m, err };
+          }
+        }),
       );
       if (stopped) return;
       fill(
         riskBox,
-        series.map(({ m, r, err }) => modelCard(m, r, err, from, to)),
+        series.map(({ m, r, basis, err }) => modelCard(m, r, basis, err, from, to)),
       );
     }
     await drawTelemetry();
@@ -276,13 +284,13 @@ export function render(root, params, query) {
     return list.length ? list[list.length - 1] : null;
   };
 
-  const modelCard = (m, r, err, from, to) => {
+  const modelCard = (m, r, basis, err, from, to) => {
     const rul = m.kind === 'rul';
     const pts = r ? toPoints(r.points, 'score') : [];
     const latestEntry = latestHistoryEntry(m.model);
     const interval = m.interval ?? (latestEntry && latestEntry.interval) ?? null;
     let projection = null;
-    if (rul) projection = projectRul(pts, { ts: m.ts, score: m.score, interval });
+    if (rul && basis) projection = projectRul(toPoints(basis.points, 'score'), { ts: m.ts, score: m.score, interval });
     const unit = rul ? 'units' : '';
     return h(
       'article',
@@ -312,9 +320,9 @@ export function render(root, params, query) {
                   'Projected end of life ',
                   h('strong', null, fmtTime(projection.date)),
                   projection.lower !== null ? ` (${Math.round(projection.level * 100)} %: ${fmtTime(projection.lower)} – ${fmtTime(projection.upper)})` : '',
-                  `, from the trend over this range (${fmtNum(projection.perDay, 3)} per day).`,
+                  `, from the trend of ${range.ms < 24 * HOUR ? 'the last 24 h' : `the last ${range.label}`} (${fmtNum(projection.perDay, 3)} per day).`,
                 ]
-              : 'No projected date: the remaining life is not falling over this range.',
+              : 'No projected date: the remaining life is not falling.',
           )
         : null,
       err

@@ -4,7 +4,7 @@
 import { api, assetPath } from '../api.js';
 import { riskBar } from '../charts.js';
 import { debounce, fill, h } from '../dom.js';
-import { ASSET_STATES, SEVERITIES, fmtCount, fmtNum, label } from '../format.js';
+import { ASSET_STATES, SEVERITIES, fmtCount, fmtNum, fmtTimeSec, label } from '../format.js';
 import { liveLoader } from '../live.js';
 import { setQuery } from '../router.js';
 import { Pager, errorBox, panel, severityBadge, stateChip, table, when } from '../widgets.js';
@@ -263,7 +263,7 @@ export function render(root, _params, query) {
       );
       agentPager.update(r.nextCursor);
     } else fill(agentsBody, errorBox(agents.reason));
-    fill(updated, 'Updated ', when(Date.now()));
+    fill(updated, `Updated ${fmtTimeSec(Date.now())}`);
   };
   const loader = liveLoader(load);
   void loader.run();
