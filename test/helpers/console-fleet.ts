@@ -83,6 +83,7 @@ function millRecords(asset: string, times: number[], now: number, failing: boole
     const wear = failing ? 60 + 160 * Math.max(0, (t - (now - 6 * HOUR)) / (6 * HOUR)) : 40 + 10 * wobble(t, seed + 1);
     const torque = failing ? 40 + 22 * Math.max(0, (t - (now - 3 * HOUR)) / (3 * HOUR)) + wobble(t, 3) : 38 + 2 * wobble(t, seed + 2);
     const metrics = {
+      product_type: 1,
       air_temperature: round(300 + 1.5 * wobble(t, seed + 3), 2),
       process_temperature: round(310 + 1.2 * wobble(t, seed + 4) + (failing ? 2 * Math.max(0, (t - (now - 3 * HOUR)) / (3 * HOUR)) : 0), 2),
       rotational_speed: round(1500 - (failing ? 90 * Math.max(0, (t - (now - 3 * HOUR)) / (3 * HOUR)) : 0) + 20 * wobble(t, seed + 5), 1),

@@ -3,7 +3,7 @@
 // with the alert as the server returns it. Shown only to operators and admins; the server refuses the others.
 
 import { api, canAct } from './api.js';
-import { h } from './dom.js';
+import { fill, h } from './dom.js';
 import { label } from './format.js';
 
 export const ACTIONS = {
@@ -95,7 +95,8 @@ export async function openAction(alert, action, done) {
     fields.push(h('label', { for: mode.id }, 'Failure mode'), mode, otherRow, h('label', { for: taken.id }, 'Action taken'), taken);
     failureModes(alert).then(
       (r) => {
-        mode.replaceChildren(
+        fill(
+          mode,
           h('option', { value: '' }, `Choose (${r.kind} failure modes)`),
           r.modes.map((m) => h('option', { value: m.id }, m.label)),
         );
