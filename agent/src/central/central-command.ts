@@ -10,6 +10,7 @@ import type { CentralModule, CentralModuleFactory, CentralOptions } from './cent
 import { CENTRAL_MODULES } from './central-modules.js';
 import { redactUrl } from './sql/sql-client.js';
 import { exitStatus, formatStats, formatTotals, printReport, untilStopped } from './central-report.js';
+import { exportLabelsCommand } from './labels/export-labels.js';
 
 export const CENTRAL_USAGE = `forewarn central — the central service: every agent's streams into SQLite or PostgreSQL, alerts to people, the fleet API
 
@@ -21,6 +22,9 @@ Usage:
                    [--agent-offline DURATION] [--asset-silent DURATION] [--version-skew DURATION]
                    [--rollup-metric GLOB]... [--retain STREAM=DAYS]...
   forewarn central report [--store URL] [--json]
+  forewarn central export-labels --since WHEN --model NAME [--out FILE] [--window SIZE] [--until WHEN] [--store URL]
+                        (the readings before each alert a technician closed, in the training recipe's format;
+                        forewarn central export-labels --help)
 
   --store URL           sqlite:PATH (default sqlite:./forewarn-central.db) or postgres://USER@HOST:PORT/DB; or set
                         FOREWARN_CENTRAL_STORE. Give a PostgreSQL password by PGPASSWORD or ~/.pgpass, not in the URL
@@ -220,6 +224,7 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
 
 /** Runs `forewarn central …`. `options.signal` stops it like SIGINT does (for tests and embedding). */
 export function runCentralCommand(argv: string[], log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
+  if (argv[0] === 'export-labels') return exportLabelsCommand(argv.slice(1), DEFAULT_STORE);
   return exitStatus('central', CENTRAL_USAGE, () =>
     argv[0] === 'report' ? report(argv.slice(1)) : run(argv[0] === 'run' ? argv.slice(1) : argv, log, options.signal),
   );

@@ -16,6 +16,7 @@ import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
 import { central } from './central.js';
+import { centralExportLabels } from './central-export-labels.js';
 import { version } from './version.js';
 
 /**
@@ -36,6 +37,7 @@ export const COMMANDS: readonly CliCommand[] = [
   modelList,
   modelRollback,
   central,
+  centralExportLabels,
   subscribe,
   commandSend,
   opcuaBrowse,
