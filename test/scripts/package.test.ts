@@ -109,6 +109,7 @@ describe.skipIf(process.env.FOREWARN_PACKAGE_TEST !== '1' || process.platform !=
         'scripts/uninstall.sh',
         'scripts/forewarn.default.yaml',
         'models/machine-failure/model.onnx',
+        'agent/src/central/console/static/index.html',
         'node_modules/better-sqlite3/build/Release/better_sqlite3.node',
         'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
       ]) {

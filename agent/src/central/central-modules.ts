@@ -1,5 +1,6 @@
 import { AlertBook } from './alerts/alert-book.js';
 import { createCentralAlerting } from './alerts/central-alerting.js';
+import { assetHealthRoutes } from './api/asset-health-routes.js';
 import { createCentralApi } from './api/central-api.js';
 import type { CentralModuleFactory } from './central-module.js';
 import { FleetProjection } from './fleet/fleet-projection.js';
@@ -10,9 +11,11 @@ import { createRetention } from './fleet/retention.js';
  * ingest transaction) and components; the command names none of them itself.
  */
 export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
-  // The fleet read model (latest risk, hourly rollups) and retention of old records and rollups.
+  // The fleet read model (latest risk, hourly rollups), retention of old records and rollups, and the asset
+  // page's health (quality flags, drift, drivers: GET /api/v1/assets/:agent/:asset/health).
   (options, log) => ({
     projections: [new FleetProjection({ rollupMetrics: options.rollupMetrics })],
+    routes: () => assetHealthRoutes(),
     components: (store) => [createRetention({ sql: store.sql, log, days: options.retainDays })],
   }),
   // Alerts: the agents' alerts and central's own fleet alerts in one book, routed to Alertmanager and webhooks.
@@ -30,7 +33,23 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
         workerId: options.clientId,
       }).components,
   }),
-  // The read-only JSON API (/api/v1/…) that the console builds on; --no-api turns it off.
+  // The HTTP server: the JSON API (/api/v1/…) with every module's routes, the console's pages, sessions and live
+  // events. Last, so that it mounts the routes of all modules above; --no-api turns it off.
   (options, log) =>
-    options.api ? { components: (store) => [createCentralApi({ sql: store.sql, log, host: options.api!.host, port: options.api!.port })] } : null,
+    options.api
+      ? {
+          components: (store, { routes }) => [
+            createCentralApi({
+              sql: store.sql,
+              log,
+              host: options.api!.host,
+              port: options.api!.port,
+              routes,
+              ...(options.tls ? { tls: options.tls } : {}),
+              session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
+              origins: [options.consoleUrl],
+            }),
+          ],
+        }
+      : null,
 ];

@@ -17,6 +17,7 @@ import { status } from './status.js';
 import { subscribe } from './subscribe.js';
 import { central } from './central.js';
 import { centralExportLabels } from './central-export-labels.js';
+import { centralUser } from './central-user.js';
 import { version } from './version.js';
 
 /**
@@ -37,6 +38,7 @@ export const COMMANDS: readonly CliCommand[] = [
   modelList,
   modelRollback,
   central,
+  centralUser,
   centralExportLabels,
   subscribe,
   commandSend,
