@@ -6,7 +6,7 @@ import type { SqlQueries } from '../sql/sql-client.js';
  * `other` (described in the note). The ids are what `alert_workflow.failure_mode` stores and what the label
  * export hands to training, so an id never changes meaning: add new ones, never rename.
  *
- * The asset kind is inferred from what central knows, first match wins (docs/console-workflow.md):
+ * The asset kind is inferred from what central knows, first match wins (docs/console.md, "Alert workflow"):
  * 1. the asset's models in `fleet_latest_risk`: `machine-failure` → machine, `turbofan-rul` → turbofan,
  *    `disk-failure` → disk (a model was trained on one kind of asset, so it is the surest sign);
  * 2. the rule of the asset's alerts in `central_alerts`, active ones first, then the newest: `gpu.*` → gpu,

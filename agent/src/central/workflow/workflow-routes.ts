@@ -6,7 +6,7 @@ import { applyAlertAction, parseActionRequest } from './alert-actions.js';
 import { failureModes, inferAssetKind } from './failure-modes.js';
 
 /**
- * The alert workflow's routes (docs/console-workflow.md):
+ * The alert workflow's routes (docs/console.md, "Alert workflow"):
  * - `POST /api/v1/alerts/actions` (operator): body `{alertKey, action, note?, failureMode?, actionTaken?, untilTs?}`
  *   → `{alert}`, the alert row with its new `workflow`;
  * - `GET /api/v1/failure-modes?agent=&asset=` (viewer) → `{kind, modes: [{id, label}]}` (no asset: the modes of
