@@ -34,10 +34,10 @@ export const T0 = Date.parse('2026-03-01T23:00:00Z');
  * ws-4090 (rtx4090 set, its one recorded sample at every time): GPU 0 idle (0 %, 0 of 24564 MiB, 18.90 W), GPU 1
  * busy (97 %, 445.38 W). Samples at 23:00, 23:30, 00:00, 00:30, then none until 03:30 (a 3 h gap), and 04:00.
  */
-export async function feedWorkstation(store: CentralStore): Promise<void> {
+export async function feedWorkstation(store: CentralStore, t0 = T0): Promise<void> {
   const host = new GpuFixtureHost('ws-4090', 'rtx4090');
   const [sample] = samplesOf('rtx4090');
-  for (const t of [0, 30, 60, 90, 270, 300]) await store.ingestBatch(host.batch(host.sample(sample!, T0 + t * MIN)), T0 + t * MIN);
+  for (const t of [0, 30, 60, 90, 270, 300]) await store.ingestBatch(host.batch(host.sample(sample!, t0 + t * MIN)), t0 + t * MIN);
 }
 
 /**
@@ -48,12 +48,12 @@ export async function feedWorkstation(store: CentralStore): Promise<void> {
  * 23:50, 00:00, 00:10. From the H100 kernel log: Xid 48 on GPU 3 (5d:00) appears in the 23:50 sample, Xid 95 on
  * GPU 4 (9a:00) in the 00:00 sample (both fatal); Xid 94 on GPU 1 (2a:00) at 23:50 is contained, not downtime.
  */
-export async function feedDgx(store: CentralStore): Promise<void> {
+export async function feedDgx(store: CentralStore, t0 = T0): Promise<void> {
   const host = new GpuFixtureHost('dgx-h100-01', 'h100-gpu-vanishes');
   const [v1, v2, v3] = samplesOf('h100-gpu-vanishes');
   const [e] = samplesOf('h100-broken');
   const log = 'kernel/dmesg-h100.txt';
-  const at = (m: number) => T0 + m * MIN;
+  const at = (m: number) => t0 + m * MIN;
   const send = (lines: string[], m: number) => store.ingestBatch(host.batch(host.sample(lines, at(m))), at(m));
   await send(v1!, 0);
   await send(v2!, 10);
