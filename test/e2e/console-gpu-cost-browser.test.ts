@@ -67,7 +67,9 @@ describe.skipIf(skip !== null)(`the GPU cost page in Chromium${skip ? ` (skipped
 
     // By model: the table changes; the CSV link follows and downloads the report of the page.
     await page.selectOption('#gpu-cost-by', 'model');
-    await expect.poll(() => page.$$eval('#gpu-cost-breakdown tbody tr td:first-child', (tds) => tds.map((td) => td.textContent))).toEqual(['H100-SXM', 'RTX-4090']);
+    await expect
+      .poll(() => page.$$eval('#gpu-cost-breakdown tbody tr td:first-child', (tds) => tds.map((td) => td.textContent)))
+      .toEqual(['H100-SXM', 'RTX-4090']);
     expect(new URL(page.url()).searchParams.get('by')).toBe('model');
     const href = (await page.getAttribute('#gpu-cost-csv', 'href'))!;
     expect(href).toMatch(/^\/api\/v1\/gpu-cost\?from=\d+&to=\d+&by=model&format=csv$/);

@@ -67,7 +67,8 @@ export function readGpuCostConfig(file: string | undefined): GpuCostConfig {
   } catch (err) {
     throw new ForewarnError('FW_ERR_CONFIG_READ', `--config ${file}: ${describeError(err)}`, { cause: err });
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: (root): must be a mapping of sections`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: (root): must be a mapping of sections`);
   try {
     return parseGpuCostConfig((doc as Record<string, unknown>).gpuCost);
   } catch (err) {

@@ -125,7 +125,11 @@ export const GPU_COST_SCHEMA: SchemaNode = {
         description: 'One assignment',
         additionalProperties: false,
         required: ['agents', 'model'],
-        properties: { agents: globs('Agent ids'), assets: globs('GPU assets (gpu-<bus id>); default all'), model: { type: 'string', description: 'A key of `models`' } },
+        properties: {
+          agents: globs('Agent ids'),
+          assets: globs('GPU assets (gpu-<bus id>); default all'),
+          model: { type: 'string', description: 'A key of `models`' },
+        },
       },
     },
     groups: {
@@ -149,7 +153,12 @@ export const GPU_COST_SCHEMA: SchemaNode = {
     },
     maxGapMinutes: num('Samples of a GPU further apart are a gap (not classified, not integrated), minutes', 15, 0.001),
     xidDowntimeMinutes: num('Downtime one fatal Xid costs at least, minutes', 10),
-    downtimeXids: { type: 'array', description: 'Xid codes that take a GPU out of service', default: DEFAULT_DOWNTIME_XIDS, items: { type: 'integer', description: 'An Xid code', minimum: 1 } },
+    downtimeXids: {
+      type: 'array',
+      description: 'Xid codes that take a GPU out of service',
+      default: DEFAULT_DOWNTIME_XIDS,
+      items: { type: 'integer', description: 'An Xid code', minimum: 1 },
+    },
     alerts: {
       type: 'object',
       description: 'GPU cost alerts',

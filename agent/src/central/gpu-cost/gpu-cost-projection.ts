@@ -68,7 +68,21 @@ const HOURLY_COLUMNS = [
 ] as const;
 
 function hourlyValues(p: HourPart): number[] {
-  return [p.busyMs, p.idleMs, p.downMs.lost, p.downMs.memory, p.downMs.reset, p.downMs.xid, p.gapMs, p.gaps, p.energyWh, p.poweredMs, p.samples, p.lateSamples, p.xids];
+  return [
+    p.busyMs,
+    p.idleMs,
+    p.downMs.lost,
+    p.downMs.memory,
+    p.downMs.reset,
+    p.downMs.xid,
+    p.gapMs,
+    p.gaps,
+    p.energyWh,
+    p.poweredMs,
+    p.samples,
+    p.lateSamples,
+    p.xids,
+  ];
 }
 
 interface StateRow {
@@ -155,12 +169,38 @@ export class GpuCostProjection implements CentralProjection {
   }
 
   private async upsertStates(q: SqlQueries, agentId: string, rows: ReadonlyArray<[string, GpuState]>): Promise<void> {
-    const cols = ['agent_id', 'asset', 'ts', 'boot_seq', 'load', 'signal', 'power_w', 'xid_down_until', 'idle_since', 'xid_counts', 'gpu_index', 'memory_total_bytes'];
+    const cols = [
+      'agent_id',
+      'asset',
+      'ts',
+      'boot_seq',
+      'load',
+      'signal',
+      'power_w',
+      'xid_down_until',
+      'idle_since',
+      'xid_counts',
+      'gpu_index',
+      'memory_total_bytes',
+    ];
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
       const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
       const params: SqlValue[] = [];
       for (const [asset, s] of chunk) {
-        params.push(agentId, asset, s.ts, s.bootSeq, s.load, s.signal, s.powerW, s.xidDownUntil, s.idleSince, JSON.stringify(s.xidCounts), s.index, s.memoryTotalBytes);
+        params.push(
+          agentId,
+          asset,
+          s.ts,
+          s.bootSeq,
+          s.load,
+          s.signal,
+          s.powerW,
+          s.xidDownUntil,
+          s.idleSince,
+          JSON.stringify(s.xidCounts),
+          s.index,
+          s.memoryTotalBytes,
+        );
       }
       await q.run(
         `INSERT INTO gpu_cost_state (${cols.join(', ')}) VALUES ${valuesList(chunk.length, cols.length)}

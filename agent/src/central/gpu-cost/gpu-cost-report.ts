@@ -122,7 +122,8 @@ const tidy = (v: number) => Math.round(v * 1e9) / 1e9;
 function finish(acc: Acc): CostFigures {
   const { gpuSet, ...f } = acc;
   const out: CostFigures = { ...f, gpus: gpuSet.size, downHoursByCause: { ...f.downHoursByCause } };
-  for (const k of Object.keys(out) as Array<keyof CostFigures>) if (typeof out[k] === 'number') (out as unknown as Record<string, number>)[k] = tidy(out[k] as number);
+  for (const k of Object.keys(out) as Array<keyof CostFigures>)
+    if (typeof out[k] === 'number') (out as unknown as Record<string, number>)[k] = tidy(out[k] as number);
   for (const c of DOWN_CAUSES) out.downHoursByCause[c] = tidy(out.downHoursByCause[c]);
   return out;
 }
@@ -199,12 +200,8 @@ export async function gpuCostReport(q: SqlQueries, config: GpuCostConfig, window
     by: window.by,
     currency: config.currency,
     pricePerKwh: config.pricePerKwh,
-    rows: [...cells.values()]
-      .sort((a, b) => a.day.localeCompare(b.day) || a.key.localeCompare(b.key))
-      .map((c) => ({ day: c.day, key: c.key, ...finish(c) })),
-    totals: [...totals]
-      .map(([key, acc]) => ({ key, ...finish(acc) }))
-      .sort((a, b) => b.totalCost - a.totalCost || a.key.localeCompare(b.key)),
+    rows: [...cells.values()].sort((a, b) => a.day.localeCompare(b.day) || a.key.localeCompare(b.key)).map((c) => ({ day: c.day, key: c.key, ...finish(c) })),
+    totals: [...totals].map(([key, acc]) => ({ key, ...finish(acc) })).sort((a, b) => b.totalCost - a.totalCost || a.key.localeCompare(b.key)),
     daily: [...daily].sort(([a], [b]) => a.localeCompare(b)).map(([day, acc]) => ({ day, ...finish(acc) })),
     fleet: finish(fleet),
   };

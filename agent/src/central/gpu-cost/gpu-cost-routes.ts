@@ -32,9 +32,11 @@ export function gpuCostRoutes(config: GpuCostConfig): ApiRoute[] {
         if (to - from > MAX_WINDOW_MS) throw badParam('from', 'the window is longer than 366 days');
         const by = p.oneOf('by', REPORT_BY, 'host');
         const format = p.oneOf('format', ['json', 'csv'] as const, 'json');
-        if (!(await tableExists(ctx.sql, 'gpu_cost_hourly'))) throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', 'gpu-cost: this store has no GPU cost tables yet');
+        if (!(await tableExists(ctx.sql, 'gpu_cost_hourly')))
+          throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', 'gpu-cost: this store has no GPU cost tables yet');
         const report = await gpuCostReport(ctx.sql, config, { from, to, by });
-        if (format === 'csv') return new RouteFile('text/csv; charset=utf-8', reportCsv(report), `gpu-cost-${by}-${isoDay(report.from)}-${isoDay(report.to - 1)}.csv`);
+        if (format === 'csv')
+          return new RouteFile('text/csv; charset=utf-8', reportCsv(report), `gpu-cost-${by}-${isoDay(report.from)}-${isoDay(report.to - 1)}.csv`);
         return report;
       },
     },

@@ -45,10 +45,12 @@ export function gpuCostRules(config: GpuCostConfig): FleetRule[] {
       "The GPUs whose failure signals (lost, memory row-remap failure, reset required, fatal Xids) cost the most downtime over `gpuCost.alerts.downtime.windowMs`: at most `top` of them, each above `minCost`. Resolves when the GPU leaves that list (its downtime ages out of the window or others' cost more).",
     evidence: 'downHours, lostHours, memoryHours, resetHours, xidHours, xids, downtimeCost, currency, windowHours, rank',
     remedy:
-      'Look at the GPU\'s alerts (Xid codes, remapped rows, reset required): a GPU that keeps failing costs more in downtime than its replacement; drain it and open an RMA.',
+      "Look at the GPU's alerts (Xid codes, remapped rows, reset required): a GPU that keeps failing costs more in downtime than its replacement; drain it and open an RMA.",
     async evaluate(q, now) {
       const d = config.alerts.downtime;
-      const ranked = (await downtimeByGpu(q, config, now - d.windowMs, now + 1)).filter((g) => g.downtimeCost > 0 && g.downtimeCost >= d.minCost).slice(0, d.top);
+      const ranked = (await downtimeByGpu(q, config, now - d.windowMs, now + 1))
+        .filter((g) => g.downtimeCost > 0 && g.downtimeCost >= d.minCost)
+        .slice(0, d.top);
       return ranked.map((g, i) => ({
         subject: `${g.agentId}/${g.asset}`,
         agentId: g.agentId,

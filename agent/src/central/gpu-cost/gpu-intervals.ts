@@ -62,7 +62,19 @@ export interface HourPart {
 }
 
 export function emptyPart(hour: number): HourPart {
-  return { hour, busyMs: 0, idleMs: 0, downMs: { lost: 0, memory: 0, reset: 0, xid: 0 }, gapMs: 0, gaps: 0, energyWh: 0, poweredMs: 0, samples: 0, lateSamples: 0, xids: 0 };
+  return {
+    hour,
+    busyMs: 0,
+    idleMs: 0,
+    downMs: { lost: 0, memory: 0, reset: 0, xid: 0 },
+    gapMs: 0,
+    gaps: 0,
+    energyWh: 0,
+    poweredMs: 0,
+    samples: 0,
+    lateSamples: 0,
+    xids: 0,
+  };
 }
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -81,7 +93,14 @@ export function gpuSample(asset: unknown, ts: unknown, metrics: unknown, config:
   const memBusy = memKnown && (100 * used) / total >= config.idle.memoryPct;
   if (utilBusy || memBusy) load = 'busy';
   else if (finite(util) && memKnown) load = 'idle';
-  const signal = m['gpu.lost'] === 1 ? 'lost' : finite(m['gpu.remapped_rows.failure']) && m['gpu.remapped_rows.failure'] > 0 ? 'memory' : m['gpu.reset.required'] === 1 ? 'reset' : null;
+  const signal =
+    m['gpu.lost'] === 1
+      ? 'lost'
+      : finite(m['gpu.remapped_rows.failure']) && m['gpu.remapped_rows.failure'] > 0
+        ? 'memory'
+        : m['gpu.reset.required'] === 1
+          ? 'reset'
+          : null;
   const xidCounts: Record<string, number> = {};
   for (const code of config.downtimeXids) {
     const n = m[`gpu.xid.${code}.count`];

@@ -6,7 +6,7 @@ import type { CliCommand } from '../command.js';
 
 export const centralGpuCost: CliCommand = {
   name: 'central gpu-cost',
-  synopsis: 'forewarn central gpu-cost --since WHEN [--by host|group|model|gpu] [--csv FILE]',
+  synopsis: 'forewarn central gpu-cost --since WHEN [--until WHEN] [--by host|group|model|gpu] [--csv FILE] [--config FILE]',
   summary: "the daily cost of the fleet's GPUs: idle hours, failure downtime and energy, per host, group or model",
   usage: GPU_COST_USAGE,
   run(argv) {

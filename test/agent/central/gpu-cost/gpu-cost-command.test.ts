@@ -41,7 +41,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('forewarn central gpu-cost', () => {
   it('--csv FILE --by model: the lines priced from --config', async () => {
     const out = path.join(dir, 'cost.csv');
-    const r = await runCli(['central', 'gpu-cost', '--store', store, '--config', config, '--since', '2026-03-01', '--until', '2026-03-03', '--by', 'model', '--csv', out]);
+    const r = await runCli([
+      'central',
+      'gpu-cost',
+      '--store',
+      store,
+      '--config',
+      config,
+      '--since',
+      '2026-03-01',
+      '--until',
+      '2026-03-03',
+      '--by',
+      'model',
+      '--csv',
+      out,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     // 17.610242 + 0.492856 + 3.356183 + 0.492856 = 21.952137
@@ -54,9 +69,25 @@ describe('forewarn central gpu-cost', () => {
   });
 
   it('the table by group; a window of day 2 only', async () => {
-    const r = await runCli(['central', 'gpu-cost', '--store', store, '--config', config, '--since', '2026-03-02T00:00:00Z', '--until', '2026-03-03T00:00:00Z', '--by', 'group']);
+    const r = await runCli([
+      'central',
+      'gpu-cost',
+      '--store',
+      store,
+      '--config',
+      config,
+      '--since',
+      '2026-03-02T00:00:00Z',
+      '--until',
+      '2026-03-03T00:00:00Z',
+      '--by',
+      'group',
+    ]);
     expect(r.code).toBe(0);
-    const rows = r.stdout.split('\n').filter((l) => /^(2026|total)/.test(l)).map((l) => l.split(/\s{2,}/));
+    const rows = r.stdout
+      .split('\n')
+      .filter((l) => /^(2026|total)/.test(l))
+      .map((l) => l.split(/\s{2,}/));
     expect(rows.map((x) => x.slice(0, 3))).toEqual([
       ['2026-03-02', 'training', '8'],
       ['2026-03-02', 'ungrouped', '2'],
@@ -89,6 +120,9 @@ describe('forewarn central gpu-cost', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('gpuCost.gpus[0].model: "B200" has no price in gpuCost.models (known: none) [FW_ERR_CONFIG_INVALID]');
     const help = await runCli(['central', 'gpu-cost', '--help']);
-    expect([help.code, help.stdout.split('\n')[0]]).toEqual([0, "forewarn central gpu-cost — what the fleet's GPUs cost while idle, down and in energy, per day"]);
+    expect([help.code, help.stdout.split('\n')[0]]).toEqual([
+      0,
+      "forewarn central gpu-cost — what the fleet's GPUs cost while idle, down and in energy, per day",
+    ]);
   });
 });

@@ -11,7 +11,11 @@ import {
 describe('the gpuCost configuration section', () => {
   it('defaults: no prices, idle below 5 %/5 %, gaps over 15 min, a fatal Xid costs 10 min, idle alert after 2 h', () => {
     expect(parseGpuCostConfig(undefined)).toEqual(GPU_COST_DEFAULTS);
-    expect(GPU_COST_DEFAULTS).toMatchObject({ maxGapMs: 900_000, xidDowntimeMs: 600_000, alerts: { idleForMs: 7_200_000, downtime: { windowMs: 604_800_000, top: 5 } } });
+    expect(GPU_COST_DEFAULTS).toMatchObject({
+      maxGapMs: 900_000,
+      xidDowntimeMs: 600_000,
+      alerts: { idleForMs: 7_200_000, downtime: { windowMs: 604_800_000, top: 5 } },
+    });
     // The catalogue's critical Xids, without 154 (a recovery action changing, which follows another Xid).
     expect(DEFAULT_DOWNTIME_XIDS).toEqual([46, 48, 62, 64, 74, 79, 95, 109, 119, 120, 140]);
     expect(Object.isFrozen(parseGpuCostConfig({}).idle)).toBe(true);
@@ -30,7 +34,11 @@ describe('the gpuCost configuration section', () => {
         modles: {},
         models: { H100: { pricePerHour: 'two' }, A100: { price: 1 } },
         gpus: [{ agents: ['dgx-*'], model: 'B200' }, { model: 'H100' }],
-        groups: [{ name: 'a', agents: ['x*'] }, { name: 'a', agents: ['y*'] }, { name: 'ungrouped', agents: ['z'] }],
+        groups: [
+          { name: 'a', agents: ['x*'] },
+          { name: 'a', agents: ['y*'] },
+          { name: 'ungrouped', agents: ['z'] },
+        ],
         idle: { utilizationPct: 150 },
         alerts: { idleForHours: 0, downtime: { top: 2.5 } },
       });
@@ -69,7 +77,9 @@ describe('the gpuCost configuration section', () => {
     expect(section).toMatchObject({ maxGapMinutes: 15, idle: { utilizationPct: 5 }, alerts: { idleForHours: 2, downtime: { top: 5 } } });
     expect(GPU_COST_CONFIG_SECTION.check(section)).toEqual([]);
     expect(parseGpuCostConfig(section).models).toEqual({ H100: { pricePerHour: 2 } });
-    expect(GPU_COST_CONFIG_SECTION.check({ gpus: [{ agents: ['x'], model: 'nope' }] })).toEqual(['gpuCost.gpus[0].model: "nope" has no price in gpuCost.models (known: none)']);
+    expect(GPU_COST_CONFIG_SECTION.check({ gpus: [{ agents: ['x'], model: 'nope' }] })).toEqual([
+      'gpuCost.gpus[0].model: "nope" has no price in gpuCost.models (known: none)',
+    ]);
   });
 
   it('the catalogue: first matching rule wins; unknown models at their own price; ungrouped', () => {

@@ -181,9 +181,16 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       // Per GPU: the lost GPU 1 and the Xid 48 on GPU 3.
       const byGpu = await gpuCostReport(store.sql, CONFIG, { ...window, by: 'gpu' });
       const gpu = (asset: string, day: string) => byGpu.rows.find((x) => x.key === `dgx-h100-01/${asset}` && x.day === day)!;
-      expect(figures(gpu('gpu-0000:2a:00.0', DAY1))).toMatchObject({ idleHours: expect.closeTo(h(40), 9), downHoursByCause: { lost: expect.closeTo(h(20), 9) } });
+      expect(figures(gpu('gpu-0000:2a:00.0', DAY1))).toMatchObject({
+        idleHours: expect.closeTo(h(40), 9),
+        downHoursByCause: { lost: expect.closeTo(h(20), 9) },
+      });
       expect(gpu('gpu-0000:2a:00.0', DAY1).energyKwh).toBeCloseTo(0.041405, 9);
-      expect(gpu('gpu-0000:5d:00.0', DAY1)).toMatchObject({ idleHours: expect.closeTo(h(50), 9), xids: 1, downHoursByCause: { xid: expect.closeTo(h(10), 9) } });
+      expect(gpu('gpu-0000:5d:00.0', DAY1)).toMatchObject({
+        idleHours: expect.closeTo(h(50), 9),
+        xids: 1,
+        downHoursByCause: { xid: expect.closeTo(h(10), 9) },
+      });
       expect(gpu('gpu-0000:9a:00.0', DAY2)).toMatchObject({ idleHours: 0, xids: 1, downHoursByCause: { xid: expect.closeTo(h(10), 9) } });
       expect(gpu('gpu-0000:18:00.0', DAY1)).toMatchObject({ busyHours: expect.closeTo(h(20), 9), energyKwh: expect.closeTo(0.050445, 9) });
     });

@@ -33,7 +33,6 @@ interface Notification {
   alerts: Array<{ status: string; labels: Record<string, string>; annotations: Record<string, string>; startsAt: string; endsAt: string }>;
 }
 
-
 for (const dialect of ['sqlite', 'postgres'] as const) {
   describe(`GPU cost alerts on ${dialect}`, () => {
     it('gpu-idle: raised after 2 h idle, resolved when the GPU works again; it reaches Alertmanager both times', async (ctx) => {
@@ -46,10 +45,19 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const cap = captureLogger();
       let now = T0;
       const module = gpuCostModule({ config: CONFIG, log: cap.log, workerId: 'w1', now: () => now });
-      const store = await CentralStore.open({ url: stores.url(dialect, `gpualerts_${dialect}`), projections: [...module.projections!, new AlertBook(cap.log)] });
+      const store = await CentralStore.open({
+        url: stores.url(dialect, `gpualerts_${dialect}`),
+        projections: [...module.projections!, new AlertBook(cap.log)],
+      });
       cleanup.push(() => store.sql.close());
       const [evaluator] = module.components!(store, { routes: [] }) as [FleetAlertEvaluator];
-      const alerting = createCentralAlerting({ sql: store.sql, log: cap.log, alertmanager: { urls: [am.url], resendIntervalMs: 1_000 }, routeIntervalMs: 100, workerId: 'w1' });
+      const alerting = createCentralAlerting({
+        sql: store.sql,
+        log: cap.log,
+        alertmanager: { urls: [am.url], resendIntervalMs: 1_000 },
+        routeIntervalMs: 100,
+        workerId: 'w1',
+      });
       await alerting.router.start();
       cleanup.push(() => alerting.router.stop());
 
@@ -63,9 +71,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         now = T0 + m * MIN;
         await store.ingestBatch(host.batch(host.sample(gpu0(lines), now)), now);
       };
-      const active = () => store.sql.all<{ rule: string; state: string; raised_ts: number; resolved_ts: number | null; value: number }>(
-        "SELECT rule, state, raised_ts, resolved_ts, value FROM central_alerts WHERE origin = 'fleet' AND rule = 'gpu-idle'",
-      );
+      const active = () =>
+        store.sql.all<{ rule: string; state: string; raised_ts: number; resolved_ts: number | null; value: number }>(
+          "SELECT rule, state, raised_ts, resolved_ts, value FROM central_alerts WHERE origin = 'fleet' AND rule = 'gpu-idle'",
+        );
 
       for (let m = 0; m <= 110; m += 10) await send(idle!, m);
       expect(await evaluator.evaluateOnce()).toBe(true);
@@ -114,8 +123,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
           "SELECT asset, state, value, evidence FROM central_alerts WHERE rule = 'gpu-downtime-cost' ORDER BY asset",
         );
       expect((await rows()).map((r) => [r.asset, r.state, r.value])).toEqual([
-        ['gpu-0000:2a:00.0', 'active', expect.closeTo(20 / 60 * 2.5, 9)],
-        ['gpu-0000:5d:00.0', 'active', expect.closeTo(10 / 60 * 2.5, 9)],
+        ['gpu-0000:2a:00.0', 'active', expect.closeTo((20 / 60) * 2.5, 9)],
+        ['gpu-0000:5d:00.0', 'active', expect.closeTo((10 / 60) * 2.5, 9)],
       ]);
       expect(JSON.parse((await rows())[0]!.evidence)).toMatchObject({ downHours: 0.333, lostHours: 0.333, rank: 1, currency: 'EUR' });
       // A day later the hours 23:00 and 00:00 have left the 24 h window: both resolve.

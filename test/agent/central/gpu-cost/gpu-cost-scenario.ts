@@ -67,4 +67,3 @@ export async function feedDgx(store: CentralStore, t0 = T0): Promise<void> {
   await send(v1!, 60);
   await send(v1!, 70);
 }
-
