@@ -7,6 +7,7 @@ import { FleetProjection } from './fleet/fleet-projection.js';
 import { createRetention } from './fleet/retention.js';
 import { GPU_COST_DEFAULTS } from './gpu-cost/gpu-cost-config.js';
 import { gpuCostModule } from './gpu-cost/gpu-cost-module.js';
+import { workflowRoutes } from './workflow/workflow-routes.js';
 
 /**
  * What `forewarn central` runs besides ingest, in start order. A module is a factory of projections (kept in the
@@ -20,10 +21,13 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
     routes: () => assetHealthRoutes(),
     components: (store) => [createRetention({ sql: store.sql, log, days: options.retainDays })],
   }),
-  // Alerts: the agents' alerts and central's own fleet alerts in one book, routed to Alertmanager and webhooks.
-  // Always on: with no receiver configured the book still feeds the API and the console.
+  // Alerts: the agents' alerts and central's own fleet alerts in one book, routed to Alertmanager and webhooks,
+  // and the alert workflow (actions, failure modes, audit log: POST /api/v1/alerts/actions, …) whose silences and
+  // resolutions the router carries out. Always on: with no receiver configured the book still feeds the API and
+  // the console.
   (options, log) => ({
     projections: [new AlertBook(log)],
+    routes: () => workflowRoutes(),
     components: (store) =>
       createCentralAlerting({
         sql: store.sql,
