@@ -13,6 +13,7 @@ route('/assets/:agent/:asset', () => import('./pages/asset.js'));
 route('/agents/:agent', () => import('./pages/agent.js'));
 route('/alerts', () => import('./pages/alerts.js'));
 route('/audit', () => import('./pages/audit.js'));
+route('/gpu-cost', () => import('./pages/gpu-cost.js'));
 
 const main = document.getElementById('main');
 const nav = document.getElementById('mainnav');
