@@ -230,15 +230,19 @@ export interface AgentView {
   streams: Record<string, { highestSeq: number | null; received: number | null; missing: number; gaps: number }>;
 }
 
-/** Agents in agent_id order, `limit` after `after`. */
+/** Agents in agent_id order, `limit` after `after` (or the one agent `agentId`). */
 export async function fleetAgents(
   q: SqlQueries,
   tables: StoreTables,
-  opts: { after: string | null; limit: number; state: string | null },
+  opts: { after: string | null; limit: number; state: string | null; agentId?: string },
 ): Promise<AgentView[]> {
   if (!(await tables.has(q, 'fleet_agents'))) return [];
   const where: string[] = [];
   const params: SqlValue[] = [];
+  if (opts.agentId !== undefined) {
+    where.push('agent_id = ?');
+    params.push(opts.agentId);
+  }
   if (opts.after !== null) {
     where.push('agent_id > ?');
     params.push(opts.after);
@@ -288,6 +292,62 @@ export async function fleetAgents(
     }
   }
   return agents;
+}
+
+/** One agent as the list shows it, or null when central has no record of it. */
+export async function fleetAgent(q: SqlQueries, tables: StoreTables, agentId: string): Promise<AgentView | null> {
+  return (await fleetAgents(q, tables, { after: null, limit: 1, state: null, agentId }))[0] ?? null;
+}
+
+export interface AssetMetric {
+  name: string;
+  /** Central keeps hourly rollups of it (the 24 h … 30 d ranges). */
+  hourly: boolean;
+  /** It is in the asset's recent telemetry records (the 1 h range, and a raw fallback). */
+  recent: boolean;
+}
+
+/** Most metric names one asset lists (hosts report about 40). */
+export const MAX_ASSET_METRICS = 500;
+/** How far back the rollups and the records are asked for metric names. */
+const METRICS_ROLLUP_WINDOW_MS = 7 * 86_400_000;
+const METRICS_RECENT_WINDOW_MS = 3_600_000;
+const METRICS_RECENT_RECORDS = 50;
+
+/**
+ * The metric names central has for one asset, for the asset page's metric picker: those with hourly rollups in
+ * the last 7 days and those in its newest telemetry records (the last 50 of the last hour: names not rolled up
+ * still show). Bounded on both sides: a time window on an indexed key and a row limit.
+ */
+export async function assetMetrics(q: SqlQueries, tables: StoreTables, agentId: string, asset: string, now: number): Promise<AssetMetric[]> {
+  const found = new Map<string, AssetMetric>();
+  const add = (name: string, kind: 'hourly' | 'recent') => {
+    let m = found.get(name);
+    if (!m) {
+      if (found.size >= MAX_ASSET_METRICS) return;
+      found.set(name, (m = { name, hourly: false, recent: false }));
+    }
+    m[kind] = true;
+  };
+  if (await tables.has(q, 'fleet_telemetry_hourly')) {
+    const rows = await q.all<Row>(
+      'SELECT DISTINCT metric FROM fleet_telemetry_hourly WHERE agent_id = ? AND asset = ? AND hour >= ? ORDER BY metric LIMIT ?',
+      [agentId, asset, now - METRICS_ROLLUP_WINDOW_MS, MAX_ASSET_METRICS],
+    );
+    for (const r of rows) add(String(r.metric), 'hourly');
+  }
+  if (await tables.has(q, 'records')) {
+    const rows = await q.all<{ payload: string }>(
+      `SELECT payload FROM records WHERE agent_id = ? AND stream = 'telemetry' AND ts > ? AND ts <= ? AND ${field(q, 'asset')} = ?
+        ORDER BY ts DESC, seq DESC LIMIT ?`,
+      [agentId, now - METRICS_RECENT_WINDOW_MS, now, asset, METRICS_RECENT_RECORDS],
+    );
+    for (const r of rows) {
+      const metrics = (JSON.parse(r.payload) as { metrics?: unknown }).metrics;
+      if (metrics && typeof metrics === 'object') for (const name of Object.keys(metrics)) add(name, 'recent');
+    }
+  }
+  return [...found.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
 }
 
 /** One asset in detail, or null when central has never heard of it. */
