@@ -42,7 +42,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
   (options, log) =>
     options.api
       ? {
-          components: (store, { routes }) => [
+          components: (store, { routes, commits }) => [
             createCentralApi({
               sql: store.sql,
               log,
@@ -52,6 +52,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
               ...(options.tls ? { tls: options.tls } : {}),
               session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
               origins: [options.consoleUrl],
+              ...(commits ? { commits } : {}),
             }),
           ],
         }

@@ -330,10 +330,12 @@ export async function assetMetrics(q: SqlQueries, tables: StoreTables, agentId: 
     m[kind] = true;
   };
   if (await tables.has(q, 'fleet_telemetry_hourly')) {
-    const rows = await q.all<Row>(
-      'SELECT DISTINCT metric FROM fleet_telemetry_hourly WHERE agent_id = ? AND asset = ? AND hour >= ? ORDER BY metric LIMIT ?',
-      [agentId, asset, now - METRICS_ROLLUP_WINDOW_MS, MAX_ASSET_METRICS],
-    );
+    const rows = await q.all<Row>('SELECT DISTINCT metric FROM fleet_telemetry_hourly WHERE agent_id = ? AND asset = ? AND hour >= ? ORDER BY metric LIMIT ?', [
+      agentId,
+      asset,
+      now - METRICS_ROLLUP_WINDOW_MS,
+      MAX_ASSET_METRICS,
+    ]);
     for (const r of rows) add(String(r.metric), 'hourly');
   }
   if (await tables.has(q, 'records')) {

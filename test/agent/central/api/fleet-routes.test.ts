@@ -101,7 +101,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let sql: SqlClient;
     let routes: ApiRoute[];
     const skip = () => dialect === 'postgres' && stores.pgSkip !== null;
-    const call = async <T,>(pattern: string, params: Record<string, string>, query = ''): Promise<T> => {
+    const call = async <T>(pattern: string, params: Record<string, string>, query = ''): Promise<T> => {
       const route = routes.find((r) => r.pattern === pattern)!;
       const ctx: RouteContext = {
         query: new URLSearchParams(query),

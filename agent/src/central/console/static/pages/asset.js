@@ -121,6 +121,9 @@ export function render(root, params, query) {
   const extra = new Set((query.get('metrics') ?? '').split(',').filter(Boolean));
   let detail = null;
   let health = null;
+  /** The metric names central has for the asset (GET …/metrics), for the picker; asked once per page. */
+  let metricNames = null;
+  let metricsAsked = false;
   let healthError = null;
   let stopped = false;
 
@@ -351,14 +354,32 @@ export function render(root, params, query) {
     return fromDrivers;
   };
 
+  const drawMetricOptions = () => {
+    const known = new Map();
+    for (const m of metricNames ?? []) known.set(m.name, m.hourly ? 'hourly rollups' : 'recent readings only');
+    for (const m of [...signals(), ...(health && Array.isArray(health.quality) ? health.quality.map((q) => q.metric) : [])])
+      if (!known.has(m)) known.set(m, '');
+    fill(
+      metricOptions,
+      [...known].map(([m, note]) => h('option', { value: m, label: note ? `${m} (${note})` : m })),
+    );
+  };
+
+  const loadMetricNames = async () => {
+    try {
+      const r = await api.get(assetPath(agent, asset, 'metrics'));
+      metricNames = r.metrics;
+    } catch {
+      // The picker still offers the driving signals; a name typed by hand is charted all the same.
+      metricNames = [];
+    }
+    if (!stopped) drawMetricOptions();
+  };
+
   const drawTelemetry = async () => {
     const driving = signals().slice(0, MAX_DEFAULT_SIGNALS);
     const metrics = [...driving, ...[...extra].filter((m) => !driving.includes(m))];
-    const known = new Set([...signals(), ...(health && Array.isArray(health.quality) ? health.quality.map((q) => q.metric) : [])]);
-    fill(
-      metricOptions,
-      [...known].map((m) => h('option', { value: m })),
-    );
+    drawMetricOptions();
     if (!metrics.length) {
       fill(teleBox, h('p', { class: 'muted' }, 'No driving signals known yet; add a metric to chart it.'));
       return;
@@ -491,6 +512,10 @@ export function render(root, params, query) {
     }
     if (stopped) return;
     drawHead();
+    if (!metricsAsked) {
+      metricsAsked = true;
+      void loadMetricNames();
+    }
     const [hr] = await Promise.allSettled([api.get(assetPath(agent, asset, 'health')), drawAlerts()]);
     if (stopped) return;
     if (hr.status === 'fulfilled') {
