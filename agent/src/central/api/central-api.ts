@@ -14,7 +14,7 @@ import type { CommitSignal } from '../central-module.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import { ApiError } from './api-params.js';
 import type { ApiRoute, RouteContext } from './api-route.js';
-import { StoreTables } from './fleet-queries.js';
+import { SharedFleetAssets, StoreTables } from './fleet-queries.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { RouteTable } from './route-table.js';
 
@@ -87,11 +87,13 @@ export class CentralApi implements Component {
     this.port = options.port ?? DEFAULT_API_PORT;
     this.now = options.now ?? Date.now;
     const tables = new StoreTables();
+    const sharedAssets = new SharedFleetAssets();
     const health: ApiRoute = { method: 'GET', pattern: '/healthz', role: 'public', handle: () => this.healthz() };
     this.table = new RouteTable([
       health,
       ...fleetRoutes({
         tables,
+        sharedAssets,
         ...(options.maxPoints ? { maxPoints: options.maxPoints } : {}),
         ...(options.maxPageSize ? { maxPageSize: options.maxPageSize } : {}),
       }),
@@ -110,6 +112,7 @@ export class CentralApi implements Component {
       sql: this.sql,
       log: this.log,
       tables,
+      sharedAssets,
       now: this.now,
       alive: (session) => this.access.sessions.alive(session.idHash),
       ...options.events,

@@ -1,5 +1,6 @@
 import { ASSET_STATES, assetState, relativeRisk, type AlertLike, type AssetState } from '../fleet/asset-state.js';
 import { tableExists } from '../fleet/retention.js';
+import { performance } from 'node:perf_hooks';
 import type { SqlQueries, SqlValue } from '../sql/sql-client.js';
 
 /**
@@ -186,13 +187,43 @@ export async function fleetAssets(q: SqlQueries, tables: StoreTables, now: numbe
   return [...assets.values()];
 }
 
+/**
+ * fleetAssets shared by the concurrent requests of one server. At 10,000 assets one computation costs the store
+ * and Node about 50–100 ms (docs/benchmarks.md), and the overview asks for the summary and a page of assets at the
+ * same moment the live events compute the summary: a request that comes while a computation runs takes its result
+ * instead of starting another. Nothing is kept once it finished, so no answer is older than its request; a caller
+ * that must see every commit up to a moment (the live events, after reading their change token) passes
+ * `startedSince` and joins only a computation started after it.
+ */
+export class SharedFleetAssets {
+  private running: { startedAt: number; now: number; value: Promise<AssetView[]> } | null = null;
+
+  get(q: SqlQueries, tables: StoreTables, now: number, startedSince = Number.NEGATIVE_INFINITY): Promise<AssetView[]> {
+    const r = this.running;
+    // The clock decides maintenance windows: a computation for another moment (a test's clock) is not joined.
+    if (r && r.startedAt >= startedSince && Math.abs(r.now - now) <= 1_000) return r.value;
+    const entry = { startedAt: performance.now(), now, value: fleetAssets(q, tables, now) };
+    this.running = entry;
+    const done = () => {
+      if (this.running === entry) this.running = null;
+    };
+    entry.value.then(done, done);
+    return entry.value;
+  }
+}
+
 export interface FleetSummary {
   agents: { total: number; online: number; offline: number; unknown: number };
   assets: { total: number } & Record<AssetState, number>;
   activeAlerts: { total: number; bySeverity: Record<string, number> };
 }
 
-export async function fleetSummary(q: SqlQueries, tables: StoreTables, now: number = Date.now()): Promise<FleetSummary> {
+export async function fleetSummary(
+  q: SqlQueries,
+  tables: StoreTables,
+  now: number = Date.now(),
+  assetsOf: () => Promise<AssetView[]> = () => fleetAssets(q, tables, now),
+): Promise<FleetSummary> {
   const agents = { total: 0, online: 0, offline: 0, unknown: 0 };
   if (await tables.has(q, 'fleet_agents')) {
     for (const r of await q.all<Row>('SELECT state, COUNT(*) AS n FROM fleet_agents GROUP BY state')) {
@@ -204,7 +235,7 @@ export async function fleetSummary(q: SqlQueries, tables: StoreTables, now: numb
     }
   }
   const assets = { total: 0, ...(Object.fromEntries(ASSET_STATES.map((s) => [s, 0])) as Record<AssetState, number>) };
-  for (const a of await fleetAssets(q, tables, now)) {
+  for (const a of await assetsOf()) {
     assets.total++;
     assets[a.state]++;
   }

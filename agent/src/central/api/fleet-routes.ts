@@ -8,11 +8,11 @@ import {
   assetMetrics,
   fleetAgent,
   fleetAgents,
-  fleetAssets,
   fleetSummary,
   hourly,
   rawRisk,
   rawTelemetry,
+  SharedFleetAssets,
   StoreTables,
   type AssetView,
 } from './fleet-queries.js';
@@ -29,6 +29,8 @@ export interface FleetRouteOptions {
   maxPageSize?: number;
   /** Shared cache of which tables exist (a component that is not installed reads as empty). */
   tables?: StoreTables;
+  /** Every asset's state, computed once for concurrent requests (shared with the live events). */
+  sharedAssets?: SharedFleetAssets;
 }
 
 const DAY_MS = 86_400_000;
@@ -37,6 +39,7 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
   const maxPoints = options.maxPoints ?? 5_000;
   const maxPage = options.maxPageSize ?? 1_000;
   const tables = options.tables ?? new StoreTables();
+  const shared = options.sharedAssets ?? new SharedFleetAssets();
   const get = (pattern: string, handle: (ctx: RouteContext) => Promise<unknown>): ApiRoute => ({ method: 'GET', pattern, role: 'viewer', handle });
 
   const series = async (ctx: RouteContext, kind: 'risk' | 'telemetry'): Promise<unknown> => {
@@ -67,7 +70,8 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
   return [
     get('/fleet', async (ctx) => {
       new Params(ctx.query, []);
-      return fleetSummary(ctx.sql, tables, ctx.now());
+      const now = ctx.now();
+      return fleetSummary(ctx.sql, tables, now, () => shared.get(ctx.sql, tables, now));
     }),
     get('/agents', async (ctx) => {
       const p = new Params(ctx.query, ['state', 'limit', 'cursor']);
@@ -93,7 +97,7 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
           ? k.length === 4 && typeof k[0] === 'number' && typeof k[1] === 'number' && typeof k[2] === 'string' && typeof k[3] === 'string'
           : k.length === 2 && k.every((x) => typeof x === 'string'),
       );
-      let all = await fleetAssets(ctx.sql, tables, ctx.now());
+      let all = await shared.get(ctx.sql, tables, ctx.now());
       all = all.filter(
         (a) =>
           (states === null || states.includes(a.state)) &&

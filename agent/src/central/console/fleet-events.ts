@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import { describeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { fleetSummary, StoreTables } from '../api/fleet-queries.js';
+import { performance } from 'node:perf_hooks';
+import { fleetSummary, SharedFleetAssets, StoreTables } from '../api/fleet-queries.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import type { Session } from './auth/console-sessions.js';
 
@@ -31,6 +32,8 @@ export interface FleetEventsOptions {
   /** Most streams open at once; more are refused with 503. Default 100. */
   maxStreams?: number;
   tables?: StoreTables;
+  /** Every asset's state, computed once for concurrent requests (shared with the read routes). */
+  sharedAssets?: SharedFleetAssets;
   /** Whether a stream's session still holds (checked at each ping); default: until it expires at the latest. */
   alive?: (session: Session) => Promise<boolean>;
   now?: () => number;
@@ -55,6 +58,7 @@ interface Stream {
 export class FleetEvents {
   private readonly streams = new Set<Stream>();
   private readonly tables: StoreTables;
+  private readonly shared: SharedFleetAssets;
   private pollTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private polling = false;
@@ -67,6 +71,7 @@ export class FleetEvents {
 
   constructor(private readonly options: FleetEventsOptions) {
     this.tables = options.tables ?? new StoreTables();
+    this.shared = options.sharedAssets ?? new SharedFleetAssets();
   }
 
   get size(): number {
@@ -170,9 +175,13 @@ export class FleetEvents {
 
   /** The newest event: from the last poll when the token has not moved since, else a fresh summary. */
   private async current(): Promise<{ token: string; data: string }> {
+    // A computation of the assets started after this moment holds every commit the token below counts.
+    const since = performance.now();
     const token = await this.token();
     if (this.last?.token === token) return this.last;
-    const summary = await fleetSummary(this.options.sql, this.tables);
+    const { sql } = this.options;
+    const now = (this.options.now ?? Date.now)();
+    const summary = await fleetSummary(sql, this.tables, now, () => this.shared.get(sql, this.tables, now, since));
     this.last = { token, data: JSON.stringify({ summary, token }) };
     return this.last;
   }

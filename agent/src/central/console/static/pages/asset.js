@@ -274,12 +274,20 @@ export function render(root, params, query) {
         }),
       );
       if (stopped) return;
-      fill(
-        riskBox,
-        series.map(({ m, r, basis, err }) => modelCard(m, r, basis, err, from, to)),
-      );
+      riskCards = { series, from, to };
+      drawRiskCards();
     }
     await drawTelemetry();
+  };
+
+  // The cards again from the series already fetched: the health route brings a RUL model's interval later.
+  let riskCards = null;
+  const drawRiskCards = () => {
+    const { series, from, to } = riskCards;
+    fill(
+      riskBox,
+      series.map(({ m, r, basis, err }) => modelCard(m, r, basis, err, from, to)),
+    );
   };
 
   const latestHistoryEntry = (model) => {
@@ -516,6 +524,14 @@ export function render(root, params, query) {
       metricsAsked = true;
       void loadMetricNames();
     }
+    // The charts are drawn once per range, and on live updates at most every 5 s (a fleet event can come every
+    // 2 s; a chart redrawn that often only flickers). They need only the detail: they do not wait for the health
+    // route, which reads raw records and is the slowest request of the page.
+    let charts = null;
+    if (chartsDrawnFor !== range.id) {
+      chartsDrawnFor = range.id;
+      charts = drawCharts();
+    } else redrawSoon();
     const [hr] = await Promise.allSettled([api.get(assetPath(agent, asset, 'health')), drawAlerts()]);
     if (stopped) return;
     if (hr.status === 'fulfilled') {
@@ -525,12 +541,9 @@ export function render(root, params, query) {
       healthError = hr.reason && hr.reason.status === 404 ? 'this central has no asset health route yet' : hr.reason.message;
     }
     drawDriversAndQuality();
-    // The charts are drawn once per range, and on live updates at most every 5 s (a fleet event can come every
-    // 2 s; a chart redrawn that often only flickers).
-    if (chartsDrawnFor !== range.id) {
-      chartsDrawnFor = range.id;
-      await drawCharts();
-    } else redrawSoon();
+    drawMetricOptions();
+    if (riskCards && detail.models.some((m) => m.kind === 'rul')) drawRiskCards();
+    await charts;
   };
   let redrawTimer = null;
   const redrawSoon = () => {
