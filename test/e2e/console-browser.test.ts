@@ -69,6 +69,18 @@ function expectClean(w: PageProblems, where: string): void {
   expect(w.problems, `problems on ${where}`).toEqual([]);
 }
 
+/** The few members of a DOM element the checks below use (this project compiles without the DOM types). */
+interface DomElement {
+  tagName: string;
+  id: string;
+  className: unknown;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  getBoundingClientRect(): { right: number };
+  matches(selector: string): boolean;
+  closest(selector: string): unknown;
+}
+
 /**
  * What makes the page wider than the window (the page itself must not scroll sideways; a wide table scrolls in its
  * own box): the widest elements that reach past the right edge, none when the page fits.
@@ -76,7 +88,7 @@ function expectClean(w: PageProblems, where: string): void {
 async function overflow(page: Page): Promise<string[]> {
   return page.evaluate(() => {
     const g = globalThis as unknown as {
-      document: { documentElement: { scrollWidth: number; clientWidth: number }; querySelectorAll(s: string): Iterable<any> };
+      document: { documentElement: { scrollWidth: number; clientWidth: number }; querySelectorAll(s: string): Iterable<DomElement> };
     };
     const root = g.document.documentElement;
     if (root.scrollWidth <= root.clientWidth) return [];
@@ -92,7 +104,10 @@ async function overflow(page: Page): Promise<string[]> {
 /** The focused element: a short name for it, and whether its focus ring is drawn (:focus-visible with an outline). */
 async function focused(page: Page): Promise<{ name: string; ring: boolean; inDialog: boolean }> {
   return page.evaluate(() => {
-    const g = globalThis as unknown as { document: { activeElement: any }; getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string } };
+    const g = globalThis as unknown as {
+      document: { activeElement: DomElement | null };
+      getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string };
+    };
     const el = g.document.activeElement;
     if (!el || el.tagName === 'BODY') return { name: 'body', ring: false, inDialog: false };
     const text = String(el.getAttribute('aria-label') ?? el.textContent ?? '')
