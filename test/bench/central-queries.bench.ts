@@ -36,17 +36,21 @@ import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 
-const AGENTS = Number(process.env.FOREWARN_BENCH_AGENTS ?? 1000);
-const DAYS = Number(process.env.FOREWARN_BENCH_DAYS ?? 30);
-const RAW_AGENTS = Math.min(AGENTS, Number(process.env.FOREWARN_BENCH_RAW_AGENTS ?? 2));
-const ASSETS = 10;
+export const AGENTS = Number(process.env.FOREWARN_BENCH_AGENTS ?? 1000);
+export const DAYS = Number(process.env.FOREWARN_BENCH_DAYS ?? 30);
+export const RAW_AGENTS = Math.min(AGENTS, Number(process.env.FOREWARN_BENCH_RAW_AGENTS ?? 2));
+export const ASSETS = 10;
 const INTERVAL_MS = 5_000;
 const HOUR_MS = 3_600_000;
 /** The generated store ends here: the benchmark's "now", on an hour boundary. */
-const NOW = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+export const NOW = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
 const agentName = (sqlExpr: string) => `'agent-' || lpad((${sqlExpr})::text, 4, '0')`;
 
-async function generate(sql: SqlClient): Promise<Array<{ step: string; seconds: number; rows: number }>> {
+/**
+ * Fills a migrated store with the fleet (also the console benchmark's, console.bench.ts). `historical`: the SQL
+ * literal for `records.historical` (the helper's ledger has a BOOLEAN, central's own a SMALLINT).
+ */
+export async function generate(sql: SqlClient, options: { historical?: 'false' | '0' } = {}): Promise<Array<{ step: string; seconds: number; rows: number }>> {
   const steps: Array<{ step: string; seconds: number; rows: number }> = [];
   const step = async (name: string, text: string, params: Array<string | number> = []) => {
     const t0 = performance.now();
@@ -105,7 +109,7 @@ async function generate(sql: SqlClient): Promise<Array<{ step: string; seconds: 
   await step(
     `records: 24 h of risk for ${RAW_AGENTS} agents`,
     `INSERT INTO records (agent_id, stream, seq, ts, boot_seq, historical, received_ts, payload)
-     SELECT ${agentName('a')}, 'risk', i * ${ASSETS} + s + 1, t, 1, false, t + 300,
+     SELECT ${agentName('a')}, 'risk', i * ${ASSETS} + s + 1, t, 1, ${options.historical ?? 'false'}, t + 300,
             json_build_object('seq', i * ${ASSETS} + s + 1, 'ts', t, 'asset', 'asset-' || s, 'model', 'machine-failure', 'modelVersion', '1.0.0',
               'kind', 'probability', 'score', round(random()::numeric, 5), 'threshold', 0.5, 'atRisk', false, 'readingTs', t - 20,
               'drivers', json_build_array(json_build_object('feature', 'torque', 'value', 61.2, 'contribution', 0.21)))::text

@@ -23,6 +23,7 @@ const BENCHES: readonly string[] = [
   './sparkplug.bench.js',
   './central-alerts.bench.js',
   './opcua.bench.js',
+  './console.bench.js',
 ];
 
 interface BenchModule {

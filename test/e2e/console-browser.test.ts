@@ -69,6 +69,76 @@ function expectClean(w: PageProblems, where: string): void {
   expect(w.problems, `problems on ${where}`).toEqual([]);
 }
 
+/** The few members of a DOM element the checks below use (this project compiles without the DOM types). */
+interface DomElement {
+  tagName: string;
+  id: string;
+  className: unknown;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  getBoundingClientRect(): { right: number };
+  matches(selector: string): boolean;
+  closest(selector: string): unknown;
+}
+
+/**
+ * What makes the page wider than the window (the page itself must not scroll sideways; a wide table scrolls in its
+ * own box): the widest elements that reach past the right edge, none when the page fits.
+ */
+async function overflow(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const g = globalThis as unknown as {
+      document: { documentElement: { scrollWidth: number; clientWidth: number }; querySelectorAll(s: string): Iterable<DomElement> };
+    };
+    const root = g.document.documentElement;
+    if (root.scrollWidth <= root.clientWidth) return [];
+    const out: string[] = [];
+    for (const el of g.document.querySelectorAll('main *, header *')) {
+      const r = el.getBoundingClientRect();
+      if (r.right > root.clientWidth + 1 && out.length < 5) out.push(`${el.tagName.toLowerCase()}.${String(el.className)} right=${Math.round(r.right)}`);
+    }
+    return [`page ${root.scrollWidth}px wide in a ${root.clientWidth}px window`, ...out];
+  });
+}
+
+/** The focused element: a short name for it, and whether its focus ring is drawn (:focus-visible with an outline). */
+async function focused(page: Page): Promise<{ name: string; ring: boolean; inDialog: boolean }> {
+  return page.evaluate(() => {
+    const g = globalThis as unknown as {
+      document: { activeElement: DomElement | null };
+      getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string };
+    };
+    const el = g.document.activeElement;
+    if (!el || el.tagName === 'BODY') return { name: 'body', ring: false, inDialog: false };
+    const text = String(el.getAttribute('aria-label') ?? el.textContent ?? '')
+      .trim()
+      .replace(/\s+/g, ' ')
+      .slice(0, 40);
+    const style = g.getComputedStyle(el);
+    return {
+      name: `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}:${text}`,
+      ring: el.matches(':focus-visible') && style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 1,
+      inDialog: el.closest('dialog') !== null,
+    };
+  });
+}
+
+/** Tabs `n` times from where the focus is; the focused elements in order. */
+async function tabThrough(page: Page, n: number): Promise<Array<{ name: string; ring: boolean; inDialog: boolean }>> {
+  const seen = [];
+  for (let i = 0; i < n; i++) {
+    await page.keyboard.press('Tab');
+    seen.push(await focused(page));
+  }
+  return seen;
+}
+
+/** The workflow state shown on the failing mill's active alert, or null when no one acted on it. */
+async function activeItemWorkflow(page: Page): Promise<string | null> {
+  const wf = page.locator(`#active-alerts li[data-alert="${ALERT_KEY}"] .workflow`);
+  return (await wf.count()) ? wf.getAttribute('data-workflow') : null;
+}
+
 describe.skipIf(skip !== null)(`the fleet console in Chromium${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('shows the failing asset in alarm, updates live, and takes it through acknowledge and resolve into the audit log and the labels; viewers cannot act; changes need the CSRF token', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'fw-console-e2e-'));
@@ -145,10 +215,27 @@ describe.skipIf(skip !== null)(`the fleet console in Chromium${skip ? ` (skipped
     await page.click('button[data-filter="alarm"]');
     await expect.poll(() => page.locator('#assets-table tbody tr').count()).toBe(5);
     await keepShot(page, 'console-overview.png');
+    expect(await overflow(page), 'the overview at 1280×800').toEqual([]);
+
+    // Keyboard: a page takes the focus on its main region (router.js); Tab goes on through the page's controls and
+    // Shift+Tab back through the header to the skip link, every one with a visible focus ring.
+    await page.focus('#main');
+    const forward = await tabThrough(page, 6);
+    expect(forward[0]!.name).toMatch(/^button:\d+alarm$/);
+    expect(forward.filter((f) => !f.ring).map((f) => f.name)).toEqual([]);
+    await page.focus('#main');
+    const back: Array<{ name: string; ring: boolean }> = [];
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Shift+Tab');
+      back.push(await focused(page));
+    }
+    expect(back.map((f) => f.name)).toEqual(['button:Sign out', 'a:Audit log', 'a:Alerts', 'a:Overview', 'a:Forewarn fleet overview', 'a:Skip to content']);
+    expect(back.filter((f) => !f.ring).map((f) => f.name)).toEqual([]);
     expectClean(watch, 'the overview');
 
     // The asset page: the risk trend with its threshold, a read-out under the pointer, the drivers, telemetry.
-    await page.click(`#assets-table tr[data-asset="${FAILING.agentId}/${FAILING.asset}"] a.asset-link`);
+    await page.focus(`#assets-table tr[data-asset="${FAILING.agentId}/${FAILING.asset}"] a.asset-link`);
+    await page.keyboard.press('Enter');
     await page.waitForURL(`${base}/assets/${FAILING.agentId}/${FAILING.asset}`);
     const card = page.locator(`.model-card[data-model="${FAILING.model}"]`);
     await card.locator('polyline.line').first().waitFor({ timeout: 20_000 });
@@ -168,6 +255,25 @@ describe.skipIf(skip !== null)(`the fleet console in Chromium${skip ? ` (skipped
     await card.locator('polyline.line').first().waitFor();
     await page.mouse.move(0, 0);
     await keepShot(page, 'console-asset.png');
+    expect(await overflow(page), 'the asset page at 1280×800').toEqual([]);
+    // The metric picker offers what central has for the mill (GET …/metrics): a signal that drives no model too.
+    await expect.poll(() => page.locator('#metric-options option[value="air_temperature"]').count()).toBe(1);
+
+    // A dialog opened from the keyboard takes the focus, keeps Tab inside, and Escape closes it (nothing is sent);
+    // the focus goes back to the button that opened it.
+    const ackButton = page.locator(`#active-alerts li[data-alert="${ALERT_KEY}"] button[data-action="acknowledge"]`);
+    await ackButton.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('dialog[data-dialog="acknowledge"][open]').waitFor();
+    expect((await focused(page)).inDialog).toBe(true);
+    expect(await tabThrough(page, 2)).toEqual([
+      { name: 'button:Cancel', ring: true, inDialog: true },
+      { name: 'button:Acknowledge', ring: true, inDialog: true },
+    ]);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('dialog[data-dialog="acknowledge"]').count()).toBe(0);
+    expect((await focused(page)).name).toMatch(/^button:Acknowledge/);
+    expect(await activeItemWorkflow(page)).toBeNull();
 
     // Acknowledge, with a note.
     await page.click(`#active-alerts li[data-alert="${ALERT_KEY}"] button[data-action="acknowledge"]`);
@@ -220,18 +326,36 @@ describe.skipIf(skip !== null)(`the fleet console in Chromium${skip ? ` (skipped
     expect(sidecar.episodes).toEqual(expect.arrayContaining([expect.objectContaining({ alertKey: ALERT_KEY, failureMode: 'tool-wear' })]));
     expect(readFileSync(out, 'utf8').trim().split('\n').length, JSON.stringify(sidecar).slice(0, 2000)).toBeGreaterThan(1);
 
-    // A viewer sees everything and no action, and the server refuses the action anyway.
-    const vctx = await newContext(browser);
+    // A viewer, on a tablet (820×1180, portrait), sees everything and no action, and the server refuses the action
+    // anyway. No page is wider than the tablet.
+    const vctx = await newContext(browser, { width: 820, height: 1180 });
     const vpage = await vctx.newPage();
     const vwatch = watchPage(vpage);
     await signIn(vpage, base, VIEWER, '/assets/line-1/mill-3');
     await vpage.locator('#active-alerts li[data-alert]').first().waitFor({ timeout: 20_000 });
     await vpage.locator('.model-card polyline.line').first().waitFor();
     expect(await vpage.locator('button[data-action]').count()).toBe(0);
+    expect(await overflow(vpage), 'the asset page at 820×1180').toEqual([]);
+    // The remaining-life model's page: the projected date with the interval the health route carries.
+    await vpage.goto(`${base}/assets/line-2/engine-7`);
+    const projection = vpage.locator('.model-card[data-model="turbofan-rul"] .rul-projection');
+    await expect.poll(() => projection.textContent(), { timeout: 20_000 }).toMatch(/Projected end of life .*\(90 %: .+ – .+\)/);
+    expect(await overflow(vpage), 'the RUL asset page at 820×1180').toEqual([]);
+    await vpage.click('nav.mainnav a[data-nav="overview"]');
+    await expect.poll(() => vpage.locator('#assets-table tbody tr').count(), { timeout: 20_000 }).toBe(5);
+    expect(await overflow(vpage), 'the overview at 820×1180').toEqual([]);
+    // The agent page asks for its one agent (GET /agents/:agent).
+    await vpage.click('#agents-table tr[data-agent="line-3"] a');
+    await expect.poll(() => vpage.locator('.asset-head h1 .chip').getAttribute('data-state'), { timeout: 20_000 }).toBe('offline');
+    expect(await overflow(vpage), 'the agent page at 820×1180').toEqual([]);
     await vpage.click('nav.mainnav a[data-nav="alerts"]');
     await vpage.locator('#alerts-list li[data-alert]').first().waitFor();
     expect(await vpage.locator('button[data-action]').count()).toBe(0);
+    expect(await overflow(vpage), 'the alerts page at 820×1180').toEqual([]);
     const vibrationKey = (await vpage.locator('#alerts-list li[data-alert*="vibration"]').getAttribute('data-alert'))!;
+    await vpage.click('nav.mainnav a[data-nav="audit"]');
+    await vpage.locator('#audit-table tbody tr').first().waitFor();
+    expect(await overflow(vpage), 'the audit page at 820×1180').toEqual([]);
     const refused = await vctx.request.post(`${base}/api/v1/alerts/actions`, {
       data: { alertKey: vibrationKey, action: 'acknowledge', note: 'viewer tries' },
       headers: { 'X-CSRF-Token': await csrfOf(vctx, base) },

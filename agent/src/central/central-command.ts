@@ -6,7 +6,7 @@ import { parseWithUnit } from '../core/schema-node.js';
 import type { Component } from '../core/types.js';
 import { CentralStore } from './central-store.js';
 import { DEFAULT_GROUP, ReferenceSubscriber } from './ingest-worker.js';
-import type { CentralModule, CentralModuleFactory, CentralOptions } from './central-module.js';
+import { commitSignal, type CentralModule, type CentralModuleFactory, type CentralOptions } from './central-module.js';
 import { CENTRAL_MODULES } from './central-modules.js';
 import { redactUrl } from './sql/sql-client.js';
 import { runUserCommand } from './console/user-command.js';
@@ -209,9 +209,15 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
   let components: Component[];
   try {
     const routes = built.flatMap((m) => m.routes?.(store) ?? []);
-    components = built.flatMap((m) => m.components?.(store, { routes }) ?? []);
+    const commits = commitSignal();
+    components = built.flatMap((m) => m.components?.(store, { routes, commits }) ?? []);
     // Its constructor checks the broker URL and reads the TLS and password files: a bad one must not leave the store open.
     ingest = newIngest(options, store, log);
+    // Both events come right after their transaction committed.
+    ingest.on('batch', (b) => {
+      if (b.result.inserted > 0) commits.notify();
+    });
+    ingest.on('status', () => commits.notify());
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -41,6 +41,33 @@ export interface CentralOptions {
 export interface CentralModuleContext {
   /** Every module's routes, for the HTTP server to mount. */
   routes: readonly ApiRoute[];
+  /** Told right after the ingest worker of this process commits a batch or a status (the console's live events). */
+  commits?: CommitSignal;
+}
+
+/** An in-process notification that the store changed; `subscribe` returns the unsubscribe function. */
+export interface CommitSignal {
+  subscribe(listener: () => void): () => void;
+}
+
+/** A CommitSignal and the function that fires it (listeners run synchronously; one that throws is skipped). */
+export function commitSignal(): CommitSignal & { notify(): void } {
+  const listeners = new Set<() => void>();
+  return {
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    notify() {
+      for (const l of listeners) {
+        try {
+          l();
+        } catch {
+          // a listener's failure is its own: the ingest must go on
+        }
+      }
+    },
+  };
 }
 
 /**

@@ -47,7 +47,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
   (options, log) =>
     options.api
       ? {
-          components: (store, { routes }) => [
+          components: (store, { routes, commits }) => [
             createCentralApi({
               sql: store.sql,
               log,
@@ -57,6 +57,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
               ...(options.tls ? { tls: options.tls } : {}),
               session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
               origins: [options.consoleUrl],
+              ...(commits ? { commits } : {}),
             }),
           ],
         }

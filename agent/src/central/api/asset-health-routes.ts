@@ -13,8 +13,8 @@ import { assetKnown, StoreTables } from './fleet-queries.js';
  * - `drift`: per model, its latest input-drift state: the newer of the agent's retained status
  *   (`models[].health`) and its last `model-health` event (docs/drift.md). `psi` is the figure the state is judged
  *   on (`driftPsi`, PSI beyond chance; the raw `psiMax` for an older agent).
- * - `drivers`: per model, its last risk records (oldest first) with score and drivers, so the page shows how the
- *   drivers moved.
+ * - `drivers`: per model, its last risk records (oldest first) with score, drivers and (RUL models) the interval
+ *   around the score, so the page shows how the drivers moved and the projected date's interval.
  *
  * Every read is bounded: a time window (`hours`, default 24, at most 30 days) on the records' (agent_id, stream,
  * ts) and a row limit; on PostgreSQL each stream is its own partition, pruned by stream then by time.
@@ -61,6 +61,21 @@ export interface DriverPoint {
   score: number;
   atRisk: boolean;
   drivers: unknown[];
+  /** A remaining-useful-life model's interval around the score (`{level, lower, upper}`), or null. */
+  interval: RiskInterval | null;
+}
+
+export interface RiskInterval {
+  level: number;
+  lower: number;
+  upper: number;
+}
+
+function intervalOf(v: unknown): RiskInterval | null {
+  if (!v || typeof v !== 'object') return null;
+  const { level, lower, upper } = v as Record<string, unknown>;
+  const ok = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  return ok(level) && ok(lower) && ok(upper) ? { level, lower, upper } : null;
 }
 
 export interface AssetHealth {
@@ -191,8 +206,15 @@ async function driverHistory(
   for (const model of models) {
     const rows = await recent(q, 'risk', a, `AND ${json(q, 'model')} = ?`, [model], perModel);
     for (const r of rows.reverse()) {
-      const p = JSON.parse(r.payload) as { score?: unknown; atRisk?: unknown; drivers?: unknown };
-      out.push({ model, ts: Number(r.ts), score: Number(p.score), atRisk: p.atRisk === true, drivers: Array.isArray(p.drivers) ? p.drivers : [] });
+      const p = JSON.parse(r.payload) as { score?: unknown; atRisk?: unknown; drivers?: unknown; interval?: unknown };
+      out.push({
+        model,
+        ts: Number(r.ts),
+        score: Number(p.score),
+        atRisk: p.atRisk === true,
+        drivers: Array.isArray(p.drivers) ? p.drivers : [],
+        interval: intervalOf(p.interval),
+      });
     }
   }
   return out;

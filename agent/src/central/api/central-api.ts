@@ -10,10 +10,11 @@ import { ConsoleAccess } from '../console/console-access.js';
 import { FleetEvents } from '../console/fleet-events.js';
 import { SECURITY_HEADERS, readJsonBody, sendError, sendFile, sendJson } from '../console/http-basics.js';
 import { StaticFiles } from '../console/static-files.js';
+import type { CommitSignal } from '../central-module.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import { ApiError } from './api-params.js';
 import { RouteFile, type ApiRoute, type RouteContext } from './api-route.js';
-import { StoreTables } from './fleet-queries.js';
+import { SharedFleetAssets, StoreTables } from './fleet-queries.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { RouteTable } from './route-table.js';
 
@@ -52,8 +53,10 @@ export interface CentralApiOptions {
   session?: { idleMs?: number; absoluteMs?: number };
   /** Default 5 failures per 15 min per address and per user name. */
   loginLimit?: { maxFailures?: number; windowMs?: number };
-  /** Live events: poll period (2 s), ping period (15 s), most streams (100). */
-  events?: { pollMs?: number; pingMs?: number; maxStreams?: number };
+  /** Live events: poll period (2 s), least gap of a woken poll (500 ms), ping period (15 s), most streams (100). */
+  events?: { pollMs?: number; wakeGapMs?: number; pingMs?: number; maxStreams?: number };
+  /** Commits of the ingest worker in this process: the live events poll right after one (central-module.ts). */
+  commits?: CommitSignal;
   /** The console's static folder (default: the one shipped, console/static-files.ts). */
   staticDir?: string;
   /** Origins besides the server's own that may send changes (e.g. the --console-url behind a reverse proxy). */
@@ -75,6 +78,7 @@ export class CentralApi implements Component {
   private readonly events: FleetEvents;
   private readonly files: StaticFiles;
   private server: http.Server | null = null;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly options: CentralApiOptions) {
     this.sql = options.sql;
@@ -83,11 +87,13 @@ export class CentralApi implements Component {
     this.port = options.port ?? DEFAULT_API_PORT;
     this.now = options.now ?? Date.now;
     const tables = new StoreTables();
+    const sharedAssets = new SharedFleetAssets();
     const health: ApiRoute = { method: 'GET', pattern: '/healthz', role: 'public', handle: () => this.healthz() };
     this.table = new RouteTable([
       health,
       ...fleetRoutes({
         tables,
+        sharedAssets,
         ...(options.maxPoints ? { maxPoints: options.maxPoints } : {}),
         ...(options.maxPageSize ? { maxPageSize: options.maxPageSize } : {}),
       }),
@@ -106,6 +112,7 @@ export class CentralApi implements Component {
       sql: this.sql,
       log: this.log,
       tables,
+      sharedAssets,
       now: this.now,
       alive: (session) => this.access.sessions.alive(session.idHash),
       ...options.events,
@@ -149,6 +156,7 @@ export class CentralApi implements Component {
     }
     server.on('error', (err) => this.log.warn({ err: describeError(err) }, 'central API server error'));
     this.server = server;
+    this.unsubscribe = this.options.commits?.subscribe(() => this.events.changed()) ?? null;
     const a = this.address();
     const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     this.log.info({ host: a.address, port: a.port, tls: tls !== null }, `central API and console on ${this.scheme}://${shown}:${a.port}/`);
@@ -159,6 +167,8 @@ export class CentralApi implements Component {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     this.events.stop();
     this.access.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -247,6 +257,8 @@ export class CentralApi implements Component {
     const answer = await route.handle(ctx);
     if (answer instanceof RouteFile) sendFile(req, res, answer);
     else sendJson(req, res, 200, answer);
+    // A change served here (a workflow action) reaches the other open pages without waiting for the poll.
+    if (change) this.events.changed();
   }
 
   /** `/api/v1/session`: POST logs in (public), GET tells who is logged in, DELETE logs out. */

@@ -1,5 +1,6 @@
 import { ASSET_STATES, assetState, relativeRisk, type AlertLike, type AssetState } from '../fleet/asset-state.js';
 import { tableExists } from '../fleet/retention.js';
+import { performance } from 'node:perf_hooks';
 import type { SqlQueries, SqlValue } from '../sql/sql-client.js';
 
 /**
@@ -186,13 +187,43 @@ export async function fleetAssets(q: SqlQueries, tables: StoreTables, now: numbe
   return [...assets.values()];
 }
 
+/**
+ * fleetAssets shared by the concurrent requests of one server. At 10,000 assets one computation costs the store
+ * and Node about 50–100 ms (docs/benchmarks.md), and the overview asks for the summary and a page of assets at the
+ * same moment the live events compute the summary: a request that comes while a computation runs takes its result
+ * instead of starting another. Nothing is kept once it finished, so no answer is older than its request; a caller
+ * that must see every commit up to a moment (the live events, after reading their change token) passes
+ * `startedSince` and joins only a computation started after it.
+ */
+export class SharedFleetAssets {
+  private running: { startedAt: number; now: number; value: Promise<AssetView[]> } | null = null;
+
+  get(q: SqlQueries, tables: StoreTables, now: number, startedSince = Number.NEGATIVE_INFINITY): Promise<AssetView[]> {
+    const r = this.running;
+    // The clock decides maintenance windows: a computation for another moment (a test's clock) is not joined.
+    if (r && r.startedAt >= startedSince && Math.abs(r.now - now) <= 1_000) return r.value;
+    const entry = { startedAt: performance.now(), now, value: fleetAssets(q, tables, now) };
+    this.running = entry;
+    const done = () => {
+      if (this.running === entry) this.running = null;
+    };
+    entry.value.then(done, done);
+    return entry.value;
+  }
+}
+
 export interface FleetSummary {
   agents: { total: number; online: number; offline: number; unknown: number };
   assets: { total: number } & Record<AssetState, number>;
   activeAlerts: { total: number; bySeverity: Record<string, number> };
 }
 
-export async function fleetSummary(q: SqlQueries, tables: StoreTables, now: number = Date.now()): Promise<FleetSummary> {
+export async function fleetSummary(
+  q: SqlQueries,
+  tables: StoreTables,
+  now: number = Date.now(),
+  assetsOf: () => Promise<AssetView[]> = () => fleetAssets(q, tables, now),
+): Promise<FleetSummary> {
   const agents = { total: 0, online: 0, offline: 0, unknown: 0 };
   if (await tables.has(q, 'fleet_agents')) {
     for (const r of await q.all<Row>('SELECT state, COUNT(*) AS n FROM fleet_agents GROUP BY state')) {
@@ -204,7 +235,7 @@ export async function fleetSummary(q: SqlQueries, tables: StoreTables, now: numb
     }
   }
   const assets = { total: 0, ...(Object.fromEntries(ASSET_STATES.map((s) => [s, 0])) as Record<AssetState, number>) };
-  for (const a of await fleetAssets(q, tables, now)) {
+  for (const a of await assetsOf()) {
     assets.total++;
     assets[a.state]++;
   }
@@ -230,15 +261,19 @@ export interface AgentView {
   streams: Record<string, { highestSeq: number | null; received: number | null; missing: number; gaps: number }>;
 }
 
-/** Agents in agent_id order, `limit` after `after`. */
+/** Agents in agent_id order, `limit` after `after` (or the one agent `agentId`). */
 export async function fleetAgents(
   q: SqlQueries,
   tables: StoreTables,
-  opts: { after: string | null; limit: number; state: string | null },
+  opts: { after: string | null; limit: number; state: string | null; agentId?: string },
 ): Promise<AgentView[]> {
   if (!(await tables.has(q, 'fleet_agents'))) return [];
   const where: string[] = [];
   const params: SqlValue[] = [];
+  if (opts.agentId !== undefined) {
+    where.push('agent_id = ?');
+    params.push(opts.agentId);
+  }
   if (opts.after !== null) {
     where.push('agent_id > ?');
     params.push(opts.after);
@@ -288,6 +323,64 @@ export async function fleetAgents(
     }
   }
   return agents;
+}
+
+/** One agent as the list shows it, or null when central has no record of it. */
+export async function fleetAgent(q: SqlQueries, tables: StoreTables, agentId: string): Promise<AgentView | null> {
+  return (await fleetAgents(q, tables, { after: null, limit: 1, state: null, agentId }))[0] ?? null;
+}
+
+export interface AssetMetric {
+  name: string;
+  /** Central keeps hourly rollups of it (the 24 h … 30 d ranges). */
+  hourly: boolean;
+  /** It is in the asset's recent telemetry records (the 1 h range, and a raw fallback). */
+  recent: boolean;
+}
+
+/** Most metric names one asset lists (hosts report about 40). */
+export const MAX_ASSET_METRICS = 500;
+/** How far back the rollups and the records are asked for metric names. */
+const METRICS_ROLLUP_WINDOW_MS = 7 * 86_400_000;
+const METRICS_RECENT_WINDOW_MS = 3_600_000;
+const METRICS_RECENT_RECORDS = 50;
+
+/**
+ * The metric names central has for one asset, for the asset page's metric picker: those with hourly rollups in
+ * the last 7 days and those in its newest telemetry records (the last 50 of the last hour: names not rolled up
+ * still show). Bounded on both sides: a time window on an indexed key and a row limit.
+ */
+export async function assetMetrics(q: SqlQueries, tables: StoreTables, agentId: string, asset: string, now: number): Promise<AssetMetric[]> {
+  const found = new Map<string, AssetMetric>();
+  const add = (name: string, kind: 'hourly' | 'recent') => {
+    let m = found.get(name);
+    if (!m) {
+      if (found.size >= MAX_ASSET_METRICS) return;
+      found.set(name, (m = { name, hourly: false, recent: false }));
+    }
+    m[kind] = true;
+  };
+  if (await tables.has(q, 'fleet_telemetry_hourly')) {
+    const rows = await q.all<Row>('SELECT DISTINCT metric FROM fleet_telemetry_hourly WHERE agent_id = ? AND asset = ? AND hour >= ? ORDER BY metric LIMIT ?', [
+      agentId,
+      asset,
+      now - METRICS_ROLLUP_WINDOW_MS,
+      MAX_ASSET_METRICS,
+    ]);
+    for (const r of rows) add(String(r.metric), 'hourly');
+  }
+  if (await tables.has(q, 'records')) {
+    const rows = await q.all<{ payload: string }>(
+      `SELECT payload FROM records WHERE agent_id = ? AND stream = 'telemetry' AND ts > ? AND ts <= ? AND ${field(q, 'asset')} = ?
+        ORDER BY ts DESC, seq DESC LIMIT ?`,
+      [agentId, now - METRICS_RECENT_WINDOW_MS, now, asset, METRICS_RECENT_RECORDS],
+    );
+    for (const r of rows) {
+      const metrics = (JSON.parse(r.payload) as { metrics?: unknown }).metrics;
+      if (metrics && typeof metrics === 'object') for (const name of Object.keys(metrics)) add(name, 'recent');
+    }
+  }
+  return [...found.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
 }
 
 /** One asset in detail, or null when central has never heard of it. */

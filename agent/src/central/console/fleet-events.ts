@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import { describeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { fleetSummary, StoreTables } from '../api/fleet-queries.js';
+import { performance } from 'node:perf_hooks';
+import { fleetSummary, SharedFleetAssets, StoreTables } from '../api/fleet-queries.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import type { Session } from './auth/console-sessions.js';
 
@@ -10,7 +11,11 @@ import type { Session } from './auth/console-sessions.js';
  * `{summary, token}` (the summary is what GET /api/v1/fleet returns); then another whenever the change token
  * moves: one shared poll for all clients (every `pollMs`, only while someone listens) reads a cheap token made
  * of counts and newest times of the tables the console shows (alerts, their workflow, latest risk, agents,
- * assets), and only a new token costs a summary, computed once for everyone. A `: ping` comment every `pingMs`
+ * assets), and only a new token costs a summary, computed once for everyone. `changed()` polls sooner: the
+ * ingest worker of the same process calls it right after a commit (and the server after a change it served),
+ * so a record reaches the pages in well under a poll period; at most one such poll per `wakeGapMs`, so a busy
+ * fleet costs a summary every half second at most, not one per batch. The timed poll stays for what other
+ * workers commit. A `: ping` comment every `pingMs`
  * keeps proxies from closing an idle stream; a stream ends when its session has ended (checked at each ping: the
  * stream itself does not keep a session alive), at logout, or at stop().
  */
@@ -20,11 +25,15 @@ export interface FleetEventsOptions {
   log: Logger;
   /** Default 2 s. */
   pollMs?: number;
+  /** Least time between the start of one poll and a poll that `changed()` asks for. Default 500 ms. */
+  wakeGapMs?: number;
   /** Default 15 s. */
   pingMs?: number;
   /** Most streams open at once; more are refused with 503. Default 100. */
   maxStreams?: number;
   tables?: StoreTables;
+  /** Every asset's state, computed once for concurrent requests (shared with the read routes). */
+  sharedAssets?: SharedFleetAssets;
   /** Whether a stream's session still holds (checked at each ping); default: until it expires at the latest. */
   alive?: (session: Session) => Promise<boolean>;
   now?: () => number;
@@ -49,14 +58,20 @@ interface Stream {
 export class FleetEvents {
   private readonly streams = new Set<Stream>();
   private readonly tables: StoreTables;
+  private readonly shared: SharedFleetAssets;
   private pollTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private polling = false;
+  /** `changed()` came while a poll ran: poll again after it. */
+  private pending = false;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private lastPollTs = 0;
   private last: { token: string; data: string } | null = null;
   private stopped = false;
 
   constructor(private readonly options: FleetEventsOptions) {
     this.tables = options.tables ?? new StoreTables();
+    this.shared = options.sharedAssets ?? new SharedFleetAssets();
   }
 
   get size(): number {
@@ -91,6 +106,21 @@ export class FleetEvents {
     return true;
   }
 
+  /** The store changed in this process (a commit of the ingest worker, a workflow action): poll soon. */
+  changed(): void {
+    if (this.stopped || !this.streams.size) return;
+    if (this.polling) {
+      this.pending = true;
+      return;
+    }
+    if (this.wakeTimer) return;
+    const wait = Math.max(0, this.lastPollTs + (this.options.wakeGapMs ?? 500) - Date.now());
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      void this.poll();
+    }, wait);
+  }
+
   /** Ends the streams of one session (at logout). */
   endSession(idHash: string): void {
     for (const s of [...this.streams]) if (s.session.idHash === idHash) this.end(s);
@@ -122,7 +152,9 @@ export class FleetEvents {
   private unschedule(): void {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
-    this.pollTimer = this.pingTimer = null;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.pollTimer = this.pingTimer = this.wakeTimer = null;
+    this.pending = false;
     this.last = null;
   }
 
@@ -143,9 +175,13 @@ export class FleetEvents {
 
   /** The newest event: from the last poll when the token has not moved since, else a fresh summary. */
   private async current(): Promise<{ token: string; data: string }> {
+    // A computation of the assets started after this moment holds every commit the token below counts.
+    const since = performance.now();
     const token = await this.token();
     if (this.last?.token === token) return this.last;
-    const summary = await fleetSummary(this.options.sql, this.tables);
+    const { sql } = this.options;
+    const now = (this.options.now ?? Date.now)();
+    const summary = await fleetSummary(sql, this.tables, now, () => this.shared.get(sql, this.tables, now, since));
     this.last = { token, data: JSON.stringify({ summary, token }) };
     return this.last;
   }
@@ -153,6 +189,7 @@ export class FleetEvents {
   private async poll(): Promise<void> {
     if (this.polling || !this.streams.size) return;
     this.polling = true;
+    this.lastPollTs = Date.now();
     try {
       const event = await this.current();
       for (const s of this.streams) if (s.token !== event.token) this.send(s, event);
@@ -160,6 +197,10 @@ export class FleetEvents {
       this.options.log.warn({ err: describeError(err) }, 'console events: the change poll failed');
     } finally {
       this.polling = false;
+      if (this.pending) {
+        this.pending = false;
+        this.changed();
+      }
     }
   }
 

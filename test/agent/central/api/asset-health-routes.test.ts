@@ -118,7 +118,12 @@ async function seed(url: string): Promise<void> {
     );
     const records: BatchRecord[] = [];
     for (let i = 1; i <= 25; i++) records.push(risk(records.length + 1, NOW - (26 - i) * 10 * MIN, 'mill', 'machine-failure', i / 25));
-    for (let i = 1; i <= 3; i++) records.push(risk(records.length + 1, NOW - (4 - i) * 10 * MIN + 1, 'mill', 'tool-rul', 0.1 * i));
+    // tool-rul carries the interval around its remaining life (the last one without: an older agent's record).
+    for (let i = 1; i <= 3; i++)
+      records.push({
+        ...risk(records.length + 1, NOW - (4 - i) * 10 * MIN + 1, 'mill', 'tool-rul', 0.1 * i),
+        ...(i < 3 ? { kind: 'rul', interval: { level: 0.9, lower: 0.05 * i, upper: 0.2 * i } } : { kind: 'rul' }),
+      });
     records.push(risk(records.length + 1, NOW - MIN, 'lathe', 'machine-failure', 0.9));
     records.sort((a, b) => a.ts - b.ts);
     records.forEach((r, k) => (r.seq = k + 1));
@@ -196,7 +201,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       ]);
     });
 
-    it('gives the last 20 risk records per model, oldest first, with their drivers', async (ctx) => {
+    it('gives the last 20 risk records per model, oldest first, with their drivers and interval', async (ctx) => {
       if (skip()) ctx.skip();
       const h = await call('a1', 'mill');
       const mf = h.drivers.filter((d) => d.model === 'machine-failure');
@@ -208,6 +213,13 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       ]);
       expect(mf.at(-1)).toMatchObject({ ts: NOW - 10 * MIN, atRisk: true });
       expect(h.drivers.filter((d) => d.model === 'tool-rul').map((d) => d.score)).toEqual([0.1, 0.2, expect.closeTo(0.3, 10)]);
+      // Each entry carries its record's interval (RUL models), null where the record has none.
+      expect(h.drivers.filter((d) => d.model === 'tool-rul').map((d) => d.interval)).toEqual([
+        { level: 0.9, lower: 0.05, upper: 0.2 },
+        { level: 0.9, lower: 0.1, upper: 0.4 },
+        null,
+      ]);
+      expect(mf.every((d) => d.interval === null)).toBe(true);
       expect((await call('a1', 'mill', 'limit=2')).drivers.map((d) => d.model)).toEqual(['machine-failure', 'machine-failure', 'tool-rul', 'tool-rul']);
     });
 

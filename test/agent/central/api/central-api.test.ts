@@ -136,15 +136,16 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     it('lists assets with their state, filtered, searched, sorted by risk and paged with a cursor', async () => {
       const all = await get('/api/v1/assets?sort=risk');
+      // The state's severity first: the pump's critical alert puts it above the mill, whose model scores higher.
       expect(all.body.assets.map((a: any) => [a.agentId, a.asset, a.state])).toEqual([
+        ['a2', 'pump', 'alarm'],
         ['a1', 'mill', 'warning'],
         ['a1', 'lathe', 'watch'],
-        ['a2', 'pump', 'alarm'],
         ['a3', 'fan', 'healthy'],
       ]);
-      expect(all.body.assets[0].risk).toBeCloseTo(1.4, 9);
-      expect(all.body.assets[0].models[0]).toMatchObject({ model: 'machine-failure', score: 0.7, atRisk: true, ts: T0 + 2 * HOUR_MS });
-      expect(all.body.assets[2].activeAlerts).toEqual({ critical: 1 });
+      expect(all.body.assets[1].risk).toBeCloseTo(1.4, 9);
+      expect(all.body.assets[1].models[0]).toMatchObject({ model: 'machine-failure', score: 0.7, atRisk: true, ts: T0 + 2 * HOUR_MS });
+      expect(all.body.assets[0].activeAlerts).toEqual({ critical: 1 });
       expect((await get('/api/v1/assets?state=alarm,healthy')).body.assets.map((a: any) => a.asset)).toEqual(['pump', 'fan']);
       expect((await get('/api/v1/assets?q=LAT')).body.assets.map((a: any) => a.asset)).toEqual(['lathe']);
       expect((await get('/api/v1/assets?agent=a1')).body.total).toBe(2);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCentralApi, type CentralApi, type CentralApiOptions } from '../../../../agent/src/central/api/central-api.js';
 import type { ApiRoute } from '../../../../agent/src/central/api/api-route.js';
+import { commitSignal } from '../../../../agent/src/central/central-module.js';
 import { CONTENT_SECURITY_POLICY } from '../../../../agent/src/central/console/http-basics.js';
 import { FleetProjection } from '../../../../agent/src/central/fleet/fleet-projection.js';
 import { FleetRegistry } from '../../../../agent/src/central/fleet-registry.js';
@@ -13,7 +14,7 @@ import { openSqlClient } from '../../../../agent/src/central/sql/open-sql-client
 import type { SqlClient } from '../../../../agent/src/central/sql/sql-client.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
 import { createLedgerTables, ingest, migrateProjections } from '../../../helpers/central-records.js';
-import { TEST_PASSWORD, consoleSession, ensureConsoleUser } from '../../../helpers/console-session.js';
+import { TEST_PASSWORD, consoleSession, ensureConsoleUser, type ConsoleClient } from '../../../helpers/console-session.js';
 import { postgresSkipReason, startPostgres, type PostgresCluster } from '../../../helpers/postgres.js';
 
 const pgSkip = postgresSkipReason();
@@ -74,6 +75,33 @@ function rawGet(
     req.on('error', reject);
     req.end();
   });
+}
+
+/** Opens the event stream of a session; returns a function that reads the next `fleet` event's data (null: ended). */
+async function openEvents(c: ConsoleClient): Promise<() => Promise<any>> {
+  const res = await c.fetch('/api/v1/events');
+  expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
+  const reader = res.body!.getReader();
+  let text = '';
+  return async (): Promise<any> => {
+    for (;;) {
+      const end = text.indexOf('\n\n');
+      if (end >= 0) {
+        const block = text.slice(0, end);
+        text = text.slice(end + 2);
+        if (!block.startsWith('event: fleet')) continue;
+        return JSON.parse(
+          block
+            .split('\n')
+            .find((l) => l.startsWith('data: '))!
+            .slice(6),
+        );
+      }
+      const { value, done } = await reader.read();
+      if (done) return null;
+      text += Buffer.from(value).toString();
+    }
+  };
 }
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
@@ -331,32 +359,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const { base, api } = await serve({ events: { pollMs: 50, pingMs: 50 }, now: () => clock });
       const s = await consoleSession(base, sql, { username: 'watcher', role: 'viewer' });
       expect((await fetch(`${base}/api/v1/events`)).status).toBe(401);
-      const open = async (c: typeof s) => {
-        const res = await c.fetch('/api/v1/events');
-        expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
-        const reader = res.body!.getReader();
-        let text = '';
-        /** The next `fleet` event's data, or null when the stream ended. */
-        return async (): Promise<any> => {
-          for (;;) {
-            const end = text.indexOf('\n\n');
-            if (end >= 0) {
-              const block = text.slice(0, end);
-              text = text.slice(end + 2);
-              if (!block.startsWith('event: fleet')) continue;
-              return JSON.parse(
-                block
-                  .split('\n')
-                  .find((l) => l.startsWith('data: '))!
-                  .slice(6),
-              );
-            }
-            const { value, done } = await reader.read();
-            if (done) return null;
-            text += Buffer.from(value).toString();
-          }
-        };
-      };
+      const open = openEvents;
       const nextEvent = await open(s);
       const first = await nextEvent();
       expect(first.summary).toEqual((await s.get('/api/v1/fleet')).body);
@@ -382,6 +385,28 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(await nextEvent()).toBeNull();
       await api.stop();
       expect(await lateEvents()).toBeNull();
+    });
+
+    it('sends an event right after a commit of the ingest in this process, or a change it served, without waiting for the poll', async () => {
+      const commits = commitSignal();
+      // The timed poll would come in an hour: only the wake-up can bring the events below.
+      const { base, api } = await serve({ events: { pollMs: 3_600_000, wakeGapMs: 10 }, commits });
+      const s = await consoleSession(base, sql, { username: 'woken', role: 'operator' });
+      const nextEvent = await openEvents(s);
+      const first = await nextEvent();
+      await ingest(sql, projections, { ...riskBatch(1, NOW - MIN, 0.3), agentId: 'wake-1' });
+      commits.notify();
+      const second = await nextEvent();
+      expect(second.summary.assets.total).toBe(first.summary.assets.total + 1);
+      // A change route that succeeded (here the echo; in the console a workflow action) wakes the poll too.
+      await ingest(sql, projections, { ...riskBatch(1, NOW - MIN, 0.3), agentId: 'wake-2' });
+      expect((await s.fetch('/api/v1/test/echo/1', { method: 'POST', body: '{}' })).status).toBe(200);
+      const third = await nextEvent();
+      expect(third.summary.assets.total).toBe(first.summary.assets.total + 2);
+      // After stop() the server no longer listens to the signal.
+      await api.stop();
+      expect(await nextEvent()).toBeNull();
+      commits.notify();
     });
 
     it('caps the open event streams (503 past the cap)', async () => {

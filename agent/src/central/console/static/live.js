@@ -48,6 +48,11 @@ export function lastFleetEvent() {
   return lastFleet;
 }
 
+/** The latest summary while the stream is live (it is then the newest: every change sends another), else null. */
+export function liveSummary() {
+  return status === 'live' && lastFleet ? lastFleet.summary : null;
+}
+
 export function onLiveStatus(fn) {
   statusListeners.add(fn);
   fn(status);

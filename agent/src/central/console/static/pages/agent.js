@@ -1,6 +1,6 @@
 // One agent: its state, version and the ledger's bookkeeping per stream, its assets and its alerts.
 
-import { api, assetPath } from '../api.js';
+import { ApiError, api, assetPath } from '../api.js';
 import { riskBar } from '../charts.js';
 import { fill, h } from '../dom.js';
 import { fmtCount, fmtNum, fmtTime } from '../format.js';
@@ -25,11 +25,11 @@ export function render(root, params) {
   );
   const load = async () => {
     const [ag, as, al] = await Promise.allSettled([
-      findAgent(agent),
+      api.get(`/agents/${encodeURIComponent(agent)}`),
       api.get('/assets', { agent, sort: 'risk', limit: 200 }),
       api.get('/alerts', { agent, limit: 50 }),
     ]);
-    if (ag.status === 'fulfilled' && ag.value) {
+    if (ag.status === 'fulfilled') {
       const a = ag.value;
       fill(
         head,
@@ -66,7 +66,11 @@ export function render(root, params) {
         ),
       );
     } else
-      fill(head, h('h1', null, agent), ag.status === 'rejected' ? errorBox(ag.reason) : h('p', { class: 'muted' }, 'Central has no status from this agent.'));
+      fill(
+        head,
+        h('h1', null, agent),
+        ag.reason instanceof ApiError && ag.reason.status === 404 ? h('p', { class: 'muted' }, 'Central has no record of this agent.') : errorBox(ag.reason),
+      );
     if (as.status === 'fulfilled')
       fill(
         assets,
@@ -93,18 +97,4 @@ export function render(root, params) {
   const loader = liveLoader(load);
   void loader.run();
   return () => loader.stop();
-}
-
-/**
- * The agent's row from the agents list (the API has no single-agent route): pages of 1,000 in id order, stopping
- * at the page that passes the id. One request for fleets up to 1,000 agents.
- */
-async function findAgent(agentId) {
-  let page = await api.get('/agents', { limit: 1000 });
-  for (;;) {
-    const hit = page.agents.find((a) => a.agentId === agentId);
-    if (hit) return hit;
-    if (!page.nextCursor || page.agents[page.agents.length - 1].agentId > agentId) return null;
-    page = await api.get('/agents', { limit: 1000, cursor: page.nextCursor });
-  }
 }

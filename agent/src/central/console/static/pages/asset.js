@@ -121,6 +121,9 @@ export function render(root, params, query) {
   const extra = new Set((query.get('metrics') ?? '').split(',').filter(Boolean));
   let detail = null;
   let health = null;
+  /** The metric names central has for the asset (GET …/metrics), for the picker; asked once per page. */
+  let metricNames = null;
+  let metricsAsked = false;
   let healthError = null;
   let stopped = false;
 
@@ -271,12 +274,20 @@ export function render(root, params, query) {
         }),
       );
       if (stopped) return;
-      fill(
-        riskBox,
-        series.map(({ m, r, basis, err }) => modelCard(m, r, basis, err, from, to)),
-      );
+      riskCards = { series, from, to };
+      drawRiskCards();
     }
     await drawTelemetry();
+  };
+
+  // The cards again from the series already fetched: the health route brings a RUL model's interval later.
+  let riskCards = null;
+  const drawRiskCards = () => {
+    const { series, from, to } = riskCards;
+    fill(
+      riskBox,
+      series.map(({ m, r, basis, err }) => modelCard(m, r, basis, err, from, to)),
+    );
   };
 
   const latestHistoryEntry = (model) => {
@@ -351,14 +362,32 @@ export function render(root, params, query) {
     return fromDrivers;
   };
 
+  const drawMetricOptions = () => {
+    const known = new Map();
+    for (const m of metricNames ?? []) known.set(m.name, m.hourly ? 'hourly rollups' : 'recent readings only');
+    for (const m of [...signals(), ...(health && Array.isArray(health.quality) ? health.quality.map((q) => q.metric) : [])])
+      if (!known.has(m)) known.set(m, '');
+    fill(
+      metricOptions,
+      [...known].map(([m, note]) => h('option', { value: m, label: note ? `${m} (${note})` : m })),
+    );
+  };
+
+  const loadMetricNames = async () => {
+    try {
+      const r = await api.get(assetPath(agent, asset, 'metrics'));
+      metricNames = r.metrics;
+    } catch {
+      // The picker still offers the driving signals; a name typed by hand is charted all the same.
+      metricNames = [];
+    }
+    if (!stopped) drawMetricOptions();
+  };
+
   const drawTelemetry = async () => {
     const driving = signals().slice(0, MAX_DEFAULT_SIGNALS);
     const metrics = [...driving, ...[...extra].filter((m) => !driving.includes(m))];
-    const known = new Set([...signals(), ...(health && Array.isArray(health.quality) ? health.quality.map((q) => q.metric) : [])]);
-    fill(
-      metricOptions,
-      [...known].map((m) => h('option', { value: m })),
-    );
+    drawMetricOptions();
     if (!metrics.length) {
       fill(teleBox, h('p', { class: 'muted' }, 'No driving signals known yet; add a metric to chart it.'));
       return;
@@ -491,6 +520,18 @@ export function render(root, params, query) {
     }
     if (stopped) return;
     drawHead();
+    if (!metricsAsked) {
+      metricsAsked = true;
+      void loadMetricNames();
+    }
+    // The charts are drawn once per range, and on live updates at most every 5 s (a fleet event can come every
+    // 2 s; a chart redrawn that often only flickers). They need only the detail: they do not wait for the health
+    // route, which reads raw records and is the slowest request of the page.
+    let charts = null;
+    if (chartsDrawnFor !== range.id) {
+      chartsDrawnFor = range.id;
+      charts = drawCharts();
+    } else redrawSoon();
     const [hr] = await Promise.allSettled([api.get(assetPath(agent, asset, 'health')), drawAlerts()]);
     if (stopped) return;
     if (hr.status === 'fulfilled') {
@@ -500,12 +541,9 @@ export function render(root, params, query) {
       healthError = hr.reason && hr.reason.status === 404 ? 'this central has no asset health route yet' : hr.reason.message;
     }
     drawDriversAndQuality();
-    // The charts are drawn once per range, and on live updates at most every 5 s (a fleet event can come every
-    // 2 s; a chart redrawn that often only flickers).
-    if (chartsDrawnFor !== range.id) {
-      chartsDrawnFor = range.id;
-      await drawCharts();
-    } else redrawSoon();
+    drawMetricOptions();
+    if (riskCards && detail.models.some((m) => m.kind === 'rul')) drawRiskCards();
+    await charts;
   };
   let redrawTimer = null;
   const redrawSoon = () => {

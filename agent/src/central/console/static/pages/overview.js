@@ -5,7 +5,7 @@ import { api, assetPath } from '../api.js';
 import { riskBar } from '../charts.js';
 import { debounce, fill, h } from '../dom.js';
 import { ASSET_STATES, SEVERITIES, fmtCount, fmtNum, fmtTimeSec, label } from '../format.js';
-import { liveLoader } from '../live.js';
+import { liveLoader, liveSummary } from '../live.js';
 import { setQuery } from '../router.js';
 import { Pager, errorBox, panel, severityBadge, stateChip, table, when } from '../widgets.js';
 
@@ -187,8 +187,10 @@ export function render(root, _params, query) {
   );
 
   const load = async () => {
+    // The counts come with each live event: asked for only while the stream is not (yet) live.
+    const live = liveSummary();
     const [fleet, assets, agents] = await Promise.allSettled([
-      api.get('/fleet'),
+      live ? Promise.resolve(live) : api.get('/fleet'),
       api.get('/assets', { sort, state: [...selected].join(','), q: search, limit: PAGE, cursor: assetPager.cursor }),
       api.get('/agents', { state: agentState, limit: PAGE, cursor: agentPager.cursor }),
     ]);
