@@ -5,6 +5,7 @@ import { createCentralApi } from './api/central-api.js';
 import type { CentralModuleFactory } from './central-module.js';
 import { FleetProjection } from './fleet/fleet-projection.js';
 import { createRetention } from './fleet/retention.js';
+import { sloModule } from './slo/slo-module.js';
 
 /**
  * What `forewarn central` runs besides ingest, in start order. A module is a factory of projections (kept in the
@@ -33,12 +34,15 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
         workerId: options.clientId,
       }).components,
   }),
+  // Fleet SLOs: indicators kept in the ingest transaction, objectives and budgets (GET /api/v1/slo), burn-rate
+  // alerts into the alert book, the SLO families of /metrics (docs/slo.md).
+  sloModule,
   // The HTTP server: the JSON API (/api/v1/…) with every module's routes, the console's pages, sessions and live
   // events. Last, so that it mounts the routes of all modules above; --no-api turns it off.
   (options, log) =>
     options.api
       ? {
-          components: (store, { routes }) => [
+          components: (store, { routes, metrics }) => [
             createCentralApi({
               sql: store.sql,
               log,
@@ -48,6 +52,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
               ...(options.tls ? { tls: options.tls } : {}),
               session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
               origins: [options.consoleUrl],
+              metrics: { collectors: metrics, ...(options.metricsTokenFile ? { tokenFile: options.metricsTokenFile } : {}) },
             }),
           ],
         }

@@ -13,6 +13,7 @@ import { StaticFiles } from '../console/static-files.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import { ApiError } from './api-params.js';
 import type { ApiRoute, RouteContext } from './api-route.js';
+import { MetricsEndpoint, type MetricsEndpointOptions } from './metrics-endpoint.js';
 import { StoreTables } from './fleet-queries.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { RouteTable } from './route-table.js';
@@ -58,6 +59,8 @@ export interface CentralApiOptions {
   staticDir?: string;
   /** Origins besides the server's own that may send changes (e.g. the --console-url behind a reverse proxy). */
   origins?: readonly string[];
+  /** `/metrics`: the modules' collectors and the bearer token file (metrics-endpoint.ts). */
+  metrics?: MetricsEndpointOptions;
 }
 
 export const DEFAULT_API_PORT = 8470;
@@ -74,6 +77,7 @@ export class CentralApi implements Component {
   private readonly table: RouteTable;
   private readonly events: FleetEvents;
   private readonly files: StaticFiles;
+  private readonly metrics: MetricsEndpoint;
   private server: http.Server | null = null;
 
   constructor(private readonly options: CentralApiOptions) {
@@ -111,6 +115,7 @@ export class CentralApi implements Component {
       ...options.events,
     });
     this.files = new StaticFiles(options.staticDir);
+    this.metrics = new MetricsEndpoint(options.metrics ?? { collectors: [] });
   }
 
   get scheme(): 'http' | 'https' {
@@ -123,6 +128,7 @@ export class CentralApi implements Component {
    */
   async start(): Promise<void> {
     const tls = this.options.tls ? { cert: readSecret('--tls-cert', this.options.tls.certFile), key: readSecret('--tls-key', this.options.tls.keyFile) } : null;
+    this.metrics.load();
     await this.access.start();
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     let server: http.Server;
@@ -185,7 +191,8 @@ export class CentralApi implements Component {
         throw new ApiError(400, 'FW_ERR_API_REQUEST', 'path: not a request path');
       }
       const p = url.pathname;
-      if (p === '/healthz' || p === '/api' || p.startsWith('/api/')) await this.api(req, res, url);
+      if (p === '/metrics') await this.metricsEndpoint(req, res);
+      else if (p === '/healthz' || p === '/api' || p.startsWith('/api/')) await this.api(req, res, url);
       else await this.page(req, res, url);
     } catch (err) {
       if (res.headersSent) {
@@ -245,6 +252,15 @@ export class CentralApi implements Component {
     const body = change ? await readJsonBody(req, res) : undefined;
     const ctx: RouteContext = { query: url.searchParams, params, body, user: session?.user ?? null, remoteAddress, sql: this.sql, now: this.now };
     sendJson(req, res, 200, await route.handle(ctx));
+  }
+
+  /** `/metrics`: a session or the bearer token of --metrics-token-file; GET and HEAD. */
+  private async metricsEndpoint(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${req.method ?? '?'} is not allowed on /metrics (allowed: GET, HEAD)`, { Allow: 'GET, HEAD' });
+    if (!this.metrics.bearerAllowed(req) && !(await this.access.session(req)))
+      throw new ApiError(401, 'FW_ERR_CONSOLE_AUTH', '/metrics needs a console session or the bearer token of --metrics-token-file');
+    await this.metrics.send(req, res, this.sql, this.now());
   }
 
   /** `/api/v1/session`: POST logs in (public), GET tells who is logged in, DELETE logs out. */
