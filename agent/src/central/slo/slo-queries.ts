@@ -140,6 +140,8 @@ async function spanCounts(q: SqlQueries, slo: SloConfig, s: SliQuery, span: Span
       for (const b of bad) add(out, [b.agent_id, ...(byDay ? [String(b.day)] : [])].join('\u0000'), 0, Number(b.n ?? 0));
     }
   }
+  // A row without events of this indicator (a reading of an asset no model is bound to) is not in it.
+  for (const [key, c] of out) if (c.total === 0) out.delete(key);
   return out;
 }
 
@@ -244,7 +246,7 @@ export async function agentClocks(q: SqlQueries, slo: SloConfig, agentId?: strin
   );
   return rows.map((r) => ({
     agentId: r.agent_id,
-    estimatedSkewMs: -Number(r.min_delay_ms),
+    estimatedSkewMs: -Number(r.min_delay_ms) || 0,
     appliedSkewMs: appliedSkew(Number(r.min_delay_ms), slo.clockSkewToleranceSeconds),
     samples: Number(r.samples),
     sampledTs: Number(r.min_delay_ts),
