@@ -43,8 +43,10 @@ function formatError(e: ErrorObject): string {
       return `${at([...base, String((e.params as { missingProperty: string }).missingProperty)])}: is required`;
     case 'enum':
       return `${at(base)}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'pattern':
-      return `${at(base)}: ${JSON.stringify(e.data)} does not match ${(e.params as { pattern: string }).pattern}`;
+    case 'pattern': {
+      const pattern = (e.params as { pattern: string }).pattern;
+      return pattern.includes('(ms|s|m|h|d)') ? `${at(base)}: must be a duration such as 30m, 6h or 28d` : `${at(base)}: must match ${pattern}`;
+    }
     default:
       return `${at(base)}: ${e.message ?? 'is invalid'}`;
   }
