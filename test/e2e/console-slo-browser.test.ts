@@ -44,9 +44,14 @@ describe.skipIf(skip !== null)(`the SLO page in Chromium${skip ? ` (skipped: ${s
     cleanup.push(() => broker.stop());
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const central = spawnAgent(['central', '--store', store, '--broker', broker.url, '--client-id', 'slo-central', '--api', `127.0.0.1:${port}`, '--config', config], dir, '', {
-      FOREWARN_LOG_LEVEL: 'info',
-    });
+    const central = spawnAgent(
+      ['central', '--store', store, '--broker', broker.url, '--client-id', 'slo-central', '--api', `127.0.0.1:${port}`, '--config', config],
+      dir,
+      '',
+      {
+        FOREWARN_LOG_LEVEL: 'info',
+      },
+    );
     cleanup.push(() => killAgent(central));
     await waitFor(() => central.logs().some((l) => l.msg === 'subscriber connected'), 'central subscribed', 30_000);
     await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok, 'central HTTP server up', 30_000);
@@ -66,11 +71,9 @@ describe.skipIf(skip !== null)(`the SLO page in Chromium${skip ? ` (skipped: ${s
     await expect.poll(() => page.getAttribute('#mainnav a[href="/slo"]', 'aria-current')).toBe('page');
 
     // Every objective, in the configured order, with numbers once the fleet's records are in.
-    await expect.poll(() => page.locator('section.slo-objective').evaluateAll((els) => els.map((e) => e.getAttribute('data-slo')))).toEqual([
-      'telemetry-fresh',
-      'nothing-lost',
-      'delivered-fast',
-    ]);
+    await expect
+      .poll(() => page.locator('section.slo-objective').evaluateAll((els) => els.map((e) => e.getAttribute('data-slo'))))
+      .toEqual(['telemetry-fresh', 'nothing-lost', 'delivered-fast']);
     // The panels are drawn once; reload until the fleet's records have reached central and every indicator has events.
     await expect
       .poll(
@@ -90,7 +93,11 @@ describe.skipIf(skip !== null)(`the SLO page in Chromium${skip ? ` (skipped: ${s
       expect(await panel.locator('.slo-value').textContent()).toMatch(/\d+(\.\d+)? %/);
       expect(Number.isFinite(Number(await panel.locator('.slo-budget').getAttribute('data-remaining')))).toBe(true);
       expect(await panel.locator('figure.chart svg').count()).toBe(1);
-      expect(await panel.locator('tr[data-tier]').evaluateAll((els) => els.map((e) => e.getAttribute('data-tier')))).toEqual(['page-fast', 'page-slow', 'ticket']);
+      expect(await panel.locator('tr[data-tier]').evaluateAll((els) => els.map((e) => e.getAttribute('data-tier')))).toEqual([
+        'page-fast',
+        'page-slow',
+        'ticket',
+      ]);
     }
     // Nothing is lost in the simulated fleet: completeness is 100 %, its budget untouched.
     expect(await page.getAttribute('section[data-slo="nothing-lost"] .slo-value', 'data-value')).toBe('1');

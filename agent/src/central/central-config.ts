@@ -78,7 +78,8 @@ export function buildCentralConfig(yamlText: string | null, source = '(defaults)
       throw new ForewarnError('FW_ERR_CONFIG_READ', `${source}: not valid YAML`, { details: [`${source}: ${describeError(err)}`], cause: err });
     }
   }
-  const invalid = (details: string[]) => new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration:\n  ${details.join('\n  ')}`, { details });
+  const invalid = (details: string[]) =>
+    new ForewarnError('FW_ERR_CONFIG_INVALID', `${source}: invalid configuration:\n  ${details.join('\n  ')}`, { details });
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalid(['(root): must be a mapping of sections']);
   const config = data as Record<string, unknown>;
   // Ajv fills defaults only into objects that exist: every section starts as an empty mapping.

@@ -92,7 +92,13 @@ slo:
   it('takes sections from modules: one more entry, and its checks run', () => {
     const extra: CentralConfigSection = {
       key: 'gpuCost',
-      schema: { type: 'object', description: 'x', additionalProperties: false, default: {}, properties: { pricePerHour: { type: 'number', description: 'p', default: 2 } } },
+      schema: {
+        type: 'object',
+        description: 'x',
+        additionalProperties: false,
+        default: {},
+        properties: { pricePerHour: { type: 'number', description: 'p', default: 2 } },
+      },
       check: (s) => ((s.pricePerHour as number) < 0 ? ['gpuCost.pricePerHour: must not be negative'] : []),
     };
     expect(buildCentralConfig('gpuCost: { pricePerHour: 3 }', 'f', [extra]).gpuCost).toEqual({ pricePerHour: 3 });

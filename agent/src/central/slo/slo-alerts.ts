@@ -17,41 +17,39 @@ export function sloBurnRules(slo: SloConfig): FleetRule[] {
   // The evaluator runs the rules in order in one transaction: the first tier starts a pass, whose windows the
   // other tiers share.
   let windows: WindowCache | null = null;
-  return slo.burnRateAlerts.map(
-    (tier: BurnRateTier, index): FleetRule => ({
-      name: `${SLO_RULE_PREFIX}${tier.name}`,
-      severity: tier.severity,
-      summary: `An objective burns its error budget at least ${tier.factor}× as fast as it may, over ${tier.longWindow} and over ${tier.shortWindow}.`,
-      evidence: 'slo, sli, group, target, burnRateLong, burnRateShort, longWindow, shortWindow, factor',
-      remedy:
-        'Open the SLO page of the console (/slo) for the agents and assets that spend the budget, then the agent or asset alerts behind them; docs/slo.md says what each indicator counts.',
-      async evaluate(q, now) {
-        if (index === 0 || !windows) windows = new WindowCache(q, slo, now);
-        const out: FleetFinding[] = [];
-        for (const o of slo.objectives) {
-          const [state] = await burnRates(windows, o, groups, [tier]);
-          if (!state?.firing) continue;
-          out.push({
-            subject: o.name,
-            agentId: '',
-            asset: null,
-            title: `SLO ${o.name} burns its error budget ${state.longRate.toFixed(1)}× over ${tier.longWindow} and ${state.shortRate.toFixed(1)}× over ${tier.shortWindow}`,
-            value: Number(state.longRate.toFixed(4)),
-            evidence: {
-              slo: o.name,
-              sli: o.sli,
-              group: o.group,
-              target: o.target,
-              burnRateLong: Number(state.longRate.toFixed(4)),
-              burnRateShort: Number(state.shortRate.toFixed(4)),
-              longWindow: tier.longWindow,
-              shortWindow: tier.shortWindow,
-              factor: tier.factor,
-            },
-          });
-        }
-        return out;
-      },
-    }),
-  );
+  return slo.burnRateAlerts.map((tier: BurnRateTier, index): FleetRule => ({
+    name: `${SLO_RULE_PREFIX}${tier.name}`,
+    severity: tier.severity,
+    summary: `An objective burns its error budget at least ${tier.factor}× as fast as it may, over ${tier.longWindow} and over ${tier.shortWindow}.`,
+    evidence: 'slo, sli, group, target, burnRateLong, burnRateShort, longWindow, shortWindow, factor',
+    remedy:
+      'Open the SLO page of the console (/slo) for the agents and assets that spend the budget, then the agent or asset alerts behind them; docs/slo.md says what each indicator counts.',
+    async evaluate(q, now) {
+      if (index === 0 || !windows) windows = new WindowCache(q, slo, now);
+      const out: FleetFinding[] = [];
+      for (const o of slo.objectives) {
+        const [state] = await burnRates(windows, o, groups, [tier]);
+        if (!state?.firing) continue;
+        out.push({
+          subject: o.name,
+          agentId: '',
+          asset: null,
+          title: `SLO ${o.name} burns its error budget ${state.longRate.toFixed(1)}× over ${tier.longWindow} and ${state.shortRate.toFixed(1)}× over ${tier.shortWindow}`,
+          value: Number(state.longRate.toFixed(4)),
+          evidence: {
+            slo: o.name,
+            sli: o.sli,
+            group: o.group,
+            target: o.target,
+            burnRateLong: Number(state.longRate.toFixed(4)),
+            burnRateShort: Number(state.shortRate.toFixed(4)),
+            longWindow: tier.longWindow,
+            shortWindow: tier.shortWindow,
+            factor: tier.factor,
+          },
+        });
+      }
+      return out;
+    },
+  }));
 }

@@ -77,7 +77,12 @@ const groupSchema: SchemaNode = withoutDefault({
   description: 'A fleet group: the agents whose id matches one of the patterns.',
   properties: {
     name: { type: 'string', description: 'The group name (lower case, digits, `_.-`).', pattern: NAME_PATTERN },
-    agents: { type: 'array', description: 'Agent-id glob patterns (`*`, `?`).', items: { type: 'string', description: 'A pattern.', minLength: 1 }, minItems: 1 },
+    agents: {
+      type: 'array',
+      description: 'Agent-id glob patterns (`*`, `?`).',
+      items: { type: 'string', description: 'A pattern.', minLength: 1 },
+      minItems: 1,
+    },
   },
   required: ['name', 'agents'],
   additionalProperties: false,
@@ -129,7 +134,12 @@ export const SLO_SCHEMA: SchemaNode = {
       additionalProperties: false,
       default: {},
       properties: {
-        maxAgeSeconds: { type: 'number', description: "A minute is fresh when the asset's newest reading at central is younger than this.", default: 300, minimum: 1 },
+        maxAgeSeconds: {
+          type: 'number',
+          description: "A minute is fresh when the asset's newest reading at central is younger than this.",
+          default: 300,
+          minimum: 1,
+        },
       },
     },
     clockSkewToleranceSeconds: { type: 'number', description: 'Agent clock offsets estimated below this are not corrected.', default: 2, minimum: 0 },
@@ -207,7 +217,12 @@ export function defaultSloConfig(): SloConfig {
 
 /** Agent-id glob → RegExp (`*` any characters, `?` one; everything else literal). */
 export function globRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 }
 
 /** The groups an agent belongs to: `all` and each group with a matching pattern. */

@@ -51,7 +51,14 @@ export class SloEvaluator implements Component {
     });
     const child = log.child({ component: this.name });
     this.alerts = new FleetAlertEvaluator(sql, child, this.lease, { intervalMs, rules: sloBurnRules(slo), now: this.now });
-    this.prune = new LeaderLoop('slo counter pruning', options.pruneIntervalMs ?? 10 * 60_000, this.lease, child, () => this.pruneOnce(), 'FW_ERR_ALERT_EVALUATION');
+    this.prune = new LeaderLoop(
+      'slo counter pruning',
+      options.pruneIntervalMs ?? 10 * 60_000,
+      this.lease,
+      child,
+      () => this.pruneOnce(),
+      'FW_ERR_ALERT_EVALUATION',
+    );
   }
 
   async start(): Promise<void> {

@@ -83,13 +83,38 @@ export async function sloMetrics(q: SqlQueries, slo: SloConfig, now: number): Pr
   }
   const clocks = await agentClocks(q, slo);
   return [
-    { name: 'forewarn_sli_events_total', help: 'SLI events per agent and group since the agent was first seen (freshness: minutes; completeness: records; scoring-coverage: reading-model pairs).', type: 'counter', samples: events },
-    { name: 'forewarn_sli_good_events_total', help: 'SLI events that were good (fresh minutes, records received, readings scored by a model in state ok).', type: 'counter', samples: good },
-    { name: 'forewarn_delivery_latency_seconds', help: 'Reading timestamp (corrected for the agent clock offset) to central commit.', type: 'histogram', samples: latency },
-    { name: 'forewarn_alert_latency_seconds', help: 'First reading past a threshold (the condition began) to the alert at central.', type: 'histogram', samples: alertLatency },
+    {
+      name: 'forewarn_sli_events_total',
+      help: 'SLI events per agent and group since the agent was first seen (freshness: minutes; completeness: records; scoring-coverage: reading-model pairs).',
+      type: 'counter',
+      samples: events,
+    },
+    {
+      name: 'forewarn_sli_good_events_total',
+      help: 'SLI events that were good (fresh minutes, records received, readings scored by a model in state ok).',
+      type: 'counter',
+      samples: good,
+    },
+    {
+      name: 'forewarn_delivery_latency_seconds',
+      help: 'Reading timestamp (corrected for the agent clock offset) to central commit.',
+      type: 'histogram',
+      samples: latency,
+    },
+    {
+      name: 'forewarn_alert_latency_seconds',
+      help: 'First reading past a threshold (the condition began) to the alert at central.',
+      type: 'histogram',
+      samples: alertLatency,
+    },
     { name: 'forewarn_slo_objective_ratio', help: 'The objective (target) of each SLO.', type: 'gauge', samples: target },
     { name: 'forewarn_slo_sli_ratio', help: "Each SLO's indicator over its window.", type: 'gauge', samples: value },
-    { name: 'forewarn_slo_error_budget_remaining_ratio', help: 'Share of the error budget left over the SLO window (negative: overspent).', type: 'gauge', samples: budget },
+    {
+      name: 'forewarn_slo_error_budget_remaining_ratio',
+      help: 'Share of the error budget left over the SLO window (negative: overspent).',
+      type: 'gauge',
+      samples: budget,
+    },
     { name: 'forewarn_slo_burn_rate', help: 'Error rate over the window divided by the error budget rate (1 - target).', type: 'gauge', samples: burn },
     {
       name: 'forewarn_agent_clock_offset_seconds',

@@ -148,7 +148,9 @@ export class SloProjection implements CentralProjection {
 
   private async bindings(q: SqlQueries, agentId: string): Promise<Map<string, Map<string, string>>> {
     const out = new Map<string, Map<string, string>>();
-    for (const b of await q.all<{ asset: string; model: string; state: string }>('SELECT asset, model, state FROM slo_bindings WHERE agent_id = ?', [agentId])) {
+    for (const b of await q.all<{ asset: string; model: string; state: string }>('SELECT asset, model, state FROM slo_bindings WHERE agent_id = ?', [
+      agentId,
+    ])) {
       let m = out.get(b.asset);
       if (!m) out.set(b.asset, (m = new Map()));
       m.set(b.model, b.state);

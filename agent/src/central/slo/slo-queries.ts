@@ -35,7 +35,10 @@ export function windowSpan(windowMs: number, now: number): WindowSpan {
 }
 
 const upTo = (columns: readonly string[], thresholdSeconds: number) =>
-  columns.filter((_c, i) => LATENCY_BUCKETS_S[i]! <= thresholdSeconds).map((c) => `SUM(${c})`).join(' + ') || '0';
+  columns
+    .filter((_c, i) => LATENCY_BUCKETS_S[i]! <= thresholdSeconds)
+    .map((c) => `SUM(${c})`)
+    .join(' + ') || '0';
 
 /** SQL for (good, total) of a counter-based indicator; freshness and completeness add to these in code. */
 function sums(sli: SliName, thresholdSeconds: number): { good: string; total: string } {
@@ -203,7 +206,15 @@ export async function budgetTrend(q: SqlQueries, slo: SloConfig, o: SloObjective
   const today = Math.floor(now / DAY_MS);
   const first = today - days + 1;
   const span: Span = { table: 'slo_hour', start: (first - windowDays + 1) * DAY_MS, end: (today + 1) * DAY_MS };
-  const perAssetOrAgent = await spanCounts(q, slo, { sli: o.sli, thresholdSeconds: o.thresholdSeconds }, span, now, o.sli === 'freshness' ? 'asset' : 'agent', true);
+  const perAssetOrAgent = await spanCounts(
+    q,
+    slo,
+    { sli: o.sli, thresholdSeconds: o.thresholdSeconds },
+    span,
+    now,
+    o.sli === 'freshness' ? 'asset' : 'agent',
+    true,
+  );
   const daily = new Map<number, Counts>();
   for (const [key, c] of perAssetOrAgent) {
     const parts = key.split('\u0000');

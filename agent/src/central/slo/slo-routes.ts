@@ -23,7 +23,13 @@ export function sloRoutes(slo: SloConfig): ApiRoute[] {
           now,
           maxAgeSeconds: slo.freshness.maxAgeSeconds,
           groups: ['all', ...slo.groups.map((g) => g.name)],
-          burnRateAlerts: slo.burnRateAlerts.map(({ name, severity, factor, longWindow, shortWindow }) => ({ name, severity, factor, longWindow, shortWindow })),
+          burnRateAlerts: slo.burnRateAlerts.map(({ name, severity, factor, longWindow, shortWindow }) => ({
+            name,
+            severity,
+            factor,
+            longWindow,
+            shortWindow,
+          })),
           objectives,
         };
       },
@@ -34,7 +40,12 @@ export function sloRoutes(slo: SloConfig): ApiRoute[] {
       role: 'viewer',
       async handle(ctx) {
         const o = slo.objectives.find((x) => x.name === ctx.params.name);
-        if (!o) throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `slo: no objective "${ctx.params.name}" (configured: ${slo.objectives.map((x) => x.name).join(', ') || 'none'})`);
+        if (!o)
+          throw new ApiError(
+            404,
+            'FW_ERR_API_NOT_FOUND',
+            `slo: no objective "${ctx.params.name}" (configured: ${slo.objectives.map((x) => x.name).join(', ') || 'none'})`,
+          );
         return { now: ctx.now(), ...(await sloDetail(ctx.sql, slo, o, ctx.now())) };
       },
     },

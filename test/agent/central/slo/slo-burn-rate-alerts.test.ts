@@ -96,7 +96,14 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
           'slo-burn-page-fast': { raised: 74, resolved: 84 },
         });
         const fast = await store.sql.get<CentralAlertRow>("SELECT * FROM central_alerts WHERE alert_key = 'fleet/slo-burn-page-fast/fresh'");
-        expect(fast).toMatchObject({ agent_id: '', asset: null, subject: 'fresh', severity: 'critical', state: 'resolved', raised_ts: base + 74 * MIN + 30 * S });
+        expect(fast).toMatchObject({
+          agent_id: '',
+          asset: null,
+          subject: 'fresh',
+          severity: 'critical',
+          state: 'resolved',
+          raised_ts: base + 74 * MIN + 30 * S,
+        });
         expect(JSON.parse(fast!.evidence)).toMatchObject({ slo: 'fresh', sli: 'freshness', group: 'all', longWindow: '1h', shortWindow: '5m', factor: 14.4 });
       } finally {
         await store.close();
@@ -179,7 +186,11 @@ describe('SLO burn-rate alerts through a real Alertmanager, /metrics and the API
     ]);
     expect(list.body.objectives[0].trend.length).toBeGreaterThanOrEqual(1);
     const detail = await session.get('/api/v1/slo/fresh');
-    expect(detail.body).toMatchObject({ name: 'fresh', agents: [{ agentId: 'press-1', good: 95, total: 110 }], assets: [{ agentId: 'press-1', asset: 'pump' }] });
+    expect(detail.body).toMatchObject({
+      name: 'fresh',
+      agents: [{ agentId: 'press-1', good: 95, total: 110 }],
+      assets: [{ agentId: 'press-1', asset: 'pump' }],
+    });
     expect((await session.get('/api/v1/slo/nope')).status).toBe(404);
   }, 120_000);
 });

@@ -116,7 +116,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         // True latencies 0.5, 2, 8, 45 and 400 s, stamped by the fast clock; each corrected latency is 0.05 s short.
         const R = R0 + 10 * MIN;
         const latencies = [0.5, 2, 8, 45, 400].map((l) => l * S);
-        await batch('press-2', 'telemetry', R, latencies.map((l, i) => telemetry(i + 1, R - l + 30 * S)));
+        await batch(
+          'press-2',
+          'telemetry',
+          R,
+          latencies.map((l, i) => telemetry(i + 1, R - l + 30 * S)),
+        );
         // press-3 sent no status: nothing is corrected; its clock is right, latency 90 s (bad against 60 s).
         await batch('press-3', 'telemetry', R, [telemetry(1, R - 90 * S)]);
         const c = await counts(slo, 'delivery-latency', HOUR, R);
@@ -137,13 +142,30 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const { slo, store, batch, counts } = await setup();
       try {
         const R = T0 + 2 * HOUR;
-        await batch('press-5', 'telemetry', R, Array.from({ length: 10 }, (_v, i) => telemetry(i + 1, R - S)));
-        await batch('press-5', 'telemetry', R + MIN, Array.from({ length: 6 }, (_v, i) => telemetry(i + 15, R + MIN - S))); // 11 … 14 missing
-        await batch('press-5', 'events', R + 2 * MIN, [{ seq: 1, ts: R, type: 'records-dropped', stream: 'telemetry', ranges: [[21, 25]], reason: 'storage-full' }]);
+        await batch(
+          'press-5',
+          'telemetry',
+          R,
+          Array.from({ length: 10 }, (_v, i) => telemetry(i + 1, R - S)),
+        );
+        await batch(
+          'press-5',
+          'telemetry',
+          R + MIN,
+          Array.from({ length: 6 }, (_v, i) => telemetry(i + 15, R + MIN - S)),
+        ); // 11 … 14 missing
+        await batch('press-5', 'events', R + 2 * MIN, [
+          { seq: 1, ts: R, type: 'records-dropped', stream: 'telemetry', ranges: [[21, 25]], reason: 'storage-full' },
+        ]);
         const now = R + 3 * MIN;
         // Received 16 + 1 event; against them 4 missing and 5 dropped.
         expect((await counts(slo, 'completeness', HOUR, now)).get('press-5')).toEqual({ good: 17, total: 26 });
-        await batch('press-5', 'telemetry', R + 4 * MIN, [11, 12, 13, 14].map((s) => telemetry(s, R)));
+        await batch(
+          'press-5',
+          'telemetry',
+          R + 4 * MIN,
+          [11, 12, 13, 14].map((s) => telemetry(s, R)),
+        );
         expect((await counts(slo, 'completeness', HOUR, now + 2 * MIN)).get('press-5')).toEqual({ good: 21, total: 26 });
         // A window that starts after all of it holds nothing.
         expect((await counts(slo, 'completeness', HOUR, now + 2 * HOUR)).get('press-5')).toBeUndefined();
@@ -170,11 +192,23 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         const at = (i: number) => R + 10 * S + i * S;
         // Risk first (it drains before telemetry after an outage), then the readings it scored: 3 of 4 scored.
         await batch('mill-2', 'risk', R + 20 * S, [risk(1, at(0)), risk(2, at(1)), risk(3, at(2)), risk(4, at(3), 'unbound')]);
-        await batch('mill-2', 'telemetry', R + 30 * S, [0, 1, 2, 3].map((i) => telemetry(i + 1, at(i), 'mill')));
+        await batch(
+          'mill-2',
+          'telemetry',
+          R + 30 * S,
+          [0, 1, 2, 3].map((i) => telemetry(i + 1, at(i), 'mill')),
+        );
         expect((await counts(slo, 'scoring-coverage', HOUR, R + MIN)).get('mill-2')).toEqual({ good: 3, total: 4 });
         // The model drifts: its next two scorings do not count.
-        await batch('mill-2', 'events', R + 40 * S, [{ seq: 1, ts: R + 40 * S, type: 'model-health', asset: 'mill', model: 'mf', state: 'drift', previous: 'ok' }]);
-        await batch('mill-2', 'telemetry', R + 50 * S, [4, 5].map((i) => telemetry(i + 1, at(i), 'mill')));
+        await batch('mill-2', 'events', R + 40 * S, [
+          { seq: 1, ts: R + 40 * S, type: 'model-health', asset: 'mill', model: 'mf', state: 'drift', previous: 'ok' },
+        ]);
+        await batch(
+          'mill-2',
+          'telemetry',
+          R + 50 * S,
+          [4, 5].map((i) => telemetry(i + 1, at(i), 'mill')),
+        );
         await batch('mill-2', 'risk', R + 50 * S, [risk(5, at(4)), risk(6, at(5))]);
         expect((await counts(slo, 'scoring-coverage', HOUR, R + MIN)).get('mill-2')).toEqual({ good: 3, total: 6 });
         // A reading of an asset no model is bound to is not in the indicator.
@@ -218,9 +252,24 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         const o = slo.objectives.find((x) => x.name === 'complete')!;
         const trendSlo = { ...slo, objectives: [{ ...o, window: '2d', windowMs: 2 * DAY }] };
         // Day 0: 10 records and a gap of 10; day 1: 20 records; day 2: nothing.
-        await batch('press-7', 'telemetry', T0 + HOUR, Array.from({ length: 5 }, (_v, i) => telemetry(i + 1, T0)));
-        await batch('press-7', 'telemetry', T0 + 2 * HOUR, Array.from({ length: 5 }, (_v, i) => telemetry(i + 16, T0)));
-        await batch('press-7', 'telemetry', T0 + DAY + HOUR, Array.from({ length: 20 }, (_v, i) => telemetry(i + 21, T0 + DAY)));
+        await batch(
+          'press-7',
+          'telemetry',
+          T0 + HOUR,
+          Array.from({ length: 5 }, (_v, i) => telemetry(i + 1, T0)),
+        );
+        await batch(
+          'press-7',
+          'telemetry',
+          T0 + 2 * HOUR,
+          Array.from({ length: 5 }, (_v, i) => telemetry(i + 16, T0)),
+        );
+        await batch(
+          'press-7',
+          'telemetry',
+          T0 + DAY + HOUR,
+          Array.from({ length: 20 }, (_v, i) => telemetry(i + 21, T0 + DAY)),
+        );
         const now = T0 + 2 * DAY + 12 * HOUR;
         const trend = await budgetTrend(store.sql, trendSlo, trendSlo.objectives[0]!, new GroupMatcher(slo.groups), now, 3);
         expect(trend.map((p) => p.ts)).toEqual([T0 + DAY, T0 + 2 * DAY, now]);
@@ -248,7 +297,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         await status('press-8', R, R);
         await batch('press-8', 'telemetry', R, [telemetry(1, R - 2 * S, 'a'), telemetry(2, R - 120 * S, 'b')]);
         await batch('mill-9', 'telemetry', R, [telemetry(1, R - 1 * S, 'c')]);
-        const d = await sloDetail(store.sql, slo, slo.objectives.find((o) => o.name === 'latency')!, R);
+        const d = await sloDetail(
+          store.sql,
+          slo,
+          slo.objectives.find((o) => o.name === 'latency')!,
+          R,
+        );
         expect(d.groups).toEqual([
           { group: 'all', value: 2 / 3, good: 2, total: 3 },
           { group: 'presses', value: 0.5, good: 1, total: 2 },

@@ -27,7 +27,14 @@ function budgetChip(remaining) {
 function burnTable(o) {
   return table(
     `Burn rates of ${o.name}`,
-    [{ label: 'Tier' }, { label: 'Severity' }, { label: 'Fires at', cls: 'num' }, { label: 'Long window', cls: 'num' }, { label: 'Short window', cls: 'num' }, { label: 'State' }],
+    [
+      { label: 'Tier' },
+      { label: 'Severity' },
+      { label: 'Fires at', cls: 'num' },
+      { label: 'Long window', cls: 'num' },
+      { label: 'Short window', cls: 'num' },
+      { label: 'State' },
+    ],
     o.burnRates.map((b) =>
       h(
         'tr',
@@ -82,9 +89,19 @@ function objectivePanel(o) {
         'div',
         null,
         h('dt', null, 'Now'),
-        h('dd', { class: 'slo-value', 'data-value': o.value === null ? '' : String(o.value) }, pct(o.value, 4), h('span', { class: 'muted' }, ` (${o.good} good of ${o.total})`)),
+        h(
+          'dd',
+          { class: 'slo-value', 'data-value': o.value === null ? '' : String(o.value) },
+          pct(o.value, 4),
+          h('span', { class: 'muted' }, ` (${o.good} good of ${o.total})`),
+        ),
       ),
-      h('div', null, h('dt', null, 'Budget left'), h('dd', { class: 'slo-budget', 'data-remaining': String(o.errorBudgetRemaining) }, pct(o.errorBudgetRemaining, 3))),
+      h(
+        'div',
+        null,
+        h('dt', null, 'Budget left'),
+        h('dd', { class: 'slo-budget', 'data-remaining': String(o.errorBudgetRemaining) }, pct(o.errorBudgetRemaining, 3)),
+      ),
     ),
     trendChart(o),
     burnTable(o),
@@ -126,22 +143,33 @@ function breakdown(d) {
     panel(
       'Agents, worst first',
       { id: 'slo-agents' },
-      table('Agents', [{ label: 'Agent' }, { label: 'Indicator', cls: 'num' }, { label: 'Good / all', cls: 'num' }], rows(d.agents, false), { empty: 'No events yet.' }),
+      table('Agents', [{ label: 'Agent' }, { label: 'Indicator', cls: 'num' }, { label: 'Good / all', cls: 'num' }], rows(d.agents, false), {
+        empty: 'No events yet.',
+      }),
     ),
     d.assets.length
       ? panel(
           'Assets, worst first',
           { id: 'slo-assets' },
-          table('Assets', [{ label: 'Agent' }, { label: 'Asset' }, { label: 'Indicator', cls: 'num' }, { label: 'Good / all', cls: 'num' }], rows(d.assets, true)),
+          table(
+            'Assets',
+            [{ label: 'Agent' }, { label: 'Asset' }, { label: 'Indicator', cls: 'num' }, { label: 'Good / all', cls: 'num' }],
+            rows(d.assets, true),
+          ),
         )
       : null,
     panel(
       'Agent clocks',
       { id: 'slo-clocks' },
       h('p', { class: 'muted small' }, 'Offset ahead of central, estimated from status messages (least delay); latencies are corrected by the applied offset.'),
-      table('Agent clocks', [{ label: 'Agent' }, { label: 'Estimated', cls: 'num' }, { label: 'Applied', cls: 'num' }, { label: 'Samples', cls: 'num' }], clockRows, {
-        empty: 'No status messages yet.',
-      }),
+      table(
+        'Agent clocks',
+        [{ label: 'Agent' }, { label: 'Estimated', cls: 'num' }, { label: 'Applied', cls: 'num' }, { label: 'Samples', cls: 'num' }],
+        clockRows,
+        {
+          empty: 'No status messages yet.',
+        },
+      ),
     ),
   ];
 }
@@ -149,7 +177,12 @@ function breakdown(d) {
 export function render(root, params) {
   const body = h('div', { id: 'slo-body' }, h('p', { class: 'loading' }, 'Loading…'));
   root.append(
-    h('div', { class: 'page-head' }, h('h1', null, params.name ? `SLO ${params.name}` : 'Service-level objectives'), params.name ? h('a', { href: '/slo' }, 'All SLOs') : null),
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', null, params.name ? `SLO ${params.name}` : 'Service-level objectives'),
+      params.name ? h('a', { href: '/slo' }, 'All SLOs') : null,
+    ),
     body,
   );
   const load = async () => {
