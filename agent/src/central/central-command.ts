@@ -13,6 +13,7 @@ import { redactUrl } from './sql/sql-client.js';
 import { runUserCommand } from './console/user-command.js';
 import { exitStatus, formatStats, formatTotals, printReport, untilStopped } from './central-report.js';
 import { exportLabelsCommand } from './labels/export-labels.js';
+import { gpuCostCommand } from './gpu-cost/gpu-cost-command.js';
 
 export const CENTRAL_USAGE = `forewarn central — the central service: every agent's streams into SQLite or PostgreSQL, alerts to people, the fleet API
 
@@ -30,6 +31,8 @@ Usage:
   forewarn central export-labels --since WHEN --model NAME [--out FILE] [--window SIZE] [--until WHEN] [--store URL]
                         (the readings before each alert a technician closed, in the training recipe's format;
                         forewarn central export-labels --help)
+  forewarn central gpu-cost --since WHEN [--until WHEN] [--by host|group|model|gpu] [--csv FILE] [--config FILE]
+                        (the GPUs' daily idle, downtime and energy cost; forewarn central gpu-cost --help)
 
   --store URL           sqlite:PATH (default sqlite:./forewarn-central.db) or postgres://USER@HOST:PORT/DB; or set
                         FOREWARN_CENTRAL_STORE. Give a PostgreSQL password by PGPASSWORD or ~/.pgpass, not in the URL
@@ -260,6 +263,7 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
 export function runCentralCommand(argv: string[], log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
   if (argv[0] === 'user') return runUserCommand(argv.slice(1));
   if (argv[0] === 'export-labels') return exportLabelsCommand(argv.slice(1), DEFAULT_STORE);
+  if (argv[0] === 'gpu-cost') return gpuCostCommand(argv.slice(1), DEFAULT_STORE);
   return exitStatus('central', CENTRAL_USAGE, () =>
     argv[0] === 'report' ? report(argv.slice(1)) : run(argv[0] === 'run' ? argv.slice(1) : argv, log, options.signal),
   );

@@ -4,6 +4,7 @@ import { parseDocument } from 'yaml';
 import { ForewarnError, describeError } from '../core/errors.js';
 import type { SchemaNode } from '../core/schema-node.js';
 import type { CentralConfigSection } from './central-config-section.js';
+import { GPU_COST_CONFIG_SECTION } from './gpu-cost/gpu-cost-config.js';
 import { SLO_CONFIG_SECTION, type SloConfig } from './slo/slo-config.js';
 
 /**
@@ -13,11 +14,13 @@ import { SLO_CONFIG_SECTION, type SloConfig } from './slo/slo-config.js';
  */
 
 /** Every section, one line each. */
-export const CENTRAL_CONFIG_SECTIONS: readonly CentralConfigSection[] = [SLO_CONFIG_SECTION];
+export const CENTRAL_CONFIG_SECTIONS: readonly CentralConfigSection[] = [SLO_CONFIG_SECTION, GPU_COST_CONFIG_SECTION];
 
 /** The file's content with every default filled in. A module reads its section by its key. */
 export interface CentralConfig {
   slo: SloConfig;
+  /** As the schema filled it in; gpu-cost/gpu-cost-config.ts `parseGpuCostConfig` turns it into its config. */
+  gpuCost: Record<string, unknown>;
   [section: string]: unknown;
 }
 

@@ -47,8 +47,8 @@ export interface CentralOptions {
 export interface CentralModuleContext {
   /** Every module's routes, for the HTTP server to mount. */
   routes: readonly ApiRoute[];
-  /** Every module's /metrics families. */
-  metrics: readonly MetricsCollector[];
+  /** Every module's /metrics families (startCentral always passes them). */
+  metrics?: readonly MetricsCollector[];
 }
 
 /**

@@ -6,6 +6,9 @@ import type { CentralModuleFactory } from './central-module.js';
 import { FleetProjection } from './fleet/fleet-projection.js';
 import { createRetention } from './fleet/retention.js';
 import { sloModule } from './slo/slo-module.js';
+import { GPU_COST_DEFAULTS, parseGpuCostConfig } from './gpu-cost/gpu-cost-config.js';
+import { gpuCostModule } from './gpu-cost/gpu-cost-module.js';
+import { workflowRoutes } from './workflow/workflow-routes.js';
 
 /**
  * What `forewarn central` runs besides ingest, in start order. A module is a factory of projections (kept in the
@@ -19,10 +22,13 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
     routes: () => assetHealthRoutes(),
     components: (store) => [createRetention({ sql: store.sql, log, days: options.retainDays })],
   }),
-  // Alerts: the agents' alerts and central's own fleet alerts in one book, routed to Alertmanager and webhooks.
-  // Always on: with no receiver configured the book still feeds the API and the console.
+  // Alerts: the agents' alerts and central's own fleet alerts in one book, routed to Alertmanager and webhooks,
+  // and the alert workflow (actions, failure modes, audit log: POST /api/v1/alerts/actions, …) whose silences and
+  // resolutions the router carries out. Always on: with no receiver configured the book still feeds the API and
+  // the console.
   (options, log) => ({
     projections: [new AlertBook(log)],
+    routes: () => workflowRoutes(),
     components: (store) =>
       createCentralAlerting({
         sql: store.sql,
@@ -37,6 +43,9 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
   // Fleet SLOs: indicators kept in the ingest transaction, objectives and budgets (GET /api/v1/slo), burn-rate
   // alerts into the alert book, the SLO families of /metrics (docs/slo.md).
   sloModule,
+  // GPU cost: busy, idle and down hours and energy per GPU (a projection), the cost report's routes and the GPU
+  // cost alerts (docs/gpu-cost.md). Prices come from the gpuCost section of central's configuration file.
+  (options, log) => gpuCostModule({ config: options.config ? parseGpuCostConfig(options.config.gpuCost) : GPU_COST_DEFAULTS, log, workerId: options.clientId }),
   // The HTTP server: the JSON API (/api/v1/…) with every module's routes, the console's pages, sessions and live
   // events. Last, so that it mounts the routes of all modules above; --no-api turns it off.
   (options, log) =>
@@ -52,7 +61,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
               ...(options.tls ? { tls: options.tls } : {}),
               session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
               origins: [options.consoleUrl],
-              metrics: { collectors: metrics, ...(options.metricsTokenFile ? { tokenFile: options.metricsTokenFile } : {}) },
+              metrics: { collectors: metrics ?? [], ...(options.metricsTokenFile ? { tokenFile: options.metricsTokenFile } : {}) },
             }),
           ],
         }

@@ -105,6 +105,12 @@ slo:
     expect(() => buildCentralConfig('gpuCost: { pricePerHour: -1 }', 'f', [extra])).toThrow(/gpuCost\.pricePerHour: must not be negative/);
   });
 
+  it('the gpuCost section (gpu-cost/) is one of them: its defaults, its values, its problems as path: message', () => {
+    expect(buildCentralConfig(null).gpuCost).toMatchObject({ currency: 'USD' });
+    expect(buildCentralConfig('gpuCost: { currency: EUR, pricePerKwh: 0.3 }').gpuCost).toMatchObject({ currency: 'EUR', pricePerKwh: 0.3 });
+    expect(problems('gpuCost: { pricePerKwh: -1 }').join('\n')).toMatch(/^gpuCost\.pricePerKwh: /m);
+  });
+
   it('an unreadable or malformed file is FW_ERR_CONFIG_READ', () => {
     expect(() => loadCentralConfig(path.join(dir, 'missing.yaml'))).toThrow(expect.objectContaining({ code: 'FW_ERR_CONFIG_READ' }));
     expect(() => loadCentralConfig(file('bad.yaml', 'slo: [unclosed'))).toThrow(expect.objectContaining({ code: 'FW_ERR_CONFIG_READ' }));

@@ -8,11 +8,11 @@ import type { Component } from '../../core/types.js';
 import type { Session } from '../console/auth/console-sessions.js';
 import { ConsoleAccess } from '../console/console-access.js';
 import { FleetEvents } from '../console/fleet-events.js';
-import { SECURITY_HEADERS, readJsonBody, sendError, sendJson } from '../console/http-basics.js';
+import { SECURITY_HEADERS, readJsonBody, sendError, sendFile, sendJson } from '../console/http-basics.js';
 import { StaticFiles } from '../console/static-files.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import { ApiError } from './api-params.js';
-import type { ApiRoute, RouteContext } from './api-route.js';
+import { RouteFile, type ApiRoute, type RouteContext } from './api-route.js';
 import { MetricsEndpoint, type MetricsEndpointOptions } from './metrics-endpoint.js';
 import { StoreTables } from './fleet-queries.js';
 import { fleetRoutes } from './fleet-routes.js';
@@ -251,7 +251,9 @@ export class CentralApi implements Component {
     }
     const body = change ? await readJsonBody(req, res) : undefined;
     const ctx: RouteContext = { query: url.searchParams, params, body, user: session?.user ?? null, remoteAddress, sql: this.sql, now: this.now };
-    sendJson(req, res, 200, await route.handle(ctx));
+    const answer = await route.handle(ctx);
+    if (answer instanceof RouteFile) sendFile(req, res, answer);
+    else sendJson(req, res, 200, answer);
   }
 
   /** `/metrics`: a session or the bearer token of --metrics-token-file; GET and HEAD. */

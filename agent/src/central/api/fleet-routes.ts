@@ -65,7 +65,7 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
   return [
     get('/fleet', async (ctx) => {
       new Params(ctx.query, []);
-      return fleetSummary(ctx.sql, tables);
+      return fleetSummary(ctx.sql, tables, ctx.now());
     }),
     get('/agents', async (ctx) => {
       const p = new Params(ctx.query, ['state', 'limit', 'cursor']);
@@ -91,7 +91,7 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
           ? k.length === 3 && typeof k[0] === 'number' && typeof k[1] === 'string' && typeof k[2] === 'string'
           : k.length === 2 && k.every((x) => typeof x === 'string'),
       );
-      let all = await fleetAssets(ctx.sql, tables);
+      let all = await fleetAssets(ctx.sql, tables, ctx.now());
       all = all.filter(
         (a) =>
           (states === null || states.includes(a.state)) &&
@@ -110,7 +110,7 @@ export function fleetRoutes(options: FleetRouteOptions = {}): ApiRoute[] {
     get('/assets/:agent/:asset', async (ctx) => {
       new Params(ctx.query, []);
       const { agent, asset } = ctx.params as { agent: string; asset: string };
-      const detail = await assetDetail(ctx.sql, tables, agent, asset);
+      const detail = await assetDetail(ctx.sql, tables, agent, asset, ctx.now());
       if (!detail) throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `asset ${agent}/${asset}: central has not heard of it`);
       return detail;
     }),

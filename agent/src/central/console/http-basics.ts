@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { ApiError } from '../api/api-params.js';
+import type { RouteFile } from '../api/api-route.js';
 
 /** What every answer of central's HTTP server shares: security headers, JSON errors, cookies and JSON bodies. */
 
@@ -26,6 +27,18 @@ export function sendJson(req: http.IncomingMessage, res: http.ServerResponse, st
     'Cache-Control': 'no-store',
   });
   res.end(req.method === 'HEAD' ? undefined : text);
+}
+
+/** A route's non-JSON answer (a CSV download), 200. */
+export function sendFile(req: http.IncomingMessage, res: http.ServerResponse, file: RouteFile): void {
+  res.writeHead(200, {
+    'Content-Type': file.contentType,
+    'Content-Length': String(Buffer.byteLength(file.body)),
+    'Cache-Control': 'no-store',
+    // The name is the route's own (letters, digits, dots and dashes), never the client's.
+    ...(file.filename ? { 'Content-Disposition': `attachment; filename="${file.filename.replace(/[^A-Za-z0-9._-]/g, '_')}"` } : {}),
+  });
+  res.end(req.method === 'HEAD' ? undefined : file.body);
 }
 
 export function sendError(req: http.IncomingMessage, res: http.ServerResponse, e: ApiError): void {

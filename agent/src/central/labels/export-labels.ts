@@ -37,7 +37,7 @@ Usage:
 Positives are episodes resolved with a failure mode (a confirmed failure), negatives those marked false alarm;
 episodes still acknowledged or in maintenance are not exported. Alerts about data quality or model drift are not
 labels of the machine and are left out. Formats: turbofan-rul C-MAPSS text, machine-failure AI4I 2020 CSV,
-disk-failure Backblaze SMART CSV (docs/console-labels.md). Exit codes: 0 ok, 1 store failure, 2 bad arguments.`;
+disk-failure Backblaze SMART CSV (docs/console.md, "Back to training data"). Exit codes: 0 ok, 1 store failure, 2 bad arguments.`;
 
 export interface ExportLabelsOptions {
   store: string;

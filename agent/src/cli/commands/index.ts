@@ -17,6 +17,7 @@ import { status } from './status.js';
 import { subscribe } from './subscribe.js';
 import { central } from './central.js';
 import { centralExportLabels } from './central-export-labels.js';
+import { centralGpuCost } from './central-gpu-cost.js';
 import { centralUser } from './central-user.js';
 import { version } from './version.js';
 
@@ -40,6 +41,7 @@ export const COMMANDS: readonly CliCommand[] = [
   central,
   centralUser,
   centralExportLabels,
+  centralGpuCost,
   subscribe,
   commandSend,
   opcuaBrowse,

@@ -129,7 +129,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(status).toBe(200);
       expect(body).toEqual({
         agents: { total: 3, online: 1, offline: 1, unknown: 1 },
-        assets: { total: 4, healthy: 1, watch: 1, warning: 1, alarm: 1 },
+        assets: { total: 4, healthy: 1, watch: 1, warning: 1, alarm: 1, acknowledged: 0, maintenance: 0 },
         activeAlerts: { total: 2, bySeverity: { critical: 1, warning: 1 } },
       });
     });
@@ -249,7 +249,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         ['/api/v1/alerts?state=open', 400, 'state: must be one of active, resolved, got "open"'],
         ['/api/v1/assets?limit=0', 400, 'limit: must be an integer from 1 to 1000, got "0"'],
         ['/api/v1/assets?color=red', 400, 'color: unknown parameter (this endpoint takes state, q, agent, sort, limit, cursor)'],
-        ['/api/v1/assets?state=broken', 400, 'state: must be one or more (comma-separated) of healthy, watch, warning, alarm, got "broken"'],
+        [
+          '/api/v1/assets?state=broken',
+          400,
+          'state: must be one or more (comma-separated) of healthy, watch, warning, alarm, acknowledged, maintenance, got "broken"',
+        ],
         ['/api/v1/assets?cursor=bm9wZQ', 400, 'cursor: not a cursor this endpoint returned (take nextCursor from the previous page)'],
         ['/api/v1/assets/a1/mill/telemetry', 400, 'metric: required: the metric to chart (a name in the records’ metrics)'],
         ['/api/v1/assets/a1/mill/risk?from=yesterday', 400, 'from: must be ms since the epoch or an ISO 8601 time, got "yesterday"'],

@@ -15,6 +15,7 @@ route('/alerts', () => import('./pages/alerts.js'));
 route('/audit', () => import('./pages/audit.js'));
 route('/slo', () => import('./pages/slo.js'));
 route('/slo/:name', () => import('./pages/slo.js'));
+route('/gpu-cost', () => import('./pages/gpu-cost.js'));
 
 const main = document.getElementById('main');
 const nav = document.getElementById('mainnav');
