@@ -4,6 +4,7 @@ import { ForewarnError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { parseWithUnit } from '../core/schema-node.js';
 import type { Component } from '../core/types.js';
+import { buildCentralConfig, loadCentralConfig } from './central-config.js';
 import { CentralStore } from './central-store.js';
 import { DEFAULT_GROUP, ReferenceSubscriber } from './ingest-worker.js';
 import { commitSignal, type CentralModule, type CentralModuleFactory, type CentralOptions } from './central-module.js';
@@ -24,6 +25,7 @@ Usage:
                    [--alertmanager URL]... [--webhook URL]... [--webhook-format json|slack] [--console-url URL]
                    [--agent-offline DURATION] [--asset-silent DURATION] [--version-skew DURATION]
                    [--rollup-metric GLOB]... [--retain STREAM=DAYS]...
+                   [--config FILE] [--metrics-token-file FILE]
   forewarn central report [--store URL] [--json]
   forewarn central user add|list|remove|passwd …   console users (forewarn central user --help)
   forewarn central export-labels --since WHEN --model NAME [--out FILE] [--window SIZE] [--until WHEN] [--store URL]
@@ -61,6 +63,11 @@ Usage:
   --version-skew D      raise agent.version_skew after an agent lags the fleet's newest version this long (default 24h)
   --rollup-metric GLOB  roll this telemetry metric up per hour for trends (repeat; * and ? match; default none)
   --retain STREAM=DAYS  keep that stream's records this many days (alerts, risk, events: 400; telemetry: 30)
+  --config FILE         central's configuration file (YAML): SLOs and fleet groups (docs/slo.md); errors
+                        read path: message and exit 2
+  --metrics-token-file FILE
+                        /metrics also answers a request with this bearer token (for Prometheus); otherwise it
+                        needs a console session like every page
   --json                with report: print JSON
 
 Durations: 30s, 10m, 1h30m, 2d. Runs until SIGINT or SIGTERM, then stops cleanly. Exit codes: 0 ok, 1 failure,
@@ -137,6 +144,8 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
       'tls-key': { type: 'string' },
       'session-idle': { type: 'string', default: '30m' },
       'session-max': { type: 'string', default: '12h' },
+      config: { type: 'string' },
+      'metrics-token-file': { type: 'string' },
     },
   });
   if (positionals.length) throw new ForewarnError('FW_ERR_USAGE', `unexpected argument: ${positionals[0]}`);
@@ -173,6 +182,8 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
     ...(tls ? { tls } : {}),
     sessionIdleMs: duration('session-idle', values['session-idle']),
     sessionMaxMs: duration('session-max', values['session-max']),
+    config: values.config ? loadCentralConfig(values.config) : buildCentralConfig(null),
+    ...(values['metrics-token-file'] ? { metricsTokenFile: values['metrics-token-file'] } : {}),
   };
 }
 
@@ -210,7 +221,8 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
   try {
     const routes = built.flatMap((m) => m.routes?.(store) ?? []);
     const commits = commitSignal();
-    components = built.flatMap((m) => m.components?.(store, { routes, commits }) ?? []);
+    const metrics = built.flatMap((m) => m.metrics?.(store) ?? []);
+    components = built.flatMap((m) => m.components?.(store, { routes, commits, metrics }) ?? []);
     // Its constructor checks the broker URL and reads the TLS and password files: a bad one must not leave the store open.
     ingest = newIngest(options, store, log);
     // Both events come right after their transaction committed.

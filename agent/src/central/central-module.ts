@@ -1,6 +1,8 @@
 import type { Logger } from '../core/logger.js';
 import type { Component } from '../core/types.js';
 import type { ApiRoute } from './api/api-route.js';
+import type { MetricsCollector } from './api/metrics-endpoint.js';
+import type { CentralConfig } from './central-config.js';
 import type { CentralStore } from './central-store.js';
 import type { CentralProjection } from './projection.js';
 
@@ -35,12 +37,18 @@ export interface CentralOptions {
   sessionIdleMs: number;
   /** … or this long after the login (`--session-max`, default 12 h). */
   sessionMaxMs: number;
+  /** The configuration file's sections (`--config FILE`), defaults filled in; absent: every default. */
+  config?: CentralConfig;
+  /** A file with the bearer token that opens /metrics without a session (`--metrics-token-file`). */
+  metricsTokenFile?: string;
 }
 
 /** What the modules built so far offer the components of the others: the HTTP routes of all modules. */
 export interface CentralModuleContext {
   /** Every module's routes, for the HTTP server to mount. */
   routes: readonly ApiRoute[];
+  /** Every module's /metrics families (startCentral always passes them). */
+  metrics?: readonly MetricsCollector[];
   /** Told right after the ingest worker of this process commits a batch or a status (the console's live events). */
   commits?: CommitSignal;
 }
@@ -79,6 +87,8 @@ export interface CentralModule {
   projections?: CentralProjection[];
   /** HTTP routes under /api/v1 (the server checks session, role and CSRF before they run); built once the store is open. */
   routes?(store: CentralStore): ApiRoute[];
+  /** Families for central's `/metrics`, computed at scrape time. */
+  metrics?(store: CentralStore): MetricsCollector[];
   /** Built once the store is open (after every module's routes). */
   components?(store: CentralStore, context: CentralModuleContext): Component[];
 }

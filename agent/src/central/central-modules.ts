@@ -5,7 +5,8 @@ import { createCentralApi } from './api/central-api.js';
 import type { CentralModuleFactory } from './central-module.js';
 import { FleetProjection } from './fleet/fleet-projection.js';
 import { createRetention } from './fleet/retention.js';
-import { GPU_COST_DEFAULTS } from './gpu-cost/gpu-cost-config.js';
+import { sloModule } from './slo/slo-module.js';
+import { GPU_COST_DEFAULTS, parseGpuCostConfig } from './gpu-cost/gpu-cost-config.js';
 import { gpuCostModule } from './gpu-cost/gpu-cost-module.js';
 import { workflowRoutes } from './workflow/workflow-routes.js';
 
@@ -39,15 +40,18 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
         workerId: options.clientId,
       }).components,
   }),
+  // Fleet SLOs: indicators kept in the ingest transaction, objectives and budgets (GET /api/v1/slo), burn-rate
+  // alerts into the alert book, the SLO families of /metrics (docs/slo.md).
+  sloModule,
   // GPU cost: busy, idle and down hours and energy per GPU (a projection), the cost report's routes and the GPU
   // cost alerts (docs/gpu-cost.md). Prices come from the gpuCost section of central's configuration file.
-  (options, log) => gpuCostModule({ config: GPU_COST_DEFAULTS, log, workerId: options.clientId }),
+  (options, log) => gpuCostModule({ config: options.config ? parseGpuCostConfig(options.config.gpuCost) : GPU_COST_DEFAULTS, log, workerId: options.clientId }),
   // The HTTP server: the JSON API (/api/v1/…) with every module's routes, the console's pages, sessions and live
   // events. Last, so that it mounts the routes of all modules above; --no-api turns it off.
   (options, log) =>
     options.api
       ? {
-          components: (store, { routes, commits }) => [
+          components: (store, { routes, commits, metrics }) => [
             createCentralApi({
               sql: store.sql,
               log,
@@ -58,6 +62,7 @@ export const CENTRAL_MODULES: readonly CentralModuleFactory[] = [
               session: { idleMs: options.sessionIdleMs, absoluteMs: options.sessionMaxMs },
               origins: [options.consoleUrl],
               ...(commits ? { commits } : {}),
+              metrics: { collectors: metrics ?? [], ...(options.metricsTokenFile ? { tokenFile: options.metricsTokenFile } : {}) },
             }),
           ],
         }

@@ -9,6 +9,8 @@ import type { CentralAlertRow } from './alert-book.js';
 export function consoleLink(consoleUrl: string | undefined, row: Pick<CentralAlertRow, 'agent_id' | 'asset'>): string | undefined {
   if (!consoleUrl) return undefined;
   const base = consoleUrl.replace(/\/+$/, '');
+  // Fleet-wide alerts (no agent) are the SLO burn-rate alerts: their page is the SLO page.
+  if (!row.agent_id) return `${base}/slo`;
   const agent = encodeURIComponent(row.agent_id);
   return row.asset ? `${base}/assets/${agent}/${encodeURIComponent(row.asset)}` : `${base}/agents/${agent}`;
 }
@@ -38,9 +40,11 @@ export interface AlertmanagerAlert {
  * Prometheus sets it (4 resend intervals): should central die, Alertmanager resolves it on its own.
  */
 export function alertmanagerAlert(row: CentralAlertRow, now: number, activeForMs: number, consoleUrl?: string): AlertmanagerAlert {
-  const labels: Record<string, string> = { alertname: row.rule, agent: row.agent_id, rule: row.rule, severity: row.severity };
+  const labels: Record<string, string> = { alertname: row.rule, rule: row.rule, severity: row.severity };
+  // A fleet-wide alert (an SLO's burn rate) has no agent: its subject (the objective) identifies it.
+  if (row.agent_id) labels.agent = row.agent_id;
   if (row.asset) labels.asset = row.asset;
-  if (row.origin === 'agent' && row.subject) labels.subject = row.subject;
+  if ((row.origin === 'agent' || !row.agent_id) && row.subject) labels.subject = row.subject;
   const annotations: Record<string, string> = { summary: row.title, evidence: evidenceText(row) };
   if (row.remedy) annotations.remedy = row.remedy;
   const resolved = row.state === 'resolved';

@@ -14,6 +14,7 @@ import type { CommitSignal } from '../central-module.js';
 import type { SqlClient } from '../sql/sql-client.js';
 import { ApiError } from './api-params.js';
 import { RouteFile, type ApiRoute, type RouteContext } from './api-route.js';
+import { MetricsEndpoint, type MetricsEndpointOptions } from './metrics-endpoint.js';
 import { SharedFleetAssets, StoreTables } from './fleet-queries.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { RouteTable } from './route-table.js';
@@ -61,6 +62,8 @@ export interface CentralApiOptions {
   staticDir?: string;
   /** Origins besides the server's own that may send changes (e.g. the --console-url behind a reverse proxy). */
   origins?: readonly string[];
+  /** `/metrics`: the modules' collectors and the bearer token file (metrics-endpoint.ts). */
+  metrics?: MetricsEndpointOptions;
 }
 
 export const DEFAULT_API_PORT = 8470;
@@ -77,6 +80,7 @@ export class CentralApi implements Component {
   private readonly table: RouteTable;
   private readonly events: FleetEvents;
   private readonly files: StaticFiles;
+  private readonly metrics: MetricsEndpoint;
   private server: http.Server | null = null;
   private unsubscribe: (() => void) | null = null;
 
@@ -118,6 +122,7 @@ export class CentralApi implements Component {
       ...options.events,
     });
     this.files = new StaticFiles(options.staticDir);
+    this.metrics = new MetricsEndpoint(options.metrics ?? { collectors: [] });
   }
 
   get scheme(): 'http' | 'https' {
@@ -130,6 +135,7 @@ export class CentralApi implements Component {
    */
   async start(): Promise<void> {
     const tls = this.options.tls ? { cert: readSecret('--tls-cert', this.options.tls.certFile), key: readSecret('--tls-key', this.options.tls.keyFile) } : null;
+    this.metrics.load();
     await this.access.start();
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     let server: http.Server;
@@ -195,7 +201,8 @@ export class CentralApi implements Component {
         throw new ApiError(400, 'FW_ERR_API_REQUEST', 'path: not a request path');
       }
       const p = url.pathname;
-      if (p === '/healthz' || p === '/api' || p.startsWith('/api/')) await this.api(req, res, url);
+      if (p === '/metrics') await this.metricsEndpoint(req, res);
+      else if (p === '/healthz' || p === '/api' || p.startsWith('/api/')) await this.api(req, res, url);
       else await this.page(req, res, url);
     } catch (err) {
       if (res.headersSent) {
@@ -259,6 +266,15 @@ export class CentralApi implements Component {
     else sendJson(req, res, 200, answer);
     // A change served here (a workflow action) reaches the other open pages without waiting for the poll.
     if (change) this.events.changed();
+  }
+
+  /** `/metrics`: a session or the bearer token of --metrics-token-file; GET and HEAD. */
+  private async metricsEndpoint(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${req.method ?? '?'} is not allowed on /metrics (allowed: GET, HEAD)`, { Allow: 'GET, HEAD' });
+    if (!this.metrics.bearerAllowed(req) && !(await this.access.session(req)))
+      throw new ApiError(401, 'FW_ERR_CONSOLE_AUTH', '/metrics needs a console session or the bearer token of --metrics-token-file');
+    await this.metrics.send(req, res, this.sql, this.now());
   }
 
   /** `/api/v1/session`: POST logs in (public), GET tells who is logged in, DELETE logs out. */

@@ -13,6 +13,8 @@ route('/assets/:agent/:asset', () => import('./pages/asset.js'));
 route('/agents/:agent', () => import('./pages/agent.js'));
 route('/alerts', () => import('./pages/alerts.js'));
 route('/audit', () => import('./pages/audit.js'));
+route('/slo', () => import('./pages/slo.js'));
+route('/slo/:name', () => import('./pages/slo.js'));
 route('/gpu-cost', () => import('./pages/gpu-cost.js'));
 
 const main = document.getElementById('main');
