@@ -33,8 +33,6 @@ describe('source plugins', () => {
 
   /** Named exceptions, each with why; the test fails when one no longer matches an import. */
   const ALLOWED = new Map([
-    // docs/alerts.md is generated from the rules and, for gpu.xid, from the GPU source's table of Xid codes.
-    ['agent/src/health/alert-docs.ts → agent/src/sources/gpu/nvidia-smi-parsers.ts', 'the Xid table in docs/alerts.md'],
     // `forewarn opcua browse` is the OPC UA source's own tool: it connects as the source does (issue #17).
     ['agent/src/cli/commands/opcua-browse.ts → agent/src/sources/opcua/opcua-browse.ts', 'the OPC UA browse command'],
   ]);

@@ -6,7 +6,7 @@ import { HEALTH_RULES, type HealthRule } from './health-rules.js';
 import { ANOMALY_RULE, DRIFT_RULE, QUALITY_RULE, RISK_RULE } from './health-monitor.js';
 import { BUILT_IN_LIFECYCLES } from './alert-lifecycle.js';
 import { ALERTS_SCHEMA } from '../config/alerts-schema.js';
-import { XID_CATALOG } from '../sources/gpu/nvidia-smi-parsers.js';
+import { XID_CATALOG } from '../contract/nvidia-xid-catalog.js';
 
 /** Renders docs/alerts.md from the rule catalogue; `npm run docs:alerts` rewrites it and a test keeps it current. */
 

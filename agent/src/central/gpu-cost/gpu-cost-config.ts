@@ -1,6 +1,6 @@
 import { ForewarnError } from '../../core/errors.js';
 import type { SchemaNode } from '../../core/schema-node.js';
-import { XID_CATALOG } from '../../sources/gpu/nvidia-smi-parsers.js';
+import { XID_CATALOG } from '../../contract/nvidia-xid-catalog.js';
 import { MetricPatterns } from '../fleet/metric-patterns.js';
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { XID_CATALOG } from '../../../../agent/src/contract/nvidia-xid-catalog.js';
 import {
-  XID_CATALOG,
   normalizeBusId,
   parseHelpQueryGpu,
   parseKernelLog,
