@@ -1,9 +1,9 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
 import { ForewarnError, describeError, isForewarnError } from '../../core/errors.js';
-import { parseWithUnit } from '../../core/schema-node.js';
+import { loadCentralConfig } from '../central-config.js';
 import { exitStatus } from '../central-report.js';
+import { parseWhen } from '../parse-when.js';
 import { tableExists } from '../fleet/retention.js';
 import { openSqlClient } from '../sql/open-sql-client.js';
 import { redactUrl, type SqlClient } from '../sql/sql-client.js';
@@ -41,40 +41,10 @@ export interface GpuCostCommandOptions {
 
 const usage = (message: string) => new ForewarnError('FW_ERR_USAGE', message);
 
-/** An ISO date/time, or a duration back from `now` (7d, 12h). */
-export function parseWhen(option: string, raw: string, now: number): number {
-  const text = raw.trim();
-  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) {
-    const ts = Date.parse(text);
-    if (Number.isFinite(ts)) return ts;
-  } else if (/^\d/.test(text) && !/^\d+(\.\d+)?$/.test(text)) {
-    try {
-      const ms = parseWithUnit(text, 'ms');
-      if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0) return now - ms;
-    } catch {
-      // reported below
-    }
-  }
-  throw usage(`--${option}: "${raw}" is neither an ISO date (2026-01-31, 2026-01-31T08:00:00Z) nor a duration back from now (7d, 12h)`);
-}
-
 /** The `gpuCost` section of central's configuration file. */
+/** The gpuCost section of central's configuration file (`--config`, read as `forewarn central run` reads it), or the defaults. */
 export function readGpuCostConfig(file: string | undefined): GpuCostConfig {
-  if (!file) return parseGpuCostConfig(undefined);
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8'), { maxAliasCount: 100 }) ?? {};
-  } catch (err) {
-    throw new ForewarnError('FW_ERR_CONFIG_READ', `--config ${file}: ${describeError(err)}`, { cause: err });
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-    throw new ForewarnError('FW_ERR_CONFIG_INVALID', `${file}: (root): must be a mapping of sections`);
-  try {
-    return parseGpuCostConfig((doc as Record<string, unknown>).gpuCost);
-  } catch (err) {
-    if (isForewarnError(err)) throw new ForewarnError(err.code, `${file}: ${err.message}`, { cause: err });
-    throw err;
-  }
+  return parseGpuCostConfig(file ? loadCentralConfig(file).gpuCost : undefined);
 }
 
 export function parseGpuCostOptions(argv: string[], env: NodeJS.ProcessEnv, defaults: { store: string; now: number }): GpuCostCommandOptions {

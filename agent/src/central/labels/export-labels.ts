@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ForewarnError, describeError, isForewarnError } from '../../core/errors.js';
 import { PACKAGE_ROOT } from '../../core/package-root.js';
 import { parseWithUnit } from '../../core/schema-node.js';
+import { parseWhen } from '../parse-when.js';
 import { openSqlClient } from '../sql/open-sql-client.js';
 import { redactUrl, type SqlClient } from '../sql/sql-client.js';
 import { closedEpisodes, scoredBy, windowReadings, type WindowReadings } from './label-queries.js';
@@ -55,23 +56,6 @@ function windowText(w: LabelWindow): string {
 
 const labelsError = (message: string) => new ForewarnError('FW_ERR_LABELS_EXPORT', message);
 
-/** An ISO date/time, or a duration back from `now` (30d, 12h). */
-export function parseWhen(option: string, raw: string, now: number): number {
-  const text = raw.trim();
-  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) {
-    const ts = Date.parse(text);
-    if (Number.isFinite(ts)) return ts;
-  } else if (/^\d/.test(text) && !/^\d+(\.\d+)?$/.test(text)) {
-    try {
-      const ms = parseWithUnit(text, 'ms');
-      if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0) return now - ms;
-    } catch {
-      // reported below
-    }
-  }
-  throw labelsError(`--${option}: "${raw}" is neither an ISO date (2026-01-31, 2026-01-31T08:00:00Z) nor a duration back from now (30d, 12h)`);
-}
-
 /** `24h`, `90m` (time before the alert) or `30c` / `30 cycles` / `30 readings` (the last readings). */
 export function parseWindow(raw: string): LabelWindow {
   const text = raw.trim();
@@ -111,8 +95,8 @@ export function parseExportLabelsOptions(argv: string[], env: NodeJS.ProcessEnv,
     throw labelsError(`--model: "${values.model}" has no training-recipe format here (one of ${Object.keys(RECIPE_FORMATS).join(', ')})`);
   }
   if (!values.since) throw labelsError('--since: required (an ISO date or a duration such as 30d)');
-  const since = parseWhen('since', values.since, defaults.now);
-  const until = values.until ? parseWhen('until', values.until, defaults.now) : defaults.now;
+  const since = parseWhen('since', values.since, defaults.now, 'FW_ERR_LABELS_EXPORT');
+  const until = values.until ? parseWhen('until', values.until, defaults.now, 'FW_ERR_LABELS_EXPORT') : defaults.now;
   if (until <= since) throw labelsError(`--until: ${new Date(until).toISOString()} is not after --since ${new Date(since).toISOString()}`);
   return {
     store: values.store ?? env.FOREWARN_CENTRAL_STORE ?? defaults.store,

@@ -7,7 +7,7 @@ import { AlertBook } from '../../../../agent/src/central/alerts/alert-book.js';
 import { CentralStore } from '../../../../agent/src/central/central-store.js';
 import type { BatchRecord } from '../../../../agent/src/central/decode-batch.js';
 import { FleetProjection } from '../../../../agent/src/central/fleet/fleet-projection.js';
-import { parseWhen, parseWindow } from '../../../../agent/src/central/labels/export-labels.js';
+import { parseWindow } from '../../../../agent/src/central/labels/export-labels.js';
 import { ai4iMode } from '../../../../agent/src/central/labels/recipe-formats.js';
 import { migrateWorkflow } from '../../../../agent/src/central/workflow/workflow-schema.js';
 import { ROOT, runCli } from '../../../helpers/agent-process.js';
@@ -384,15 +384,6 @@ print(json.dumps({"rows": len(both), "failures": int(both.y.sum()), "nan187": in
 }
 
 describe('export-labels arguments', () => {
-  const NOW = Date.UTC(2026, 5, 1);
-  it('takes --since as an ISO date or time, or a duration back from now', () => {
-    expect(parseWhen('since', '2026-01-31', NOW)).toBe(Date.UTC(2026, 0, 31));
-    expect(parseWhen('since', '2026-01-31T08:00:00Z', NOW)).toBe(Date.UTC(2026, 0, 31, 8));
-    expect(parseWhen('since', '30d', NOW)).toBe(NOW - 30 * 24 * HOUR);
-    expect(parseWhen('since', '1h30m', NOW)).toBe(NOW - 90 * MIN);
-    for (const bad of ['30', 'yesterday', '2026-13-45', '-5d']) expect(() => parseWhen('since', bad, NOW), bad).toThrow(/--since: .* is neither/);
-  });
-
   it('takes --window as a duration or a number of readings, and refuses a bare number', () => {
     expect(parseWindow('24h')).toEqual({ kind: 'time', ms: 24 * HOUR });
     expect(parseWindow('30c')).toEqual({ kind: 'readings', count: 30 });
