@@ -225,11 +225,20 @@ describe.skipIf(skip !== null)(`the fleet console in Chromium${skip ? ` (skipped
     expect(forward.filter((f) => !f.ring).map((f) => f.name)).toEqual([]);
     await page.focus('#main');
     const back: Array<{ name: string; ring: boolean }> = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 8; i++) {
       await page.keyboard.press('Shift+Tab');
       back.push(await focused(page));
     }
-    expect(back.map((f) => f.name)).toEqual(['button:Sign out', 'a:Audit log', 'a:Alerts', 'a:Overview', 'a:Forewarn fleet overview', 'a:Skip to content']);
+    expect(back.map((f) => f.name)).toEqual([
+      'button:Sign out',
+      'a:Audit log',
+      'a:GPU cost',
+      'a:SLOs',
+      'a:Alerts',
+      'a:Overview',
+      'a:Forewarn fleet overview',
+      'a:Skip to content',
+    ]);
     expect(back.filter((f) => !f.ring).map((f) => f.name)).toEqual([]);
     expectClean(watch, 'the overview');
 

@@ -40,9 +40,12 @@ export interface AlertmanagerAlert {
  * Prometheus sets it (4 resend intervals): should central die, Alertmanager resolves it on its own.
  */
 export function alertmanagerAlert(row: CentralAlertRow, now: number, activeForMs: number, consoleUrl?: string): AlertmanagerAlert {
-  const labels: Record<string, string> = { alertname: row.rule, rule: row.rule, severity: row.severity };
-  // A fleet-wide alert (an SLO's burn rate) has no agent: its subject (the objective) identifies it.
+  // A fleet-wide alert (an SLO's burn rate) has no agent: its subject (the objective) identifies it. The labels keep
+  // their order (silences copy them as matchers).
+  const labels: Record<string, string> = { alertname: row.rule };
   if (row.agent_id) labels.agent = row.agent_id;
+  labels.rule = row.rule;
+  labels.severity = row.severity;
   if (row.asset) labels.asset = row.asset;
   if ((row.origin === 'agent' || !row.agent_id) && row.subject) labels.subject = row.subject;
   const annotations: Record<string, string> = { summary: row.title, evidence: evidenceText(row) };
