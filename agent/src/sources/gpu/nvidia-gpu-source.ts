@@ -39,7 +39,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../core/logger.js';
 import { describeError } from '../../core/errors.js';
-import type { Component, EventSink, ReadingSink } from '../../core/types.js';
+import type { Component, EventSink, HealthEvent, ReadingSink } from '../../core/types.js';
 import { logUnavailable, type SourceStats } from '../interval-source.js';
 import {
   FALLBACK_FIELDS,
@@ -414,21 +414,18 @@ export class NvidiaGpuSource implements Component {
 
   /** Publishes a GPU's identity the first time this run sees it and whenever it differs from the last one published. */
   private noteIdentity(id: GpuIdentity, ts: number): void {
-    const { index, busId, ...rest } = id;
+    const { index: _index, busId, ...rest } = id;
     if (rest.name === undefined && rest.uuid === undefined) return; // nothing that identifies the board
     // The index may change across a driver reload without the board changing: not part of the comparison.
     const key = JSON.stringify(rest);
     const before = this.identities.get(busId);
     if (before?.key === key || this.stopped) return;
     this.identities.set(busId, { key, uuid: rest.uuid });
-    const attributes: Record<string, string | number | boolean> = { pciAddress: busId, index, ...rest, change: before ? 'changed' : 'first' };
-    const swapped = before?.uuid !== undefined && before.uuid !== rest.uuid;
-    if (swapped) attributes.previousUuid = before.uuid!;
-    const what = `${rest.name ?? 'unnamed GPU'}${rest.uuid ? ` ${rest.uuid}` : ''}${rest.serial ? ` serial ${rest.serial}` : ''}`;
-    const message = swapped ? `GPU ${busId} changed board: ${before.uuid} → ${what}` : `GPU ${busId} ${before ? 'identity changed: ' : 'is '}${what}`;
-    if (swapped) this.log.warn({ source: this.name, asset: `gpu-${busId}`, uuid: rest.uuid, previousUuid: before.uuid }, message);
+    const event = gpuIdentityEvent(id, ts, before);
+    if (event.attributes.previousUuid !== undefined)
+      this.log.warn({ source: this.name, asset: event.asset, uuid: rest.uuid, previousUuid: before?.uuid }, event.message);
     try {
-      this.events({ ts, source: this.name, asset: `gpu-${busId}`, type: 'gpu.identity', message, attributes, publish: true });
+      this.events(event);
     } catch (err) {
       this.log.error({ source: this.name, err: describeError(err) }, 'event sink threw');
     }
@@ -633,6 +630,20 @@ export class NvidiaGpuSource implements Component {
       this.sleepers.add(wake);
     });
   }
+}
+
+/**
+ * The `gpu.identity` event of a GPU (docs/mqtt.md): `before` is the identity last published for its bus id in this
+ * run (none: the first). Exported so that tests of the centre build the events the way the source does.
+ */
+export function gpuIdentityEvent(id: GpuIdentity, ts: number, before?: { uuid: string | undefined }): HealthEvent {
+  const { index, busId, ...rest } = id;
+  const attributes: Record<string, string | number | boolean> = { pciAddress: busId, index, ...rest, change: before ? 'changed' : 'first' };
+  const swapped = before?.uuid !== undefined && before.uuid !== rest.uuid;
+  if (swapped) attributes.previousUuid = before.uuid!;
+  const what = `${rest.name ?? 'unnamed GPU'}${rest.uuid ? ` ${rest.uuid}` : ''}${rest.serial ? ` serial ${rest.serial}` : ''}`;
+  const message = swapped ? `GPU ${busId} changed board: ${before.uuid} → ${what}` : `GPU ${busId} ${before ? 'identity changed: ' : 'is '}${what}`;
+  return { ts, source: 'nvidia-gpu', asset: `gpu-${busId}`, type: 'gpu.identity', message, attributes, publish: true };
 }
 
 function errCode(err: unknown): string {
