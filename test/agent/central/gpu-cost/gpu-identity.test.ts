@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CentralStore } from '../../../../agent/src/central/central-store.js';
+import { formatReport } from '../../../../agent/src/central/gpu-cost/gpu-cost-command.js';
 import { parseGpuCostConfig } from '../../../../agent/src/central/gpu-cost/gpu-cost-config.js';
 import { GpuCostProjection } from '../../../../agent/src/central/gpu-cost/gpu-cost-projection.js';
 import { downtimeByGpu, gpuCostReport, reportCsv } from '../../../../agent/src/central/gpu-cost/gpu-cost-report.js';
@@ -182,6 +183,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect([wsDay2.gpus, wsDay2.busyHours, wsDay2.gapHours, wsDay2.gaps]).toEqual([2, expect.closeTo(1, 9), expect.closeTo(6, 9), 2]);
       expect(byGpu.totals.filter((t) => t.key === 'ws-4090/gpu-0000:23:00.0').map((t) => t.uuid)).toEqual(expect.arrayContaining([OLD_23, NEW_23]));
 
+      // The command's table names the board after the GPU.
+      expect(formatReport(byGpu)).toMatch(new RegExp(`^${DAY2}\\s+ws-4090/gpu-0000:23:00\\.0 ${NEW_23}\\s`, 'm'));
       const csv = reportCsv(byGpu).split('\n');
       expect(csv[0]!.startsWith('day,gpu,uuid,model,gpus,busy_hours,')).toBe(true);
       expect(csv).toContain(
