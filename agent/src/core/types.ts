@@ -69,6 +69,11 @@ export interface HealthEvent {
   /** One line for people. */
   message: string;
   attributes: Record<string, string | number | boolean>;
+  /**
+   * Also record it on the `events` stream for the centre (a GPU's identity). Unset: it only feeds the agent's
+   * health rules (an Xid becomes an alert, which is what reaches the centre).
+   */
+  publish?: boolean;
 }
 
 export type EventSink = (event: HealthEvent) => void;

@@ -272,6 +272,10 @@ export class Agent implements AgentView {
 
   onEvent(e: HealthEvent): void {
     if (this.stopping) return;
+    if (e.publish) {
+      const { publish: _, ...payload } = e;
+      this.storage.consumeRecords([{ stream: 'events', ts: e.ts, asset: e.asset, payload }]);
+    }
     this.health.consumeEvent(e);
   }
 

@@ -10,6 +10,7 @@ import { QualityStage } from '../../../agent/src/health/quality-stage.js';
 import { riskFanOut, type Reading, type RiskRecord } from '../../../agent/src/core/types.js';
 import type { NewRecord } from '../../../agent/src/store/outbox.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
+import { contractErrors } from '../../helpers/contract.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { tempDir } from '../../helpers/model-fixtures.js';
 import { RESERVE_FILE } from '../../../agent/src/store/space-reserve.js';
@@ -201,5 +202,38 @@ describe('StorageKeeper (the outbox writer)', () => {
     // The lock is released: a second keeper opens the same directory.
     const again = new StorageKeeper(config.storage, log, { ...stats });
     again.close();
+  });
+});
+
+describe('Agent: events a source marks for publishing', () => {
+  it("records the GPU source's gpu.identity events on the events stream, without the publish flag", async () => {
+    const fake = path.resolve('test/agent/sources/gpu/fake-nvidia-smi.mjs');
+    const { log } = captureLogger('info');
+    const config = agentConfig({
+      sources: {
+        host: { enabled: false },
+        simulator: { enabled: false },
+        gpu: { enabled: true, binary: fake, intervalMs: 200, slowIntervalMs: 60000, kernelLog: 'off' },
+      },
+    });
+    const agent = new Agent(config, log, '0.0.0-test');
+    cleanup.push(() => agent.stop());
+    await agent.start();
+    const identities = () => agent.store.pending('events').filter((r) => r.payload.type === 'gpu.identity');
+    await waitFor(() => identities().length === 8, 'eight gpu.identity events committed');
+    const first = identities()[0]!;
+    expect(first.asset).toBe('gpu-0000:18:00.0');
+    expect(first.payload).toMatchObject({
+      type: 'gpu.identity',
+      source: 'nvidia-gpu',
+      asset: 'gpu-0000:18:00.0',
+      attributes: { name: 'NVIDIA H100 80GB HBM3', uuid: 'GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1', change: 'first' },
+    });
+    expect(first.payload).not.toHaveProperty('publish');
+    // As the sync publishes it ({ seq, ...payload }), it follows the contract's GpuIdentity schema.
+    const batch = { schemaVersion: 1, agentId: 'agent-test', stream: 'events', bootSeq: 1, records: identities().map((r) => ({ seq: r.seq, ...r.payload })) };
+    expect(contractErrors('forewarn/v1/agent-test/events', batch)).toEqual([]);
+    const broken = { ...batch, records: [{ ...batch.records[0], attributes: { ...(first.payload.attributes as object), change: 'swapped' } }] };
+    expect(contractErrors('forewarn/v1/agent-test/events', broken)).not.toEqual([]);
   });
 });

@@ -98,8 +98,10 @@ export function formatReport(r: GpuCostReport): string {
     f.energyCost.toFixed(2),
     f.totalCost.toFixed(2),
   ];
-  for (const row of r.rows) lines.push([row.day, row.key, ...figures(row)]);
-  for (const t of r.totals) lines.push(['total', t.key, ...figures(t)]);
+  // Per GPU, each board is a line of its own: the uuid says which (a swapped board shows as a second line).
+  const key = (x: { key: string; uuid?: string }) => (x.uuid ? `${x.key} ${x.uuid}` : x.key);
+  for (const row of r.rows) lines.push([row.day, key(row), ...figures(row)]);
+  for (const t of r.totals) lines.push(['total', key(t), ...figures(t)]);
   lines.push(['total', 'fleet', ...figures(r.fleet)]);
   const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   const text = lines.map((l) => l.map((c, i) => pad(c, widths[i]!, i >= 2)).join('  ')).join('\n');

@@ -9,9 +9,10 @@ import { MetricPatterns } from '../fleet/metric-patterns.js';
  * limits. `parseGpuCostConfig` checks a section as read from YAML and answers a frozen config or throws a
  * `gpuCost.path: message` error (FW_ERR_CONFIG_INVALID) that names every bad option at once.
  *
- * Telemetry carries numbers only, so no GPU model name reaches central: `gpus` says which agents (and which of
- * their GPUs, by asset `gpu-<PCI bus id>`) hold which model, first match wins; a GPU no rule matches is model
- * `unknown` and priced at `unknownModelPricePerHour`.
+ * A GPU's model, first that applies: a `gpus` rule (which agents, and which of their GPUs by asset `gpu-<PCI bus
+ * id>`, hold which model; first match wins); else the product name of its board (`NVIDIA H100 80GB HBM3`, from the
+ * GPU source's `gpu.identity` events); else `unknown`. Its price: the `models` entry of that name; for a product
+ * name also the first `models` key that is a glob matching it (`NVIDIA H100*`); else `unknownModelPricePerHour`.
  */
 
 export interface GpuModelPrice {
@@ -105,7 +106,7 @@ export const GPU_COST_SCHEMA: SchemaNode = {
     pricePerKwh: num('Energy price per kWh', 0),
     models: {
       type: 'object',
-      description: 'Price per GPU model: { NAME: { pricePerHour } }',
+      description: 'Price per GPU model: { NAME: { pricePerHour } }; NAME may be a product name as nvidia-smi prints it, or a glob over product names',
       default: {},
       additionalProperties: {
         type: 'object',
@@ -115,7 +116,7 @@ export const GPU_COST_SCHEMA: SchemaNode = {
         properties: { pricePerHour: num('What one hour of this GPU costs', 0) },
       },
     },
-    unknownModelPricePerHour: num('Price per hour of a GPU that no `gpus` rule names', 0),
+    unknownModelPricePerHour: num('Price per hour of a GPU that no `gpus` rule names and whose product name no `models` key matches', 0),
     gpus: {
       type: 'array',
       description: 'Which GPUs are which model (first match wins): [{ agents: [GLOB], assets?: [GLOB], model }]',
@@ -302,24 +303,37 @@ const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 export const UNKNOWN_MODEL = 'unknown';
 
-/** Which group, model and hourly price a GPU has under a config; answers cached per (agent, asset). */
+/**
+ * Which group, model and hourly price a GPU has under a config; answers cached per (agent, asset, product name).
+ * Precedence: a `gpus` rule, then the board's product name (priced by its exact `models` key, then by the first glob
+ * key matching it), then `unknown`.
+ */
 export class GpuCatalog {
   private readonly groups: Array<{ name: string; match: MetricPatterns }>;
   private readonly gpus: Array<{ agents: MetricPatterns; assets: MetricPatterns; model: string }>;
+  /** `models` keys that are globs, in the order written, for product names. */
+  private readonly productGlobs: Array<{ match: MetricPatterns; key: string }>;
   private readonly cache = new Map<string, { group: string; model: string; pricePerHour: number }>();
 
   constructor(readonly config: GpuCostConfig) {
     this.groups = config.groups.map((g) => ({ name: g.name, match: new MetricPatterns(g.agents) }));
     this.gpus = config.gpus.map((g) => ({ agents: new MetricPatterns(g.agents), assets: new MetricPatterns(g.assets), model: g.model }));
+    this.productGlobs = Object.keys(config.models)
+      .filter((k) => /[*?]/.test(k))
+      .map((key) => ({ key, match: new MetricPatterns([key]) }));
   }
 
-  of(agentId: string, asset: string): { group: string; model: string; pricePerHour: number } {
-    const key = `${agentId}\u0000${asset}`;
+  /** `productName`: the board's name from its latest `gpu.identity` event, when central has one. */
+  of(agentId: string, asset: string, productName?: string | null): { group: string; model: string; pricePerHour: number } {
+    const key = `${agentId}\u0000${asset}\u0000${productName ?? ''}`;
     let hit = this.cache.get(key);
     if (!hit) {
       const group = this.groups.find((g) => g.match.matches(agentId))?.name ?? UNGROUPED;
-      const model = this.gpus.find((g) => g.agents.matches(agentId) && g.assets.matches(asset))?.model ?? UNKNOWN_MODEL;
-      const pricePerHour = this.config.models[model]?.pricePerHour ?? this.config.unknownModelPricePerHour;
+      const ruled = this.gpus.find((g) => g.agents.matches(agentId) && g.assets.matches(asset))?.model;
+      const model = ruled ?? (productName || UNKNOWN_MODEL);
+      const priceKey =
+        ruled !== undefined || !productName || productName in this.config.models ? model : this.productGlobs.find((g) => g.match.matches(productName))?.key;
+      const pricePerHour = (priceKey !== undefined ? this.config.models[priceKey]?.pricePerHour : undefined) ?? this.config.unknownModelPricePerHour;
       hit = { group, model, pricePerHour };
       if (this.cache.size < 100_000) this.cache.set(key, hit);
     }

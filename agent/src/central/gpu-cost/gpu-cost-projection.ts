@@ -11,6 +11,10 @@ import { advance, gpuSample, type GpuSample, type GpuState, type HourPart, type 
  *   signal, power, Xid counts and hold, the start of its idle run, index, memory size). One row per GPU.
  * - `gpu_cost_hourly`: per (agent, asset, hour) the ms busy, idle, down per cause (lost, memory, reset, xid) and in
  *   gaps, the gaps begun, the energy in Wh and the ms it covers, the samples, the late samples and the fatal Xids.
+ * - `gpu_identity`: per (agent, asset) the board now behind it, from the GPU source's `gpu.identity` events (events
+ *   stream): product name, uuid, serial, VBIOS, driver, memory, when this board was first and last seen there.
+ * - `gpu_identity_history`: per (agent, asset) one row per board that was there (a new row when the uuid changes),
+ *   from `since` (its first event) to `last_seen`: the report prices each hour by the board there then.
  *
  * Why a projection and not queries over the ledger: a GPU reports every 5 s, 17,280 records a day; a daily report
  * over 500 eight-GPU hosts would read 69 million JSON payloads. Here each batch costs one read of its GPUs' state
@@ -49,7 +53,56 @@ const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    async up(q) {
+      const big = q.dialect === 'postgres' ? 'BIGINT' : 'INTEGER';
+      const real = q.dialect === 'postgres' ? 'DOUBLE PRECISION' : 'REAL';
+      await q.exec(`
+        CREATE TABLE gpu_identity (
+          agent_id TEXT NOT NULL, asset TEXT NOT NULL, name TEXT, uuid TEXT NOT NULL, serial TEXT, vbios TEXT,
+          driver_version TEXT, memory_total_bytes ${real}, first_seen ${big} NOT NULL, last_seen ${big} NOT NULL,
+          PRIMARY KEY (agent_id, asset)
+        );
+        CREATE TABLE gpu_identity_history (
+          agent_id TEXT NOT NULL, asset TEXT NOT NULL, since ${big} NOT NULL, uuid TEXT NOT NULL, name TEXT, serial TEXT,
+          last_seen ${big} NOT NULL, PRIMARY KEY (agent_id, asset, since)
+        );
+      `);
+    },
+  },
 ];
+
+/** A `gpu.identity` event as the GPU source publishes it (agent/src/sources/gpu/README.md); null when it is not one. */
+interface IdentityEvent {
+  asset: string;
+  ts: number;
+  /** '' when the driver printed none (the board is then told apart by nothing). */
+  uuid: string;
+  name: string | null;
+  serial: string | null;
+  vbios: string | null;
+  driverVersion: string | null;
+  memoryTotalBytes: number | null;
+}
+
+function identityEvent(r: Record<string, unknown>): IdentityEvent | null {
+  const a = r.attributes;
+  if (r.type !== 'gpu.identity' || typeof r.asset !== 'string' || !r.asset || typeof a !== 'object' || a === null) return null;
+  const attrs = a as Record<string, unknown>;
+  const text = (k: string) => (typeof attrs[k] === 'string' && attrs[k] ? (attrs[k] as string) : null);
+  const memory = attrs.memoryTotalBytes;
+  return {
+    asset: r.asset,
+    ts: Number(r.ts),
+    uuid: text('uuid') ?? '',
+    name: text('name'),
+    serial: text('serial'),
+    vbios: text('vbios'),
+    driverVersion: text('driverVersion'),
+    memoryTotalBytes: typeof memory === 'number' && Number.isFinite(memory) ? memory : null,
+  };
+}
 
 const HOURLY_COLUMNS = [
   'busy_ms',
@@ -129,6 +182,7 @@ export class GpuCostProjection implements CentralProjection {
   constructor(private readonly config: GpuCostConfig) {}
 
   async applyBatch(q: SqlQueries, batch: IngestedBatch): Promise<void> {
+    if (batch.stream === 'events') return this.applyIdentities(q, batch);
     if (batch.stream !== 'telemetry') return;
     const byGpu = new Map<string, GpuSample[]>();
     for (const r of batch.records) {
@@ -166,6 +220,46 @@ export class GpuCostProjection implements CentralProjection {
     }
     await this.upsertStates(q, batch.agentId, next);
     await this.upsertHourly(q, batch.agentId, hourly);
+  }
+
+  /**
+   * Identity events are rare (one per GPU per agent run, one per board swap): a read and two writes each. A board
+   * with another uuid than the one recorded starts a new history row; an event older than the recorded board's last
+   * sighting (a backlog replayed late) only adds its history row.
+   */
+  private async applyIdentities(q: SqlQueries, batch: IngestedBatch): Promise<void> {
+    for (const r of batch.records) {
+      const e = identityEvent(r);
+      if (!e || !Number.isFinite(e.ts)) continue;
+      const cur = await q.get<{ uuid: string; first_seen: number; last_seen: number }>(
+        'SELECT uuid, first_seen, last_seen FROM gpu_identity WHERE agent_id = ? AND asset = ?',
+        [batch.agentId, e.asset],
+      );
+      const sameBoard = cur !== undefined && cur.uuid === e.uuid;
+      if (cur && !sameBoard && e.ts < Number(cur.last_seen)) {
+        await q.run(
+          `INSERT INTO gpu_identity_history (agent_id, asset, since, uuid, name, serial, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (agent_id, asset, since) DO NOTHING`,
+          [batch.agentId, e.asset, e.ts, e.uuid, e.name, e.serial, e.ts],
+        );
+        continue;
+      }
+      const firstSeen = sameBoard ? Number(cur.first_seen) : e.ts;
+      const lastSeen = sameBoard ? Math.max(Number(cur.last_seen), e.ts) : e.ts;
+      await q.run(
+        `INSERT INTO gpu_identity (agent_id, asset, name, uuid, serial, vbios, driver_version, memory_total_bytes, first_seen, last_seen)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent_id, asset) DO UPDATE SET name = excluded.name, uuid = excluded.uuid, serial = excluded.serial,
+           vbios = excluded.vbios, driver_version = excluded.driver_version, memory_total_bytes = excluded.memory_total_bytes,
+           first_seen = excluded.first_seen, last_seen = excluded.last_seen`,
+        [batch.agentId, e.asset, e.name, e.uuid, e.serial, e.vbios, e.driverVersion, e.memoryTotalBytes, firstSeen, lastSeen],
+      );
+      await q.run(
+        `INSERT INTO gpu_identity_history (agent_id, asset, since, uuid, name, serial, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent_id, asset, since) DO UPDATE SET name = excluded.name, serial = excluded.serial, last_seen = excluded.last_seen`,
+        [batch.agentId, e.asset, firstSeen, e.uuid, e.name, e.serial, lastSeen],
+      );
+    }
   }
 
   private async upsertStates(q: SqlQueries, agentId: string, rows: ReadonlyArray<[string, GpuState]>): Promise<void> {

@@ -7,6 +7,11 @@ import { DOWN_CAUSES, HOUR_MS, type DownCause } from './gpu-intervals.js';
  * model or single GPU, the hours busy, idle, down (per cause) and in gaps, the energy, and what the idle hours, the
  * down hours and the energy cost (docs/gpu-cost.md). The window is whole hours: `from` is rounded down and `to` up
  * to the hour, since the hour is the unit the projection keeps.
+ *
+ * Each hour of a GPU belongs to the board that was behind its asset then (`gpu_identity_history`: the last board
+ * first seen before the hour ended; before the first, the first): its product name is the model where no `gpus`
+ * rule names one, and per GPU (`by: 'gpu'`) each board is a line of its own, with its uuid. A day in which the board
+ * changed is read per hour; every other day is summed per day in the database.
  */
 
 export const DAY_MS = 24 * HOUR_MS;
@@ -34,7 +39,14 @@ export interface CostFigures {
   totalCost: number;
 }
 
-export interface CostRow extends CostFigures {
+/** Per GPU (`by: 'gpu'`) only: which board the line is about. */
+export interface BoardFields {
+  /** The board's uuid ('' when central has no identity for it). */
+  uuid?: string;
+  model?: string;
+}
+
+export interface CostRow extends CostFigures, BoardFields {
   /** UTC day, YYYY-MM-DD. */
   day: string;
   /** The host (agent id), group, model, or `agent/asset` of a GPU. */
@@ -49,8 +61,8 @@ export interface GpuCostReport {
   pricePerKwh: number;
   /** One row per day and key, days ascending, keys ascending. */
   rows: CostRow[];
-  /** Per key over the whole window, by total cost descending. */
-  totals: Array<CostFigures & { key: string }>;
+  /** Per key (per GPU: and board) over the whole window, by total cost descending. */
+  totals: Array<CostFigures & BoardFields & { key: string }>;
   /** Per day over all keys, ascending: the trend. */
   daily: Array<CostFigures & { day: string }>;
   /** The whole window and fleet. */
@@ -128,6 +140,43 @@ function finish(acc: Acc): CostFigures {
   return out;
 }
 
+/** One board that was behind a GPU asset, from `since` (its first identity event there). */
+interface Board {
+  since: number;
+  uuid: string;
+  name: string | null;
+}
+
+/** Per `agent/asset`, the boards first seen before `to`, oldest first (a few rows per GPU: one per board it had). */
+async function boardsOf(q: SqlQueries, to: number): Promise<Map<string, Board[]>> {
+  const rows = await q.all<{ agent_id: string; asset: string; since: number; uuid: string; name: string | null }>(
+    'SELECT agent_id, asset, since, uuid, name FROM gpu_identity_history WHERE since < ? ORDER BY agent_id, asset, since',
+    [to],
+  );
+  const out = new Map<string, Board[]>();
+  for (const r of rows) {
+    const key = `${r.agent_id}/${r.asset}`;
+    const list = out.get(key) ?? [];
+    list.push({ since: Number(r.since), uuid: r.uuid, name: r.name });
+    out.set(key, list);
+  }
+  return out;
+}
+
+/** The board behind a GPU in the hour from `hour`: the last first seen before the hour ended; before any, the first. */
+function boardAt(list: readonly Board[] | undefined, hour: number): Board | undefined {
+  if (!list?.length) return undefined;
+  let found = list[0];
+  for (const b of list) if (b.since < hour + HOUR_MS) found = b;
+  return found;
+}
+
+/** The product name of the board behind each GPU now (`gpu_identity`), for the figures of the present. */
+async function currentNames(q: SqlQueries): Promise<Map<string, string>> {
+  const rows = await q.all<{ agent_id: string; asset: string; name: string | null }>('SELECT agent_id, asset, name FROM gpu_identity');
+  return new Map(rows.filter((r) => r.name).map((r) => [`${r.agent_id}/${r.asset}`, r.name!]));
+}
+
 export function isoDay(ts: number): string {
   return new Date(ts).toISOString().slice(0, 10);
 }
@@ -148,15 +197,35 @@ export async function gpuCostReport(q: SqlQueries, config: GpuCostConfig, window
     [from, to],
   );
   const catalog = new GpuCatalog(config);
-  const cells = new Map<string, Acc & { day: string; key: string }>();
-  const totals = new Map<string, Acc>();
+  const boards = await boardsOf(q, to);
+  const cells = new Map<string, Acc & BoardFields & { day: string; key: string }>();
+  const totals = new Map<string, Acc & BoardFields & { key: string }>();
   const daily = new Map<string, Acc>();
   const fleet = empty();
+  // A day in which the board behind a GPU changed is read again per hour, and each hour goes to its board.
+  const units: Array<{ r: DayRow; board: Board | undefined }> = [];
   for (const r of rows) {
+    const list = boards.get(`${r.agent_id}/${r.asset}`);
+    const dayStart = Number(r.day);
+    const board = boardAt(list, dayStart);
+    if (board === boardAt(list, dayStart + DAY_MS - HOUR_MS)) {
+      units.push({ r, board });
+      continue;
+    }
+    const hours = await q.all<DayRow>(
+      `SELECT agent_id, asset, hour AS day, busy_ms, idle_ms, down_lost_ms, down_memory_ms, down_reset_ms, down_xid_ms, gap_ms, gaps,
+              energy_wh, powered_ms, xids, late_samples
+       FROM gpu_cost_hourly WHERE agent_id = ? AND asset = ? AND hour >= ? AND hour < ?`,
+      [r.agent_id, r.asset, Math.max(from, dayStart), Math.min(to, dayStart + DAY_MS)],
+    );
+    for (const hr of hours) units.push({ r: hr, board: boardAt(list, Number(hr.day)) });
+  }
+  for (const { r, board } of units) {
     const agent = r.agent_id;
     const gpu = `${agent}/${r.asset}`;
-    const { group, model, pricePerHour } = catalog.of(agent, r.asset);
+    const { group, model, pricePerHour } = catalog.of(agent, r.asset, board?.name);
     const key = window.by === 'host' ? agent : window.by === 'group' ? group : window.by === 'model' ? model : gpu;
+    const perBoard: BoardFields = window.by === 'gpu' ? { uuid: board?.uuid ?? '', model } : {};
     const day = isoDay(Number(r.day));
     const h = (ms: number) => Number(ms) / HOUR_MS;
     const downHoursByCause = { lost: h(r.down_lost_ms), memory: h(r.down_memory_ms), reset: h(r.down_reset_ms), xid: h(r.down_xid_ms) };
@@ -182,12 +251,13 @@ export async function gpuCostReport(q: SqlQueries, config: GpuCostConfig, window
       energyCost,
       totalCost: idleCost + downtimeCost + energyCost,
     };
-    const cellKey = `${day}\u0000${key}`;
+    const keyOf = `${key}\u0000${perBoard.uuid ?? ''}`;
+    const cellKey = `${day}\u0000${keyOf}`;
     let cell = cells.get(cellKey);
-    if (!cell) cells.set(cellKey, (cell = { ...empty(), day, key }));
+    if (!cell) cells.set(cellKey, (cell = { ...empty(), day, key, ...perBoard }));
     addInto(cell, gpu, figures);
-    let total = totals.get(key);
-    if (!total) totals.set(key, (total = empty()));
+    let total = totals.get(keyOf);
+    if (!total) totals.set(keyOf, (total = { ...empty(), key, ...perBoard }));
     addInto(total, gpu, figures);
     let d = daily.get(day);
     if (!d) daily.set(day, (d = empty()));
@@ -200,8 +270,12 @@ export async function gpuCostReport(q: SqlQueries, config: GpuCostConfig, window
     by: window.by,
     currency: config.currency,
     pricePerKwh: config.pricePerKwh,
-    rows: [...cells.values()].sort((a, b) => a.day.localeCompare(b.day) || a.key.localeCompare(b.key)).map((c) => ({ day: c.day, key: c.key, ...finish(c) })),
-    totals: [...totals].map(([key, acc]) => ({ key, ...finish(acc) })).sort((a, b) => b.totalCost - a.totalCost || a.key.localeCompare(b.key)),
+    rows: [...cells.values()]
+      .sort((a, b) => a.day.localeCompare(b.day) || a.key.localeCompare(b.key) || (a.uuid ?? '').localeCompare(b.uuid ?? ''))
+      .map(({ day, key, uuid, model, ...acc }) => ({ day, key, ...(uuid === undefined ? {} : { uuid, model }), ...finish(acc) })),
+    totals: [...totals.values()]
+      .map(({ key, uuid, model, ...acc }) => ({ key, ...(uuid === undefined ? {} : { uuid, model }), ...finish(acc) }))
+      .sort((a, b) => b.totalCost - a.totalCost || a.key.localeCompare(b.key)),
     daily: [...daily].sort(([a], [b]) => a.localeCompare(b)).map(([day, acc]) => ({ day, ...finish(acc) })),
     fleet: finish(fleet),
   };
@@ -236,10 +310,11 @@ function csvField(v: string | number): string {
 
 /**
  * One line per day and key, the columns of CSV_COLUMNS with `key` named after the grouping (`host`, `group`,
- * `model`, `gpu`): hours and kWh to 4 decimals, money to 2. A field that a spreadsheet would run as a formula is quoted.
+ * `model`, `gpu`; per GPU followed by the board's `uuid` and `model`): hours and kWh to 4 decimals, money to 2. A field that a spreadsheet would run as a formula is quoted.
  */
 export function reportCsv(report: GpuCostReport): string {
-  const header = CSV_COLUMNS.map((c) => (c === 'key' ? report.by : c));
+  const perGpu = report.by === 'gpu';
+  const header = CSV_COLUMNS.flatMap((c) => (c !== 'key' ? [c] : perGpu ? ['gpu', 'uuid', 'model'] : [report.by]));
   const f4 = (v: number) => v.toFixed(4);
   const f2 = (v: number) => v.toFixed(2);
   const lines = [header.join(',')];
@@ -248,6 +323,7 @@ export function reportCsv(report: GpuCostReport): string {
       [
         r.day,
         r.key,
+        ...(perGpu ? [r.uuid ?? '', r.model ?? ''] : []),
         r.gpus,
         f4(r.busyHours),
         f4(r.idleHours),
@@ -299,8 +375,9 @@ export async function idleGpus(q: SqlQueries, config: GpuCostConfig, now: number
     [now - config.maxGapMs, now, minIdleMs],
   );
   const catalog = new GpuCatalog(config);
+  const names = rows.length ? await currentNames(q) : new Map<string, string>();
   return rows.map((r) => {
-    const { model, group, pricePerHour } = catalog.of(r.agent_id, r.asset);
+    const { model, group, pricePerHour } = catalog.of(r.agent_id, r.asset, names.get(`${r.agent_id}/${r.asset}`));
     const idleHours = (Number(r.ts) - Number(r.idle_since)) / HOUR_MS;
     return {
       agentId: r.agent_id,
@@ -337,9 +414,10 @@ export async function downtimeByGpu(q: SqlQueries, config: GpuCostConfig, from: 
     [Math.floor(from / HOUR_MS) * HOUR_MS, to],
   );
   const catalog = new GpuCatalog(config);
+  const names = rows.length ? await currentNames(q) : new Map<string, string>();
   return rows
     .map((r) => {
-      const { model, group, pricePerHour } = catalog.of(r.agent_id, r.asset);
+      const { model, group, pricePerHour } = catalog.of(r.agent_id, r.asset, names.get(`${r.agent_id}/${r.asset}`));
       const byCause = { lost: Number(r.lost) / HOUR_MS, memory: Number(r.memory) / HOUR_MS, reset: Number(r.reset) / HOUR_MS, xid: Number(r.xid) / HOUR_MS };
       const downHours = byCause.lost + byCause.memory + byCause.reset + byCause.xid;
       return {

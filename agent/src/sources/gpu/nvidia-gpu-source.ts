@@ -26,6 +26,12 @@
  *   events: gpu.xid.<code>.count — Xids seen per code on this GPU since the agent started.
  *
  * Each Xid line in the kernel log (`/dev/kmsg`, else `journalctl -k -f`) is also a HealthEvent `gpu.xid`.
+ *
+ * Identity (text, so never telemetry): with the slow counters, one-shot `--query-gpu=index,pci.bus_id,name,uuid,
+ * serial,vbios_version,driver_version,memory.total` (the names this driver knows). Each GPU's identity is an event
+ * `gpu.identity` published on the `events` stream once per GPU per agent run, and again only when it changes (a
+ * board swapped behind the same bus id has a new uuid): attributes pciAddress, index, name, uuid, serial, vbios,
+ * driverVersion, memoryTotalBytes (those the driver printed), change (`first` or `changed`), previousUuid.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
@@ -33,7 +39,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../core/logger.js';
 import { describeError } from '../../core/errors.js';
-import type { Component, EventSink, ReadingSink } from '../../core/types.js';
+import type { Component, EventSink, HealthEvent, ReadingSink } from '../../core/types.js';
 import { logUnavailable, type SourceStats } from '../interval-source.js';
 import {
   FALLBACK_FIELDS,
@@ -43,11 +49,15 @@ import {
   parseQueryLine,
   parseQueryText,
   parseRemappedRows,
+  parseIdentityCsv,
   parseXidLine,
+  planIdentityQuery,
   planQuery,
   xidInfo,
   xidSeverity,
+  type GpuIdentity,
   type GpuRow,
+  type IdentityPlan,
   type QueryPlan,
 } from './nvidia-smi-parsers.js';
 
@@ -114,6 +124,9 @@ export class NvidiaGpuSource implements Component {
   private stopped = false;
   private booted = false;
   private plan: QueryPlan | null = null;
+  private identityPlan: IdentityPlan | null = null;
+  /** Per bus id, the identity last published in this run (compared as JSON). */
+  private readonly identities = new Map<string, { key: string; uuid: string | undefined }>();
   private child: ChildProcess | null = null;
   private childStartedAt = 0;
   private childSamples = 0;
@@ -215,6 +228,7 @@ export class NvidiaGpuSource implements Component {
     const parsed = parseHelpQueryGpu(help);
     if (parsed.problems.length) this.noteProblems('help', parsed.problems);
     this.plan = planQuery(parsed.problems.length ? new Set(FALLBACK_FIELDS) : parsed.fields);
+    this.identityPlan = planIdentityQuery(parsed.problems.length ? null : parsed.fields);
     this.log.info({ source: this.name, fields: this.plan.fields.length }, 'nvidia-smi fields chosen');
     this.startFast();
     if (!this.booted) {
@@ -351,6 +365,13 @@ export class NvidiaGpuSource implements Component {
     if (this.slowBusy || this.stopped) return;
     this.slowBusy = true;
     try {
+      const idPlan = this.identityPlan;
+      if (idPlan)
+        await this.slowCommand('identity', [`--query-gpu=${idPlan.fields.join(',')}`, '--format=csv,noheader,nounits'], (text, ts) => {
+          const r = parseIdentityCsv(text, idPlan);
+          for (const id of r.byBus.values()) this.noteIdentity(id, ts);
+          return r.problems;
+        });
       await this.slowCommand('remapped-rows', [`--query-remapped-rows=${REMAPPED_ROWS_FIELDS.join(',')}`, '--format=csv,noheader,nounits'], (text, ts) => {
         const r = parseRemappedRows(text);
         for (const [bus, metrics] of r.byBus) this.slow.remapped.set(bus, { ts, metrics });
@@ -388,6 +409,25 @@ export class NvidiaGpuSource implements Component {
         this.failingCommands.add(key);
         this.log.warn({ source: this.name, command: key, err: this.stats.lastError, code: 'FW_ERR_SOURCE_FAILED' }, 'part of the GPU sample unavailable');
       }
+    }
+  }
+
+  /** Publishes a GPU's identity the first time this run sees it and whenever it differs from the last one published. */
+  private noteIdentity(id: GpuIdentity, ts: number): void {
+    const { index: _index, busId, ...rest } = id;
+    if (rest.name === undefined && rest.uuid === undefined) return; // nothing that identifies the board
+    // The index may change across a driver reload without the board changing: not part of the comparison.
+    const key = JSON.stringify(rest);
+    const before = this.identities.get(busId);
+    if (before?.key === key || this.stopped) return;
+    this.identities.set(busId, { key, uuid: rest.uuid });
+    const event = gpuIdentityEvent(id, ts, before);
+    if (event.attributes.previousUuid !== undefined)
+      this.log.warn({ source: this.name, asset: event.asset, uuid: rest.uuid, previousUuid: before?.uuid }, event.message);
+    try {
+      this.events(event);
+    } catch (err) {
+      this.log.error({ source: this.name, err: describeError(err) }, 'event sink threw');
     }
   }
 
@@ -590,6 +630,20 @@ export class NvidiaGpuSource implements Component {
       this.sleepers.add(wake);
     });
   }
+}
+
+/**
+ * The `gpu.identity` event of a GPU (docs/mqtt.md): `before` is the identity last published for its bus id in this
+ * run (none: the first). Exported so that tests of the centre build the events the way the source does.
+ */
+export function gpuIdentityEvent(id: GpuIdentity, ts: number, before?: { uuid: string | undefined }): HealthEvent {
+  const { index, busId, ...rest } = id;
+  const attributes: Record<string, string | number | boolean> = { pciAddress: busId, index, ...rest, change: before ? 'changed' : 'first' };
+  const swapped = before?.uuid !== undefined && before.uuid !== rest.uuid;
+  if (swapped) attributes.previousUuid = before.uuid!;
+  const what = `${rest.name ?? 'unnamed GPU'}${rest.uuid ? ` ${rest.uuid}` : ''}${rest.serial ? ` serial ${rest.serial}` : ''}`;
+  const message = swapped ? `GPU ${busId} changed board: ${before.uuid} → ${what}` : `GPU ${busId} ${before ? 'identity changed: ' : 'is '}${what}`;
+  return { ts, source: 'nvidia-gpu', asset: `gpu-${busId}`, type: 'gpu.identity', message, attributes, publish: true };
 }
 
 function errCode(err: unknown): string {

@@ -226,6 +226,87 @@ export function normalizeBusId(raw: string): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// --query-gpu identity fields (text, not numbers: published as a `gpu.identity` event, never as telemetry)
+
+/** What identifies a board, as the identity query reads it. Absent where the driver printed no value. */
+export interface GpuIdentity {
+  index: number;
+  busId: string;
+  /** Product name, `NVIDIA H100 80GB HBM3`. */
+  name?: string;
+  uuid?: string;
+  serial?: string;
+  vbios?: string;
+  driverVersion?: string;
+  memoryTotalBytes?: number;
+}
+
+/** Identity attribute → the query field names for it (the first the driver knows wins). */
+const IDENTITY_SPECS: ReadonlyArray<{ key: Exclude<keyof GpuIdentity, 'index' | 'busId'>; fields: readonly string[] }> = [
+  { key: 'name', fields: ['name', 'gpu_name'] },
+  { key: 'uuid', fields: ['uuid', 'gpu_uuid'] },
+  { key: 'serial', fields: ['serial', 'gpu_serial'] },
+  { key: 'vbios', fields: ['vbios_version'] },
+  { key: 'driverVersion', fields: ['driver_version'] },
+  { key: 'memoryTotalBytes', fields: ['memory.total'] },
+];
+/** Identity fields every driver knows; used when `--help-query-gpu` gave nothing usable. */
+const IDENTITY_FALLBACK = new Set(['name', 'uuid', 'serial', 'vbios_version', 'driver_version', 'memory.total']);
+
+export interface IdentityPlan {
+  fields: string[];
+  keys: Array<(typeof IDENTITY_SPECS)[number]['key']>;
+}
+
+/** The identity query for this driver: `index`, `pci.bus_id`, then each identity field it knows. */
+export function planIdentityQuery(known: Set<string> | null): IdentityPlan {
+  const fields: string[] = [...IDENTITY_FIELDS];
+  const keys: IdentityPlan['keys'] = [];
+  for (const spec of IDENTITY_SPECS) {
+    const name = spec.fields.find((f) => (known ?? IDENTITY_FALLBACK).has(f));
+    if (!name) continue;
+    fields.push(name);
+    keys.push(spec.key);
+  }
+  return { fields, keys };
+}
+
+/**
+ * `--query-gpu=<plan.fields> --format=csv,noheader,nounits` → bus id → identity. Text cells are kept as printed
+ * (trimmed); the unavailable spellings are absent. A line with more cells than fields (a comma inside a value)
+ * is a problem, not a guess.
+ */
+export function parseIdentityCsv(text: string, plan: IdentityPlan): { byBus: Map<string, GpuIdentity>; problems: string[] } {
+  const byBus = new Map<string, GpuIdentity>();
+  const problems: string[] = [];
+  for (const line of String(text).split(/\r?\n/)) {
+    if (!line.trim()) continue;
+    const cells = line.split(',').map((c) => c.trim());
+    const index = /^\d{1,4}$/.test(cells[0] ?? '') ? Number(cells[0]) : undefined;
+    const busId = normalizeBusId(cells[1] ?? '');
+    if (cells.length !== plan.fields.length || index === undefined || !busId) {
+      problems.push(`malformed identity line: ${clip(line, 60)}`);
+      continue;
+    }
+    const id: GpuIdentity = { index, busId };
+    plan.keys.forEach((key, i) => {
+      const raw = cells[i + 2] ?? '';
+      const bare = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1).trim() : raw;
+      if (MISSING.has(bare.toLowerCase()) || bare !== raw) return;
+      if (key !== 'memoryTotalBytes') {
+        id[key] = raw;
+        return;
+      }
+      const v = parseSmiValue(raw);
+      if (v.kind === 'value') id.memoryTotalBytes = v.value * MiB;
+      else if (v.kind === 'invalid') problems.push(`memory.total: ${v.reason}`);
+    });
+    byBus.set(busId, id);
+  }
+  return { byBus, problems };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // --query-remapped-rows
 
 export const REMAPPED_ROWS_FIELDS = [

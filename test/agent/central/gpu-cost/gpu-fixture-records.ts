@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BatchRecord, DecodedBatch } from '../../../../agent/src/central/decode-batch.js';
+import { gpuIdentityEvent } from '../../../../agent/src/sources/gpu/nvidia-gpu-source.js';
 import {
   parseHelpQueryGpu,
+  parseIdentityCsv,
   parseKernelLog,
   parseQueryLine,
   parseRemappedRows,
+  planIdentityQuery,
   planQuery,
   type XidEvent,
 } from '../../../../agent/src/sources/gpu/nvidia-smi-parsers.js';
@@ -78,4 +81,37 @@ export class GpuFixtureHost {
 
 export function kernelXids(rel: string, bus: string): XidEvent[] {
   return parseKernelLog(fixture(rel)).events.filter((e) => e.pciAddress === bus);
+}
+
+/**
+ * `gpu.identity` event records of a set's recorded identities (`identity.csv`, or another file of the fixtures),
+ * made as the source makes them (parseIdentityCsv, gpuIdentityEvent) and as the agent publishes them ({ seq, ...event }
+ * without the publish flag). `previous`: the identities these replace (a board swap), by bus id.
+ */
+export function identityRecords(
+  set: string,
+  ts: number,
+  seq: number,
+  opts: { file?: string; only?: string[]; previous?: Record<string, string> } = {},
+): BatchRecord[] {
+  const s = sets[set]!;
+  const plan = planIdentityQuery(parseHelpQueryGpu(fixture(s.help)).fields);
+  // The recorded lines lack memory.total (the fake takes it from query-gpu.csv): drop that field from the plan.
+  const idPlan = { fields: plan.fields.filter((f) => f !== 'memory.total'), keys: plan.keys.filter((k) => k !== 'memoryTotalBytes') };
+  const text = fixture(opts.file ?? `${s.dir ?? set}/identity.csv`)
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
+  const out: BatchRecord[] = [];
+  for (const id of parseIdentityCsv(text, idPlan).byBus.values()) {
+    if (opts.only && !opts.only.includes(id.busId)) continue;
+    const prev = opts.previous?.[id.busId];
+    const { publish: _publish, ...event } = gpuIdentityEvent(id, ts, prev === undefined ? undefined : { uuid: prev });
+    out.push({ seq: seq++, ...event });
+  }
+  return out;
+}
+
+export function eventBatch(agentId: string, records: BatchRecord[], bootSeq = 1): DecodedBatch {
+  return { agentId, stream: 'events', bootSeq, historical: false, records };
 }

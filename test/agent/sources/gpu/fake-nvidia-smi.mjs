@@ -10,6 +10,8 @@
  *   FAKE_NVIDIA_SMI_HANG_AFTER in -lms mode, stop printing (but stay alive) after this many samples
  *   FAKE_NVIDIA_SMI_FAIL       comma list of commands that fail: help, query, remapped, q, nvlink
  *   FAKE_NVIDIA_SMI_NO_DRIVER  when set, every command fails as nvidia-smi does without a loaded driver
+ *   FAKE_NVIDIA_SMI_IDENTITY   the identity CSV (name, uuid, serial, …) instead of the set's identity.csv; read
+ *                              at every invocation, so a test can rewrite it to swap a board
  * Like the real tool, it rejects --query-gpu fields that the set's --help-query-gpu does not list.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
@@ -93,11 +95,24 @@ function query() {
     .map((block) => block.split('\n').filter((l) => l.trim() && !l.startsWith('#')))
     .filter((b) => b.length);
   const pick = requested.map((f) => columns.findIndex((c) => (group.get(f) ?? [f]).includes(c)));
+  // The identity fields (name, uuid, serial, …) live in identity.csv, one line per GPU, joined on pci.bus_id.
+  const idText = env.FAKE_NVIDIA_SMI_IDENTITY ? readFileSync(env.FAKE_NVIDIA_SMI_IDENTITY, 'utf8') : read('identity.csv');
+  const idColumns = (/^# fields: (.*)$/m.exec(idText)?.[1] ?? '').split(',');
+  const idRows = new Map(
+    idText
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#'))
+      .map((l) => l.split(', '))
+      .map((cells) => [cells[idColumns.indexOf('pci.bus_id')], cells]),
+  );
+  const idPick = requested.map((f) => idColumns.findIndex((c) => (group.get(f) ?? [f]).includes(c)));
+  const busAt = columns.indexOf('pci.bus_id');
   const render = (lines) =>
     lines
       .map((l) => {
         const cells = l.split(', ');
-        return pick.map((i) => (i >= 0 ? (cells[i] ?? '') : '[N/A]')).join(', ');
+        const id = idRows.get(cells[busAt]);
+        return pick.map((i, k) => (i >= 0 ? (cells[i] ?? '') : id && idPick[k] >= 0 ? (id[idPick[k]] ?? '') : '[N/A]')).join(', ');
       })
       .join('\n') + '\n';
 

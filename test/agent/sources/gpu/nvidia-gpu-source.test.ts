@@ -31,11 +31,13 @@ afterEach(async () => {
 function make(cfg: Partial<NvidiaGpuConfig> = {}, env: Record<string, string> = {}, opts: NvidiaGpuOptions = {}) {
   const readings: Reading[] = [];
   const events: HealthEvent[] = [];
+  /** `gpu.identity` events, kept apart from the Xid events the older tests count. */
+  const identities: HealthEvent[] = [];
   const { log, lines } = captureLogger('debug');
   source = new NvidiaGpuSource(
     { ...NVIDIA_GPU_DEFAULTS, intervalMs: 100, slowIntervalMs: 300, timeoutMs: 5000, binary: FAKE, kernelLog: 'off', ...cfg },
     (r) => readings.push(r),
-    (e) => events.push(e),
+    (e) => (e.type === 'gpu.identity' ? identities : events).push(e),
     log,
     {
       // The fake is a `#!/usr/bin/env node` script: keep this node on the children's PATH.
@@ -46,7 +48,7 @@ function make(cfg: Partial<NvidiaGpuConfig> = {}, env: Record<string, string> = 
       ...opts,
     },
   );
-  return { src: source, readings, events, lines };
+  return { src: source, readings, events, identities, lines };
 }
 
 /** Invocations of the fake, from its log. */
@@ -371,5 +373,73 @@ describe('Xid events from the kernel log', () => {
     await src.start();
     await waitFor(() => readings.length >= 8, 'readings');
     expect(src.stats.kernelLog).toBe('off');
+  });
+});
+
+describe('GPU identity events', () => {
+  const identityCalls = () => calls().filter((c) => c.args.some((a) => a.startsWith('--query-gpu=index,pci.bus_id,name,')));
+
+  it("publishes each H100's recorded identity once, not at every slow run, and again when a board is swapped", async () => {
+    const idFile = join(tmp, 'identity.csv');
+    copyFileSync(new URL('./fixtures/h100x8/identity.csv', import.meta.url), idFile);
+    const { src, identities: events, lines } = make({ slowIntervalMs: 150 }, { FAKE_NVIDIA_SMI_IDENTITY: idFile });
+    await src.start();
+    await waitFor(() => identityCalls().length >= 3, 'three identity queries');
+    const first = events;
+    expect(first.map((e) => e.asset)).toEqual(H100_ASSETS);
+    expect(identityCalls()[0]!.args[0]).toBe('--query-gpu=index,pci.bus_id,name,uuid,serial,vbios_version,driver_version,memory.total');
+    expect(first[0]).toMatchObject({
+      source: 'nvidia-gpu',
+      publish: true,
+      message: 'GPU 0000:18:00.0 is NVIDIA H100 80GB HBM3 GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1 serial 1654423001593',
+      attributes: {
+        pciAddress: '0000:18:00.0',
+        index: 0,
+        name: 'NVIDIA H100 80GB HBM3',
+        uuid: 'GPU-b42dd28e-ffdd-8720-1df0-98bd8cdc05b1',
+        serial: '1654423001593',
+        vbios: '96.00.74.00.01',
+        driverVersion: '565.57.01',
+        memoryTotalBytes: 81559 * 1024 * 1024,
+        change: 'first',
+      },
+    });
+    // GPU 1's serial and VBIOS were not in the recording ([N/A]): absent, not empty.
+    expect(first[1]!.attributes).not.toHaveProperty('serial');
+    expect(first[1]!.attributes).not.toHaveProperty('vbios');
+
+    // The board behind 0000:5d:00.0 is replaced (the fake reads the file at every call).
+    copyFileSync(new URL('./fixtures/h100x8/identity-swapped.csv', import.meta.url), idFile);
+    await waitFor(() => events.length === 9, 'the swapped board');
+    const n = identityCalls().length;
+    await waitFor(() => identityCalls().length >= n + 2, 'two more identity queries');
+    expect(events).toHaveLength(9);
+    expect(events[8]).toMatchObject({
+      asset: 'gpu-0000:5d:00.0',
+      message: expect.stringContaining('GPU 0000:5d:00.0 changed board: GPU-d1838e76-90e6-4408-711d-aeeaa2e1fd14 → '),
+      attributes: {
+        uuid: 'GPU-0e6f4a21-5c3b-47d2-9a8e-3f1c2b7d9e40',
+        serial: '1654423009981',
+        change: 'changed',
+        previousUuid: 'GPU-d1838e76-90e6-4408-711d-aeeaa2e1fd14',
+      },
+    });
+    expect(lines.filter((l) => l.previousUuid === 'GPU-d1838e76-90e6-4408-711d-aeeaa2e1fd14')).toHaveLength(1);
+    expect(src.stats).toMatchObject({ problems: 0, partialFailures: 0 });
+  });
+
+  it("reads an older driver's identity: a GPU without a uuid is still named", async () => {
+    const v100 = make({}, { FAKE_NVIDIA_SMI_SET: 'v100' });
+    await v100.src.start();
+    await waitFor(() => v100.identities.length === 1, 'the V100 identity');
+    expect(v100.identities[0]!.attributes).toEqual({
+      pciAddress: '0000:d8:00.0',
+      index: 0,
+      name: 'Tesla V100-PCIE-32GB',
+      driverVersion: '470.103.01',
+      memoryTotalBytes: 32510 * 1024 * 1024,
+      change: 'first',
+    });
+    await v100.src.stop();
   });
 });

@@ -4,6 +4,7 @@ import { XID_CATALOG } from '../../../../agent/src/contract/nvidia-xid-catalog.j
 import {
   normalizeBusId,
   parseHelpQueryGpu,
+  parseIdentityCsv,
   parseKernelLog,
   parseNvlinkErrors,
   parseQueryCsv,
@@ -11,6 +12,7 @@ import {
   parseRemappedRows,
   parseSmiValue,
   parseXidLine,
+  planIdentityQuery,
   planQuery,
   xidInfo,
   xidSeverity,
@@ -698,5 +700,50 @@ describe('property: no input makes a parser throw or emit a non-finite number', 
       cases++;
     }
     expect(cases).toBe(2500);
+  });
+});
+
+describe('identity query', () => {
+  it('asks each driver for the identity fields its help lists, and falls back to the ones every driver knows', () => {
+    const all = ['index', 'pci.bus_id', 'name', 'uuid', 'serial', 'vbios_version', 'driver_version', 'memory.total'];
+    expect(planIdentityQuery(parseHelpQueryGpu(fixture('help/help-query-gpu-535.txt')).fields).fields).toEqual(all);
+    expect(planIdentityQuery(parseHelpQueryGpu(fixture('help/help-query-gpu-470.txt')).fields).fields).toEqual(all);
+    expect(planIdentityQuery(null).fields).toEqual(all);
+    // A driver that knows only the aliases gets them.
+    expect(planIdentityQuery(new Set(['index', 'pci.bus_id', 'gpu_name', 'gpu_uuid'])).fields).toEqual(['index', 'pci.bus_id', 'gpu_name', 'gpu_uuid']);
+  });
+
+  it('reads the recorded identities as text; unavailable values are absent; a line it cannot place is a problem', () => {
+    const plan = planIdentityQuery(null);
+    const csv = (set: string) =>
+      fixture(`${set}/identity.csv`)
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .map((l) => (l ? `${l}, 24564` : l)) // memory.total, last in the plan; the fixture's lines lack it
+        .join('\n');
+    const rtx = parseIdentityCsv(csv('rtx4090'), plan);
+    expect(rtx.problems).toEqual([]);
+    expect(rtx.byBus.get('0000:23:00.0')).toEqual({
+      index: 1,
+      busId: '0000:23:00.0',
+      name: 'NVIDIA GeForce RTX 4090',
+      uuid: 'GPU-8f4d1755-9c8a-3a19-b71e-c190b3801dec',
+      driverVersion: '535.154.05',
+      memoryTotalBytes: 24564 * 1024 * 1024,
+    });
+    const bad = parseIdentityCsv(
+      [
+        '0, 00000000:01:00.0, NVIDIA, Inc. Board, GPU-1, 1, 2, 3, 4',
+        'ERR!, 00000000:01:00.0, x, y, z, v, d, 1',
+        '0, 00000000:01:00.0, x, y, z, v, d, lots',
+      ].join('\n'),
+      plan,
+    );
+    expect(bad.problems).toEqual([
+      expect.stringMatching(/^malformed identity line/),
+      expect.stringMatching(/^malformed identity line/),
+      'memory.total: unparseable value "lots"',
+    ]);
+    expect(bad.byBus.get('0000:01:00.0')).toEqual({ index: 0, busId: '0000:01:00.0', name: 'x', uuid: 'y', serial: 'z', vbios: 'v', driverVersion: 'd' });
   });
 });
