@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DriftMonitor, type ModelHealth } from '../../../agent/src/scoring/drift-monitor.js';
 import type { ModelManifest } from '../../../agent/src/scoring/model-manifest.js';
+import { chancePsi, lag1Autocorrelation, psi, type FeatureDistribution } from '../../../agent/src/scoring/feature-distribution.js';
 import { MillingMachineSimulator, millingSignals } from '../../../firmware-bridge/src/simulators/milling-machine.js';
 import { ROOT } from '../../helpers/agent-process.js';
 
@@ -16,6 +17,7 @@ function monitor() {
   return { m, changes };
 }
 
+const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 const row = (s: Record<string, number>) => manifest.inputs.features.map((f) => s[f.signal]!);
 
 describe('DriftMonitor', () => {
@@ -97,5 +99,93 @@ describe('DriftMonitor', () => {
     expect(changes.filter((c) => c.h.state === 'drift')).toEqual([]);
     // What plain PSI would have said of the same windows (docs/drift.md): drift, nearly always.
     expect(plainPsiAlarms / windows).toBeGreaterThan(0.95);
+  });
+});
+
+/**
+ * A toy model with known distributions, so that each figure of the verdict can be worked out by hand: `y` has no
+ * distribution (not watched), `x` and `z` are cut at 0.5 with the training support [0, 1].
+ */
+describe('DriftMonitor figures on a toy model', () => {
+  const X: FeatureDistribution = { edges: [0.5], fractions: [0.4, 0.5], missing: 0.1, support: [0, 1] };
+  const Z: FeatureDistribution = { edges: [0.5], fractions: [0.5, 0.5], support: [0, 1] };
+  const toy = (version = '1.0.0') =>
+    ({
+      name: 'toy',
+      version,
+      inputs: {
+        features: [
+          { name: 'y', signal: 'y', unit: '' },
+          { name: 'x', signal: 'x', unit: '', distribution: X },
+          { name: 'z', signal: 'z', unit: '', distribution: Z },
+        ],
+      },
+    }) as unknown as ModelManifest;
+  const watch = (options: Partial<typeof OPTIONS>) => {
+    const changes: Array<[string, string]> = [];
+    const m = new DriftMonitor({ ...OPTIONS, ...options }, (h, previous) => changes.push([h.state, previous]));
+    return { m, changes };
+  };
+
+  it('judges the share beyond the support over exactly the last windowSize rows, at both thresholds, and stays drifted until under the watch level', () => {
+    const { m, changes } = watch({ windowSize: 4, minSamples: 2, evaluateEvery: 1, watchPsi: 50, alertPsi: 100, outsideShare: 0.5 });
+    const seen: Array<[string, number | undefined]> = [];
+    const xs = [0.25, 0.75, 5, 5, 0.25, 0.75, 0.25, 0.75];
+    xs.forEach((x, i) => {
+      m.observe(toy(), 'a', [0, x, i % 2 ? 0.75 : 0.25]);
+      seen.push([m.health()[0]!.state, m.health()[0]!.outsideMax]);
+    });
+    expect(seen).toEqual([
+      ['warming', 0],
+      ['ok', 0],
+      ['watch', 0.3333],
+      ['drift', 0.5],
+      ['drift', 0.5],
+      ['drift', 0.5],
+      // One in four beyond the support: the watch level, and a drifted model stays drifted there.
+      ['drift', 0.25],
+      ['ok', 0],
+    ]);
+    expect(changes).toEqual([
+      ['ok', 'warming'],
+      ['watch', 'ok'],
+      ['drift', 'watch'],
+      ['ok', 'drift'],
+    ]);
+  });
+
+  it('scores PSI and chance from the bins of the window, missing values apart, with the autocorrelation in time order', () => {
+    const { m } = watch({ windowSize: 4, minSamples: 4, evaluateEvery: 1, watchPsi: 0, alertPsi: 100, outsideShare: 0.9 });
+    // Six rows into a window of four: the ring has wrapped; in time order x is 0.1, 0.2, 0.3, 0.4 (a trend).
+    for (const x of [0.9, 0.9, 0.1, 0.2, 0.3, 0.4]) m.observe(toy(), 'a', [0, x, 0.25]);
+    const h = m.health()[0]!;
+    const rho = lag1Autocorrelation([0.1, 0.2, 0.3, 0.4]);
+    const x = h.top.find((d) => d.feature === 'x')!;
+    expect(x).toEqual({ feature: 'x', psi: round4(psi(X, [4, 0], 0)), chance: round4(chancePsi(3, 4, rho)), outside: 0 });
+    expect(h.samples).toBe(4);
+    // z sits in one bin: its PSI, with no missing bin (two bins the training data fills).
+    expect(h.top.find((d) => d.feature === 'z')).toMatchObject({ psi: round4(psi(Z, [4, 0])), chance: round4(chancePsi(2, 4, 0)) });
+    expect(h.psiMax).toBe(Math.max(round4(psi(X, [4, 0], 0)), round4(psi(Z, [4, 0]))));
+
+    const { m: gaps } = watch({ windowSize: 4, minSamples: 4, evaluateEvery: 1, watchPsi: 0, alertPsi: 100, outsideShare: 0.9 });
+    for (const x of [0.25, Number.NaN, 0.75, 0.75]) gaps.observe(toy(), 'a', [0, x, 0.25]);
+    expect(gaps.health()[0]!.top.find((d) => d.feature === 'x')).toMatchObject({ psi: round4(psi(X, [1, 2], 1)), outside: 0 });
+  });
+
+  it('evaluates on reaching minSamples and then every evaluateEvery rows', () => {
+    const { m } = watch({ windowSize: 10, minSamples: 2, evaluateEvery: 3 });
+    const samples: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      m.observe(toy(), 'a', [0, 0.25, 0.25]);
+      samples.push(m.health()[0]!.samples);
+    }
+    expect(samples).toEqual([0, 2, 2, 2, 5, 5, 5, 8]);
+  });
+
+  it("starts a new window when the model's version changes", () => {
+    const { m } = watch({ windowSize: 4, minSamples: 2, evaluateEvery: 1 });
+    for (let i = 0; i < 3; i++) m.observe(toy('1.0.0'), 'a', [0, 0.25, 0.25]);
+    m.observe(toy('1.1.0'), 'a', [0, 0.25, 0.25]);
+    expect(m.health().map((h) => [h.version, h.samples, h.state])).toEqual([['1.1.0', 1, 'warming']]);
   });
 });
