@@ -247,3 +247,80 @@ describe('RiskScorer loads a model on the first reading of a bound asset', () =>
     expect(lines.some((l) => l.msg === 'model not loaded; its assets will not be scored' && l.code === 'FW_ERR_MODEL_MANIFEST')).toBe(true);
   });
 });
+
+describe('RiskScorer details', () => {
+  it('matches assets exactly, or by a pattern whose only wildcard is `*`', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['mill', 'line.1+*'] }]);
+    for (const asset of ['mill', 'mill-2', 'xmill', 'line.1+a', 'line.1+', 'lineX1+a', 'line.11a', 'x-line.1+a']) s.accept(reading(asset, healthy));
+    await s.flush();
+    expect(out.flat().map((r) => r.asset)).toEqual(['mill', 'line.1+a', 'line.1+']);
+  });
+
+  it('publishes the three largest drivers, largest first, and scores to six significant digits', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', overstrained));
+    await s.flush();
+    const [r] = out.flat();
+    expect(r!.drivers).toHaveLength(3);
+    const sizes = r!.drivers.map((d) => Math.abs(d.contribution));
+    expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+    for (const x of [r!.score, ...r!.drivers.flatMap((d) => [d.value, d.contribution])]) expect(Number(x.toPrecision(6))).toBe(x);
+    expect(r!.drivers.map((d) => d.value)).toEqual(r!.drivers.map((d) => overstrained[d.feature as keyof typeof overstrained]));
+    expect(s.latency.count).toBe(1);
+    expect(s.stats.lastBatchMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("names the analog inputs of its models (not categories, not counters), through the binding's renames, loaded or not", async () => {
+    const { s } = await scorer([{ model: 'machine-failure', assets: ['m'], signals: { torque: 'spindle_torque' } }]);
+    const analog = ['air_temperature', 'process_temperature', 'rotational_speed', 'spindle_torque'];
+    expect(s.analogInputSignals()).toEqual(analog);
+    s.accept(reading('m', healthy));
+    await s.flush();
+    expect(s.current('machine-failure')).not.toBeNull();
+    expect(s.analogInputSignals()).toEqual(analog);
+  });
+
+  it('stops scoring with a signal it was told to forget, and warns once per missing input', async () => {
+    const { s, out, lines } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', healthy));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+    s.forget('m', 'torque');
+    s.forgetSignal('m', 'tool_wear');
+    s.accept(reading('m', { air_temperature: 298 }));
+    s.accept(reading('m', { air_temperature: 299 }));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+    expect(s.stats.skippedMissing).toBe(2);
+    expect(lines.filter((l) => l.msg === 'model input missing; asset not scored until it arrives').map((l) => l.input)).toEqual(['torque']);
+  });
+
+  it('refuses a category that is not a whole index of its list', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    for (const product_type of [3, -1, 0.5]) s.accept(reading('m', { ...healthy, product_type }));
+    s.accept(reading('m', { ...healthy, product_type: 2 }));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+    expect(s.stats.skippedInvalid).toBe(3);
+  });
+
+  it('keeps at most 1,000 readings while its model loads, counting the rest as errors', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    for (let i = 0; i < 1001; i++) s.accept(reading('m', healthy, i));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1000);
+    expect(s.stats.errors).toBe(1);
+  });
+
+  it('keeps at most 10,000 readings waiting for a batch, dropping the oldest', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', healthy, -1));
+    await s.flush();
+    for (let i = 0; i < 10_001; i++) s.accept(reading('m', healthy, i));
+    await s.flush();
+    const batch = out.flat().slice(1);
+    expect(batch).toHaveLength(10_000);
+    expect(batch[0]!.readingTs).toBe(1);
+    expect(s.stats.errors).toBe(1);
+  });
+});
