@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildConfig, defaultAgentId, envName, loadConfig, redactConfig, scalarOptions } from '../../../agent/src/config/load-config.js';
+import { buildConfig, buildConfigDetailed, defaultAgentId, envName, loadConfig, redactConfig, scalarOptions } from '../../../agent/src/config/load-config.js';
 import { PACKAGE_ROOT } from '../../../agent/src/core/package-root.js';
 import { isForewarnError, type ForewarnError } from '../../../agent/src/core/errors.js';
 
@@ -279,6 +279,36 @@ describe('problem wording and reading edges', () => {
     ]);
   });
 
+  it('takes a map option from the environment as a JSON object, and names a value that is not one', () => {
+    expect(buildConfig(null, { FOREWARN_SPARKPLUG_UNITS: '{"rpm":"1/min"}' }).sparkplug.units).toEqual({ rpm: '1/min' });
+    expect(details(() => buildConfig(null, { FOREWARN_SPARKPLUG_UNITS: 'rpm=1/min' }))).toEqual([
+      'sparkplug.units: must be a JSON object (from FOREWARN_SPARKPLUG_UNITS)',
+    ]);
+  });
+
+  it('takes `true` from the environment as `on`, and blank for a duration as no number', () => {
+    expect(buildConfig(null, { FOREWARN_COMMANDS_ENABLED: 'true' }).commands.enabled).toBe('on');
+    expect(details(() => buildConfig(null, { FOREWARN_BROKER_RECONNECT_MIN_MS: '  ' }))).toEqual([
+      'broker.reconnectMinMs: must be a number (from FOREWARN_BROKER_RECONNECT_MIN_MS)',
+    ]);
+  });
+
+  it('names a list entry by its index when its value cannot be read, and refuses a section given as a list', () => {
+    expect(
+      details(() =>
+        buildConfig(
+          'sources:\n  modbus:\n    devices:\n      - { name: plc, host: 127.0.0.1, intervalMs: soon, signals: [{ asset: p, signal: t, registerType: holding, address: 0 }] }\n',
+          {},
+        ),
+      ),
+    ).toEqual([expect.stringMatching(/^sources\.modbus\.devices\.0\.intervalMs: "soon" is not a duration/)]);
+    expect(details(() => buildConfig('broker: [1]\n', {}))).toEqual(['broker: must be object']);
+  });
+
+  it('names the embedded defaults as the source when buildConfigDetailed is given none', () => {
+    expect(refusal(() => buildConfigDetailed(null, { FOREWARN_BROKER_MAX_INFLIGHT: 'soon' })).message).toBe('(embedded defaults): invalid configuration');
+  });
+
   it('reads a number option from the environment as a number', () => {
     const drift = buildConfig(null, { FOREWARN_SCORING_DRIFT_WATCH_PSI: '0.15', FOREWARN_SCORING_DRIFT_ALERT_PSI: '0.4' }).scoring.drift;
     expect([drift.watchPsi, drift.alertPsi]).toEqual([0.15, 0.4]);
@@ -305,6 +335,8 @@ describe('problem wording and reading edges', () => {
     expect(buildConfig(`broker:\n  passwordFile: ${path.join(dir, 'crlf')}\n`, {}).broker.password).toBe('pa ss');
     expect(buildConfig(`broker:\n  passwordFile: ${path.join(dir, 'lines')}\n`, {}).broker.password).toBe('one\ntwo');
     expect(buildConfig(`broker:\n  passwordFile: ${path.join(dir, 'bare')}\n`, {}).broker.password).toBe('bare');
+    // Sparkplug's own password file, read the same way.
+    expect(buildConfig(`sparkplug:\n  url: mqtt://spb:1\n  passwordFile: ${path.join(dir, 'crlf')}\n`, {}).sparkplug.password).toBe('pa ss');
   });
 
   it('says a trusted key it cannot read is unreadable, not missing', () => {
