@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -201,6 +202,25 @@ describe('storage.dir on a file system SQLite cannot use', () => {
       if (seen === type) expect(virtualFileSystemAt(at!), at).toBe(type);
     }
     expect(mounts.length).toBeGreaterThan(0);
+  });
+
+  it('names each kernel file system it knows, mounted for the test (root), and nsfs under /proc/self/ns', (ctx) => {
+    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount kernel file systems');
+    // selinuxfs, smackfs, efivarfs and configfs are in the table too; kernels without them cannot mount them.
+    const mounted: string[] = [];
+    for (const type of ['debugfs', 'tracefs', 'securityfs', 'bpf', 'pstore', 'fusectl', 'binfmt_misc', 'mqueue', 'hugetlbfs', 'configfs', 'efivarfs']) {
+      const dir = tempDir();
+      if (spawnSync('mount', ['-t', type, 'none', dir]).status !== 0) continue;
+      try {
+        expect(virtualFileSystemAt(path.join(dir, 'forewarn')), type).toBe(type);
+        expect(storageDirProblem(path.join(dir, 'forewarn')), type).toMatch(new RegExp(` is on ${type}, a virtual file system`));
+        mounted.push(type);
+      } finally {
+        spawnSync('umount', ['-l', dir]);
+      }
+    }
+    if (!mounted.length) return ctx.skip('mounting kernel file systems is not allowed here');
+    if (existsSync('/proc/self/ns/net')) expect(virtualFileSystemAt('/proc/self/ns/net')).toBe('nsfs');
   });
 
   it('createStorageDir throws when a level cannot be made (a file in the way)', () => {
