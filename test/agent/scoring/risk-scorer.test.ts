@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { contractErrors } from '../../helpers/contract.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const MODELS = path.resolve(import.meta.dirname, '../../../models');
 const scorers: RiskScorer[] = [];
@@ -322,5 +324,111 @@ describe('RiskScorer details', () => {
     expect(batch).toHaveLength(10_000);
     expect(batch[0]!.readingTs).toBe(1);
     expect(s.stats.errors).toBe(1);
+  });
+});
+
+/** The paths a reading takes once its model is loaded (readings that arrive while it loads take another). */
+describe('RiskScorer once its model has loaded', () => {
+  async function loaded(bindings: Array<{ model: string; assets: string[] }> = [{ model: 'machine-failure', assets: ['m'] }]) {
+    const t = await scorer(bindings);
+    t.s.accept(reading(bindings[0]!.assets[0]!, healthy, 0));
+    await t.s.flush();
+    expect(t.s.current(bindings[0]!.model)).not.toBeNull();
+    t.out.splice(0);
+    return t;
+  }
+
+  it('scores only the assets its binding names: exactly, or by a pattern whose only wildcard is `*`', async () => {
+    const { s, out } = await loaded([{ model: 'machine-failure', assets: ['mill', 'line.1+*'] }]);
+    for (const asset of ['mill', 'mill-2', 'xmill', 'line.1+a', 'line.1+', 'lineX1+a', 'line.11a', 'x-line.1+a']) s.accept(reading(asset, healthy));
+    await s.flush();
+    expect(out.flat().map((r) => r.asset)).toEqual(['mill', 'line.1+a', 'line.1+']);
+  });
+
+  it('takes the ends of a range as valid and refuses NaN for an input that is not optional', async () => {
+    const { s, out } = await loaded();
+    s.accept(reading('m', { ...healthy, air_temperature: 307 }, 1));
+    s.accept(reading('m', { ...healthy, air_temperature: 293 }, 2));
+    s.accept(reading('m', { ...healthy, air_temperature: 307.5 }, 3));
+    s.accept(reading('m', { ...healthy, torque: Number.NaN }, 4));
+    await s.flush();
+    expect(out.flat().map((r) => r.readingTs)).toEqual([1, 2]);
+    expect([s.stats.skippedInvalid, s.stats.skippedMissing]).toEqual([1, 1]);
+  });
+
+  it('batches the readings of one tick by itself, and again for the next tick', async () => {
+    const { s, out } = await loaded();
+    for (let ts = 1; ts <= 3; ts++) s.accept(reading('m', healthy, ts));
+    await waitFor(() => out.length === 1, 'the first batch');
+    s.accept(reading('m', healthy, 4));
+    await waitFor(() => out.length === 2, 'the second batch');
+    expect(out.map((batch) => batch.map((r) => r.readingTs))).toEqual([[1, 2, 3], [4]]);
+  });
+
+  it('scores a reading that woke a second binding once on each binding, not again on the first', async () => {
+    const { s, out } = await loaded([
+      { model: 'machine-failure', assets: ['a', 'b'] },
+      { model: 'machine-failure', assets: ['b'] },
+    ]);
+    s.accept(reading('b', healthy, 5));
+    await s.flush();
+    expect(out.flat().map((r) => r.readingTs)).toEqual([5, 5]);
+  });
+
+  it('scores nothing once stopped, and loads no model for a reading that comes after', async () => {
+    const { s, out } = await loaded();
+    await s.stop();
+    s.accept(reading('m', healthy, 9));
+    await s.flush();
+    expect(out.flat()).toEqual([]);
+    expect(s.current('machine-failure')).toBeNull();
+    const dormant = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    await dormant.s.stop();
+    dormant.s.accept(reading('m', healthy, 10));
+    await dormant.s.flush();
+    expect(dormant.out.flat()).toEqual([]);
+    expect(dormant.lines.filter((l) => l.msg === 'model loaded')).toEqual([]);
+  });
+
+  it('shadows a candidate on the same readings without publishing it, stops on unshadow, and swaps it in', async () => {
+    const { s, out } = await loaded();
+    const candidate = await OnnxModel.load(path.join(MODELS, 'machine-failure'), { threads: 1 });
+    const seen: Array<[number[], number[]]> = [];
+    const observer = {
+      observe: (c: readonly RiskRecord[], k: readonly RiskRecord[]) => seen.push([c.map((r) => r.readingTs), k.map((r) => r.readingTs)]),
+      fail: () => undefined,
+    };
+    expect(s.shadow('machine-failure', candidate, observer)).toBe(1);
+    expect(s.shadow('no-such-model', candidate, observer)).toBe(0);
+    s.accept(reading('m', healthy, 1));
+    s.accept(reading('m', overstrained, 2));
+    await s.flush();
+    expect(seen).toEqual([
+      [
+        [1, 2],
+        [1, 2],
+      ],
+    ]);
+    // Only the current model's records are published, and counted.
+    expect(out.flat().map((r) => r.readingTs)).toEqual([1, 2]);
+    expect(s.stats.scored).toBe(3);
+    await s.unshadow('machine-failure');
+    s.accept(reading('m', healthy, 3));
+    await s.flush();
+    expect(seen).toHaveLength(1);
+    const old = s.current('machine-failure');
+    await s.swapModel('machine-failure', candidate);
+    expect(s.current('machine-failure')).toBe(candidate);
+    expect(s.current('machine-failure')).not.toBe(old);
+    s.accept(reading('m', overstrained, 4));
+    await s.flush();
+    expect(out.flat().map((r) => [r.readingTs, r.atRisk])).toEqual([
+      [1, false],
+      [2, true],
+      [3, false],
+      [4, true],
+    ]);
+    // The old model was released: it scores no more.
+    await expect(old!.run(new Float32Array(6), 1)).rejects.toThrow();
   });
 });
