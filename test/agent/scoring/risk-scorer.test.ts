@@ -287,8 +287,8 @@ describe('RiskScorer details', () => {
     s.accept(reading('m', healthy));
     await s.flush();
     expect(out.flat()).toHaveLength(1);
-    s.forget('m', 'torque');
-    s.forgetSignal('m', 'tool_wear');
+    s.forgetSignal('m', 'torque');
+    s.forget('m', 'tool_wear');
     s.accept(reading('m', { air_temperature: 298 }));
     s.accept(reading('m', { air_temperature: 299 }));
     await s.flush();
@@ -398,6 +398,8 @@ describe('RiskScorer once its model has loaded', () => {
       observe: (c: readonly RiskRecord[], k: readonly RiskRecord[]) => seen.push([c.map((r) => r.readingTs), k.map((r) => r.readingTs)]),
       fail: () => undefined,
     };
+    // A reading queued before the shadow began was never offered to the candidate: it is not compared.
+    s.accept(reading('m', healthy, 0.5));
     expect(s.shadow('machine-failure', candidate, observer)).toBe(1);
     expect(s.shadow('no-such-model', candidate, observer)).toBe(0);
     s.accept(reading('m', healthy, 1));
@@ -410,8 +412,8 @@ describe('RiskScorer once its model has loaded', () => {
       ],
     ]);
     // Only the current model's records are published, and counted.
-    expect(out.flat().map((r) => r.readingTs)).toEqual([1, 2]);
-    expect(s.stats.scored).toBe(3);
+    expect(out.flat().map((r) => r.readingTs)).toEqual([0.5, 1, 2]);
+    expect(s.stats.scored).toBe(4);
     await s.unshadow('machine-failure');
     s.accept(reading('m', healthy, 3));
     await s.flush();
@@ -423,6 +425,7 @@ describe('RiskScorer once its model has loaded', () => {
     s.accept(reading('m', overstrained, 4));
     await s.flush();
     expect(out.flat().map((r) => [r.readingTs, r.atRisk])).toEqual([
+      [0.5, false],
       [1, false],
       [2, true],
       [3, false],
@@ -430,5 +433,39 @@ describe('RiskScorer once its model has loaded', () => {
     ]);
     // The old model was released: it scores no more.
     await expect(old!.run(new Float32Array(6), 1)).rejects.toThrow();
+  });
+});
+
+describe('RiskScorer as a pipeline component', () => {
+  it('is the `scoring` component, hands records to a consumer object, and takes readings through its seam', async () => {
+    const records: RiskRecord[] = [];
+    const { log } = captureLogger();
+    const s = new RiskScorer(
+      { modelsDir: MODELS, threads: 1, bindings: [{ model: 'machine-failure', assets: ['m'] }] },
+      { consumeRisk: (r) => records.push(...r) },
+      log,
+    );
+    scorers.push(s);
+    expect([s.name, s.stats.models]).toEqual(['scoring', []]);
+    await s.start();
+    s.consumeReading(reading('m', healthy, 1));
+    await s.flush();
+    expect(records.map((r) => r.readingTs)).toEqual([1]);
+  });
+
+  it('says which models wait for their first reading, and from where; loadNow loads them without one', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    const dir = path.join(MODELS, 'machine-failure');
+    expect([s.waitsToLoad('machine-failure', dir), s.waitsToLoad('machine-failure', '/elsewhere'), s.waitsToLoad('turbofan-rul', dir)]).toEqual([
+      true,
+      false,
+      false,
+    ]);
+    await s.loadNow('machine-failure');
+    await s.loadNow('turbofan-rul');
+    expect(s.current('machine-failure')).not.toBeNull();
+    expect(s.current('turbofan-rul')).toBeNull();
+    expect(s.waitsToLoad('machine-failure', dir)).toBe(false);
+    expect(out).toEqual([]);
   });
 });
