@@ -203,6 +203,12 @@ export async function buildPackage({ outDir = path.join(REPO, 'build'), version:
     }
     // The Sparkplug B schema is read at run time from its source path (agent/src/sync/sparkplug/sparkplug-codec.ts).
     copyTree(path.join(REPO, 'agent/src/sync/sparkplug/sparkplug_b.proto'), path.join(top, 'agent/src/sync/sparkplug/sparkplug_b.proto'));
+    // The console's pages and assets are served at run time from their source path (central/console/static-files.ts).
+    copyTree(
+      path.join(REPO, 'agent/src/central/console/static'),
+      path.join(top, 'agent/src/central/console/static'),
+      (r) => !r.split('/').some((p) => p.startsWith('.')),
+    );
     // Production dependencies, exactly the lockfile's versions.
     let packages = 0;
     for (const [key, want, pkgName, optional] of productionPackages(lock)) {

@@ -205,6 +205,15 @@ def read_drives(paths: list[str]) -> Drives:
     return Drives(header, lines)
 
 
+def read_extra_labels(path: str, train: Drives) -> Drives:
+    """`train` with the rows exported by `forewarn central export-labels` appended (provenance in PATH.json)."""
+    extra = read_drives([path])
+    if extra.header != train.header:
+        raise SystemExit(f"{path}: header differs from the training files' (export with this recipe's forewarn version)")
+    print(f"[extra] {path}: {len(extra)} rows ({extra.y.sum()} labelled failures) added to the train part")
+    return Drives(train.header, train.lines + extra.lines)
+
+
 # --------------------------------------------------------------------------------------
 # Features (float32, operation by operation as the ONNX graph computes them)
 # --------------------------------------------------------------------------------------
@@ -670,6 +679,9 @@ def main(argv=None) -> int:
     ap.add_argument("--split-dir", default=os.path.join(repo_root, "build", "disk-failure"))
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8), help="parallel CV fits")
     ap.add_argument("--skip-node-parity", action="store_true", help="do not run the onnxruntime-node parity check")
+    ap.add_argument("--extra-labels", action="append", default=[], metavar="FILE",
+                    help="rows from `forewarn central export-labels --model disk-failure` (this Backblaze header): appended to "
+                    "the train part only, after the split, so that the holdout stays the model card's (repeatable)")
     args = ap.parse_args(argv)
     t0 = time.time()
     if not sklearn.__version__.startswith("1.2."):
@@ -702,6 +714,8 @@ def main(argv=None) -> int:
     os.makedirs(xm_dir, exist_ok=True)
     for m, d in per_model.items():
         d.write(os.path.join(xm_dir, f"{m}.csv"))
+    for extra_path in args.extra_labels:
+        tr = read_extra_labels(extra_path, tr)
     split_counts = {
         part: {m: {"drives": int((d.model == m).sum()), "failures": int(d.y[d.model == m].sum())} for m in DRIVE_MODELS}
         for part, d in (("train", tr), ("holdout", ho))

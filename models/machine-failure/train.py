@@ -129,6 +129,16 @@ def read_csv(path: str):
     return header, body, parsed
 
 
+def read_extra_labels(path: str):
+    """Labelled rows exported by `forewarn central export-labels` (same columns as AI4I; provenance in PATH.json)."""
+    _, _, extra = read_csv(path)
+    missing = [c for _, c in RAW_COLUMNS if extra and c not in extra[0]] + [c for c in [LABEL_COLUMN] + MODE_COLUMNS if extra and c not in extra[0]]
+    if missing:
+        raise SystemExit(f"{path}: missing columns {missing}")
+    print(f"[extra] {path}: {len(extra)} rows ({sum(int(r[LABEL_COLUMN]) for r in extra)} labelled failures) added to the train part")
+    return extra
+
+
 def raw_inputs(rows) -> np.ndarray:
     """Raw model inputs as float64 (what a JSON/JS client would hold before float32)."""
     out = np.empty((len(rows), 6), dtype=np.float64)
@@ -515,6 +525,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-node-parity", action="store_true", help="do not run the onnxruntime-node parity check")
     ap.add_argument("--split-only", action="store_true", help="write <split-dir>/train.csv and holdout.csv, then stop "
                     "(what `forewarn model eval` needs; no training)")
+    ap.add_argument("--extra-labels", action="append", default=[], metavar="FILE",
+                    help="rows from `forewarn central export-labels --model machine-failure` (AI4I columns): appended to the "
+                    "train part only, after the split, so that the holdout stays the model card's (repeatable)")
     args = ap.parse_args(argv)
     t0 = time.time()
     version = "1.0.0"
@@ -534,6 +547,8 @@ def main(argv=None) -> int:
                 f.write(lines[i] + "\n")
     tr_rows = [rows[i] for i in idx_train]
     ho_rows = [rows[i] for i in idx_hold]
+    for extra_path in args.extra_labels:
+        tr_rows += read_extra_labels(extra_path)
     raw_tr, raw_ho = raw_inputs(tr_rows), raw_inputs(ho_rows)
     y_tr, y_ho = labels(tr_rows), labels(ho_rows)
     X_tr, X_ho = features(raw_tr), features(raw_ho)

@@ -185,6 +185,31 @@ def read_cmapss(path: str) -> list[Engine]:
     return engines
 
 
+def read_extra_labels(path: str, sensors: list[str], first_unit: int) -> list[Engine]:
+    """The confirmed failures of a `forewarn central export-labels` file, renumbered from first_unit.
+
+    C-MAPSS text has no label column: PATH.json (the export's sidecar) says which unit is which episode. A confirmed
+    failure is taken as run to failure at its last exported cycle (the reading at the alert the technician confirmed),
+    which is how the recipe reads every train engine. A false alarm says only that the true RUL was above the alert
+    threshold, a censored target this regression cannot use: those units are counted and left out."""
+    engines = read_cmapss(path)
+    with open(path + ".json", "r", encoding="utf-8") as f:
+        episodes = json.load(f)["episodes"]
+    positive = {e["unit"] for e in episodes if e.get("positive") and "unit" in e}
+    out = []
+    for e in engines:
+        if e.unit not in positive:
+            continue
+        idx = [COLUMN_NAMES.index(s) for s in sensors]
+        if not np.all(np.isfinite(e.values[:, idx])):
+            raise SystemExit(f"{path}: unit {e.unit} lacks a model input")
+        e.values[:, 0] = first_unit + len(out)
+        out.append(Engine(first_unit + len(out), e.lines, e.values))
+    print(f"[extra] {path}: {len(out)} confirmed failures added to the train engines; "
+          f"{len(engines) - len(out)} false alarms left out (no RUL target)")
+    return out
+
+
 def write_engines(path: str, engines: list[Engine], keep: dict | None = None) -> None:
     """Writes the engines' original lines; keep[unit] = number of leading cycles to write (default: all)."""
     with open(path, "w", encoding="ascii", newline="") as f:
@@ -695,6 +720,9 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8), help="parallel CV fits (each single-threaded)")
     ap.add_argument("--compare-nn", action="store_true", help="also cross-validate two small PyTorch networks (python3-torch)")
     ap.add_argument("--skip-node-parity", action="store_true", help="do not run the onnxruntime-node parity check")
+    ap.add_argument("--extra-labels", action="append", default=[], metavar="FILE",
+                    help="units from `forewarn central export-labels --model turbofan-rul` (C-MAPSS text + FILE.json): the "
+                    "confirmed failures join the train engines, after the split, as run to failure at their last cycle (repeatable)")
     args = ap.parse_args(argv)
     t0 = time.time()
     if sklearn.__version__ != "1.2.1":
@@ -728,6 +756,8 @@ def main(argv=None) -> int:
     if const != EXPECTED_CONSTANT:
         raise SystemExit(f"constant sensors on the train engines are {const}, expected {EXPECTED_CONSTANT}")
     sensors = [s for s in SENSORS if s not in const]
+    for extra_path in args.extra_labels:
+        train += read_extra_labels(extra_path, sensors, first_unit=max(e.unit for e in engines + train) + 1)
     X_tr, u_tr, end_tr, rul_tr = engine_windows(train, sensors)
     print(f"[inputs] dropped constant {const}; {len(sensors)} sensors {sensors}; train windows {X_tr.shape} "
           f"({int(np.sum(end_tr < WINDOW))} padded)")

@@ -23,6 +23,7 @@
 import { type BenchReport, formatReport, measure, percentile, round } from './bench-harness.js';
 import { performance } from 'node:perf_hooks';
 import { createCentralApi } from '../../agent/src/central/api/central-api.js';
+import { consoleSession } from '../helpers/console-session.js';
 import { FLEET_LATEST_RISK_SQL, fleetLatestRisk, hourly, rawRisk, StoreTables } from '../../agent/src/central/api/fleet-queries.js';
 import { FleetProjection } from '../../agent/src/central/fleet/fleet-projection.js';
 import { DAY_MS, Retention } from '../../agent/src/central/fleet/retention.js';
@@ -201,7 +202,8 @@ export async function run(): Promise<BenchReport[]> {
       asset: `asset-${Math.floor(rnd() * ASSETS)}`,
     });
     await api.start();
-    const base = `http://127.0.0.1:${api.address().port}/api/v1`;
+    // The API needs a session: log in once, as the console does, and send its cookie.
+    const client = await consoleSession(`http://127.0.0.1:${api.address().port}`, sql, { role: 'viewer' });
     const cases: Array<{ query: string; iterations: number; fn: () => Promise<unknown> }> = [
       {
         query: `latest risk of every asset (${AGENTS * ASSETS} rows, fleetLatestRisk)`,
@@ -223,7 +225,7 @@ export async function run(): Promise<BenchReport[]> {
         query: 'GET /api/v1/assets?sort=risk&limit=50 (state of every asset, then a page)',
         iterations: 100,
         fn: async () => {
-          const res = await fetch(`${base}/assets?sort=risk&limit=50`);
+          const res = await client.fetch('/api/v1/assets?sort=risk&limit=50');
           const body = (await res.json()) as { total: number };
           if (body.total !== AGENTS * ASSETS) throw new Error(`expected ${AGENTS * ASSETS} assets, got ${body.total}`);
         },
@@ -232,7 +234,7 @@ export async function run(): Promise<BenchReport[]> {
         query: 'GET /api/v1/fleet (summary)',
         iterations: 100,
         fn: async () => {
-          if ((await fetch(`${base}/fleet`)).status !== 200) throw new Error('fleet summary failed');
+          if ((await client.fetch('/api/v1/fleet')).status !== 200) throw new Error('fleet summary failed');
         },
       },
       {

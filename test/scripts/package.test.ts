@@ -108,6 +108,7 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('package
       'scripts/uninstall.sh',
       'scripts/forewarn.default.yaml',
       'models/machine-failure/model.onnx',
+      'agent/src/central/console/static/index.html',
       'node_modules/better-sqlite3/build/Release/better_sqlite3.node',
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
     ]) {

@@ -9,18 +9,28 @@ import { DEFAULT_GROUP, ReferenceSubscriber } from './ingest-worker.js';
 import type { CentralModule, CentralModuleFactory, CentralOptions } from './central-module.js';
 import { CENTRAL_MODULES } from './central-modules.js';
 import { redactUrl } from './sql/sql-client.js';
+import { runUserCommand } from './console/user-command.js';
 import { exitStatus, formatStats, formatTotals, printReport, untilStopped } from './central-report.js';
+import { exportLabelsCommand } from './labels/export-labels.js';
+import { gpuCostCommand } from './gpu-cost/gpu-cost-command.js';
 
 export const CENTRAL_USAGE = `forewarn central — the central service: every agent's streams into SQLite or PostgreSQL, alerts to people, the fleet API
 
 Usage:
   forewarn central [run] [--store URL] [--broker URL] [--group NAME] [--client-id ID]
                    [--username NAME] [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure] [--no-ack]
-                   [--api HOST:PORT | --no-api]
+                   [--api HOST:PORT | --no-api] [--tls-cert FILE --tls-key FILE]
+                   [--session-idle DURATION] [--session-max DURATION]
                    [--alertmanager URL]... [--webhook URL]... [--webhook-format json|slack] [--console-url URL]
                    [--agent-offline DURATION] [--asset-silent DURATION] [--version-skew DURATION]
                    [--rollup-metric GLOB]... [--retain STREAM=DAYS]...
   forewarn central report [--store URL] [--json]
+  forewarn central user add|list|remove|passwd …   console users (forewarn central user --help)
+  forewarn central export-labels --since WHEN --model NAME [--out FILE] [--window SIZE] [--until WHEN] [--store URL]
+                        (the readings before each alert a technician closed, in the training recipe's format;
+                        forewarn central export-labels --help)
+  forewarn central gpu-cost --since WHEN [--until WHEN] [--by host|group|model|gpu] [--csv FILE] [--config FILE]
+                        (the GPUs' daily idle, downtime and energy cost; forewarn central gpu-cost --help)
 
   --store URL           sqlite:PATH (default sqlite:./forewarn-central.db) or postgres://USER@HOST:PORT/DB; or set
                         FOREWARN_CENTRAL_STORE. Give a PostgreSQL password by PGPASSWORD or ~/.pgpass, not in the URL
@@ -35,11 +45,17 @@ Usage:
                         TLS: the CA that signed the broker's certificate; a client certificate and key
   --insecure            accept a broker certificate that does not verify (testing only)
   --no-ack              do not publish the end-to-end acknowledgement (docs/delivery.md)
-  --api HOST:PORT       serve the JSON API (/api/v1/…) here (default 127.0.0.1:8470); --no-api: none
+  --api HOST:PORT       serve the JSON API (/api/v1/…) and the console here (default 127.0.0.1:8470); --no-api: none.
+                        Both need a login (docs/console.md, "Users and access")
+  --tls-cert, --tls-key FILE
+                        serve them over HTTPS with this PEM certificate (chain) and key (session cookies become Secure)
+  --session-idle D      a console session ends after this long without a request (default 30m)
+  --session-max D       … and this long after the login at the latest (default 12h)
   --alertmanager URL    post alerts to this Prometheus Alertmanager (repeat for an HA pair)
   --webhook URL         post each alert firing and resolving to this webhook (repeat for several)
   --webhook-format F    json (default) or slack (a Slack-compatible "text" message)
-  --console-url URL     the console's base URL, for the links in alerts (default http://<api>/)
+  --console-url URL     the console's base URL, for the links in alerts (default http(s)://<api>/); changes from
+                        this origin are accepted too (a reverse proxy in front)
   --agent-offline D     raise agent.offline after an agent is offline or silent this long (default 10m)
   --asset-silent D      raise asset.silent after an asset sends nothing this long (default 30m)
   --version-skew D      raise agent.version_skew after an agent lags the fleet's newest version this long (default 24h)
@@ -117,12 +133,19 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
       'version-skew': { type: 'string', default: '24h' },
       'rollup-metric': { type: 'string', multiple: true, default: [] },
       retain: { type: 'string', multiple: true, default: [] },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'session-idle': { type: 'string', default: '30m' },
+      'session-max': { type: 'string', default: '12h' },
     },
   });
   if (positionals.length) throw new ForewarnError('FW_ERR_USAGE', `unexpected argument: ${positionals[0]}`);
   const format = values['webhook-format'];
   if (format !== 'json' && format !== 'slack') throw new ForewarnError('FW_ERR_USAGE', `--webhook-format: "${format}" must be json or slack`);
   const api = values['no-api'] ? null : hostPort('api', values.api);
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
+    throw new ForewarnError('FW_ERR_USAGE', `--tls-cert and --tls-key: give both (the certificate and its key) or neither`);
+  const tls = values['tls-cert'] && values['tls-key'] ? { certFile: values['tls-cert'], keyFile: values['tls-key'] } : undefined;
   const envPassword = env[BROKER_PASSWORD_ENV];
   return {
     store: values.store ?? env[STORE_ENV] ?? DEFAULT_STORE,
@@ -139,12 +162,17 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
     api,
     alertmanagers: values.alertmanager.map((u) => httpUrl('alertmanager', u)),
     webhooks: values.webhook.map((u) => ({ url: httpUrl('webhook', u), format })),
-    consoleUrl: values['console-url'] ? httpUrl('console-url', values['console-url']) : `http://${api ? `${api.host}:${api.port}` : DEFAULT_API}`,
+    consoleUrl: values['console-url']
+      ? httpUrl('console-url', values['console-url'])
+      : `${tls ? 'https' : 'http'}://${api ? `${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}` : DEFAULT_API}`,
     agentOfflineMs: duration('agent-offline', values['agent-offline']),
     assetSilentMs: duration('asset-silent', values['asset-silent']),
     versionSkewMs: duration('version-skew', values['version-skew']),
     rollupMetrics: values['rollup-metric'],
     retainDays: Object.fromEntries(values.retain.map(retention)),
+    ...(tls ? { tls } : {}),
+    sessionIdleMs: duration('session-idle', values['session-idle']),
+    sessionMaxMs: duration('session-max', values['session-max']),
   };
 }
 
@@ -180,7 +208,8 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
   let ingest: ReferenceSubscriber;
   let components: Component[];
   try {
-    components = built.flatMap((m) => m.components?.(store) ?? []);
+    const routes = built.flatMap((m) => m.routes?.(store) ?? []);
+    components = built.flatMap((m) => m.components?.(store, { routes }) ?? []);
     // Its constructor checks the broker URL and reads the TLS and password files: a bad one must not leave the store open.
     ingest = newIngest(options, store, log);
   } catch (err) {
@@ -220,6 +249,9 @@ export async function startCentral(options: CentralOptions, log: Logger, modules
 
 /** Runs `forewarn central …`. `options.signal` stops it like SIGINT does (for tests and embedding). */
 export function runCentralCommand(argv: string[], log: Logger, options: { signal?: AbortSignal } = {}): Promise<number> {
+  if (argv[0] === 'user') return runUserCommand(argv.slice(1));
+  if (argv[0] === 'export-labels') return exportLabelsCommand(argv.slice(1), DEFAULT_STORE);
+  if (argv[0] === 'gpu-cost') return gpuCostCommand(argv.slice(1), DEFAULT_STORE);
   return exitStatus('central', CENTRAL_USAGE, () =>
     argv[0] === 'report' ? report(argv.slice(1)) : run(argv[0] === 'run' ? argv.slice(1) : argv, log, options.signal),
   );

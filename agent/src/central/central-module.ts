@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import type { Component } from '../core/types.js';
+import type { ApiRoute } from './api/api-route.js';
 import type { CentralStore } from './central-store.js';
 import type { CentralProjection } from './projection.js';
 
@@ -28,17 +29,31 @@ export interface CentralOptions {
   rollupMetrics: string[];
   /** Days each stream's records are kept (`--retain stream=DAYS`); unset streams keep their defaults. */
   retainDays: Partial<Record<'alerts' | 'risk' | 'events' | 'telemetry', number>>;
+  /** Serve the API and console over HTTPS with this certificate and key (`--tls-cert`, `--tls-key`). */
+  tls?: { certFile: string; keyFile: string };
+  /** Console sessions end after this long without a request (`--session-idle`, default 30 min) … */
+  sessionIdleMs: number;
+  /** … or this long after the login (`--session-max`, default 12 h). */
+  sessionMaxMs: number;
+}
+
+/** What the modules built so far offer the components of the others: the HTTP routes of all modules. */
+export interface CentralModuleContext {
+  /** Every module's routes, for the HTTP server to mount. */
+  routes: readonly ApiRoute[];
 }
 
 /**
  * The parts of the central service beyond ingest (fleet read models, the API, alert routing): each brings its
- * projections (kept in the ingest transaction) and its components (started once the store is open, stopped
- * before it closes). `startCentral` asks each factory in turn (central-modules.ts lists them).
+ * projections (kept in the ingest transaction), its HTTP routes (mounted on central's one HTTP server) and its
+ * components (started once the store is open, stopped before it closes). `startCentral` asks each factory in turn (central-modules.ts lists them).
  */
 export interface CentralModule {
   projections?: CentralProjection[];
-  /** Built once the store is open. */
-  components?(store: CentralStore): Component[];
+  /** HTTP routes under /api/v1 (the server checks session, role and CSRF before they run); built once the store is open. */
+  routes?(store: CentralStore): ApiRoute[];
+  /** Built once the store is open (after every module's routes). */
+  components?(store: CentralStore, context: CentralModuleContext): Component[];
 }
 
 export type CentralModuleFactory = (options: CentralOptions, log: Logger) => CentralModule | null;

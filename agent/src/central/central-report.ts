@@ -1,4 +1,4 @@
-import { describeError, isForewarnError } from '../core/errors.js';
+import { describeError, exitCodeOf, isForewarnError } from '../core/errors.js';
 import { CentralStore, type SeqRange, type SubscriberSummary } from './central-store.js';
 import type { SubscriberStats } from './ingest-worker.js';
 
@@ -89,8 +89,8 @@ export async function printReport(url: string, json: boolean): Promise<void> {
 }
 
 /**
- * Runs a command body and turns what it throws into an exit status: 2 with the usage for a usage error (or an
- * unreadable secret named on the command line), 1 otherwise, each with its code.
+ * Runs a command body and turns what it throws into an exit status: 2 with the usage for a usage error, else the
+ * code's exit status (core/errors.ts EXIT_CODES: 2 for an unreadable secret or a refused user change, mostly 1).
  */
 export async function exitStatus(command: string, usage: string, body: () => Promise<number>): Promise<number> {
   try {
@@ -99,7 +99,7 @@ export async function exitStatus(command: string, usage: string, body: () => Pro
     const usageError = isForewarnError(err, 'FW_ERR_USAGE') || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
     const code = isForewarnError(err) ? ` [${err.code}]` : '';
     process.stderr.write(`forewarn ${command}: ${describeError(err)}${code}\n${usageError ? `\n${usage}\n` : ''}`);
-    return usageError || isForewarnError(err, 'FW_ERR_SECRET_READ') ? 2 : 1;
+    return usageError ? 2 : exitCodeOf(err);
   }
 }
 

@@ -63,7 +63,7 @@ export const ERROR_CODES = {
   FW_ERR_CONSOLE_USER: 'A console user could not be added, changed or removed (bad name, role or password, or no such user)',
   FW_ERR_WORKFLOW_ACTION: "An alert action (acknowledge, maintenance, resolve, false alarm) is malformed or not allowed in the alert's state (HTTP 400 or 409)",
   FW_ERR_ALERTMANAGER_SILENCE: 'Central could not create or expire an Alertmanager silence for an alert action; the action is kept and the silence retried',
-  FW_ERR_LABELS_EXPORT: 'forewarn central export-labels cannot export: unknown model, bad --since, or the store lacks what it reads',
+  FW_ERR_LABELS_EXPORT: 'forewarn central export-labels cannot export: unknown model, bad --since/--until/--window, unreadable manifest or unwritable output',
   FW_ERR_COMMAND_MALFORMED: 'A remote command is not valid JSON, is too large, or lacks or mistypes a required field',
   FW_ERR_COMMAND_UNKNOWN: 'A remote command names a command the agent does not have',
   FW_ERR_COMMAND_EXPIRED: 'A remote command expired, is older than commands.maxAgeSeconds, or was issued in the future',

@@ -33,7 +33,7 @@ export { STREAM_PRIORITY, STREAMS, type StreamName, type StreamCounts } from './
  */
 
 export const DB_FILE = 'forewarn.db';
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** A record read back for display (status, latest risk): the payload parsed. */
 export interface StoredRecord {
@@ -94,6 +94,11 @@ export const RECORD_OVERHEAD = 24;
 const DROP_CHUNK = 5_000;
 /** After a drop, usage is brought this far under the quota, so the next record does not trigger another. */
 const QUOTA_HEADROOM = 0.95;
+/**
+ * The acknowledged counters (`sent_total`, `last_sent_ts`: display only) are written at most this often, with a
+ * commit that happens anyway: rewriting the `streams` row on every acknowledgement cost one page per commit.
+ */
+const SENT_COUNTERS_SAVE_MS = 60_000;
 
 export class RecordStore implements Outbox {
   readonly file: string;
@@ -238,6 +243,9 @@ export class RecordStore implements Outbox {
   /** A transaction this store began for acknowledgement marks, committed with the next write or by `marksTimer`. */
   private marksOpen = false;
   private marksTimer: NodeJS.Timeout | null = null;
+  /** Acknowledged rows per stream not yet added to `streams.sent_total` (saveStreams). */
+  private readonly unsavedSent = new Map<StreamName, { count: number; lastTs: number }>();
+  private sentSavedAt = Date.now();
   /** Per output reading the outbox on its own (holdFor), its position per stream. */
   private readonly holds = new Map<string, Map<StreamName, number>>();
 
@@ -339,7 +347,6 @@ export class RecordStore implements Outbox {
           UNIQUE (stream, seq)
         );
         CREATE INDEX IF NOT EXISTS records_pending ON records (stream, id) WHERE sent_ts IS NULL;
-        CREATE INDEX IF NOT EXISTS records_sent ON records (sent_ts) WHERE sent_ts IS NOT NULL;
         CREATE TABLE IF NOT EXISTS active_alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL);
         PRAGMA user_version = 1;
       `);
@@ -372,6 +379,14 @@ export class RecordStore implements Outbox {
         PRAGMA user_version = 4;
       `);
     }
+    if (version < 5) {
+      // Flash writes (docs/delivery.md): an index on sent_ts was one more page rewritten by every acknowledgement.
+      // purgeSent finds acknowledged rows in id order instead, below the first pending one.
+      this.db.exec(`
+        DROP INDEX IF EXISTS records_sent;
+        PRAGMA user_version = 5;
+      `);
+    }
   }
 
   /** Commits records in one transaction and returns their sequence numbers. */
@@ -385,19 +400,18 @@ export class RecordStore implements Outbox {
       }
     }
     const insert = this.sql('INSERT INTO records (stream, seq, priority, ts, asset, payload) VALUES (?, ?, ?, ?, ?, ?)');
-    const bump = this.sql('INSERT INTO streams (name, next_seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next_seq = excluded.next_seq');
+    // The next seq is not written here: it is the highest seq in the table + 1 (reloadSeqs), and `streams.next_seq`
+    // is saved only where rows are deleted (saveStreams), so one commit touches one page fewer.
     const run = () =>
       this.atomic(() => {
-        const touched = new Set<StreamName>();
         const seqs = items.map((item) => {
           const seq = this.seqs.get(item.stream) ?? this.seqBase;
           const { lastInsertRowid } = insert.run(item.stream, seq, STREAM_PRIORITY[item.stream], item.ts, item.asset, JSON.stringify(item.payload));
           this.lastIds.set(item.stream, Number(lastInsertRowid));
           this.seqs.set(item.stream, seq + 1);
-          touched.add(item.stream);
           return seq;
         });
-        for (const s of touched) bump.run(s, this.seqs.get(s));
+        if (Date.now() - this.sentSavedAt >= SENT_COUNTERS_SAVE_MS && this.unsavedSent.size) this.saveStreams();
         return seqs;
       });
     try {
@@ -409,12 +423,60 @@ export class RecordStore implements Outbox {
     }
   }
 
+  /**
+   * Per stream, the next seq: one above the highest row, or the saved `next_seq` when that is higher (the rows at
+   * the top were purged or dropped: saveStreams wrote it in the same transaction). Seqs are therefore never used
+   * twice within a file although `next_seq` is not written on every commit.
+   */
   private reloadSeqs(): void {
     this.seqBase = Number(this.getMeta('seq_base') ?? '1');
     this.seqs.clear();
-    for (const row of this.sql('SELECT name, next_seq FROM streams').all() as Array<{ name: StreamName; next_seq: number }>) {
-      this.seqs.set(row.name, row.next_seq);
+    for (const [stream, next] of this.storedNextSeqs(this.seqBase)) this.seqs.set(stream, next);
+  }
+
+  /**
+   * The next seq of every stream that has one, from the rows and the saved `next_seq`, never below `base` (rows
+   * carried into a fresh file keep their old seqs, below its base: replaceFile).
+   */
+  private storedNextSeqs(base: number): Map<StreamName, number> {
+    const out = new Map<StreamName, number>();
+    for (const row of this.sql('SELECT name, next_seq FROM streams').all() as Array<{ name: StreamName; next_seq: number }>) out.set(row.name, row.next_seq);
+    const top = this.sql('SELECT MAX(seq) AS seq FROM records WHERE stream = ?');
+    for (const s of STREAMS) {
+      const seq = (top.get(s) as { seq: number | null }).seq;
+      if (seq !== null) out.set(s, Math.max(out.get(s) ?? 0, seq + 1));
     }
+    for (const [s, next] of out) out.set(s, Math.max(next, base));
+    return out;
+  }
+
+  /**
+   * Writes every stream's next seq and the acknowledged counters not yet written. Runs inside the transaction of
+   * anything that deletes rows (a purge, a drop), so a deleted top row never lets its seq be used again, and with
+   * a records commit at most every SENT_COUNTERS_SAVE_MS for the counters.
+   */
+  private saveStreams(): void {
+    const put = this.sql(
+      `INSERT INTO streams (name, next_seq, sent_total, last_sent_ts) VALUES (?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET next_seq = MAX(next_seq, excluded.next_seq), sent_total = sent_total + excluded.sent_total,
+       last_sent_ts = COALESCE(excluded.last_sent_ts, last_sent_ts)`,
+    );
+    for (const s of STREAMS) {
+      const next = this.seqs.get(s);
+      const sent = this.unsavedSent.get(s);
+      if (next === undefined && !sent) continue;
+      put.run(s, next ?? this.seqBase, sent?.count ?? 0, sent?.lastTs ?? null);
+    }
+    this.unsavedSent.clear();
+    this.sentSavedAt = Date.now();
+  }
+
+  /** Counts acknowledged rows in memory; saveStreams writes them with a commit that happens anyway. */
+  private countSent(stream: StreamName, n: number, now: number): void {
+    const c = this.unsavedSent.get(stream) ?? { count: 0, lastTs: now };
+    c.count += n;
+    c.lastTs = Math.max(c.lastTs, now);
+    this.unsavedSent.set(stream, c);
   }
 
   /**
@@ -471,10 +533,9 @@ export class RecordStore implements Outbox {
     if (!ids.length) return 0;
     const [lo, hi] = idSpan(ids);
     const mark = this.sql('UPDATE records SET sent_ts = ? WHERE stream = ? AND id BETWEEN ? AND ? AND sent_ts IS NULL');
-    const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
     return this.mark(() => {
       const changed = mark.run(now, stream, lo, hi).changes;
-      if (changed) count.run(changed, now, stream);
+      if (changed) this.countSent(stream, changed, now);
       return changed;
     });
   }
@@ -500,10 +561,9 @@ export class RecordStore implements Outbox {
     const mark = this.sql(
       'UPDATE records INDEXED BY records_pending SET sent_ts = ? WHERE stream = ? AND sent_ts IS NULL AND puback_ts IS NOT NULL AND seq <= ?',
     );
-    const count = this.sql('UPDATE streams SET sent_total = sent_total + ?, last_sent_ts = ? WHERE name = ?');
     return this.mark(() => {
       const changed = mark.run(now, stream, through).changes;
-      if (changed) count.run(changed, now, stream);
+      if (changed) this.countSent(stream, changed, now);
       return changed;
     });
   }
@@ -611,6 +671,14 @@ export class RecordStore implements Outbox {
       dropped_total: number;
       last_sent_ts: number | null;
     }>;
+    // The acknowledged counters this process has not written yet (saveStreams) go along; a stream may have no row yet.
+    for (const [name, unsaved] of this.unsavedSent) {
+      let c = streams.find((x) => x.name === name);
+      if (!c) streams.push((c = { name, sent_total: 0, dropped_total: 0, last_sent_ts: null }));
+      c.sent_total += unsaved.count;
+      c.last_sent_ts = Math.max(unsaved.lastTs, c.last_sent_ts ?? 0);
+    }
+    this.unsavedSent.clear();
     const boot = Number(old.prepare("SELECT value FROM meta WHERE key = 'boot_seq'").pluck().get() ?? '0');
     // Marks waiting in the old file's transaction go with it: the carried records are sent again anyway.
     if (this.marksTimer) clearTimeout(this.marksTimer);
@@ -669,11 +737,30 @@ export class RecordStore implements Outbox {
    * Rows another output still needs (`holdFor`: past its cursor) stay, unless `ignoreHolds` (space must be freed).
    */
   purgeSent(beforeTs: number, maxRows = 5000, ignoreHolds = false): number {
+    // No index on sent_ts (it cost a page per acknowledgement): each stream's rows are walked in seq order (the
+    // (stream, seq) index), which is near enough acknowledgement order, and only below its first pending row
+    // (through the pending index) and its first acknowledged row still within retention. The walk stops where the
+    // purge must and never crosses a backlog. A row acknowledged out of order waits for those below it: kept
+    // longer, never shorter. Making room for the quota (beforeTs: no limit) takes every acknowledged row instead.
+    const firstPending = this.sql('SELECT seq FROM records INDEXED BY records_pending WHERE stream = ? AND sent_ts IS NULL ORDER BY id LIMIT 1');
+    const young = this.sql('SELECT seq FROM records WHERE stream = ? AND seq < ? AND sent_ts >= ? ORDER BY seq LIMIT 1');
     const purge = this.sql(
-      `DELETE FROM records WHERE id IN (SELECT id FROM records WHERE sent_ts IS NOT NULL AND sent_ts < ? AND seq <= CASE stream ${STREAMS.map((s) => `WHEN '${s}' THEN ?`).join(' ')} ELSE 0 END LIMIT ?)`,
+      'DELETE FROM records WHERE id IN (SELECT id FROM records WHERE stream = ? AND seq < ? AND seq <= ? AND sent_ts IS NOT NULL AND sent_ts < ? ORDER BY seq LIMIT ?)',
     );
-    const bounds = STREAMS.map((s) => (ignoreHolds ? Number.MAX_SAFE_INTEGER : this.heldAbove(s)));
-    return this.atomic(() => purge.run(beforeTs, ...bounds, maxRows).changes);
+    return this.atomic(() => {
+      let n = 0;
+      for (const s of STREAMS) {
+        if (n >= maxRows) break;
+        let below = Number.MAX_SAFE_INTEGER;
+        if (beforeTs < Number.MAX_SAFE_INTEGER) {
+          below = (firstPending.get(s) as { seq: number } | undefined)?.seq ?? below;
+          below = (young.get(s, below, beforeTs) as { seq: number } | undefined)?.seq ?? below;
+        }
+        n += purge.run(s, below, ignoreHolds ? Number.MAX_SAFE_INTEGER : this.heldAbove(s), beforeTs, maxRows - n).changes;
+      }
+      if (n) this.saveStreams(); // the next seqs, should the top rows have gone
+      return n;
+    });
   }
 
   /**
@@ -825,6 +912,7 @@ export class RecordStore implements Outbox {
       const rows = select.all(stream, ids.upTo, ids.after, limit) as Array<{ id: number; seq: number }>;
       if (!rows.length) return null;
       for (const r of rows) del.run(r.id);
+      this.saveStreams(); // the row of the stream exists, with its next seq, before a top row goes
       count.run(rows.length, stream);
       const ranges = seqRanges(rows.map((r) => r.seq));
       this.announceDrop(stream, rows.length, ranges, reason);
@@ -893,16 +981,23 @@ export class RecordStore implements Outbox {
         }>
       ).map((r) => [r.name, r]),
     );
-    return STREAMS.map((stream) => ({
-      stream,
-      pending: pending.get(stream)?.n ?? 0,
-      sentTotal: streams.get(stream)?.sent_total ?? 0,
-      droppedTotal: streams.get(stream)?.dropped_total ?? 0,
-      firstSeq: this.seqBaseForRead(),
-      lastSeq: (streams.get(stream)?.next_seq ?? this.seqBaseForRead()) - 1,
-      oldestPendingTs: pending.get(stream)?.oldest ?? null,
-      lastSentTs: streams.get(stream)?.last_sent_ts ?? null,
-    }));
+    // A reader in another process (`forewarn status`) sees the counters as last written (at most a minute old) and
+    // the next seqs from the rows themselves; this process adds what it has not written yet.
+    const next = this.db.readonly ? this.storedNextSeqs(this.seqBaseForRead()) : this.seqs;
+    return STREAMS.map((stream) => {
+      const unsaved = this.unsavedSent.get(stream);
+      const lastSentTs = streams.get(stream)?.last_sent_ts ?? null;
+      return {
+        stream,
+        pending: pending.get(stream)?.n ?? 0,
+        sentTotal: (streams.get(stream)?.sent_total ?? 0) + (unsaved?.count ?? 0),
+        droppedTotal: streams.get(stream)?.dropped_total ?? 0,
+        firstSeq: this.seqBaseForRead(),
+        lastSeq: (next.get(stream) ?? this.seqBaseForRead()) - 1,
+        oldestPendingTs: pending.get(stream)?.oldest ?? null,
+        lastSentTs: unsaved ? Math.max(unsaved.lastTs, lastSentTs ?? 0) : lastSentTs,
+      };
+    });
   }
 
   /** The read-only handle never ran reloadSeqs. */
@@ -987,8 +1082,15 @@ export class RecordStore implements Outbox {
 
   close(): void {
     if (!this.db.open) return;
-    // Fold the WAL back into the main file so a copied database is complete (the waiting marks first).
-    if (!this.db.readonly) this.checkpoint();
+    // Fold the WAL back into the main file so a copied database is complete (the waiting marks and counters first).
+    if (!this.db.readonly) {
+      try {
+        if (this.unsavedSent.size) this.atomic(() => this.saveStreams());
+      } catch {
+        // a full disk: only the display counters of the last minute are not written
+      }
+      this.checkpoint();
+    }
     if (this.db.inTransaction) this.db.exec('ROLLBACK'); // marks a full disk refused: their records go again
     this.db.close();
   }

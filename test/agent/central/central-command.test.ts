@@ -4,7 +4,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCentralOptions, runCentralCommand } from '../../../agent/src/central/central-command.js';
 import { isForewarnError } from '../../../agent/src/core/errors.js';
+import { openSqlClient } from '../../../agent/src/central/sql/open-sql-client.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
+import { consoleSession } from '../../helpers/console-session.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { startMosquitto } from '../../helpers/mosquitto.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -22,6 +24,14 @@ describe('forewarn central options', () => {
       agentOfflineMs: 600_000,
       rollupMetrics: [],
       retainDays: {},
+      sessionIdleMs: 1_800_000,
+      sessionMaxMs: 43_200_000,
+      consoleUrl: 'http://127.0.0.1:8470',
+    });
+    expect(parseCentralOptions(['--tls-cert', 'c.pem', '--tls-key', 'k.pem', '--session-max', '8h'], {})).toMatchObject({
+      tls: { certFile: 'c.pem', keyFile: 'k.pem' },
+      consoleUrl: 'https://127.0.0.1:8470',
+      sessionMaxMs: 28_800_000,
     });
   });
 
@@ -51,6 +61,8 @@ describe('forewarn central options', () => {
     expect(refused(['--webhook', 'ftp://x'])).toMatch(/^--webhook: .* is not an http\(s\) URL/);
     expect(refused(['--retain', 'logs=3'])).toMatch(/^--retain: "logs=3" is not STREAM=DAYS/);
     expect(refused(['--webhook-format', 'xml'])).toMatch(/--webhook-format/);
+    expect(refused(['--tls-cert', 'c.pem'])).toMatch(/^--tls-cert and --tls-key: give both/);
+    expect(refused(['--session-idle', '0s'])).toMatch(/^--session-idle: must be a positive duration/);
   });
 });
 
@@ -66,8 +78,18 @@ describe('forewarn central run', () => {
     });
     await waitFor(() => lines.some((l) => l.msg === 'subscriber connected'), 'central connected');
     const listening = await waitFor(() => lines.find((l) => typeof l.port === 'number' && /api|listen/i.test(String(l.msg))), 'the API listening');
-    const res = await fetch(`http://127.0.0.1:${listening.port as number}/api/v1/fleet`);
-    expect(res.status).toBe(200);
+    const base = `http://127.0.0.1:${listening.port as number}`;
+    expect((await fetch(`${base}/api/v1/fleet`)).status).toBe(401);
+    expect(lines.some((l) => /^no console users yet/.test(String(l.msg)))).toBe(true);
+    const sql = await openSqlClient(`sqlite:${store}`);
+    try {
+      const client = await consoleSession(base, sql, { role: 'viewer' });
+      expect((await client.fetch('/api/v1/fleet')).status).toBe(200);
+      // A module's route is mounted (the asset health of the fleet module): its own 404, not "no such endpoint".
+      expect((await client.get('/api/v1/assets/a1/nothing/health')).body.error.message).toBe('asset nothing of agent a1: central has no record of it');
+    } finally {
+      await sql.close();
+    }
     stop.abort();
     expect(await running).toBe(0);
     expect(await runCentralCommand(['report', '--store', store, '--json'], log)).toBe(0);

@@ -5,6 +5,8 @@ import type { Logger } from '../../core/logger.js';
 import type { Component } from '../../core/types.js';
 import type { LeaderLease } from '../leader-lease.js';
 import { redactUrl, type SqlClient } from '../sql/sql-client.js';
+import { AlertmanagerSilences, SilenceUnreachable } from '../workflow/alertmanager-silences.js';
+import { ensureWorkflowTables } from '../workflow/workflow-schema.js';
 import { migrateAlertBook, type CentralAlertRow } from './alert-book.js';
 import { alertmanagerAlert, webhookMessage } from './alert-messages.js';
 import { LeaderLoop } from './leader-loop.js';
@@ -24,6 +26,12 @@ import { LeaderLoop } from './leader-loop.js';
  * message: the webhook `id` lets a receiver drop it.) A receiver that fails is retried with backoff; its outage
  * is logged once, with FW_ERR_ALERT_DELIVERY, and counted. An answer of 4xx (other than 408 and 429) is a
  * rejection: the message is logged, counted and not retried.
+ *
+ * The alert workflow closes episodes too: an alert a technician resolved or marked a false alarm
+ * (`alert_workflow`) is sent as resolved (endsAt: the time of the action) to Alertmanager and webhooks even while
+ * its agent still reports it active. Before posting to an Alertmanager, the router carries out the silences the
+ * workflow asks of it (workflow/alertmanager-silences.ts), so that a silence is gone before the resolution it
+ * would mute arrives.
  */
 
 export const DELIVERY_ERROR: ErrorCode = 'FW_ERR_ALERT_DELIVERY';
@@ -102,6 +110,8 @@ interface Receiver {
   /** Its key in alert_routes; also its name in logs (no secrets). */
   id: string;
   kind: 'alertmanager' | 'webhook';
+  /** Alertmanager's base URL (for its silences); empty for a webhook. */
+  base: string;
   /** Where to POST (may hold a secret: never logged). */
   url: string;
   format: 'json' | 'slack';
@@ -127,6 +137,8 @@ export class AlertRouter implements Component {
     resolvedResendMs: number;
   };
   private migrated = false;
+  /** The silences the alert workflow asks of each Alertmanager. */
+  readonly silences: AlertmanagerSilences;
   /** Set by stop(): a pass posts nothing more (a slow receiver must not hold the shutdown for a whole backlog). */
   private stopping = false;
 
@@ -138,6 +150,7 @@ export class AlertRouter implements Component {
   ) {
     this.log = log.child({ component: this.name });
     this.now = options.now ?? Date.now;
+    this.silences = new AlertmanagerSilences(sql, this.log, { timeoutMs: options.timeoutMs ?? 10_000, now: this.now });
     this.o = {
       intervalMs: options.intervalMs ?? 2_000,
       retryMinMs: options.retryMinMs ?? 1_000,
@@ -151,7 +164,7 @@ export class AlertRouter implements Component {
     for (const url of options.alertmanager?.urls ?? []) {
       const base = url.replace(/\/+$/, '');
       const shown = redactUrl(base).replace(/\/+$/, '');
-      this.add(`alertmanager:${shown}`, 'alertmanager', `${base}/api/v2/alerts`, 'json', shown);
+      this.add(`alertmanager:${shown}`, 'alertmanager', `${base}/api/v2/alerts`, 'json', shown, base);
     }
     for (const w of options.webhooks ?? []) {
       const name = w.name ?? `webhook-${createHash('sha256').update(w.url).digest('hex').slice(0, 12)}`;
@@ -185,16 +198,17 @@ export class AlertRouter implements Component {
     return this.loop.runOnce();
   }
 
-  private add(id: string, kind: Receiver['kind'], url: string, format: Receiver['format'], where: string): void {
+  private add(id: string, kind: Receiver['kind'], url: string, format: Receiver['format'], where: string, base = ''): void {
     if (this.stats.receivers[id]) throw new Error(`alerting: two receivers named ${id}`);
     const stats: ReceiverStats = { kind, failing: false, delivered: 0, failures: 0, rejected: 0, lastError: null };
     this.stats.receivers[id] = stats;
-    this.receivers.push({ id, kind, url, format, where, stats, nextAttemptTs: 0, streak: 0, lastResendTs: 0 });
+    this.receivers.push({ id, kind, base, url, format, where, stats, nextAttemptTs: 0, streak: 0, lastResendTs: 0 });
   }
 
   private async pass(): Promise<void> {
     if (!this.migrated) {
       await migrateAlertBook(this.sql);
+      await ensureWorkflowTables(this.sql);
       this.migrated = true;
     }
     this.stats.passes++;
@@ -226,20 +240,28 @@ export class AlertRouter implements Component {
    * 2. resolved, and delivered firing (the resolution of what people were told);
    * 3. resolved without having been delivered in this episode (raised and resolved between two passes, or while
    *    the receiver was down), when it resolved within `lookbackMs` and after the receiver was added.
+   * Part 1 also holds the active alerts whose episode the workflow closed (see `effective`): delivered firing, or
+   * not delivered and closed within the same window, as in part 3.
    */
-  private pending(r: Receiver): Promise<CentralAlertRow[]> {
-    return this.sql.all<CentralAlertRow>(
-      `SELECT a.* FROM central_alerts a LEFT JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ?
-         WHERE a.state = 'active' AND (r.alert_key IS NULL OR r.raised_ts < a.raised_ts)
+  private async pending(r: Receiver): Promise<CentralAlertRow[]> {
+    const floor = Math.max(r.since!, this.now() - this.o.lookbackMs);
+    const rows = await this.sql.all<RoutedRow>(
+      `SELECT a.*, w.state AS workflow_state, w.updated_ts AS workflow_ts FROM central_alerts a
+         LEFT JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ?
+         LEFT JOIN alert_workflow w ON w.alert_key = a.alert_key AND w.raised_ts = a.raised_ts
+         WHERE a.state = 'active' AND (
+           ((r.alert_key IS NULL OR r.raised_ts < a.raised_ts) AND (w.state IS NULL OR w.state NOT IN (${CLOSED}) OR w.updated_ts >= ?))
+           OR (r.raised_ts = a.raised_ts AND r.state = 'firing' AND w.state IN (${CLOSED})))
        UNION ALL
-       SELECT a.* FROM alert_routes r JOIN central_alerts a ON a.alert_key = r.alert_key
+       SELECT a.*, NULL AS workflow_state, NULL AS workflow_ts FROM alert_routes r JOIN central_alerts a ON a.alert_key = r.alert_key
          WHERE r.receiver = ? AND r.state = 'firing' AND a.state = 'resolved'
        UNION ALL
-       SELECT a.* FROM central_alerts a LEFT JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ?
+       SELECT a.*, NULL AS workflow_state, NULL AS workflow_ts FROM central_alerts a LEFT JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ?
          WHERE a.state = 'resolved' AND a.updated_ts >= ? AND (r.alert_key IS NULL OR (r.raised_ts < a.raised_ts AND r.state = 'resolved'))
        ORDER BY updated_ts, alert_key LIMIT ?`,
-      [r.id, r.id, r.id, Math.max(r.since!, this.now() - this.o.lookbackMs), this.o.batchSize],
+      [r.id, floor, r.id, r.id, floor, this.o.batchSize],
     );
+    return rows.map(effective);
   }
 
   private async record(r: Receiver, rows: readonly CentralAlertRow[], error: string | null): Promise<void> {
@@ -265,6 +287,15 @@ export class AlertRouter implements Component {
 
   private async toAlertmanager(r: Receiver): Promise<void> {
     const url = r.url;
+    try {
+      await this.silences.sync({ id: r.id, base: r.base, where: r.where }, async () => {
+        if (this.stopping || !(await this.lease.confirm())) throw new LeaseLost();
+      });
+    } catch (err) {
+      // Logged once per outage by the silences; the receiver backs off as for a failed post.
+      if (err instanceof SilenceUnreachable) throw new DeliveryError(err.message);
+      throw err;
+    }
     const activeForMs = 4 * this.o.resendIntervalMs;
     for (;;) {
       const rows = await this.pending(r);
@@ -284,26 +315,33 @@ export class AlertRouter implements Component {
     const now = this.now();
     let after = '';
     for (;;) {
-      const rows = await this.sql.all<CentralAlertRow>(
-        `SELECT a.* FROM central_alerts a JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ? AND r.raised_ts = a.raised_ts AND r.last_error IS NULL
+      const page = await this.sql.all<RoutedRow>(
+        `SELECT a.*, w.state AS workflow_state, w.updated_ts AS workflow_ts FROM central_alerts a
+           JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ? AND r.raised_ts = a.raised_ts AND r.last_error IS NULL
+           LEFT JOIN alert_workflow w ON w.alert_key = a.alert_key AND w.raised_ts = a.raised_ts
            WHERE a.state = 'active' AND a.alert_key > ?
          UNION ALL
-         SELECT a.* FROM central_alerts a JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ? AND r.raised_ts = a.raised_ts AND r.last_error IS NULL
+         SELECT a.*, NULL AS workflow_state, NULL AS workflow_ts FROM central_alerts a
+           JOIN alert_routes r ON r.alert_key = a.alert_key AND r.receiver = ? AND r.raised_ts = a.raised_ts AND r.last_error IS NULL
            WHERE a.state = 'resolved' AND a.updated_ts >= ? AND a.alert_key > ?
          ORDER BY alert_key LIMIT ?`,
         [r.id, after, r.id, now - this.o.resolvedResendMs, after, this.o.batchSize],
       );
-      if (!rows.length) break;
-      after = rows[rows.length - 1]!.alert_key;
-      const outcome = await this.post(
-        r,
-        url,
-        rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)),
-      );
+      if (!page.length) break;
+      after = page[page.length - 1]!.alert_key;
+      // Closed by the workflow: resent as resolved for as long as an alert its agent resolved would be.
+      const rows = page.map(effective).filter((row) => row.state === 'active' || row.updated_ts >= now - this.o.resolvedResendMs);
+      const outcome = rows.length
+        ? await this.post(
+            r,
+            url,
+            rows.map((row) => alertmanagerAlert(row, now, activeForMs, this.options.consoleUrl)),
+          )
+        : null;
       if (outcome === null) {
         this.stats.resent += rows.length;
       }
-      if (rows.length < this.o.batchSize) break;
+      if (page.length < this.o.batchSize) break;
     }
     r.lastResendTs = now;
   }
@@ -384,4 +422,20 @@ export class AlertRouter implements Component {
     }
     r.stats.failing = true;
   }
+}
+
+/** Workflow states that end an episode for the people notified (resolved by a technician, or a false alarm). */
+const CLOSED = "'resolved', 'false_alarm'";
+
+type RoutedRow = CentralAlertRow & { workflow_state: string | null; workflow_ts: number | null };
+
+/**
+ * The row as receivers see it: an active alert whose episode a technician closed is resolved at the time of the
+ * action (its updated_ts too, for the resend window).
+ */
+function effective(row: RoutedRow): CentralAlertRow {
+  const { workflow_state: state, workflow_ts: ts, ...alert } = row;
+  if (alert.state !== 'active' || (state !== 'resolved' && state !== 'false_alarm') || ts === null) return alert;
+  const at = Number(ts);
+  return { ...alert, state: 'resolved', resolved_ts: at, updated_ts: Math.max(Number(alert.updated_ts), at) };
 }

@@ -5,11 +5,17 @@ import type { ErrorCode } from '../../core/errors.js';
  * is a 400 whose message reads `param: what is wrong`, never a silently ignored filter.
  */
 
+/**
+ * An answer other than 200, with its coded error: thrown by routes (the API's own codes, the console's, or a
+ * module's such as FW_ERR_WORKFLOW_ACTION) and turned into `{ "error": { "code", "message" } }` by the server.
+ */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 404 | 405 | 500 | 503,
-    readonly code: Extract<ErrorCode, 'FW_ERR_API_REQUEST' | 'FW_ERR_API_NOT_FOUND' | 'FW_ERR_API_STORE'>,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 502 | 503,
+    readonly code: ErrorCode,
     message: string,
+    /** Extra response headers (Allow, Retry-After). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'ApiError';

@@ -43,3 +43,15 @@ export interface ApiRoute {
   role: ConsoleRole | 'public';
   handle(ctx: RouteContext): Promise<unknown>;
 }
+
+/**
+ * A route's answer that is not JSON (a CSV download): the server sends `body` as it is with this content type,
+ * and with `filename` as an attachment.
+ */
+export class RouteFile {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+    readonly filename?: string,
+  ) {}
+}

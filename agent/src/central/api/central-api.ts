@@ -1,31 +1,34 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ForewarnError, describeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Component } from '../../core/types.js';
-import { ASSET_STATES } from '../fleet/asset-state.js';
+import type { Session } from '../console/auth/console-sessions.js';
+import { ConsoleAccess } from '../console/console-access.js';
+import { FleetEvents } from '../console/fleet-events.js';
+import { SECURITY_HEADERS, readJsonBody, sendError, sendFile, sendJson } from '../console/http-basics.js';
+import { StaticFiles } from '../console/static-files.js';
 import type { SqlClient } from '../sql/sql-client.js';
-import { ApiError, Params, badParam, decodeCursor, encodeCursor } from './api-params.js';
-import {
-  alertsList,
-  assetDetail,
-  assetKnown,
-  fleetAgents,
-  fleetAssets,
-  fleetSummary,
-  hourly,
-  rawRisk,
-  rawTelemetry,
-  StoreTables,
-  type AssetView,
-} from './fleet-queries.js';
+import { ApiError } from './api-params.js';
+import { RouteFile, type ApiRoute, type RouteContext } from './api-route.js';
+import { StoreTables } from './fleet-queries.js';
+import { fleetRoutes } from './fleet-routes.js';
+import { RouteTable } from './route-table.js';
 
 /**
- * The central HTTP API, read-only, JSON, versioned under `/api/v1/` (node:http, no framework). docs/central.md
- * ("HTTP API") lists the endpoints. Errors are `{ "error": { "code", "message" } }`: 400 FW_ERR_API_REQUEST for a
- * bad parameter (`param: message`) or method, 404 FW_ERR_API_NOT_FOUND, 503 FW_ERR_API_STORE when the store does
- * not answer. It binds to 127.0.0.1 by default: it has no authentication yet, so a wider bind is the operator's
- * choice, behind a reverse proxy that adds it.
+ * Central's HTTP server (node:http, no framework): the JSON API under `/api/v1/`, the console's pages and their
+ * static files, and the console's live events. docs/central.md ("HTTP API") lists the endpoints,
+ * docs/console.md ("Users and access") the access rules.
+ *
+ * The API is a router over `ApiRoute`s: the fleet's read routes (fleet-routes.ts) and those other modules
+ * register. Before a route runs the server checks, in order: the session (401 FW_ERR_CONSOLE_AUTH; only
+ * `public` routes, `/healthz` and the login need none), the path (404) and method (405), for a change the
+ * Origin and the CSRF token (403 FW_ERR_CONSOLE_CSRF), the role (403 FW_ERR_CONSOLE_FORBIDDEN), then parses
+ * the JSON body (≤ 64 KiB). Errors are `{ "error": { "code", "message" } }`; a route's unexpected failure is
+ * 503 FW_ERR_API_STORE with the cause logged. Pages without a session redirect to `/login?next=…`. Every answer
+ * carries the security headers (CSP `default-src 'self'`, no framing, no referrer, nosniff).
  */
 
 export interface CentralApiOptions {
@@ -39,61 +42,125 @@ export interface CentralApiOptions {
   maxPoints?: number;
   /** Most items one page of assets, agents or alerts holds. Default 1,000. */
   maxPageSize?: number;
-  /** The clock, for the default series window (tests). */
+  /** The clock: the default series window, sessions and the login rate limit (tests). */
   now?: () => number;
+  /** Routes of other modules (the alert workflow, asset health), mounted beside the fleet's read routes. */
+  routes?: readonly ApiRoute[];
+  /** Serve HTTPS with this PEM certificate (chain) and key; session cookies are then `Secure`. */
+  tls?: { certFile: string; keyFile: string };
+  /** Session lifetimes; defaults 30 min idle, 12 h absolute. */
+  session?: { idleMs?: number; absoluteMs?: number };
+  /** Default 5 failures per 15 min per address and per user name. */
+  loginLimit?: { maxFailures?: number; windowMs?: number };
+  /** Live events: poll period (2 s), ping period (15 s), most streams (100). */
+  events?: { pollMs?: number; pingMs?: number; maxStreams?: number };
+  /** The console's static folder (default: the one shipped, console/static-files.ts). */
+  staticDir?: string;
+  /** Origins besides the server's own that may send changes (e.g. the --console-url behind a reverse proxy). */
+  origins?: readonly string[];
 }
 
 export const DEFAULT_API_PORT = 8470;
-const DAY_MS = 86_400_000;
 const PREFIX = '/api/v1';
-
-type Handler = (params: URLSearchParams, path: string[]) => Promise<unknown>;
 
 export class CentralApi implements Component {
   readonly name = 'central-api';
+  readonly access: ConsoleAccess;
   private readonly sql: SqlClient;
   private readonly log: Logger;
   private readonly host: string;
   private readonly port: number;
-  private readonly maxPoints: number;
-  private readonly maxPage: number;
   private readonly now: () => number;
-  private readonly tables = new StoreTables();
+  private readonly table: RouteTable;
+  private readonly events: FleetEvents;
+  private readonly files: StaticFiles;
   private server: http.Server | null = null;
 
-  constructor(options: CentralApiOptions) {
+  constructor(private readonly options: CentralApiOptions) {
     this.sql = options.sql;
     this.log = options.log;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? DEFAULT_API_PORT;
-    this.maxPoints = options.maxPoints ?? 5_000;
-    this.maxPage = options.maxPageSize ?? 1_000;
     this.now = options.now ?? Date.now;
+    const tables = new StoreTables();
+    const health: ApiRoute = { method: 'GET', pattern: '/healthz', role: 'public', handle: () => this.healthz() };
+    this.table = new RouteTable([
+      health,
+      ...fleetRoutes({
+        tables,
+        ...(options.maxPoints ? { maxPoints: options.maxPoints } : {}),
+        ...(options.maxPageSize ? { maxPageSize: options.maxPageSize } : {}),
+      }),
+      ...(options.routes ?? []),
+    ]);
+    this.access = new ConsoleAccess({
+      sql: this.sql,
+      log: this.log,
+      secure: options.tls !== undefined,
+      now: this.now,
+      ...(options.session ? { session: options.session } : {}),
+      ...(options.loginLimit ? { loginLimit: options.loginLimit } : {}),
+      ...(options.origins ? { origins: options.origins } : {}),
+    });
+    this.events = new FleetEvents({
+      sql: this.sql,
+      log: this.log,
+      tables,
+      now: this.now,
+      alive: (session) => this.access.sessions.alive(session.idHash),
+      ...options.events,
+    });
+    this.files = new StaticFiles(options.staticDir);
   }
 
-  /** Listens; resolves once bound (fast), or throws FW_ERR_API_LISTEN when the port is taken or the address invalid. */
+  get scheme(): 'http' | 'https' {
+    return this.options.tls ? 'https' : 'http';
+  }
+
+  /**
+   * Creates the console's tables, then listens; resolves once bound (fast), or throws FW_ERR_API_LISTEN when the
+   * port is taken or the address invalid, FW_ERR_SECRET_READ when the TLS certificate or key cannot be read.
+   */
   async start(): Promise<void> {
-    const server = http.createServer((req, res) => void this.handle(req, res));
+    const tls = this.options.tls ? { cert: readSecret('--tls-cert', this.options.tls.certFile), key: readSecret('--tls-key', this.options.tls.keyFile) } : null;
+    await this.access.start();
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    let server: http.Server;
+    try {
+      server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+    } catch (err) {
+      this.access.stop();
+      throw new ForewarnError('FW_ERR_SECRET_READ', `--tls-cert/--tls-key: not a usable certificate and key: ${describeError(err)}`, { cause: err });
+    }
     server.keepAliveTimeout = 5_000;
     server.headersTimeout = 10_000;
+    // Receiving a request (not answering it: the event streams last) must not take longer.
     server.requestTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) =>
-        reject(new ForewarnError('FW_ERR_API_LISTEN', `central API cannot listen on ${this.host}:${this.port}: ${describeError(err)}`, { cause: err })),
-      );
-      server.listen(this.port, this.host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err) =>
+          reject(new ForewarnError('FW_ERR_API_LISTEN', `central API cannot listen on ${this.host}:${this.port}: ${describeError(err)}`, { cause: err })),
+        );
+        server.listen(this.port, this.host, () => resolve());
+      });
+    } catch (err) {
+      this.access.stop();
+      throw err;
+    }
     server.on('error', (err) => this.log.warn({ err: describeError(err) }, 'central API server error'));
     this.server = server;
     const a = this.address();
-    this.log.info({ host: a.address, port: a.port }, `central API on http://${a.address}:${a.port}${PREFIX}/`);
+    const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    this.log.info({ host: a.address, port: a.port, tls: tls !== null }, `central API and console on ${this.scheme}://${shown}:${a.port}/`);
   }
 
-  /** Stops taking connections, lets requests in flight finish, closes idle keep-alive connections. */
+  /** Ends the event streams, stops taking connections, lets requests in flight finish, closes idle connections. */
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.events.stop();
+    this.access.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const timer = setTimeout(() => server.closeAllConnections(), 5_000).unref();
@@ -107,61 +174,132 @@ export class CentralApi implements Component {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let status = 200;
-    let body: unknown;
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.setHeader('Allow', 'GET, HEAD');
-        throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${req.method ?? '?'} is not allowed, the API is read-only (GET)`);
+      // Not `new URL(req.url, base)`: that reads `//host/x` as another host, not as the path `//host/x`.
+      const raw = req.url ?? '/';
+      let url: URL;
+      try {
+        url = new URL(raw.startsWith('/') ? `http://localhost${raw}` : raw);
+      } catch {
+        throw new ApiError(400, 'FW_ERR_API_REQUEST', 'path: not a request path');
       }
-      body = await this.route(url);
+      const p = url.pathname;
+      if (p === '/healthz' || p === '/api' || p.startsWith('/api/')) await this.api(req, res, url);
+      else await this.page(req, res, url);
     } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       const e = err instanceof ApiError ? err : new ApiError(503, 'FW_ERR_API_STORE', 'the central store did not answer; see the central service log');
       if (!(err instanceof ApiError)) this.log.warn({ code: e.code, url: req.url, err: describeError(err) }, 'central API request failed');
-      status = e.status;
-      body = { error: { code: e.code, message: e.message } };
+      sendError(req, res, e);
     }
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(text),
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
-    });
-    res.end(req.method === 'HEAD' ? undefined : text);
   }
 
-  private async route(url: URL): Promise<unknown> {
-    if (url.pathname === '/healthz' || url.pathname === `${PREFIX}/healthz`) return this.healthz();
-    if (!url.pathname.startsWith(`${PREFIX}/`))
-      throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `${url.pathname}: no such endpoint (the API lives under ${PREFIX}/)`);
+  private async api(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    const remoteAddress = req.socket.remoteAddress ?? '';
     let parts: string[];
-    try {
-      parts = url.pathname
-        .slice(PREFIX.length + 1)
-        .split('/')
-        .map(decodeURIComponent);
-    } catch {
-      throw new ApiError(400, 'FW_ERR_API_REQUEST', `path: malformed percent-encoding in ${url.pathname}`);
+    if (url.pathname === '/healthz') parts = ['healthz'];
+    else {
+      if (!url.pathname.startsWith(`${PREFIX}/`))
+        throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `${url.pathname}: no such endpoint (the API lives under ${PREFIX}/)`);
+      try {
+        parts = url.pathname
+          .slice(PREFIX.length + 1)
+          .split('/')
+          .map(decodeURIComponent);
+      } catch {
+        throw new ApiError(400, 'FW_ERR_API_REQUEST', `path: malformed percent-encoding in ${url.pathname}`);
+      }
     }
-    const q = url.searchParams;
-    const [head, agent, asset, leaf, ...rest] = parts;
-    const handlers: Record<string, Handler | undefined> = {
-      fleet: () => this.fleet(q),
-      agents: () => this.agents(q),
-      alerts: () => this.alerts(q),
-      assets: () => this.assets(q),
-    };
-    if (head === 'assets' && agent !== undefined && asset !== undefined && rest.length === 0 && agent && asset) {
-      if (leaf === undefined) return this.asset(q, agent, asset);
-      if (leaf === 'risk') return this.series(q, 'risk', agent, asset);
-      if (leaf === 'telemetry') return this.series(q, 'telemetry', agent, asset);
-    } else if (agent === undefined && head !== undefined) {
-      const h = handlers[head];
-      if (h && Object.hasOwn(handlers, head)) return h(q, parts);
+    if (parts.length === 1 && parts[0] === 'session') return this.sessionEndpoint(req, res, method, remoteAddress);
+
+    const match = this.table.match(method, parts);
+    const publicRoute = match.kind === 'route' && match.route.role === 'public';
+    const session = publicRoute ? null : await this.access.session(req);
+    if (!publicRoute && !session) throw new ApiError(401, 'FW_ERR_CONSOLE_AUTH', 'log in first: POST /api/v1/session with {username, password}');
+
+    if (parts.length === 1 && parts[0] === 'events' && match.kind === 'none') {
+      if (method !== 'GET')
+        throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${method} is not allowed on ${url.pathname} (allowed: GET)`, { Allow: 'GET' });
+      if (!(await this.events.open(req, res, session!))) throw new ApiError(503, 'FW_ERR_API_STORE', 'too many open event streams; try again later');
+      return;
     }
-    throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `${url.pathname}: no such endpoint`);
+    if (match.kind === 'none') throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `${url.pathname}: no such endpoint`);
+    if (match.kind === 'method') {
+      const allow = match.allow.join(', ');
+      throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${method} is not allowed on ${url.pathname} (allowed: ${allow})`, { Allow: allow });
+    }
+    const { route, params } = match;
+    const change = method !== 'GET' && method !== 'HEAD';
+    if (session) {
+      if (change) {
+        this.access.checkOrigin(req);
+        this.access.checkCsrf(req, session);
+      }
+      this.access.checkRole(session.user, route);
+    }
+    const body = change ? await readJsonBody(req, res) : undefined;
+    const ctx: RouteContext = { query: url.searchParams, params, body, user: session?.user ?? null, remoteAddress, sql: this.sql, now: this.now };
+    const answer = await route.handle(ctx);
+    if (answer instanceof RouteFile) sendFile(req, res, answer);
+    else sendJson(req, res, 200, answer);
+  }
+
+  /** `/api/v1/session`: POST logs in (public), GET tells who is logged in, DELETE logs out. */
+  private async sessionEndpoint(req: http.IncomingMessage, res: http.ServerResponse, method: string, remoteAddress: string): Promise<void> {
+    const answer = (s: Session) => ({ user: s.user, csrfToken: s.csrfToken, expiresTs: s.expiresTs });
+    if (method === 'POST') {
+      this.access.checkOrigin(req);
+      const body = await readJsonBody(req, res);
+      const old = await this.access.session(req);
+      const { token, session } = await this.access.login(body, remoteAddress);
+      // A new login replaces the session the browser had: one cookie, one session.
+      if (old) await this.access.sessions.delete(old.idHash);
+      sendJson(req, res, 200, answer(session), { 'Set-Cookie': this.access.cookie(token) });
+      return;
+    }
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'DELETE')
+      throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${method} is not allowed on ${PREFIX}/session (allowed: GET, HEAD, POST, DELETE)`, {
+        Allow: 'GET, HEAD, POST, DELETE',
+      });
+    const session = await this.access.session(req);
+    if (!session) throw new ApiError(401, 'FW_ERR_CONSOLE_AUTH', 'not logged in: POST /api/v1/session with {username, password}');
+    if (method === 'DELETE') {
+      this.access.checkOrigin(req);
+      this.access.checkCsrf(req, session);
+      await this.access.logout(session, remoteAddress);
+      this.events.endSession(session.idHash);
+      sendJson(req, res, 200, { loggedOut: true }, { 'Set-Cookie': this.access.clearCookie() });
+      return;
+    }
+    sendJson(req, res, 200, answer(session));
+  }
+
+  /**
+   * Pages: `/static/…` are the console's files (public: code and styles, no data); every other path is the
+   * console's single page (client-side routing), which needs a session except `/login`.
+   */
+  private async page(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw new ApiError(405, 'FW_ERR_API_REQUEST', `method: ${req.method ?? '?'} is not allowed on pages (allowed: GET, HEAD)`, { Allow: 'GET, HEAD' });
+    const p = url.pathname;
+    if (p.startsWith('/static/')) {
+      if (!(await this.files.serve(req, res, p.slice('/static/'.length)))) throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `${p}: no such file`);
+      return;
+    }
+    if (p !== '/login' && !(await this.access.session(req))) {
+      // Only a path of this server may come back as `next` (never `//host`, which a browser reads as another site).
+      const next = p.startsWith('//') ? '/' : `${p}${url.search}`;
+      res.writeHead(302, { Location: `/login?next=${encodeURIComponent(next)}`, 'Cache-Control': 'no-store', 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    if (!(await this.files.serve(req, res, 'index.html')))
+      throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `${p}: the console's pages are not installed (${this.files.root}/index.html is missing)`);
   }
 
   private async healthz(): Promise<unknown> {
@@ -173,115 +311,14 @@ export class CentralApi implements Component {
     }
     return { status: 'ok', store: this.sql.dialect };
   }
-
-  private async fleet(search: URLSearchParams): Promise<unknown> {
-    new Params(search, []);
-    return fleetSummary(this.sql, this.tables);
-  }
-
-  private async agents(search: URLSearchParams): Promise<unknown> {
-    const p = new Params(search, ['state', 'limit', 'cursor']);
-    const state = p.oneOf('state', ['online', 'offline', 'unknown'] as const, null);
-    const limit = p.int('limit', 100, 1, this.maxPage);
-    const after = decodeCursor(p, (k) => k.length === 1 && typeof k[0] === 'string');
-    const agents = await fleetAgents(this.sql, this.tables, { after: after ? (after[0] as string) : null, limit: limit + 1, state });
-    const page = agents.slice(0, limit);
-    return { agents: page, nextCursor: agents.length > limit ? encodeCursor([page[page.length - 1]!.agentId]) : null };
-  }
-
-  private async assets(search: URLSearchParams): Promise<unknown> {
-    const p = new Params(search, ['state', 'q', 'agent', 'sort', 'limit', 'cursor']);
-    const states = p.string('state')?.split(',') ?? null;
-    for (const s of states ?? [])
-      if (!(ASSET_STATES as readonly string[]).includes(s))
-        throw badParam('state', `must be one or more (comma-separated) of ${ASSET_STATES.join(', ')}, got "${s}"`);
-    const text = p.string('q')?.toLowerCase() ?? null;
-    const agent = p.string('agent');
-    const sort = p.oneOf('sort', ['name', 'risk'] as const, 'name');
-    const limit = p.int('limit', 100, 1, this.maxPage);
-    const cursor = decodeCursor(p, (k) =>
-      sort === 'risk'
-        ? k.length === 3 && typeof k[0] === 'number' && typeof k[1] === 'string' && typeof k[2] === 'string'
-        : k.length === 2 && k.every((x) => typeof x === 'string'),
-    );
-    let all = await fleetAssets(this.sql, this.tables);
-    all = all.filter(
-      (a) =>
-        (states === null || states.includes(a.state)) &&
-        (agent === null || a.agentId === agent) &&
-        (text === null || a.asset.toLowerCase().includes(text) || a.agentId.toLowerCase().includes(text)),
-    );
-    const key = (a: AssetView): unknown[] => (sort === 'risk' ? [a.risk, a.agentId, a.asset] : [a.agentId, a.asset]);
-    // Each key built once, not twice per comparison: 10,000 assets take ~130,000 comparisons.
-    const keyed = all.map((a) => ({ a, k: key(a) }));
-    keyed.sort((x, y) => compareKeys(x.k, y.k, sort === 'risk'));
-    const start = cursor ? keyed.findIndex((x) => compareKeys(x.k, cursor, sort === 'risk') > 0) : 0;
-    const page = start < 0 ? [] : keyed.slice(start, start + limit);
-    const more = start >= 0 && start + limit < keyed.length;
-    return { total: keyed.length, assets: page.map((x) => x.a), nextCursor: more ? encodeCursor(page[page.length - 1]!.k) : null };
-  }
-
-  private async asset(search: URLSearchParams, agentId: string, asset: string): Promise<unknown> {
-    new Params(search, []);
-    const detail = await assetDetail(this.sql, this.tables, agentId, asset);
-    if (!detail) throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `asset ${agentId}/${asset}: central has not heard of it`);
-    return detail;
-  }
-
-  private async series(search: URLSearchParams, kind: 'risk' | 'telemetry', agentId: string, asset: string): Promise<unknown> {
-    const keyName = kind === 'risk' ? 'model' : 'metric';
-    const p = new Params(search, [keyName, 'from', 'to', 'resolution', 'limit']);
-    const key = p.string(keyName);
-    if (kind === 'telemetry') {
-      if (key === null) throw badParam('metric', 'required: the metric to chart (a name in the records’ metrics)');
-      if (/["\\]/.test(key)) throw badParam('metric', 'must not contain " or \\');
-    }
-    const to = p.time('to', this.now());
-    const from = p.time('from', to - DAY_MS);
-    if (from >= to) throw badParam('from', `must be before to (${from} ≥ ${to})`);
-    const resolution = p.oneOf('resolution', ['raw', 'hour'] as const, 'hour');
-    const limit = p.int('limit', this.maxPoints, 1, this.maxPoints);
-    if (!(await assetKnown(this.sql, this.tables, agentId, asset)))
-      throw new ApiError(404, 'FW_ERR_API_NOT_FOUND', `asset ${agentId}/${asset}: central has not heard of it`);
-    const s = { agentId, asset, key, from, to, limit };
-    let points: unknown[];
-    if (resolution === 'hour') points = await hourly(this.sql, this.tables, kind, s);
-    else if (!(await this.tables.has(this.sql, 'records'))) points = [];
-    else points = kind === 'risk' ? await rawRisk(this.sql, s) : await rawTelemetry(this.sql, { ...s, key: key! });
-    const truncated = points.length > limit;
-    return { agentId, asset, [keyName]: key, resolution, from, to, truncated, points: truncated ? points.slice(0, limit) : points };
-  }
-
-  private async alerts(search: URLSearchParams): Promise<unknown> {
-    const p = new Params(search, ['state', 'agent', 'asset', 'severity', 'limit', 'cursor']);
-    const state = p.oneOf('state', ['active', 'resolved'] as const, null);
-    const severity = p.oneOf('severity', ['info', 'warning', 'critical'] as const, null);
-    const limit = p.int('limit', 100, 1, this.maxPage);
-    const before = decodeCursor(p, (k) => k.length === 2 && typeof k[0] === 'number' && typeof k[1] === 'string');
-    const rows = await alertsList(this.sql, this.tables, {
-      state,
-      agentId: p.string('agent'),
-      asset: p.string('asset'),
-      severity,
-      before: before as [number, string] | null,
-      limit: limit + 1,
-    });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { alerts: page, nextCursor: rows.length > limit && last ? encodeCursor([last.raisedTs, last.alertKey]) : null };
-  }
 }
 
-/** Sort order of the asset list: by name, or by risk (highest first) and then name. */
-function compareKeys(a: readonly unknown[], b: readonly unknown[], riskFirst: boolean): number {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] as string | number;
-    const y = b[i] as string | number;
-    if (x === y) continue;
-    const lt = x < y ? -1 : 1;
-    return riskFirst && i === 0 ? -lt : lt;
+function readSecret(option: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ForewarnError('FW_ERR_SECRET_READ', `${option} ${file}: cannot read it: ${describeError(err)}`, { cause: err });
   }
-  return 0;
 }
 
 export function createCentralApi(options: CentralApiOptions): CentralApi {

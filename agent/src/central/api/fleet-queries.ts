@@ -1,12 +1,13 @@
-import { ASSET_STATES, assetState, relativeRisk, type AssetState } from '../fleet/asset-state.js';
+import { ASSET_STATES, assetState, relativeRisk, type AlertLike, type AssetState } from '../fleet/asset-state.js';
 import { tableExists } from '../fleet/retention.js';
 import type { SqlQueries, SqlValue } from '../sql/sql-client.js';
 
 /**
  * The read queries behind the HTTP API (and the query benchmark), over the fleet read model: `fleet_agents` and
  * `fleet_assets` (fleet-registry.ts), `fleet_latest_risk` and the hourly rollups (fleet/fleet-projection.ts), the
- * ledger's `records`, `streams` and `gaps`, and `central_alerts` (alert routing). Tables of components that are
- * not installed in this store read as empty, so the API works on a store that has only some of them.
+ * ledger's `records`, `streams` and `gaps`, `central_alerts` (alert routing) and `alert_workflow` (what technicians
+ * did about each alert episode). Tables of components that are not installed in this store read as empty, so the
+ * API works on a store that has only some of them.
  */
 
 export interface LatestRiskRow {
@@ -56,6 +57,19 @@ export interface AlertRow {
   value: number | null;
   evidence: unknown;
   remedy: string;
+  /** What technicians did about this episode (alert_workflow), or null while no one has acted on it. */
+  workflow: AlertWorkflow | null;
+}
+
+export interface AlertWorkflow {
+  state: 'acknowledged' | 'maintenance' | 'resolved' | 'false_alarm';
+  by: string;
+  ts: number;
+  note: string | null;
+  failureMode: string | null;
+  actionTaken: string | null;
+  /** The end of a maintenance window (ms), null for the other states. */
+  until: number | null;
 }
 
 type Row = Record<string, unknown>;
@@ -104,28 +118,39 @@ export async function fleetLatestRisk(q: SqlQueries, tables: StoreTables): Promi
   return (await q.all<Row>(FLEET_LATEST_RISK_SQL)).map(latestRow);
 }
 
-/** Active alerts per (agent, asset) and severity. */
+/** Active alerts per (agent, asset), severity and workflow state of their episode. */
 async function activeAlertCounts(
   q: SqlQueries,
   tables: StoreTables,
-): Promise<Array<{ agentId: string | null; asset: string | null; severity: string; n: number }>> {
+): Promise<Array<{ agentId: string | null; asset: string | null; severity: string; workflow: string | null; until: number | null; n: number }>> {
   if (!(await tables.has(q, 'central_alerts'))) return [];
-  const rows = await q.all<Row>(
-    "SELECT agent_id, asset, severity, COUNT(*) AS n FROM central_alerts WHERE state = 'active' GROUP BY agent_id, asset, severity",
-  );
+  const rows = (await tables.has(q, 'alert_workflow'))
+    ? await q.all<Row>(
+        `SELECT a.agent_id, a.asset, a.severity, w.state AS workflow, w.maintenance_until AS until, COUNT(*) AS n
+           FROM central_alerts a LEFT JOIN alert_workflow w ON w.alert_key = a.alert_key AND w.raised_ts = a.raised_ts
+          WHERE a.state = 'active' GROUP BY a.agent_id, a.asset, a.severity, w.state, w.maintenance_until`,
+      )
+    : await q.all<Row>("SELECT agent_id, asset, severity, COUNT(*) AS n FROM central_alerts WHERE state = 'active' GROUP BY agent_id, asset, severity");
   return rows.map((r) => ({
     agentId: r.agent_id === null ? null : String(r.agent_id),
     asset: r.asset === null ? null : String(r.asset),
     severity: String(r.severity),
+    workflow: r.workflow === null || r.workflow === undefined ? null : String(r.workflow),
+    until: numOrNull(r.until),
     n: num(r.n),
   }));
 }
 
 const assetKey = (agentId: string, asset: string) => `${agentId}\u0000${asset}`;
 
-/** Every asset with its state, from the registry, the latest risk and the active alerts. */
-export async function fleetAssets(q: SqlQueries, tables: StoreTables): Promise<AssetView[]> {
+/**
+ * Every asset with its state, from the registry, the latest risk, the active alerts and their workflow (`now`
+ * decides whether a maintenance window is still open). `activeAlerts` counts the alerts as their agents report
+ * them, including those a technician closed.
+ */
+export async function fleetAssets(q: SqlQueries, tables: StoreTables, now: number = Date.now()): Promise<AssetView[]> {
   const assets = new Map<string, AssetView>();
+  const alertsOf = new Map<AssetView, AlertLike[]>();
   const get = (agentId: string, asset: string): AssetView => {
     const k = assetKey(agentId, asset);
     let a = assets.get(k);
@@ -149,11 +174,14 @@ export async function fleetAssets(q: SqlQueries, tables: StoreTables): Promise<A
     if (c.agentId === null || c.asset === null) continue;
     const a = get(c.agentId, c.asset);
     a.activeAlerts[c.severity] = (a.activeAlerts[c.severity] ?? 0) + c.n;
+    let list = alertsOf.get(a);
+    if (!list) alertsOf.set(a, (list = []));
+    list.push({ severity: c.severity, workflow: c.workflow, until: c.until });
   }
   for (const a of assets.values()) {
     a.models.sort((x, y) => (x.model < y.model ? -1 : x.model > y.model ? 1 : 0));
     a.risk = a.models.reduce((m, r) => Math.max(m, r.relativeRisk), 0);
-    a.state = assetState(a.models, Object.keys(a.activeAlerts));
+    a.state = assetState(a.models, alertsOf.get(a) ?? [], now);
   }
   return [...assets.values()];
 }
@@ -164,7 +192,7 @@ export interface FleetSummary {
   activeAlerts: { total: number; bySeverity: Record<string, number> };
 }
 
-export async function fleetSummary(q: SqlQueries, tables: StoreTables): Promise<FleetSummary> {
+export async function fleetSummary(q: SqlQueries, tables: StoreTables, now: number = Date.now()): Promise<FleetSummary> {
   const agents = { total: 0, online: 0, offline: 0, unknown: 0 };
   if (await tables.has(q, 'fleet_agents')) {
     for (const r of await q.all<Row>('SELECT state, COUNT(*) AS n FROM fleet_agents GROUP BY state')) {
@@ -176,7 +204,7 @@ export async function fleetSummary(q: SqlQueries, tables: StoreTables): Promise<
     }
   }
   const assets = { total: 0, ...(Object.fromEntries(ASSET_STATES.map((s) => [s, 0])) as Record<AssetState, number>) };
-  for (const a of await fleetAssets(q, tables)) {
+  for (const a of await fleetAssets(q, tables, now)) {
     assets.total++;
     assets[a.state]++;
   }
@@ -268,6 +296,7 @@ export async function assetDetail(
   tables: StoreTables,
   agentId: string,
   asset: string,
+  now: number = Date.now(),
 ): Promise<(Omit<AssetView, 'models'> & { models: LatestRiskDetail[]; alerts: AlertRow[] }) | null> {
   let reg: Row | undefined;
   if (await tables.has(q, 'fleet_assets')) {
@@ -293,7 +322,11 @@ export async function assetDetail(
   return {
     agentId,
     asset,
-    state: assetState(models, Object.keys(activeAlerts)),
+    state: assetState(
+      models,
+      alerts.map((a) => ({ severity: a.severity, workflow: a.workflow?.state ?? null, until: a.workflow?.until ?? null })),
+      now,
+    ),
     risk: models.reduce((m, r) => Math.max(m, r.relativeRisk), 0),
     firstSeenTs: reg ? num(reg.first_seen_ts) : null,
     lastSeenTs: reg ? num(reg.last_seen_ts) : null,
@@ -309,6 +342,8 @@ export interface AlertFilter {
   agentId: string | null;
   asset: string | null;
   severity: string | null;
+  /** One alert (the workflow's answer to an action). */
+  alertKey?: string;
   /** Paging, newest first: alerts raised before this (raised_ts, alert_key). */
   before: [number, string] | null;
   limit: number;
@@ -323,17 +358,22 @@ export async function alertsList(q: SqlQueries, tables: StoreTables, f: AlertFil
     where.push(`${col} = ?`);
     params.push(v);
   };
-  eq('state', f.state);
-  eq('agent_id', f.agentId);
-  eq('asset', f.asset);
-  eq('severity', f.severity);
+  eq('a.state', f.state);
+  eq('a.agent_id', f.agentId);
+  eq('a.asset', f.asset);
+  eq('a.severity', f.severity);
+  eq('a.alert_key', f.alertKey ?? null);
   if (f.before) {
-    where.push('(raised_ts < ? OR (raised_ts = ? AND alert_key < ?))');
+    where.push('(a.raised_ts < ? OR (a.raised_ts = ? AND a.alert_key < ?))');
     params.push(f.before[0], f.before[0], f.before[1]);
   }
+  // The workflow of the alert's current episode: a row of an earlier episode (raised again since) does not join.
+  const workflow = await tables.has(q, 'alert_workflow');
   const rows = await q.all<Row>(
-    `SELECT alert_key, origin, agent_id, asset, rule, severity, title, state, raised_ts, resolved_ts, updated_ts, value, evidence, remedy
-       FROM central_alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_ts DESC, alert_key DESC LIMIT ?`,
+    `SELECT a.alert_key, a.origin, a.agent_id, a.asset, a.rule, a.severity, a.title, a.state, a.raised_ts, a.resolved_ts, a.updated_ts,
+            a.value, a.evidence, a.remedy${workflow ? WORKFLOW_COLUMNS : ''}
+       FROM central_alerts a${workflow ? ' LEFT JOIN alert_workflow w ON w.alert_key = a.alert_key AND w.raised_ts = a.raised_ts' : ''}
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY a.raised_ts DESC, a.alert_key DESC LIMIT ?`,
     [...params, f.limit],
   );
   return rows.map((r) => {
@@ -358,8 +398,25 @@ export async function alertsList(q: SqlQueries, tables: StoreTables, f: AlertFil
       value: numOrNull(r.value),
       evidence,
       remedy: String(r.remedy),
+      workflow: r.wf_state === null || r.wf_state === undefined ? null : workflowOf(r),
     };
   });
+}
+
+const WORKFLOW_COLUMNS = `, w.state AS wf_state, w.updated_by AS wf_by, w.updated_ts AS wf_ts, w.note AS wf_note, w.failure_mode AS wf_failure_mode,
+            w.action_taken AS wf_action_taken, w.maintenance_until AS wf_until`;
+
+function workflowOf(r: Row): AlertWorkflow {
+  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  return {
+    state: String(r.wf_state) as AlertWorkflow['state'],
+    by: String(r.wf_by),
+    ts: num(r.wf_ts),
+    note: text(r.wf_note),
+    failureMode: text(r.wf_failure_mode),
+    actionTaken: text(r.wf_action_taken),
+    until: numOrNull(r.wf_until),
+  };
 }
 
 export interface SeriesQuery {

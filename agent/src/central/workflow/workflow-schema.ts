@@ -10,6 +10,12 @@ import type { SqlClient, SqlQueries } from '../sql/sql-client.js';
  *   created for it (JSON array). A new episode of the same alert (raised again later) starts without a row.
  * - `audit_log`: every change a person made through the console or the CLI (logins, alert actions, user
  *   changes), append-only: id, ts, username, action, target, details (JSON), remote_addr.
+ * - `alert_silences` (v2): the Alertmanager silences the workflow wants, per alert episode and purpose
+ *   (`acknowledge`: the alert's labels; `maintenance`: every alert of its agent and asset): matchers (JSON),
+ *   starts_ts, ends_ts, created_by, comment, and `wanted` (`active` | `expired`). Written in the action's
+ *   transaction, so the work survives an Alertmanager outage and a restart of central.
+ * - `alert_silence_receivers` (v2): what each Alertmanager holds of it: the silence id and its state (`active`,
+ *   `expired`, or `rejected` when Alertmanager refused it), written by the alerting leader as it syncs.
  */
 
 export const WORKFLOW_COMPONENT = 'central-workflow';
@@ -35,6 +41,26 @@ const MIGRATIONS: readonly Migration[] = [
           details TEXT NOT NULL DEFAULT '{}', remote_addr TEXT
         );
         CREATE INDEX audit_log_ts ON audit_log (ts);
+      `);
+    },
+  },
+  {
+    version: 2,
+    async up(q) {
+      const big = q.dialect === 'postgres' ? 'BIGINT' : 'INTEGER';
+      await q.exec(`
+        CREATE TABLE alert_silences (
+          alert_key TEXT NOT NULL, raised_ts ${big} NOT NULL, purpose TEXT NOT NULL, matchers TEXT NOT NULL,
+          starts_ts ${big} NOT NULL, ends_ts ${big} NOT NULL, created_by TEXT NOT NULL, comment TEXT NOT NULL,
+          wanted TEXT NOT NULL, changed_ts ${big} NOT NULL,
+          PRIMARY KEY (alert_key, raised_ts, purpose)
+        );
+        CREATE INDEX alert_silences_wanted ON alert_silences (wanted, ends_ts);
+        CREATE TABLE alert_silence_receivers (
+          alert_key TEXT NOT NULL, raised_ts ${big} NOT NULL, purpose TEXT NOT NULL, receiver TEXT NOT NULL,
+          silence_id TEXT, state TEXT NOT NULL, updated_ts ${big} NOT NULL, last_error TEXT,
+          PRIMARY KEY (alert_key, raised_ts, purpose, receiver)
+        );
       `);
     },
   },
@@ -71,4 +97,17 @@ export async function recordAudit(q: SqlQueries, e: AuditEntry): Promise<void> {
     JSON.stringify(e.details ?? {}),
     e.remoteAddr ?? null,
   ]);
+}
+
+const migrated = new WeakMap<SqlClient, Promise<void>>();
+
+/** migrateWorkflow once per client (the actions, the routes and the router each call it before their first use). */
+export function ensureWorkflowTables(sql: SqlClient): Promise<void> {
+  let done = migrated.get(sql);
+  if (!done) {
+    done = migrateWorkflow(sql);
+    migrated.set(sql, done);
+    done.catch(() => migrated.delete(sql));
+  }
+  return done;
 }

@@ -16,6 +16,9 @@ import { run } from './run.js';
 import { status } from './status.js';
 import { subscribe } from './subscribe.js';
 import { central } from './central.js';
+import { centralExportLabels } from './central-export-labels.js';
+import { centralGpuCost } from './central-gpu-cost.js';
+import { centralUser } from './central-user.js';
 import { version } from './version.js';
 
 /**
@@ -36,6 +39,9 @@ export const COMMANDS: readonly CliCommand[] = [
   modelList,
   modelRollback,
   central,
+  centralUser,
+  centralExportLabels,
+  centralGpuCost,
   subscribe,
   commandSend,
   opcuaBrowse,

@@ -10,6 +10,7 @@ import { centralStores, FleetRegistry, ingest, migrateProjections, type CentralS
 import { cleanupAfterEach } from '../../../helpers/cleanup.js';
 import { startHttpReceiver } from '../../../helpers/http-receiver.js';
 import { waitFor } from '../../../helpers/wait.js';
+import { applyAlertAction, parseActionRequest } from '../../../../agent/src/central/workflow/alert-actions.js';
 
 let stores: CentralStores;
 beforeAll(async () => {
@@ -166,6 +167,48 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await raise('edge-3', 2, 2_000, 'press-9');
       await r.routeOnce();
       expect(receiver.received.map((x) => (x.body as WebhookMessage).alert.asset)).toEqual(['press-9']);
+    });
+
+    it('sends an episode a technician closed as resolved while its agent reports it active, once; an acknowledged one keeps firing', async (ctx) => {
+      if (skip()) return ctx.skip(`PostgreSQL: ${stores.pgSkip}`);
+      const { sql, receiver, router, raise, clear } = await setup();
+      const { router: r } = router({ webhooks: [{ url: `${receiver.url}/hook`, name: 'ops' }] });
+      const act = (asset: string, action: 'acknowledge' | 'false-alarm' | 'resolve', now: number) =>
+        applyAlertAction(
+          sql,
+          parseActionRequest(
+            {
+              alertKey: `agent/edge-5/temperature-high/${asset}`,
+              action,
+              ...(action === 'resolve' ? { failureMode: 'other', note: 'dry', actionTaken: 'greased' } : {}),
+            },
+            now,
+          ),
+          { username: 'alice', remoteAddr: null, now },
+        );
+      const t0 = Date.now() - 10_000;
+      await raise('edge-5', 1, t0, 'press-1');
+      await raise('edge-5', 2, t0, 'press-2');
+      await r.routeOnce();
+      const sent = () => receiver.received.map((x) => x.body as WebhookMessage).map((m) => [m.alert.asset, m.status, m.alert.resolvedAt]);
+      expect(sent()).toEqual([
+        ['press-1', 'firing', null],
+        ['press-2', 'firing', null],
+      ]);
+      const tResolve = Date.now();
+      await act('press-1', 'resolve', tResolve);
+      await act('press-2', 'acknowledge', tResolve);
+      await r.routeOnce();
+      expect(sent().slice(2)).toEqual([['press-1', 'resolved', new Date(tResolve).toISOString()]]);
+      // Closed before its first delivery: people get its resolution only, as for an alert raised and cleared between two passes.
+      await raise('edge-5', 3, Date.now(), 'press-3');
+      const tFalse = Date.now();
+      await act('press-3', 'false-alarm', tFalse);
+      await r.routeOnce();
+      // The agent clears press-1 later: its resolution was sent already.
+      await clear('edge-5', 4, t0, 'press-1');
+      await r.routeOnce();
+      expect(sent().slice(3)).toEqual([['press-3', 'resolved', new Date(tFalse).toISOString()]]);
     });
 
     it('sends credentials in a webhook URL as basic auth and never logs them', async (ctx) => {

@@ -11,6 +11,7 @@ import type { IngestedBatch } from '../../../../agent/src/central/projection.js'
 import { openSqlClient } from '../../../../agent/src/central/sql/open-sql-client.js';
 import type { SqlClient } from '../../../../agent/src/central/sql/sql-client.js';
 import { captureLogger } from '../../../helpers/capture-logger.js';
+import { consoleSession, type ConsoleClient } from '../../../helpers/console-session.js';
 import { createLedgerTables, ingest, migrateProjections } from '../../../helpers/central-records.js';
 import { postgresSkipReason, startPostgres, type PostgresCluster } from '../../../helpers/postgres.js';
 
@@ -98,8 +99,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let sql: SqlClient;
     let api: CentralApi;
     let base: string;
+    let client: ConsoleClient;
     const get = async (p: string, init?: RequestInit) => {
-      const res = await fetch(`${base}${p}`, init);
+      const res = await client.fetch(p, init);
       return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, any> };
     };
 
@@ -109,6 +111,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       api = createCentralApi({ sql, log: captureLogger().log, port: 0, now: () => NOW, maxPoints: 100 });
       await api.start();
       base = `http://127.0.0.1:${api.address().port}`;
+      client = await consoleSession(base, sql, { role: 'viewer' });
     }, 120_000);
     afterAll(async () => {
       await api?.stop();
@@ -126,7 +129,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(status).toBe(200);
       expect(body).toEqual({
         agents: { total: 3, online: 1, offline: 1, unknown: 1 },
-        assets: { total: 4, healthy: 1, watch: 1, warning: 1, alarm: 1 },
+        assets: { total: 4, healthy: 1, watch: 1, warning: 1, alarm: 1, acknowledged: 0, maintenance: 0 },
         activeAlerts: { total: 2, bySeverity: { critical: 1, warning: 1 } },
       });
     });
@@ -246,7 +249,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         ['/api/v1/alerts?state=open', 400, 'state: must be one of active, resolved, got "open"'],
         ['/api/v1/assets?limit=0', 400, 'limit: must be an integer from 1 to 1000, got "0"'],
         ['/api/v1/assets?color=red', 400, 'color: unknown parameter (this endpoint takes state, q, agent, sort, limit, cursor)'],
-        ['/api/v1/assets?state=broken', 400, 'state: must be one or more (comma-separated) of healthy, watch, warning, alarm, got "broken"'],
+        [
+          '/api/v1/assets?state=broken',
+          400,
+          'state: must be one or more (comma-separated) of healthy, watch, warning, alarm, acknowledged, maintenance, got "broken"',
+        ],
         ['/api/v1/assets?cursor=bm9wZQ', 400, 'cursor: not a cursor this endpoint returned (take nextCursor from the previous page)'],
         ['/api/v1/assets/a1/mill/telemetry', 400, 'metric: required: the metric to chart (a name in the records’ metrics)'],
         ['/api/v1/assets/a1/mill/risk?from=yesterday', 400, 'from: must be ms since the epoch or an ISO 8601 time, got "yesterday"'],
@@ -262,7 +269,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         expect([p, r.status, r.type, r.body.error?.message]).toEqual([p, status, 'application/json; charset=utf-8', message]);
         expect(r.body.error.code).toBe(status === 404 ? 'FW_ERR_API_NOT_FOUND' : 'FW_ERR_API_REQUEST');
       }
-      const post = await fetch(`${base}/api/v1/fleet`, { method: 'POST', body: '{}' });
+      const post = await client.fetch('/api/v1/fleet', { method: 'POST', body: '{}' });
       expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
     });
   });
@@ -279,7 +286,7 @@ describe('central HTTP API on a store that fails', () => {
     try {
       // A component's table that exists but is not what the API expects: the query fails.
       await sql.exec('CREATE TABLE fleet_latest_risk (x INTEGER)');
-      const r = await fetch(`${base}/api/v1/assets`);
+      const r = await (await consoleSession(base, sql)).fetch('/api/v1/assets');
       expect(r.status).toBe(503);
       expect(((await r.json()) as any).error.code).toBe('FW_ERR_API_STORE');
       expect(lines.some((l) => l.msg === 'central API request failed' && String(l.err).includes('no such column'))).toBe(true);

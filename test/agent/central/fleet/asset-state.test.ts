@@ -23,6 +23,7 @@ describe('relativeRisk', () => {
 describe('assetState', () => {
   it('alarm on a critical alert, whatever the risk', () => {
     expect(assetState([p(0.01)], ['info', 'critical'])).toBe('alarm');
+    expect(assetState([p(0.01)], [{ severity: 'critical', workflow: null }])).toBe('alarm');
   });
   it('warning on a warning alert or a model at risk', () => {
     expect(assetState([p(0.01)], ['warning'])).toBe('warning');
@@ -35,5 +36,33 @@ describe('assetState', () => {
   });
   it('healthy with no model and no alert', () => {
     expect(assetState([], [])).toBe('healthy');
+  });
+});
+
+describe('assetState with the alert workflow', () => {
+  const NOW = 1_800_000_000_000;
+  it('maintenance while a window is open, whatever else is active', () => {
+    expect(assetState([p(0.9, 0.5, true)], ['critical', { severity: 'warning', workflow: 'maintenance', until: NOW + 1 }], NOW)).toBe('maintenance');
+  });
+  it('a maintenance window that passed counts as if no one had acted', () => {
+    expect(assetState([], [{ severity: 'warning', workflow: 'maintenance', until: NOW }], NOW)).toBe('warning');
+  });
+  it('acknowledged when no warning or critical alert is left unacknowledged', () => {
+    expect(assetState([p(0.6, 0.5, true)], [{ severity: 'critical', workflow: 'acknowledged' }, 'info'], NOW)).toBe('acknowledged');
+    expect(assetState([], [{ severity: 'critical', workflow: 'acknowledged' }, 'warning'], NOW)).toBe('warning');
+    expect(assetState([], [{ severity: 'warning', workflow: 'acknowledged' }, 'critical'], NOW)).toBe('alarm');
+  });
+  it('alerts resolved by a technician or marked a false alarm no longer count', () => {
+    expect(
+      assetState(
+        [],
+        [
+          { severity: 'critical', workflow: 'resolved' },
+          { severity: 'warning', workflow: 'false_alarm' },
+        ],
+        NOW,
+      ),
+    ).toBe('healthy');
+    expect(assetState([p(0.45)], [{ severity: 'critical', workflow: 'resolved' }], NOW)).toBe('watch');
   });
 });

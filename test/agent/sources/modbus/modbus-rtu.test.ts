@@ -133,7 +133,9 @@ async function rtuSource(cfg: Partial<ModbusDeviceConfig> & Pick<ModbusDeviceCon
 describe(`ModbusSource over RTU on a pty pair${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
   it.skipIf(!!SKIP)("reads the milling machine over RTU, values equal to the simulator's", async () => {
     const { device, tty } = await rtuBench();
-    const { src, readings } = await rtuSource({ path: tty, signals: millingDeviceMap() });
+    // A generous response timeout: this test is about the values, and on a loaded machine a 100 ms one expires
+    // (the late answer then reads as a CRC error); timeouts have their own test below.
+    const { src, readings } = await rtuSource({ path: tty, signals: millingDeviceMap(), timeoutMs: 2000 });
     for (let cycle = 0; cycle < 5; cycle++) {
       if (cycle > 0) device.advance();
       const r = await waitFor(() => readings.find((x) => x.metrics.cycle === cycle), `process ${cycle}`, 5000);
