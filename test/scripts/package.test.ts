@@ -2,7 +2,7 @@
 //
 // The pieces — which packages ship (the lockfile's production closure, installed at the lockfile's versions), how
 // native packages are pruned to linux-x64, and that the shipped default configuration is valid — and, on linux-x64,
-// the whole build (about 20 s on two loaded cores: it copies ~75 MB and compresses it), checked the way
+// the whole build (22–41 s on two shared cores: it copies ~75 MB and compresses it), checked the way
 // `npm run package` checks it — extracted into a temporary folder and run from there with no access to this
 // checkout's node_modules (`forewarn version`, `config check`, a `run` until its model has loaded) — then installed
 // into a temporary --root with scripts/install.sh and run from /opt/forewarn/current.
