@@ -223,19 +223,15 @@ describe('DriftMonitor figures on a toy model', () => {
   });
 
   it('orders the features worst first: by level, then PSI beyond chance; reports the largest excess; lists at most five', () => {
-    const features = ['a', 'b', 'c', 'd', 'e', 'f'].map((name) => ({ name, signal: name, unit: '', distribution: Z }));
+    // Listed last, so that only the sort can bring it first.
+    const features = ['b', 'c', 'd', 'e', 'f', 'a'].map((name) => ({ name, signal: name, unit: '', distribution: Z }));
     const manifest = { name: 'six', version: '1', inputs: { features } } as unknown as ModelManifest;
     const { m } = watch({ windowSize: 20, minSamples: 20, evaluateEvery: 1, watchPsi: 0, alertPsi: 100, outsideShare: 0.9 });
     // a sits in one bin (a large excess); b..f alternate between the bins (none); e is beyond the support a quarter of the time.
-    for (let i = 0; i < 20; i++)
-      m.observe(manifest, 'a', [
-        0.25,
-        i % 2 ? 0.75 : 0.25,
-        i % 2 ? 0.75 : 0.25,
-        i % 2 ? 0.75 : 0.25,
-        i % 4 === 1 ? 5 : i % 2 ? 0.75 : 0.25,
-        0.25 + (i % 2) / 2,
-      ]);
+    for (let i = 0; i < 20; i++) {
+      const alternate = i % 2 ? 0.75 : 0.25;
+      m.observe(manifest, 'a', [alternate, alternate, alternate, i % 4 === 1 ? 5 : alternate, alternate, 0.25]);
+    }
     const h = m.health()[0]!;
     const excessA = psi(Z, [20, 0]) - chancePsi(2, 20, 0);
     // b, c, d and f tie on level and excess with e: e's values beyond the support put it first of them.
