@@ -108,7 +108,13 @@ function sha256(file) {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** Extracts the tarball into a fresh folder and runs the agent from there: version, config check, a 3-second run. */
+/** How long the `run` check waits for the agent to load its model before it stops it (and fails). */
+const RUN_CHECK_BOUND_MS = 60_000;
+
+/**
+ * Extracts the tarball into a fresh folder and runs the agent from there: version, config check, and a `run` until its
+ * model has loaded on a reading.
+ */
 export async function verifyTarball(tarball, expectedVersion) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forewarn-verify-'));
   try {
@@ -144,7 +150,20 @@ export async function verifyTarball(tarball, expectedVersion) {
       let text = '';
       child.stdout.on('data', (d) => (text += d));
       child.stderr.on('data', (d) => (text += d));
-      const timer = setTimeout(() => child.kill('SIGINT'), 3000);
+      // Stopped once it has scored a reading (the model loads on the first one), not after a fixed time: on a loaded
+      // machine the start alone can take seconds. The bound only ends a run that never gets there (the check fails).
+      const stop = () => child.kill('SIGINT');
+      const timer = setTimeout(stop, RUN_CHECK_BOUND_MS);
+      const watch = () => {
+        if (text.includes('"msg":"model loaded"')) {
+          clearTimeout(timer);
+          child.stdout.off('data', watch);
+          child.stderr.off('data', watch);
+          stop();
+        }
+      };
+      child.stdout.on('data', watch);
+      child.stderr.on('data', watch);
       child.on('error', reject);
       child.on('exit', (code) => {
         clearTimeout(timer);
@@ -287,7 +306,7 @@ export async function buildPackage({ outDir = path.join(REPO, 'build'), version:
     say(`${path.relative(process.cwd(), tarball) || tarball}: ${(bytes / 1048576).toFixed(1)} MiB, ${files.length + 1} files, ${packages} production packages`);
     if (verify) {
       await verifyTarball(tarball, version);
-      say('verified: checksums, `version`, `config check` and a 3-second `run` from the extracted tarball');
+      say('verified: checksums, `version`, `config check` and a `run` that loaded its model, from the extracted tarball');
     }
     return { tarball, version, files: files.length + 1, bytes, packages };
   } finally {

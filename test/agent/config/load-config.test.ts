@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildConfig, envName, loadConfig, redactConfig, scalarOptions } from '../../../agent/src/config/load-config.js';
-import { isForewarnError } from '../../../agent/src/core/errors.js';
+import { buildConfig, buildConfigDetailed, defaultAgentId, envName, loadConfig, redactConfig, scalarOptions } from '../../../agent/src/config/load-config.js';
+import { PACKAGE_ROOT } from '../../../agent/src/core/package-root.js';
+import { isForewarnError, type ForewarnError } from '../../../agent/src/core/errors.js';
 
 function details(fn: () => unknown): string[] {
   try {
@@ -210,5 +211,174 @@ describe('auto/on/off options', () => {
     expect(details).toEqual([expect.stringMatching(/^sparkplug\.groupId: /), expect.stringMatching(/^sparkplug\.primaryHostId: /)]);
     const c = buildConfig('agent:\n  id: press-4\nsparkplug:\n  enabled: true\n', {});
     expect(c.sparkplug).toMatchObject({ enabled: true, groupId: 'forewarn', edgeNodeId: 'press-4', clientId: 'forewarn-spb-press-4', primaryHostId: '' });
+  });
+});
+
+/** The exact wording of each kind of problem, and the edges of reading a file: what `config check` prints, checked in process. */
+describe('problem wording and reading edges', () => {
+  function refusal(fn: () => unknown): ForewarnError {
+    try {
+      fn();
+    } catch (err) {
+      if (isForewarnError(err)) return err;
+      throw err;
+    }
+    throw new Error('expected an error');
+  }
+
+  it('names a YAML syntax error with its line and column, and the file', () => {
+    const err = refusal(() => buildConfig('agent: [1, 2', {}, 'f.yaml'));
+    expect(err.code).toBe('FW_ERR_CONFIG_READ');
+    expect(err.message).toBe('f.yaml: not valid YAML');
+    expect(err.details).toEqual(['f.yaml: Flow sequence in block collection must be sufficiently indented and end with a ] at line 1, column 13:']);
+  });
+
+  it('points at the alias without an anchor, past aliases that resolve', () => {
+    expect(refusal(() => buildConfig('a: &x 1\nb: *x\nc: *nope\n', {}, 'f.yaml')).details).toEqual([
+      'f.yaml: Unresolved alias (the anchor must be set before the alias): nope at line 3, column 4',
+    ]);
+  });
+
+  it('takes an empty file or one with only comments as the defaults; refuses a scalar document', () => {
+    for (const text of ['', '# nothing set yet\n', '~\n']) expect(buildConfig(text, {}).broker.url, JSON.stringify(text)).toBe('mqtt://127.0.0.1:1883');
+    for (const text of ['hello\n', '42\n']) {
+      const err = refusal(() => buildConfig(text, {}, 'f.yaml'));
+      expect(err.code).toBe('FW_ERR_CONFIG_INVALID');
+      expect(err.message).toBe('f.yaml: invalid configuration');
+      expect(err.details).toEqual(['(root): must be a mapping of options']);
+    }
+    expect(refusal(() => buildConfig('storage:\n', {})).details).toEqual(['storage: must be object']);
+  });
+
+  it('says where a problem of the defaults and the environment alone comes from', () => {
+    const env = { FOREWARN_BROKER_MAX_INFLIGHT: 'soon' };
+    expect(refusal(() => buildConfig(null, env)).message).toBe('(embedded defaults): invalid configuration');
+    expect(refusal(() => loadConfig(undefined, env)).message).toBe('(embedded defaults): invalid configuration');
+  });
+
+  it('gives a required option, and a map key with `/` or `~`, their paths', () => {
+    expect(details(() => buildConfig('scoring:\n  bindings:\n    - assets: [x]\n', {}))).toEqual(['scoring.bindings.0.model: is required']);
+    // Ajv writes the key as `a~1b~0c` (JSON pointer); the message gives it as written.
+    expect(details(() => buildConfig('sparkplug:\n  units: { "a/b~c": "" }\n', {}))).toEqual(['sparkplug.units.a/b~c: must NOT have fewer than 1 characters']);
+  });
+
+  it("explains a value that fails a pattern with the first sentence of the option's description", () => {
+    expect(details(() => buildConfig('agent:\n  id: "-x"\n', {}))).toEqual([
+      'agent.id: Agent id: the MQTT topic segment `forewarn/v1/{id}/…` and the key subscribers use (must match ^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$)',
+    ]);
+    // A description of one sentence ends at its last `.`; the `.` inside `opc.tcp` ends nothing.
+    expect(
+      details(() =>
+        buildConfig('sources:\n  opcua:\n    endpoints:\n      - { name: a, url: "http://x", nodes: [{ nodeId: "ns=2;i=1", asset: a, signal: s }] }\n', {}),
+      ),
+    ).toEqual(['sources.opcua.endpoints.0.url: The endpoint URL, `opc.tcp://host:port[/path]` (must match ^opc\\.tcp://)']);
+    expect(details(() => buildConfig('scoring:\n  bindings:\n    - { model: ../x, assets: [a] }\n', {}))).toEqual([
+      expect.stringMatching(
+        /^scoring\.bindings\.0\.model: Model name: lower-case letters, digits and `-`, as in its manifest, and its folder under `scoring\.modelsDir` \(and `<storage\.dir>\/models\/`\), so never a path \(must match /,
+      ),
+    ]);
+  });
+
+  it('takes a map option from the environment as a JSON object, and names a value that is not one', () => {
+    expect(buildConfig(null, { FOREWARN_SPARKPLUG_UNITS: '{"rpm":"1/min"}' }).sparkplug.units).toEqual({ rpm: '1/min' });
+    expect(details(() => buildConfig(null, { FOREWARN_SPARKPLUG_UNITS: 'rpm=1/min' }))).toEqual([
+      'sparkplug.units: must be a JSON object (from FOREWARN_SPARKPLUG_UNITS)',
+    ]);
+  });
+
+  it('takes `true` from the environment as `on`, and blank for a duration as no number', () => {
+    expect(buildConfig(null, { FOREWARN_COMMANDS_ENABLED: 'true' }).commands.enabled).toBe('on');
+    expect(details(() => buildConfig(null, { FOREWARN_BROKER_RECONNECT_MIN_MS: '  ' }))).toEqual([
+      'broker.reconnectMinMs: must be a number (from FOREWARN_BROKER_RECONNECT_MIN_MS)',
+    ]);
+  });
+
+  it('names a list entry by its index when its value cannot be read, and refuses a section given as a list', () => {
+    expect(
+      details(() =>
+        buildConfig(
+          'sources:\n  modbus:\n    devices:\n      - { name: plc, host: 127.0.0.1, intervalMs: soon, signals: [{ asset: p, signal: t, registerType: holding, address: 0 }] }\n',
+          {},
+        ),
+      ),
+    ).toEqual([expect.stringMatching(/^sources\.modbus\.devices\.0\.intervalMs: "soon" is not a duration/)]);
+    expect(details(() => buildConfig('broker: [1]\n', {}))).toEqual(['broker: must be object']);
+  });
+
+  it('names the embedded defaults as the source when buildConfigDetailed is given none', () => {
+    expect(refusal(() => buildConfigDetailed(null, { FOREWARN_BROKER_MAX_INFLIGHT: 'soon' })).message).toBe('(embedded defaults): invalid configuration');
+  });
+
+  it('reads a number option from the environment as a number', () => {
+    const drift = buildConfig(null, { FOREWARN_SCORING_DRIFT_WATCH_PSI: '0.15', FOREWARN_SCORING_DRIFT_ALERT_PSI: '0.4' }).scoring.drift;
+    expect([drift.watchPsi, drift.alertPsi]).toEqual([0.15, 0.4]);
+  });
+
+  it('refuses booleans that only contain or begin with a spelling it takes', () => {
+    for (const raw of ['xon', 'onx', '10', 'xoff', 'offx', 'nox', 'x0'])
+      expect(
+        details(() => buildConfig(null, { FOREWARN_SCORING_ENABLED: raw })),
+        raw,
+      ).toEqual(['scoring.enabled: must be true or false (from FOREWARN_SCORING_ENABLED)']);
+  });
+
+  it('sets an option from the environment where the file has its section empty or as a list', () => {
+    expect(buildConfig('broker:\n', { FOREWARN_BROKER_URL: 'mqtt://env:1' }).broker.url).toBe('mqtt://env:1');
+    expect(buildConfig('broker: []\n', { FOREWARN_BROKER_URL: 'mqtt://env:1' }).broker).toMatchObject({ url: 'mqtt://env:1', keepaliveSeconds: 30 });
+  });
+
+  it('drops only the final newline of a password file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cfg-'));
+    writeFileSync(path.join(dir, 'crlf'), 'pa ss\r\n');
+    writeFileSync(path.join(dir, 'lines'), 'one\ntwo\n');
+    writeFileSync(path.join(dir, 'bare'), 'bare');
+    expect(buildConfig(`broker:\n  passwordFile: ${path.join(dir, 'crlf')}\n`, {}).broker.password).toBe('pa ss');
+    expect(buildConfig(`broker:\n  passwordFile: ${path.join(dir, 'lines')}\n`, {}).broker.password).toBe('one\ntwo');
+    expect(buildConfig(`broker:\n  passwordFile: ${path.join(dir, 'bare')}\n`, {}).broker.password).toBe('bare');
+    // Sparkplug's own password file, read the same way.
+    expect(buildConfig(`sparkplug:\n  url: mqtt://spb:1\n  passwordFile: ${path.join(dir, 'crlf')}\n`, {}).sparkplug.password).toBe('pa ss');
+  });
+
+  it('says a trusted key it cannot read is unreadable, not missing', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cfg-'));
+    writeFileSync(path.join(dir, 'afile'), '');
+    const key = path.join(dir, 'afile', 'centre.pub.pem');
+    expect(details(() => buildConfig(`scoring:\n  trustedKeys: [${key}]\n`, {}))).toEqual([
+      expect.stringMatching(new RegExp(`^scoring\\.trustedKeys\\[0\\]: cannot read ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*ENOTDIR`)),
+    ]);
+  });
+
+  it('keeps client ids, edge node id and models directory that are set; fills and resolves the ones that are not', () => {
+    const set = buildConfig('agent:\n  id: a1\nbroker:\n  clientId: c1\nsparkplug:\n  clientId: s1\n  edgeNodeId: e1\nscoring:\n  modelsDir: rel/models\n', {});
+    expect([set.broker.clientId, set.sparkplug.clientId, set.sparkplug.edgeNodeId]).toEqual(['c1', 's1', 'e1']);
+    expect(set.scoring.modelsDir).toBe(path.resolve('rel/models'));
+    const unset = buildConfig('agent:\n  id: a1\n', {});
+    expect([unset.broker.clientId, unset.sparkplug.clientId, unset.sparkplug.edgeNodeId]).toEqual(['forewarn-a1', 'forewarn-spb-a1', 'a1']);
+    expect(unset.scoring.modelsDir).toBe(path.join(PACKAGE_ROOT, 'models'));
+  });
+
+  it('freezes the loaded configuration all the way down', () => {
+    const { config } = loadConfig(undefined, {});
+    expect([Object.isFrozen(config), Object.isFrozen(config.broker.tls), Object.isFrozen(config.scoring.bindings[0]!.assets)]).toEqual([true, true, true]);
+  });
+
+  it('turns a host name into an agent id: odd characters to `-`, no leading punctuation, at most 64 characters', () => {
+    expect(defaultAgentId('My Host!')).toBe('My-Host-');
+    expect(defaultAgentId('..-_a-b.c_d')).toBe('a-b.c_d');
+    expect(defaultAgentId('x'.repeat(70))).toBe('x'.repeat(64));
+    expect(defaultAgentId('press-7')).toBe('press-7');
+    for (const host of ['', '---', '..']) expect(defaultAgentId(host), host).toBe('forewarn-agent');
+  });
+
+  it('redacts the secrets that are set, and nothing else', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fw-cfg-'));
+    mkdirSync(path.join(dir, 'data'));
+    const cfg = buildConfig(`broker:\n  password: b-secret\nsparkplug:\n  url: mqtt://spb:1\n  password: s-secret\nstorage:\n  dir: ${dir}/data\n`, {});
+    const shown = redactConfig(cfg);
+    expect([shown.broker.password, shown.sparkplug.password]).toEqual(['[redacted]', '[redacted]']);
+    expect(redactConfig({ ...cfg, broker: { ...cfg.broker, password: '' } }).broker.password).toBe('');
+    // Everything else as it was, and the original untouched.
+    expect({ ...shown, broker: { ...shown.broker, password: 'b-secret' }, sparkplug: { ...shown.sparkplug, password: 's-secret' } }).toEqual(cfg);
+    expect(cfg.broker.password).toBe('b-secret');
   });
 });

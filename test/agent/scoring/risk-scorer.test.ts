@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
 import { RiskScorer } from '../../../agent/src/scoring/risk-scorer.js';
 import type { Reading, RiskRecord } from '../../../agent/src/core/types.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { contractErrors } from '../../helpers/contract.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const MODELS = path.resolve(import.meta.dirname, '../../../models');
 const scorers: RiskScorer[] = [];
@@ -245,5 +247,225 @@ describe('RiskScorer loads a model on the first reading of a bound asset', () =>
     expect(s.stats.errors).toBe(1);
     expect(s.stats.models).toEqual([]);
     expect(lines.some((l) => l.msg === 'model not loaded; its assets will not be scored' && l.code === 'FW_ERR_MODEL_MANIFEST')).toBe(true);
+  });
+});
+
+describe('RiskScorer details', () => {
+  it('matches assets exactly, or by a pattern whose only wildcard is `*`', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['mill', 'line.1+*'] }]);
+    for (const asset of ['mill', 'mill-2', 'xmill', 'line.1+a', 'line.1+', 'lineX1+a', 'line.11a', 'x-line.1+a']) s.accept(reading(asset, healthy));
+    await s.flush();
+    expect(out.flat().map((r) => r.asset)).toEqual(['mill', 'line.1+a', 'line.1+']);
+  });
+
+  it('publishes the three largest drivers, largest first, and scores to six significant digits', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', overstrained));
+    await s.flush();
+    const [r] = out.flat();
+    expect(r!.drivers).toHaveLength(3);
+    const sizes = r!.drivers.map((d) => Math.abs(d.contribution));
+    expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+    for (const x of [r!.score, ...r!.drivers.flatMap((d) => [d.value, d.contribution])]) expect(Number(x.toPrecision(6))).toBe(x);
+    expect(r!.drivers.map((d) => d.value)).toEqual(r!.drivers.map((d) => overstrained[d.feature as keyof typeof overstrained]));
+    expect(s.latency.count).toBe(1);
+    expect(s.stats.lastBatchMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("names the analog inputs of its models (not categories, not counters), through the binding's renames, loaded or not", async () => {
+    const { s } = await scorer([{ model: 'machine-failure', assets: ['m'], signals: { torque: 'spindle_torque' } }]);
+    const analog = ['air_temperature', 'process_temperature', 'rotational_speed', 'spindle_torque'];
+    expect(s.analogInputSignals()).toEqual(analog);
+    s.accept(reading('m', healthy));
+    await s.flush();
+    expect(s.current('machine-failure')).not.toBeNull();
+    expect(s.analogInputSignals()).toEqual(analog);
+  });
+
+  it('stops scoring with a signal it was told to forget, and warns once per missing input', async () => {
+    const { s, out, lines } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', healthy));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+    s.forgetSignal('m', 'torque');
+    s.forget('m', 'tool_wear');
+    s.accept(reading('m', { air_temperature: 298 }));
+    s.accept(reading('m', { air_temperature: 299 }));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+    expect(s.stats.skippedMissing).toBe(2);
+    expect(lines.filter((l) => l.msg === 'model input missing; asset not scored until it arrives').map((l) => l.input)).toEqual(['torque']);
+  });
+
+  it('refuses a category that is not a whole index of its list', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    for (const product_type of [3, -1, 0.5]) s.accept(reading('m', { ...healthy, product_type }));
+    s.accept(reading('m', { ...healthy, product_type: 2 }));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1);
+    expect(s.stats.skippedInvalid).toBe(3);
+  });
+
+  it('keeps at most 1,000 readings while its model loads, counting the rest as errors', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    for (let i = 0; i < 1001; i++) s.accept(reading('m', healthy, i));
+    await s.flush();
+    expect(out.flat()).toHaveLength(1000);
+    expect(s.stats.errors).toBe(1);
+  });
+
+  it('keeps at most 10,000 readings waiting for a batch, dropping the oldest', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    s.accept(reading('m', healthy, -1));
+    await s.flush();
+    for (let i = 0; i < 10_001; i++) s.accept(reading('m', healthy, i));
+    await s.flush();
+    const batch = out.flat().slice(1);
+    expect(batch).toHaveLength(10_000);
+    expect(batch[0]!.readingTs).toBe(1);
+    expect(s.stats.errors).toBe(1);
+  });
+});
+
+/** The paths a reading takes once its model is loaded (readings that arrive while it loads take another). */
+describe('RiskScorer once its model has loaded', () => {
+  async function loaded(bindings: Array<{ model: string; assets: string[] }> = [{ model: 'machine-failure', assets: ['m'] }]) {
+    const t = await scorer(bindings);
+    t.s.accept(reading(bindings[0]!.assets[0]!, healthy, 0));
+    await t.s.flush();
+    expect(t.s.current(bindings[0]!.model)).not.toBeNull();
+    t.out.splice(0);
+    return t;
+  }
+
+  it('scores only the assets its binding names: exactly, or by a pattern whose only wildcard is `*`', async () => {
+    const { s, out } = await loaded([{ model: 'machine-failure', assets: ['mill', 'line.1+*'] }]);
+    for (const asset of ['mill', 'mill-2', 'xmill', 'line.1+a', 'line.1+', 'lineX1+a', 'line.11a', 'x-line.1+a']) s.accept(reading(asset, healthy));
+    await s.flush();
+    expect(out.flat().map((r) => r.asset)).toEqual(['mill', 'line.1+a', 'line.1+']);
+  });
+
+  it('takes the ends of a range as valid and refuses NaN for an input that is not optional', async () => {
+    const { s, out } = await loaded();
+    s.accept(reading('m', { ...healthy, air_temperature: 307 }, 1));
+    s.accept(reading('m', { ...healthy, air_temperature: 293 }, 2));
+    s.accept(reading('m', { ...healthy, air_temperature: 307.5 }, 3));
+    s.accept(reading('m', { ...healthy, torque: Number.NaN }, 4));
+    await s.flush();
+    expect(out.flat().map((r) => r.readingTs)).toEqual([1, 2]);
+    expect([s.stats.skippedInvalid, s.stats.skippedMissing]).toEqual([1, 1]);
+  });
+
+  it('batches the readings of one tick by itself, and again for the next tick', async () => {
+    const { s, out } = await loaded();
+    for (let ts = 1; ts <= 3; ts++) s.accept(reading('m', healthy, ts));
+    await waitFor(() => out.length === 1, 'the first batch');
+    s.accept(reading('m', healthy, 4));
+    await waitFor(() => out.length === 2, 'the second batch');
+    expect(out.map((batch) => batch.map((r) => r.readingTs))).toEqual([[1, 2, 3], [4]]);
+  });
+
+  it('scores a reading that woke a second binding once on each binding, not again on the first', async () => {
+    const { s, out } = await loaded([
+      { model: 'machine-failure', assets: ['a', 'b'] },
+      { model: 'machine-failure', assets: ['b'] },
+    ]);
+    s.accept(reading('b', healthy, 5));
+    await s.flush();
+    expect(out.flat().map((r) => r.readingTs)).toEqual([5, 5]);
+  });
+
+  it('scores nothing once stopped, and loads no model for a reading that comes after', async () => {
+    const { s, out } = await loaded();
+    await s.stop();
+    s.accept(reading('m', healthy, 9));
+    await s.flush();
+    expect(out.flat()).toEqual([]);
+    expect(s.current('machine-failure')).toBeNull();
+    const dormant = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    await dormant.s.stop();
+    dormant.s.accept(reading('m', healthy, 10));
+    await dormant.s.flush();
+    expect(dormant.out.flat()).toEqual([]);
+    expect(dormant.lines.filter((l) => l.msg === 'model loaded')).toEqual([]);
+  });
+
+  it('shadows a candidate on the same readings without publishing it, stops on unshadow, and swaps it in', async () => {
+    const { s, out } = await loaded();
+    const candidate = await OnnxModel.load(path.join(MODELS, 'machine-failure'), { threads: 1 });
+    const seen: Array<[number[], number[]]> = [];
+    const observer = {
+      observe: (c: readonly RiskRecord[], k: readonly RiskRecord[]) => seen.push([c.map((r) => r.readingTs), k.map((r) => r.readingTs)]),
+      fail: () => undefined,
+    };
+    // A reading queued before the shadow began was never offered to the candidate: it is not compared.
+    s.accept(reading('m', healthy, 0.5));
+    expect(s.shadow('machine-failure', candidate, observer)).toBe(1);
+    expect(s.shadow('no-such-model', candidate, observer)).toBe(0);
+    s.accept(reading('m', healthy, 1));
+    s.accept(reading('m', overstrained, 2));
+    await s.flush();
+    expect(seen).toEqual([
+      [
+        [1, 2],
+        [1, 2],
+      ],
+    ]);
+    // Only the current model's records are published, and counted.
+    expect(out.flat().map((r) => r.readingTs)).toEqual([0.5, 1, 2]);
+    expect(s.stats.scored).toBe(4);
+    await s.unshadow('machine-failure');
+    s.accept(reading('m', healthy, 3));
+    await s.flush();
+    expect(seen).toHaveLength(1);
+    const old = s.current('machine-failure');
+    await s.swapModel('machine-failure', candidate);
+    expect(s.current('machine-failure')).toBe(candidate);
+    expect(s.current('machine-failure')).not.toBe(old);
+    s.accept(reading('m', overstrained, 4));
+    await s.flush();
+    expect(out.flat().map((r) => [r.readingTs, r.atRisk])).toEqual([
+      [0.5, false],
+      [1, false],
+      [2, true],
+      [3, false],
+      [4, true],
+    ]);
+    // The old model was released: it scores no more.
+    await expect(old!.run(new Float32Array(6), 1)).rejects.toThrow();
+  });
+});
+
+describe('RiskScorer as a pipeline component', () => {
+  it('is the `scoring` component, hands records to a consumer object, and takes readings through its seam', async () => {
+    const records: RiskRecord[] = [];
+    const { log } = captureLogger();
+    const s = new RiskScorer(
+      { modelsDir: MODELS, threads: 1, bindings: [{ model: 'machine-failure', assets: ['m'] }] },
+      { consumeRisk: (r) => records.push(...r) },
+      log,
+    );
+    scorers.push(s);
+    expect([s.name, s.stats.models]).toEqual(['scoring', []]);
+    await s.start();
+    s.consumeReading(reading('m', healthy, 1));
+    await s.flush();
+    expect(records.map((r) => r.readingTs)).toEqual([1]);
+  });
+
+  it('says which models wait for their first reading, and from where; loadNow loads them without one', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['m'] }]);
+    const dir = path.join(MODELS, 'machine-failure');
+    expect([s.waitsToLoad('machine-failure', dir), s.waitsToLoad('machine-failure', '/elsewhere'), s.waitsToLoad('turbofan-rul', dir)]).toEqual([
+      true,
+      false,
+      false,
+    ]);
+    await s.loadNow('machine-failure');
+    await s.loadNow('turbofan-rul');
+    expect(s.current('machine-failure')).not.toBeNull();
+    expect(s.current('turbofan-rul')).toBeNull();
+    expect(s.waitsToLoad('machine-failure', dir)).toBe(false);
+    expect(out).toEqual([]);
   });
 });
