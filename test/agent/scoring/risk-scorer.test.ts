@@ -706,6 +706,88 @@ describe('RiskScorer with a broken model', () => {
     expect(withMsg(empty.lines, 'model not loaded; its assets will not be scored')).toEqual([expect.objectContaining({ err: 'no model folder' })]);
   });
 
+  it('a swap takes only the readings queued for its own name: another binding still loading keeps and scores its own', async () => {
+    const { s, out } = await faulty([
+      { model: 'echo', assets: ['m'] },
+      { model: 'machine-failure', assets: ['m'] },
+    ]);
+    const candidate = await load('echo-rul');
+    s.accept(reading('m', { ...healthy, level: 0.5 }, 1));
+    await s.swapModel('echo', candidate);
+    await s.flush();
+    expect(
+      out
+        .flat()
+        .map((r) => [r.model, r.readingTs])
+        .sort(),
+    ).toEqual([
+      ['echo-rul', 1],
+      ['machine-failure', 1],
+    ]);
+    expect(s.current('machine-failure')).not.toBeNull();
+  });
+
+  it('a shadow follows the binding it shadows across a swap', async () => {
+    const { s } = await faulty([{ model: 'echo', assets: ['e'] }]);
+    s.accept(reading('e', { level: 0.1 }, 0));
+    await s.flush();
+    const seen: Array<[number[], number[]]> = [];
+    const observer = {
+      observe: (c: readonly RiskRecord[], k: readonly RiskRecord[]) => seen.push([c.map((r) => r.score), k.map((r) => r.score)]),
+      fail: () => undefined,
+    };
+    s.shadow('echo', await load('echo-rul'), observer);
+    await s.swapModel('echo', await load('echo'));
+    s.accept(reading('e', { level: 0.2 }, 1));
+    await s.flush();
+    expect(seen).toEqual([[[0.2], [0.2]]]);
+  });
+
+  it('a swap releases the old model only when nothing else scores with it', async () => {
+    const { s, out } = await faulty([
+      { model: 'echo', assets: ['e'] },
+      { model: 'nan-output', assets: ['n'] },
+    ]);
+    const shared = await load('echo');
+    await s.swapModel('echo', shared);
+    await s.swapModel('nan-output', shared);
+    // The same model again: kept.
+    await s.swapModel('echo', shared);
+    // Replaced on one binding: still scoring the other.
+    await s.swapModel('echo', await load('echo-rul'));
+    s.accept(reading('e', { level: 0.3 }, 1));
+    s.accept(reading('n', { level: 0.4 }, 2));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.score])).toEqual([
+      ['echo-rul', 0.3],
+      ['echo', 0.4],
+    ]);
+    expect(s.stats.errors).toBe(0);
+  });
+
+  it("a sequence model swapped for one with the same inputs keeps each asset's window", async () => {
+    const manifest = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/manifest.json'), 'utf8')) as { inputs: { features: Array<{ signal: string }> } };
+    const golden = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/golden.json'), 'utf8')) as { inputs: number[][][] };
+    const rows = golden.inputs[0]!;
+    const as = (row: number[]) => Object.fromEntries(manifest.inputs.features.map((f, j) => [f.signal, row[j]!]));
+    const run = async (swap: boolean) => {
+      const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine'] }]);
+      rows.slice(0, -1).forEach((row, t) => s.accept(reading('engine', as(row), t)));
+      await s.flush();
+      if (swap) await s.swapModel('turbofan-rul', await OnnxModel.load(path.join(MODELS, 'turbofan-rul'), { threads: 1 }));
+      s.accept(reading('engine', as(rows.at(-1)!), rows.length));
+      await s.flush();
+      return out.flat().at(-1)!.score;
+    };
+    const [kept, continuous] = [await run(true), await run(false)];
+    expect(kept).toBe(continuous);
+    // A window started afresh (padded with the last row alone) scores otherwise: the check above can tell.
+    const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine'] }]);
+    s.accept(reading('engine', as(rows.at(-1)!), 1));
+    await s.flush();
+    expect(out.flat()[0]!.score).not.toBe(continuous);
+  });
+
   it('swaps a model into a binding that has not loaded: it scores from then on, and no load happens', async () => {
     const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }]);
     const candidate = await load('echo-rul');
