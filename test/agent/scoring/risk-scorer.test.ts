@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
@@ -467,5 +467,364 @@ describe('RiskScorer as a pipeline component', () => {
     expect(s.current('turbofan-rul')).toBeNull();
     expect(s.waitsToLoad('machine-failure', dir)).toBe(false);
     expect(out).toEqual([]);
+  });
+});
+
+/**
+ * Models that go wrong after their manifest passed, built by fixtures/broken-models/make.py: one whose output is NaN,
+ * one that echoes its input (so a test picks an out-of-range score), one onnxruntime fails at run time, and a file
+ * that is not ONNX at all. A fault is counted and logged, the other models keep scoring, and a replacement recovers.
+ */
+describe('RiskScorer with a broken model', () => {
+  const BROKEN = path.resolve(import.meta.dirname, 'fixtures/broken-models');
+  const dirOf = (model: string) => (existsSync(path.join(BROKEN, model)) ? path.join(BROKEN, model) : path.join(MODELS, model));
+
+  async function faulty(bindings: Array<{ model: string; assets: string[] }>, modelDirs: (model: string) => string[] = (m) => [dirOf(m)]) {
+    const out: RiskRecord[][] = [];
+    const { log, lines } = captureLogger();
+    const s = new RiskScorer({ modelsDir: BROKEN, threads: 1, bindings, modelDirs }, (r) => out.push(r), log);
+    scorers.push(s);
+    await s.start();
+    return { s, out, lines };
+  }
+  const withMsg = (lines: Array<Record<string, unknown>>, msg: string) => lines.filter((l) => l.msg === msg);
+  const models: OnnxModel[] = [];
+  afterEach(async () => {
+    for (const m of models.splice(0)) await m.release().catch(() => undefined);
+  });
+  async function load(name: string): Promise<OnnxModel> {
+    const m = await OnnxModel.load(path.join(BROKEN, name), { threads: 1 });
+    models.push(m);
+    return m;
+  }
+
+  it('a NaN output is counted and not recorded, warned once; the other model scores the same readings', async () => {
+    const { s, out, lines } = await faulty([
+      { model: 'nan-output', assets: ['m'] },
+      { model: 'machine-failure', assets: ['m'] },
+    ]);
+    s.accept(reading('m', { ...healthy, level: 0.2 }, 1));
+    s.accept(reading('m', { ...overstrained, level: 0.3 }, 2));
+    await s.flush();
+    expect(s.current('nan-output')).not.toBeNull();
+    expect(out.flat().map((r) => [r.model, r.readingTs, r.atRisk])).toEqual([
+      ['machine-failure', 1, false],
+      ['machine-failure', 2, true],
+    ]);
+    expect([s.stats.errors, s.stats.scored]).toEqual([2, 2]);
+    // pino writes NaN as null.
+    expect(withMsg(lines, 'model output invalid; not recorded')).toEqual([expect.objectContaining({ level: 40, model: 'nan-output', score: null })]);
+    s.accept(reading('m', { level: 0.4 }, 3));
+    await s.flush();
+    expect([s.stats.errors, s.stats.scored, withMsg(lines, 'model output invalid; not recorded').length]).toEqual([3, 3, 1]);
+  });
+
+  it('a probability outside 0..1 is counted and not recorded; 0 and 1 themselves are scores', async () => {
+    const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }]);
+    for (const [ts, level] of [
+      [1, 1.5],
+      [2, 0],
+      [3, -0.5],
+      [4, 1],
+      [5, 0.25],
+    ] as const)
+      s.accept(reading('e', { level }, ts));
+    await s.flush();
+    expect(out.flat().map((r) => [r.readingTs, r.score, r.atRisk])).toEqual([
+      [2, 0, false],
+      [4, 1, true],
+      [5, 0.25, false],
+    ]);
+    expect([s.stats.errors, s.stats.scored]).toEqual([2, 3]);
+    expect(withMsg(lines, 'model output invalid; not recorded')).toEqual([expect.objectContaining({ model: 'echo', score: 1.5 })]);
+  });
+
+  it('a remaining life has no such range: any finite output of a rul model is a score', async () => {
+    const { s, out } = await faulty([{ model: 'echo-rul', assets: ['e'] }]);
+    s.accept(reading('e', { level: 1.5 }, 1));
+    s.accept(reading('e', { level: -0.5 }, 2));
+    await s.flush();
+    expect(out.flat().map((r) => [r.readingTs, r.kind, r.score, r.atRisk])).toEqual([
+      [1, 'rul', 1.5, false],
+      [2, 'rul', -0.5, true],
+    ]);
+    expect(s.stats.errors).toBe(0);
+  });
+
+  it('a model onnxruntime fails at run time: each failed batch is counted and logged, the other model scores, and a replacement recovers', async () => {
+    const { s, out, lines } = await faulty([
+      { model: 'batch-of-one', assets: ['m'] },
+      { model: 'machine-failure', assets: ['m'] },
+    ]);
+    // It loads: the one-row warm-up passes. Every scoring batch has two rows per reading (the row and its occlusion).
+    s.accept(reading('m', { ...healthy, level: 0.7 }, 1));
+    s.accept(reading('m', { ...healthy, level: 0.8 }, 2));
+    await s.flush();
+    expect(s.current('batch-of-one')).not.toBeNull();
+    s.accept(reading('m', { ...healthy, level: 0.6 }, 3));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.readingTs])).toEqual([
+      ['machine-failure', 1],
+      ['machine-failure', 2],
+      ['machine-failure', 3],
+    ]);
+    expect([s.stats.errors, s.stats.scored]).toEqual([2, 3]);
+    const failed = withMsg(lines, 'scoring failed');
+    expect(failed).toHaveLength(2);
+    expect(failed[0]).toMatchObject({ level: 50, model: 'batch-of-one', version: '1.0.0', err: expect.stringMatching(/reshape/i) });
+    expect(failed[0]!.shadow).toBeUndefined();
+    // Replaced by a model that works: it scores from the next reading on, with the level the failed reading carried
+    // (the asset's latest values outlive the failure: a reading without `level` is scored with 0.6).
+    const fixed = await load('echo');
+    await s.swapModel('batch-of-one', fixed);
+    expect(s.current('batch-of-one')).toBe(fixed);
+    s.accept(reading('m', { torque: 43 }, 4));
+    await s.flush();
+    expect(
+      out
+        .flat()
+        .filter((r) => r.readingTs === 4)
+        .map((r) => [r.model, r.score]),
+    ).toEqual([
+      ['echo', 0.6],
+      ['machine-failure', expect.any(Number)],
+    ]);
+    expect([s.stats.errors, withMsg(lines, 'scoring failed').length]).toEqual([2, 2]);
+  });
+
+  it('a shadow candidate that fails or outputs nonsense is reported to its observer, and never published', async () => {
+    const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }]);
+    s.accept(reading('e', { level: 0.1 }, 0));
+    await s.flush();
+    const failures: string[] = [];
+    const seen: Array<[number, number]> = [];
+    const observer = {
+      observe: (c: readonly RiskRecord[], k: readonly RiskRecord[]) => seen.push([c.length, k.length]),
+      fail: (why: string) => failures.push(why),
+    };
+    expect(s.shadow('echo', await load('batch-of-one'), observer)).toBe(1);
+    s.accept(reading('e', { level: 0.2 }, 1));
+    await s.flush();
+    await s.unshadow('echo');
+    expect(s.shadow('echo', await load('nan-output'), observer)).toBe(1);
+    s.accept(reading('e', { level: 0.3 }, 2));
+    await s.flush();
+    expect(failures).toEqual([expect.stringMatching(/^scoring failed: .*reshape/i), 'invalid output NaN for e']);
+    // The current model's records still reach the observer, with nothing to compare them with.
+    expect(seen).toEqual([
+      [1, 0],
+      [1, 0],
+    ]);
+    expect(out.flat().map((r) => [r.model, r.readingTs])).toEqual([
+      ['echo', 0],
+      ['echo', 1],
+      ['echo', 2],
+    ]);
+    expect([s.stats.errors, s.stats.scored]).toEqual([2, 3]);
+    expect(withMsg(lines, 'scoring failed')).toEqual([expect.objectContaining({ model: 'batch-of-one', shadow: true })]);
+  });
+
+  it('a file that is not ONNX, with a matching sha256, fails to load on the first reading: counted, logged with its code, unbound; the others score', async () => {
+    const { s, out, lines } = await faulty([
+      { model: 'not-onnx', assets: ['m'] },
+      { model: 'machine-failure', assets: ['m'] },
+    ]);
+    // The manifest and checksum pass at start: it is bound, waiting for its first reading.
+    expect([s.stats.models.map((m) => m.name), s.stats.errors]).toEqual([['not-onnx', 'machine-failure'], 0]);
+    s.accept(reading('m', { ...healthy, level: 0.5 }, 1));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.readingTs])).toEqual([['machine-failure', 1]]);
+    expect([s.stats.models.map((m) => m.name), s.stats.errors]).toEqual([['machine-failure'], 1]);
+    expect(withMsg(lines, 'model not loaded; its assets will not be scored')).toEqual([
+      expect.objectContaining({ level: 50, code: 'FW_ERR_MODEL_LOAD', dir: path.join(BROKEN, 'not-onnx'), err: expect.stringContaining('model.onnx: ') }),
+    ]);
+    expect(s.current('not-onnx')).toBeNull();
+    // Not retried on every reading: it stays unbound until a model update replaces it.
+    s.accept(reading('m', { ...healthy, level: 0.5 }, 2));
+    await s.flush();
+    expect([out.flat().length, s.stats.errors]).toEqual([2, 1]);
+    const fixed = await load('echo');
+    await s.swapModel('not-onnx', fixed);
+    s.accept(reading('m', { level: 0.25 }, 3));
+    await s.flush();
+    expect(
+      out
+        .flat()
+        .filter((r) => r.readingTs === 3)
+        .map((r) => [r.model, r.score]),
+    ).toEqual([
+      ['machine-failure', expect.any(Number)],
+      ['echo', 0.25],
+    ]);
+  });
+
+  it('falls back to the version before one that fails to load, warning with the code', async () => {
+    const notOnnx = path.join(BROKEN, 'not-onnx');
+    const echo = path.join(BROKEN, 'echo');
+    const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }], () => [notOnnx, echo]);
+    expect(s.waitsToLoad('echo', notOnnx)).toBe(true);
+    s.accept(reading('e', { level: 0.4 }, 1));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.score])).toEqual([['echo', 0.4]]);
+    expect(s.stats.errors).toBe(0);
+    expect(withMsg(lines, 'model version not loaded; trying the one before it')).toEqual([
+      expect.objectContaining({ level: 40, code: 'FW_ERR_MODEL_LOAD', dir: notOnnx, err: expect.stringContaining(path.join(notOnnx, 'model.onnx')) }),
+    ]);
+  });
+
+  it('falls back past a broken manifest at start, and does not try that folder again when it loads', async () => {
+    const missing = path.join(BROKEN, 'no-such-version');
+    const echo = path.join(BROKEN, 'echo');
+    const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }], () => [missing, echo]);
+    expect([s.waitsToLoad('echo', echo), s.waitsToLoad('echo', missing)]).toEqual([true, false]);
+    s.accept(reading('e', { level: 0.4 }, 1));
+    await s.flush();
+    expect(out.flat().map((r) => r.score)).toEqual([0.4]);
+    expect(withMsg(lines, 'model version not loaded; trying the one before it')).toEqual([
+      expect.objectContaining({ code: 'FW_ERR_MODEL_MANIFEST', dir: missing }),
+    ]);
+  });
+
+  it('when no version loads, reports the first failure once, against the last folder', async () => {
+    const notOnnx = path.join(BROKEN, 'not-onnx');
+    const missing = path.join(BROKEN, 'no-such-version');
+    // The same folder twice under two spellings: two versions that fail alike.
+    const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }], () => [notOnnx + path.sep, notOnnx]);
+    s.accept(reading('e', { level: 0.4 }, 1));
+    await s.flush();
+    expect([out.flat(), s.stats.errors, s.stats.models]).toEqual([[], 1, []]);
+    expect(withMsg(lines, 'model version not loaded; trying the one before it')).toEqual([expect.objectContaining({ dir: notOnnx + path.sep })]);
+    expect(withMsg(lines, 'model not loaded; its assets will not be scored')).toEqual([expect.objectContaining({ code: 'FW_ERR_MODEL_LOAD', dir: notOnnx })]);
+    // Every manifest broken: the first folder's error, and no warning for the last.
+    const none = await faulty([{ model: 'echo', assets: ['e'] }], () => [missing, notOnnx + '-missing']);
+    expect(withMsg(none.lines, 'model version not loaded; trying the one before it')).toEqual([expect.objectContaining({ dir: missing })]);
+    expect(withMsg(none.lines, 'model not loaded; its assets will not be scored')).toEqual([
+      expect.objectContaining({ code: 'FW_ERR_MODEL_MANIFEST', err: expect.stringContaining(path.join(missing, 'manifest.json')), dir: notOnnx + '-missing' }),
+    ]);
+    const empty = await faulty([{ model: 'echo', assets: ['e'] }], () => []);
+    expect(empty.s.stats.errors).toBe(1);
+    expect(withMsg(empty.lines, 'model not loaded; its assets will not be scored')).toEqual([expect.objectContaining({ err: 'no model folder' })]);
+  });
+
+  it('a swap takes only the readings queued for its own name: another binding still loading keeps and scores its own', async () => {
+    const { s, out } = await faulty([
+      { model: 'echo', assets: ['m'] },
+      { model: 'machine-failure', assets: ['m'] },
+    ]);
+    const candidate = await load('echo-rul');
+    s.accept(reading('m', { ...healthy, level: 0.5 }, 1));
+    await s.swapModel('echo', candidate);
+    await s.flush();
+    expect(
+      out
+        .flat()
+        .map((r) => [r.model, r.readingTs])
+        .sort(),
+    ).toEqual([
+      ['echo-rul', 1],
+      ['machine-failure', 1],
+    ]);
+    expect(s.current('machine-failure')).not.toBeNull();
+  });
+
+  it('a shadow follows the binding it shadows across a swap', async () => {
+    const { s } = await faulty([{ model: 'echo', assets: ['e'] }]);
+    s.accept(reading('e', { level: 0.1 }, 0));
+    await s.flush();
+    const seen: Array<[number[], number[]]> = [];
+    const observer = {
+      observe: (c: readonly RiskRecord[], k: readonly RiskRecord[]) => seen.push([c.map((r) => r.score), k.map((r) => r.score)]),
+      fail: () => undefined,
+    };
+    s.shadow('echo', await load('echo-rul'), observer);
+    await s.swapModel('echo', await load('echo'));
+    s.accept(reading('e', { level: 0.2 }, 1));
+    await s.flush();
+    expect(seen).toEqual([[[0.2], [0.2]]]);
+  });
+
+  it('a swap releases the old model only when nothing else scores with it', async () => {
+    const { s, out } = await faulty([
+      { model: 'echo', assets: ['e'] },
+      { model: 'nan-output', assets: ['n'] },
+    ]);
+    const shared = await load('echo');
+    await s.swapModel('echo', shared);
+    await s.swapModel('nan-output', shared);
+    // The same model again: kept.
+    await s.swapModel('echo', shared);
+    // Replaced on one binding: still scoring the other.
+    await s.swapModel('echo', await load('echo-rul'));
+    s.accept(reading('e', { level: 0.3 }, 1));
+    s.accept(reading('n', { level: 0.4 }, 2));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.score])).toEqual([
+      ['echo-rul', 0.3],
+      ['echo', 0.4],
+    ]);
+    expect(s.stats.errors).toBe(0);
+  });
+
+  it("a sequence model swapped for one with the same inputs keeps each asset's window", async () => {
+    const manifest = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/manifest.json'), 'utf8')) as { inputs: { features: Array<{ signal: string }> } };
+    const golden = JSON.parse(readFileSync(path.join(MODELS, 'turbofan-rul/golden.json'), 'utf8')) as { inputs: number[][][] };
+    const rows = golden.inputs[0]!;
+    const as = (row: number[]) => Object.fromEntries(manifest.inputs.features.map((f, j) => [f.signal, row[j]!]));
+    const run = async (swap: boolean) => {
+      const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine'] }]);
+      rows.slice(0, -1).forEach((row, t) => s.accept(reading('engine', as(row), t)));
+      await s.flush();
+      if (swap) await s.swapModel('turbofan-rul', await OnnxModel.load(path.join(MODELS, 'turbofan-rul'), { threads: 1 }));
+      s.accept(reading('engine', as(rows.at(-1)!), rows.length));
+      await s.flush();
+      return out.flat().at(-1)!.score;
+    };
+    const [kept, continuous] = [await run(true), await run(false)];
+    expect(kept).toBe(continuous);
+    // A window started afresh (padded with the last row alone) scores otherwise: the check above can tell.
+    const { s, out } = await scorer([{ model: 'turbofan-rul', assets: ['engine'] }]);
+    s.accept(reading('engine', as(rows.at(-1)!), 1));
+    await s.flush();
+    expect(out.flat()[0]!.score).not.toBe(continuous);
+  });
+
+  it('swaps a model into a binding that has not loaded: it scores from then on, and no load happens', async () => {
+    const { s, out, lines } = await faulty([{ model: 'echo', assets: ['e'] }]);
+    const candidate = await load('echo-rul');
+    await s.swapModel('echo', candidate);
+    expect(s.current('echo')).toBe(candidate);
+    expect(s.stats.models).toEqual([{ name: 'echo-rul', version: '1.0.0', assets: ['e'] }]);
+    expect(s.waitsToLoad('echo', path.join(BROKEN, 'echo'))).toBe(false);
+    s.accept(reading('e', { level: 2 }, 1));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.readingTs, r.score])).toEqual([['echo-rul', 1, 2]]);
+    expect(withMsg(lines, 'model loaded')).toEqual([]);
+  });
+
+  it('swaps a model into a binding whose load is in flight: the readings that woke it are scored by the new model, the load is discarded', async () => {
+    const { s, out, lines } = await faulty([
+      { model: 'echo', assets: ['e'] },
+      { model: 'echo', assets: ['f'] },
+    ]);
+    const candidate = await load('echo-rul');
+    s.accept(reading('e', { level: 2 }, 1));
+    s.accept(reading('f', { level: 3 }, 2));
+    await s.swapModel('echo', candidate);
+    expect(out.flat().map((r) => [r.model, r.asset, r.score])).toEqual([
+      ['echo-rul', 'e', 2],
+      ['echo-rul', 'f', 3],
+    ]);
+    // Let the discarded load finish (a tiny model: milliseconds); it must not bind, nor score.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    s.accept(reading('e', { level: 4 }, 3));
+    await s.flush();
+    expect(out.flat().map((r) => [r.model, r.readingTs])).toEqual([
+      ['echo-rul', 1],
+      ['echo-rul', 2],
+      ['echo-rul', 3],
+    ]);
+    expect(s.current('echo')).toBe(candidate);
+    expect(withMsg(lines, 'model loaded')).toEqual([]);
+    expect(s.stats.errors).toBe(0);
   });
 });
