@@ -539,6 +539,19 @@ describe('RiskScorer with a broken model', () => {
     expect(withMsg(lines, 'model output invalid; not recorded')).toEqual([expect.objectContaining({ model: 'echo', score: 1.5 })]);
   });
 
+  it('a score exactly at the threshold is at risk: a probability at or above it, a remaining life at or below it', async () => {
+    const { s, out } = await faulty([
+      { model: 'echo', assets: ['e'] },
+      { model: 'echo-rul', assets: ['e'] },
+    ]);
+    s.accept(reading('e', { level: 0.5 }, 1));
+    await s.flush();
+    expect(out.flat().map((r) => [r.kind, r.score, r.threshold, r.atRisk])).toEqual([
+      ['probability', 0.5, 0.5, true],
+      ['rul', 0.5, 0.5, true],
+    ]);
+  });
+
   it('a remaining life has no such range: any finite output of a rul model is a score', async () => {
     const { s, out } = await faulty([{ model: 'echo-rul', assets: ['e'] }]);
     s.accept(reading('e', { level: 1.5 }, 1));
