@@ -400,7 +400,7 @@ export class RiskScorer implements Component, ReadingConsumer {
       const score = scores[base]!;
       if (!Number.isFinite(score) || (outputs.kind === 'probability' && (score < 0 || score > 1))) {
         this.stats.errors++;
-        this.warnOnce(`output:${b.model.name}`, { model: b.model.name, score }, 'model output invalid; not recorded');
+        this.warnOnce(`output:${b.model.name}`, { model: b.model.name, score, code: 'FW_ERR_MODEL_OUTPUT' }, 'model output invalid; not recorded');
         b.shadow?.observer.fail(`invalid output ${score} for ${asset}`);
         return;
       }

@@ -513,7 +513,9 @@ describe('RiskScorer with a broken model', () => {
     ]);
     expect([s.stats.errors, s.stats.scored]).toEqual([2, 2]);
     // pino writes NaN as null.
-    expect(withMsg(lines, 'model output invalid; not recorded')).toEqual([expect.objectContaining({ level: 40, model: 'nan-output', score: null })]);
+    expect(withMsg(lines, 'model output invalid; not recorded')).toEqual([
+      expect.objectContaining({ level: 40, model: 'nan-output', score: null, code: 'FW_ERR_MODEL_OUTPUT' }),
+    ]);
     s.accept(reading('m', { level: 0.4 }, 3));
     await s.flush();
     expect([s.stats.errors, s.stats.scored, withMsg(lines, 'model output invalid; not recorded').length]).toEqual([3, 3, 1]);

@@ -189,11 +189,13 @@ describe('OpcuaSource against a real OPC UA server', () => {
     // The operator inspects the refused certificate and trusts it: the next attempt uses it.
     const rejected = await waitFor(() => readdirSync(pki.rejectedFolder).find((f) => f.endsWith('.pem')), 'the refused certificate');
     renameSync(path.join(pki.rejectedFolder, rejected), path.join(pki.trustedFolder, rejected));
-    await waitFor(() => bad.src.connected, 'the now trusted endpoint', 20_000);
+    // Generous bounds: the next attempt waits out the reconnect backoff and then a SignAndEncrypt handshake, which
+    // took over 20 s on a loaded two-core machine.
+    await waitFor(() => bad.src.connected, 'the now trusted endpoint', 60_000);
     const { changed, reading } = await nextProcess(stranger, bad.readings);
     expect(reading.asset).toBe('mill-2');
     expect(reading.metrics).toEqual(changed);
-  }, 30_000);
+  }, 90_000);
 
   it('Uncertain values are kept and flagged, Bad ones are missing (never a number), Good again clears both', async () => {
     const { src, readings, lines } = await source(endpoint(server, { securityMode: 'None', securityPolicy: 'None' }));
