@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
+import { formatSchemaError } from '../config/schema-errors.js';
 import { ForewarnError, describeError } from '../core/errors.js';
 import type { SchemaNode } from '../core/schema-node.js';
 import type { CentralConfigSection } from './central-config-section.js';
@@ -31,28 +32,6 @@ export function centralConfigSchema(sections: readonly CentralConfigSection[] = 
     additionalProperties: false,
     properties: Object.fromEntries(sections.map((s) => [s.key, s.schema])),
   };
-}
-
-function formatError(e: ErrorObject): string {
-  const base = e.instancePath
-    .split('/')
-    .slice(1)
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  const at = (segments: string[]) => (segments.length ? segments.join('.') : '(root)');
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return `${at([...base, String((e.params as { additionalProperty: string }).additionalProperty)])}: unknown option`;
-    case 'required':
-      return `${at([...base, String((e.params as { missingProperty: string }).missingProperty)])}: is required`;
-    case 'enum':
-      return `${at(base)}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'pattern': {
-      const pattern = (e.params as { pattern: string }).pattern;
-      return pattern.includes('(ms|s|m|h|d)') ? `${at(base)}: must be a duration such as 30m, 6h or 28d` : `${at(base)}: must match ${pattern}`;
-    }
-    default:
-      return `${at(base)}: ${e.message ?? 'is invalid'}`;
-  }
 }
 
 const compiled = new WeakMap<readonly CentralConfigSection[], ReturnType<Ajv['compile']>>();
@@ -88,7 +67,7 @@ export function buildCentralConfig(yamlText: string | null, source = '(defaults)
   // Ajv fills defaults only into objects that exist: every section starts as an empty mapping.
   for (const s of sections) config[s.key] ??= {};
   const validate = validator(sections);
-  if (!validate(config)) throw invalid([...new Set((validate.errors ?? []).map(formatError))]);
+  if (!validate(config)) throw invalid([...new Set((validate.errors ?? []).map((e) => formatSchemaError(e, centralConfigSchema(sections))))]);
   const problems = sections.flatMap((s) => s.check?.(config[s.key] as Record<string, unknown>) ?? []);
   if (problems.length) throw invalid(problems);
   return config as CentralConfig;

@@ -1,13 +1,14 @@
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv } from 'ajv';
 import { LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import { ForewarnError, describeError } from '../core/errors.js';
 import { PACKAGE_ROOT } from '../core/package-root.js';
 import { assessStorageLimits, storageDirProblem, type StorageLimitsAssessment } from '../store/storage-limits.js';
 import { parseWithUnit, unitOf, type SchemaNode } from '../core/schema-node.js';
 import { configSchema } from './schema.js';
+import { formatSchemaError } from './schema-errors.js';
 import { SOURCE_PLUGINS, type SourcesConfig } from '../sources/registry.js';
 
 /** `quality`: the data-quality checks (health/data-quality.ts). */
@@ -166,39 +167,6 @@ function toAjvSchema(node: SchemaNode): object {
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
 ajv.addKeyword({ keyword: 'secret', schemaType: 'boolean' });
 const validate = ajv.compile(toAjvSchema(configSchema));
-
-function formatAjvError(e: ErrorObject): string {
-  const base = e.instancePath
-    .split('/')
-    .slice(1)
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  const at = (segments: string[]) => (segments.length ? segments.join('.') : '(root)');
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return `${at([...base, String((e.params as { additionalProperty: string }).additionalProperty)])}: unknown option`;
-    case 'required':
-      return `${at([...base, String((e.params as { missingProperty: string }).missingProperty)])}: is required`;
-    case 'enum':
-      return `${at(base)}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'pattern': {
-      const node = nodeAt(base);
-      // The description's first sentence (a `.` inside `scoring.modelsDir` does not end it).
-      return `${at(base)}: ${node?.description.split(/\.(?:\s|$)/)[0] ?? 'invalid value'} (must match ${(e.params as { pattern: string }).pattern})`;
-    }
-    default:
-      return `${at(base)}: ${e.message ?? 'is invalid'}`;
-  }
-}
-
-function nodeAt(segments: string[]): SchemaNode | undefined {
-  let node: SchemaNode | undefined = configSchema;
-  for (const s of segments) {
-    if (!node) return undefined;
-    if (node.type === 'array') node = node.items;
-    else node = node.properties?.[s];
-  }
-  return node;
-}
 
 function coerce(raw: string, node: SchemaNode, key: string, name: string): unknown {
   switch (node.type) {
@@ -436,7 +404,7 @@ export function buildConfigDetailed(
   if (!validate(config)) {
     const pathOf = (line: string) => line.slice(0, line.indexOf(': '));
     const named = new Set(problems.map(pathOf));
-    for (const line of (validate.errors ?? []).map(formatAjvError)) {
+    for (const line of (validate.errors ?? []).map((e) => formatSchemaError(e, configSchema))) {
       // One problem per option: a value that could not be read is not also "must be integer".
       if (named.has(pathOf(line))) continue;
       // A value from the environment says so: the file alone may be fine.
