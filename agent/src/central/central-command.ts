@@ -111,6 +111,19 @@ function httpUrl(option: string, raw: string): string {
   return raw.replace(/\/+$/, '');
 }
 
+/** The ingest's broker connection flags, the same for `forewarn central` and `forewarn subscribe`. */
+export const INGEST_CONNECTION_OPTIONS = {
+  group: { type: 'string', default: DEFAULT_GROUP },
+  'client-id': { type: 'string' },
+  username: { type: 'string' },
+  'password-file': { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  insecure: { type: 'boolean', default: false },
+  'no-ack': { type: 'boolean', default: false },
+} as const;
+
 /** Parses `forewarn central run`'s options (the command word already removed). */
 export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): CentralOptions {
   const { values, positionals } = parseArgs({
@@ -120,15 +133,7 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
     options: {
       store: { type: 'string' },
       broker: { type: 'string', default: 'mqtt://127.0.0.1:1883' },
-      group: { type: 'string', default: DEFAULT_GROUP },
-      'client-id': { type: 'string' },
-      username: { type: 'string' },
-      'password-file': { type: 'string' },
-      ca: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      insecure: { type: 'boolean', default: false },
-      'no-ack': { type: 'boolean', default: false },
+      ...INGEST_CONNECTION_OPTIONS,
       api: { type: 'string', default: DEFAULT_API },
       'no-api': { type: 'boolean', default: false },
       alertmanager: { type: 'string', multiple: true, default: [] },

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ForewarnError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { BROKER_PASSWORD_ENV, parseCentralOptions, startCentral } from './central-command.js';
+import { BROKER_PASSWORD_ENV, INGEST_CONNECTION_OPTIONS, parseCentralOptions, startCentral } from './central-command.js';
 import { exitStatus, formatStats, formatTotals, printReport, untilStopped } from './central-report.js';
 import { DEFAULT_GROUP } from './ingest-worker.js';
 
@@ -51,15 +51,7 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
     options: {
       url: { type: 'string', default: 'mqtt://127.0.0.1:1883' },
       db: { type: 'string', default: './forewarn-central.db' },
-      group: { type: 'string', default: DEFAULT_GROUP },
-      'client-id': { type: 'string' },
-      username: { type: 'string' },
-      'password-file': { type: 'string' },
-      ca: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      insecure: { type: 'boolean', default: false },
-      'no-ack': { type: 'boolean', default: false },
+      ...INGEST_CONNECTION_OPTIONS,
       report: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
