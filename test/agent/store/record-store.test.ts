@@ -40,7 +40,7 @@ describe('RecordStore', () => {
     const seqs = store.append([row(2), row(3), row(4)]);
     store.markSent(
       'telemetry',
-      store.recordsAfter('telemetry', 0, 10).map((r) => r.id),
+      store.recordsAfter('telemetry', 0, 10).map((r) => r.seq),
     );
     expect(store.purgeSent(Number.MAX_SAFE_INTEGER)).toBe(1);
     store.saveOutputCursors('sparkplug', new Map([['telemetry', seqs[0]!]]));
@@ -191,7 +191,7 @@ describe('RecordStore', () => {
     const batch = s.nextBatch({ maxRecords: 3000, maxBytes: 1 << 30 })!;
     s.markSent(
       'telemetry',
-      batch.records.map((r) => r.id),
+      batch.records.map((r) => r.seq),
     );
     s.purgeSent(Number.MAX_SAFE_INTEGER, 10_000);
     const before = s.usage();
