@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { STREAMS, type NewRecord, type Outbox, type StreamName } from '../../../agent/src/store/outbox.js';
+import { incompressible } from '../../helpers/seeded-random.js';
 
 /**
  * What every outbox must do (agent/src/store/outbox.ts). Each implementation runs this suite with a factory that
@@ -15,7 +16,7 @@ const t = (n: number, bytes = 0): NewRecord => ({
   stream: 'telemetry',
   ts: 1000 + n,
   asset: 'a',
-  payload: { n, ...(bytes ? { pad: 'x'.repeat(bytes) } : {}) },
+  payload: { n, ...(bytes ? { pad: incompressible(bytes, n) } : {}) },
 });
 const r = (stream: StreamName, n: number): NewRecord => ({ stream, ts: 1000 + n, asset: 'a', payload: { n } });
 const all = { maxRecords: 10_000, maxBytes: 1 << 30 };
@@ -203,7 +204,7 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       );
       for (const x of b.records) acknowledged.get('telemetry')!.add(x.seq);
       const inflight = o.nextBatch({ maxRecords: 100, maxBytes: 1 << 30, skip: new Set<StreamName>(['alerts', 'risk']) })!;
-      const inflightCursor = new Map<StreamName, number>([['telemetry', inflight.records[inflight.records.length - 1]!.id]]);
+      const inflightCursor = new Map<StreamName, number>([['telemetry', inflight.records[inflight.records.length - 1]!.seq]]);
       const before = o.usage().usedBytes;
       expect(o.enforceQuota({ maxBytes: before * 2, minFreeBytes: 0 }, inflightCursor)).toEqual([]);
       const reports = o.enforceQuota({ maxBytes: Math.floor(before / 3), minFreeBytes: 0 }, inflightCursor);

@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DB_FILE, RecordStore } from '../../../agent/src/store/record-store.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 /**
  * Flash writes (issue #13, docs/delivery.md): what one commit rewrites. These count pages (WAL frames), which are
@@ -27,23 +28,78 @@ afterEach(() => {
 });
 
 const tele = (n: number, pad = 1100) => ({ stream: 'telemetry' as const, ts: n, asset: 'host', payload: { n, pad: 'x'.repeat(pad) } });
-const WAL_FRAME = 4096 + 24;
+/** The metrics of a host reading as the host source writes them (about 1.2 kB of JSON, about 480 bytes deflated). */
+const HOST_METRICS = [
+  'cpu.count',
+  'cpu.utilization_pct',
+  'cpu.user_pct',
+  'cpu.system_pct',
+  'cpu.iowait_pct',
+  'cpu.steal_pct',
+  'cpu.context_switches_per_s',
+  'cpu.interrupts_per_s',
+  'procs.running',
+  'procs.blocked',
+  'procs.forks_per_s',
+  'load.1m',
+  'load.5m',
+  'load.15m',
+  'memory.total_bytes',
+  'memory.available_bytes',
+  'memory.used_bytes',
+  'memory.used_pct',
+  'memory.free_bytes',
+  'memory.cached_bytes',
+  'swap.total_bytes',
+  'swap.used_bytes',
+  'fs.root.total_bytes',
+  'fs.root.used_bytes',
+  'fs.root.avail_bytes',
+  'fs.root.used_pct',
+  'fs.root.inodes_used_pct',
+  'disk.vda.read_bytes_per_s',
+  'disk.vda.write_bytes_per_s',
+  'disk.vda.reads_per_s',
+  'disk.vda.writes_per_s',
+  'disk.vda.busy_pct',
+  'disk.vda.await_ms',
+  'net.eth0.rx_bytes_per_s',
+  'net.eth0.tx_bytes_per_s',
+  'net.eth0.rx_packets_per_s',
+  'net.eth0.tx_packets_per_s',
+  'net.eth0.rx_errors_per_s',
+  'net.eth0.tx_errors_per_s',
+  'net.eth0.rx_drops_per_s',
+  'net.eth0.tx_drops_per_s',
+];
+const random = seededRandom(13);
+const hostReading = (n: number) => ({
+  stream: 'telemetry' as const,
+  ts: 1_796_000_000_000 + n * 1000,
+  asset: 'host',
+  payload: {
+    ts: 1_796_000_000_000 + n * 1000,
+    source: 'host',
+    asset: 'host',
+    metrics: Object.fromEntries(HOST_METRICS.map((m) => [m, Number((random() * 10 ** Math.floor(random() * 11)).toPrecision(6))])),
+  },
+});
 const walBytes = (file: string) => statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
 
 describe('RecordStore: pages written per commit', () => {
-  it('a reading of about 1.2 kB acknowledged as the agent does it (published, then confirmed by the centre, every second) rewrites at most 2.5 pages a commit (schema 4: 6.3, schema 5: 4.3)', () => {
+  it('a reading of about 1.2 kB acknowledged as the agent does it (published, then confirmed by the centre, every second) writes at most 5 kB to the WAL a commit (schema 4: 26 kB, schema 5: 17.7 kB)', () => {
     // A commit a second, as the host source at 1 s; acknowledgements written every ackCommitDelayMs (5 s).
     vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: 1_000_000 });
     const dir = freshDir();
     const s = store(dir, { ackCommitDelayMs: 5_000 });
-    for (let i = 0; i < 30; i++) s.append([tele(i)]);
+    for (let i = 0; i < 30; i++) s.append([hostReading(i)]);
     s.checkpoint();
     const start = walBytes(s.file);
     expect(start).toBe(0);
-    const commits = 120;
+    const commits = 240;
     for (let i = 0; i < commits; i++) {
       vi.advanceTimersByTime(1000);
-      const [seq] = s.append([tele(100 + i)]);
+      const [seq] = s.append([hostReading(100 + i)]);
       const batch = s.nextBatch({ maxRecords: 100, maxBytes: 1 << 20, cursors: new Map([['telemetry', seq! - 1]]) })!;
       s.markPublished(
         'telemetry',
@@ -52,13 +108,19 @@ describe('RecordStore: pages written per commit', () => {
       s.confirm('telemetry', seq!);
     }
     s.commitMarks();
-    const frames = (walBytes(s.file) - 32) / WAL_FRAME;
-    // Schema 4 rewrote about 6.3 pages a commit (docs/benchmarks.md), schema 5 about 4.3: the records leaf, the
-    // (stream, seq) and pending indexes, and the pages of a growing file. Schema 6 appends to the stream's own
-    // table (no index) and writes no mark into rows: the leaf; one commit in three (three rows fill a leaf) the
-    // pages a growing file touches (the header, the pointer map, the new leaf's parent); one in five the `streams`
-    // page (the acknowledgements): about 2.2.
-    expect(frames / commits).toBeLessThanOrEqual(2.5);
+    const raw = new Database(s.file, { readonly: true });
+    const pageSize = raw.pragma('page_size', { simple: true }) as number;
+    raw.close();
+    expect(pageSize).toBe(2048);
+    const perCommit = (walBytes(s.file) - 32) / commits;
+    // Schema 4 wrote about 6.3 pages of 4 KiB a commit to the WAL (26 kB; docs/benchmarks.md), schema 5 about 4.3
+    // (17.7 kB): the records leaf, the (stream, seq) and pending indexes, and the pages of a growing file. Schema 6
+    // appends the reading, deflated, to the stream's own table (no index), writes no mark into rows, and has 2 KiB
+    // pages: the leaf; one commit in four (four deflated readings fill a leaf) the pages a growing file touches (the
+    // header, the pointer map, the new leaf's parent); one in five the `streams` page (the acknowledgements):
+    // about 2.2 frames of 2 KiB, 4.6 kB.
+    expect(perCommit / (pageSize + 24)).toBeLessThanOrEqual(2.4);
+    expect(perCommit).toBeLessThanOrEqual(5_000);
     expect(s.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ pending: 30, sentTotal: commits });
   });
 
@@ -219,5 +281,31 @@ describe('RecordStore: pages written per commit', () => {
     // 13 never left; 14 and 15 sit above it and count as not taken (sent again, the centre drops the duplicates).
     expect(s.confirm('telemetry', 15)).toBe(1);
     expect(s.pending('telemetry').map((r) => r.seq)).toEqual([13, 14, 15, 20]);
+  });
+
+  it('stores telemetry of 256 bytes or more deflated, and every read gives back the JSON as committed', () => {
+    const dir = freshDir();
+    const s = store(dir);
+    const big = tele(1, 1100);
+    const small = tele(2, 10);
+    const [a, b] = s.append([big, small, { stream: 'events', ts: 3, asset: '', payload: { type: 'x', pad: 'y'.repeat(400) } }]);
+    const raw = new Database(s.file, { readonly: true });
+    const stored = raw.prepare('SELECT seq, typeof(payload) AS kind, length(payload) AS bytes FROM records_telemetry ORDER BY seq').all();
+    expect(stored).toEqual([
+      { seq: a, kind: 'blob', bytes: expect.any(Number) },
+      { seq: b, kind: 'text', bytes: JSON.stringify(small.payload).length },
+    ]);
+    expect((stored[0] as { bytes: number }).bytes).toBeLessThan(JSON.stringify(big.payload).length / 4);
+    expect(raw.prepare("SELECT typeof(payload) FROM records WHERE stream = 'events'").pluck().all()).toEqual(['text']);
+    raw.close();
+    const want = [JSON.stringify(big.payload), JSON.stringify(small.payload)];
+    expect(s.nextBatch({ maxRecords: 10, maxBytes: 1 << 20, skip: new Set(['events']) })!.records.map((r) => r.json)).toEqual(want);
+    expect(s.heldRecords('telemetry', a!, b!, 10).map((r) => r.json)).toEqual(want);
+    expect(s.recordsAfter('telemetry', 0, 10).map((r) => r.json)).toEqual(want);
+    expect(s.pending('telemetry').map((r) => r.payload)).toEqual([big.payload, small.payload]);
+    // Carried into a fresh file as stored, read back the same.
+    rmSync(s.file);
+    s.replaceFile('deleted in a test');
+    expect(s.recordsAfter('telemetry', 0, 10).map((r) => r.json)).toEqual(want);
   });
 });
