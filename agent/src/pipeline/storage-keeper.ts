@@ -314,6 +314,13 @@ export class StorageKeeper implements Component, RecordConsumer {
       if (u.reclaimableBytes > 0 && (u.freeBytes < limits.minFreeBytes * 2 || u.reclaimableBytes > u.fileBytes / 2)) this.store.vacuumStep();
       return reports.length > 0 || reason === 'disk-full';
     } catch (err) {
+      if (isStorageFull(err) && reason !== 'disk-full') {
+        // The disk filled under housekeeping (a vacuum step, a purge): drop by policy now, with the room the reserve
+        // gives back. Releasing it and dropping later let the next commits take that room first, and then even
+        // the drop could not be written (seen on a tmpfs under load).
+        this.diskFull();
+        return this.enforceStorageLimits('disk-full');
+      }
       if (isStorageFull(err)) this.diskFull();
       // Once a minute at most: on a full disk every write would otherwise add a line.
       if (Date.now() - this.lastLimitError > 60_000) {

@@ -1004,10 +1004,28 @@ export class RecordStore implements Outbox {
     const reports = new Map<StreamName, DropReport>();
     // The drop notices this call commits are never among what it drops (nor are any others: see dropOldest).
     const ceiling = this.lastSeqs();
+    let stuck = false;
     for (const stream of DROP_ORDER) {
-      while (!done()) {
+      while (!stuck && !done()) {
         const range = { after: inflight.get(stream) ?? 0, upTo: ceiling.get(stream) ?? 0 };
-        const dropped = this.dropOldest(stream, range, this.rowsToFree(u, limits, diskFullTarget), why);
+        let want = this.rowsToFree(u, limits, diskFullTarget);
+        let dropped: Omit<DropReport, 'reason' | 'stream'> | null = null;
+        for (;;) {
+          try {
+            dropped = this.dropOldest(stream, range, want, why);
+            break;
+          } catch (err) {
+            // On a full disk a drop needs room in the WAL too: fold the WAL in and try a smaller one. At one row
+            // there is nothing smaller; what was dropped so far is committed and reported all the same.
+            if (why !== 'disk-full' || !isStorageFull(err) || want <= 1) {
+              if (!reports.size) throw err;
+              stuck = true;
+              break;
+            }
+            this.checkpoint();
+            want = Math.max(1, Math.floor(want / 8));
+          }
+        }
         if (!dropped) break;
         const r = reports.get(stream) ?? { stream, count: 0, ranges: [], reason: why };
         r.count += dropped.count;

@@ -9,6 +9,7 @@ import type { ModelHealth } from '../../../agent/src/scoring/drift-monitor.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { tmpfsForTest } from '../../helpers/tmpfs.js';
+import { incompressible } from '../../helpers/seeded-random.js';
 
 /** Alerts a full or failing disk refused are kept in memory and committed later, in order, once (HealthMonitor.retryUnsaved). */
 
@@ -50,15 +51,22 @@ const drift = (asset: string, state: ModelHealth['state'] = 'drift', ts = 5): Mo
 const key = (asset: string) => `model.drift/${asset}/mf`;
 const committed = (store: RecordStore) => store.pending('alerts').map((r) => ({ seq: r.seq, ...(r.payload as unknown as AlertRecord) }));
 
-/** Appends telemetry until the capped file refuses even a small row with SQLITE_FULL. */
+/**
+ * Appends telemetry until the capped file refuses even a small row with SQLITE_FULL. Each stream has a table of its
+ * own, whose last leaf may still have room: the alerts leaf is filled too, with rows acknowledged at once (out of
+ * the way: not pending, and the first the drop policy purges), so that the next alert needs a page there is none of.
+ */
 function fill(store: RecordStore): void {
-  for (const pad of [2000, 300, 40, 0]) {
-    for (let i = 0; ; i++) {
-      try {
-        store.append([{ stream: 'telemetry', ts: i, asset: 'a', payload: { i, pad: 'x'.repeat(pad) } }]);
-      } catch (err) {
-        expect(isStorageFull(err)).toBe(true);
-        break;
+  for (const stream of ['telemetry', 'alerts'] as const) {
+    for (const pad of [2000, 300, 40, 0]) {
+      for (let i = 0; ; i++) {
+        try {
+          const [seq] = store.append([{ stream, ts: i, asset: 'a', payload: { i, pad: incompressible(pad, i) } }]);
+          if (stream === 'alerts') store.markSent('alerts', [seq!]);
+        } catch (err) {
+          expect(isStorageFull(err)).toBe(true);
+          break;
+        }
       }
     }
   }
@@ -68,6 +76,7 @@ describe('HealthMonitor on a disk that refuses its alerts', () => {
   it('keeps alerts SQLITE_FULL refused, and commits them in order, once, when the store takes writes again', async () => {
     const store = openStore(freshDir(), 300);
     fill(store);
+    const fillerAlerts = store.nextSeq('alerts') - 1;
     const { monitor, lines, notified } = monitorOver(store);
     await monitor.start();
 
@@ -89,7 +98,7 @@ describe('HealthMonitor on a disk that refuses its alerts', () => {
     store.enforceQuota({ maxBytes: 0, minFreeBytes: 0 }, new Map(), 'disk-full');
     monitor.retryUnsaved();
     expect(monitor.stats.unsaved).toBe(0);
-    const first = store.counts().find((c) => c.stream === 'alerts')!.firstSeq;
+    const first = fillerAlerts + 1;
     expect(committed(store).map((a) => [a.seq, a.alertId, a.state])).toEqual([
       [first, key('mill'), 'raised'],
       [first + 1, key('lathe'), 'raised'],
