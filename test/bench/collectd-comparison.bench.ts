@@ -42,6 +42,7 @@ import {
   CLI,
   COLLECTD,
   COLLECTD_MQTT_PLUGIN,
+  DAEMON_NODE_FLAGS,
   NODE_EXPORTER,
   agentConfig,
   bytesSentTo,
@@ -251,7 +252,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       const config = agentConfig(profile, { id, dir: agentDir, brokerUrl: broker.url, intervalMs: intervalS * 1000 });
       const file = path.join(dir, `${profile}.yaml`);
       writeFileSync(file, stringify(config));
-      const proc = startProcess(`agent ${profile}`, process.execPath, [CLI, 'run', '--config', file]);
+      const proc = startProcess(`agent ${profile}`, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', file]);
       const s: Subject = { key: profile, proc, publisher: id, dataDir: path.join(agentDir, 'data') };
       subjects.push(s);
       s.execToFirstMs = (await unlessExited(proc, probe.firstReading(id, FIRST_READING_TIMEOUT_MS)).catch((e: Error) => fail(e, proc))) - proc.spawnedAt;

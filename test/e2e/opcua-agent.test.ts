@@ -7,7 +7,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { RecordStore } from '../../agent/src/store/record-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAgent, startAgent } from '../helpers/agent-process.js';
 import { cleanupAfterEach } from '../helpers/cleanup.js';
@@ -77,14 +77,19 @@ describe('the agent with OPC UA endpoints', () => {
     const port = (await waitFor(() => agent.logs().find((l) => l.msg === 'serving /metrics and /healthz'), `metrics; output:\n${agent.output()}`, 30_000))
       .port as number;
 
+    // Through the store (a read-only handle, as `forewarn status` opens it): telemetry payloads are stored deflated.
     const telemetry = () => {
-      const db = new Database(path.join(agent.dir, 'data', 'forewarn.db'), { readonly: true, fileMustExist: true });
+      let store: RecordStore | undefined;
       try {
-        return (db.prepare("SELECT payload FROM records WHERE stream = 'telemetry' AND asset = ?").all(server.asset) as Array<{ payload: string }>).map(
-          (r) => JSON.parse(r.payload) as { source: string; metrics: Record<string, number>; quality?: Record<string, string> },
-        );
+        store = new RecordStore({ dir: path.join(agent.dir, 'data'), readonly: true });
+        return store
+          .recordsAfter('telemetry', 0, 100_000)
+          .filter((r) => r.asset === server.asset)
+          .map((r) => JSON.parse(r.json) as { source: string; metrics: Record<string, number>; quality?: Record<string, string> });
       } catch {
         return [];
+      } finally {
+        store?.close();
       }
     };
     const flagged = await waitFor(() => telemetry().find((p) => p.quality?.torque === 'uncertain'), 'the uncertain torque committed', 45_000, 200);

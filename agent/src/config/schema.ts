@@ -70,7 +70,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     ackCommitDelayMs: {
       type: 'integer',
       description:
-        "Acknowledgements (the broker's PUBACK, the centre's confirmation) are written with the next commit of records, or after this long at the latest, instead of in a commit of their own: a third of the writes to flash. A crash loses only acknowledgements not yet written: those records are sent again and the centre drops the duplicates. 0 writes each at once.",
+        "Acknowledgements (the broker's PUBACK, the centre's confirmation) move a watermark per stream in memory at once and are written with a commit of records at most this often, or on their own after this long without one: no write to flash per acknowledgement. A crash loses only acknowledgements not yet written: those records are sent again and the centre drops the duplicates. 0 writes each at once.",
       default: 5000,
       minimum: 0,
       maximum: 60000,

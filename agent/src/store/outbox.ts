@@ -31,6 +31,7 @@ export interface NewRecord {
 }
 
 export interface OutboxRecord {
+  /** Commit order across streams (the Sparkplug node publishes in it); within a stream, the seq orders. */
   id: number;
   stream: StreamName;
   seq: number;
@@ -53,9 +54,9 @@ export interface BatchRequest {
   maxRecords: number;
   /** Stop before the records would pass this many bytes as published; a single larger record still goes alone. */
   maxBytes: number;
-  /** Per stream, the last id already handed out on this connection: those are in flight. */
+  /** Per stream, the last seq already handed out on this connection: those are in flight. */
   cursors?: ReadonlyMap<StreamName, number>;
-  /** Per stream, the first id committed after this connection came up; lower ids are historical. */
+  /** Per stream, the first seq committed after this connection came up; lower seqs are historical. */
   liveFrom?: ReadonlyMap<StreamName, number>;
   /** Streams paused for now (e.g. after the broker refused a publish); others go on. */
   skip?: ReadonlySet<StreamName>;
@@ -108,21 +109,22 @@ export interface StorageUsage {
 export interface Outbox {
   append(items: readonly NewRecord[]): number[];
   nextBatch(request: BatchRequest): OutboxBatch | null;
-  markSent(stream: StreamName, ids: readonly number[], now?: number): number;
-  /** The broker took these rows; they stay pending until `confirm` (central acknowledgement). */
-  markPublished(stream: StreamName, ids: readonly number[], now?: number): number;
+  /** The broker took these rows (by seq; broker acknowledgement): they are acknowledged. */
+  markSent(stream: StreamName, seqs: readonly number[], now?: number): number;
+  /** The broker took these rows (by seq); they stay pending until `confirm` (central acknowledgement). */
+  markPublished(stream: StreamName, seqs: readonly number[], now?: number): number;
   /** The centre holds every seq of `stream` up to `through`: published rows up to it are acknowledged. */
   confirm(stream: StreamName, through: number, now?: number): number;
   /** Rows still held for seqs in [from, to] (acknowledged ones too, unless `onlyPending`), in seq order: for resends. */
   heldRecords(stream: StreamName, from: number, to: number, limit: number, onlyPending?: boolean): OutboxRecord[];
   counts(): StreamCounts[];
-  /** Highest id per stream: the boundary between backlog and live records when a connection comes up. */
-  maxIds(): Map<StreamName, number>;
+  /** Highest seq assigned per stream: the boundary between backlog and live records when a connection comes up. */
+  lastSeqs(): Map<StreamName, number>;
   purgeSent(beforeTs: number, maxRows?: number): number;
   usage(): StorageUsage;
   /**
    * Brings usage within `limits`: acknowledged rows first, then unacknowledged ones in DROP_ORDER, oldest first
-   * (never alerts, never announcements), never the ones in flight (`inflight`: per stream, the highest id handed out on the current connection).
+   * (never alerts, never announcements), never the ones in flight (`inflight`: per stream, the highest seq handed out on the current connection).
    */
   enforceQuota(limits: StorageLimits, inflight?: ReadonlyMap<StreamName, number>, reason?: DropReason): DropReport[];
   close(): void;

@@ -108,7 +108,7 @@ export class MqttSync implements Component {
   private nextTryAt: number | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private cursors = new Map<StreamName, number>();
-  /** Per stream, the first id committed after this connection came up: lower ids are replayed backlog. */
+  /** Per stream, the first seq committed after this connection came up: lower seqs are replayed backlog. */
   private liveFrom = new Map<StreamName, number>();
   /** Streams held back after the broker refused one of their publishes, until the given time. */
   private readonly paused = new Map<StreamName, { until: number; attempt: number }>();
@@ -165,8 +165,8 @@ export class MqttSync implements Component {
   }
 
   /**
-   * The database file was replaced under us (store.replaceFile): ids handed out on this connection mean nothing
-   * in the new file. Drop the connection; the next one starts from the new file's state.
+   * The database file was replaced under us (store.replaceFile): what this connection handed out and had acknowledged
+   * belongs to the old file. Drop the connection; the next one starts from the new file's state.
    */
   storeReplaced(): void {
     this.resends.length = 0;
@@ -202,7 +202,7 @@ export class MqttSync implements Component {
   }
 
   /**
-   * Per stream, the highest id handed out on the current (or, while offline, the last) connection: those rows may
+   * Per stream, the highest seq handed out on the current (or, while offline, the last) connection: those rows may
    * be at the broker already, their PUBACK in flight or lost with the link, so the drop policy leaves them alone.
    */
   inflightCursors(): ReadonlyMap<StreamName, number> {
@@ -280,6 +280,9 @@ export class MqttSync implements Component {
       // MQTT.js traces every packet through `debug`, its arguments built each time even when tracing is off:
       // 8 % of the agent's steady CPU. Its trace is for debugging MQTT.js, not the agent; our own log says what matters.
       log: () => undefined,
+      // mqtt-packet's default pre-builds a Buffer for every 16-bit number (65,536 of them, 6 MiB of heap for as
+      // long as the process runs) to save a 2-byte allocation per packet id and topic length.
+      writeCache: false,
     };
     if (this.b.username) opts.username = this.b.username;
     if (this.b.password) opts.password = this.b.password;
@@ -322,7 +325,7 @@ export class MqttSync implements Component {
       }
       this.resends.length = 0;
       this.answered.clear();
-      this.liveFrom = new Map([...this.store.maxIds()].map(([s, id]) => [s, id + 1]));
+      this.liveFrom = new Map([...this.store.lastSeqs()].map(([s, seq]) => [s, seq + 1]));
       this.paused.clear();
       this.refusalLogged = '';
       this.connectedAt = Date.now();
@@ -721,7 +724,7 @@ export class MqttSync implements Component {
     const first = records[0]!;
     const last = records[records.length - 1]!;
     // A resend is outside the stream's cursor: new records go on from where they were.
-    if (!resend) this.cursors.set(stream, last.id);
+    if (!resend) this.cursors.set(stream, last.seq);
     const { payload, options } = this.encode(batch);
     this.stats.inflight++;
     client.publish(topics.stream(this.agentId, stream), payload, options, (err) => {
@@ -739,12 +742,12 @@ export class MqttSync implements Component {
           if (this.b.ack === 'central')
             this.store.markPublished(
               stream,
-              records.map((r) => r.id),
+              records.map((r) => r.seq),
             );
           else
             this.store.markSent(
               stream,
-              records.map((r) => r.id),
+              records.map((r) => r.seq),
             );
         } catch (err) {
           // A full disk: the rows stay unmarked and go again on the next connection; the centre deduplicates.
@@ -770,7 +773,7 @@ export class MqttSync implements Component {
     this.stats.rejectedByReason[hex(code)] = (this.stats.rejectedByReason[hex(code)] ?? 0) + 1;
     this.stats.lastError = `broker refused a publish on ${stream}: ${reason} (${hex(code)})`;
     const cursor = this.cursors.get(stream) ?? 0;
-    if (cursor >= first.id) this.cursors.set(stream, first.id - 1);
+    if (cursor >= first.seq) this.cursors.set(stream, first.seq - 1);
     if (code === 0x95 && this.maxBytes > 512) {
       // Packet too large: the broker's limit is lower than it said; halve ours and retry at once.
       this.maxBytes = Math.max(512, Math.floor(this.maxBytes / 2));

@@ -10,6 +10,7 @@ import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { tempDir } from '../../helpers/model-fixtures.js';
 import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
 import { waitFor } from '../../helpers/wait.js';
+import { incompressible } from '../../helpers/seeded-random.js';
 
 /**
  * The storage keeper's error paths against real faults: a small tmpfs filled to the last block (root only; skipped
@@ -48,7 +49,7 @@ function keeperIn(dir: string, storage: Record<string, unknown> = {}) {
 
 let seq = 0;
 const telemetry = (n: number, bytes = 1000): NewRecord[] =>
-  Array.from({ length: n }, () => ({ stream: 'telemetry', ts: ++seq, asset: 'mill', payload: { ts: seq, blob: 'x'.repeat(bytes) } }));
+  Array.from({ length: n }, () => ({ stream: 'telemetry', ts: ++seq, asset: 'mill', payload: { ts: seq, blob: incompressible(bytes, seq) } }));
 const alert = (): NewRecord => ({ stream: 'alerts', ts: ++seq, asset: 'mill', payload: { ts: seq, alertId: `a-${seq}`, state: 'raised' } });
 
 describe('StorageKeeper on a full disk (tmpfs)', () => {

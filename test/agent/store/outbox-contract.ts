@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { STREAMS, type NewRecord, type Outbox, type StreamName } from '../../../agent/src/store/outbox.js';
+import { incompressible } from '../../helpers/seeded-random.js';
 
 /**
  * What every outbox must do (agent/src/store/outbox.ts). Each implementation runs this suite with a factory that
@@ -15,7 +16,7 @@ const t = (n: number, bytes = 0): NewRecord => ({
   stream: 'telemetry',
   ts: 1000 + n,
   asset: 'a',
-  payload: { n, ...(bytes ? { pad: 'x'.repeat(bytes) } : {}) },
+  payload: { n, ...(bytes ? { pad: incompressible(bytes, n) } : {}) },
 });
 const r = (stream: StreamName, n: number): NewRecord => ({ stream, ts: 1000 + n, asset: 'a', payload: { n } });
 const all = { maxRecords: 10_000, maxBytes: 1 << 30 };
@@ -36,7 +37,7 @@ function accountFor(outbox: Outbox, acknowledged: Map<StreamName, Set<number>>):
   const dropped = new Map<StreamName, Set<number>>(STREAMS.map((s) => [s, new Set()]));
   const cursors = new Map<StreamName, number>();
   for (let b = outbox.nextBatch({ ...all, cursors }); b; b = outbox.nextBatch({ ...all, cursors })) {
-    cursors.set(b.stream, b.records[b.records.length - 1]!.id);
+    cursors.set(b.stream, b.records[b.records.length - 1]!.seq);
     for (const rec of b.records) {
       pending.get(b.stream)!.add(rec.seq);
       const e = JSON.parse(rec.json) as { type?: string; stream: StreamName; ranges: Array<[number, number]> };
@@ -82,7 +83,7 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(risk.stream).toBe('risk');
       o.markSent(
         'risk',
-        risk.records.map((x) => x.id),
+        risk.records.map((x) => x.seq),
         10,
       );
       closeAll();
@@ -109,7 +110,7 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       const cursors = new Map<StreamName, number>();
       for (let b = o.nextBatch({ ...all, cursors }); b; b = o.nextBatch({ ...all, cursors })) {
         got.push(`${b.stream}:${b.records.map((x) => x.seq).join(',')}`);
-        cursors.set(b.stream, b.records[b.records.length - 1]!.id);
+        cursors.set(b.stream, b.records[b.records.length - 1]!.seq);
       }
       expect(got).toEqual(['alerts:1', 'risk:1,2', 'events:1', 'telemetry:1,2']);
       closeAll();
@@ -126,14 +127,14 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(
         o.markSent(
           'telemetry',
-          b.records.map((x) => x.id),
+          b.records.map((x) => x.seq),
           5000,
         ),
       ).toBe(2);
       expect(
         o.markSent(
           'telemetry',
-          b.records.map((x) => x.id),
+          b.records.map((x) => x.seq),
           5001,
         ),
       ).toBe(0);
@@ -151,7 +152,7 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       expect(first.bytes).toBeLessThanOrEqual(300);
       const cursors = new Map([['telemetry' as StreamName, first.records[1]!.id]]);
       expect(o.nextBatch({ maxRecords: 10, maxBytes: 300, cursors })!.records.map((x) => x.seq)).toEqual([3]);
-      cursors.set('telemetry', o.nextBatch({ maxRecords: 10, maxBytes: 300, cursors })!.records[0]!.id);
+      cursors.set('telemetry', o.nextBatch({ maxRecords: 10, maxBytes: 300, cursors })!.records[0]!.seq);
       const big = o.nextBatch({ maxRecords: 10, maxBytes: 300, cursors })!;
       expect(big.records.map((x) => x.seq)).toEqual([4]);
       expect(o.nextBatch({ maxRecords: 1, maxBytes: 1 << 20 })!.records).toHaveLength(1);
@@ -161,12 +162,12 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
     it('never mixes backlog and live records in one batch, and flags the backlog as historical', () => {
       const o = open(factory.location());
       o.append([t(1), t(2)]);
-      const liveFrom = new Map([...o.maxIds()].map(([s, id]) => [s, id + 1]));
+      const liveFrom = new Map([...o.lastSeqs()].map(([s, seq]) => [s, seq + 1]));
       o.append([t(3), t(4)]);
       const cursors = new Map<StreamName, number>();
       const old = o.nextBatch({ ...all, cursors, liveFrom })!;
       expect([old.historical, old.records.map((x) => x.seq)]).toEqual([true, [1, 2]]);
-      cursors.set('telemetry', old.records[1]!.id);
+      cursors.set('telemetry', old.records[1]!.seq);
       const live = o.nextBatch({ ...all, cursors, liveFrom })!;
       expect([live.historical, live.records.map((x) => x.seq)]).toEqual([false, [3, 4]]);
       closeAll();
@@ -199,11 +200,11 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
       const b = o.nextBatch({ maxRecords: 500, maxBytes: 1 << 30, skip: new Set<StreamName>(['alerts', 'risk']) })!;
       o.markSent(
         'telemetry',
-        b.records.map((x) => x.id),
+        b.records.map((x) => x.seq),
       );
       for (const x of b.records) acknowledged.get('telemetry')!.add(x.seq);
       const inflight = o.nextBatch({ maxRecords: 100, maxBytes: 1 << 30, skip: new Set<StreamName>(['alerts', 'risk']) })!;
-      const inflightCursor = new Map<StreamName, number>([['telemetry', inflight.records[inflight.records.length - 1]!.id]]);
+      const inflightCursor = new Map<StreamName, number>([['telemetry', inflight.records[inflight.records.length - 1]!.seq]]);
       const before = o.usage().usedBytes;
       expect(o.enforceQuota({ maxBytes: before * 2, minFreeBytes: 0 }, inflightCursor)).toEqual([]);
       const reports = o.enforceQuota({ maxBytes: Math.floor(before / 3), minFreeBytes: 0 }, inflightCursor);

@@ -31,7 +31,7 @@ const event = (type: string, extra: Record<string, unknown> = {}) => ({ stream: 
 
 /** The pending rows of a stream as [seq, payload]: what a subscriber would get. */
 const held = (s: RecordStore, stream: StreamName) => s.pending(stream).map((r) => [r.seq, r.payload] as const);
-const idsOf = (s: RecordStore, stream: StreamName) => s.pending(stream).map((r) => r.id);
+const idsOf = (s: RecordStore, stream: StreamName) => s.pending(stream).map((r) => r.seq);
 const recovered = (s: RecordStore) => s.pending('events').filter((e) => e.payload.type === 'storage-recovered');
 const countsOf = (s: RecordStore, stream: StreamName) => s.counts().find((c) => c.stream === stream)!;
 const rmDb = (file: string, suffixes = ['', '-wal', '-shm']) => suffixes.forEach((x) => rmSync(file + x, { force: true }));
@@ -209,7 +209,7 @@ describe('RecordStore: the database file deleted or replaced while open', () => 
     expect(s.confirm('telemetry', BASE + 5)).toBe(0);
     s.markPublished(
       'telemetry',
-      batch.records.map((x) => x.id),
+      batch.records.map((x) => x.seq),
     );
     expect(s.confirm('telemetry', BASE + 5)).toBe(4);
 

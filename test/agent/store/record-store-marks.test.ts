@@ -10,10 +10,11 @@ import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
 const cleanup = cleanupAfterEach();
 
 /**
- * Acknowledgement marks (PUBACK, the centre's confirmation) wait in an open transaction for the next commit of
- * records (storage.ackCommitDelayMs): one flash write per reading instead of three. What the store promises:
- * queries see a mark at once; another connection (a crash) sees it only once committed; a records commit takes
- * the marks with it; a commit that fails rolls both back; close and the timer commit what waits.
+ * Acknowledgements (PUBACK, the centre's confirmation) are per-stream watermarks kept in memory and written with a
+ * commit of records at most every storage.ackCommitDelayMs, or on their own after that long without one: no flash
+ * write per acknowledgement. What the store promises: queries see an acknowledgement at once; another connection
+ * (a crash) sees it only once written, and then only rows really acknowledged; close and the timer write what
+ * waits; a records commit that fails loses no acknowledgement of this process.
  */
 
 const opened: RecordStore[] = [];
@@ -31,84 +32,105 @@ function setup(ackCommitDelayMs = 5000, dir = path.join(mkdtempSync(path.join(tm
   opened.push(store);
   const outside = new Database(path.join(dir, DB_FILE), { readonly: true });
   others.push(outside);
-  /** What a process that opens the file now (after a crash) would find: pending and published-but-unconfirmed rows. */
-  const onDisk = () => ({
-    pending: (outside.prepare("SELECT COUNT(*) AS n FROM records WHERE stream = 'telemetry' AND sent_ts IS NULL").get() as { n: number }).n,
-    published: (outside.prepare("SELECT COUNT(*) AS n FROM records WHERE stream = 'telemetry' AND puback_ts IS NOT NULL").get() as { n: number }).n,
-  });
+  /** What a process that opens the file now (after a crash) would find: the telemetry watermarks as written. */
+  const onDisk = () =>
+    (outside.prepare("SELECT acked_seq AS acked, published_seq AS published FROM streams WHERE name = 'telemetry'").get() as
+      { acked: number; published: number } | undefined) ?? { acked: 0, published: 0 };
   return { store, onDisk, dir };
 }
 
-describe('RecordStore acknowledgement marks with ackCommitDelayMs', () => {
-  it('applies a mark at once for this process, and writes it with the next commit of records', () => {
+describe('RecordStore acknowledgements with ackCommitDelayMs', () => {
+  it('applies an acknowledgement at once for this process, and writes it with a records commit once the delay has passed', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: 1_000_000 });
     const { store, onDisk } = setup();
     const seqs = store.append([tele(1), tele(2)]);
-    const ids = store.pending('telemetry').map((r) => r.id);
-    expect(store.markPublished('telemetry', ids)).toBe(2);
+    expect(store.markPublished('telemetry', seqs)).toBe(2);
     expect(store.confirm('telemetry', seqs[0]!)).toBe(1);
     // This process: one left to confirm, both published.
     expect(store.unconfirmedTotal()).toBe(1);
     expect(store.pending('telemetry').map((r) => r.seq)).toEqual([seqs[1]]);
     // The file: nothing of it yet (a crash now sends both again; the centre drops the duplicate).
-    expect(onDisk()).toEqual({ pending: 2, published: 0 });
+    expect(onDisk()).toEqual({ acked: 0, published: 0 });
+    // A records commit within the delay does not write them (one page less for that commit)...
+    vi.advanceTimersByTime(1000);
     store.append([tele(3)]);
-    expect(onDisk()).toEqual({ pending: 2, published: 2 });
+    expect(onDisk()).toEqual({ acked: 0, published: 0 });
+    // ...the first one after it does.
+    vi.setSystemTime(1_000_000 + 5000);
+    store.append([tele(4)]);
+    expect(onDisk()).toEqual({ acked: seqs[0], published: seqs[1] });
   });
 
-  it('commits waiting marks after the delay when no records come', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  it('writes waiting acknowledgements on their own when no records come, and not while records are committed', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: 1_000_000 });
     const { store, onDisk } = setup(5000);
     const [seq] = store.append([tele(1)]);
-    store.markSent('telemetry', [store.pending('telemetry')[0]!.id]);
-    expect(onDisk().pending).toBe(1);
-    vi.advanceTimersByTime(4999);
-    expect(onDisk().pending).toBe(1);
-    vi.advanceTimersByTime(1);
-    expect(onDisk().pending).toBe(0);
-    expect(store.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ pending: 0, lastSeq: seq });
+    store.markSent('telemetry', [seq!]);
+    expect(onDisk().acked).toBe(0);
+    // Records keep coming: the timer leaves the acknowledgement to the next records commit past the delay.
+    for (let i = 0; i < 4; i++) {
+      vi.advanceTimersByTime(1000);
+      store.append([tele(10 + i)]);
+    }
+    vi.advanceTimersByTime(1000); // the timer fires here, a records commit 1 s ago: it waits
+    expect(onDisk().acked).toBe(0);
+    // No more records: written by the timer.
+    vi.advanceTimersByTime(5000);
+    expect(onDisk().acked).toBe(seq);
+    expect(store.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ pending: 4, sentTotal: 1 });
   });
 
-  it('commits waiting marks on close, so a clean stop sends nothing twice', () => {
+  it('writes waiting acknowledgements on close, so a clean stop sends nothing twice', () => {
     const { store, dir } = setup();
-    store.append([tele(1), tele(2)]);
-    store.markSent(
-      'telemetry',
-      store.pending('telemetry').map((r) => r.id),
-    );
+    const seqs = store.append([tele(1), tele(2)]);
+    store.markSent('telemetry', seqs);
     store.close();
     const again = new RecordStore({ dir });
     opened.push(again);
     expect(again.pending('telemetry')).toEqual([]);
+    expect(again.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ pending: 0, sentTotal: 2 });
   });
 
-  it('with 0, every mark is its own commit', () => {
+  it('after a crash, rows acknowledged but not yet written are pending again; none that was not acknowledged is lost', () => {
+    const { store, dir } = setup(60_000);
+    const seqs = store.append([tele(1), tele(2), tele(3)]);
+    store.markSent('telemetry', seqs.slice(0, 2));
+    // A second process opening the file (as after kill -9) sees all three pending.
+    const after = new RecordStore({ dir, readonly: true });
+    expect(after.pending('telemetry').map((r) => r.seq)).toEqual(seqs);
+    after.close();
+    expect(store.pending('telemetry').map((r) => r.seq)).toEqual([seqs[2]]);
+  });
+
+  it('with 0, every acknowledgement is written at once', () => {
     const { store, onDisk } = setup(0);
-    store.append([tele(1)]);
-    store.markSent('telemetry', [store.pending('telemetry')[0]!.id]);
-    expect(onDisk().pending).toBe(0);
+    const [seq] = store.append([tele(1)]);
+    store.markSent('telemetry', [seq!]);
+    expect(onDisk().acked).toBe(seq);
   });
 
-  it('on a real full file system, a records commit that fails rolls the waiting marks back with it, seqs contiguous', (ctx) => {
+  it('on a real full file system, a records commit that fails keeps the acknowledgements; they go in with the next commit, seqs contiguous', (ctx) => {
     // A real 8 MiB tmpfs, the WAL truncated, then the file system filled by another file: the next commit needs
     // blocks there are none of.
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: 1_000_000 });
     const fsDir = tmpfsForTest(ctx, 8, cleanup);
     const { store, onDisk } = setup(5000, path.join(fsDir, 'data'));
     const appended = store.append(Array.from({ length: 50 }, (_, i) => tele(i)));
     store.checkpoint();
     const filler = fillUp(fsDir);
-    const before = onDisk();
-    // A mark waits in the open transaction; the next records commit fails and takes it along.
-    store.markSent('telemetry', [store.pending('telemetry')[0]!.id]);
-    expect(store.pending('telemetry', 10_000)).toHaveLength(before.pending - 1);
+    const before = store.pending('telemetry', 10_000).length;
+    store.markSent('telemetry', [appended[0]!]);
+    vi.setSystemTime(1_000_000 + 6000); // due: the next records commit would write it
     expect(() => store.append([tele(1000)])).toThrow(expect.objectContaining({ code: 'FW_ERR_STORAGE_WRITE' }));
-    // Nothing half-applied: this process sees what the file holds, and the next seq follows the last committed one.
-    expect(onDisk()).toEqual(before);
-    expect(store.pending('telemetry', 10_000)).toHaveLength(before.pending);
+    // Nothing half-applied: the file has neither; this process still knows the acknowledgement; the next seq
+    // follows the last committed one.
+    expect(onDisk().acked).toBe(0);
+    expect(store.pending('telemetry', 10_000)).toHaveLength(before - 1);
     expect(store.nextSeq('telemetry')).toBe(appended[appended.length - 1]! + 1);
-    // Room again: the mark and the records go in together.
+    // Room again: the acknowledgement and the records go in together.
     rmSync(filler);
-    store.markSent('telemetry', [store.pending('telemetry')[0]!.id]);
-    store.append([tele(1001)]);
-    expect(onDisk()).toEqual({ pending: before.pending, published: 0 });
+    const [next] = store.append([tele(1001)]);
+    expect(next).toBe(appended[appended.length - 1]! + 1);
+    expect(onDisk().acked).toBe(appended[0]);
   });
 });

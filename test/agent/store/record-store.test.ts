@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DB_FILE, RecordStore, isStorageFull } from '../../../agent/src/store/record-store.js';
 import { outboxContract } from './outbox-contract.js';
 import { waitFor } from '../../helpers/wait.js';
+import { incompressible } from '../../helpers/seeded-random.js';
 
 const dirs: string[] = [];
 function freshDir(): string {
@@ -40,7 +41,7 @@ describe('RecordStore', () => {
     const seqs = store.append([row(2), row(3), row(4)]);
     store.markSent(
       'telemetry',
-      store.recordsAfter('telemetry', 0, 10).map((r) => r.id),
+      store.recordsAfter('telemetry', 0, 10).map((r) => r.seq),
     );
     expect(store.purgeSent(Number.MAX_SAFE_INTEGER)).toBe(1);
     store.saveOutputCursors('sparkplug', new Map([['telemetry', seqs[0]!]]));
@@ -95,6 +96,20 @@ describe('RecordStore', () => {
     expect(ro.counts().find((c) => c.stream === 'telemetry')!.pending).toBe(1);
   });
 
+  it('read-only, refuses a file of another schema with what to do, and leaves it as it is', () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    const old = new Database(path.join(dir, DB_FILE));
+    old.exec('CREATE TABLE records (id INTEGER PRIMARY KEY); PRAGMA user_version = 5;');
+    old.close();
+    expect(() => new RecordStore({ dir, readonly: true })).toThrow(
+      expect.objectContaining({ code: 'FW_ERR_STORAGE_OPEN', message: expect.stringMatching(/schema 5.*start the agent once/) }),
+    );
+    const check = new Database(path.join(dir, DB_FILE), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(5);
+    check.close();
+  });
+
   it('sets a file that is not a database aside, starts a fresh one and says so in an event', () => {
     const dir = freshDir();
     mkdirSync(dir, { recursive: true });
@@ -118,7 +133,7 @@ describe('RecordStore', () => {
   it('sets a database with damaged pages aside', () => {
     const dir = freshDir();
     const s = store(dir);
-    s.append(Array.from({ length: 2000 }, (_, i) => ({ ...reading('a', i), payload: { n: i, pad: 'p'.repeat(200) } })));
+    s.append(Array.from({ length: 2000 }, (_, i) => ({ ...reading('a', i), payload: { n: i, pad: incompressible(200, i) } })));
     s.close();
     // Scribble over pages in the middle of the file, as a failing disk or a torn write would.
     const file = path.join(dir, DB_FILE);
@@ -187,11 +202,11 @@ describe('RecordStore', () => {
 
   it('gives freed pages back to the file system in small steps', () => {
     const s = store(freshDir());
-    s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: 'x'.repeat(500) } })));
+    s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: incompressible(1000, i) } })));
     const batch = s.nextBatch({ maxRecords: 3000, maxBytes: 1 << 30 })!;
     s.markSent(
       'telemetry',
-      batch.records.map((r) => r.id),
+      batch.records.map((r) => r.seq),
     );
     s.purgeSent(Number.MAX_SAFE_INTEGER, 10_000);
     const before = s.usage();
@@ -213,7 +228,7 @@ describe('RecordStore', () => {
     let failure: unknown;
     for (let i = 0; i < 10_000 && !failure; i++) {
       try {
-        full.append(Array.from({ length: 20 }, (_, k) => ({ ...reading('a', i * 20 + k), payload: { pad: 'x'.repeat(300) } })));
+        full.append(Array.from({ length: 20 }, (_, k) => ({ ...reading('a', i * 20 + k), payload: { pad: incompressible(300, i * 20 + k) } })));
       } catch (err) {
         failure = err;
       }
@@ -230,7 +245,7 @@ describe('RecordStore', () => {
 
   it('under the free-space floor, drops by the same policy and hands the pages back to the file system', () => {
     const s = store(freshDir());
-    s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: 'x'.repeat(400) } })));
+    s.append(Array.from({ length: 3000 }, (_, i) => ({ ...reading('a', i), payload: { pad: incompressible(400, i) } })));
     const u = s.usage();
     // A floor just above what is free now: only giving pages back to the file system can meet it.
     const floor = u.freeBytes + Math.floor(u.usedBytes / 2);

@@ -23,7 +23,7 @@ function outbox(records: number): RecordStore {
 
 /** Marks `n` records sent, as the sync does on a PUBACK, and tells the progress. */
 function acknowledge(store: RecordStore, progress: DrainProgress, n: number, now: number): void {
-  const ids = store.pending('telemetry', n).map((r) => r.id);
+  const ids = store.pending('telemetry', n).map((r) => r.seq);
   store.markSent('telemetry', ids, now);
   progress.acknowledged(ids.length, ids.length * 50, now);
 }

@@ -195,7 +195,7 @@ describe('MqttSync with central acknowledgement', () => {
     const { store, sync, unavailable } = setup(broker.url);
     store.append(range(0, 5).map(tele));
     // B and B+1 were acknowledged and purged; B+2 was dropped by the storage policy during this run (announced then).
-    const ids = store.pending('telemetry').map((r) => r.id);
+    const ids = store.pending('telemetry').map((r) => r.seq);
     store.markSent('telemetry', ids.slice(0, 3), 1);
     expect(store.purgeSent(2)).toBe(3);
     sync.noteDropped('telemetry', [[B + 2, B + 2]]);

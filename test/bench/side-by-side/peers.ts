@@ -143,6 +143,9 @@ export function nodeExporterArgs(port: number): string[] {
   return [`--web.listen-address=127.0.0.1:${port}`, '--collector.disable-defaults', ...collectors.map((c) => `--collector.${c}`), '--log.level=warn'];
 }
 
+/** Node's flags for the agent, as scripts/forewarn.service and `npm start` run it (docs/service.md). */
+export const DAEMON_NODE_FLAGS = ['--v8-pool-size=1'];
+
 export type AgentProfile = 'host-only' | 'defaults';
 
 /**

@@ -174,6 +174,8 @@ export class SparkplugNode implements Component {
       will: { topic: this.topic('NDEATH'), payload: will, qos: 1, retain: false },
       rejectUnauthorized: b.tls.rejectUnauthorized,
       log: () => undefined,
+      // No 6 MiB cache of 65,536 two-byte Buffers (as the sync's client, sync/mqtt-sync.ts).
+      writeCache: false,
     };
     const username = own ? this.s.username : b.username;
     const password = own ? this.s.password : b.password;
