@@ -45,7 +45,7 @@
  *
  * A signal that cannot be read is absent, never zero; why is in `errors`.
  */
-import { close as closeFd, fstatSync, open as openFd, promises as fsp, read as readFd, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, open as openFd, promises as fsp, read as readFd, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   type CpuTimes,
@@ -601,7 +601,7 @@ export class HostSampler {
       // not held
     }
     // Held only while the sensor is (a rediscovery may have run meanwhile), and once.
-    if (ino === undefined || this.openSensors.has(file) || !this.sensors.some((s) => s.path === file)) closeFd(fd, () => undefined);
+    if (ino === undefined || this.openSensors.has(file) || !this.sensors.some((s) => s.path === file)) closeQuietly(fd);
     else this.openSensors.set(file, { fd, ino, buf: Buffer.allocUnsafe(SENSOR_READ_BYTES) });
   }
 
@@ -609,7 +609,7 @@ export class HostSampler {
     const open = this.openSensors.get(file);
     if (!open) return;
     this.openSensors.delete(file);
-    closeFd(open.fd, () => undefined);
+    closeQuietly(open.fd);
   }
 
   // ── discovery (every `rediscoverEvery` samples) ──────────────────────────────────────────────────────────
@@ -775,6 +775,15 @@ async function readText(file: string): Promise<string | { error: string }> {
     return readFileSync(file, 'utf8');
   } catch (err) {
     return { error: `${file}: ${errorCode(err)}` };
+  }
+}
+
+/** Synchronous, so that close() leaves nothing open behind it: closing a sysfs file never waits on a driver. */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed: nothing held
   }
 }
 
