@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const BENCHES: readonly string[] = [
   './host-sampler.bench.js',
+  './reading-path.bench.js',
   './scoring.bench.js',
   './collectd-comparison.bench.js',
   './node-protocol.bench.js',

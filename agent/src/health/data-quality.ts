@@ -33,6 +33,8 @@ const STEP_WARMUP = 20;
 const STEP_ACCEPT = 5;
 
 interface SignalState {
+  asset: string;
+  signal: string;
   lastValue: number;
   lastTs: number;
   /** Smoothed interval between samples. */
@@ -49,6 +51,9 @@ interface SignalState {
   analog: boolean;
 }
 
+/** The checks in the order a signal's flag is chosen and its issues are listed. */
+const CHECKS: readonly QualityCheck[] = ['range', 'step', 'flatline', 'stale', 'uncertain'];
+
 function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
 }
@@ -64,7 +69,10 @@ export function physicalRange(metric: string): [number, number] | undefined {
 }
 
 export class DataQuality {
+  /** Every signal's state, in the order first seen (the order checkStale and failing report in). */
   private readonly state = new Map<string, SignalState>();
+  /** The same states by asset, then signal: looked up per value without building a key string (a hot path). */
+  private readonly byAsset = new Map<string, Map<string, SignalState>>();
   private readonly analog: RegExp[];
   private readonly extraAnalog = new Set<string>();
   readonly stats = { checked: 0, failed: { range: 0, step: 0, flatline: 0, stale: 0, uncertain: 0 } as Record<QualityCheck, number> };
@@ -76,7 +84,7 @@ export class DataQuality {
   /** Signals that must vary (model inputs): flatline and step checks apply to them too. */
   addAnalogSignals(signals: Iterable<string>): void {
     for (const s of signals) this.extraAnalog.add(s);
-    for (const [key, st] of this.state) st.analog = this.isAnalog(key.slice(key.indexOf('\u0000') + 1));
+    for (const st of this.state.values()) st.analog = this.isAnalog(st.signal);
   }
 
   private isAnalog(signal: string): boolean {
@@ -93,12 +101,18 @@ export class DataQuality {
     const flags: Record<string, QualityCheck> = {};
     const issues: QualityIssue[] = [];
     const uncertain = r.uncertain?.length ? new Set(r.uncertain) : null;
-    for (const [signal, value] of Object.entries(r.metrics)) {
+    let signals = this.byAsset.get(r.asset);
+    if (!signals) this.byAsset.set(r.asset, (signals = new Map()));
+    const metrics = r.metrics;
+    // Per value, on every reading: no allocation unless a check fails or recovers.
+    for (const signal in metrics) {
+      const value = metrics[signal]!;
       this.stats.checked++;
-      const key = `${r.asset}\u0000${signal}`;
-      let st = this.state.get(key);
+      let st = signals.get(signal);
       if (!st) {
         st = {
+          asset: r.asset,
+          signal,
           lastValue: value,
           lastTs: r.ts,
           intervalMs: null,
@@ -110,22 +124,26 @@ export class DataQuality {
           range: physicalRange(signal),
           analog: this.isAnalog(signal),
         };
-        this.state.set(key, st);
+        signals.set(signal, st);
+        this.state.set(`${r.asset}\u0000${signal}`, st);
       }
-      const now: Partial<Record<QualityCheck, string>> = {};
+      let rangeFails: string | undefined;
+      let stepFails: string | undefined;
+      let flatlineFails: string | undefined;
+      let uncertainFails: string | undefined;
       const range = st.range;
-      if (!Number.isFinite(value)) now.range = 'not a finite number';
-      else if (range && (value < range[0] || value > range[1])) now.range = `${value} outside [${range[0]}, ${range[1]}]`;
-      if (uncertain?.has(signal)) now.uncertain = `${r.source} reports the value uncertain`;
-      if (st.samples > 0 && !now.range && !now.uncertain && st.analog) {
+      if (!Number.isFinite(value)) rangeFails = 'not a finite number';
+      else if (range && (value < range[0] || value > range[1])) rangeFails = `${value} outside [${range[0]}, ${range[1]}]`;
+      if (uncertain?.has(signal)) uncertainFails = `${r.source} reports the value uncertain`;
+      if (st.samples > 0 && rangeFails === undefined && uncertainFails === undefined && st.analog) {
         const delta = Math.abs(value - st.lastValue);
         st.sameCount = delta === 0 ? st.sameCount + 1 : 0;
-        if (this.config.flatlineSamples > 0 && st.sameCount >= this.config.flatlineSamples) now.flatline = `unchanged for ${st.sameCount + 1} samples`;
+        if (this.config.flatlineSamples > 0 && st.sameCount >= this.config.flatlineSamples) flatlineFails = `unchanged for ${st.sameCount + 1} samples`;
         const usual = st.meanAbsDelta;
         if (this.config.stepFactor > 0 && usual !== null && st.samples >= STEP_WARMUP && usual > 0 && delta > this.config.stepFactor * usual) {
           // Compared with the last good value, so a spike's way back down is not a second step. A value that
           // stays at the new level for STEP_ACCEPT samples is a new level, and is accepted.
-          if (++st.steps < STEP_ACCEPT) now.step = `changed by ${round(delta)}, ${round(delta / usual)}× its usual change`;
+          if (++st.steps < STEP_ACCEPT) stepFails = `changed by ${round(delta)}, ${round(delta / usual)}× its usual change`;
           else st.steps = 0;
         } else {
           st.steps = 0;
@@ -137,12 +155,18 @@ export class DataQuality {
         const gap = r.ts - st.lastTs;
         st.intervalMs = st.intervalMs === null ? gap : st.intervalMs + (gap - st.intervalMs) / 10;
       }
-      if (!now.range && !now.step && !now.uncertain) {
+      if (rangeFails === undefined && stepFails === undefined && uncertainFails === undefined) {
         st.lastValue = value;
         st.samples++;
       }
       st.lastTs = r.ts;
-      for (const check of ['range', 'step', 'flatline', 'stale', 'uncertain'] as const) {
+      if (rangeFails === undefined && stepFails === undefined && flatlineFails === undefined && uncertainFails === undefined && st.failing.size === 0) {
+        // The usual case: nothing fails now and nothing was failing, so no flag and no issue.
+        clean[signal] = value;
+        continue;
+      }
+      const now: Partial<Record<QualityCheck, string>> = { range: rangeFails, step: stepFails, flatline: flatlineFails, uncertain: uncertainFails };
+      for (const check of CHECKS) {
         const detail = now[check];
         if (detail !== undefined) {
           flags[signal] ??= check;
@@ -165,9 +189,9 @@ export class DataQuality {
   checkStale(now = Date.now()): QualityIssue[] {
     if (!this.config.enabled) return [];
     const issues: QualityIssue[] = [];
-    for (const [key, st] of this.state) {
+    for (const st of this.state.values()) {
       if (st.intervalMs === null || st.failing.has('stale')) continue;
-      const [asset, signal] = key.split('\u0000') as [string, string];
+      const { asset, signal } = st;
       // Only signals that should arrive steadily: many host metrics come and go by design (rates, idle disks).
       if (!st.analog) continue;
       const age = now - st.lastTs;
@@ -189,10 +213,9 @@ export class DataQuality {
   /** Per signal, the checks failing now (for status). */
   failing(): Array<{ asset: string; signal: string; checks: QualityCheck[] }> {
     const out: Array<{ asset: string; signal: string; checks: QualityCheck[] }> = [];
-    for (const [key, st] of this.state) {
+    for (const st of this.state.values()) {
       if (!st.failing.size) continue;
-      const [asset, signal] = key.split('\u0000') as [string, string];
-      out.push({ asset, signal, checks: [...st.failing] });
+      out.push({ asset: st.asset, signal: st.signal, checks: [...st.failing] });
     }
     return out;
   }

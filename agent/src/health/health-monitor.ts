@@ -234,8 +234,12 @@ export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, 
 
   onReading(r: Reading): void {
     const seen: Observation[] = [];
-    for (const [metric, value] of Object.entries(r.metrics)) {
-      for (const { rule, subject } of this.rulesFor(metric)) {
+    for (const metric in r.metrics) {
+      const rules = this.rulesFor(metric);
+      // Most metrics of most readings (all of the host's) match no rule.
+      if (rules.length === 0) continue;
+      const value = r.metrics[metric]!;
+      for (const { rule, subject } of rules) {
         const key = alertKey(rule.id, r.asset, subject);
         let verdict: Observation['verdict'] | undefined;
         const evidence: AlertRecord['evidence'] = { metric, value };

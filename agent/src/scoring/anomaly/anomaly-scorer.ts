@@ -147,7 +147,8 @@ export class AnomalyScorer implements Component, ReadingConsumer {
     const t = this.trackedFor(reading.asset);
     if (!t) return;
     let values: Record<string, number> = reading.metrics;
-    if (this.config.exclude.length) {
+    // A copy only when a signal is excluded: the default exclusion (`machine_failure`) names none of the host's.
+    if (this.config.exclude.length && this.excludesAny(reading.metrics)) {
       values = {};
       for (const k in reading.metrics) if (!this.isExcluded(k)) values[k] = reading.metrics[k]!;
     }
@@ -197,6 +198,11 @@ export class AnomalyScorer implements Component, ReadingConsumer {
 
   forget(asset: string, signal: string): void {
     this.tracked.get(asset)?.detector.forget(signal);
+  }
+
+  private excludesAny(metrics: Readonly<Record<string, number>>): boolean {
+    for (const k in metrics) if (this.isExcluded(k)) return true;
+    return false;
   }
 
   private isExcluded(signal: string): boolean {

@@ -45,7 +45,7 @@
  *
  * A signal that cannot be read is absent, never zero; why is in `errors`.
  */
-import { promises as fsp, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, open as openFd, promises as fsp, read as readFd, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   type CpuTimes,
@@ -156,6 +156,20 @@ interface Previous {
   nets: Map<string, NetDevStats>;
 }
 
+/**
+ * A sensor file kept open between samples: sysfs makes an attribute afresh on each read at offset 0, so one
+ * pread a sample replaces fs.promises.readFile's open, fstat, read, read and close (five thread-pool round
+ * trips). `ino` tells a file replaced or removed at the path from the one held open.
+ */
+interface OpenSensor {
+  fd: number;
+  ino: number;
+  buf: Buffer;
+}
+
+/** Bytes read at once from a sensor file: a reading is a few digits; a file this long or longer is read whole, by its path. */
+const SENSOR_READ_BYTES = 128;
+
 type FsResult = { mount: MountInfo; stat: StatfsResult } | { mount: MountInfo; error: string };
 type SensorResult = { sensor: SensorFile; value: number } | null;
 
@@ -189,6 +203,10 @@ export class HostSampler {
   private samples = 0;
   private rediscoverSoon = false;
   private sensors: SensorFile[] = [];
+  private readonly openSensors = new Map<string, OpenSensor>();
+  /** The sample in progress: close() never closes a file a read may still be using. */
+  private running: Promise<HostSample> | null = null;
+  private closeWhenIdle = false;
   private wholeDisks: Set<string> | null = null;
   private prev: Previous | null = null;
 
@@ -218,9 +236,37 @@ export class HostSampler {
 
   /**
    * Takes one sample. `nowMs` is the sample's time, used for rates (default Date.now()); a time that does not
-   * move forward from the previous sample gives no rates.
+   * move forward from the previous sample gives no rates. Samples must not overlap (IntervalSource never does):
+   * a rediscovery closes the sensor files it no longer reads.
    */
-  async sample(nowMs: number = Date.now()): Promise<HostSample> {
+  sample(nowMs: number = Date.now()): Promise<HostSample> {
+    this.closeWhenIdle = false;
+    const run = this.takeSample(nowMs);
+    this.running = run;
+    const settled = (): void => {
+      if (this.running === run) this.running = null;
+      this.closeIfIdle();
+    };
+    run.then(settled, settled);
+    return run;
+  }
+
+  /**
+   * Closes the sensor files held open, at once or when the sample in progress ends (not waited for: a read
+   * of a hung sensor may never return). A later sample opens them again.
+   */
+  close(): void {
+    this.closeWhenIdle = true;
+    this.closeIfIdle();
+  }
+
+  private closeIfIdle(): void {
+    if (!this.closeWhenIdle || this.running !== null) return;
+    this.closeWhenIdle = false;
+    for (const file of [...this.openSensors.keys()]) this.closeSensor(file);
+  }
+
+  private async takeSample(nowMs: number): Promise<HostSample> {
     const errors: string[] = [];
     const metrics: Record<string, number> = {};
     if (this.samples % this.rediscoverEvery === 0 || this.rediscoverSoon) await this.discover();
@@ -449,16 +495,20 @@ export class HostSampler {
 
   // ── reading ──────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Mounts (re-parsed only when the mount table changed), then statfs of each selected one. */
+  /**
+   * Mounts (re-parsed only when the mount table changed), then statfs of each selected one. The mount table is
+   * procfs, read synchronously as readText says; fs.promises.readFile cost about ten times the CPU of
+   * readFileSync here (five thread-pool round trips). statfs stays asynchronous: a mount can hang.
+   */
   private async readFilesystems(): Promise<{ results: FsResult[]; errors: string[] }> {
     const errors: string[] = [];
     let text: string | null = null;
     let parse = parseMountinfo;
     try {
-      text = await fsp.readFile(`${this.procRoot}/self/mountinfo`, 'utf8');
+      text = readFileSync(`${this.procRoot}/self/mountinfo`, 'utf8');
     } catch {
       try {
-        text = await fsp.readFile(`${this.procRoot}/mounts`, 'utf8');
+        text = readFileSync(`${this.procRoot}/mounts`, 'utf8');
         parse = parseProcMounts;
       } catch (err) {
         errors.push(`${this.procRoot}/self/mountinfo: ${errorCode(err)}`);
@@ -504,16 +554,62 @@ export class HostSampler {
   }
 
   private async readSensor(sensor: SensorFile): Promise<SensorResult> {
-    let text: string;
-    try {
-      text = await fsp.readFile(sensor.path, 'utf8');
-    } catch (err) {
-      // Gone (hot-unplugged): look again next sample rather than in 60.
-      if (errorCode(err) === 'ENOENT') this.rediscoverSoon = true;
-      return null;
+    let text: string | null = await this.readOpenSensor(sensor.path);
+    if (text === null) {
+      try {
+        text = await fsp.readFile(sensor.path, 'utf8');
+      } catch (err) {
+        // Gone (hot-unplugged): look again next sample rather than in 60.
+        if (errorCode(err) === 'ENOENT') this.rediscoverSoon = true;
+        return null;
+      }
+      await this.openSensor(sensor.path);
     }
     const value = sensorValue(sensor.kind, text);
     return value === null ? null : { sensor, value };
+  }
+
+  /**
+   * The sensor file's text through the descriptor held open, or null when there is none, the path no longer
+   * names the file held (removed, replaced), the read failed (a removed device's attribute: ENODEV) or the file
+   * is longer than one read: the caller then reads it as before, by its path.
+   */
+  private async readOpenSensor(file: string): Promise<string | null> {
+    const open = this.openSensors.get(file);
+    if (!open) return null;
+    // A lookup in the kernel's sysfs tree, never a driver call: cheap and it cannot hang on the hardware.
+    if (statSync(file, { throwIfNoEntry: false })?.ino !== open.ino) {
+      this.closeSensor(file);
+      return null;
+    }
+    const n = await new Promise<number>((resolve) => readFd(open.fd, open.buf, 0, SENSOR_READ_BYTES, 0, (err, bytes) => resolve(err ? -1 : bytes)));
+    if (n < 0 || n >= SENSOR_READ_BYTES) {
+      this.closeSensor(file);
+      return null;
+    }
+    return open.buf.toString('utf8', 0, n);
+  }
+
+  private async openSensor(file: string): Promise<void> {
+    if (this.openSensors.has(file)) return;
+    const fd = await new Promise<number>((resolve) => openFd(file, 'r', (err, fd) => resolve(err ? -1 : fd)));
+    if (fd < 0) return;
+    let ino: number | undefined;
+    try {
+      ino = fstatSync(fd).ino;
+    } catch {
+      // not held
+    }
+    // Held only while the sensor is (a rediscovery may have run meanwhile), and once.
+    if (ino === undefined || this.openSensors.has(file) || !this.sensors.some((s) => s.path === file)) closeQuietly(fd);
+    else this.openSensors.set(file, { fd, ino, buf: Buffer.allocUnsafe(SENSOR_READ_BYTES) });
+  }
+
+  private closeSensor(file: string): void {
+    const open = this.openSensors.get(file);
+    if (!open) return;
+    this.openSensors.delete(file);
+    closeQuietly(open.fd);
   }
 
   // ── discovery (every `rediscoverEvery` samples) ──────────────────────────────────────────────────────────
@@ -530,6 +626,7 @@ export class HostSampler {
       sensors.push({ ...s, metric });
     }
     this.sensors = sensors;
+    for (const file of [...this.openSensors.keys()]) if (!sensors.some((s) => s.path === file)) this.closeSensor(file);
     this.wholeDisks = block;
   }
 
@@ -678,6 +775,15 @@ async function readText(file: string): Promise<string | { error: string }> {
     return readFileSync(file, 'utf8');
   } catch (err) {
     return { error: `${file}: ${errorCode(err)}` };
+  }
+}
+
+/** Synchronous, so that close() leaves nothing open behind it: closing a sysfs file never waits on a driver. */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed: nothing held
   }
 }
 

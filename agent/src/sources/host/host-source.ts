@@ -33,6 +33,12 @@ export class HostSource extends IntervalSource {
     }
   }
 
+  override async stop(): Promise<void> {
+    await super.stop();
+    // The sensor files it holds open (after a sample in progress, so that none is closed under a read).
+    this.sampler.close();
+  }
+
   protected async sample(now: number): Promise<Reading[]> {
     const { metrics, errors } = await this.sampler.sample(now);
     for (const e of errors) {

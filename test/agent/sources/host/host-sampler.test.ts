@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -206,6 +206,40 @@ describe('HostSampler on the recorded fixtures', () => {
       'temp.nvme1_composite.celsius',
       'temp.zone0_x86_pkg_temp.celsius',
     ]);
+  });
+
+  it('reads a sensor file held open afresh every sample, a file replaced at its path too, and closes them on close()', async () => {
+    const sys = path.join(tmp(), 'sys');
+    cpSync(fx('sys'), sys, { recursive: true, verbatimSymlinks: true });
+    const target = (fd: string): string => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return ''; // the descriptor readdir itself used, closed since
+      }
+    };
+    const heldOpen = () => readdirSync('/proc/self/fd').filter((fd) => target(fd).startsWith(sys)).length;
+    const sampler = new HostSampler({ procRoot: procFrom('proc-t0'), sysRoot: sys, statfs: fakeStatfs, rediscoverEvery: 1000 });
+    expect((await sampler.sample(T0)).metrics['temp.coretemp_package_id_0.celsius']).toBe(52);
+    expect(heldOpen()).toBe(9);
+    // Rewritten in place, as sysfs does: the held descriptor reads the new value.
+    writeFileSync(path.join(sys, 'class/hwmon/hwmon0/temp1_input'), '53000\n');
+    // Replaced by another file (a device gone and back): read by its path, not through the old descriptor.
+    const zone0 = path.join(sys, 'class/thermal/thermal_zone0/temp');
+    writeFileSync(`${zone0}.new`, '48000\n');
+    renameSync(`${zone0}.new`, zone0);
+    const s2 = await sampler.sample(T0 + 1000);
+    expect(s2.metrics['temp.coretemp_package_id_0.celsius']).toBe(53);
+    expect(s2.metrics['temp.zone0_x86_pkg_temp.celsius']).toBe(48);
+    expect(heldOpen()).toBe(9);
+    sampler.close();
+    expect(heldOpen()).toBe(0);
+    // A sample after close() opens them again.
+    // Asked while a sample runs, after it.
+    const s3 = sampler.sample(T0 + 2000);
+    sampler.close();
+    expect((await s3).metrics['temp.zone0_x86_pkg_temp.celsius']).toBe(48);
+    expect(heldOpen()).toBe(0);
   });
 
   it('discovers sensors once and again every `rediscoverEvery` samples, not on every sample', async () => {
