@@ -42,6 +42,7 @@ import {
   CLI,
   COLLECTD,
   COLLECTD_MQTT_PLUGIN,
+  ANOMALY_WARMUP_SAMPLES,
   DAEMON_NODE_FLAGS,
   NODE_EXPORTER,
   agentConfig,
@@ -53,6 +54,7 @@ import {
   stopAll,
   stopProcess,
   unlessExited,
+  warmupSeconds,
   type AgentProfile,
   type Started,
 } from './side-by-side/peers.js';
@@ -266,7 +268,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       stopScraper = startScraper(`http://127.0.0.1:${port}/metrics`, intervalS * 1000, s.scraped!);
     }
 
-    await sleep(WARMUP_S * 1000);
+    await sleep(warmupSeconds(WARMUP_S, intervalS) * 1000);
     checkRunning(subjects);
     for (const s of subjects) if (s.publisher) probe.take(s.publisher);
 
@@ -394,7 +396,7 @@ export async function run(): Promise<BenchReport[]> {
     `Node ${process.version}`,
   ].filter(Boolean);
   const common = [
-    `${WINDOWS} windows of ${WINDOW_S} s per interval after a ${WARMUP_S} s warm-up (FOREWARN_BENCH_WINDOWS, FOREWARN_BENCH_WINDOW_S, FOREWARN_BENCH_WARMUP_S; intervals ${INTERVALS.join(', ')} s: FOREWARN_BENCH_INTERVALS). Every figure is a median over the windows; CPU ratios are totals over the same windows (Σ agent / Σ collectd), from utime+stime and, in brackets, from the threads' schedstat (ns).`,
+    `${WINDOWS} windows of ${WINDOW_S} s per interval after a warm-up of ${INTERVALS.map((i) => `${warmupSeconds(WARMUP_S, i)} s at ${i} s`).join(', ')} (at least FOREWARN_BENCH_WARMUP_S, and past the anomaly baseline of ${ANOMALY_WARMUP_SAMPLES} readings: each reading is then scored and its anomaly score committed, as in an agent that has run for a while) (FOREWARN_BENCH_WINDOWS, FOREWARN_BENCH_WINDOW_S, FOREWARN_BENCH_WARMUP_S; intervals ${INTERVALS.join(', ')} s: FOREWARN_BENCH_INTERVALS). Every figure is a median over the windows; CPU ratios are totals over the same windows (Σ agent / Σ collectd), from utime+stime and, in brackets, from the threads' schedstat (ns).`,
     `Load average (1, 5, 15 min) at the start → end of each window: ${loads.join(' | ')}. The machine has ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} CPUs; other work on it inflates CPU and latency on both sides.`,
     `${versions.join(', ')}.`,
     ...Object.entries(skipped).map(([k, why]) => `${k} skipped: ${why}.`),

@@ -44,8 +44,18 @@ const SCHEMA_VERSION = 6;
 /** The table of a stream's rows. Stream names are the fixed identifiers of STREAMS, never input. */
 const table = (stream: StreamName) => `records_${stream}`;
 const CREATE_STREAM_TABLE = (stream: StreamName) =>
-  `CREATE TABLE IF NOT EXISTS ${table(stream)} (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL, ts INTEGER NOT NULL, asset TEXT NOT NULL, payload TEXT NOT NULL)`;
-const RECORDS_VIEW = `CREATE VIEW IF NOT EXISTS records AS ${STREAMS.map((s) => `SELECT id, '${s}' AS stream, seq, ts, asset, payload FROM ${table(s)}`).join(' UNION ALL ')}`;
+  `CREATE TABLE IF NOT EXISTS ${table(stream)} (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL, ts INTEGER NOT NULL, asset TEXT NOT NULL, kind TEXT, payload NOT NULL)`;
+/**
+ * What the store itself looks up in a record, kept beside its payload (which may be deflated): an event's `type`
+ * (a drop never takes an announcement), a risk record's `model` (the latest risk per asset and model).
+ */
+function kindOf(stream: StreamName, payload: Record<string, unknown>): string | null {
+  const v = stream === 'events' ? payload.type : stream === 'risk' ? payload.model : undefined;
+  return typeof v === 'string' ? v : null;
+}
+/** The same, from the JSON text in SQL: for rows copied from files of earlier schemas. */
+const KIND_SQL = `CASE stream WHEN 'events' THEN json_extract(payload, '$.type') WHEN 'risk' THEN json_extract(payload, '$.model') END`;
+const RECORDS_VIEW = `CREATE VIEW IF NOT EXISTS records AS ${STREAMS.map((s) => `SELECT id, '${s}' AS stream, seq, ts, asset, kind, payload FROM ${table(s)}`).join(' UNION ALL ')}`;
 
 /** A record read back for display (status, latest risk): the payload parsed. */
 export interface StoredRecord {
@@ -448,7 +458,9 @@ export class RecordStore implements Outbox {
       );
       for (const st of STREAMS) {
         this.db
-          .prepare(`INSERT INTO ${table(st)} (seq, id, ts, asset, payload) SELECT seq, id, ts, asset, payload FROM records WHERE stream = ? ORDER BY seq`)
+          .prepare(
+            `INSERT INTO ${table(st)} (seq, id, ts, asset, kind, payload) SELECT seq, id, ts, asset, ${KIND_SQL}, payload FROM records WHERE stream = ? ORDER BY seq`,
+          )
           .run(st);
         const q = (where: string) => this.db.prepare(`SELECT MIN(seq) FROM records WHERE stream = ? AND ${where}`).pluck().get(st) as number | null;
         const top = this.db.prepare('SELECT MAX(seq) FROM records WHERE stream = ?').pluck().get(st) as number | null;
@@ -507,12 +519,13 @@ export class RecordStore implements Outbox {
       this.atomic(() => {
         const seqs = items.map((item) => {
           const seq = this.seqs.get(item.stream) ?? this.seqBase;
-          this.sql(`INSERT INTO ${table(item.stream)} (seq, id, ts, asset, payload) VALUES (?, ?, ?, ?, ?)`).run(
+          this.sql(`INSERT INTO ${table(item.stream)} (seq, id, ts, asset, kind, payload) VALUES (?, ?, ?, ?, ?, ?)`).run(
             seq,
             this.nextId++,
             item.ts,
             item.asset,
-            storedPayload(item.stream, JSON.stringify(item.payload)),
+            kindOf(item.stream, item.payload),
+            storedPayload(JSON.stringify(item.payload)),
           );
           this.seqs.set(item.stream, seq + 1);
           return seq;
@@ -796,14 +809,15 @@ export class RecordStore implements Outbox {
   replaceFile(reason: string): StorageReplacement {
     const old = this.db;
     // Every row not acknowledged, in commit order across streams, read through the open handle.
-    const pending: Array<{ stream: StreamName; seq: number; id: number; ts: number; asset: string; payload: string | Buffer }> = [];
+    const pending: Array<{ stream: StreamName; seq: number; id: number; ts: number; asset: string; kind: string | null; payload: string | Buffer }> = [];
     for (const s of STREAMS) {
       const acks = this.acksOf(s);
-      const rows = old.prepare(`SELECT seq, id, ts, asset, payload FROM ${table(s)} WHERE seq > ? ORDER BY seq`).all(acks.acked) as Array<{
+      const rows = old.prepare(`SELECT seq, id, ts, asset, kind, payload FROM ${table(s)} WHERE seq > ? ORDER BY seq`).all(acks.acked) as Array<{
         seq: number;
         id: number;
         ts: number;
         asset: string;
+        kind: string | null;
         payload: string | Buffer;
       }>;
       for (const r of rows) if (!acks.isAcked(r.seq)) pending.push({ stream: s, ...r });
@@ -849,7 +863,14 @@ export class RecordStore implements Outbox {
     const carried = this.startFresh('removed', reason, setAside, () => {
       // Sent again, whatever the broker had taken: the centre is told to wait for them (carriedRanges) and deduplicates.
       for (const r of pending)
-        this.sql(`INSERT INTO ${table(r.stream)} (seq, id, ts, asset, payload) VALUES (?, ?, ?, ?, ?)`).run(r.seq, this.nextId++, r.ts, r.asset, r.payload);
+        this.sql(`INSERT INTO ${table(r.stream)} (seq, id, ts, asset, kind, payload) VALUES (?, ?, ?, ?, ?, ?)`).run(
+          r.seq,
+          this.nextId++,
+          r.ts,
+          r.asset,
+          r.kind,
+          r.payload,
+        );
       const put = this.sql('INSERT INTO active_alerts (key, state) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET state = excluded.state');
       for (const a of alerts) put.run(a.key, a.state);
       for (const m of meta) this.setMeta(m.key, m.value);
@@ -1081,7 +1102,7 @@ export class RecordStore implements Outbox {
     const acks = this.acksOf(stream);
     const select = this.sql(
       `SELECT seq FROM ${table(stream)} WHERE seq > ? AND seq <= ?
-         AND ('${stream}' <> 'events' OR json_extract(payload, '$.type') NOT IN ${ANNOUNCEMENTS}) ORDER BY seq LIMIT ?`,
+         AND ('${stream}' <> 'events' OR kind NOT IN ${ANNOUNCEMENTS}) ORDER BY seq LIMIT ?`,
     ).pluck();
     const del = this.sql(`DELETE FROM ${table(stream)} WHERE seq = ?`);
     const count = this.sql('UPDATE streams SET dropped_total = dropped_total + ? WHERE name = ?');
@@ -1117,14 +1138,15 @@ export class RecordStore implements Outbox {
    */
   private announceDrop(stream: StreamName, count: number, ranges: Array<[number, number]>, reason: DropReason): void {
     const now = Date.now();
-    const last = this.sql(`SELECT seq, payload FROM ${table('events')} ORDER BY seq DESC LIMIT 1`).get() as { seq: number; payload: string } | undefined;
+    const last = this.sql(`SELECT seq, payload FROM ${table('events')} ORDER BY seq DESC LIMIT 1`).get() as
+      { seq: number; payload: string | Buffer } | undefined;
     const events = this.acksOf('events');
     if (last && last.seq > this.handedOutEvents && !events.isAcked(last.seq) && !events.isPublished(last.seq)) {
-      const p = JSON.parse(last.payload) as { type?: string; stream?: string; reason?: string; count?: number; ranges?: Array<[number, number]> };
+      const p = JSON.parse(payloadText(last.payload)) as { type?: string; stream?: string; reason?: string; count?: number; ranges?: Array<[number, number]> };
       if (p.type === 'records-dropped' && p.stream === stream && p.reason === reason && Array.isArray(p.ranges) && p.ranges.length < 256) {
         const merged = mergeRanges([...p.ranges, ...ranges]);
         this.sql(`UPDATE ${table('events')} SET payload = ? WHERE seq = ?`).run(
-          JSON.stringify({ ...p, ts: now, count: (p.count ?? 0) + count, ranges: merged }),
+          storedPayload(JSON.stringify({ ...p, ts: now, count: (p.count ?? 0) + count, ranges: merged })),
           last.seq,
         );
         return;
@@ -1231,10 +1253,10 @@ export class RecordStore implements Outbox {
   latestRisk(): StoredRecord[] {
     const rows = this.sql(
       `SELECT r.id, 'risk' AS stream, r.seq, r.ts, r.asset, r.payload FROM ${table('risk')} r
-       JOIN (SELECT MAX(seq) AS seq FROM ${table('risk')} GROUP BY asset, json_extract(payload, '$.model')) m ON m.seq = r.seq
+       JOIN (SELECT MAX(seq) AS seq FROM ${table('risk')} GROUP BY asset, kind) m ON m.seq = r.seq
        ORDER BY r.asset`,
-    ).all() as Array<Omit<StoredRecord, 'payload'> & { payload: string }>;
-    return rows.map((r) => ({ ...r, payload: JSON.parse(r.payload) as Record<string, unknown> }));
+    ).all() as Array<Omit<StoredRecord, 'payload'> & { payload: string | Buffer }>;
+    return rows.map((r) => ({ ...r, payload: JSON.parse(payloadText(r.payload)) as Record<string, unknown> }));
   }
 
   /** Alerts raised and not yet cleared, so a restart neither repeats nor forgets them. */
@@ -1301,21 +1323,26 @@ export class RecordStore implements Outbox {
 }
 
 /**
- * Telemetry payloads at least this long are stored deflated (a BLOB; others stay JSON text): a host reading of about
- * 1.2 kB takes about 480 bytes, so a 4 KiB leaf holds eight rows instead of three and the pages a new leaf costs
- * (its parent, the pointer map, the header) come once in eight commits instead of once in three. About 20 µs to
- * deflate (level 1: as small as level 6 here, and faster) and 9 µs to inflate a reading. The other streams stay text: the store reads their fields in SQL
- * (json_extract: a drop never takes an announcement, the latest risk per model).
+ * Payloads at least this long are stored deflated (a BLOB; shorter ones stay JSON text): a host reading of about
+ * 1.2 kB takes about 480 bytes, four to a 2 KiB leaf, so the pages a new leaf costs (its parent, the pointer map,
+ * the header) come once in four commits instead of every commit, and an anomaly score or risk record shares fewer
+ * pages too. About 20 µs to deflate (level 1: as small as level 6 here, and faster) and 9 µs to inflate a reading.
+ * What the store looks up in SQL is in the `kind` column (kindOf), not in the payload.
  */
 const DEFLATE_MIN_BYTES = 256;
 
-function storedPayload(stream: StreamName, json: string): string | Buffer {
-  return stream === 'telemetry' && json.length >= DEFLATE_MIN_BYTES ? deflateRawSync(json, { level: 1 }) : json;
+function storedPayload(json: string): string | Buffer {
+  return json.length >= DEFLATE_MIN_BYTES ? deflateRawSync(json, { level: 1 }) : json;
+}
+
+/** A stored payload as JSON text. */
+function payloadText(payload: string | Buffer): string {
+  return typeof payload === 'string' ? payload : inflateRawSync(payload).toString();
 }
 
 /** Rows as read from SQLite, the deflated payloads inflated back to their JSON text. */
 function readRows(rows: unknown[]): OutboxRecord[] {
-  for (const r of rows as Array<{ json: string | Buffer }>) if (typeof r.json !== 'string') r.json = inflateRawSync(r.json).toString();
+  for (const r of rows as Array<{ json: string | Buffer }>) if (typeof r.json !== 'string') r.json = payloadText(r.json);
   return rows as OutboxRecord[];
 }
 

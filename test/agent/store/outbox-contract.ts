@@ -222,10 +222,11 @@ export function outboxContract(name: string, factory: OutboxFactory): void {
 
     it('never drops alerts nor the notices that announce drops, even when the quota cannot be met otherwise', () => {
       const o = open(factory.location());
-      for (let i = 0; i < 20; i++) o.append(Array.from({ length: 50 }, (_, k) => ({ ...r('alerts', i * 50 + k), payload: { pad: 'a'.repeat(400) } })));
+      for (let i = 0; i < 20; i++)
+        o.append(Array.from({ length: 50 }, (_, k) => ({ ...r('alerts', i * 50 + k), payload: { pad: incompressible(400, i * 50 + k) } })));
       o.append(Array.from({ length: 200 }, (_, k) => t(k, 400)));
-      o.append(Array.from({ length: 200 }, (_, k) => ({ ...r('risk', k), payload: { pad: 'r'.repeat(400) } })));
-      o.append([{ stream: 'events', ts: 1, asset: '', payload: { type: 'model-health', pad: 'e'.repeat(400) } }]);
+      o.append(Array.from({ length: 200 }, (_, k) => ({ ...r('risk', k), payload: { pad: incompressible(400, 5000 + k) } })));
+      o.append([{ stream: 'events', ts: 1, asset: '', payload: { type: 'model-health', pad: incompressible(400, 9999) } }]);
       const reports = o.enforceQuota({ maxBytes: Math.floor(o.usage().usedBytes / 2), minFreeBytes: 0 });
       expect(reports.map((x) => x.stream)).toEqual(['telemetry', 'risk', 'events']);
       expect(o.counts().find((c) => c.stream === 'telemetry')!.pending).toBe(0);

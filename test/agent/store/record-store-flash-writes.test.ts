@@ -283,23 +283,32 @@ describe('RecordStore: pages written per commit', () => {
     expect(s.pending('telemetry').map((r) => r.seq)).toEqual([13, 14, 15, 20]);
   });
 
-  it('stores telemetry of 256 bytes or more deflated, and every read gives back the JSON as committed', () => {
+  it('stores payloads of 256 bytes or more deflated, with what the store looks up beside them; every read gives back the JSON as committed', () => {
     const dir = freshDir();
     const s = store(dir);
     const big = tele(1, 1100);
     const small = tele(2, 10);
-    const [a, b] = s.append([big, small, { stream: 'events', ts: 3, asset: '', payload: { type: 'x', pad: 'y'.repeat(400) } }]);
+    const [a, b] = s.append([
+      big,
+      small,
+      { stream: 'events', ts: 3, asset: '', payload: { type: 'x', pad: 'y'.repeat(400) } },
+      { stream: 'risk', ts: 4, asset: 'm', payload: { model: 'mf', pad: 'z'.repeat(400) } },
+    ]);
     const raw = new Database(s.file, { readonly: true });
-    const stored = raw.prepare('SELECT seq, typeof(payload) AS kind, length(payload) AS bytes FROM records_telemetry ORDER BY seq').all();
+    const stored = raw.prepare('SELECT seq, typeof(payload) AS type, length(payload) AS bytes FROM records_telemetry ORDER BY seq').all();
     expect(stored).toEqual([
-      { seq: a, kind: 'blob', bytes: expect.any(Number) },
-      { seq: b, kind: 'text', bytes: JSON.stringify(small.payload).length },
+      { seq: a, type: 'blob', bytes: expect.any(Number) },
+      { seq: b, type: 'text', bytes: JSON.stringify(small.payload).length },
     ]);
     expect((stored[0] as { bytes: number }).bytes).toBeLessThan(JSON.stringify(big.payload).length / 4);
-    expect(raw.prepare("SELECT typeof(payload) FROM records WHERE stream = 'events'").pluck().all()).toEqual(['text']);
+    expect(raw.prepare("SELECT stream, kind, typeof(payload) AS type FROM records WHERE stream IN ('events', 'risk') ORDER BY stream").all()).toEqual([
+      { stream: 'events', kind: 'x', type: 'blob' },
+      { stream: 'risk', kind: 'mf', type: 'blob' },
+    ]);
     raw.close();
     const want = [JSON.stringify(big.payload), JSON.stringify(small.payload)];
-    expect(s.nextBatch({ maxRecords: 10, maxBytes: 1 << 20, skip: new Set(['events']) })!.records.map((r) => r.json)).toEqual(want);
+    expect(s.nextBatch({ maxRecords: 10, maxBytes: 1 << 20, skip: new Set(['events', 'risk']) })!.records.map((r) => r.json)).toEqual(want);
+    expect(s.latestRisk().map((r) => r.payload)).toEqual([{ model: 'mf', pad: 'z'.repeat(400) }]);
     expect(s.heldRecords('telemetry', a!, b!, 10).map((r) => r.json)).toEqual(want);
     expect(s.recordsAfter('telemetry', 0, 10).map((r) => r.json)).toEqual(want);
     expect(s.pending('telemetry').map((r) => r.payload)).toEqual([big.payload, small.payload]);

@@ -193,9 +193,7 @@ function classify(rig: Rig, stream: StreamName) {
       const c = agentDb.counts().find((x) => x.stream === stream)!;
       for (let q = c.firstSeq; q <= c.lastSeq; q++) committed.add(q);
       // A file that replaced one deleted under the agent took over its counters: they are not added twice.
-      const raw = new Database(path.join(dir, 'forewarn.db'), { readonly: true });
-      const head = raw.prepare("SELECT payload FROM records WHERE stream = 'events' AND seq = ?").pluck().get(c.firstSeq) as string | undefined;
-      raw.close();
+      const head = agentDb.heldRecords('events', c.firstSeq, c.firstSeq, 1)[0]?.json;
       const cause = head ? (JSON.parse(head) as { type?: string; cause?: string }).cause : undefined;
       droppedTotal = cause === 'removed' ? c.droppedTotal : droppedTotal + c.droppedTotal;
       if (i === files.length - 1) {
