@@ -270,10 +270,23 @@ export class RecordStore implements Outbox {
     this.identity = { dev: st.dev, ino: st.ino };
     this.handedOutEvents = this.nextSeq('events') - 1;
     this.nextId = this.topId() + 1;
+    this.topSeqs.clear();
+    for (const s of STREAMS)
+      this.topSeqs.set(
+        s,
+        (this.sql(`SELECT MAX(seq) FROM ${table(s)}`)
+          .pluck()
+          .get() as number | null) ?? 0,
+      );
   }
 
   /** Per stream, what is acknowledged (stream-acks.ts): loaded at open, kept in memory, saved by saveStreams. */
   private readonly acks = new Map<StreamName, StreamAcks>();
+  /**
+   * Per stream, a seq no row of it exceeds (its highest row when read at open, then the last appended; 0 without
+   * rows): lets nextBatch skip a stream with nothing past its cursor without a query.
+   */
+  private readonly topSeqs = new Map<StreamName, number>();
   /** The id the next row gets: commit order across streams. */
   private nextId = 1;
   /** Acknowledgements applied since the last saveStreams. */
@@ -528,6 +541,7 @@ export class RecordStore implements Outbox {
             storedPayload(JSON.stringify(item.payload)),
           );
           this.seqs.set(item.stream, seq + 1);
+          this.topSeqs.set(item.stream, seq);
           return seq;
         });
         // The acknowledgements of the last ackCommitDelayMs ride along: the `streams` page once in a while, not per commit.
@@ -631,8 +645,9 @@ export class RecordStore implements Outbox {
     for (const stream of STREAMS_BY_PRIORITY) {
       if (request.skip?.has(stream)) continue;
       // Nothing appended past the cursor since: no query (the sync asks after every commit and every PUBACK).
-      const last = this.nextSeq(stream) - 1;
-      if ((request.cursors?.get(stream) ?? 0) >= last || this.acksOf(stream).acked >= last) continue;
+      // The highest row, not the next seq: a stream with no row yet has a next seq far above 0 in a fresh file.
+      const top = this.topSeqs.get(stream) ?? 0;
+      if ((request.cursors?.get(stream) ?? 0) >= top || this.acksOf(stream).acked >= top) continue;
       const liveFrom = request.liveFrom?.get(stream) ?? 0;
       const records: OutboxRecord[] = [];
       let historical = false;
