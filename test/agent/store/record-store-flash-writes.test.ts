@@ -86,6 +86,25 @@ const hostReading = (n: number) => ({
 });
 const walBytes = (file: string) => statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
 
+/** A database file as agents of schemas 4 and 5 wrote it (one `records` table, marks in the rows), left open to fill. */
+function legacyFile(dir: string, extra = ''): Database.Database {
+  mkdirSync(dir, { recursive: true });
+  const db = new Database(path.join(dir, DB_FILE));
+  db.pragma('auto_vacuum = INCREMENTAL');
+  db.exec(`
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE streams (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, sent_total INTEGER NOT NULL DEFAULT 0, last_sent_ts INTEGER,
+      dropped_total INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE records (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, priority INTEGER NOT NULL, ts INTEGER NOT NULL,
+      asset TEXT NOT NULL, payload TEXT NOT NULL, sent_ts INTEGER, puback_ts INTEGER, UNIQUE (stream, seq));
+    CREATE INDEX records_pending ON records (stream, id) WHERE sent_ts IS NULL;
+    CREATE INDEX records_latest_risk ON records (asset, id) WHERE stream = 'risk';
+    CREATE TABLE active_alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL);
+    ${extra}
+  `);
+  return db;
+}
+
 describe('RecordStore: pages written per commit', () => {
   it('a reading of about 1.2 kB acknowledged as the agent does it (published, then confirmed by the centre, every second) writes at most 5 kB to the WAL a commit (schema 4: 26 kB, schema 5: 17.7 kB)', () => {
     // A commit a second, as the host source at 1 s; acknowledgements written every ackCommitDelayMs (5 s).
@@ -194,19 +213,8 @@ describe('RecordStore: pages written per commit', () => {
 
   it('migrates a version-4 database to version 6: a table per stream, watermarks from the marks; records, seqs and counters stay', () => {
     const dir = freshDir();
-    mkdirSync(dir, { recursive: true });
-    const db = new Database(path.join(dir, DB_FILE));
-    db.pragma('auto_vacuum = INCREMENTAL');
+    const db = legacyFile(dir, 'CREATE INDEX records_sent ON records (sent_ts) WHERE sent_ts IS NOT NULL;');
     db.exec(`
-      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE streams (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, sent_total INTEGER NOT NULL DEFAULT 0, last_sent_ts INTEGER,
-        dropped_total INTEGER NOT NULL DEFAULT 0);
-      CREATE TABLE records (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, priority INTEGER NOT NULL, ts INTEGER NOT NULL,
-        asset TEXT NOT NULL, payload TEXT NOT NULL, sent_ts INTEGER, puback_ts INTEGER, UNIQUE (stream, seq));
-      CREATE INDEX records_pending ON records (stream, id) WHERE sent_ts IS NULL;
-      CREATE INDEX records_sent ON records (sent_ts) WHERE sent_ts IS NOT NULL;
-      CREATE INDEX records_latest_risk ON records (asset, id) WHERE stream = 'risk';
-      CREATE TABLE active_alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL);
       INSERT INTO streams (name, next_seq, sent_total, last_sent_ts) VALUES ('telemetry', 9, 6, 5);
       INSERT INTO records (stream, seq, priority, ts, asset, payload, sent_ts) VALUES ('telemetry', 7, 3, 1, 'a', '{"n":7}', 5);
       INSERT INTO records (stream, seq, priority, ts, asset, payload, puback_ts) VALUES ('telemetry', 8, 3, 1, 'a', '{"n":8}', 5);
@@ -231,18 +239,8 @@ describe('RecordStore: pages written per commit', () => {
 
   it('migrates a version-5 database: rows of every stream keep their seqs and commit order; out-of-order marks become pending again, nothing is released', () => {
     const dir = freshDir();
-    mkdirSync(dir, { recursive: true });
-    const db = new Database(path.join(dir, DB_FILE));
-    db.pragma('auto_vacuum = INCREMENTAL');
+    const db = legacyFile(dir);
     db.exec(`
-      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE streams (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, sent_total INTEGER NOT NULL DEFAULT 0, last_sent_ts INTEGER,
-        dropped_total INTEGER NOT NULL DEFAULT 0);
-      CREATE TABLE records (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, priority INTEGER NOT NULL, ts INTEGER NOT NULL,
-        asset TEXT NOT NULL, payload TEXT NOT NULL, sent_ts INTEGER, puback_ts INTEGER, UNIQUE (stream, seq));
-      CREATE INDEX records_pending ON records (stream, id) WHERE sent_ts IS NULL;
-      CREATE INDEX records_latest_risk ON records (asset, id) WHERE stream = 'risk';
-      CREATE TABLE active_alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL);
       INSERT INTO active_alerts VALUES ('k', '{"a":1}');
       INSERT INTO streams (name, next_seq, sent_total) VALUES ('telemetry', 20, 3), ('risk', 1, 0);
       -- telemetry 10, 11 confirmed; 12 published; 13 pending; 14 confirmed out of order; 15 published
