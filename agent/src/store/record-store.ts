@@ -1021,13 +1021,6 @@ export class RecordStore implements Outbox {
     let u = this.usage();
     if (!reason && this.withinLimits(u, limits, 1)) return [];
     const why: DropReason = reason ?? (limits.maxBytes && u.usedBytes > limits.maxBytes ? 'quota' : 'free-space');
-    if (why === 'disk-full') {
-      // First fold the WAL into the file and truncate it (the space the reserve file gave back is enough for the
-      // file to take what the WAL holds): the drops below then write into a WAL that starts empty instead of one
-      // that must grow on a disk with no room. If it cannot finish, the drops go ahead all the same.
-      this.checkpoint();
-      u = this.usage();
-    }
     // A full disk gives no usable measure of how much to free: take a slice of what is there.
     const diskFullTarget = why === 'disk-full' ? Math.max(1 << 20, u.usedBytes * 0.05) : 0;
     const startUsed = u.usedBytes;
