@@ -269,15 +269,7 @@ export class RecordStore implements Outbox {
     const st = statSync(this.file);
     this.identity = { dev: st.dev, ino: st.ino };
     this.handedOutEvents = this.nextSeq('events') - 1;
-    this.nextId = this.topId() + 1;
-    this.topSeqs.clear();
-    for (const s of STREAMS)
-      this.topSeqs.set(
-        s,
-        (this.sql(`SELECT MAX(seq) FROM ${table(s)}`)
-          .pluck()
-          .get() as number | null) ?? 0,
-      );
+    this.readTops();
   }
 
   /** Per stream, what is acknowledged (stream-acks.ts): loaded at open, kept in memory, saved by saveStreams. */
@@ -342,17 +334,19 @@ export class RecordStore implements Outbox {
     }
   }
 
-  /** The highest id of any row (each stream's highest seq has its highest id). */
-  private topId(): number {
-    let top = 0;
-    for (const s of STREAMS)
-      top = Math.max(
-        top,
-        (this.sql(`SELECT id FROM ${table(s)} ORDER BY seq DESC LIMIT 1`)
-          .pluck()
-          .get() as number | undefined) ?? 0,
-      );
-    return top;
+  /**
+   * Each stream's highest row, read once at open: its seq bounds nextBatch's skip (topSeqs) and its id, the highest
+   * of the stream (ids follow seqs within a stream), gives the next id.
+   */
+  private readTops(): void {
+    let topId = 0;
+    this.topSeqs.clear();
+    for (const s of STREAMS) {
+      const top = this.sql(`SELECT seq, id FROM ${table(s)} ORDER BY seq DESC LIMIT 1`).get() as { seq: number; id: number } | undefined;
+      this.topSeqs.set(s, top?.seq ?? 0);
+      topId = Math.max(topId, top?.id ?? 0);
+    }
+    this.nextId = topId + 1;
   }
 
   /**
