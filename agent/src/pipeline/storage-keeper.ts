@@ -28,6 +28,11 @@ const PURGE_BATCH = 2_000;
 const PURGE_MAX_BATCHES = 500;
 /** A full-disk episode ends after this long without a refused write (and with room for the reserve again). */
 const FULL_EPISODE_QUIET_MS = 10_000;
+/**
+ * A refusal at least this long after the last piece of the reserve went may release the next one, when nothing
+ * could be dropped: another program still writing took the room of the last piece before the drop committed.
+ */
+const NEXT_RESERVE_PIECE_MS = 2_000;
 /** Records other than telemetry kept in memory while the disk refuses them; beyond this the oldest are lost (counted). */
 const MAX_HELD = 10_000;
 /**
@@ -73,6 +78,8 @@ export class StorageKeeper implements Component, RecordConsumer {
   /** Since when the file system has been refusing writes for lack of space (one episode); null while it takes them. */
   private fullSince: number | null = null;
   private lastRefusal = 0;
+  /** When the last piece of the reserve file was released in this episode. */
+  private reserveReleasedAt = 0;
   /** Records a full disk refused, other than telemetry: committed first once it takes writes again. */
   private readonly held: NewRecord[] = [];
   private readonly writeQueue: NewRecord[] = [];
@@ -96,11 +103,20 @@ export class StorageKeeper implements Component, RecordConsumer {
       try {
         this.store = open();
       } catch (err) {
-        // A disk full to the last block: SQLite cannot even create its -shm file. The reserve makes that room.
+        // A disk full to the last block: SQLite cannot even create its -shm file. The reserve makes that room,
+        // a piece at a time.
         if (!isStorageFull(err) || !this.reserve.release()) throw err;
         log.error({ code: 'FW_ERR_STORAGE_FULL', dir: config.dir }, 'the file system is full; released the reserve file to start');
-        this.fullSince = Date.now();
-        this.store = open();
+        this.fullSince = this.reserveReleasedAt = Date.now();
+        let store: RecordStore | null = null;
+        while (!store) {
+          try {
+            store = open();
+          } catch (again) {
+            if (!isStorageFull(again) || !this.reserve.release()) throw again;
+          }
+        }
+        this.store = store;
       }
     } catch (err) {
       this.lock.release();
@@ -279,7 +295,7 @@ export class StorageKeeper implements Component, RecordConsumer {
   private diskFull(): void {
     this.lastRefusal = Date.now();
     if (this.fullSince) return;
-    this.fullSince = Date.now();
+    this.fullSince = this.reserveReleasedAt = Date.now();
     const released = this.reserve.release();
     this.log.error(
       { code: 'FW_ERR_STORAGE_FULL', db: this.store.file, reserveReleased: released },
@@ -321,7 +337,19 @@ export class StorageKeeper implements Component, RecordConsumer {
         this.diskFull();
         return this.enforceStorageLimits('disk-full');
       }
-      if (isStorageFull(err)) this.diskFull();
+      if (isStorageFull(err)) {
+        this.diskFull();
+        // Not even a drop could be written: another program took the room the last piece of the reserve gave back
+        // (a burst of writes still going on when it went). The next piece goes at a later refusal, not at once.
+        if (Date.now() - this.reserveReleasedAt >= NEXT_RESERVE_PIECE_MS && this.reserve.release()) {
+          this.reserveReleasedAt = Date.now();
+          this.log.warn(
+            { reserveLeft: this.reserve.size() },
+            'nothing could be dropped: the room of the reserve file was taken by another program; released its next piece',
+          );
+          return this.enforceStorageLimits('disk-full');
+        }
+      }
       // Once a minute at most: on a full disk every write would otherwise add a line.
       if (Date.now() - this.lastLimitError > 60_000) {
         this.lastLimitError = Date.now();

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -6,10 +6,17 @@ import path from 'node:path';
  * the WAL frames of the DELETE that would free space, nor create its -shm file at start: the drop policy then
  * cannot run, and the agent would stay down for as long as the disk is full. Releasing this file gives it the
  * room to drop, vacuum and go on; it is written again once the file system has room for it twice over.
+ *
+ * It is released in two pieces: first all but its last 256 KiB, then the rest. Another program still writing when
+ * the first piece goes can take that room before the drop commits (the disk-fault e2e test saw it under load); the
+ * keeper then releases the last piece at a later refusal, once the burst has likely passed. A drop of a few rows
+ * fits in it, and the space it frees is handed back to the file system.
  */
 
 export const RESERVE_FILE = 'reserve.bin';
-export const RESERVE_BYTES = 2 * 1024 * 1024;
+/** The whole file: the first piece and the last. */
+export const RESERVE_BYTES = 2 * 1024 * 1024 + 256 * 1024;
+export const RESERVE_LAST_PIECE = 256 * 1024;
 
 export class SpaceReserve {
   readonly file: string;
@@ -17,24 +24,47 @@ export class SpaceReserve {
   constructor(
     dir: string,
     private readonly bytes = RESERVE_BYTES,
+    private readonly lastPiece = Math.min(RESERVE_LAST_PIECE, Math.floor(bytes / 2)),
   ) {
     this.file = path.join(dir, RESERVE_FILE);
   }
 
+  /** The whole reserve is in place. */
   get held(): boolean {
-    return existsSync(this.file);
+    return this.size() >= this.bytes;
   }
 
-  /** Gives the space back to the file system; true when there was a reserve to release. */
+  /** Bytes the reserve holds now (0 once fully released). */
+  size(): number {
+    try {
+      return statSync(this.file).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Gives one piece of the space back to the file system: the file shortened to its last piece, or removed; true
+   * when there was something to release.
+   */
   release(): boolean {
     if (!existsSync(this.file)) return false;
-    rmSync(this.file, { force: true });
+    if (this.size() <= this.lastPiece) {
+      rmSync(this.file, { force: true });
+      return true;
+    }
+    const fd = openSync(this.file, 'r+');
+    try {
+      ftruncateSync(fd, this.lastPiece);
+    } finally {
+      closeSync(fd);
+    }
     return true;
   }
 
-  /** Writes the reserve when it is missing and the file system has room for it twice over; never throws. */
+  /** Writes the reserve when it is missing or partly released and the file system has room for it twice over; never throws. */
   restore(): boolean {
-    if (existsSync(this.file)) return true;
+    if (this.held) return true;
     try {
       const fs = statfsSync(path.dirname(this.file));
       if (fs.bavail * fs.bsize < this.bytes * 2) return false;

@@ -1,9 +1,9 @@
 import { openSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildConfig } from '../../../agent/src/config/load-config.js';
 import { StorageKeeper, type StorageStats } from '../../../agent/src/pipeline/storage-keeper.js';
-import { RESERVE_FILE } from '../../../agent/src/store/space-reserve.js';
+import { RESERVE_FILE, SpaceReserve } from '../../../agent/src/store/space-reserve.js';
 import type { NewRecord, StreamName } from '../../../agent/src/store/outbox.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
@@ -73,6 +73,48 @@ describe('StorageKeeper on a full disk (tmpfs)', () => {
     expect(stats).toMatchObject({ storageErrors: 0, lost: 0, held: 0, lastWriteErrorTs: null });
     expect(coded('FW_ERR_STORAGE_WRITE')).toEqual([]);
     expect(keeper.store.pending('alerts', 100_000)).toHaveLength(alerts);
+  });
+
+  it('releases the next piece of the reserve at a later refusal when another program took the room of the first', async (ctx) => {
+    const fsDir = tmpfsForTest(ctx, 8, cleanup);
+    const dir = path.join(fsDir, 'data');
+    const { keeper, stats, lines, coded } = keeperIn(dir);
+    await keeper.start(); // the reserve file
+    await keeper.stop();
+    for (let i = 0; i < 5; i++) keeper.consumeRecords(telemetry(20));
+    keeper.flush();
+    const filler = fillUp(fsDir);
+    // A neighbour still writing when the first piece goes: it takes that room before the drop can use it.
+    const release = SpaceReserve.prototype.release;
+    const spy = vi.spyOn(SpaceReserve.prototype, 'release').mockImplementationOnce(function (this: SpaceReserve) {
+      const released = release.call(this);
+      fillUp(fsDir, 'neighbour.bin');
+      return released;
+    });
+    cleanup.push(() => spy.mockRestore());
+    const a = alert();
+    keeper.consumeRecords([a, ...telemetry(5)]);
+    keeper.flush();
+    expect(coded('FW_ERR_STORAGE_FULL')).toHaveLength(1);
+    expect(stats.dropped.telemetry).toBe(0);
+    expect(stats.held).toBe(1);
+    // Refusals right after: the burst may still be going on, the last piece is kept for later.
+    keeper.flush();
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(stats.held).toBe(1);
+    // Later: the next piece, the drop, and what was held goes in.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 2_500 });
+    cleanup.push(() => vi.useRealTimers());
+    keeper.consumeRecords(telemetry(1));
+    keeper.flush();
+    expect(spy).toHaveBeenCalledTimes(2);
+    expect(lines.some((l) => String(l.msg).includes('released its next piece'))).toBe(true);
+    expect(stats.dropped.telemetry).toBeGreaterThan(0);
+    expect(stats.held).toBe(0);
+    expect(keeper.store.pending('alerts', 10).map((r) => r.payload.alertId)).toEqual([a.payload.alertId]);
+    // Still one episode, said once.
+    expect(coded('FW_ERR_STORAGE_FULL')).toHaveLength(1);
+    rmSync(filler);
   });
 
   it('holds alerts, counts telemetry lost and logs the failure once while nothing can be freed, then commits what it held', async (ctx) => {

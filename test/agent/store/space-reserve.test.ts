@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, statfsSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RESERVE_BYTES, RESERVE_FILE, SpaceReserve } from '../../../agent/src/store/space-reserve.js';
+import { RESERVE_BYTES, RESERVE_FILE, RESERVE_LAST_PIECE, SpaceReserve } from '../../../agent/src/store/space-reserve.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
-import { tmpfsForTest } from '../../helpers/tmpfs.js';
+import { fillUp, tmpfsForTest } from '../../helpers/tmpfs.js';
 
 const cleanup = cleanupAfterEach();
 const freshDir = () => mkdtempSync(path.join(tmpdir(), 'fw-reserve-'));
@@ -25,11 +25,28 @@ describe('SpaceReserve', () => {
     expect(st.blocks * 512).toBeGreaterThanOrEqual(RESERVE_BYTES);
     expect(st.mode & 0o777).toBe(0o600);
 
+    // In two pieces: a neighbour that takes the room of the first still leaves the agent the last.
+    expect(r.release()).toBe(true);
+    expect(statSync(file).size).toBe(RESERVE_LAST_PIECE);
+    expect(r.size()).toBe(RESERVE_LAST_PIECE);
+    expect(r.held).toBe(false);
     expect(r.release()).toBe(true);
     expect(existsSync(file)).toBe(false);
-    expect(r.held).toBe(false);
+    expect(r.size()).toBe(0);
     // Nothing left to release.
     expect(r.release()).toBe(false);
+  });
+
+  it('writes a partly released reserve back to its full size', () => {
+    const dir = freshDir();
+    const r = new SpaceReserve(dir, 1024 * 1024, 64 * 1024);
+    expect(r.restore()).toBe(true);
+    expect(r.release()).toBe(true);
+    expect(r.size()).toBe(64 * 1024);
+    expect(r.restore()).toBe(true);
+    expect(r.held).toBe(true);
+    expect(statSync(r.file).size).toBe(1024 * 1024);
+    expect(statSync(r.file).mode & 0o777).toBe(0o600);
   });
 
   it('leaves an existing reserve alone', () => {
@@ -49,7 +66,7 @@ describe('SpaceReserve', () => {
       const r = new SpaceReserve(dir, bytes);
       expect(r.restore()).toBe(true);
       expect(statSync(r.file).size, `a reserve of ${bytes} bytes`).toBe(bytes);
-      r.release();
+      while (r.release());
     }
   });
 
@@ -89,7 +106,8 @@ describe('SpaceReserve', () => {
     expect(b.restore()).toBe(false);
     expect(existsSync(b.file)).toBe(false);
 
-    // The first released: room again for the second.
+    // The first released (both halves): room again for the second.
+    expect(a.release()).toBe(true);
     expect(a.release()).toBe(true);
     expect(b.restore()).toBe(true);
     expect(statSync(b.file).size).toBe(3 * MiB);
@@ -114,9 +132,14 @@ describe('SpaceReserve', () => {
     }
     expect(written).toBeGreaterThan(0);
     expect(() => writeFileSync(path.join(fs, 'next'), Buffer.alloc(MiB))).toThrow(/ENOSPC/);
+    // Each piece is real room on the file system: a shortened file frees its blocks. (2 MiB: 1.75, then 0.25.)
     expect(r.release()).toBe(true);
     writeFileSync(path.join(fs, 'next'), Buffer.alloc(MiB));
     expect(readFileSync(path.join(fs, 'next')).length).toBe(MiB);
+    fillUp(fs, 'filler-2');
+    expect(() => writeFileSync(path.join(fs, 'last'), Buffer.alloc(200 * 1024))).toThrow(/ENOSPC/);
+    expect(r.release()).toBe(true);
+    writeFileSync(path.join(fs, 'last'), Buffer.alloc(200 * 1024));
     // With the file system still nearly full, it is not written again.
     expect(r.restore()).toBe(false);
     expect(r.held).toBe(false);

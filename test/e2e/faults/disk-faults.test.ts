@@ -29,7 +29,9 @@ describe('delivery under disk faults (real tmpfs)', () => {
     expect(statfsSync(fsDir).bavail).toBeLessThan(4);
     await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_FULL'), 'the full disk noticed', 30_000);
     // It lives on through the episode, dropping by policy to keep collecting.
-    await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_DROPPED'), 'drops by policy', 30_000);
+    await waitFor(() => agent.logs().some((l) => l.code === 'FW_ERR_STORAGE_DROPPED'), 'drops by policy', 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}; the agent logged:\n${agent.output().slice(-4000)}`);
+    });
     await sleep(4000);
     expect(agent.proc.exitCode, agent.output().slice(-3000)).toBeNull();
     // Said once per episode, not once per write.
