@@ -111,8 +111,11 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(ack).toMatchObject({ createdBy: 'alice', comment: `Forewarn: acknowledged by alice: on it (${key})` });
       await waitFor(async () => ((await amAlert('gpu.xid')) as unknown as { status: { state: string } }).status.state === 'suppressed', 'gpu.xid muted');
       expect(((await amAlert('gpu.thermal_slowdown')) as unknown as { status: { state: string } }).status.state).toBe('active');
-      const ids = await w.sql.get<{ silence_ids: string }>('SELECT silence_ids FROM alert_workflow WHERE alert_key = ?', [key]);
-      expect(JSON.parse(ids!.silence_ids)).toEqual([ack.id]);
+      // The id is stored once Alertmanager answered the POST, which may come after the silence is visible there.
+      const storedIds = async () =>
+        JSON.parse((await w.sql.get<{ silence_ids: string }>('SELECT silence_ids FROM alert_workflow WHERE alert_key = ?', [key]))!.silence_ids) as string[];
+      await waitFor(async () => (await storedIds()).length > 0, 'the silence id stored with the workflow');
+      expect(await storedIds()).toEqual([ack.id]);
 
       // Maintenance: the acknowledgement's silence ends, one on the agent and asset mutes both alerts until the end.
       const until = Date.now() + 3_600_000;
