@@ -436,7 +436,9 @@ export class MqttSync implements Component {
         ...(requester !== undefined ? { requester: Array.isArray(requester) ? String(requester[0]) : String(requester) } : {}),
       });
     });
-    client.subscribe(ackTopic, { qos: 1 }, (err, granted) => {
+    // QoS 0: each acknowledgement supersedes the last and the retained one comes with every (re)subscription, so a
+    // lost one costs nothing; at QoS 1 each would cost a PUBACK back (about 8 % of the agent's CPU at 1 s, measured).
+    client.subscribe(ackTopic, { qos: 0 }, (err, granted) => {
       if (gen !== this.generation) return;
       const code = granted?.[0]?.qos;
       if (err || (typeof code === 'number' && code >= 0x80)) {
