@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import si from 'systeminformation';
-import { HostSampler, hostInventory } from '../../agent/src/sources/host/host-sampler.js';
+import { hostInventory } from '../../agent/src/sources/host/host-inventory.js';
+import { HostSampler } from '../../agent/src/sources/host/host-sampler.js';
 
 /** The fake sysfs tree of the tests, from dist/test/bench/ or test/bench/. */
 function fixtureSys(): string | null {
@@ -86,7 +87,7 @@ export async function run(): Promise<BenchReport> {
     `HostSampler's first sample had ${Object.keys(first.metrics).length} metrics (gauges only) and errors ${JSON.stringify(first.errors)}; later samples have ${Object.keys(second.metrics).length}.`,
     'cpu_ms_per_call: process.cpuUsage() (all threads, libuv pool included). child_cpu_ms_per_call: reaped children from /proc/self/stat in 10 ms ticks, so ±10 ms / iterations. spawns_per_call: child_process calls counted by the harness. system_forks_per_call: /proc/stat forks on the whole machine during the calls (other activity and thread creation included).',
     'Rate-based systeminformation calls return a cached result when called again within 500 ms (disksIO, networkStats) or 200 ms (currentLoad), so those rows pause 550/250 ms between calls, outside the measured time. si.disksIO sums all disks (no per-device rates); si.networkStats("*") covers every interface.',
-    'The systeminformation rows and hostInventory() run execSync in places, which blocks the event loop for the whole of that child process.',
+    "The systeminformation rows run execSync in places, which blocks the event loop for the whole of that child process. hostInventory() runs systeminformation in a node process of its own: its row includes starting that process, and the agent's event loop never waits on it.",
     ...spawnedBy,
   );
   return { name: 'host-sampler: per-sample cost, HostSampler vs systeminformation', rows, notes };

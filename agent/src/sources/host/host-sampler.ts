@@ -3,7 +3,8 @@
  *
  * The per-sample path reads files with fs.promises.readFile and calls fs.promises.statfs; it never spawns a
  * process. (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see
- * test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()`, once at start.
+ * test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()` (host-inventory.ts), once at
+ * start, in a process of its own.
  *
  * ## Metric names
  *
@@ -818,41 +819,4 @@ async function readSensorOnce(kind: 'temp' | 'fan', file: string): Promise<numbe
   } catch {
     return null;
   }
-}
-
-/**
- * Static inventory, from systeminformation, once at start (it spawns processes: fine once, not per sample).
- * Parts that cannot be read are left out.
- */
-export async function hostInventory(): Promise<Record<string, string | number>> {
-  const si = (await import('systeminformation')).default;
-  const [os, sys, cpu, mem] = await Promise.allSettled([si.osInfo(), si.system(), si.cpu(), si.mem()]);
-  const out: Record<string, string | number> = {};
-  const put = (key: string, v: unknown): void => {
-    if (typeof v === 'number' && Number.isFinite(v)) out[key] = v;
-    else if (typeof v === 'string' && v.trim() !== '') out[key] = v.trim();
-    else if (typeof v === 'boolean') out[key] = v ? 'true' : 'false';
-  };
-  if (os.status === 'fulfilled') {
-    put('os.platform', os.value.platform);
-    put('os.distro', os.value.distro);
-    put('os.release', os.value.release);
-    put('os.kernel', os.value.kernel);
-    put('os.arch', os.value.arch);
-    put('os.hostname', os.value.hostname);
-  }
-  if (sys.status === 'fulfilled') {
-    put('system.manufacturer', sys.value.manufacturer);
-    put('system.model', sys.value.model);
-    put('system.virtual', sys.value.virtual);
-  }
-  if (cpu.status === 'fulfilled') {
-    put('cpu.manufacturer', cpu.value.manufacturer);
-    put('cpu.brand', cpu.value.brand);
-    put('cpu.cores', cpu.value.cores);
-    put('cpu.physical_cores', cpu.value.physicalCores);
-    put('cpu.speed_ghz', cpu.value.speed || undefined); // 0 means unknown
-  }
-  if (mem.status === 'fulfilled') put('memory.total_bytes', mem.value.total);
-  return out;
 }

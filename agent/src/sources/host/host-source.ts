@@ -1,6 +1,7 @@
 import type { Logger } from '../../core/logger.js';
 import type { Reading, ReadingSink } from '../../core/types.js';
-import { HostSampler, hostInventory } from './host-sampler.js';
+import { hostInventory } from './host-inventory.js';
+import { HostSampler } from './host-sampler.js';
 import { IntervalSource } from '../interval-source.js';
 
 /** The `sources.host` section (schema: plugin.ts). */
@@ -25,12 +26,12 @@ export class HostSource extends IntervalSource {
     this.asset = cfg.asset;
   }
 
+  /** The inventory is logged when it is ready; the first sample does not wait for its process. */
   protected override async prepare(): Promise<void> {
-    try {
-      this.log.info({ source: this.name, inventory: await hostInventory() }, 'host inventory');
-    } catch (err) {
-      this.log.warn({ source: this.name, err: String(err) }, 'host inventory unavailable');
-    }
+    hostInventory().then(
+      (inventory) => this.log.info({ source: this.name, inventory }, 'host inventory'),
+      (err: unknown) => this.log.warn({ source: this.name, err: String(err) }, 'host inventory unavailable'),
+    );
   }
 
   override async stop(): Promise<void> {
