@@ -1,9 +1,10 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DB_FILE, RecordStore } from '../../../agent/src/store/record-store.js';
+import { DB_FILE, RecordStore, deflateOptions } from '../../../agent/src/store/record-store.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
 
 /**
@@ -279,6 +280,24 @@ describe('RecordStore: pages written per commit', () => {
     // 13 never left; 14 and 15 sit above it and count as not taken (sent again, the centre drops the duplicates).
     expect(s.confirm('telemetry', 15)).toBe(1);
     expect(s.pending('telemetry').map((r) => r.seq)).toEqual([13, 14, 15, 20]);
+  });
+
+  it('sizes deflate to the payload: the same bytes as the default window, read back by a plain inflate', () => {
+    for (const n of [4, 20, 60, 200, 2000]) {
+      // Metric-like JSON with repeats near and far, and a character outside ASCII.
+      const payload = JSON.stringify({
+        ts: n,
+        asset: 'mill-ä',
+        metrics: Object.fromEntries(Array.from({ length: n }, (_, i) => [`group${i % 7}.metric_${i}_pct`, ((i * 7919) % 1000) / 10])),
+      });
+      const data = Buffer.from(payload);
+      const sized = deflateRawSync(data, deflateOptions(data.length));
+      expect(inflateRawSync(sized).toString(), `${data.length} bytes`).toBe(payload);
+      expect(sized.length, `${data.length} bytes`).toBeLessThanOrEqual(Math.ceil(deflateRawSync(data, { level: 1 }).length * 1.02));
+    }
+    expect(deflateOptions(1389)).toEqual({ level: 1, windowBits: 11, memLevel: 4 });
+    expect(deflateOptions(300)).toEqual({ level: 1, windowBits: 9, memLevel: 2 });
+    expect(deflateOptions(1 << 20)).toEqual({ level: 1, windowBits: 15, memLevel: 8 });
   });
 
   it('stores payloads of 256 bytes or more deflated, with what the store looks up beside them; every read gives back the JSON as committed', () => {
