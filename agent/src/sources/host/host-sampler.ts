@@ -2,8 +2,8 @@
  * Host telemetry from /proc and /sys, cheap enough to run every second.
  *
  * The per-sample path reads /proc through descriptors it keeps open, sensor files likewise, and calls statfs
- * (synchronously for local filesystems, else fs.promises.statfs under a time limit); it never spawns a process. (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see
- * test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()` (host-inventory.ts), once at
+ * (synchronously for local filesystems, else fs.promises.statfs under a time limit); it never spawns a process.
+ * (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()` (host-inventory.ts), once at
  * start, in a process of its own.
  *
  * ## Metric names
@@ -261,8 +261,8 @@ export class HostSampler {
   /** One buffer for every /proc read: the reads are synchronous, so never two at once. */
   private procBuf = Buffer.allocUnsafe(PROC_READ_BYTES);
   /**
-   * Only procfs regenerates a file for each read at offset 0 and never replaces it; a procRoot elsewhere (a test's
-   * fixture directory, a copy) can have a file replaced at its path, which a held descriptor would not see.
+   * A file of the real /proc is never replaced at its path; one under another procRoot (a test's fixture
+   * directory, a copy) can be, and a held descriptor would not see the new one.
    */
   private readonly procCheckInode: boolean;
 
