@@ -7,7 +7,7 @@
  * (`warmupSamples`, 1000 by default), then scores every reading and emits an anomaly record.
  *
  * Alone: `npx tsc -p tsconfig.json && node dist/test/bench/reading-path.bench.js`. CPU is process.cpuUsage()
- * (all threads: the sampler's statfs runs in libuv's pool), per reading.
+ * (all threads: the sampler's statfs of network mounts and its sensor reads run in libuv's pool), per reading.
  */
 import { type BenchReport, type Measurement, measure, measurementRow, round } from './bench-harness.js';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,9 +1,9 @@
 /**
  * Host telemetry from /proc and /sys, cheap enough to run every second.
  *
- * The per-sample path reads files with fs.promises.readFile and calls fs.promises.statfs; it never spawns a
- * process. (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see
- * test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()` (host-inventory.ts), once at
+ * The per-sample path reads /proc through descriptors it keeps open, sensor files likewise, and calls statfs
+ * (synchronously for local filesystems, else fs.promises.statfs under a time limit); it never spawns a process.
+ * (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()` (host-inventory.ts), once at
  * start, in a process of its own.
  *
  * ## Metric names
@@ -46,7 +46,7 @@
  *
  * A signal that cannot be read is absent, never zero; why is in `errors`.
  */
-import { closeSync, fstatSync, open as openFd, promises as fsp, read as readFd, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, open as openFd, openSync, promises as fsp, read as readFd, readSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   type CpuTimes,
@@ -105,10 +105,47 @@ export interface HostSamplerOptions {
   statfsTimeoutMs?: number;
   /** statfs, replaceable for tests. Default fs.promises.statfs. */
   statfs?: (path: string) => Promise<StatfsResult>;
+  /**
+   * The synchronous statfs used for mounts that cannot hang (see SYNC_STATFS_TYPES), replaceable for tests.
+   * Default fs.statfsSync; when `statfs` is given without it, `statfs` serves every mount.
+   */
+  statfsSync?: (path: string) => StatfsResult;
 }
 
 export const DEFAULT_EXCLUDE_DEVICES = /^(loop|ram|zram|fd|sr)\d+$/;
 export const DEFAULT_EXCLUDE_INTERFACES = /^(lo|veth.*|ifb\d+)$/;
+
+/**
+ * Filesystem types whose statfs answers from memory at once and cannot wait on a network, a server or a
+ * userspace daemon: statfs runs synchronously in the sample for these (a thread-pool round trip, a promise and
+ * a timer less per mount). Every other type (nfs, cifs, smb3, fuse.*, 9p, ceph, glusterfs, autofs, an unknown
+ * one) keeps the asynchronous call under `statfsTimeoutMs`. A mount qualifies only if every mount at or above
+ * its mount point does too: the path lookup walks through those (an ext4 disk mounted under an NFS share).
+ */
+export const SYNC_STATFS_TYPES: ReadonlySet<string> = new Set([
+  'ext2',
+  'ext3',
+  'ext4',
+  'xfs',
+  'btrfs',
+  'f2fs',
+  'vfat',
+  'exfat',
+  'tmpfs',
+  'ramfs',
+  'rootfs',
+  'devtmpfs',
+  'overlay',
+  'squashfs',
+  'zfs',
+  'jfs',
+  'reiserfs',
+  'nilfs2',
+  'erofs',
+]);
+
+/** Bytes first read at once from a /proc file; the buffer doubles whenever a file fills it. */
+const PROC_READ_BYTES = 16 * 1024;
 
 /** A partition by its name, for when /sys/block cannot be listed. */
 const PARTITION_NAME = /^((sd|hd|vd|xvd)[a-z]+\d+|(nvme\d+n\d+|mmcblk\d+|md\d+|nbd\d+|loop\d+)p\d+)$/;
@@ -214,7 +251,20 @@ export class HostSampler {
   private mountText: string | null = null;
   private mounts: MountInfo[] = [];
   private mountsMalformed = 0;
+  /** Per entry of `mounts`: statfs it synchronously (SYNC_STATFS_TYPES). */
+  private mountsSync: boolean[] = [];
   private readonly pendingStatfs = new Set<string>();
+  private readonly statfsSync: ((path: string) => StatfsResult) | null;
+
+  /** /proc files held open between samples, by path, with their inode where it is checked (see readProc). */
+  private readonly procFiles = new Map<string, { fd: number; ino: number }>();
+  /** One buffer for every /proc read: the reads are synchronous, so never two at once. */
+  private procBuf = Buffer.allocUnsafe(PROC_READ_BYTES);
+  /**
+   * A file of the real /proc is never replaced at its path; one under another procRoot (a test's fixture
+   * directory, a copy) can be, and a held descriptor would not see the new one.
+   */
+  private readonly procCheckInode: boolean;
 
   private readonly diskKeys = new Map<string, DiskKeys>();
   private readonly netKeys = new Map<string, NetKeys>();
@@ -233,6 +283,8 @@ export class HostSampler {
     this.rediscoverEvery = Math.max(1, Math.floor(options.rediscoverEvery ?? 60));
     this.statfsTimeoutMs = options.statfsTimeoutMs ?? 2000;
     this.statfs = options.statfs ?? ((p) => fsp.statfs(p));
+    this.statfsSync = options.statfsSync ?? (options.statfs ? null : (p) => statfsSync(p));
+    this.procCheckInode = this.procRoot !== '/proc';
   }
 
   /**
@@ -253,7 +305,7 @@ export class HostSampler {
   }
 
   /**
-   * Closes the sensor files held open, at once or when the sample in progress ends (not waited for: a read
+   * Closes the sensor and /proc files held open, at once or when the sample in progress ends (not waited for: a read
    * of a hung sensor may never return). A later sample opens them again.
    */
   close(): void {
@@ -265,6 +317,7 @@ export class HostSampler {
     if (!this.closeWhenIdle || this.running !== null) return;
     this.closeWhenIdle = false;
     for (const file of [...this.openSensors.keys()]) this.closeSensor(file);
+    for (const file of [...this.procFiles.keys()]) this.closeProc(file);
   }
 
   private async takeSample(nowMs: number): Promise<HostSample> {
@@ -274,16 +327,14 @@ export class HostSampler {
     this.samples++;
 
     const p = this.procRoot;
-    // Reads run concurrently; their errors are reported below in a fixed order, group by group.
-    const [statRead, loadRead, memRead, diskRead, netRead, fsRead, sensorResults] = await Promise.all([
-      readText(`${p}/stat`),
-      readText(`${p}/loadavg`),
-      readText(`${p}/meminfo`),
-      readText(`${p}/diskstats`),
-      readText(`${p}/net/dev`),
-      this.readFilesystems(),
-      this.readSensors(),
-    ]);
+    // /proc is read synchronously (see readProc), the rest concurrently; errors are reported below in a fixed
+    // order, group by group.
+    const statRead = this.readText(`${p}/stat`);
+    const loadRead = this.readText(`${p}/loadavg`);
+    const memRead = this.readText(`${p}/meminfo`);
+    const diskRead = this.readText(`${p}/diskstats`);
+    const netRead = this.readText(`${p}/net/dev`);
+    const [fsRead, sensorResults] = await Promise.all([this.readFilesystems(), this.readSensors()]);
     const statText = took(statRead, errors);
     const loadText = took(loadRead, errors);
     const memText = took(memRead, errors);
@@ -497,19 +548,88 @@ export class HostSampler {
   // ── reading ──────────────────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Mounts (re-parsed only when the mount table changed), then statfs of each selected one. The mount table is
-   * procfs, read synchronously as readText says; fs.promises.readFile cost about ten times the CPU of
-   * readFileSync here (five thread-pool round trips). statfs stays asynchronous: a mount can hang.
+   * A /proc file's text, or the reason it could not be read. Read synchronously on purpose (a hot path): procfs
+   * is generated from kernel memory and never waits on a disk, and a synchronous read costs a fraction of the
+   * thread-pool round trips of fs.promises (measured with test/bench/collectd-comparison.bench.ts).
+   */
+  private readText(file: string): string | { error: string } {
+    try {
+      return this.readProc(file);
+    } catch (err) {
+      return { error: `${file}: ${errorCode(err)}` };
+    }
+  }
+
+  /**
+   * A /proc file's text through a descriptor held open (opened on first use): procfs makes a file afresh on a
+   * read at offset 0, so positional reads replace readFileSync's open, fstat, reads and close (and its option
+   * parsing). A read of a held descriptor that fails (closed under it: EBADF) is tried once more on a fresh one.
+   */
+  private readProc(file: string): string {
+    let held = this.procFiles.get(file);
+    // Outside the real /proc a file replaced at its path is opened afresh. The simplest correct test: one stat,
+    // paid only there (tests, a copied tree); a real procfs file is never replaced.
+    if (held && this.procCheckInode && statSync(file, { throwIfNoEntry: false })?.ino !== held.ino) {
+      this.closeProc(file);
+      held = undefined;
+    }
+    if (held) {
+      try {
+        return this.readWhole(held.fd);
+      } catch {
+        this.closeProc(file);
+      }
+    }
+    const fd = openSync(file, 'r');
+    try {
+      const text = this.readWhole(fd);
+      this.procFiles.set(file, { fd, ino: this.procCheckInode ? fstatSync(fd).ino : 0 });
+      return text;
+    } catch (err) {
+      closeQuietly(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * The whole file from offset 0. Reads until one returns nothing: a seq_file (diskstats, net/dev, mountinfo)
+   * returns about a page per read whatever the buffer, so a short read is not the end.
+   */
+  private readWhole(fd: number): string {
+    let buf = this.procBuf;
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, n);
+        buf = this.procBuf = bigger;
+      }
+      const got = readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) return buf.toString('utf8', 0, n);
+      n += got;
+    }
+  }
+
+  private closeProc(file: string): void {
+    const held = this.procFiles.get(file);
+    if (!held) return;
+    this.procFiles.delete(file);
+    closeQuietly(held.fd);
+  }
+
+  /**
+   * Mounts (re-parsed only when the mount table changed), then statfs of each selected one: synchronously for
+   * local filesystems that cannot hang (SYNC_STATFS_TYPES), else asynchronously under a time limit.
    */
   private async readFilesystems(): Promise<{ results: FsResult[]; errors: string[] }> {
     const errors: string[] = [];
     let text: string | null = null;
     let parse = parseMountinfo;
     try {
-      text = readFileSync(`${this.procRoot}/self/mountinfo`, 'utf8');
+      text = this.readProc(`${this.procRoot}/self/mountinfo`);
     } catch {
       try {
-        text = readFileSync(`${this.procRoot}/mounts`, 'utf8');
+        text = this.readProc(`${this.procRoot}/mounts`);
         parse = parseProcMounts;
       } catch (err) {
         errors.push(`${this.procRoot}/self/mountinfo: ${errorCode(err)}`);
@@ -522,9 +642,29 @@ export class HostSampler {
       this.mountsMalformed = malformed;
       const sel = this.includeFilesystems ? { include: this.includeFilesystems } : {};
       this.mounts = selectFilesystems(mounts, sel);
+      this.mountsSync = this.mounts.map((m) => this.statfsSync !== null && cannotHang(m.mountPoint, mounts));
     }
     this.noteMalformed(`${this.procRoot}/self/mountinfo`, this.mountsMalformed, errors);
-    return { results: await Promise.all(this.mounts.map((m) => this.statfsGuarded(m))), errors };
+    let pending = false;
+    const results = this.mounts.map((m, i) => {
+      if (this.mountsSync[i]) return this.statfsNow(m);
+      pending = true;
+      return this.statfsGuarded(m);
+    });
+    // Results in mount order either way; no promise at all when every mount is local.
+    return { results: pending ? await Promise.all(results) : (results as FsResult[]), errors };
+  }
+
+  /** statfs of a local filesystem, synchronously: same results and error texts as statfsGuarded. */
+  private statfsNow(mount: MountInfo): FsResult {
+    const mp = mount.mountPoint;
+    // Only if its type changed under a call still running; kept so that a mount is never asked twice at once.
+    if (this.pendingStatfs.has(mp)) return { mount, error: `statfs ${mp}: an earlier call has not returned` };
+    try {
+      return { mount, stat: this.statfsSync!(mp) };
+    } catch (err) {
+      return { mount, error: `statfs ${mp}: ${errorCode(err)}` };
+    }
   }
 
   /**
@@ -767,16 +907,15 @@ export function sensorValue(kind: 'temp' | 'fan', text: string): number | null {
 }
 
 /**
- * A /proc file's text, or the reason it could not be read. Read synchronously on purpose (a hot path): procfs
- * is generated from kernel memory and never waits on a disk, and a synchronous read costs a fraction of the
- * thread-pool round trips of fs.promises (measured with test/bench/collectd-comparison.bench.ts).
+ * Whether statfs of this mount point can run synchronously: the filesystem mounted there, any mounted over it
+ * at the same point and every one above it on the path are of SYNC_STATFS_TYPES.
  */
-async function readText(file: string): Promise<string | { error: string }> {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    return { error: `${file}: ${errorCode(err)}` };
-  }
+function cannotHang(mountPoint: string, mounts: readonly MountInfo[]): boolean {
+  return mounts.every((m) => !isAtOrAbove(m.mountPoint, mountPoint) || SYNC_STATFS_TYPES.has(m.fsType));
+}
+
+function isAtOrAbove(dir: string, mountPoint: string): boolean {
+  return dir === mountPoint || dir === '/' || mountPoint.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
 /** Synchronous, so that close() leaves nothing open behind it: closing a sysfs file never waits on a driver. */

@@ -1,11 +1,24 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HostSampler, type StatfsResult, sensorValue } from '../../../../agent/src/sources/host/host-sampler.js';
+import { HostSampler, SYNC_STATFS_TYPES, type StatfsResult, sensorValue } from '../../../../agent/src/sources/host/host-sampler.js';
 import { spawnCount } from '../../../bench/bench-harness.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -28,6 +41,29 @@ function procFrom(snapshot: string, dir = path.join(tmp(), 'proc')): string {
 
 /** A statfs for the fixture mount table (which selects `/`): 1000 blocks of 4 KiB, 400 free, 300 available. */
 const fakeStatfs = async (): Promise<StatfsResult> => ({ bsize: 4096, blocks: 1000, bfree: 400, bavail: 300, files: 100, ffree: 25 });
+
+/** This process's descriptors open on files under `dir`, as fd → path. */
+function fdsUnder(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // the descriptor readdir itself used, closed since
+    }
+    if (target.startsWith(`${dir}/`)) out.set(fd, target);
+  }
+  return out;
+}
+
+/** A /proc/net/dev with `n` interfaces eth0…eth(n−1), each counter `base` + the interface's index. */
+function netDev(n: number, base: number): string {
+  const head =
+    'Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n';
+  const lines = Array.from({ length: n }, (_, i) => `  eth${i}: ${Array.from({ length: 16 }, () => base + i).join(' ')}\n`);
+  return head + lines.join('');
+}
 
 function pick(metrics: Record<string, number>, prefix: string): Record<string, number> {
   return Object.fromEntries(Object.entries(metrics).filter(([k]) => k.startsWith(prefix)));
@@ -363,6 +399,187 @@ describe('HostSampler on the recorded fixtures', () => {
     const all = new HostSampler({ procRoot: proc, sysRoot: sys, statfs: fakeStatfs, includePartitions: true });
     await all.sample(T0);
     expect(disks((await all.sample(T0 + 1000)).metrics)).toHaveLength(9); // every device but loop0
+  });
+});
+
+describe('HostSampler reading /proc through descriptors kept open', () => {
+  it('reads a file larger than its first buffer whole, also when it grows between samples', async () => {
+    const proc = procFrom('proc-t0');
+    writeFileSync(path.join(proc, 'net/dev'), netDev(2, 1000));
+    const sampler = new HostSampler({ procRoot: proc, sysRoot: fx('sys'), statfs: fakeStatfs });
+    await sampler.sample(T0);
+    // About 90 KiB, several times the first buffer (16 KiB): rewritten in place, on the descriptor held open.
+    const big = netDev(1000, 2000);
+    expect(big.length).toBeGreaterThan(64 * 1024);
+    writeFileSync(path.join(proc, 'net/dev'), big);
+    const s2 = await sampler.sample(T0 + 1000);
+    expect(s2.errors).toEqual([]);
+    expect(pick(s2.metrics, 'net.eth1.')).toMatchObject({ 'net.eth1.rx_bytes_per_s': 1000, 'net.eth1.tx_drops_per_s': 1000 });
+    writeFileSync(path.join(proc, 'net/dev'), netDev(1000, 2005));
+    const s3 = await sampler.sample(T0 + 2000);
+    expect(s3.errors).toEqual([]);
+    const rx = Object.keys(s3.metrics).filter((k) => k.startsWith('net.') && k.endsWith('.rx_bytes_per_s'));
+    expect(rx).toHaveLength(1000); // the last line too: nothing cut off
+    expect(s3.metrics['net.eth999.rx_bytes_per_s']).toBe(5);
+  });
+
+  it('reads a procfs seq_file whole, past the page or so that one read returns', async () => {
+    // /proc/kallsyms: a seq_file of thousands of lines that stays put; every line is a malformed diskstats line.
+    const proc = procFrom('proc-t0');
+    rmSync(path.join(proc, 'diskstats'));
+    symlinkSync('/proc/kallsyms', path.join(proc, 'diskstats'));
+    const lineCount = readFileSync('/proc/kallsyms', 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '').length;
+    expect(lineCount).toBeGreaterThan(1000);
+    const sampler = new HostSampler({ procRoot: proc, sysRoot: fx('sys'), statfs: fakeStatfs });
+    for (const t of [T0, T0 + 1000]) expect((await sampler.sample(t)).errors).toEqual([`${proc}/diskstats: ${lineCount} malformed lines skipped`]);
+    sampler.close();
+  });
+
+  it('sees a file rewritten shorter in place, and one replaced at its path, between samples', async () => {
+    const proc = procFrom('proc-t0');
+    const sampler = new HostSampler({ procRoot: proc, sysRoot: fx('sys'), statfs: fakeStatfs });
+    expect((await sampler.sample(T0)).metrics['load.1m']).toBe(0.32);
+    // Shorter than before: no tail of the old text is left over.
+    writeFileSync(path.join(proc, 'loadavg'), '1.5 1 0.5 1/2 3\n');
+    const s2 = await sampler.sample(T0 + 1000);
+    expect(s2.errors).toEqual([]);
+    expect([s2.metrics['load.1m'], s2.metrics['load.5m'], s2.metrics['load.15m']]).toEqual([1.5, 1, 0.5]);
+    // Replaced by another file: the held descriptor would read the old one.
+    writeFileSync(path.join(proc, 'loadavg.new'), '7.25 6.5 5.75 1/2 3\n');
+    renameSync(path.join(proc, 'loadavg.new'), path.join(proc, 'loadavg'));
+    expect((await sampler.sample(T0 + 2000)).metrics['load.1m']).toBe(7.25);
+    // Gone: the same error as a file never there, and back again.
+    rmSync(path.join(proc, 'loadavg'));
+    const s4 = await sampler.sample(T0 + 3000);
+    expect(s4.errors).toEqual([`${proc}/loadavg: ENOENT`]);
+    expect(s4.metrics['load.1m']).toBeUndefined();
+    cpSync(fx('proc-t0/loadavg'), path.join(proc, 'loadavg'));
+    const s5 = await sampler.sample(T0 + 4000);
+    expect(s5.errors).toEqual([]);
+    expect(s5.metrics['load.1m']).toBe(0.32);
+  });
+
+  it('holds each file open once, reopens one whose descriptor was closed under it, and closes them on close()', async () => {
+    const proc = procFrom('proc-t0');
+    const sampler = new HostSampler({ procRoot: proc, sysRoot: fx('sys'), statfs: fakeStatfs });
+    const first = await sampler.sample(T0);
+    const held = () => [...fdsUnder(proc).values()].sort();
+    const files = ['diskstats', 'loadavg', 'meminfo', 'net/dev', 'self/mountinfo', 'stat'].map((f) => path.join(proc, f));
+    expect(held()).toEqual(files);
+    await sampler.sample(T0 + 1000);
+    expect(held()).toEqual(files); // the same descriptors, none more
+
+    // A descriptor closed under the sampler (EBADF): read again on a fresh one, no error, nothing lost.
+    const statFd = [...fdsUnder(proc)].find(([, f]) => f === path.join(proc, 'stat'))![0];
+    closeSync(Number(statFd));
+    const again = await sampler.sample(T0 + 2000);
+    expect(again.errors).toEqual([]);
+    expect(again.metrics['cpu.count']).toBe(first.metrics['cpu.count']);
+    expect(held()).toEqual(files);
+
+    sampler.close();
+    expect(held()).toEqual([]);
+    // A sample after close() opens them again; close() while a sample runs closes them after it.
+    const s = sampler.sample(T0 + 3000);
+    sampler.close();
+    expect((await s).metrics['memory.total_bytes']).toBe(24684092 * kB);
+    expect(held()).toEqual([]);
+  });
+
+  it('reads the real /proc afresh on every sample through the same descriptors', async () => {
+    const sampler = new HostSampler({ sysRoot: path.join(tmp(), 'no-sys') });
+    const a = await sampler.sample();
+    const heldA = fdsUnder('/proc');
+    // This process's own forks counter moves on a spawn: the held /proc/stat must show it.
+    await promisify(execFile)('true');
+    const b = await sampler.sample(Date.now() + 1000);
+    expect(fdsUnder('/proc')).toEqual(heldA);
+    expect(b.metrics['procs.forks_per_s']).toBeGreaterThan(0);
+    expect(a.errors.filter((e) => e.startsWith('/proc/'))).toEqual([]);
+    sampler.close();
+    expect(fdsUnder('/proc').size).toBeLessThan(heldA.size);
+  });
+});
+
+describe('HostSampler statfs, synchronous for local filesystems only', () => {
+  const mountinfo = [
+    '20 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw',
+    '21 20 8:2 / /data rw,relatime - xfs /dev/sda2 rw',
+    '22 20 0:40 / /mnt/nas rw,relatime - nfs4 nas:/export rw',
+    // Local, but below a network mount: the path lookup goes through the NFS share.
+    '23 22 8:3 / /mnt/nas/disk rw,relatime - ext4 /dev/sda3 rw',
+    '24 20 0:41 / /mnt/remote rw,relatime - fuse.sshfs me@host:/ rw',
+    '25 20 0:42 / /mnt/odd rw,relatime - somefs /dev/odd rw',
+    '26 20 8:4 / /gone rw,relatime - btrfs /dev/sda4 rw',
+    '',
+  ].join('\n');
+  const mountPoints = ['/', '/data', '/mnt/nas', '/mnt/nas/disk', '/mnt/remote', '/mnt/odd', '/gone'];
+
+  it('calls the synchronous statfs for local types and the guarded asynchronous one for the rest, with the same results and error texts', async () => {
+    const proc = procFrom('proc-t0');
+    writeFileSync(path.join(proc, 'self/mountinfo'), mountinfo);
+    const sync: string[] = [];
+    const async: string[] = [];
+    const enoent = (p: string) => Object.assign(new Error(`ENOENT: no such file or directory, statfs '${p}'`), { code: 'ENOENT' });
+    const sampler = new HostSampler({
+      procRoot: proc,
+      sysRoot: fx('sys'),
+      includeFilesystems: mountPoints,
+      statfsTimeoutMs: 50,
+      statfsSync: (p) => {
+        sync.push(p);
+        if (p === '/gone') throw enoent(p);
+        return { bsize: 4096, blocks: 1000, bfree: 400, bavail: 300, files: 100, ffree: 25 };
+      },
+      statfs: (p) => {
+        async.push(p);
+        if (p === '/mnt/odd') return Promise.reject(enoent(p));
+        if (p === '/mnt/remote') return new Promise<StatfsResult>(() => undefined); // hung
+        return fakeStatfs();
+      },
+    });
+    const { metrics, errors } = await sampler.sample(T0);
+    expect(sync).toEqual(['/', '/data', '/gone']);
+    expect(async).toEqual(['/mnt/nas', '/mnt/nas/disk', '/mnt/remote', '/mnt/odd']);
+    // Mount order, whichever call answered.
+    expect(errors).toEqual(['statfs /mnt/remote: timed out after 50 ms', 'statfs /mnt/odd: ENOENT', 'statfs /gone: ENOENT']);
+    expect(Object.keys(metrics).filter((k) => k.endsWith('.used_pct') && k.startsWith('fs.'))).toEqual([
+      'fs.root.used_pct',
+      'fs.data.used_pct',
+      'fs.mnt_nas.used_pct',
+      'fs.mnt_nas_disk.used_pct',
+    ]);
+    expect(metrics['fs.data.used_pct']).toBe(metrics['fs.mnt_nas.used_pct']);
+  });
+
+  it('uses an injected asynchronous statfs for every mount when no synchronous one is given', async () => {
+    const proc = procFrom('proc-t0');
+    writeFileSync(path.join(proc, 'self/mountinfo'), mountinfo);
+    const async: string[] = [];
+    const sampler = new HostSampler({
+      procRoot: proc,
+      sysRoot: fx('sys'),
+      includeFilesystems: mountPoints,
+      statfs: async (p) => (async.push(p), fakeStatfs()),
+    });
+    await sampler.sample(T0);
+    expect(async).toEqual(mountPoints);
+  });
+
+  it('lists the usual local filesystems and none of the network ones', () => {
+    for (const t of ['ext4', 'xfs', 'btrfs', 'vfat', 'tmpfs', 'overlay', 'zfs']) expect(SYNC_STATFS_TYPES.has(t), t).toBe(true);
+    for (const t of ['nfs', 'nfs4', 'cifs', 'smb3', 'fuse.sshfs', 'fuse', '9p', 'ceph', 'glusterfs', 'autofs']) expect(SYNC_STATFS_TYPES.has(t), t).toBe(false);
+  });
+
+  it('reports the root filesystem as fs.statfsSync gives it, by default, on this machine', async () => {
+    const sampler = new HostSampler({ sysRoot: path.join(tmp(), 'no-sys'), includeFilesystems: ['/'] });
+    const { metrics, errors } = await sampler.sample();
+    sampler.close();
+    const st = statfsSync('/');
+    expect(errors.filter((e) => e.startsWith('statfs'))).toEqual([]);
+    expect(metrics['fs.root.total_bytes']).toBe(st.blocks * st.bsize);
   });
 });
 
