@@ -3,8 +3,8 @@
  *
  * The per-sample path reads /proc through descriptors it keeps open, sensor files likewise, and calls statfs
  * (synchronously for local filesystems, else fs.promises.statfs under a time limit); it never spawns a process.
- * (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see test/bench/host-sampler.bench.ts.) systeminformation is only used by `hostInventory()` (host-inventory.ts), once at
- * start, in a process of its own.
+ * (systeminformation's equivalents spawn `df`, `lsblk`, `cat`, `sensors` …; see test/bench/host-sampler.bench.ts.)
+ * systeminformation is only used by `hostInventory()` (host-inventory.ts), once at start, in a process of its own.
  *
  * ## Metric names
  *
