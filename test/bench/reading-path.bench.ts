@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateRawSync } from 'node:zlib';
 import { buildConfig } from '../../agent/src/config/load-config.js';
 import { createLogger } from '../../agent/src/core/logger.js';
 import { riskFanOut, type Reading } from '../../agent/src/core/types.js';
@@ -22,7 +23,7 @@ import { HealthMonitor } from '../../agent/src/health/health-monitor.js';
 import { QualityStage } from '../../agent/src/health/quality-stage.js';
 import { AnomalyScorer } from '../../agent/src/scoring/anomaly/anomaly-scorer.js';
 import { HostSampler } from '../../agent/src/sources/host/host-sampler.js';
-import { RecordStore } from '../../agent/src/store/record-store.js';
+import { RecordStore, deflateOptions } from '../../agent/src/store/record-store.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 
 const SAMPLES = 2_000;
@@ -44,6 +45,19 @@ export async function run(): Promise<BenchReport> {
   const names = Object.keys(real.metrics);
   const m = await measure(() => sampler.sample((t += 1000)), SAMPLES, { warmup: 100 });
   rows.push(row({ stage: 'HostSampler.sample()', per: `reading of ${names.length} metrics` }, m));
+
+  // Deflating that reading for the store (record-store.ts storedPayload): the window sized to it, and zlib's default.
+  const json = Buffer.from(JSON.stringify({ ts: t, source: 'host', asset: 'bench', metrics: real.metrics }));
+  const sized = deflateOptions(json.length);
+  rows.push(
+    row({ stage: 'deflate, window sized', per: `reading of ${json.length} B` }, await measure(() => deflateRawSync(json, sized), SAMPLES, { warmup: 100 })),
+  );
+  rows.push(
+    row(
+      { stage: 'deflate, zlib defaults', per: `reading of ${json.length} B` },
+      await measure(() => deflateRawSync(json, { level: 1 }), SAMPLES, { warmup: 100 }),
+    ),
+  );
 
   // The quality stage and its consumers as the host-only agent wires them.
   const config = buildConfig(null, {});

@@ -1328,15 +1328,17 @@ export class RecordStore implements Outbox {
  * Payloads at least this long are stored deflated (a BLOB; shorter ones stay JSON text): a host reading of about
  * 1.2 kB takes about 480 bytes, four to a 2 KiB leaf, so the pages a new leaf costs (its parent, the pointer map,
  * the header) come once in four commits instead of every commit, and an anomaly score or risk record shares fewer
- * pages too. About 20 µs to deflate (level 1: as small as level 6 here, and faster) and 9 µs to inflate a reading.
+ * pages too. Level 1: as small as level 6 here, and faster; the cost per reading is a row of
+ * test/bench/reading-path.bench.ts.
  * What the store looks up in SQL is in the `kind` column (kindOf), not in the payload.
  */
 const DEFLATE_MIN_BYTES = 256;
 
 /**
  * Deflate's window and hash sized to the payload: a window as large as the payload finds every match zlib's
- * default 32 KiB one would, and its state is about 14 KiB for a host reading instead of 256 KiB allocated and
- * cleared on every call (about a third of the call's CPU). Inflating needs nothing: a 32 KiB window reads any smaller.
+ * default 32 KiB one would, and its state is about 14 KiB for a host reading instead of 256 KiB allocated on every
+ * call (the CPU per call is the same in a hot loop: test/bench/reading-path.bench.ts). Inflating needs nothing: a
+ * 32 KiB window reads any smaller.
  */
 export function deflateOptions(bytes: number): { level: number; windowBits: number; memLevel: number } {
   const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(bytes))));
@@ -1356,7 +1358,7 @@ function payloadText(payload: string | Buffer): string {
 
 /** Rows as read from SQLite, the deflated payloads inflated back to their JSON text. */
 function readRows(rows: unknown[]): OutboxRecord[] {
-  for (const r of rows as Array<{ json: string | Buffer }>) if (typeof r.json !== 'string') r.json = payloadText(r.json);
+  for (const r of rows as Array<{ json: string | Buffer }>) r.json = payloadText(r.json);
   return rows as OutboxRecord[];
 }
 
