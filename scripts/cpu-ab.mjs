@@ -4,7 +4,9 @@
 // configuration (test/bench/side-by-side/peers.ts agentConfig, so the same work as the bench). CPU per agent is the
 // sum over its threads of /proc/PID/task/*/schedstat (ns) over each window; the median of the windows is printed,
 // and each agent's VmRSS at the end.
-// Give each build twice in swapped positions (A B B A): on a shared VM the position alone can move a figure.
+// Give each build twice in swapped positions (A B B A): on a shared VM the position alone can move a figure (on the
+// 2-core VM of docs/benchmarks.md the first agent measured about twice the others, whatever it ran; compare the other
+// positions too before concluding).
 //
 // usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S]
 //          [--windows N] BUILD[#flags=F1,F2] ...
