@@ -34,6 +34,8 @@ export interface AnomalyConfig {
   falseAlarmRate: number;
   warmupSamples: number;
   halfLifeHours: number;
+  /** Unflagged scores become a record at most this often (the interval's highest); 0: every one. */
+  recordIntervalMs: number;
   persistIntervalMs: number;
   maxSignalsPerAsset: number;
 }

@@ -330,6 +330,14 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
           minimum: 0.01,
           maximum: 87600,
         },
+        recordIntervalMs: {
+          type: 'integer',
+          description:
+            'How often a score that is not flagged becomes a record (stored and published): the highest score of each interval, with its drivers. Every flagged reading, and the first one after a flag, is recorded at once, and alerts see every score; 0 records every scored reading.',
+          default: 60000,
+          minimum: 0,
+          maximum: DAY_MS,
+        },
         persistIntervalMs: {
           type: 'integer',
           description: 'How often each baseline is saved to the database (also at stop), so a restart needs no new warm-up.',

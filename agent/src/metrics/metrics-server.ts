@@ -350,6 +350,7 @@ export function collectMetrics(agent: AgentView, version: string, loop: LoopDela
         { labels: { state: 'idle' }, value: a.idle },
       ]),
       counter('forewarn_anomaly_scored_total', 'Readings scored against a learned baseline.', one(a.scored)),
+      counter('forewarn_anomaly_recorded_total', 'Scores that became a risk record (scoring.anomaly.recordIntervalMs).', one(a.recorded)),
       counter('forewarn_anomalies_total', 'Readings flagged as anomalous.', one(a.anomalies)),
     );
   }

@@ -9,6 +9,11 @@ import { ANOMALY_MODEL_VERSION, AnomalyDetector, type DetectorState } from './de
  * asset, fed the clean readings, emitting `kind: anomaly` risk records from model `anomaly` once warmed up.
  * Each asset's baseline is kept in the database's `meta` table (`anomaly:<asset>`) every `persistIntervalMs`
  * and at stop, and picked up again on the asset's first reading after a restart, so there is no second warm-up.
+ *
+ * Not every score becomes a record (`recordIntervalMs`): a flagged reading, and the first one after a flag, are
+ * recorded at once; of the others, the highest score of each interval, when the interval ends. A score per
+ * reading doubled the agent's records (and its inserts, publishes and acknowledgements) for a series that says
+ * little between flags; the alerts are raised from the flagged records, which all go out at once.
  */
 
 export const ANOMALY_MODEL = 'anomaly';
@@ -46,6 +51,8 @@ export interface AnomalyStats {
   /** Assets with no varying signal to model. */
   idle: number;
   scored: number;
+  /** Scores that became a record (recordIntervalMs). */
+  recorded: number;
   anomalies: number;
   /** Largest and mean memory of one asset's detector. */
   maxBytesPerAsset: number;
@@ -61,6 +68,11 @@ interface Tracked {
   dirty: boolean;
   lastScore: number | null;
   anomalies: number;
+  /** When the last record of this asset was made (this.now()), null before the first. */
+  recordedAt: number | null;
+  recordedAtRisk: boolean;
+  /** The highest unflagged score since the last record, waiting for its interval to end. */
+  held: RiskRecord | null;
 }
 
 export function patternMatcher(patterns: readonly string[]): (name: string) => boolean {
@@ -76,9 +88,10 @@ export class AnomalyScorer implements Component, ReadingConsumer {
   private readonly excluded: (signal: string) => boolean;
   private readonly excludeCache = new Map<string, boolean>();
   private timer: NodeJS.Timeout | null = null;
+  private recordTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private warnedAssets = false;
-  private counters = { scored: 0, anomalies: 0, restored: 0, discarded: 0, persistErrors: 0 };
+  private counters = { scored: 0, recorded: 0, anomalies: 0, restored: 0, discarded: 0, persistErrors: 0 };
   /** Where anomaly records go (the store writer and health, wired by the agent). */
   private readonly onRisk: (records: RiskRecord[]) => void;
 
@@ -97,12 +110,18 @@ export class AnomalyScorer implements Component, ReadingConsumer {
   async start(): Promise<void> {
     this.timer = setInterval(() => this.persist(), this.config.persistIntervalMs);
     this.timer.unref();
+    // Readings of an asset end an interval themselves; this catches the peak of an asset that went quiet.
+    if (this.config.recordIntervalMs > 0) {
+      this.recordTimer = setInterval(() => this.recordDue(), this.config.recordIntervalMs);
+      this.recordTimer.unref();
+    }
     this.log.info(
       {
         assets: this.config.assets,
         falseAlarmRate: this.config.falseAlarmRate,
         warmupSamples: this.config.warmupSamples,
         halfLifeHours: this.config.halfLifeHours,
+        recordIntervalMs: this.config.recordIntervalMs,
       },
       'anomaly detection on',
     );
@@ -158,7 +177,7 @@ export class AnomalyScorer implements Component, ReadingConsumer {
     } catch (err) {
       // A bug must not take the pipeline down: start this asset afresh and say so.
       this.log.error({ asset: reading.asset, err: describeError(err) }, 'anomaly detector failed; its baseline is reset');
-      this.tracked.set(reading.asset, { detector: this.fresh(), dirty: true, lastScore: null, anomalies: t.anomalies });
+      this.tracked.set(reading.asset, { ...t, detector: this.fresh(), dirty: true, lastScore: null });
       return;
     }
     t.dirty = true;
@@ -169,20 +188,55 @@ export class AnomalyScorer implements Component, ReadingConsumer {
       this.counters.anomalies++;
       t.anomalies++;
     }
-    this.onRisk([
-      {
-        ts: this.now(),
-        asset: reading.asset,
-        model: ANOMALY_MODEL,
-        modelVersion: ANOMALY_MODEL_VERSION,
-        kind: 'anomaly',
-        score: round(result.score),
-        threshold: round(result.threshold),
-        atRisk: result.atRisk,
-        readingTs: reading.ts,
-        drivers: result.drivers.map((d) => ({ feature: d.feature, value: round(d.value), contribution: round(d.contribution) })),
-      },
-    ]);
+    this.offer(t, {
+      ts: this.now(),
+      asset: reading.asset,
+      model: ANOMALY_MODEL,
+      modelVersion: ANOMALY_MODEL_VERSION,
+      kind: 'anomaly',
+      score: round(result.score),
+      threshold: round(result.threshold),
+      atRisk: result.atRisk,
+      readingTs: reading.ts,
+      drivers: result.drivers.map((d) => ({ feature: d.feature, value: round(d.value), contribution: round(d.contribution) })),
+    });
+  }
+
+  /** Records a score now, holds it as its interval's highest, or lets it go (recordIntervalMs). */
+  private offer(t: Tracked, r: RiskRecord): void {
+    const every = this.config.recordIntervalMs;
+    if (every <= 0 || r.atRisk || r.atRisk !== t.recordedAtRisk || t.recordedAt === null) {
+      t.held = null;
+      this.record(t, r);
+      return;
+    }
+    if (!t.held || r.score > t.held.score) t.held = r;
+    // A clock set back starts the interval over rather than holding the records until it catches up.
+    if (r.ts - t.recordedAt >= every || r.ts < t.recordedAt) this.recordHeld(t);
+  }
+
+  /** `at`: where the next interval starts. */
+  private record(t: Tracked, r: RiskRecord, at = r.ts): void {
+    t.recordedAt = at;
+    t.recordedAtRisk = r.atRisk;
+    this.counters.recorded++;
+    this.onRisk([r]);
+  }
+
+  private recordHeld(t: Tracked): void {
+    const held = t.held;
+    if (!held) return;
+    t.held = null;
+    // The next interval starts now, when this one ended, not at the held score's own time (up to one interval earlier).
+    this.record(t, held, this.now());
+  }
+
+  /** Records the held peak of every asset whose interval has ended (the timer), or of all of them (stop). */
+  private recordDue(all = false): void {
+    const now = this.now();
+    for (const t of this.tracked.values()) {
+      if (t.held && (all || t.recordedAt === null || now - t.recordedAt >= this.config.recordIntervalMs || now < t.recordedAt)) this.recordHeld(t);
+    }
   }
 
   /** Drops a signal's held value (stale, or failed a quality check). */
@@ -234,7 +288,15 @@ export class AnomalyScorer implements Component, ReadingConsumer {
       }
       return null;
     }
-    const made: Tracked = { detector: this.load(asset) ?? this.fresh(), dirty: false, lastScore: null, anomalies: 0 };
+    const made: Tracked = {
+      detector: this.load(asset) ?? this.fresh(),
+      dirty: false,
+      lastScore: null,
+      anomalies: 0,
+      recordedAt: null,
+      recordedAtRisk: false,
+      held: null,
+    };
     this.tracked.set(asset, made);
     return made;
   }
@@ -286,7 +348,10 @@ export class AnomalyScorer implements Component, ReadingConsumer {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    if (this.recordTimer) clearInterval(this.recordTimer);
+    this.timer = this.recordTimer = null;
+    // stop() flushes: the held peaks go to the storage keeper's last write.
+    this.recordDue(true);
     this.persist();
   }
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ANOMALY_MODEL,
   ANOMALY_STATUS_META_KEY,
@@ -30,6 +30,8 @@ const config = (c: Partial<AnomalyConfig> = {}): AnomalyConfig => ({
   falseAlarmRate: 1e-3,
   warmupSamples: 300,
   halfLifeHours: 24,
+  // A record per score: the tests below count them. The record interval has a test of its own.
+  recordIntervalMs: 0,
   persistIntervalMs: 60_000,
   maxSignalsPerAsset: 64,
   ...c,
@@ -41,10 +43,10 @@ function openStore(dir: string): RecordStore {
   return s;
 }
 
-function scorer(store: RecordStore | null, c: Partial<AnomalyConfig> = {}) {
+function scorer(store: RecordStore | null, c: Partial<AnomalyConfig> = {}, now?: () => number) {
   const records: RiskRecord[] = [];
   const { log, lines } = captureLogger();
-  const s = new AnomalyScorer(config(c), store, (r) => records.push(...r), log);
+  const s = new AnomalyScorer(config(c), store, (r) => records.push(...r), log, now);
   scorers.push(s);
   return { s, records, lines };
 }
@@ -154,5 +156,111 @@ describe('AnomalyScorer', () => {
     s.accept({ ts: 1_800_000_000_000, source: 'test', asset: 'a', metrics: rest });
     expect(records.at(-1)!.drivers.map((d) => d.feature)).not.toContain('s4');
     expect(s.assets()[0]!.scoredSignals).toBe(4);
+  });
+
+  describe('records (recordIntervalMs)', () => {
+    /**
+     * A scorer whose clock follows its readings (one a second, as on a host sampled at 1 s), and what it recorded
+     * with the clock at the time. A flag is unlikely at this false-alarm rate; the tests that need none check it.
+     */
+    function paced(recordIntervalMs: number, seed = 8) {
+      const next = readings('a', seed);
+      let clock = 0;
+      const out: Array<{ at: number; r: RiskRecord }> = [];
+      const { log } = captureLogger();
+      const s = new AnomalyScorer(
+        config({ warmupSamples: 100, falseAlarmRate: 1e-6, recordIntervalMs }),
+        null,
+        (rs) => out.push(...rs.map((r) => ({ at: clock, r }))),
+        log,
+        () => clock,
+      );
+      scorers.push(s);
+      const feed = (extra: Record<string, number> = {}) => {
+        const r = next(extra);
+        // One second on, or the reading's time when later (the readings' own clock does not see tick()).
+        clock = Math.max(r.ts, clock + SECOND);
+        s.accept(r);
+        return r;
+      };
+      return { s, out, feed, tick: (ms: number) => (clock += ms) };
+    }
+
+    it('records the first score at once, then the highest of each interval when the interval ends', async () => {
+      const kept = paced(60_000);
+      const every = paced(0); // the same readings, every score recorded: the reference
+      await kept.s.start();
+      await every.s.start();
+      for (let k = 0; k < 500; k++) {
+        kept.feed();
+        every.feed();
+      }
+      const scores = every.out.map((x) => x.r);
+      expect(scores.length).toBeGreaterThan(300);
+      expect(scores.filter((r) => r.atRisk)).toEqual([]);
+      expect(kept.s.stats.scored).toBe(scores.length);
+      const recs = kept.out;
+      expect(kept.s.stats.recorded).toBe(recs.length);
+      // The first score, when it was made.
+      expect(recs[0]!.r).toEqual(scores[0]);
+      expect(recs[0]!.at).toBe(scores[0]!.readingTs);
+      // About one a minute after that.
+      expect(recs.length).toBeGreaterThanOrEqual(Math.floor((scores.length - 1) / 61));
+      expect(recs.length).toBeLessThanOrEqual(Math.ceil(scores.length / 60) + 1);
+      for (let i = 1; i < recs.length; i++) {
+        const { at, r } = recs[i]!;
+        const from = recs[i - 1]!.at;
+        // The interval ended with the first reading 60 s or more after the previous record.
+        expect(at - from).toBeGreaterThanOrEqual(60_000);
+        expect(at - from).toBeLessThan(61_000);
+        const inInterval = scores.filter((x) => x.readingTs > from && x.readingTs <= at);
+        expect(r.score).toBe(Math.max(...inInterval.map((x) => x.score)));
+        expect(inInterval).toContainEqual(r);
+      }
+    });
+
+    it('records a flagged reading, and the first after the flag, at once', async () => {
+      const { s, out, feed } = paced(60_000, 9);
+      await s.start();
+      for (let k = 0; k < 200; k++) feed();
+      const before = out.length;
+      const flags = s.stats.anomalies;
+      for (let k = 0; k < 5; k++) feed();
+      expect(out).toHaveLength(before); // held, not recorded
+      const flagged = feed({ s2: 1e4 });
+      expect(out).toHaveLength(before + 1);
+      expect(out.at(-1)!.r).toMatchObject({ atRisk: true, readingTs: flagged.ts });
+      const normal = feed();
+      expect(out.at(-1)!.r).toMatchObject({ atRisk: false, readingTs: normal.ts });
+      const after = out.length;
+      for (let k = 0; k < 5; k++) feed();
+      expect(out).toHaveLength(after);
+      expect(s.stats.anomalies).toBe(flags + 1);
+    });
+
+    it("records the held highest score of an asset that went quiet, on the interval's timer, and at stop", async () => {
+      vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+      try {
+        const { s, out, feed, tick } = paced(60_000, 10);
+        await s.start();
+        for (let k = 0; k < 200; k++) feed();
+        const recorded = out.length;
+        expect(recorded).toBeGreaterThan(0);
+        const last = feed();
+        expect(out).toHaveLength(recorded); // held
+        // The asset reports nothing more; the interval ends and the timer records its highest score.
+        tick(60_000);
+        vi.advanceTimersByTime(60_000);
+        expect(out).toHaveLength(recorded + 1);
+        expect(out.at(-1)!.r.readingTs).toBeLessThanOrEqual(last.ts);
+        // A score held at stop is recorded by stop (the storage keeper's last write follows).
+        feed();
+        expect(out).toHaveLength(recorded + 1);
+        await s.stop();
+        expect(out).toHaveLength(recorded + 2);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
   });
 });
