@@ -4,15 +4,15 @@
 // configuration (test/bench/side-by-side/peers.ts agentConfig, so the same work as the bench). CPU per agent is the
 // sum over its threads of /proc/PID/task/*/schedstat (ns) over each window; the median of the windows is printed,
 // and each agent's VmRSS at the end.
-// Give each build twice in swapped positions (A B B A): on a shared VM the position alone can move a figure (on the
-// 2-core VM of docs/benchmarks.md the first agent measured about twice the others, whatever it ran; compare the other
-// positions too before concluding).
+// Give each build three or four times, alternating (A B A B A B), and compare the medians per build: on a shared VM
+// the position alone moves a figure (on the 2-core VM of docs/benchmarks.md the first agent measured up to twice the
+// others in most runs, whatever it ran).
 //
 // usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S]
 //          [--windows N] BUILD[#flags=F1,F2] ...
 //   warm-up: at least the bench's (past the anomaly baseline: 57 s at 1 s, 265 s at 5 s).
 //   BUILD: a checkout with dist/ built (npx tsc -p tsconfig.json); flags: node flags for that agent.
-//   e.g. node scripts/cpu-ab.mjs /tmp/old#flags=--v8-pool-size=1 . . /tmp/old#flags=--v8-pool-size=1
+//   e.g. node scripts/cpu-ab.mjs /tmp/old . /tmp/old . /tmp/old .
 // Needs this checkout built (it reads the bench's configuration from dist/).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
