@@ -5,11 +5,13 @@
 // sum over its threads of /proc/PID/task/*/schedstat (ns) over each window; the median of the windows is printed,
 // and each agent's VmRSS at the end.
 // Give each build three or four times, alternating (A B A B A B), and compare the medians per build: on a shared VM
-// the position alone moves a figure (on the 2-core VM of docs/benchmarks.md the first agent measured up to twice the
-// others in most runs, whatever it ran).
+// the position alone moves a figure (on the 2-core VM of docs/benchmarks.md one or two agents, often the first,
+// measured 2-3x the others in every run, whatever they ran). --cpus LIST runs the agents under `taskset -c LIST`:
+// with `--cpus 0` (away from the CPU that takes the disk's interrupts there) six agents of one build measured within
+// 1.6x of each other with no such outlier (one run), but the VM's drift over a few minutes was larger than that.
 //
 // usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S]
-//          [--windows N] BUILD[#flags=F1,F2] ...
+//          [--windows N] [--cpus LIST] BUILD[#flags=F1,F2] ...
 //   warm-up: at least the bench's (past the anomaly baseline: 57 s at 1 s, 265 s at 5 s).
 //   BUILD: a checkout with dist/ built (npx tsc -p tsconfig.json); flags: node flags for that agent.
 //   e.g. node scripts/cpu-ab.mjs /tmp/old . /tmp/old . /tmp/old .
@@ -24,16 +26,16 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { agentConfig, DAEMON_NODE_FLAGS, warmupSeconds } = await import(path.join(root, 'dist/test/bench/side-by-side/peers.js'));
 
-const opt = { profile: 'host-only', interval: 1000, warmup: 0, window: 60, windows: 3 };
+const opt = { profile: 'host-only', interval: 1000, warmup: 0, window: 60, windows: 3, cpus: '' };
 const builds = [];
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
-  if (argv[i].startsWith('--')) opt[argv[i].slice(2)] = argv[i] === '--profile' ? argv[++i] : Number(argv[++i]);
+  if (argv[i].startsWith('--')) opt[argv[i].slice(2)] = ['--profile', '--cpus'].includes(argv[i]) ? argv[++i] : Number(argv[++i]);
   else builds.push(argv[i]);
 }
 if (!builds.length || !['host-only', 'defaults'].includes(opt.profile)) {
   console.error(
-    'usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S] [--windows N] BUILD[#flags=F1,F2] ...',
+    'usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S] [--windows N] [--cpus LIST] BUILD[#flags=F1,F2] ...',
   );
   process.exit(2);
 }
@@ -83,7 +85,8 @@ try {
     // JSON is YAML.
     writeFileSync(file, JSON.stringify(agentConfig(opt.profile, { id, dir: path.join(dir, id), brokerUrl, intervalMs: opt.interval })));
     const nodeFlags = flags === undefined ? DAEMON_NODE_FLAGS : flags.split(',').filter(Boolean);
-    const p = start(process.execPath, [...nodeFlags, path.join(path.resolve(build), 'dist/agent/src/cli.js'), 'run', '--config', file]);
+    const args = [...nodeFlags, path.join(path.resolve(build), 'dist/agent/src/cli.js'), 'run', '--config', file];
+    const p = opt.cpus ? start('taskset', ['-c', opt.cpus, process.execPath, ...args]) : start(process.execPath, args);
     return { label: `${id} ${build} [${nodeFlags.join(' ')}]`, p, windows: [] };
   });
   // Past the anomaly baseline, as the bench does, unless --warmup says longer.
