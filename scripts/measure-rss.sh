@@ -8,7 +8,7 @@
 #
 # Environment: SECONDS_RUN (90) how long the agent runs, SKIP_S (30) the first seconds left out of the
 # VmRSS median and the CPU figure, INTERVAL_MS (1000) host.intervalMs, NODE_FLAGS (the service unit's,
-# '--v8-pool-size=1 --no-opt --max-semi-space-size=1'; set it empty for none) flags for the agent's
+# '--v8-pool-size=1 --no-opt'; set it empty for none) flags for the agent's
 # node (e.g. --max-old-space-size=32), CLI (dist/agent/src/cli.js of this checkout) another build to measure,
 # KEEP (unset) keeps the temporary folder.
 #
@@ -60,7 +60,7 @@ pids+=("$subscriber")
 } >"$dir/agent.yaml"
 
 # shellcheck disable=SC2086 # NODE_FLAGS is a list of flags
-node ${NODE_FLAGS-"--v8-pool-size=1 --no-opt --max-semi-space-size=1"} "$cli" run --config "$dir/agent.yaml" >"$dir/agent.log" 2>&1 &
+node ${NODE_FLAGS-"--v8-pool-size=1 --no-opt"} "$cli" run --config "$dir/agent.yaml" >"$dir/agent.log" 2>&1 &
 agent=$!
 pids=("$agent" "${pids[@]}")
 
@@ -86,7 +86,7 @@ received=$(grep -m1 ' messages, ' "$dir/subscriber.log" | cut -d, -f1-2,8 || tru
 
 median=$(printf '%s\n' "${rss[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
 awk -v p="$profile" -v m="$median" -v h="$hwm" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" -v w=$((run_s - skip_s)) -v n="${#rss[@]}" \
-  -v f="${NODE_FLAGS-"--v8-pool-size=1 --no-opt --max-semi-space-size=1"}" 'BEGIN {
+  -v f="${NODE_FLAGS-"--v8-pool-size=1 --no-opt"}" 'BEGIN {
     printf "%s%s: VmRSS median %.1f MiB, VmHWM %.1f MiB, CPU %.2f ms/s (%d samples)",
       p, (f == "" ? "" : " [" f "]"), m / 1024, h / 1024, (c1 - c0) * 1000 / hz / w, n }'
 echo "; subscriber: ${received:-nothing received}"

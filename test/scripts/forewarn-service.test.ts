@@ -57,7 +57,7 @@ describe.skipIf(!!SKIP)(`scripts/forewarn.service${SKIP ? ` — skipped: ${SKIP}
       'Group=forewarn',
       'StateDirectory=forewarn',
       'WorkingDirectory=/var/lib/forewarn',
-      'ExecStart=/usr/bin/node --v8-pool-size=1 --no-opt --max-semi-space-size=1 /opt/forewarn/current/dist/agent/src/cli.js run --config /etc/forewarn/forewarn.yaml',
+      'ExecStart=/usr/bin/node --v8-pool-size=1 --no-opt /opt/forewarn/current/dist/agent/src/cli.js run --config /etc/forewarn/forewarn.yaml',
     ]) {
       expect(text.split('\n')).toContain(line);
     }

@@ -8,8 +8,22 @@ import { readModel, type ModelManifest } from './model-manifest.js';
  */
 let runtime: Promise<typeof Ort> | null = null;
 function onnxruntime(): Promise<typeof Ort> {
-  runtime ??= import('onnxruntime-node');
+  runtime ??= (optOutOfRuntimeTelemetry(), import('onnxruntime-node'));
   return runtime;
+}
+
+/**
+ * onnxruntime's own telemetry switches, 1.30's first and later releases' second. Since 1.29 its Linux builds
+ * collect telemetry for Microsoft by default: a device id and an event cache (SQLite) under
+ * `~/.cache/Microsoft/DeveloperTools/.onnxruntime`, written as models load and run, uploaded when a network is
+ * there. An edge agent must neither report to a third party nor write flash unasked, so both are set to 1 unless
+ * the operator set either. The runtime reads them once, when it initialises: before the import.
+ */
+export const ORT_TELEMETRY_SWITCHES = ['ORT_DISABLE_TELEMETRY', 'ORT_TELEMETRY_DISABLED'] as const;
+
+export function optOutOfRuntimeTelemetry(env: NodeJS.ProcessEnv = process.env): void {
+  if (ORT_TELEMETRY_SWITCHES.some((name) => env[name] !== undefined)) return;
+  for (const name of ORT_TELEMETRY_SWITCHES) env[name] = '1';
 }
 
 /**

@@ -1,8 +1,9 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OnnxModel } from '../../../agent/src/scoring/onnx-model.js';
+import { ORT_TELEMETRY_SWITCHES, OnnxModel, optOutOfRuntimeTelemetry } from '../../../agent/src/scoring/onnx-model.js';
 import { isForewarnError } from '../../../agent/src/core/errors.js';
 
 const MODEL_DIR = path.resolve(import.meta.dirname, '../../../models/machine-failure');
@@ -73,5 +74,49 @@ describe('OnnxModel with the shipped machine-failure model', () => {
     manifest.sha256 = createHash('sha256').update('not a model').digest('hex');
     writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
     expect((await loadError(dir)).code).toBe('FW_ERR_MODEL_LOAD');
+  });
+});
+
+describe("onnxruntime's telemetry", () => {
+  /**
+   * A process of its own (the runtime reads its switches once, when it initialises) that loads and runs the shipped
+   * model through the built module, with a HOME of its own and none of the CI variables that also silence the
+   * runtime. Returns the files the runtime left under that HOME.
+   */
+  function runModelIn(env: Record<string, string>): string[] {
+    const home = mkdtempSync(path.join(tmpdir(), 'fw-ort-home-'));
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => !['CI', 'GITHUB_ACTIONS', 'TF_BUILD', 'JENKINS_URL', 'ORT_RUNNING_UNIT_TESTS', ...ORT_TELEMETRY_SWITCHES].includes(k),
+      ),
+    );
+    const script = `
+      const { OnnxModel } = await import(${JSON.stringify(path.resolve(import.meta.dirname, '../../../dist/agent/src/scoring/onnx-model.js'))});
+      const m = await OnnxModel.load(${JSON.stringify(MODEL_DIR)});
+      const scores = await m.run(new Float32Array(m.manifest.inputs.features.length), 1);
+      await m.release();
+      process.stdout.write(String(scores.length));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...clean, ...env, HOME: home }, encoding: 'utf8' });
+    expect(out).toBe('1');
+    const cache = path.join(home, '.cache');
+    return existsSync(cache) ? (readdirSync(cache, { recursive: true }) as string[]) : [];
+  }
+
+  it('is off: loading and running a model writes nothing under HOME', () => {
+    expect(runModelIn({})).toEqual([]);
+  });
+
+  it("is the operator's choice where they set a switch (here on: its device id and event cache appear)", () => {
+    const files = runModelIn({ ORT_DISABLE_TELEMETRY: '0' });
+    expect(files.some((f) => f.endsWith('deviceid'))).toBe(true);
+  });
+
+  it('sets both switches, and neither where the operator set one', () => {
+    const unset: NodeJS.ProcessEnv = {};
+    optOutOfRuntimeTelemetry(unset);
+    expect(unset).toEqual({ ORT_DISABLE_TELEMETRY: '1', ORT_TELEMETRY_DISABLED: '1' });
+    const chosen: NodeJS.ProcessEnv = { ORT_TELEMETRY_DISABLED: '0' };
+    optOutOfRuntimeTelemetry(chosen);
+    expect(chosen).toEqual({ ORT_TELEMETRY_DISABLED: '0' });
   });
 });

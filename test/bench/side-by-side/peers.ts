@@ -144,7 +144,7 @@ export function nodeExporterArgs(port: number): string[] {
 }
 
 /** Node's flags for the agent, as scripts/forewarn.service and `npm start` run it (docs/service.md). */
-export const DAEMON_NODE_FLAGS = ['--v8-pool-size=1', '--no-opt', '--max-semi-space-size=1'];
+export const DAEMON_NODE_FLAGS = ['--v8-pool-size=1', '--no-opt'];
 
 export type AgentProfile = 'host-only' | 'defaults';
 
