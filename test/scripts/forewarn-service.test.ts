@@ -65,15 +65,6 @@ describe.skipIf(!!SKIP)(`scripts/forewarn.service${SKIP ? ` — skipped: ${SKIP}
     expect(text).toMatch(/^RestartSec=\d+s$/m);
   });
 
-  it('starts node with the same flags as `npm start` and the side-by-side bench', () => {
-    const unitFlags = /^ExecStart=\/usr\/bin\/node ((?:--\S+ )*)\S+cli\.js run/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim().split(' ');
-    const start = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-    const startFlags = /^node ((?:--\S+ )*)dist\/agent\/src\/cli\.js run$/.exec(start)?.[1]?.trim().split(' ');
-    expect(unitFlags).toEqual(DAEMON_NODE_FLAGS);
-    expect(startFlags).toEqual(DAEMON_NODE_FLAGS);
-    expect(readFileSync(path.join(ROOT, 'scripts/measure-rss.sh'), 'utf8')).toContain(`"${DAEMON_NODE_FLAGS.join(' ')}"`);
-  });
-
   it('passes systemd-analyze verify, alone and with every drop-in', () => {
     for (const set of [[], dropins]) {
       const unit = stage(set);
@@ -96,5 +87,17 @@ describe.skipIf(!!SKIP)(`scripts/forewarn.service${SKIP ? ` — skipped: ${SKIP}
         rmSync(path.dirname(unit), { recursive: true, force: true });
       }
     }
+  });
+});
+
+// Needs no systemd: runs everywhere.
+describe("the daemon's node flags", () => {
+  it('starts node with the same flags as `npm start` and the side-by-side bench', () => {
+    const unitFlags = /^ExecStart=\/usr\/bin\/node ((?:--\S+ )*)\S+cli\.js run/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim().split(' ');
+    const start = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const startFlags = /^node ((?:--\S+ )*)dist\/agent\/src\/cli\.js run$/.exec(start)?.[1]?.trim().split(' ');
+    expect(unitFlags).toEqual(DAEMON_NODE_FLAGS);
+    expect(startFlags).toEqual(DAEMON_NODE_FLAGS);
+    expect(readFileSync(path.join(ROOT, 'scripts/measure-rss.sh'), 'utf8')).toContain(`"${DAEMON_NODE_FLAGS.join(' ')}"`);
   });
 });

@@ -211,8 +211,14 @@ export class AnomalyScorer implements Component, ReadingConsumer {
       return;
     }
     if (!t.held || r.score > t.held.score) t.held = r;
+    if (this.intervalEnded(t, r.ts)) this.recordHeld(t);
+  }
+
+  /** Whether the interval since the asset's last record is over at `now`. */
+  private intervalEnded(t: Tracked, now: number): boolean {
+    if (t.recordedAt === null) return false;
     // A clock set back starts the interval over rather than holding the records until it catches up.
-    if (r.ts - t.recordedAt >= every || r.ts < t.recordedAt) this.recordHeld(t);
+    return now - t.recordedAt >= this.config.recordIntervalMs || now < t.recordedAt;
   }
 
   /** `at`: where the next interval starts. */
@@ -235,7 +241,7 @@ export class AnomalyScorer implements Component, ReadingConsumer {
   private recordDue(all = false): void {
     const now = this.now();
     for (const t of this.tracked.values()) {
-      if (t.held && (all || t.recordedAt === null || now - t.recordedAt >= this.config.recordIntervalMs || now < t.recordedAt)) this.recordHeld(t);
+      if (t.held && (all || this.intervalEnded(t, now))) this.recordHeld(t);
     }
   }
 

@@ -659,11 +659,11 @@ export class HostSampler {
   private statfsNow(mount: MountInfo): FsResult {
     const mp = mount.mountPoint;
     // Only if its type changed under a call still running; kept so that a mount is never asked twice at once.
-    if (this.pendingStatfs.has(mp)) return { mount, error: `statfs ${mp}: an earlier call has not returned` };
+    if (this.pendingStatfs.has(mp)) return statfsFailed(mount, null);
     try {
       return { mount, stat: this.statfsSync!(mp) };
     } catch (err) {
-      return { mount, error: `statfs ${mp}: ${errorCode(err)}` };
+      return statfsFailed(mount, err);
     }
   }
 
@@ -673,7 +673,7 @@ export class HostSampler {
    */
   private async statfsGuarded(mount: MountInfo): Promise<FsResult> {
     const mp = mount.mountPoint;
-    if (this.pendingStatfs.has(mp)) return { mount, error: `statfs ${mp}: an earlier call has not returned` };
+    if (this.pendingStatfs.has(mp)) return statfsFailed(mount, null);
     this.pendingStatfs.add(mp);
     const call = this.statfs(mp).finally(() => this.pendingStatfs.delete(mp));
     let timer: NodeJS.Timeout | undefined;
@@ -684,7 +684,7 @@ export class HostSampler {
     try {
       return { mount, stat: await Promise.race([call, limit]) };
     } catch (err) {
-      return { mount, error: `statfs ${mp}: ${errorCode(err)}` };
+      return statfsFailed(mount, err);
     } finally {
       clearTimeout(timer);
     }
@@ -910,6 +910,11 @@ export function sensorValue(kind: 'temp' | 'fan', text: string): number | null {
  * Whether statfs of this mount point can run synchronously: the filesystem mounted there, any mounted over it
  * at the same point and every one above it on the path are of SYNC_STATFS_TYPES.
  */
+/** A statfs that failed, or (err null) was not made because the last call on that mount has not returned. */
+function statfsFailed(mount: MountInfo, err: unknown): FsResult {
+  return { mount, error: `statfs ${mount.mountPoint}: ${err === null ? 'an earlier call has not returned' : errorCode(err)}` };
+}
+
 function cannotHang(mountPoint: string, mounts: readonly MountInfo[]): boolean {
   return mounts.every((m) => !isAtOrAbove(m.mountPoint, mountPoint) || SYNC_STATFS_TYPES.has(m.fsType));
 }
