@@ -122,6 +122,8 @@ const QUOTA_HEADROOM = 0.95;
  * readings (about 480 bytes, four to a leaf), docs/benchmarks.md. Rows of up to about 2 KB stay on their leaf.
  */
 const PAGE_SIZE = 2048;
+/** At most this many rows per stream are kept in `recent` (a broker that does not take them: read back later). */
+const RECENT_ROWS = 64;
 /** Free pages handed back to the file system per step when the disk is short of space (1 MiB at 2 KiB pages). */
 const VACUUM_STEP_PAGES = 512;
 
@@ -279,6 +281,14 @@ export class RecordStore implements Outbox {
    * rows): lets nextBatch skip a stream with nothing past its cursor without a query.
    */
   private readonly topSeqs = new Map<StreamName, number>();
+  /**
+   * Per stream, the rows of its latest commits as committed (their JSON text): consecutive seqs ending at the
+   * stream's top row, those handed out past the sync's cursor let go. The sync asks for each commit's rows right
+   * after it; reading them back was a SELECT and an inflate per row, about 6 % of the host-only agent's main
+   * thread (docs/benchmarks.md). Only outermost commits fill it; deleting rows (a purge, a drop) or opening a file
+   * empties it, and rowsAbove falls back to SQLite wherever it may not hold every row asked for.
+   */
+  private readonly recent = new Map<StreamName, OutboxRecord[]>();
   /** The id the next row gets: commit order across streams. */
   private nextId = 1;
   /** Acknowledgements applied since the last saveStreams. */
@@ -341,6 +351,7 @@ export class RecordStore implements Outbox {
   private readTops(): void {
     let topId = 0;
     this.topSeqs.clear();
+    this.recent.clear();
     for (const s of STREAMS) {
       const top = this.sql(`SELECT seq, id FROM ${table(s)} ORDER BY seq DESC LIMIT 1`).get() as { seq: number; id: number } | undefined;
       this.topSeqs.set(s, top?.seq ?? 0);
@@ -522,20 +533,26 @@ export class RecordStore implements Outbox {
     // The next seq is not written here: it is the highest seq in the table + 1 (reloadSeqs), and `streams.next_seq`
     // is saved only where rows are deleted (saveStreams), so one commit touches one page fewer.
     const firstId = this.nextId;
+    // Within another transaction (a drop's notice) the rows exist only if that one commits: not remembered (the
+    // stream's top then moves past its `recent` rows, which stop being used).
+    const outermost = !this.db.inTransaction;
+    const committed: OutboxRecord[] = [];
     const run = () =>
       this.atomic(() => {
         const seqs = items.map((item) => {
           const seq = this.seqs.get(item.stream) ?? this.seqBase;
+          const row = { id: this.nextId++, stream: item.stream, seq, ts: item.ts, asset: item.asset, json: JSON.stringify(item.payload) };
           this.sql(`INSERT INTO ${table(item.stream)} (seq, id, ts, asset, kind, payload) VALUES (?, ?, ?, ?, ?, ?)`).run(
             seq,
-            this.nextId++,
+            row.id,
             item.ts,
             item.asset,
             kindOf(item.stream, item.payload),
-            storedPayload(JSON.stringify(item.payload)),
+            storedPayload(row.json),
           );
           this.seqs.set(item.stream, seq + 1);
           this.topSeqs.set(item.stream, seq);
+          if (outermost) committed.push(Object.freeze(row));
           return seq;
         });
         // The acknowledgements of the last ackCommitDelayMs ride along: the `streams` page once in a while, not per commit.
@@ -545,6 +562,7 @@ export class RecordStore implements Outbox {
     try {
       const seqs = run();
       this.lastRecordsCommit = Date.now();
+      for (const row of committed) this.remember(row);
       return seqs;
     } catch (err) {
       // The transaction rolled back; the cached counters must follow it.
@@ -615,11 +633,34 @@ export class RecordStore implements Outbox {
     this.unsavedSent.set(stream, c);
   }
 
+  /** Adds a committed row to its stream's `recent` rows, which it continues or, after a gap, starts afresh. */
+  private remember(row: OutboxRecord): void {
+    let rows = this.recent.get(row.stream);
+    if (!rows || (rows.length && rows[rows.length - 1]!.seq !== row.seq - 1)) this.recent.set(row.stream, (rows = []));
+    rows.push(row);
+    if (rows.length > RECENT_ROWS) rows.shift();
+  }
+
+  /**
+   * The rows of `stream` above `after` from `recent`, or null where it may not hold them all: it must reach down to
+   * `after` and up to the stream's top row. Rows at or below `after` are let go (handed out, or acknowledged).
+   */
+  private recentAbove(stream: StreamName, after: number, limit: number): OutboxRecord[] | null {
+    const rows = this.recent.get(stream);
+    if (!rows?.length || rows[rows.length - 1]!.seq !== this.topSeqs.get(stream) || after < rows[0]!.seq - 1) return null;
+    rows.splice(0, Math.max(0, Math.min(rows.length, after - rows[0]!.seq + 1)));
+    return rows.slice(0, limit);
+  }
+
   /** Rows of `stream` above `after` in seq order, at most `limit`, acknowledged ones left out. */
   private rowsAbove(stream: StreamName, after: number, limit: number): OutboxRecord[] {
     const acks = this.acksOf(stream);
-    const select = this.sql(`SELECT id, '${stream}' AS stream, seq, ts, asset, payload AS json FROM ${table(stream)} WHERE seq > ? ORDER BY seq LIMIT ?`);
     after = Math.max(after, acks.acked);
+    if (!acks.ackedAbove().length) {
+      const recent = this.recentAbove(stream, after, limit);
+      if (recent) return recent;
+    }
+    const select = this.sql(`SELECT id, '${stream}' AS stream, seq, ts, asset, payload AS json FROM ${table(stream)} WHERE seq > ? ORDER BY seq LIMIT ?`);
     if (!acks.ackedAbove().length) return readRows(select.all(after, limit));
     const out: OutboxRecord[] = [];
     while (out.length < limit) {
@@ -927,7 +968,10 @@ export class RecordStore implements Outbox {
           n += purge.run(lo, Math.min(hi, held), maxRows - n).changes;
         }
       }
-      if (n) this.saveStreams(); // the next seqs, should the top rows have gone
+      if (n) {
+        this.recent.clear();
+        this.saveStreams(); // the next seqs, should the top rows have gone
+      }
       return n;
     });
   }
@@ -1124,6 +1168,7 @@ export class RecordStore implements Outbox {
         after = got[got.length - 1]!;
       }
       if (!victims.length) return null;
+      this.recent.clear();
       for (const seq of victims) del.run(seq);
       this.saveStreams(); // the row of the stream exists, with its next seq, before a top row goes
       count.run(victims.length, stream);
