@@ -147,6 +147,8 @@ export function nodeExporterArgs(port: number): string[] {
 export const DAEMON_NODE_FLAGS = ['--v8-pool-size=1', '--no-opt'];
 
 export type AgentProfile = 'host-only' | 'defaults';
+/** The simulated machine's `processSeconds` as shipped: one process a second at its shipped `speedup` of 60. */
+const SIMULATED_PROCESS_S = 60;
 
 /** `scoring.anomaly.warmupSamples` in the bench (its minimum): the bench warms up past it (warmupSeconds). */
 export const ANOMALY_WARMUP_SAMPLES = 50;
@@ -163,7 +165,9 @@ export function warmupSeconds(requested: number, intervalS: number): number {
  * - host-only: host telemetry alone; simulator, GPU, SMART, EDAC, PCIe AER and IPMI off, and no model bound to
  *   any asset (`scoring.bindings: []`), so its RSS is the "no model bound" figure. Anomaly detection stays on.
  * - defaults: the defaults as shipped (the simulated machine scored by machine-failure, disks by disk-failure
- *   where SMART finds any, anomaly detection on), with the host interval of the phase.
+ *   where SMART finds any, anomaly detection on), every source at the interval of the phase, as collectd's read
+ *   plugins are: the host sampler, and the simulated machine one machining process per interval (its `speedup`;
+ *   shipped, one a second). At 1 s that is the defaults exactly.
  * In both, anomaly detection learns its baseline from ANOMALY_WARMUP_SAMPLES readings instead of 1000 (17 minutes
  * at 1 s): the windows then measure the agent as it runs for good, each reading also scored and its anomaly score
  * committed and published, not the agent of its first minutes.
@@ -176,7 +180,10 @@ export function agentConfig(profile: AgentProfile, o: { id: string; dir: string;
     metrics: { port: 0 },
   };
   const anomaly = { anomaly: { warmupSamples: ANOMALY_WARMUP_SAMPLES } };
-  if (profile === 'defaults') return { ...common, sources: { host: { intervalMs: o.intervalMs } }, scoring: anomaly };
+  if (profile === 'defaults') {
+    const speedup = (SIMULATED_PROCESS_S * 1000) / o.intervalMs;
+    return { ...common, sources: { host: { intervalMs: o.intervalMs }, simulator: { speedup } }, scoring: anomaly };
+  }
   // One object each: YAML would write a shared object as an anchor and aliases, which the config loader merges.
   const off = () => ({ enabled: false });
   return {
