@@ -407,7 +407,7 @@ export async function run(): Promise<BenchReport[]> {
       rows: targetRows(figures, skipped),
       notes: [
         ...common,
-        'host-only: host telemetry alone (simulator, GPU, SMART, EDAC, PCIe AER, IPMI off) and no model bound (scoring.bindings: []); defaults: as shipped, the simulated machine scored. Both with /metrics on (unscraped) and central acknowledgement by `forewarn subscribe`.',
+        'host-only: host telemetry alone (simulator, GPU, SMART, EDAC, PCIe AER, IPMI off) and no model bound (scoring.bindings: []); defaults: as shipped, the simulated machine scored, every source at the interval (the simulated machine one process per interval; at 1 s the defaults exactly). Both with /metrics on (unscraped) and central acknowledgement by `forewarn subscribe`.',
         "CPU: utime+stime+cutime+cstime of the process tree (/proc/<pid>/stat, 10 ms ticks: ±0.17 ms/s in a 60 s window). Storage: /proc/<pid>/io write_bytes of the tree; the bytes of the records are the JSON of each record the subscriber received (all streams). Latency: receive time at the subscriber − the reading's `ts` (collectd: its value list time).",
         'Records published twice: seqs that arrived again on the same stream, plus risk records republished on the retained risk/current/… topics.',
         ...notes,
