@@ -63,9 +63,9 @@ export function watchPage(page: Page, allow: RegExp[] = []): PageProblems {
   page.on('pageerror', (err) => add(`uncaught on ${page.url()}: ${err.message}`));
   page.on('requestfailed', (req) => {
     const why = req.failure()?.errorText ?? '?';
-    // A GET cancelled because the page went away (the test's next page.goto while a chart's data was still on its
-    // way, more likely under load): Chromium's doing, not the console's, which never aborts a request itself. The
-    // event stream is always open, so every navigation cancels it.
+    // A GET cancelled because the page went away (a full navigation by the test while a chart's data was still on
+    // its way, more likely under load): Chromium's doing, not the console's, which never aborts a request itself.
+    // The event stream is always open, so every navigation cancels it.
     if (why.includes('ERR_ABORTED') && req.method() === 'GET') return;
     add(`request failed: ${req.method()} ${req.url()}: ${why}`);
   });
