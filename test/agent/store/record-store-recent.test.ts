@@ -66,7 +66,7 @@ describe('RecordStore: rows of the latest commits handed out from memory', () =>
       const rnd = seededRandom(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
       const dir = freshDir();
-      // A file capped at a few hundred pages: appends fail as on a full disk and roll back; drops free room.
+      // A file capped at 32 pages (64 KiB): appends fail as on a full disk and roll back; drops free room.
       const store = new RecordStore({ dir, ackCommitDelayMs: 0, maxPages: 32 });
       const cursors = new Map<StreamName, number>();
       const handedOut: Array<{ stream: StreamName; seqs: number[] }> = [];
