@@ -954,7 +954,8 @@ export class RecordStore implements Outbox {
     // the purge, walked in seq order. Rows acknowledged out of order wait until the watermark passes them: kept
     // longer, never shorter. Making room for the quota (beforeTs: no limit) takes every acknowledged row instead.
     const quota = beforeTs >= Number.MAX_SAFE_INTEGER;
-    return this.atomic(() => {
+    // `tx`: its saveStreams marks the acknowledgements written; a commit the disk refuses must mark them unwritten again.
+    return this.tx(() => {
       let n = 0;
       for (const s of STREAMS) {
         if (n >= maxRows) break;

@@ -133,4 +133,21 @@ describe('RecordStore acknowledgements with ackCommitDelayMs', () => {
     expect(next).toBe(appended[appended.length - 1]! + 1);
     expect(onDisk().acked).toBe(appended[0]);
   });
+
+  it('on a real full file system, a purge that fails keeps the acknowledgements it would have written; the next write has them', (ctx) => {
+    // The purge writes the waiting watermarks with its deletes (saveStreams); when the disk refuses that commit they
+    // must still count as unwritten. Found by record-store-recent.test.ts on a filled tmpfs.
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: 1_000_000 });
+    const fsDir = tmpfsForTest(ctx, 8, cleanup);
+    const { store, onDisk } = setup(5000, path.join(fsDir, 'data'));
+    const appended = store.append(Array.from({ length: 50 }, (_, i) => tele(i)));
+    store.checkpoint();
+    store.markSent('telemetry', appended.slice(0, 10));
+    const filler = fillUp(fsDir);
+    expect(() => store.purgeSent(Number.MAX_SAFE_INTEGER)).toThrow();
+    expect(onDisk().acked).toBe(0);
+    rmSync(filler);
+    store.commitMarks();
+    expect(onDisk().acked).toBe(appended[9]);
+  });
 });
