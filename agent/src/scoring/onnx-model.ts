@@ -8,7 +8,10 @@ import { readModel, type ModelManifest } from './model-manifest.js';
  */
 let runtime: Promise<typeof Ort> | null = null;
 function onnxruntime(): Promise<typeof Ort> {
-  runtime ??= (optOutOfRuntimeTelemetry(), import('onnxruntime-node'));
+  if (!runtime) {
+    optOutOfRuntimeTelemetry(); // read by the runtime once, as it initialises on import
+    runtime = import('onnxruntime-node');
+  }
   return runtime;
 }
 

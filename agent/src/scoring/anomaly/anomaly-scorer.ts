@@ -2,7 +2,7 @@ import type { Logger } from '../../core/logger.js';
 import { describeError } from '../../core/errors.js';
 import type { Component, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../../core/types.js';
 import type { AnomalyConfig } from '../../config/load-config.js';
-import { ANOMALY_MODEL_VERSION, AnomalyDetector, type DetectorState } from './detector.js';
+import { ANOMALY_MODEL_VERSION, AnomalyDetector, type AnomalyResult, type DetectorState } from './detector.js';
 
 /**
  * Adaptive anomaly detection for every watched asset (docs/anomaly-detection.md): one AnomalyDetector per
@@ -73,6 +73,22 @@ interface Tracked {
   recordedAtRisk: boolean;
   /** The highest unflagged score since the last record, waiting for its interval to end. */
   held: RiskRecord | null;
+}
+
+/** The `kind: anomaly` risk record of a scored reading, made at `now`. */
+function anomalyRecord(reading: Reading, result: AnomalyResult, now: number): RiskRecord {
+  return {
+    ts: now,
+    asset: reading.asset,
+    model: ANOMALY_MODEL,
+    modelVersion: ANOMALY_MODEL_VERSION,
+    kind: 'anomaly',
+    score: round(result.score),
+    threshold: round(result.threshold),
+    atRisk: result.atRisk,
+    readingTs: reading.ts,
+    drivers: result.drivers.map((d) => ({ feature: d.feature, value: round(d.value), contribution: round(d.contribution) })),
+  };
 }
 
 export function patternMatcher(patterns: readonly string[]): (name: string) => boolean {
@@ -188,30 +204,22 @@ export class AnomalyScorer implements Component, ReadingConsumer {
       this.counters.anomalies++;
       t.anomalies++;
     }
-    this.offer(t, {
-      ts: this.now(),
-      asset: reading.asset,
-      model: ANOMALY_MODEL,
-      modelVersion: ANOMALY_MODEL_VERSION,
-      kind: 'anomaly',
-      score: round(result.score),
-      threshold: round(result.threshold),
-      atRisk: result.atRisk,
-      readingTs: reading.ts,
-      drivers: result.drivers.map((d) => ({ feature: d.feature, value: round(d.value), contribution: round(d.contribution) })),
-    });
+    this.offer(t, reading, result, this.now());
   }
 
-  /** Records a score now, holds it as its interval's highest, or lets it go (recordIntervalMs). */
-  private offer(t: Tracked, r: RiskRecord): void {
-    const every = this.config.recordIntervalMs;
-    if (every <= 0 || r.atRisk || r.atRisk !== t.recordedAtRisk || t.recordedAt === null) {
+  /**
+   * Records a score now, holds it as its interval's highest, or lets it go (recordIntervalMs). The record, with its
+   * rounded drivers, is built only where it is recorded or held: most scores of a quiet asset are neither.
+   */
+  private offer(t: Tracked, reading: Reading, result: AnomalyResult, now: number): void {
+    // Immediate: every score (0), a flag, the first score after a flag, an asset's first score.
+    if (this.config.recordIntervalMs <= 0 || result.atRisk || t.recordedAtRisk || t.recordedAt === null) {
       t.held = null;
-      this.record(t, r);
+      this.record(t, anomalyRecord(reading, result, now));
       return;
     }
-    if (!t.held || r.score > t.held.score) t.held = r;
-    if (this.intervalEnded(t, r.ts)) this.recordHeld(t);
+    if (!t.held || round(result.score) > t.held.score) t.held = anomalyRecord(reading, result, now);
+    if (this.intervalEnded(t, now)) this.recordHeld(t);
   }
 
   /** Whether the interval since the asset's last record is over at `now`. */

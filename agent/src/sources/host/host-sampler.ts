@@ -906,15 +906,15 @@ export function sensorValue(kind: 'temp' | 'fan', text: string): number | null {
   return c > -100 && c < 250 ? c : null;
 }
 
-/**
- * Whether statfs of this mount point can run synchronously: the filesystem mounted there, any mounted over it
- * at the same point and every one above it on the path are of SYNC_STATFS_TYPES.
- */
 /** A statfs that failed, or (err null) was not made because the last call on that mount has not returned. */
 function statfsFailed(mount: MountInfo, err: unknown): FsResult {
   return { mount, error: `statfs ${mount.mountPoint}: ${err === null ? 'an earlier call has not returned' : errorCode(err)}` };
 }
 
+/**
+ * Whether statfs of this mount point can run synchronously: the filesystem mounted there, any mounted over it
+ * at the same point and every one above it on the path are of SYNC_STATFS_TYPES.
+ */
 function cannotHang(mountPoint: string, mounts: readonly MountInfo[]): boolean {
   return mounts.every((m) => !isAtOrAbove(m.mountPoint, mountPoint) || SYNC_STATFS_TYPES.has(m.fsType));
 }
