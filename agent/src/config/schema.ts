@@ -62,7 +62,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     commitDelayMs: {
       type: 'integer',
       description:
-        'Records produced within this long of each other (sources that tick together, the scores of their readings) are committed in one transaction: one write to flash instead of one each. They reach the broker this much later. 0 commits what each event-loop turn produced.',
+        'Records that belong together (sources that tick together, the scores of their readings) are committed in one transaction, one write to flash instead of one each: as soon as those samples and scores have settled, at most once per this long, and at the latest this long after the first record waited. 0 commits what each event-loop turn produced.',
       default: 50,
       minimum: 0,
       maximum: 1000,
@@ -70,7 +70,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     ackCommitDelayMs: {
       type: 'integer',
       description:
-        "Acknowledgements (the broker's PUBACK, the centre's confirmation) move a watermark per stream in memory at once and are written with a commit of records at most this often, or on their own after this long without one: no write to flash per acknowledgement. A crash loses only acknowledgements not yet written: those records are sent again and the centre drops the duplicates. 0 writes each at once.",
+        "Acknowledgements (the broker's PUBACK, the centre's confirmation) move a watermark per stream in memory at once and are written with a commit of records at most this often, or on their own once this long passed without one (within twice this long): no write to flash per acknowledgement. A crash loses only acknowledgements not yet written: those records are sent again and the centre drops the duplicates. 0 writes each at once.",
       default: 5000,
       minimum: 0,
       maximum: 60000,

@@ -16,6 +16,7 @@ import {
   type Lifecycle,
   type RiskLifecycle,
 } from './alert-lifecycle.js';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
 
 /** An alert as published on `forewarn/v1/{agentId}/alerts`. */
 export interface AlertRecord {
@@ -156,7 +157,7 @@ export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, 
   private readonly matches = new Map<string, Array<{ rule: Exclude<HealthRule, { kind: 'event' }>; subject: string | undefined }>>();
   private readonly lifecycles = new Map<string, Lifecycle>();
   private readonly riskLifecycles = new Map<string, RiskLifecycle>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridInterval | null = null;
   readonly stats: HealthMonitorStats = { raised: 0, cleared: 0, unsaved: 0, pending: 0, flapping: 0, flapped: 0 };
   /**
    * Alert records and active-set changes a full or failing disk refused: kept in memory, in order, and committed
@@ -186,8 +187,7 @@ export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, 
     for (const { key, state } of this.store.activeAlerts()) this.active.set(key, state as unknown as Active);
     if (this.active.size) this.log.info({ active: this.active.size }, 'active alerts restored');
     this.countFlapping();
-    this.timer = setInterval(() => this.clearQuiet(), QUIET_CHECK_MS);
-    this.timer.unref();
+    this.timer = everyOnGrid(() => this.clearQuiet(), QUIET_CHECK_MS).unref();
   }
 
   /** The stage seams (core/types.ts, health/quality-stage.ts): the same as `onReading`, `onRisk`, `onEvent`, `onQuality`. */
@@ -613,7 +613,7 @@ export class HealthMonitor implements Component, ReadingConsumer, RiskConsumer, 
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.clear();
     this.timer = null;
   }
 }

@@ -10,6 +10,7 @@ import type { RiskScorer } from '../scoring/risk-scorer.js';
 import { ShadowEvaluator, type ShadowLimits, type ShadowVerdict } from './shadow-evaluator.js';
 import { installModelBundle, type InstallResult } from './install-model.js';
 import { loadTrustedKeys } from '../core/keys.js';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
 
 /**
  * The running agent's side of safe model updates (docs/model-updates.md). It follows the model registry (polled,
@@ -47,7 +48,7 @@ interface Shadowing {
 
 export class ModelUpdater implements Component {
   readonly name = 'model-updates';
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridInterval | null = null;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly shadows = new Map<string, Shadowing>();
@@ -62,8 +63,7 @@ export class ModelUpdater implements Component {
 
   async start(): Promise<void> {
     await this.check();
-    this.timer = setInterval(() => void this.check(), this.options.pollIntervalMs);
-    this.timer.unref();
+    this.timer = everyOnGrid(() => void this.check(), this.options.pollIntervalMs).unref();
   }
 
   /** Looks at the registry now. Checks run one at a time. */
@@ -260,7 +260,7 @@ export class ModelUpdater implements Component {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.clear();
     await this.chain;
     // A candidate being shadowed stays the candidate: shadowing starts again, from zero, at the next start.
     for (const [name, s] of this.shadows) {

@@ -158,6 +158,8 @@ export class Agent implements AgentView {
           }
         : sync,
       onHousekeeping: () => this.health.retryUnsaved(),
+      // The work whose records the next commit waits for: samples in flight, readings still being scored.
+      busy: () => this.sources.some((s) => s.sampling === true) || this.scorer?.scoring === true,
     });
     this.status = new StatusKeeper(
       {

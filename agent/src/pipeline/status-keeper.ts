@@ -12,6 +12,7 @@ import type { RecordStore } from '../store/record-store.js';
 import { MODEL_HEALTH_META_KEY, type DriftMonitor, type ModelHealth, type ModelHealthState } from '../scoring/drift-monitor.js';
 import type { MqttSync } from '../sync/mqtt-sync.js';
 import type { SourceStats } from '../sources/interval-source.js';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
 
 /** Where the broker connection's state is saved for `forewarn status` (written when it changes). */
 export const BROKER_STATE_META_KEY = 'broker_state';
@@ -33,7 +34,7 @@ export interface StatusKeeperParts {
 
 export class StatusKeeper implements Component {
   readonly name = 'status';
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridInterval | null = null;
   private stopped = false;
   private lastSourceStates = '';
   private savedModelHealth = '';
@@ -45,7 +46,7 @@ export class StatusKeeper implements Component {
   ) {}
 
   async start(): Promise<void> {
-    this.timer = setInterval(() => {
+    this.timer = everyOnGrid(() => {
       this.parts.checkStale();
       this.republishIfSourcesChanged();
       this.saveModelHealth();
@@ -56,7 +57,7 @@ export class StatusKeeper implements Component {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.clear();
   }
 
   /** A model on an asset changed health state: alert on drift, tell the centre, and republish the status. */

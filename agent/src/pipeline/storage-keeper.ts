@@ -21,6 +21,7 @@ import type { DropReason, NewRecord, StreamName } from '../store/outbox.js';
 import type { RecordConsumer } from '../store/record-consumer.js';
 import type { MqttSync } from '../sync/mqtt-sync.js';
 import type { AgentStats } from '../snapshot/agent-view.js';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
 
 /** How often acknowledged records past their retention are purged, and how much at a time. */
 const PURGE_INTERVAL_MS = 60_000;
@@ -60,6 +61,11 @@ export interface StorageKeeperPeers {
   sync: Pick<MqttSync, 'inflightCursors' | 'noteDropped' | 'notify' | 'storeReplaced'>;
   /** Run on every housekeeping pass, after the held records were retried (health retries its unsaved alerts). */
   onHousekeeping: () => void;
+  /**
+   * True while work is in flight whose records belong in the next commit: a source's sample, the scoring of
+   * readings. Records are committed as soon as it is false (storage.commitDelayMs is then only the upper bound).
+   */
+  busy: () => boolean;
 }
 
 export class StorageKeeper implements Component, RecordConsumer {
@@ -70,8 +76,8 @@ export class StorageKeeper implements Component, RecordConsumer {
   private peers: StorageKeeperPeers | null = null;
   private readonly lock: StorageLock;
   private readonly reserve: SpaceReserve;
-  private purgeTimer: NodeJS.Timeout | null = null;
-  private quotaTimer: NodeJS.Timeout | null = null;
+  private purgeTimer: GridInterval | null = null;
+  private quotaTimer: GridInterval | null = null;
   private stopped = false;
   private lastStorageError = 0;
   private lastLimitError = 0;
@@ -85,6 +91,12 @@ export class StorageKeeper implements Component, RecordConsumer {
   private readonly writeQueue: NewRecord[] = [];
   private writeScheduled = false;
   private writeTimer: NodeJS.Timeout | null = null;
+  /** A check at the end of this event-loop turn whether the work in flight has settled (`flushIfSettled`). */
+  private settleCheck = false;
+  /** performance.now() of the last commit attempt: commits are at least storage.commitDelayMs apart. */
+  private lastFlushAt = -Infinity;
+  /** performance.now() when the first record still waiting was queued: it waits commitDelayMs at most. */
+  private firstQueuedAt = 0;
   private readonly unloggedDrops = new Map<StreamName, UnloggedDrops>();
   private readonly dropLoggedAt = new Map<StreamName, number>();
 
@@ -168,18 +180,16 @@ export class StorageKeeper implements Component, RecordConsumer {
   /** Also after a `stop()`: a reload hands the keeper to the next pipeline, which starts it again. */
   async start(): Promise<void> {
     this.stopped = false;
-    this.purgeTimer = setInterval(() => this.purge(), PURGE_INTERVAL_MS);
-    this.purgeTimer.unref();
+    this.purgeTimer = everyOnGrid(() => this.purge(), PURGE_INTERVAL_MS).unref();
     this.housekeeping();
-    this.quotaTimer = setInterval(() => this.housekeeping(), this.config.checkIntervalMs);
-    this.quotaTimer.unref();
+    this.quotaTimer = everyOnGrid(() => this.housekeeping(), this.config.checkIntervalMs).unref();
   }
 
   /** Stops housekeeping and purging; `flush()` and `close()` follow at the end of the agent's stop. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
-    if (this.quotaTimer) clearInterval(this.quotaTimer);
+    this.purgeTimer?.clear();
+    this.quotaTimer?.clear();
   }
 
   /** Closes the database and releases the storage lock: the last step of the agent's stop. */
@@ -191,15 +201,44 @@ export class StorageKeeper implements Component, RecordConsumer {
   }
 
   /**
-   * Queues records for the next write: everything produced within storage.commitDelayMs (the sources that tick
-   * together, the scores of their readings) is committed in one transaction, one write to flash instead of one each.
+   * Queues records for the next write. What belongs together (the sources that tick together on the grid, the
+   * scores of their readings) is committed in one transaction, one write to flash instead of one each: at the end
+   * of the event-loop turn in which the last of that work settled (`peers.busy()`), at most once per
+   * storage.commitDelayMs, and at the latest storage.commitDelayMs after the first record queued. So a reading
+   * whose work is synchronous (host telemetry, anomaly detection) is committed and sent in the wake-up that took
+   * it, not in a timer's wake-up of its own.
    */
   consumeRecords(items: readonly NewRecord[]): void {
     this.writeQueue.push(...items);
-    if (this.writeScheduled) return;
-    this.writeScheduled = true;
-    if (this.config.commitDelayMs > 0) this.writeTimer = setTimeout(() => this.flush(), this.config.commitDelayMs);
-    else setImmediate(() => this.flush());
+    if (this.config.commitDelayMs === 0) {
+      if (!this.writeScheduled) setImmediate(() => this.flush());
+      this.writeScheduled = true;
+      return;
+    }
+    if (!this.writeScheduled) {
+      this.writeScheduled = true;
+      this.firstQueuedAt = performance.now();
+    }
+    if (!this.settleCheck) {
+      this.settleCheck = true;
+      // After the timers and I/O callbacks of this turn: the other sources due at the same grid instant have begun.
+      setImmediate(() => this.flushIfSettled());
+    }
+  }
+
+  /**
+   * Commits now when nothing in flight is still to add records and the last commit is commitDelayMs ago; else
+   * makes sure the deadline timer is armed. Only then: a timer armed and cleared within the turn would still
+   * wake the process when it was due (Node does not re-arm its one libuv timer on clearTimeout).
+   */
+  private flushIfSettled(): void {
+    this.settleCheck = false;
+    if (!this.writeScheduled) return;
+    const now = performance.now();
+    // A source that pushes records in quick succession (a stream, a subscription) still gets at most one commit
+    // per window: the deadline takes the rest.
+    if (!this.peers?.busy() && now - this.lastFlushAt >= this.config.commitDelayMs) return this.flush();
+    this.writeTimer ??= setTimeout(() => this.flush(), Math.max(0, this.firstQueuedAt + this.config.commitDelayMs - now));
   }
 
   /** Commits what is queued now, held records first. */
@@ -208,6 +247,7 @@ export class StorageKeeper implements Component, RecordConsumer {
     this.writeTimer = null;
     this.writeScheduled = false;
     if (!this.writeQueue.length && !this.held.length) return;
+    this.lastFlushAt = performance.now();
     // What a full disk refused earlier goes first, in the order it was produced.
     const items = [...this.held.splice(0), ...this.writeQueue.splice(0)];
     try {

@@ -281,6 +281,11 @@ export class RiskScorer implements Component, ReadingConsumer {
     return [...this.bound.map((b) => analog(b.model.manifest, b.binding)), ...this.dormant.map((d) => analog(d.manifest, d.binding))].flat();
   }
 
+  /** Readings accepted whose scores are still to come (queued, being scored, or waiting for their model to load). */
+  get scoring(): boolean {
+    return this.scheduled || this.flushing !== null || this.pending.size > 0 || this.dormant.some((d) => d.queued.length > 0);
+  }
+
   /** Scores every queued reading. Calls queue behind each other, so at most one batch runs at a time. */
   flush(): Promise<void> {
     // Models loading for readings already accepted come first: those readings are scored by this flush too.

@@ -27,6 +27,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
 
 export interface NotifyLogger {
   warn(obj: object, msg: string): void;
@@ -68,7 +69,7 @@ export class SdNotify {
   readonly watchdogMs: number | null;
   private readonly binary: string | null;
   private readonly log: NotifyLogger | undefined;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridInterval | null = null;
   private pinging = false;
   /** The watchdog ping in flight, if any. */
   private ping: Promise<unknown> = Promise.resolve();
@@ -131,7 +132,7 @@ export class SdNotify {
 
   private startWatchdog(): void {
     if (this.watchdogMs === null || this.timer) return;
-    this.timer = setInterval(() => {
+    this.timer = everyOnGrid(() => {
       if (this.pinging) return;
       this.pinging = true;
       this.ping = this.send(['WATCHDOG=1']).finally(() => (this.pinging = false));
@@ -141,7 +142,7 @@ export class SdNotify {
   }
 
   private stopWatchdog(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.clear();
     this.timer = null;
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
+import { GridTimeout, nextGridTick } from '../core/grid.js';
 import type { Component, Reading, ReadingSink } from '../core/types.js';
 
 /**
@@ -26,19 +27,6 @@ export function logUnavailable(log: Logger, source: string, err: string): void {
   log.debug({ source, err }, `${source}: why it is unavailable`);
 }
 
-/**
- * Every polled source of one agent ticks on the same grid: multiples of its interval counted from this instant
- * (Telegraf's `round_interval`, with the process start as origin so that a fleet's agents do not all tick at
- * once). Sources with the same interval sample together, and what they read is committed in one transaction.
- */
-// On the monotonic clock: a wall clock stepped back (NTP, a dead RTC) must not stall the sources.
-const GRID_ORIGIN = performance.now();
-
-/** The next instant on the grid of `intervalMs` strictly after `now`. */
-export function nextGridTick(now: number, intervalMs: number, origin = GRID_ORIGIN): number {
-  return origin + (Math.floor((now - origin) / intervalMs) + 1) * intervalMs;
-}
-
 /** While unavailable, a source retries once per this many intervals. */
 const UNAVAILABLE_RETRY_EVERY = 12;
 
@@ -61,7 +49,7 @@ export interface SourceStats {
  */
 export abstract class IntervalSource implements Component {
   readonly stats: SourceStats;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridTimeout | null = null;
   /** The grid instant the next tick is for (a late timer does not shift the grid). */
   private due = 0;
   private busy = false;
@@ -91,18 +79,23 @@ export abstract class IntervalSource implements Component {
         // The first sample at once (telemetry within a second of start), then on the grid, the first grid tick at
         // least half an interval later: rates computed from two samples a millisecond apart would mean nothing.
         void this.tick();
-        const now = performance.now();
-        this.schedule(now, now + this.intervalMs / 2);
+        this.schedule(performance.now() + this.intervalMs / 2);
       });
   }
 
-  private schedule(now: number, earliest = now): void {
+  /** A sample in flight: its readings are still to come (the store waits for them to commit them together). */
+  get sampling(): boolean {
+    return this.busy;
+  }
+
+  private schedule(earliest = performance.now()): void {
     if (this.stats.state === 'stopped') return;
+    // On the process's grid (core/grid.ts): with every other timer due at the same instant, in one wake-up.
     this.due = nextGridTick(Math.max(earliest, this.due), this.intervalMs);
-    this.timer = setTimeout(() => {
-      this.schedule(performance.now());
+    this.timer = new GridTimeout(this.due, () => {
+      this.schedule();
       void this.tick();
-    }, this.due - now);
+    });
   }
 
   private fail(err: unknown): void {
@@ -142,7 +135,7 @@ export abstract class IntervalSource implements Component {
 
   async stop(): Promise<void> {
     this.stats.state = 'stopped';
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     this.timer = null;
   }
 }

@@ -13,7 +13,12 @@ import type { Component, EventSink, ReadingSink } from '../core/types.js';
 import type { SourceCounters, SourceStats } from './interval-source.js';
 
 /** What the agent needs of every source: the lifecycle and the counters the view and status show. */
-export type Source = Component & { readonly stats: SourceStats; readonly counters?: SourceCounters };
+export type Source = Component & {
+  readonly stats: SourceStats;
+  readonly counters?: SourceCounters;
+  /** A sample in flight whose readings are still to come (polled sources): the store waits for them to commit. */
+  readonly sampling?: boolean;
+};
 
 /** What a plugin's sources are given to work with. */
 export interface SourceContext {

@@ -24,6 +24,7 @@ import {
   type StreamCounts,
   type StreamName,
 } from './outbox.js';
+import { GridTimeout, nextGridTick } from '../core/grid.js';
 
 export { STREAM_PRIORITY, STREAMS, type StreamName, type StreamCounts } from './outbox.js';
 
@@ -293,7 +294,7 @@ export class RecordStore implements Outbox {
   private nextId = 1;
   /** Acknowledgements applied since the last saveStreams. */
   private ackDirty = false;
-  private ackTimer: NodeJS.Timeout | null = null;
+  private ackTimer: GridTimeout | null = null;
   private lastRecordsCommit = 0;
   /** Acknowledged rows per stream not yet added to `streams.sent_total` (saveStreams). */
   private readonly unsavedSent = new Map<StreamName, { count: number; lastTs: number }>();
@@ -394,13 +395,15 @@ export class RecordStore implements Outbox {
       return;
     }
     if (this.ackTimer) return;
+    // Looked at on the process's grid (core/grid.ts), at instants of `delay`: with storage housekeeping (every
+    // 5 s by default, the same instants), not in a wake-up of its own every few seconds while records commit. So
+    // acknowledgements with no commit to ride on are written between delay and twice delay after the last one.
+    const arm = () => (this.ackTimer = new GridTimeout(nextGridTick(performance.now(), delay), fire).unref());
     const fire = () => {
       this.ackTimer = null;
       // Records are being committed: the next of those commits writes the acknowledgements, for free.
-      const since = Date.now() - this.lastRecordsCommit;
-      if (since < delay && this.ackDirty) {
-        this.ackTimer = setTimeout(fire, delay - since);
-        this.ackTimer.unref();
+      if (Date.now() - this.lastRecordsCommit < delay && this.ackDirty) {
+        arm();
         return;
       }
       try {
@@ -409,13 +412,12 @@ export class RecordStore implements Outbox {
         // A full disk: the acknowledgements stay in memory; their records go again only after a crash.
       }
     };
-    this.ackTimer = setTimeout(fire, delay);
-    this.ackTimer.unref();
+    arm();
   }
 
   /** Writes the acknowledgement state waiting in memory now, in a commit of its own if anything waits. */
   commitMarks(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer?.clear();
     this.ackTimer = null;
     if (this.db.readonly || !this.db.open || (!this.ackDirty && !this.unsavedSent.size)) return;
     this.tx(() => this.saveStreams());
@@ -891,7 +893,7 @@ export class RecordStore implements Outbox {
     this.unsavedSent.clear();
     const boot = Number(old.prepare("SELECT value FROM meta WHERE key = 'boot_seq'").pluck().get() ?? '0');
     // Acknowledgements waiting in memory stay with the old file: the carried records are sent again anyway.
-    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer?.clear();
     this.ackTimer = null;
     this.ackDirty = false;
     try {
@@ -1364,7 +1366,7 @@ export class RecordStore implements Outbox {
       }
       this.checkpoint();
     }
-    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer?.clear();
     this.ackTimer = null;
     this.db.close();
   }

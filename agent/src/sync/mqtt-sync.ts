@@ -14,6 +14,13 @@ import type { RecordStore } from '../store/record-store.js';
 import type { OutboxBatch, OutboxRecord, StreamName } from '../store/outbox.js';
 import { backoffDelay } from '../core/backoff.js';
 import { DrainProgress } from './drain-progress.js';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
+
+/** MQTT.js's keepalive interval, on the grid. */
+const GRID_KEEPALIVE_TIMER = {
+  set: (fn: () => void, ms: number) => everyOnGrid(fn, ms),
+  clear: (t: GridInterval) => t.clear(),
+} as unknown as NonNullable<IClientOptions['timerVariant']>;
 
 export type BrokerState = 'connecting' | 'online' | 'offline' | 'stopped';
 
@@ -106,7 +113,7 @@ export class MqttSync implements Component {
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** When the next connection attempt is due, while one is scheduled: logged, so an operator knows when data resumes. */
   private nextTryAt: number | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
+  private flushTimer: GridInterval | null = null;
   private cursors = new Map<StreamName, number>();
   /** Per stream, the first seq committed after this connection came up: lower seqs are replayed backlog. */
   private liveFrom = new Map<StreamName, number>();
@@ -190,7 +197,7 @@ export class MqttSync implements Component {
 
   async start(): Promise<void> {
     this.connect();
-    this.flushTimer = setInterval(() => {
+    this.flushTimer = everyOnGrid(() => {
       this.checkTail();
       this.drain();
       try {
@@ -283,6 +290,11 @@ export class MqttSync implements Component {
       // mqtt-packet's default pre-builds a Buffer for every 16-bit number (65,536 of them, 6 MiB of heap for as
       // long as the process runs) to save a 2-byte allocation per packet id and topic length.
       writeCache: false,
+      // The keepalive check on the process's grid (core/grid.ts, with housekeeping), and not re-armed for every
+      // packet: by default MQTT.js clears its interval timer and creates another for each packet it sends or
+      // takes. A ping then goes every keepalive even while PUBACKs come in: 2 bytes each way per 30 s.
+      reschedulePings: false,
+      timerVariant: GRID_KEEPALIVE_TIMER,
     };
     if (this.b.username) opts.username = this.b.username;
     if (this.b.password) opts.password = this.b.password;
@@ -810,7 +822,7 @@ export class MqttSync implements Component {
 
   async stop(): Promise<void> {
     if (this.stableTimer) clearTimeout(this.stableTimer);
-    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer?.clear();
     this.flushTimer = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;

@@ -169,7 +169,7 @@ describe('QualityStage (the reading seam)', () => {
 });
 
 describe('StorageKeeper (the outbox writer)', () => {
-  it('commits what arrives within storage.commitDelayMs in one transaction, and closes the database and the lock', async () => {
+  it('commits once the work in flight settles, in one transaction, at most once per storage.commitDelayMs, and closes the database and the lock', async () => {
     const config = agentConfig();
     const { log } = captureLogger('debug');
     const stats = { storageErrors: 0, dropped: { alerts: 0, risk: 0, events: 0, telemetry: 0 }, lost: 0, held: 0, lastCommitTs: null, lastWriteErrorTs: null };
@@ -179,6 +179,13 @@ describe('StorageKeeper (the outbox writer)', () => {
       if (!closed) keeper.close();
     });
     expect(keeper.firstBootSeq()).toBeGreaterThan(0);
+    let busy = false;
+    let notified = 0;
+    keeper.attach({
+      sync: { inflightCursors: () => new Map(), noteDropped: () => undefined, storeReplaced: () => undefined, notify: () => notified++ },
+      onHousekeeping: () => undefined,
+      busy: () => busy,
+    });
     const appended: number[] = [];
     const append = keeper.store.append.bind(keeper.store);
     keeper.store.append = ((items: NewRecord[]) => {
@@ -186,16 +193,50 @@ describe('StorageKeeper (the outbox writer)', () => {
       return append(items);
     }) as typeof keeper.store.append;
     const rec = (ts: number): NewRecord => ({ stream: 'telemetry', ts, asset: 'm', payload: { ts } });
+    const endOfTurn = () => new Promise((r) => setImmediate(r));
+    const window = config.storage.commitDelayMs;
+    expect(window).toBeGreaterThanOrEqual(20);
+
+    // A sample or a score still in flight: what arrives meanwhile waits for it, over several turns.
+    busy = true;
     keeper.consumeRecords([rec(1)]);
     keeper.consumeRecords([rec(2)]);
-    // Later, within the window (sources on the same grid, scores of their readings): the same transaction.
-    await new Promise((r) => setTimeout(r, config.storage.commitDelayMs / 5));
+    await endOfTurn();
+    await new Promise((r) => setTimeout(r, window / 5));
+    expect(appended).toEqual([]);
+    // The last of that work settles and hands over its records: committed at the end of that turn, all together,
+    // and the sync told at once.
+    busy = false;
     keeper.consumeRecords([rec(3)]);
     expect(appended).toEqual([]);
-    await new Promise((r) => setTimeout(r, config.storage.commitDelayMs * 2));
+    await endOfTurn();
     expect(appended).toEqual([3]);
+    expect(notified).toBe(1);
+
+    // Right after a commit, records still wait for the window (a source that pushes in quick succession gets
+    // one commit per window), and then go together.
+    keeper.consumeRecords([rec(4)]);
+    await endOfTurn();
+    keeper.consumeRecords([rec(5)]);
+    await endOfTurn();
+    expect(appended).toEqual([3]);
+    await new Promise((r) => setTimeout(r, window * 2));
+    expect(appended).toEqual([3, 2]);
+
+    // Work that never settles (a hung tool) holds a commit up for one window at most.
+    busy = true;
+    keeper.consumeRecords([rec(6)]);
+    await new Promise((r) => setTimeout(r, window * 2));
+    expect(appended).toEqual([3, 2, 1]);
+    busy = false;
+
+    // Nothing in flight, and the window since the last commit passed: committed in the turn it arrived in.
+    await new Promise((r) => setTimeout(r, window + 5));
+    keeper.consumeRecords([rec(7)]);
+    await endOfTurn();
+    expect(appended).toEqual([3, 2, 1, 1]);
     expect(stats.lastCommitTs).not.toBeNull();
-    expect(keeper.store.counts().find((c) => c.stream === 'telemetry')?.pending).toBe(3);
+    expect(keeper.store.counts().find((c) => c.stream === 'telemetry')?.pending).toBe(7);
     await keeper.stop();
     keeper.close();
     closed = true;

@@ -1,23 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Reading } from '../../../agent/src/core/types.js';
-import { IntervalSource, nextGridTick } from '../../../agent/src/sources/interval-source.js';
+import { IntervalSource } from '../../../agent/src/sources/interval-source.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 
 /**
  * Polled sources tick on one grid per interval (Telegraf's round_interval): sources with the same interval sample
  * together, so the store commits their readings in one transaction instead of one each.
  */
-describe('nextGridTick', () => {
-  it('is the next multiple of the interval after now, counted from the origin', () => {
-    expect(nextGridTick(1000, 1000, 0)).toBe(2000);
-    expect(nextGridTick(1999, 1000, 0)).toBe(2000);
-    expect(nextGridTick(2000, 1000, 0)).toBe(3000);
-    expect(nextGridTick(12_345, 5000, 345)).toBe(15_345);
-    // Before the origin (never happens with a monotonic origin, but must still move forward).
-    expect(nextGridTick(-10, 1000, 0)).toBe(0);
-  });
-});
-
 class Counting extends IntervalSource {
   readonly at: number[] = [];
   protected sample(now: number): Reading[] {

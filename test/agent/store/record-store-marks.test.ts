@@ -62,7 +62,8 @@ describe('RecordStore acknowledgements with ackCommitDelayMs', () => {
   });
 
   it('writes waiting acknowledgements on their own when no records come, and not while records are committed', () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: 1_000_000 });
+    // The timer runs on the process's grid (core/grid.ts): setTimeout against performance.now().
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'performance'], now: 1_000_000 });
     const { store, onDisk } = setup(5000);
     const [seq] = store.append([tele(1)]);
     store.markSent('telemetry', [seq!]);
@@ -74,8 +75,8 @@ describe('RecordStore acknowledgements with ackCommitDelayMs', () => {
     }
     vi.advanceTimersByTime(1000); // the timer fires here, a records commit 1 s ago: it waits
     expect(onDisk().acked).toBe(0);
-    // No more records: written by the timer.
-    vi.advanceTimersByTime(5000);
+    // No more records: written by the timer, at the first instant of its 5 s grid that is 5 s past the last commit.
+    vi.advanceTimersByTime(10_000);
     expect(onDisk().acked).toBe(seq);
     expect(store.counts().find((c) => c.stream === 'telemetry')).toMatchObject({ pending: 4, sentTotal: 1 });
   });

@@ -3,6 +3,7 @@ import { describeError } from '../../core/errors.js';
 import type { Component, Reading, ReadingConsumer, RiskConsumer, RiskRecord } from '../../core/types.js';
 import type { AnomalyConfig } from '../../config/load-config.js';
 import { ANOMALY_MODEL_VERSION, AnomalyDetector, type AnomalyResult, type DetectorState } from './detector.js';
+import { everyOnGrid, type GridInterval } from '../../core/grid.js';
 
 /**
  * Adaptive anomaly detection for every watched asset (docs/anomaly-detection.md): one AnomalyDetector per
@@ -103,8 +104,8 @@ export class AnomalyScorer implements Component, ReadingConsumer {
   private readonly watches: (asset: string) => boolean;
   private readonly excluded: (signal: string) => boolean;
   private readonly excludeCache = new Map<string, boolean>();
-  private timer: NodeJS.Timeout | null = null;
-  private recordTimer: NodeJS.Timeout | null = null;
+  private timer: GridInterval | null = null;
+  private recordTimer: GridInterval | null = null;
   private stopped = false;
   private warnedAssets = false;
   private counters = { scored: 0, recorded: 0, anomalies: 0, restored: 0, discarded: 0, persistErrors: 0 };
@@ -124,12 +125,10 @@ export class AnomalyScorer implements Component, ReadingConsumer {
   }
 
   async start(): Promise<void> {
-    this.timer = setInterval(() => this.persist(), this.config.persistIntervalMs);
-    this.timer.unref();
+    this.timer = everyOnGrid(() => this.persist(), this.config.persistIntervalMs).unref();
     // Readings of an asset end an interval themselves; this catches the peak of an asset that went quiet.
     if (this.config.recordIntervalMs > 0) {
-      this.recordTimer = setInterval(() => this.recordDue(), this.config.recordIntervalMs);
-      this.recordTimer.unref();
+      this.recordTimer = everyOnGrid(() => this.recordDue(), this.config.recordIntervalMs).unref();
     }
     this.log.info(
       {
@@ -361,8 +360,8 @@ export class AnomalyScorer implements Component, ReadingConsumer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.recordTimer) clearInterval(this.recordTimer);
+    this.timer?.clear();
+    this.recordTimer?.clear();
     this.timer = this.recordTimer = null;
     // stop() flushes: the held peaks go to the storage keeper's last write.
     this.recordDue(true);

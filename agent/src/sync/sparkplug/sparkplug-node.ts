@@ -9,6 +9,7 @@ import type { OutboxRecord, StreamName } from '../../store/outbox.js';
 import type { RecordStore } from '../../store/record-store.js';
 import { DataType, loadSparkplugCodec, type SparkplugCodec, type SparkplugMetric, type SparkplugPayload } from './sparkplug-codec.js';
 import { deviceId, recordMetrics, sparkplugTopics as T, type MessageType, type MetricUpdate } from './sparkplug-metrics.js';
+import { everyOnGrid, type GridInterval } from '../../core/grid.js';
 
 /**
  * The Sparkplug B 3.0 edge node (docs/sparkplug.md): one Sparkplug device per asset, fed from the SQLite outbox at
@@ -67,7 +68,7 @@ export class SparkplugNode implements Component {
   private generation = 0;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
+  private pollTimer: GridInterval | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private born = false;
@@ -106,8 +107,7 @@ export class SparkplugNode implements Component {
     this.fenced = this.store.holdFor(OUTPUT, SPARKPLUG_STREAMS);
     this.saved = new Map(this.fenced);
     this.read = new Map(this.fenced);
-    this.pollTimer = setInterval(() => this.notify(), POLL_MS);
-    this.pollTimer.unref();
+    this.pollTimer = everyOnGrid(() => this.notify(), POLL_MS).unref();
     this.log.info(
       { url: this.url(), group: this.s.groupId, edgeNode: this.s.edgeNodeId, primaryHost: this.s.primaryHostId || null },
       'Sparkplug B edge node starting',
@@ -126,7 +126,7 @@ export class SparkplugNode implements Component {
     if (this.stopping) return;
     this.stopping = true;
     for (const t of [this.reconnectTimer, this.saveTimer]) if (t) clearTimeout(t);
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer?.clear();
     const client = this.client;
     if (client?.connected && this.born) {
       try {

@@ -239,7 +239,8 @@ describe('AnomalyScorer', () => {
     });
 
     it("records the held highest score of an asset that went quiet, on the interval's timer, and at stop", async () => {
-      vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+      // The scorer's timers run on the process's grid (core/grid.ts): setTimeout against performance.now().
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
       try {
         const { s, out, feed, tick } = paced(60_000, 10);
         await s.start();
