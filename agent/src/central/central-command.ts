@@ -19,8 +19,8 @@ export const CENTRAL_USAGE = `forewarn central — the central service: every ag
 
 Usage:
   forewarn central [run] [--store URL] [--broker URL] [--group NAME] [--client-id ID]
-                   [--username NAME] [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure] [--no-ack]
-                   [--api HOST:PORT | --no-api] [--tls-cert FILE --tls-key FILE]
+                   [--username NAME] [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure]
+                   [--no-ack | --ack-interval DURATION] [--api HOST:PORT | --no-api] [--tls-cert FILE --tls-key FILE]
                    [--session-idle DURATION] [--session-max DURATION]
                    [--alertmanager URL]... [--webhook URL]... [--webhook-format json|slack] [--console-url URL]
                    [--agent-offline DURATION] [--asset-silent DURATION] [--version-skew DURATION]
@@ -47,6 +47,7 @@ Usage:
                         TLS: the CA that signed the broker's certificate; a client certificate and key
   --insecure            accept a broker certificate that does not verify (testing only)
   --no-ack              do not publish the end-to-end acknowledgement (docs/delivery.md)
+  --ack-interval D      at most one acknowledgement per agent this often (default 5s; always one after the last commit)
   --api HOST:PORT       serve the JSON API (/api/v1/…) and the console here (default 127.0.0.1:8470); --no-api: none.
                         Both need a login (docs/console.md, "Users and access")
   --tls-cert, --tls-key FILE
@@ -122,6 +123,7 @@ export const INGEST_CONNECTION_OPTIONS = {
   key: { type: 'string' },
   insecure: { type: 'boolean', default: false },
   'no-ack': { type: 'boolean', default: false },
+  'ack-interval': { type: 'string' },
 } as const;
 
 /** Parses `forewarn central run`'s options (the command word already removed). */
@@ -173,6 +175,7 @@ export function parseCentralOptions(argv: string[], env: NodeJS.ProcessEnv = pro
     ...(values.key ? { keyFile: values.key } : {}),
     rejectUnauthorized: !values.insecure,
     ack: !values['no-ack'],
+    ...(values['ack-interval'] !== undefined ? { ackIntervalMs: duration('ack-interval', values['ack-interval']) } : {}),
     api,
     alertmanagers: values.alertmanager.map((u) => httpUrl('alertmanager', u)),
     webhooks: values.webhook.map((u) => ({ url: httpUrl('webhook', u), format })),
@@ -214,6 +217,7 @@ function newIngest(options: CentralOptions, store: CentralStore, log: Logger): R
     ...(options.keyFile ? { keyFile: options.keyFile } : {}),
     rejectUnauthorized: options.rejectUnauthorized,
     ack: options.ack,
+    ...(options.ackIntervalMs !== undefined ? { ackIntervalMs: options.ackIntervalMs } : {}),
   });
 }
 

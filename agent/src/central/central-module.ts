@@ -20,6 +20,8 @@ export interface CentralOptions {
   keyFile?: string;
   rejectUnauthorized: boolean;
   ack: boolean;
+  /** At most one acknowledgement per agent this often (`--ack-interval`); DEFAULT_ACK_INTERVAL_MS when absent. */
+  ackIntervalMs?: number;
   api: { host: string; port: number } | null;
   alertmanagers: string[];
   webhooks: Array<{ url: string; format: 'json' | 'slack' }>;

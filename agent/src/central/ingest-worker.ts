@@ -35,8 +35,13 @@ export const SUBSCRIBE_ERROR: ErrorCode = 'FW_ERR_SUBSCRIBER_SUBSCRIBE';
 export const ACK_ERROR: ErrorCode = 'FW_ERR_SUBSCRIBER_ACK';
 /** A record came under a stored (agent, stream, seq) with different content. */
 export const CONFLICT_ERROR: ErrorCode = 'FW_ERR_SEQ_CONFLICT';
-/** Default for `ackIntervalMs`. */
-export const DEFAULT_ACK_INTERVAL_MS = 500;
+/**
+ * Default for `ackIntervalMs` (`--ack-interval`). An ack wakes the agent that reads it, costs the centre a query
+ * and the broker a retained write: at 500 ms, an agent reporting every second got one per reading, a wake-up as
+ * large as the reading's own (docs/benchmarks.md). The agent keeps acknowledged rows for its retention anyway
+ * (24 h), so a later ack holds nothing up; only the repair of gaps the ack lists waits up to this long.
+ */
+export const DEFAULT_ACK_INTERVAL_MS = 5000;
 
 export interface ReferenceSubscriberOptions {
   url: string;

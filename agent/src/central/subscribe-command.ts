@@ -10,7 +10,8 @@ export const SUBSCRIBE_USAGE = `forewarn subscribe — the reference central sub
 
 Usage:
   forewarn subscribe [--url URL] [--db FILE] [--group NAME] [--client-id ID] [--username NAME]
-                     [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure] [--no-ack]
+                     [--password-file FILE] [--ca FILE] [--cert FILE] [--key FILE] [--insecure]
+                     [--no-ack | --ack-interval DURATION]
   forewarn subscribe --report [--db FILE] [--json]
 
   --url URL             the broker (default mqtt://127.0.0.1:1883; mqtts://… for TLS)
@@ -25,6 +26,7 @@ Usage:
   --insecure            accept a broker certificate that does not verify (testing only)
   --no-ack              do not publish the end-to-end acknowledgement forewarn/v1/{agentId}/ack (agents then
                         keep their records until their retention runs out; see docs/subscriber.md)
+  --ack-interval D      at most one acknowledgement per agent this often (default 5s; always one after the last commit)
   --report              print what an existing database holds, then exit; needs no broker
   --json                with --report: print JSON
 
@@ -82,6 +84,7 @@ async function subscribe(argv: string[], log: Logger, signal: AbortSignal | unde
       ...flag('key', values.key),
       ...(values.insecure ? ['--insecure'] : []),
       ...(values['no-ack'] ? ['--no-ack'] : []),
+      ...flag('ack-interval', values['ack-interval']),
       '--no-api',
     ],
     { [BROKER_PASSWORD_ENV]: process.env[PASSWORD_ENV] },

@@ -204,7 +204,7 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     ackTimeoutMs: {
       type: 'integer',
       description:
-        'With `ack: central`: records the broker acknowledged this long ago that the centre has not confirmed are sent again (the centre deduplicates). Only once the centre has acknowledged anything from this agent, so a setup without one is not flooded.',
+        "With `ack: central`: records the broker acknowledged this long ago that the centre has not confirmed are sent again (the centre deduplicates). Only once the centre has acknowledged anything from this agent, so a setup without one is not flooded. Keep it well above the centre's acknowledgement interval (`--ack-interval`, 5 s by default) and its ingest lag, or records are sent twice for nothing.",
       default: 15000,
       minimum: 1000,
       maximum: 3600000,

@@ -37,10 +37,23 @@ describe('forewarn central options', () => {
 
   it('reads durations, repeated options, the store from the environment, and refuses what it cannot use with the option named', () => {
     const o = parseCentralOptions(
-      ['--agent-offline', '90s', '--alertmanager', 'http://am-1:9093/', '--alertmanager', 'http://am-2:9093', '--retain', 'telemetry=7', '--no-api'],
+      [
+        '--agent-offline',
+        '90s',
+        '--alertmanager',
+        'http://am-1:9093/',
+        '--alertmanager',
+        'http://am-2:9093',
+        '--retain',
+        'telemetry=7',
+        '--no-api',
+        '--ack-interval',
+        '2s',
+      ],
       { FOREWARN_CENTRAL_STORE: 'postgres://fw@db/fleet' },
     );
     expect(o).toMatchObject({
+      ackIntervalMs: 2000,
       agentOfflineMs: 90_000,
       alertmanagers: ['http://am-1:9093', 'http://am-2:9093'],
       retainDays: { telemetry: 7 },
@@ -57,6 +70,7 @@ describe('forewarn central options', () => {
       throw new Error(`accepted ${argv.join(' ')}`);
     };
     expect(refused(['--agent-offline', 'soon'])).toMatch(/^--agent-offline: /);
+    expect(refused(['--ack-interval', '0'])).toMatch(/^--ack-interval: must be a positive duration/);
     expect(refused(['--api', 'localhost'])).toMatch(/^--api: "localhost" is not HOST:PORT/);
     expect(refused(['--webhook', 'ftp://x'])).toMatch(/^--webhook: .* is not an http\(s\) URL/);
     expect(refused(['--retain', 'logs=3'])).toMatch(/^--retain: "logs=3" is not STREAM=DAYS/);

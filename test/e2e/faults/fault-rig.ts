@@ -74,6 +74,9 @@ export async function startRig(agentId: string, storage: Record<string, unknown>
     log: captureLogger().log,
     reconnectMinMs: options.subscriberReconnect?.minMs ?? 100,
     reconnectMaxMs: options.subscriberReconnect?.maxMs ?? 500,
+    // The rig runs time fast (sources every 250 ms, the agent's ackTimeoutMs 3 s): acks at that pace too, where
+    // the 5 s default would leave every record unconfirmed past the agent's timeout and sent again.
+    ackIntervalMs: 500,
   });
   await subscriber.start();
   await waitFor(() => subscriber.stats.state === 'online', 'the subscriber online');
