@@ -77,7 +77,12 @@ try {
   const brokerUrl = `mqtt://127.0.0.1:${port}`;
   start(process.execPath, [path.join(root, 'dist/agent/src/cli.js'), 'subscribe', '--url', brokerUrl, '--db', path.join(dir, 'central.db')]);
   await sleep(1500);
-  const agents = builds.map((spec, i) => {
+  const agents = [];
+  for (const [i, spec] of builds.entries()) {
+    // Started interval/N apart: each agent's grid (agent/src/core/grid.ts) starts at its process start, so agents
+    // started together tick together and contend for the 2 CPUs in every tick, the first ones persistently losing
+    // (one or two agents at 2-3x the others, whatever their build). Spread, they tick as lone agents do.
+    if (i > 0) await sleep(opt.interval / builds.length);
     const [build, flags] = spec.split('#flags=');
     const id = `ab-${i}`;
     const file = path.join(dir, `${id}.yaml`);
@@ -87,8 +92,8 @@ try {
     const nodeFlags = flags === undefined ? DAEMON_NODE_FLAGS : flags.split(',').filter(Boolean);
     const args = [...nodeFlags, path.join(path.resolve(build), 'dist/agent/src/cli.js'), 'run', '--config', file];
     const p = opt.cpus ? start('taskset', ['-c', opt.cpus, process.execPath, ...args]) : start(process.execPath, args);
-    return { label: `${id} ${build} [${nodeFlags.join(' ')}]`, p, windows: [] };
-  });
+    agents.push({ label: `${id} ${build} [${nodeFlags.join(' ')}]`, p, windows: [] });
+  }
   // Past the anomaly baseline, as the bench does, unless --warmup says longer.
   await sleep(Math.max(opt.warmup, warmupSeconds(15, opt.interval / 1000)) * 1000);
   for (let w = 0; w < opt.windows; w++) {

@@ -292,9 +292,11 @@ export class RiskScorer implements Component, ReadingConsumer {
     const loading = this.dormant.map((d) => d.loading).filter((p): p is Promise<void> => p !== null);
     const previous = this.flushing ?? Promise.resolve();
     const next = Promise.all([previous, ...loading]).then(() => this.scorePending());
-    this.flushing = next.finally(() => {
-      if (this.flushing === next) this.flushing = null;
+    // Cleared by the last flush in the chain only: `scoring` (the storage keeper's busy()) reads it.
+    const tail: Promise<void> = next.finally(() => {
+      if (this.flushing === tail) this.flushing = null;
     });
+    this.flushing = tail;
     return next;
   }
 

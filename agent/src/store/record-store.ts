@@ -398,7 +398,12 @@ export class RecordStore implements Outbox {
     // Looked at on the process's grid (core/grid.ts), at instants of `delay`: with storage housekeeping (every
     // 5 s by default, the same instants), not in a wake-up of its own every few seconds while records commit. So
     // acknowledgements with no commit to ride on are written between delay and twice delay after the last one.
-    const arm = () => (this.ackTimer = new GridTimeout(nextGridTick(performance.now(), delay), fire).unref());
+    let due = 0;
+    const arm = () => {
+      // max(): a call that ran a fraction of a millisecond before its instant is not armed for that instant again.
+      due = nextGridTick(Math.max(performance.now(), due), delay);
+      this.ackTimer = new GridTimeout(due, fire).unref();
+    };
     const fire = () => {
       this.ackTimer = null;
       // Records are being committed: the next of those commits writes the acknowledgements, for free.

@@ -242,6 +242,24 @@ describe('RiskScorer loads a model on the first reading of a bound asset', () =>
     expect(lines.filter((l) => l.msg === 'model loaded')).toHaveLength(1);
   });
 
+  it('says it is scoring from the reading until its scores are handed over, and not after (the store waits on it)', async () => {
+    const { s, out } = await scorer([{ model: 'machine-failure', assets: ['mill'] }]);
+    expect(s.scoring).toBe(false);
+    // The first reading waits for its model to load, the others for their batch: scoring all along.
+    const seen: boolean[] = [];
+    for (const ts of [1, 2]) {
+      s.accept(reading('mill', healthy, ts));
+      seen.push(s.scoring);
+      await waitFor(() => out.flat().some((r) => r.readingTs === ts) || !s.scoring, `reading ${ts} scored`);
+      expect(out.flat().map((r) => r.readingTs)).toContain(ts);
+    }
+    expect(seen).toEqual([true, true]);
+    // The scores are out and nothing is queued: not scoring, so the storage keeper commits at once.
+    await waitFor(() => !s.scoring, 'the scorer idle');
+    s.accept(reading('other', healthy, 3)); // not bound: nothing to wait for
+    expect(s.scoring).toBe(false);
+  });
+
   it('a model whose manifest is broken is reported at start, and its assets are not scored', async () => {
     const { s, lines } = await scorer([{ model: 'no-such-model', assets: ['mill'] }]);
     expect(s.stats.errors).toBe(1);
