@@ -14,7 +14,10 @@ const EARLY_MS = 1;
 
 /** The next instant on the grid of `intervalMs` strictly after `now` (monotonic milliseconds). */
 export function nextGridTick(now: number, intervalMs: number, origin = GRID_ORIGIN): number {
-  return origin + (Math.floor((now - origin) / intervalMs) + 1) * intervalMs;
+  const next = origin + (Math.floor((now - origin) / intervalMs) + 1) * intervalMs;
+  // Rounding: for `now` exactly on an instant, (now - origin) / intervalMs can come out a hair below the whole
+  // number, and the instant found is `now` itself; a timer re-armed with it would run twice for one instant.
+  return next > now ? next : next + intervalMs;
 }
 
 interface Entry {

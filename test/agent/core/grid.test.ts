@@ -17,6 +17,21 @@ describe('nextGridTick', () => {
     // Before the origin (never happens with a monotonic origin, but must still move forward).
     expect(nextGridTick(-10, 1000, 0)).toBe(0);
   });
+
+  it('is strictly after an instant of the grid itself, whatever the rounding of the origin', () => {
+    // A timer re-armed from its own instant must get the next one: with the instant itself it ran twice, a
+    // millisecond apart (a source sampled twice, a rate over one millisecond).
+    let rng = 7;
+    const random = () => ((rng = (rng * 48271) % 2147483647) / 2147483647) * 2000;
+    for (let i = 0; i < 2000; i++) {
+      const origin = random();
+      const interval = [40, 120, 200, 1000, 5000][i % 5]!;
+      const instant = nextGridTick(origin + random() * 50, interval, origin);
+      const next = nextGridTick(instant, interval, origin);
+      expect(next).toBeGreaterThan(instant);
+      expect(next - instant).toBeCloseTo(interval, 6);
+    }
+  });
 });
 
 const cleanup: Array<{ clear(): void }> = [];
