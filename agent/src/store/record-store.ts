@@ -24,7 +24,7 @@ import {
   type StreamCounts,
   type StreamName,
 } from './outbox.js';
-import { GridTimeout, nextGridTick } from '../core/grid.js';
+import { everyOnGrid, type GridInterval } from '../core/grid.js';
 
 export { STREAM_PRIORITY, STREAMS, type StreamName, type StreamCounts } from './outbox.js';
 
@@ -294,7 +294,7 @@ export class RecordStore implements Outbox {
   private nextId = 1;
   /** Acknowledgements applied since the last saveStreams. */
   private ackDirty = false;
-  private ackTimer: GridTimeout | null = null;
+  private ackTimer: GridInterval | null = null;
   private lastRecordsCommit = 0;
   /** Acknowledged rows per stream not yet added to `streams.sent_total` (saveStreams). */
   private readonly unsavedSent = new Map<StreamName, { count: number; lastTs: number }>();
@@ -398,26 +398,15 @@ export class RecordStore implements Outbox {
     // Looked at on the process's grid (core/grid.ts), at instants of `delay`: with storage housekeeping (every
     // 5 s by default, the same instants), not in a wake-up of its own every few seconds while records commit. So
     // acknowledgements with no commit to ride on are written between delay and twice delay after the last one.
-    let due = 0;
-    const arm = () => {
-      // max(): a call that ran a fraction of a millisecond before its instant is not armed for that instant again.
-      due = nextGridTick(Math.max(performance.now(), due), delay);
-      this.ackTimer = new GridTimeout(due, fire).unref();
-    };
-    const fire = () => {
-      this.ackTimer = null;
+    this.ackTimer = everyOnGrid(() => {
       // Records are being committed: the next of those commits writes the acknowledgements, for free.
-      if (Date.now() - this.lastRecordsCommit < delay && this.ackDirty) {
-        arm();
-        return;
-      }
+      if (Date.now() - this.lastRecordsCommit < delay && this.ackDirty) return;
       try {
-        this.commitMarks();
+        this.commitMarks(); // ends this timer
       } catch {
         // A full disk: the acknowledgements stay in memory; their records go again only after a crash.
       }
-    };
-    arm();
+    }, delay).unref();
   }
 
   /** Writes the acknowledgement state waiting in memory now, in a commit of its own if anything waits. */
