@@ -11,9 +11,10 @@
 // 1.6x of each other with no such outlier (one run), but the VM's drift over a few minutes was larger than that.
 //
 // usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S]
-//          [--windows N] [--cpus LIST] BUILD[#flags=F1,F2] ...
+//          [--windows N] [--cpus LIST] BUILD[#flags=F1,F2][#env=K=V;K=V] ...
 //   warm-up: at least the bench's (past the anomaly baseline: 57 s at 1 s, 265 s at 5 s).
-//   BUILD: a checkout with dist/ built (npx tsc -p tsconfig.json); flags: node flags for that agent.
+//   BUILD: a checkout with dist/ built (npx tsc -p tsconfig.json); flags: node flags for that agent; env: its
+//   environment overrides (FOREWARN_* settings, docs/configuration.md).
 //   e.g. node scripts/cpu-ab.mjs /tmp/old . /tmp/old . /tmp/old .
 // Needs this checkout built (it reads the bench's configuration from dist/).
 import { spawn } from 'node:child_process';
@@ -35,7 +36,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 if (!builds.length || !['host-only', 'defaults'].includes(opt.profile)) {
   console.error(
-    'usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S] [--windows N] [--cpus LIST] BUILD[#flags=F1,F2] ...',
+    'usage: node scripts/cpu-ab.mjs [--profile host-only|defaults] [--interval MS] [--warmup S] [--window S] [--windows N] [--cpus LIST] BUILD[#flags=F1,F2][#env=K=V;K=V] ...',
   );
   process.exit(2);
 }
@@ -43,8 +44,8 @@ if (!builds.length || !['host-only', 'defaults'].includes(opt.profile)) {
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fw-cpu-ab-'));
 const procs = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const start = (file, args) => {
-  const p = spawn(file, args, { stdio: 'ignore', cwd: dir });
+const start = (file, args, env = {}) => {
+  const p = spawn(file, args, { stdio: 'ignore', cwd: dir, env: { ...process.env, ...env } });
   procs.push(p);
   return p;
 };
@@ -83,7 +84,19 @@ try {
     // started together tick together and contend for the 2 CPUs in every tick, the first ones persistently losing
     // (one or two agents at 2-3x the others, whatever their build). Spread, they tick as lone agents do.
     if (i > 0) await sleep(opt.interval / builds.length);
-    const [build, flags] = spec.split('#flags=');
+    const [build, ...options] = spec.split('#');
+    const flags = options.find((o) => o.startsWith('flags='))?.slice('flags='.length);
+    // env=K=V;K=V: the agent's FOREWARN_* overrides (docs/configuration.md), e.g. to compare settings.
+    const env = Object.fromEntries(
+      (
+        options
+          .find((o) => o.startsWith('env='))
+          ?.slice('env='.length)
+          .split(';') ?? []
+      )
+        .filter(Boolean)
+        .map((kv) => [kv.split('=')[0], kv.slice(kv.indexOf('=') + 1)]),
+    );
     const id = `ab-${i}`;
     const file = path.join(dir, `${id}.yaml`);
     mkdirSync(path.join(dir, id));
@@ -91,8 +104,8 @@ try {
     writeFileSync(file, JSON.stringify(agentConfig(opt.profile, { id, dir: path.join(dir, id), brokerUrl, intervalMs: opt.interval })));
     const nodeFlags = flags === undefined ? DAEMON_NODE_FLAGS : flags.split(',').filter(Boolean);
     const args = [...nodeFlags, path.join(path.resolve(build), 'dist/agent/src/cli.js'), 'run', '--config', file];
-    const p = opt.cpus ? start('taskset', ['-c', opt.cpus, process.execPath, ...args]) : start(process.execPath, args);
-    agents.push({ label: `${id} ${build} [${nodeFlags.join(' ')}]`, p, windows: [] });
+    const p = opt.cpus ? start('taskset', ['-c', opt.cpus, process.execPath, ...args], env) : start(process.execPath, args, env);
+    agents.push({ label: `${id} ${build} [${nodeFlags.join(' ')}]${Object.keys(env).length ? ` ${JSON.stringify(env)}` : ''}`, p, windows: [] });
   }
   // Past the anomaly baseline, as the bench does, unless --warmup says longer.
   await sleep(Math.max(opt.warmup, warmupSeconds(15, opt.interval / 1000)) * 1000);

@@ -285,14 +285,19 @@ export function processTreeCpuMs(root: number): number {
 }
 
 /**
- * CPU time of the live threads of a process and its live descendants, in ms, at nanosecond resolution: the sum of
- * sum_exec_runtime over /proc/<pid>/task/<tid>/schedstat. A cross-check of processTreeCpuMs, whose 10 ms ticks are
- * coarse for a process that uses a few ms a minute; it misses threads and children that exited.
+ * CPU time of a process tree in ms, at nanosecond resolution where the kernel keeps it: sum_exec_runtime of every
+ * live thread of the process and its live descendants (/proc/<pid>/task/<tid>/schedstat), plus the cutime + cstime
+ * of each of them (children already reaped, 10 ms ticks; rare in a steady daemon). utime + stime
+ * (processTreeCpuMs) are the same runtime cut to whole 10 ms ticks (the kernel scales its 4 ms tick samples to it),
+ * so at a few ms a minute that figure moves by a tick per window; this one misses only threads that exited.
  */
 export function processTreeSchedMs(root: number): number {
   let ns = 0;
+  let reapedTicks = 0;
   for (const pid of processTreePids(root)) {
     try {
+      const f = statFields(pid);
+      reapedTicks += Number(f[13]) + Number(f[14]);
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         try {
           ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
@@ -304,7 +309,7 @@ export function processTreeSchedMs(root: number): number {
       // Process exited meanwhile.
     }
   }
-  return ns / 1e6;
+  return ns / 1e6 + reapedTicks * TICK_MS;
 }
 
 /** VmRSS (resident now) and VmHWM (the peak resident size since start) of one process, KiB. */

@@ -8,11 +8,12 @@
  * twice, host telemetry only (no model bound) and on its defaults (the simulated machine scored); node_exporter
  * with the matching collectors, scraped by this process at the interval. The bytes each publisher sent to the broker
  * are the kernel's count for its TCP connection (`ss`), so they are counted, not estimated, and nothing sits between.
- * The processes are started one after another, each timed from its spawn to its first reading on the broker, then
- * all run together: a warm-up, then FOREWARN_BENCH_WINDOWS windows of FOREWARN_BENCH_WINDOW_S seconds in which
+ * The processes are started one after another, each timed from its spawn to its first reading on the broker and
+ * each a share of the interval after the one before (untilSlot), then all run together: a warm-up, then FOREWARN_BENCH_WINDOWS windows of FOREWARN_BENCH_WINDOW_S seconds in which
  * every process is measured at the same time. Figures are medians over the windows.
  *
- * CPU: utime + stime + cutime + cstime of the process and its live descendants (/proc/<pid>/stat, 10 ms ticks).
+ * CPU: the run time of the live threads of the process and its descendants (schedstat, ns) plus reaped children's,
+ * judged; utime + stime + cutime + cstime (/proc/<pid>/stat, whole 10 ms ticks) beside it.
  * Memory: VmRSS every second (median per window), VmHWM at the end. Storage: /proc/<pid>/io write_bytes of the
  * process tree (reaped children's I/O is added to the parent's), and the growth of the agent's data directory.
  *
@@ -58,7 +59,7 @@ import {
   type AgentProfile,
   type Started,
 } from './side-by-side/peers.js';
-import { COLLECTD_PREFIX, startProbe, type Probe } from './side-by-side/probe.js';
+import { COLLECTD_PREFIX, phaseWithin, startProbe, type Probe } from './side-by-side/probe.js';
 import { targetRows, type RunFigures, type Skipped, type SubjectFigures, type SubjectKey, type WindowFigures } from './side-by-side/targets.js';
 
 function envNumber(name: string, fallback: number): number {
@@ -148,10 +149,11 @@ function snapshot(subjects: Subject[], brokerPort: number): Snapshot[] {
   }));
 }
 
-function windowFigures(s: Subject, a: Snapshot, b: Snapshot, rss: number[], probe: Probe): WindowFigures {
+function windowFigures(s: Subject, a: Snapshot, b: Snapshot, rss: number[], probe: Probe, readingTs: Map<SubjectKey, number[]>): WindowFigures {
   const seconds = (b.t - a.t) / 1000;
   const perMin = 60 / seconds;
   const c = s.publisher ? probe.take(s.publisher) : undefined;
+  if (c) readingTs.set(s.key, [...(readingTs.get(s.key) ?? []), ...c.readingTsMs]);
   const lat = [...(c?.latenciesMs ?? [])].sort((x, y) => x - y);
   // A reconnection in the window starts a new count: no figure rather than a wrong one.
   const wire = b.wireUp >= a.wireUp ? b.wireUp - a.wireUp : Number.NaN;
@@ -188,12 +190,21 @@ function checkRunning(subjects: Subject[]): void {
   }
 }
 
-/** Scrapes node_exporter every interval, as a Prometheus server would, until stopped. */
-function startScraper(url: string, intervalMs: number, counts: NonNullable<Subject['scraped']>): () => Promise<void> {
+/**
+ * Scrapes node_exporter every interval, as a Prometheus server would, until stopped: at `firstAt` (epoch ms) and
+ * every interval after it, so that the scrape keeps its own place in the interval and does not drift into the others'.
+ */
+function startScraper(url: string, intervalMs: number, firstAt: number, counts: NonNullable<Subject['scraped']>): () => Promise<void> {
   let stopped = false;
+  let wake: (() => void) | undefined;
   const loop = (async () => {
-    while (!stopped) {
-      const started = Date.now();
+    for (let next = firstAt; !stopped; next += intervalMs) {
+      if (next < Date.now()) next += Math.ceil((Date.now() - next) / intervalMs) * intervalMs;
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, next - Date.now());
+      });
+      if (stopped) break;
       try {
         const res = await fetch(url);
         counts.bytes += (await res.arrayBuffer()).byteLength;
@@ -201,13 +212,28 @@ function startScraper(url: string, intervalMs: number, counts: NonNullable<Subje
       } catch {
         counts.failures++;
       }
-      await sleep(Math.max(0, intervalMs - (Date.now() - started)));
     }
   })();
   return async () => {
     stopped = true;
+    wake?.();
     await loop;
   };
+}
+
+/**
+ * The measured processes each get their own place in the interval. Started together (or at whatever moment the
+ * previous one happened to be ready), two of them can tick at the same instant in every interval and contend for
+ * the 2 CPUs each time, which moved the figures of whole runs (docs/benchmarks.md; scripts/cpu-ab.mjs staggers its
+ * agents for the same reason). Process k of n is started k/n of an interval after the first: the agent's timers run
+ * on a grid that starts with the process (agent/src/core/grid.ts), collectd's from its start too, and the scraper
+ * is timed by this process. Where each then really read is measured (phaseWithin) and printed.
+ */
+async function untilSlot(firstAt: number, slot: number, slots: number, intervalMs: number): Promise<number> {
+  let at = firstAt + (slot * intervalMs) / slots;
+  while (at < Date.now() + 20) at += intervalMs;
+  await sleep(at - Date.now());
+  return at;
 }
 
 interface PhaseResult {
@@ -223,6 +249,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
   let broker: Broker | undefined;
   let probe: Probe | undefined;
   let stopScraper: (() => Promise<void>) | undefined;
+  let scrapeAt: number | undefined;
   try {
     broker = await startMosquitto();
     startProcess('forewarn subscribe', process.execPath, [
@@ -238,8 +265,14 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
     await waitForClient(broker, 'bench-centre');
     probe = await startProbe(broker.url);
 
-    // One at a time, so that each start is timed on its own.
+    // One at a time, so that each start is timed on its own, and each in its own place in the interval (untilSlot).
+    const intervalMs = intervalS * 1000;
+    const slots = (skipped.collectd ? 0 : 1) + 2 + (skipped.node_exporter ? 0 : 1);
+    let slot = 0;
+    let firstAt = Date.now();
+    const nextSlot = async () => (slot++ === 0 ? (firstAt = Date.now()) : untilSlot(firstAt, slot - 1, slots, intervalMs));
     if (!skipped.collectd) {
+      await nextSlot();
       const conf = path.join(dir, 'collectd.conf');
       writeFileSync(conf, collectdConfig({ dir, intervalS, brokerPort: broker.port, hostname: 'bench' }));
       const proc = startProcess('collectd', COLLECTD!, ['-f', '-C', conf]);
@@ -254,6 +287,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       const config = agentConfig(profile, { id, dir: agentDir, brokerUrl: broker.url, intervalMs: intervalS * 1000 });
       const file = path.join(dir, `${profile}.yaml`);
       writeFileSync(file, stringify(config));
+      await nextSlot();
       const proc = startProcess(`agent ${profile}`, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', file]);
       const s: Subject = { key: profile, proc, publisher: id, dataDir: path.join(agentDir, 'data') };
       subjects.push(s);
@@ -265,7 +299,8 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       await waitForPort(port);
       const s: Subject = { key: 'node_exporter', proc, scraped: { bytes: 0, scrapes: 0, failures: 0 } };
       subjects.push(s);
-      stopScraper = startScraper(`http://127.0.0.1:${port}/metrics`, intervalS * 1000, s.scraped!);
+      scrapeAt = await nextSlot();
+      stopScraper = startScraper(`http://127.0.0.1:${port}/metrics`, intervalMs, scrapeAt, s.scraped!);
     }
 
     await sleep(warmupSeconds(WARMUP_S, intervalS) * 1000);
@@ -273,6 +308,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
     for (const s of subjects) if (s.publisher) probe.take(s.publisher);
 
     const windows = new Map<SubjectKey, WindowFigures[]>(subjects.map((s) => [s.key, []]));
+    const readingTs = new Map<SubjectKey, number[]>();
     const loads: string[] = [];
     for (let w = 0; w < WINDOWS; w++) {
       const load0 = loadavg();
@@ -285,9 +321,22 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       }
       checkRunning(subjects);
       const stop = snapshot(subjects, broker.port);
-      subjects.forEach((s, i) => windows.get(s.key)!.push(windowFigures(s, start[i]!, stop[i]!, rss[i]!, probe!)));
+      subjects.forEach((s, i) => windows.get(s.key)!.push(windowFigures(s, start[i]!, stop[i]!, rss[i]!, probe!, readingTs)));
       loads.push(`${load0} → ${loadavg()}`);
     }
+
+    const places = subjects.map((s) => {
+      const p =
+        s.key === 'node_exporter'
+          ? scrapeAt !== undefined
+            ? { phaseMs: scrapeAt % intervalMs, spreadMs: 0 }
+            : undefined
+          : phaseWithin(readingTs.get(s.key) ?? [], intervalMs);
+      return p ? `${s.key} ${round(p.phaseMs / 1000)} s (± ${round(p.spreadMs)} ms)` : `${s.key} —`;
+    });
+    notes.push(
+      `${intervalS} s: where in the interval each process read (its readings' timestamps; node_exporter: the scrape), from the start of the second: ${places.join(', ')}.`,
+    );
 
     const figures: Partial<Record<SubjectKey, SubjectFigures>> = {};
     for (const s of subjects) {
@@ -337,13 +386,13 @@ function detailRows(figures: RunFigures): Array<Record<string, string | number>>
   for (const [s, bySubject] of figures) {
     for (const [key, f] of Object.entries(bySubject) as Array<[SubjectKey, SubjectFigures]>) {
       const m = (g: (w: WindowFigures) => number) => round(median(f.windows.map(g)));
-      const cpu = f.windows.map((w) => w.cpuMsPerS);
+      const cpu = f.windows.map((w) => w.cpuSchedMsPerS);
       rows.push({
         process: key,
         interval_s: s,
-        cpu_ms_per_s: m((w) => w.cpuMsPerS),
+        cpu_ms_per_s: m((w) => w.cpuSchedMsPerS),
         cpu_range: `${round(Math.min(...cpu))}–${round(Math.max(...cpu))}`,
-        cpu_sched_ms_per_s: m((w) => w.cpuSchedMsPerS),
+        cpu_ticks_ms_per_s: m((w) => w.cpuMsPerS),
         rss_mib: round(median(f.windows.map((w) => w.rssKiB)) / 1024),
         hwm_mib: round(f.hwmKiB / 1024),
         write_mb_per_min: round(median(f.windows.map((w) => w.writeBytesPerMin)) / 1e6),
@@ -396,7 +445,7 @@ export async function run(): Promise<BenchReport[]> {
     `Node ${process.version}`,
   ].filter(Boolean);
   const common = [
-    `${WINDOWS} windows of ${WINDOW_S} s per interval after a warm-up of ${INTERVALS.map((i) => `${warmupSeconds(WARMUP_S, i)} s at ${i} s`).join(', ')} (at least FOREWARN_BENCH_WARMUP_S, and past the anomaly baseline of ${ANOMALY_WARMUP_SAMPLES} readings: each reading is then scored and its anomaly score committed, as in an agent that has run for a while) (FOREWARN_BENCH_WINDOWS, FOREWARN_BENCH_WINDOW_S, FOREWARN_BENCH_WARMUP_S; intervals ${INTERVALS.join(', ')} s: FOREWARN_BENCH_INTERVALS). Every figure is a median over the windows; CPU ratios are totals over the same windows (Σ agent / Σ collectd), from utime+stime and, in brackets, from the threads' schedstat (ns).`,
+    `${WINDOWS} windows of ${WINDOW_S} s per interval after a warm-up of ${INTERVALS.map((i) => `${warmupSeconds(WARMUP_S, i)} s at ${i} s`).join(', ')} (at least FOREWARN_BENCH_WARMUP_S, and past the anomaly baseline of ${ANOMALY_WARMUP_SAMPLES} readings: each reading is then scored and its anomaly score committed, as in an agent that has run for a while) (FOREWARN_BENCH_WINDOWS, FOREWARN_BENCH_WINDOW_S, FOREWARN_BENCH_WARMUP_S; intervals ${INTERVALS.join(', ')} s: FOREWARN_BENCH_INTERVALS). Every figure is a median over the windows; CPU ratios are totals over the same windows (Σ agent / Σ collectd). The processes are started a share of the interval apart, each in its own place in it.`,
     `Load average (1, 5, 15 min) at the start → end of each window: ${loads.join(' | ')}. The machine has ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?'} CPUs; other work on it inflates CPU and latency on both sides.`,
     `${versions.join(', ')}.`,
     ...Object.entries(skipped).map(([k, why]) => `${k} skipped: ${why}.`),
@@ -408,7 +457,7 @@ export async function run(): Promise<BenchReport[]> {
       notes: [
         ...common,
         'host-only: host telemetry alone (simulator, GPU, SMART, EDAC, PCIe AER, IPMI off) and no model bound (scoring.bindings: []); defaults: as shipped, the simulated machine scored, every source at the interval (the simulated machine one process per interval; at 1 s the defaults exactly). Both with /metrics on (unscraped) and central acknowledgement by `forewarn subscribe`.',
-        "CPU: utime+stime+cutime+cstime of the process tree (/proc/<pid>/stat, 10 ms ticks: ±0.17 ms/s in a 60 s window). Storage: /proc/<pid>/io write_bytes of the tree; the bytes of the records are the JSON of each record the subscriber received (all streams). Latency: receive time at the subscriber − the reading's `ts` (collectd: its value list time).",
+        "CPU: the process tree's live threads' run time (/proc/<pid>/task/<tid>/schedstat, ns) plus its reaped children's (cutime+cstime), judged; in brackets utime+stime+cutime+cstime (/proc/<pid>/stat), the same run time cut to whole 10 ms ticks (±0.17 ms/s in a 60 s window; at 5 s collectd uses a few ticks a minute). A thread that exits in a window takes its time out of the first count: the row then says so and is judged on the ticks. Storage: /proc/<pid>/io write_bytes of the tree; the bytes of the records are the JSON of each record the subscriber received (all streams). Latency: receive time at the subscriber − the reading's `ts` (collectd: its value list time).",
         'Records published twice: seqs that arrived again on the same stream, plus risk records republished on the retained risk/current/… topics.',
         ...notes,
       ],

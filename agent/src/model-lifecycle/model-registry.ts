@@ -128,7 +128,16 @@ function privateFile(file: string): void {
   }
 }
 
+/** The journal file as it is now (inode, size, mtime), or null when there is none. */
+function journalStamp(file: string): string | null {
+  const st = statSync(file, { throwIfNoEntry: false, bigint: true });
+  return st ? `${st.ino}:${st.size}:${st.mtimeNs}` : null;
+}
+
 export class ModelRegistry {
+  /** journalStamp of the event journal when this registry last read it to its end. */
+  private drainedStamp: string | null = null;
+
   constructor(
     /** `<storage.dir>/models`. */
     readonly root: string,
@@ -470,7 +479,10 @@ export class ModelRegistry {
    */
   drainEvents(publish: (events: ModelLifecycleEvent[]) => void): number {
     const file = path.join(this.root, 'events.jsonl');
-    if (!existsSync(file)) return 0;
+    const seen = journalStamp(file);
+    // Unchanged since this registry read it to its end: no lock to take (the agent looks every few seconds, and the
+    // lock is a database opened and closed). Appends go through the lock and change the size and the mtime.
+    if (seen === null || seen === this.drainedStamp) return 0;
     return this.withLock(() => {
       const offsetFile = path.join(this.root, 'events.offset');
       let offset = 0;
@@ -481,7 +493,10 @@ export class ModelRegistry {
       }
       const size = statSync(file).size;
       if (offset > size) offset = 0;
-      if (offset === size) return 0;
+      if (offset === size) {
+        this.drainedStamp = journalStamp(file);
+        return 0;
+      }
       const text = readFileSync(file).subarray(offset).toString('utf8');
       const end = text.lastIndexOf('\n') + 1;
       if (end === 0) return 0;
@@ -502,6 +517,7 @@ export class ModelRegistry {
       } else {
         writeAtomic(offsetFile, `${next}\n`);
       }
+      if (next === size) this.drainedStamp = journalStamp(file);
       return events.length;
     });
   }

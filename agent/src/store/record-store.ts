@@ -788,6 +788,18 @@ export class RecordStore implements Outbox {
     return this.acksOf(stream).unconfirmedAbove(seq, before);
   }
 
+  /**
+   * At least pendingTotal(), from memory: the seqs handed out above each stream's acknowledged watermark (rows
+   * acknowledged above it or dropped only make the true count smaller). For a caller that needs the count only when
+   * it is large, without counting rows every time.
+   */
+  pendingAtMost(): number {
+    if (!this.acks.size) this.loadAcks();
+    let n = 0;
+    for (const s of STREAMS) n += Math.max(0, this.nextSeq(s) - 1 - this.acksOf(s).acked);
+    return n;
+  }
+
   /** Rows the broker took that wait for the centre's confirmation: pending, published, per stream. */
   unconfirmedTotal(): number {
     let n = 0;
@@ -1029,11 +1041,11 @@ export class RecordStore implements Outbox {
   }
 
   usage(): StorageUsage {
-    // Prepared once (db.pragma() prepares on every call): this runs on every housekeeping tick.
-    const pragma = (name: string) => (this.sql(`PRAGMA ${name}`).get() as Record<string, number>)[name]!;
-    const pageSize = pragma('page_size');
-    const pages = pragma('page_count');
-    const free = pragma('freelist_count');
+    // One prepared statement (db.pragma() prepares on every call), one read of the header: this runs on every
+    // housekeeping tick, and three PRAGMA statements were most of that tick's cost (docs/benchmarks.md).
+    const { pageSize, pages, free } = this.sql(
+      'SELECT page_size AS pageSize, page_count AS pages, freelist_count AS free FROM pragma_page_size(), pragma_page_count(), pragma_freelist_count()',
+    ).get() as { pageSize: number; pages: number; free: number };
     const size = (f: string) => statSync(f, { throwIfNoEntry: false })?.size ?? 0;
     const fs = statfsSync(path.dirname(this.file));
     return {

@@ -86,6 +86,13 @@ export class DrainProgress {
     const summarise = !online && this.outage !== null && now - this.outage.summarisedAt >= OUTAGE_SUMMARY_MS;
     if (!report && !summarise && !(online && this.backlog)) return;
     if (report) this.lastReport = now;
+    // No backlog, and too few seqs handed out unacknowledged for one to have begun: nothing to count (the counts are
+    // queries, and this runs on every report interval of an idle agent). An outage summary still counts the buffer.
+    if (!this.backlog && this.store.pendingAtMost() < BACKLOG_MIN) {
+      this.lastCountAt = now;
+      if (summarise) this.summariseOutage(now, nextTryAt, null);
+      return;
+    }
     // What is still to send, not what waits for the centre's confirmation: that is not a backlog to drain.
     const left = this.store.unpublishedTotal();
     const countedBefore = this.lastCountAt;

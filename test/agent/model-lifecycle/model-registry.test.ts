@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ModelRegistry, compareVersions } from '../../../agent/src/model-lifecycle/model-registry.js';
 import { isForewarnError } from '../../../agent/src/core/errors.js';
@@ -116,6 +117,25 @@ describe('ModelRegistry', () => {
     expect(drained(r)).toHaveLength(1001);
     expect(statSync(path.join(r.root, 'events.jsonl')).size).toBe(0);
     expect(readFileSync(path.join(r.root, 'events.offset'), 'utf8').trim()).toBe('0');
+  });
+
+  it('takes no lock to look at a journal it read to its end; what is added after, from any process, is drained', () => {
+    const r = registry();
+    r.addVersion('machine-failure', '1.1.0', staged(r, '1.1.0'), info);
+    expect(drained(r).map((e) => e.type)).toEqual(['model-candidate']);
+    // Another process holds the registry's lock: a look that took it would wait LOCK_TIMEOUT_MS and then fail.
+    const holder = new Database(path.join(r.root, 'registry.lock'));
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      expect(drained(r)).toEqual([]);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    // Another registry on the same folder (the CLI) journals an event; this one sees the journal changed.
+    new ModelRegistry(r.root, MODELS).recordEvent({ ts: 5, type: 'model-rejected', bundle: 'b.fwm', code: 'FW_ERR_MODEL_UNTRUSTED', reason: 'unsigned' });
+    expect(drained(r).map((e) => e.ts)).toEqual([5]);
+    expect(drained(r)).toEqual([]);
   });
 
   it('refuses names that are not model names, and reports an unreadable state file', () => {

@@ -101,4 +101,25 @@ describe('drain progress', () => {
     progress.tick(true, t0 + 2000, null);
     expect(lines.find((l) => l.msg === 'backlog drained')).toMatchObject({ records: 3000, seconds: 1.5 });
   });
+
+  it('measures a backlog that builds while online from when it appears, though an idle outbox is not counted', () => {
+    const store = outbox(10);
+    const { log, lines } = captureLogger('info');
+    const progress = new DrainProgress(store, 10_000, log);
+    const t0 = 5_000_000;
+    progress.connected(t0);
+    acknowledge(store, progress, 10, t0 + 100);
+    expect(store.pendingAtMost()).toBe(0);
+    // A minute online with nothing to drain: reports come due, and the bound from memory says no backlog.
+    for (let t = t0 + 1000; t <= t0 + 60_000; t += 1000) progress.tick(true, t, null);
+    expect(lines).toHaveLength(0);
+    store.append(Array.from({ length: 1500 }, (_, i) => ({ stream: 'telemetry' as const, ts: i, asset: 'a', payload: { v: i } })));
+    expect(store.pendingAtMost()).toBe(store.pendingTotal());
+    progress.tick(true, t0 + 70_000, null);
+    expect(lines.find((l) => l.msg === 'draining the backlog')).toMatchObject({ left: 1500 });
+    acknowledge(store, progress, 1500, t0 + 71_000);
+    progress.tick(true, t0 + 72_000, null);
+    // From its first count (70 s), not from the connection (0 s): the skipped counts still count as looks.
+    expect(lines.find((l) => l.msg === 'backlog drained')).toMatchObject({ records: 1500, seconds: 1 });
+  });
 });

@@ -27,6 +27,8 @@ export interface WindowCounts {
   values: number;
   /** Receive time − reading time of each live reading, ms. */
   latenciesMs: number[];
+  /** The timestamp of each live reading, epoch ms: where in the interval the publisher reads (phaseWithin). */
+  readingTsMs: number[];
   /** Telemetry records that came in a batch marked historical (replayed backlog): not in latenciesMs. */
   historicalReadings: number;
   /** Messages on a retained `risk/current/…` topic: records published a second time. */
@@ -52,6 +54,7 @@ const emptyWindow = (): WindowCounts => ({
   readings: 0,
   values: 0,
   latenciesMs: [],
+  readingTsMs: [],
   historicalReadings: 0,
   currentViewMessages: 0,
 });
@@ -64,6 +67,29 @@ export function parseCollectdPayload(text: string): { tsMs: number; values: numb
   const t = Number(parts[0]);
   if (parts.length < 2 || !Number.isFinite(t)) return undefined;
   return { tsMs: t * 1000, values: parts.length - 1 };
+}
+
+/**
+ * Where in the interval a publisher reads: the circular mean of its readings' timestamps modulo the interval, in ms
+ * from the start of the interval (epoch-aligned), and how far they spread around it (the mean distance from it, ms).
+ * Circular, so that readings either side of an interval boundary average to the boundary, not to its middle.
+ */
+export function phaseWithin(tsMs: readonly number[], intervalMs: number): { phaseMs: number; spreadMs: number } | undefined {
+  if (!tsMs.length) return undefined;
+  const angle = (t: number) => (((t % intervalMs) + intervalMs) % intervalMs) * ((2 * Math.PI) / intervalMs);
+  let x = 0;
+  let y = 0;
+  for (const t of tsMs) {
+    x += Math.cos(angle(t));
+    y += Math.sin(angle(t));
+  }
+  const mean = Math.atan2(y, x);
+  const phaseMs = ((((mean / (2 * Math.PI)) * intervalMs) % intervalMs) + intervalMs) % intervalMs;
+  const distance = (t: number) => {
+    const d = Math.abs((((t - phaseMs) % intervalMs) + intervalMs) % intervalMs);
+    return Math.min(d, intervalMs - d);
+  };
+  return { phaseMs, spreadMs: tsMs.reduce((sum, t) => sum + distance(t), 0) / tsMs.length };
 }
 
 export interface Probe {
@@ -105,6 +131,7 @@ export async function startProbe(url: string): Promise<Probe> {
       w.readings++;
       w.values += parsed.values;
       w.latenciesMs.push(at - parsed.tsMs);
+      w.readingTsMs.push(parsed.tsMs);
       reading(COLLECTD_PREFIX, at);
       return;
     }
@@ -140,7 +167,10 @@ export async function startProbe(url: string): Promise<Probe> {
       const metrics = rec.metrics;
       if (metrics && typeof metrics === 'object') w.values += Object.values(metrics).filter((v) => typeof v === 'number').length;
       if (batch.historical) w.historicalReadings++;
-      else w.latenciesMs.push(at - rec.ts);
+      else {
+        w.latenciesMs.push(at - rec.ts);
+        w.readingTsMs.push(rec.ts);
+      }
       reading(agentId, at);
     }
   };
