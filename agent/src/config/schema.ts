@@ -101,8 +101,9 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     checkIntervalMs: {
       type: 'integer',
-      description: 'How often the quota and the free-space floor are checked.',
-      default: 5000,
+      description:
+        'How often the quota and the free-space floor are checked, and that the database file is still the one open. A write the disk refuses is handled at once, whatever this is; the records themselves grow the database by kilobytes a minute.',
+      default: 15000,
       minimum: 100,
       maximum: HOUR_MS,
     },
@@ -169,8 +170,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     flushIntervalMs: {
       type: 'integer',
       description:
-        'How often the sync looks for work that no commit announced: streams held back after a refusal, an unconfirmed tail, drain progress. New records go out as soon as they are committed, whatever this is.',
-      default: 5000,
+        'How often the sync looks for work that no commit announced: streams held back after a refusal, an unconfirmed tail (`ackTimeoutMs`), drain progress. New records go out as soon as they are committed, whatever this is, and each commit also resumes what was held back.',
+      default: 15000,
       minimum: 10,
       maximum: HOUR_MS,
     },
@@ -182,8 +183,8 @@ export const configSchema: SchemaNode = obj('Forewarn agent configuration', {
     },
     progressLogMs: {
       type: 'integer',
-      description: 'How often drain progress of a backlog is logged (records left, rate, time to go).',
-      default: 10000,
+      description: "How often drain progress of a backlog is logged (records left, rate, time to go), on the sync's tick (`flushIntervalMs`).",
+      default: 15000,
       minimum: 100,
       maximum: DAY_MS,
     },
