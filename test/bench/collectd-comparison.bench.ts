@@ -9,8 +9,9 @@
  * with the matching collectors, scraped by this process at the interval. The bytes each publisher sent to the broker
  * are the kernel's count for its TCP connection (`ss`), so they are counted, not estimated, and nothing sits between.
  * The processes are started one after another, each timed from its spawn to its first reading on the broker and
- * each a share of the interval after the one before (untilSlot), then all run together: a warm-up, then FOREWARN_BENCH_WINDOWS windows of FOREWARN_BENCH_WINDOW_S seconds in which
- * every process is measured at the same time. Figures are medians over the windows.
+ * each a share of the interval after the one before (untilSlot), then all run together: a warm-up, then
+ * FOREWARN_BENCH_WINDOWS windows of FOREWARN_BENCH_WINDOW_S seconds in which every process is measured at the same
+ * time. Figures are medians over the windows.
  *
  * CPU: the run time of the live threads of the process and its descendants (schedstat, ns) plus reaped children's,
  * judged; utime + stime + cutime + cstime (/proc/<pid>/stat, whole 10 ms ticks) beside it.
@@ -149,11 +150,11 @@ function snapshot(subjects: Subject[], brokerPort: number): Snapshot[] {
   }));
 }
 
-function windowFigures(s: Subject, a: Snapshot, b: Snapshot, rss: number[], probe: Probe, readingTs: Map<SubjectKey, number[]>): WindowFigures {
+function windowFigures(s: Subject, a: Snapshot, b: Snapshot, rss: number[], probe: Probe, arrivals: Map<SubjectKey, number[]>): WindowFigures {
   const seconds = (b.t - a.t) / 1000;
   const perMin = 60 / seconds;
   const c = s.publisher ? probe.take(s.publisher) : undefined;
-  if (c) readingTs.set(s.key, [...(readingTs.get(s.key) ?? []), ...c.readingTsMs]);
+  if (c) arrivals.set(s.key, [...(arrivals.get(s.key) ?? []), ...c.arrivedAtMs]);
   const lat = [...(c?.latenciesMs ?? [])].sort((x, y) => x - y);
   // A reconnection in the window starts a new count: no figure rather than a wrong one.
   const wire = b.wireUp >= a.wireUp ? b.wireUp - a.wireUp : Number.NaN;
@@ -227,11 +228,11 @@ function startScraper(url: string, intervalMs: number, firstAt: number, counts: 
  * the 2 CPUs each time, which moved the figures of whole runs (docs/benchmarks.md; scripts/cpu-ab.mjs staggers its
  * agents for the same reason). Process k of n is started k/n of an interval after the first: the agent's timers run
  * on a grid that starts with the process (agent/src/core/grid.ts), collectd's from its start too, and the scraper
- * is timed by this process. Where each then really read is measured (phaseWithin) and printed.
+ * is timed by this process. Where each then really published is measured (phaseWithin) and printed.
  */
 async function untilSlot(firstAt: number, slot: number, slots: number, intervalMs: number): Promise<number> {
   let at = firstAt + (slot * intervalMs) / slots;
-  while (at < Date.now() + 20) at += intervalMs;
+  while (at < Date.now() + 20) at += intervalMs; // the next such instant, a moment ahead
   await sleep(at - Date.now());
   return at;
 }
@@ -308,7 +309,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
     for (const s of subjects) if (s.publisher) probe.take(s.publisher);
 
     const windows = new Map<SubjectKey, WindowFigures[]>(subjects.map((s) => [s.key, []]));
-    const readingTs = new Map<SubjectKey, number[]>();
+    const arrivals = new Map<SubjectKey, number[]>();
     const loads: string[] = [];
     for (let w = 0; w < WINDOWS; w++) {
       const load0 = loadavg();
@@ -321,7 +322,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       }
       checkRunning(subjects);
       const stop = snapshot(subjects, broker.port);
-      subjects.forEach((s, i) => windows.get(s.key)!.push(windowFigures(s, start[i]!, stop[i]!, rss[i]!, probe!, readingTs)));
+      subjects.forEach((s, i) => windows.get(s.key)!.push(windowFigures(s, start[i]!, stop[i]!, rss[i]!, probe!, arrivals)));
       loads.push(`${load0} → ${loadavg()}`);
     }
 
@@ -331,11 +332,11 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
           ? scrapeAt !== undefined
             ? { phaseMs: scrapeAt % intervalMs, spreadMs: 0 }
             : undefined
-          : phaseWithin(readingTs.get(s.key) ?? [], intervalMs);
+          : phaseWithin(arrivals.get(s.key) ?? [], intervalMs);
       return p ? `${s.key} ${round(p.phaseMs / 1000)} s (± ${round(p.spreadMs)} ms)` : `${s.key} —`;
     });
     notes.push(
-      `${intervalS} s: where in the interval each process read (its readings' timestamps; node_exporter: the scrape), from the start of the second: ${places.join(', ')}.`,
+      `${intervalS} s: where in the interval each process published (its readings' arrival at the probe; node_exporter: the scrape), in seconds into the interval counted from the epoch: ${places.join(', ')}.`,
     );
 
     const figures: Partial<Record<SubjectKey, SubjectFigures>> = {};

@@ -27,8 +27,11 @@ export interface WindowCounts {
   values: number;
   /** Receive time − reading time of each live reading, ms. */
   latenciesMs: number[];
-  /** The timestamp of each live reading, epoch ms: where in the interval the publisher reads (phaseWithin). */
-  readingTsMs: number[];
+  /**
+   * When each live reading arrived here, epoch ms: where in the interval the publisher works (phaseWithin). Not the
+   * reading's own timestamp, which for the simulated machine is its simulated time.
+   */
+  arrivedAtMs: number[];
   /** Telemetry records that came in a batch marked historical (replayed backlog): not in latenciesMs. */
   historicalReadings: number;
   /** Messages on a retained `risk/current/…` topic: records published a second time. */
@@ -54,7 +57,7 @@ const emptyWindow = (): WindowCounts => ({
   readings: 0,
   values: 0,
   latenciesMs: [],
-  readingTsMs: [],
+  arrivedAtMs: [],
   historicalReadings: 0,
   currentViewMessages: 0,
 });
@@ -70,7 +73,7 @@ export function parseCollectdPayload(text: string): { tsMs: number; values: numb
 }
 
 /**
- * Where in the interval a publisher reads: the circular mean of its readings' timestamps modulo the interval, in ms
+ * Where in the interval a publisher works: the circular mean of its readings' arrival times modulo the interval, in ms
  * from the start of the interval (epoch-aligned), and how far they spread around it (the mean distance from it, ms).
  * Circular, so that readings either side of an interval boundary average to the boundary, not to its middle.
  */
@@ -131,7 +134,7 @@ export async function startProbe(url: string): Promise<Probe> {
       w.readings++;
       w.values += parsed.values;
       w.latenciesMs.push(at - parsed.tsMs);
-      w.readingTsMs.push(parsed.tsMs);
+      w.arrivedAtMs.push(at);
       reading(COLLECTD_PREFIX, at);
       return;
     }
@@ -169,7 +172,7 @@ export async function startProbe(url: string): Promise<Probe> {
       if (batch.historical) w.historicalReadings++;
       else {
         w.latenciesMs.push(at - rec.ts);
-        w.readingTsMs.push(rec.ts);
+        w.arrivedAtMs.push(at);
       }
       reading(agentId, at);
     }
