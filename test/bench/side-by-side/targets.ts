@@ -55,8 +55,8 @@ const MIB = 1024;
 const med = (s: SubjectFigures | undefined, f: (w: WindowFigures) => number) => (s ? median(s.windows.map(f)) : Number.NaN);
 
 /**
- * Σ a / Σ b over the same windows, for a rate `f` per second: at 5 s collectd uses a few ms a minute, so a
- * per-window ratio would divide by one or two ticks (or by zero).
+ * Σ a / Σ b over the same windows, for a rate `f` per second: at 5 s collectd uses well under 100 ms a minute, so a
+ * per-window ratio would rest on a few ms (in ticks, on one or two, or on none).
  */
 function totalRatio(a: SubjectFigures | undefined, b: SubjectFigures | undefined, f: (w: WindowFigures) => number): number {
   if (!a || !b) return Number.NaN;
