@@ -271,9 +271,9 @@ export function processTreePids(root: number): number[] {
  * descendant. A child that exits and is reaped moves from its own line into its parent's cutime/cstime, so the sum
  * never drops; a process that exits between two readings (and is not reaped by one of these) takes its time with it.
  */
-export function processTreeCpuMs(root: number): number {
+export function processTreeCpuMs(root: number, pids = processTreePids(root)): number {
   let ticks = 0;
-  for (const pid of processTreePids(root)) {
+  for (const pid of pids) {
     try {
       const f = statFields(pid);
       ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
@@ -291,10 +291,10 @@ export function processTreeCpuMs(root: number): number {
  * (processTreeCpuMs) are the same runtime cut to whole 10 ms ticks (the kernel scales its 4 ms tick samples to it),
  * so at a few ms a minute that figure moves by a tick per window; this one misses only threads that exited.
  */
-export function processTreeSchedMs(root: number): number {
+export function processTreeSchedMs(root: number, pids = processTreePids(root)): number {
   let ns = 0;
   let reapedTicks = 0;
-  for (const pid of processTreePids(root)) {
+  for (const pid of pids) {
     try {
       const f = statFields(pid);
       reapedTicks += Number(f[13]) + Number(f[14]);

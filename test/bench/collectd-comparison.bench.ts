@@ -105,9 +105,9 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-function treeWriteBytes(pid: number): number {
+function treeWriteBytes(pids: number[]): number {
   let total = 0;
-  for (const p of processTreePids(pid)) {
+  for (const p of pids) {
     try {
       total += processWriteBytes(p);
     } catch {
@@ -140,14 +140,18 @@ interface Snapshot {
 
 function snapshot(subjects: Subject[], brokerPort: number): Snapshot[] {
   const sent = bytesSentTo(brokerPort);
-  return subjects.map((s) => ({
-    t: performance.now(),
-    cpuMs: processTreeCpuMs(s.proc.pid),
-    schedMs: processTreeSchedMs(s.proc.pid),
-    writeBytes: treeWriteBytes(s.proc.pid),
-    dataDirBytes: s.dataDir ? dirBytes(s.dataDir) : 0,
-    wireUp: sent.get(s.proc.pid) ?? Number.NaN,
-  }));
+  return subjects.map((s) => {
+    // One scan of /proc per process: both CPU figures (and schedComplete's comparison of them) over the same tree.
+    const pids = processTreePids(s.proc.pid);
+    return {
+      t: performance.now(),
+      cpuMs: processTreeCpuMs(s.proc.pid, pids),
+      schedMs: processTreeSchedMs(s.proc.pid, pids),
+      writeBytes: treeWriteBytes(pids),
+      dataDirBytes: s.dataDir ? dirBytes(s.dataDir) : 0,
+      wireUp: sent.get(s.proc.pid) ?? Number.NaN,
+    };
+  });
 }
 
 function windowFigures(s: Subject, a: Snapshot, b: Snapshot, rss: number[], probe: Probe, arrivals: Map<SubjectKey, number[]>): WindowFigures {
@@ -327,12 +331,8 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
     }
 
     const places = subjects.map((s) => {
-      const p =
-        s.key === 'node_exporter'
-          ? scrapeAt !== undefined
-            ? { phaseMs: scrapeAt % intervalMs, spreadMs: 0 }
-            : undefined
-          : phaseWithin(arrivals.get(s.key) ?? [], intervalMs);
+      // node_exporter works when it is scraped, and the scrapes keep the phase they were started on.
+      const p = phaseWithin(s.key === 'node_exporter' && scrapeAt !== undefined ? [scrapeAt] : (arrivals.get(s.key) ?? []), intervalMs);
       return p ? `${s.key} ${round(p.phaseMs / 1000)} s (± ${round(p.spreadMs)} ms)` : `${s.key} —`;
     });
     notes.push(

@@ -395,9 +395,9 @@ export class RecordStore implements Outbox {
       return;
     }
     if (this.ackTimer) return;
-    // Looked at on the process's grid (core/grid.ts), at instants of `delay`: with storage housekeeping (every
-    // 5 s by default, the same instants), not in a wake-up of its own every few seconds while records commit. So
-    // acknowledgements with no commit to ride on are written between delay and twice delay after the last one.
+    // Looked at on the process's grid (core/grid.ts), at instants of `delay`: instants that other periodic work
+    // shares (the sources' ticks, storage housekeeping), not a wake-up of its own every few seconds while records
+    // commit. So acknowledgements with no commit to ride on are written between delay and twice delay after the last one.
     this.ackTimer = everyOnGrid(() => {
       // Records are being committed: the next of those commits writes the acknowledgements, for free.
       if (Date.now() - this.lastRecordsCommit < delay && this.ackDirty) return;

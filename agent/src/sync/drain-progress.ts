@@ -86,15 +86,10 @@ export class DrainProgress {
     const summarise = !online && this.outage !== null && now - this.outage.summarisedAt >= OUTAGE_SUMMARY_MS;
     if (!report && !summarise && !(online && this.backlog)) return;
     if (report) this.lastReport = now;
-    // No backlog, and too few seqs handed out unacknowledged for one to have begun: nothing to count (the counts are
-    // queries, and this runs on every report interval of an idle agent). An outage summary still counts the buffer.
-    if (!this.backlog && this.store.pendingAtMost() < BACKLOG_MIN) {
-      this.lastCountAt = now;
-      if (summarise) this.summariseOutage(now, nextTryAt, null);
-      return;
-    }
-    // What is still to send, not what waits for the centre's confirmation: that is not a backlog to drain.
-    const left = this.store.unpublishedTotal();
+    // What is still to send, not what waits for the centre's confirmation: that is not a backlog to drain. Counted
+    // (queries) only where a backlog is under way or could have begun: under BACKLOG_MIN seqs handed out and not
+    // acknowledged, `left` is below it whatever the count, and an idle agent counts nothing on its report interval.
+    const left = this.backlog || this.store.pendingAtMost() >= BACKLOG_MIN ? this.store.unpublishedTotal() : 0;
     const countedBefore = this.lastCountAt;
     this.lastCountAt = now;
     // Offline, nothing drains, whatever the last seconds of the connection achieved.
