@@ -192,7 +192,9 @@ export class FleetEvents {
     this.lastPollTs = Date.now();
     try {
       const event = await this.current();
-      for (const s of this.streams) if (s.token !== event.token) this.send(s, event);
+      // A stream still opening (no token yet) gets its first event from open(): sending it here too would give
+      // it the same summary twice when this poll and its open() read the same token.
+      for (const s of this.streams) if (s.token !== null && s.token !== event.token) this.send(s, event);
     } catch (err) {
       this.options.log.warn({ err: describeError(err) }, 'console events: the change poll failed');
     } finally {
