@@ -16,6 +16,10 @@
 //   BUILD: a checkout with dist/ built (npx tsc -p tsconfig.json); flags: node flags for that agent; env: its
 //   environment overrides (FOREWARN_* settings, docs/configuration.md).
 //   e.g. node scripts/cpu-ab.mjs /tmp/old . /tmp/old . /tmp/old .
+//   Two peers go beside the agents, in the same windows: `collectd` (the bench's collectd with its mqtt plugin, same
+//   broker and interval; needs collectd-core) and `floor` (scripts/node-floor.mjs: the least a Node process does
+//   for the same reading, commit and publish), e.g. node scripts/cpu-ab.mjs --interval 5000 collectd floor . collectd floor .
+//   A `floor` takes #flags= and #env= too (default flags: the agent's; FOREWARN_FLOOR_WORK=read,commit takes it apart).
 // Needs this checkout built (it reads the bench's configuration from dist/).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { agentConfig, DAEMON_NODE_FLAGS, warmupSeconds } = await import(path.join(root, 'dist/test/bench/side-by-side/peers.js'));
+const { agentConfig, COLLECTD, collectdConfig, DAEMON_NODE_FLAGS, warmupSeconds } = await import(path.join(root, 'dist/test/bench/side-by-side/peers.js'));
 
 const opt = { profile: 'host-only', interval: 1000, warmup: 0, window: 60, windows: 3, cpus: '' };
 const builds = [];
@@ -98,11 +102,27 @@ try {
         .map((kv) => [kv.split('=')[0], kv.slice(kv.indexOf('=') + 1)]),
     );
     const id = `ab-${i}`;
-    const file = path.join(dir, `${id}.yaml`);
     mkdirSync(path.join(dir, id));
+    const nodeFlags = flags === undefined ? DAEMON_NODE_FLAGS : flags.split(',').filter(Boolean);
+    if (build === 'collectd') {
+      if (!COLLECTD) throw new Error('collectd is not installed (apt-get install collectd-core)');
+      const conf = path.join(dir, id, 'collectd.conf');
+      writeFileSync(conf, collectdConfig({ dir: path.join(dir, id), intervalS: opt.interval / 1000, brokerPort: port, hostname: id }));
+      agents.push({ label: `${id} collectd`, p: start(COLLECTD, ['-f', '-C', conf]), windows: [] });
+      continue;
+    }
+    if (build === 'floor') {
+      const args = [...nodeFlags, path.join(root, 'scripts/node-floor.mjs'), brokerUrl, path.join(dir, id), String(opt.interval)];
+      agents.push({
+        label: `${id} floor [${nodeFlags.join(' ')}]${Object.keys(env).length ? ` ${JSON.stringify(env)}` : ''}`,
+        p: start(process.execPath, args, env),
+        windows: [],
+      });
+      continue;
+    }
+    const file = path.join(dir, `${id}.yaml`);
     // JSON is YAML.
     writeFileSync(file, JSON.stringify(agentConfig(opt.profile, { id, dir: path.join(dir, id), brokerUrl, intervalMs: opt.interval })));
-    const nodeFlags = flags === undefined ? DAEMON_NODE_FLAGS : flags.split(',').filter(Boolean);
     const args = [...nodeFlags, path.join(path.resolve(build), 'dist/agent/src/cli.js'), 'run', '--config', file];
     const p = opt.cpus ? start('taskset', ['-c', opt.cpus, process.execPath, ...args], env) : start(process.execPath, args, env);
     agents.push({ label: `${id} ${build} [${nodeFlags.join(' ')}]${Object.keys(env).length ? ` ${JSON.stringify(env)}` : ''}`, p, windows: [] });

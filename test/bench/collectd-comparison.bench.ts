@@ -5,8 +5,10 @@
  * Per interval (1 s, then 5 s): one mosquitto on a free loopback port; the reference subscriber (`forewarn
  * subscribe`, acknowledging as the centre does); a measuring subscriber in this process (side-by-side/probe.ts);
  * collectd with its `mqtt` plugin at QoS 1 and the read plugins that match the agent's host sampler; the agent
- * twice, host telemetry only (no model bound) and on its defaults (the simulated machine scored); node_exporter
- * with the matching collectors, scraped by this process at the interval. The bytes each publisher sent to the broker
+ * twice, host telemetry only (no model bound) and on its defaults (the simulated machine scored); the node floor
+ * (scripts/node-floor.mjs: the host-only reading's reads, commit and QoS 1 publish in a bare Node process, so the
+ * rows say how much of the agent's CPU the runtime alone takes); node_exporter with the matching collectors,
+ * scraped by this process at the interval. The bytes each publisher sent to the broker
  * are the kernel's count for its TCP connection (`ss`), so they are counted, not estimated, and nothing sits between.
  * The processes are started one after another, each timed from its spawn to its first reading on the broker and
  * each a share of the interval after the one before (untilSlot), then all run together: a warm-up, then
@@ -22,7 +24,7 @@
  * FOREWARN_BENCH_INTERVALS (`1,5`). About 7.5 minutes with the defaults.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,11 +49,13 @@ import {
   ANOMALY_WARMUP_SAMPLES,
   DAEMON_NODE_FLAGS,
   NODE_EXPORTER,
+  NODE_FLOOR,
   agentConfig,
   bytesSentTo,
   collectdConfig,
   isRunning,
   nodeExporterArgs,
+  nodeFloorArgs,
   startProcess,
   stopAll,
   stopProcess,
@@ -255,6 +259,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
   let probe: Probe | undefined;
   let stopScraper: (() => Promise<void>) | undefined;
   let scrapeAt: number | undefined;
+  let floorAt: number | undefined;
   try {
     broker = await startMosquitto();
     startProcess('forewarn subscribe', process.execPath, [
@@ -272,7 +277,7 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
 
     // One at a time, so that each start is timed on its own, and each in its own place in the interval (untilSlot).
     const intervalMs = intervalS * 1000;
-    const slots = (skipped.collectd ? 0 : 1) + 2 + (skipped.node_exporter ? 0 : 1);
+    const slots = (skipped.collectd ? 0 : 1) + 2 + (skipped['node-floor'] ? 0 : 1) + (skipped.node_exporter ? 0 : 1);
     let slot = 0;
     let firstAt = Date.now();
     const nextSlot = async () => (slot++ === 0 ? (firstAt = Date.now()) : untilSlot(firstAt, slot - 1, slots, intervalMs));
@@ -297,6 +302,14 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       const s: Subject = { key: profile, proc, publisher: id, dataDir: path.join(agentDir, 'data') };
       subjects.push(s);
       s.execToFirstMs = (await unlessExited(proc, probe.firstReading(id, FIRST_READING_TIMEOUT_MS)).catch((e: Error) => fail(e, proc))) - proc.spawnedAt;
+    }
+    if (!skipped['node-floor']) {
+      floorAt = await nextSlot();
+      const floorDir = path.join(dir, 'node-floor');
+      mkdirSync(floorDir);
+      const proc = startProcess('node floor', process.execPath, nodeFloorArgs({ brokerUrl: broker.url, dir: floorDir, intervalMs, gridAt: floorAt }));
+      await waitForClient(broker, `floor-${proc.pid}`);
+      subjects.push({ key: 'node-floor', proc });
     }
     if (!skipped.node_exporter) {
       const port = await freePort();
@@ -330,13 +343,16 @@ async function phase(intervalS: number, skipped: Skipped): Promise<PhaseResult> 
       loads.push(`${load0} → ${loadavg()}`);
     }
 
+    // node_exporter works when it is scraped, and the scrapes keep the phase they were started on; the node floor is
+    // not probed, and works on the grid it was given.
+    const given: Partial<Record<SubjectKey, number | undefined>> = { node_exporter: scrapeAt, 'node-floor': floorAt };
     const places = subjects.map((s) => {
-      // node_exporter works when it is scraped, and the scrapes keep the phase they were started on.
-      const p = phaseWithin(s.key === 'node_exporter' && scrapeAt !== undefined ? [scrapeAt] : (arrivals.get(s.key) ?? []), intervalMs);
+      const at = given[s.key];
+      const p = phaseWithin(at !== undefined ? [at] : (arrivals.get(s.key) ?? []), intervalMs);
       return p ? `${s.key} ${round(p.phaseMs / 1000)} s (± ${round(p.spreadMs)} ms)` : `${s.key} —`;
     });
     notes.push(
-      `${intervalS} s: where in the interval each process published (its readings' arrival at the probe; node_exporter: the scrape), in seconds into the interval counted from the epoch: ${places.join(', ')}.`,
+      `${intervalS} s: where in the interval each process published (its readings' arrival at the probe; node_exporter: the scrape; node floor: its grid), in seconds into the interval counted from the epoch: ${places.join(', ')}.`,
     );
 
     const figures: Partial<Record<SubjectKey, SubjectFigures>> = {};
@@ -418,6 +434,7 @@ export async function run(): Promise<BenchReport[]> {
   const skipped: Skipped = {};
   if (!COLLECTD) skipped.collectd = 'collectd is not installed (apt-get install collectd-core)';
   else if (!COLLECTD_MQTT_PLUGIN) skipped.collectd = "collectd's mqtt plugin (mqtt.so) is not installed (Debian's collectd-core has it)";
+  if (!NODE_FLOOR) skipped['node-floor'] = 'scripts/node-floor.mjs is not in this checkout';
   if (!NODE_EXPORTER) skipped.node_exporter = 'node_exporter is not installed (apt-get install prometheus-node-exporter)';
   try {
     mosquittoBinary();

@@ -17,6 +17,20 @@ export const NODE_EXPORTER = ['/usr/bin/prometheus-node-exporter', '/usr/bin/nod
 /** dist/test/bench/side-by-side/ → dist/agent/src/cli.js */
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../agent/src/cli.js');
 
+/**
+ * scripts/node-floor.mjs, the least a Node process does for the host-only agent's reading (the /proc reads, one
+ * commit, one QoS 1 publish): run beside the agent, it says how much of the agent's CPU the runtime itself takes.
+ * Found from dist/test/bench/side-by-side/ (the bench) and from test/bench/side-by-side/ (its tests).
+ */
+export const NODE_FLOOR = ['../../../scripts/node-floor.mjs', '../../../../scripts/node-floor.mjs']
+  .map((p) => path.resolve(path.dirname(fileURLToPath(import.meta.url)), p))
+  .find((p) => existsSync(p));
+
+/** Its arguments; `gridAt` (epoch ms) anchors its interval grid, to give it its own place in the interval. */
+export function nodeFloorArgs(o: { brokerUrl: string; dir: string; intervalMs: number; gridAt: number }): string[] {
+  return [...DAEMON_NODE_FLAGS, NODE_FLOOR!, o.brokerUrl, o.dir, String(o.intervalMs), String(o.gridAt)];
+}
+
 export interface Started {
   name: string;
   proc: ChildProcess;

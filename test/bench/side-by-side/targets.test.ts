@@ -76,6 +76,34 @@ describe('targetRows', () => {
     expect(rows.every((r) => ['PASS', 'MISS', 'SKIP', 'reported'].includes(String(r.result)))).toBe(true);
   });
 
+  it('reports the node floor beside collectd, and names it in a host-only miss that the runtime alone would make', () => {
+    const figures: RunFigures = new Map([
+      [
+        5,
+        {
+          'host-only': subject({ cpuMsPerS: 4, cpuSchedMsPerS: 4 }),
+          'node-floor': subject({ cpuMsPerS: 3, cpuSchedMsPerS: 3 }),
+          collectd: subject({ cpuMsPerS: 1, cpuSchedMsPerS: 1 }),
+        },
+      ],
+    ]);
+    const rows = targetRows(figures, {});
+    expect(byMeasure(rows, 'CPU ms/s, host-only, 5 s')).toMatchObject({ result: 'MISS', why: 'the node floor alone took 3× collectd in the same windows' });
+    expect(rows.find((r) => /^CPU ms\/s, node floor .*, 5 s interval$/.test(String(r.measure)))).toMatchObject({
+      forewarn: '3 (ticks 3)',
+      ratio: '3× collectd; host-only 1.33× the floor',
+      result: 'reported',
+    });
+    // A passing row names no floor; a phase without the floor says why it is absent.
+    const passing = targetRows(new Map([[5, { ...figures.get(5)!, 'host-only': subject({ cpuMsPerS: 1.5, cpuSchedMsPerS: 1.5 }) }]]), {});
+    expect(byMeasure(passing, 'CPU ms/s, host-only, 5 s')).toMatchObject({ result: 'PASS', why: '' });
+    const none = targetRows(new Map([[5, { collectd: subject({}) }]]), { 'node-floor': 'scripts/node-floor.mjs is not in this checkout' });
+    expect(none.filter((r) => String(r.measure).startsWith('CPU ms/s, node floor')).map((r) => [r.result, r.why])).toEqual([
+      ['SKIP', 'the 1 s interval was not run'],
+      ['SKIP', 'scripts/node-floor.mjs is not in this checkout'],
+    ]);
+  });
+
   it('skips with the reason when collectd did not run', () => {
     const rows = targetRows(new Map([[1, { 'host-only': subject({}) }]]), { collectd: 'collectd is not installed (apt-get install collectd-core)' });
     expect(byMeasure(rows, 'CPU ms/s, host-only, 1 s')).toMatchObject({ result: 'SKIP', why: 'collectd is not installed (apt-get install collectd-core)' });

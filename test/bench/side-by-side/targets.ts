@@ -41,7 +41,8 @@ export interface SubjectFigures {
   currentViewMessages: number;
 }
 
-export type SubjectKey = 'host-only' | 'defaults' | 'collectd' | 'node_exporter';
+/** node-floor: scripts/node-floor.mjs, the least a Node process does for the host-only agent's reading. */
+export type SubjectKey = 'host-only' | 'defaults' | 'collectd' | 'node_exporter' | 'node-floor';
 
 /** Per interval in seconds, per subject; a subject that did not run is absent. */
 export type RunFigures = Map<number, Partial<Record<SubjectKey, SubjectFigures>>>;
@@ -97,7 +98,9 @@ export function targetRows(figures: RunFigures, skipped: Skipped): TargetRow[] {
     const precise = schedComplete(f[profile]) && schedComplete(f.collectd);
     const ratio = precise ? totalRatio(f[profile], f.collectd, (w) => w.cpuSchedMsPerS) : tickRatio;
     const ok = limit === undefined || !Number.isFinite(ratio) ? undefined : ratio <= limit;
-    const cpu = (x: SubjectFigures | undefined) => `${show(med(x, (w) => w.cpuSchedMsPerS))} (ticks ${show(med(x, (w) => w.cpuMsPerS))})`;
+    // A miss that the runtime alone would make: the node floor's own ratio, from the same windows.
+    const floor =
+      ok === false && profile === 'host-only' ? totalRatio(f['node-floor'], f.collectd, (w) => (precise ? w.cpuSchedMsPerS : w.cpuMsPerS)) : Number.NaN;
     rows.push({
       measure: `CPU ms/s, ${profile}, ${s} s interval`,
       forewarn: cpu(f[profile]),
@@ -106,17 +109,40 @@ export function targetRows(figures: RunFigures, skipped: Skipped): TargetRow[] {
       ratio: precise ? `${show(ratio, '×')} (ticks ${show(tickRatio, '×')})` : `${show(ratio, '×')} (ticks)`,
       target: limit === undefined ? 'reported' : `≤ ${limit}× collectd`,
       result: limit === undefined ? (Number.isFinite(ratio) ? 'reported' : 'SKIP') : verdict(ok),
-      why: !Number.isFinite(ratio)
-        ? notRun(s) || why(profile, 'collectd')
-        : precise
-          ? ''
-          : 'threads exited during a window, so schedstat misses their time: judged on whole 10 ms ticks',
+      why: [
+        !Number.isFinite(ratio) ? notRun(s) || why(profile, 'collectd') : '',
+        Number.isFinite(ratio) && !precise ? 'threads exited during a window, so schedstat misses their time: judged on whole 10 ms ticks' : '',
+        Number.isFinite(floor) ? `the node floor alone took ${show(floor, '×')} collectd in the same windows` : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
     });
   };
+  const cpu = (x: SubjectFigures | undefined) => `${show(med(x, (w) => w.cpuSchedMsPerS))} (ticks ${show(med(x, (w) => w.cpuMsPerS))})`;
   cpuRow('host-only', 1, 1.5);
   cpuRow('host-only', 5, 2);
   cpuRow('defaults', 1, undefined);
   cpuRow('defaults', 5, 3);
+
+  // What Node, V8, better-sqlite3 and mqtt.js cost by themselves for the same reading: reported, with the host-only
+  // agent's figure over it (what the agent's own code adds).
+  for (const s of [1, 5]) {
+    const f = at(s);
+    const precise = schedComplete(f['node-floor']) && schedComplete(f.collectd) && schedComplete(f['host-only']);
+    const rate = (w: WindowFigures) => (precise ? w.cpuSchedMsPerS : w.cpuMsPerS);
+    const ratio = totalRatio(f['node-floor'], f.collectd, rate);
+    const agent = totalRatio(f['host-only'], f['node-floor'], rate);
+    rows.push({
+      measure: `CPU ms/s, node floor (scripts/node-floor.mjs: the host-only reading's reads, commit and publish, nothing else), ${s} s interval`,
+      forewarn: cpu(f['node-floor']),
+      collectd: cpu(f.collectd),
+      node_exporter: '—',
+      ratio: `${show(ratio, '×')} collectd; host-only ${show(agent, '×')} the floor${precise ? '' : ' (ticks)'}`,
+      target: 'reported',
+      result: f['node-floor'] ? 'reported' : 'SKIP',
+      why: f['node-floor'] ? '' : notRun(s) || why('node-floor'),
+    });
+  }
 
   const rssRow = (profile: 'host-only' | 'defaults', label: string, limitMiB: number) => {
     // The worst interval: the target holds at both.
