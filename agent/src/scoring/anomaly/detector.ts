@@ -63,7 +63,7 @@
  *
  * The state is plain data (`toJSON`/`restore`): a restored detector scores exactly as the original would.
  */
-import { at, choleskyInPlace, inverseFromCholesky, packedLength, symMatVec } from './packed-matrix.js';
+import { at, packedCholesky, packedInverseFromCholesky, packedLength, packedSymMatVec } from './packed-matrix.js';
 import { ScoreThreshold, type Calibration, type ScoreThresholdState } from './score-threshold.js';
 import { MarginalMap, type MarginalState } from './marginal.js';
 
@@ -301,7 +301,7 @@ export class AnomalyDetector {
         const i = scored[r]!;
         z[r] = (zs[scoredAt[r]!]! - this.mean[i]!) / this.sigma(i);
       }
-      symMatVec(P.p, z, p, w);
+      packedSymMatVec(P.p, z, p, w);
       let d2 = 0;
       for (let r = 0; r < p; r++) d2 += z[r]! * w[r]!;
       d2 = Math.max(0, d2);
@@ -540,8 +540,8 @@ export class AnomalyDetector {
         for (let b = 0; b < a; b++) m[at(a, b)] = ((1 - shrinkage) * this.cov[at(scored[a]!, scored[b]!)]!) / (sig[a]! * sig[b]!);
         m[at(a, a)] = 1;
       }
-      if (choleskyInPlace(m, p)) {
-        this.precision = { slots: [...scored], p: inverseFromCholesky(m, p), shrinkage, turnover: 0 };
+      if (packedCholesky(m, p)) {
+        this.precision = { slots: [...scored], p: packedInverseFromCholesky(m, p), shrinkage, turnover: 0 };
         return this.precision;
       }
       // Pairwise updates (signals that come and go) can leave C slightly indefinite: shrink harder.

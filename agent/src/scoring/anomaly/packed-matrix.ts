@@ -2,6 +2,9 @@
  * Symmetric matrices stored packed: the lower triangle row by row, element (i, j) with j ≤ i at
  * `i * (i + 1) / 2 + j`. Half the memory of a square array, and a matrix can grow by one row without moving
  * the others (a new signal appends its row).
+ *
+ * Every function here is named `packed…`: the daemon runs without V8's optimising compiler (`--no-opt`), and
+ * `--turbo-filter=packed*` in its place optimises these and nothing else (docs/service.md says what that trades).
  */
 
 /** Packed length of an n×n symmetric matrix. */
@@ -15,7 +18,7 @@ export function at(i: number, j: number): number {
 }
 
 /** In place: a (packed, symmetric) → its Cholesky factor L (packed lower), a = L·Lᵀ. False when a is not positive definite. */
-export function choleskyInPlace(a: Float64Array, n: number): boolean {
+export function packedCholesky(a: Float64Array, n: number): boolean {
   for (let j = 0; j < n; j++) {
     const rj = (j * (j + 1)) / 2;
     let d = a[rj + j]!;
@@ -34,7 +37,7 @@ export function choleskyInPlace(a: Float64Array, n: number): boolean {
 }
 
 /** The inverse of L·Lᵀ from its Cholesky factor L (both packed): M = L⁻¹, then P = Mᵀ·M. O(n³/2). */
-export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
+export function packedInverseFromCholesky(l: Float64Array, n: number): Float64Array {
   const m = new Float64Array(packedLength(n));
   for (let i = 0; i < n; i++) {
     const ri = (i * (i + 1)) / 2;
@@ -62,7 +65,7 @@ export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
 }
 
 /** out = P·z for a packed symmetric P. */
-export function symMatVec(p: Float64Array, z: Float64Array, n: number, out: Float64Array): void {
+export function packedSymMatVec(p: Float64Array, z: Float64Array, n: number, out: Float64Array): void {
   out.fill(0, 0, n);
   for (let i = 0; i < n; i++) {
     const ri = (i * (i + 1)) / 2;
