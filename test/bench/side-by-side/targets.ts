@@ -91,6 +91,14 @@ export function targetRows(figures: RunFigures, skipped: Skipped): TargetRow[] {
       .join('; ');
   const notRun = (s: number) => (figures.has(s) ? '' : `the ${s} s interval was not run`);
 
+  /** The node floor against collectd, and the host-only agent against the floor; in ticks where threads exited. */
+  const nodeFloor = (s: number) => {
+    const f = at(s);
+    const precise = schedComplete(f['node-floor']) && schedComplete(f.collectd) && schedComplete(f['host-only']);
+    const rate = (w: WindowFigures) => (precise ? w.cpuSchedMsPerS : w.cpuMsPerS);
+    return { precise, ratio: totalRatio(f['node-floor'], f.collectd, rate), agent: totalRatio(f['host-only'], f['node-floor'], rate) };
+  };
+
   const cpuRow = (profile: 'host-only' | 'defaults', s: number, limit: number | undefined) => {
     const f = at(s);
     const tickRatio = totalRatio(f[profile], f.collectd, (w) => w.cpuMsPerS);
@@ -98,9 +106,8 @@ export function targetRows(figures: RunFigures, skipped: Skipped): TargetRow[] {
     const precise = schedComplete(f[profile]) && schedComplete(f.collectd);
     const ratio = precise ? totalRatio(f[profile], f.collectd, (w) => w.cpuSchedMsPerS) : tickRatio;
     const ok = limit === undefined || !Number.isFinite(ratio) ? undefined : ratio <= limit;
-    // A miss that the runtime alone would make: the node floor's own ratio, from the same windows.
-    const floor =
-      ok === false && profile === 'host-only' ? totalRatio(f['node-floor'], f.collectd, (w) => (precise ? w.cpuSchedMsPerS : w.cpuMsPerS)) : Number.NaN;
+    // How much of a miss the runtime alone makes: the node floor's own ratio, from the same windows.
+    const floor = ok === false && profile === 'host-only' ? nodeFloor(s).ratio : Number.NaN;
     rows.push({
       measure: `CPU ms/s, ${profile}, ${s} s interval`,
       forewarn: cpu(f[profile]),
@@ -128,10 +135,7 @@ export function targetRows(figures: RunFigures, skipped: Skipped): TargetRow[] {
   // agent's figure over it (what the agent's own code adds).
   for (const s of [1, 5]) {
     const f = at(s);
-    const precise = schedComplete(f['node-floor']) && schedComplete(f.collectd) && schedComplete(f['host-only']);
-    const rate = (w: WindowFigures) => (precise ? w.cpuSchedMsPerS : w.cpuMsPerS);
-    const ratio = totalRatio(f['node-floor'], f.collectd, rate);
-    const agent = totalRatio(f['host-only'], f['node-floor'], rate);
+    const { precise, ratio, agent } = nodeFloor(s);
     rows.push({
       measure: `CPU ms/s, node floor (scripts/node-floor.mjs: the host-only reading's reads, commit and publish, nothing else), ${s} s interval`,
       forewarn: cpu(f['node-floor']),
