@@ -19,6 +19,23 @@ export interface AgentProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * The child's exit, once what it wrote to its pipes has been read. 'exit' can come before the last of its output
+ * (a loaded machine reads the pipe later): a test that reads the output at 'exit' then finds it cut short or empty.
+ * 'close' waits for the pipes; a grandchild that kept them open would hold it back, so 2 s after 'exit' this
+ * resolves anyway.
+ */
+export function exitedWithOutput(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    let late: NodeJS.Timeout | undefined;
+    proc.once('exit', (code, signal) => (late = setTimeout(() => resolve({ code, signal }), 2000)));
+    proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(late);
+      resolve({ code, signal });
+    });
+  });
+}
+
 export function writeAgentConfig(config: Record<string, unknown>, dir = mkdtempSync(path.join(tmpdir(), 'fw-agent-'))): { dir: string; file: string } {
   const file = path.join(dir, 'forewarn.yaml');
   writeFileSync(file, stringify({ storage: { dir: path.join(dir, 'data') }, ...config }));
@@ -35,9 +52,7 @@ export function spawnAgent(args: string[], dir: string, configFile: string, env:
   const proc = spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (d) => (output += String(d)));
   proc.stderr!.on('data', (d) => (output += String(d)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => resolve({ code, signal })),
-  );
+  const exited = exitedWithOutput(proc);
   return {
     proc,
     dir,
@@ -74,6 +89,6 @@ export async function runCli(
   let stderr = '';
   proc.stdout.on('data', (d) => (stdout += String(d)));
   proc.stderr.on('data', (d) => (stderr += String(d)));
-  const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  const { code } = await exitedWithOutput(proc);
   return { code, stdout, stderr };
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, type TestContext } from 'vitest';
-import { CLI, runCli } from '../../helpers/agent-process.js';
+import { CLI, exitedWithOutput, runCli } from '../../helpers/agent-process.js';
 import { cleanupAfterEach } from '../../helpers/cleanup.js';
 import { tmpfsForTest } from '../../helpers/tmpfs.js';
 
@@ -34,7 +34,7 @@ async function runAgent(file: string, env: NodeJS.ProcessEnv = {}): Promise<{ co
   proc.stdout.on('data', (d) => (output += String(d)));
   proc.stderr.on('data', (d) => (output += String(d)));
   const guard = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (c, s) => resolve([c, s])));
+  const { code, signal } = await exitedWithOutput(proc);
   clearTimeout(guard);
   return { code, signal, output };
 }
@@ -187,7 +187,7 @@ describe('forewarn config show', () => {
     const out = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" config show | true`], { cwd: tempDir() });
     let stderr = '';
     out.stderr.on('data', (d) => (stderr += String(d)));
-    await new Promise((resolve) => out.once('exit', resolve));
+    await exitedWithOutput(out);
     expect(stderr).toBe('');
   });
 });

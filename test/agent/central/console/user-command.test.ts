@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConsoleUsers } from '../../../../agent/src/central/console/auth/console-users.js';
 import { openSqlClient } from '../../../../agent/src/central/sql/open-sql-client.js';
-import { CLI } from '../../../helpers/agent-process.js';
+import { CLI, exitedWithOutput } from '../../../helpers/agent-process.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'fw-user-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,7 +19,7 @@ function forewarn(args: string[], input = ''): Promise<{ code: number | null; st
     proc.stdout.on('data', (d) => (stdout += String(d)));
     proc.stderr.on('data', (d) => (stderr += String(d)));
     proc.on('error', reject);
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+    void exitedWithOutput(proc).then(({ code }) => resolve({ code, stdout, stderr }));
     proc.stdin.end(input);
   });
 }
