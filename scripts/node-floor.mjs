@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The floor of a Node.js agent (issue #13, docs/benchmarks.md): the least a Node process does for what the
 // host-only agent does per reading, to set the agent's CPU beside. Every interval it reads /proc files of the
-// kind the host sampler reads and statfs's the root, builds one JSON reading of about the same size, commits it to
-// SQLite with the agent's settings (WAL, synchronous=FULL, one row per commit), publishes it at QoS 1 and, on the
-// PUBACK, moves a per-stream watermark in memory, saved with the next commit (as the agent's store does). No config,
+// kind the host sampler reads (keeping the first numbers of each: a floor on the cheap side) and statfs's the
+// root, builds one JSON reading of about the same size, commits it to SQLite with the agent's settings (WAL,
+// synchronous=FULL, one row per commit), publishes it at QoS 1 and, on the PUBACK, moves a per-stream watermark in
+// memory, saved with the next commit (as the agent's store does). No config,
 // plugins, quality stage, anomaly detection, metrics endpoint or housekeeping: what is left is Node, V8,
 // better-sqlite3 and mqtt.js doing the job once per interval.
 // usage: node --v8-pool-size=1 --no-opt scripts/node-floor.mjs BROKER_URL DIR [INTERVAL_MS [GRID_AT]]
