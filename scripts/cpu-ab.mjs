@@ -29,7 +29,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { agentConfig, COLLECTD, collectdConfig, DAEMON_NODE_FLAGS, warmupSeconds } = await import(path.join(root, 'dist/test/bench/side-by-side/peers.js'));
+const { agentConfig, COLLECTD, collectdConfig, DAEMON_NODE_FLAGS, nodeFloorArgs, warmupSeconds } = await import(
+  path.join(root, 'dist/test/bench/side-by-side/peers.js')
+);
 
 const opt = { profile: 'host-only', interval: 1000, warmup: 0, window: 60, windows: 3, cpus: '' };
 const builds = [];
@@ -111,13 +113,10 @@ try {
       agents.push({ label: `${id} collectd`, p: start(COLLECTD, ['-f', '-C', conf]), windows: [] });
       continue;
     }
+    const envLabel = Object.keys(env).length ? ` ${JSON.stringify(env)}` : '';
     if (build === 'floor') {
-      const args = [...nodeFlags, path.join(root, 'scripts/node-floor.mjs'), brokerUrl, path.join(dir, id), String(opt.interval)];
-      agents.push({
-        label: `${id} floor [${nodeFlags.join(' ')}]${Object.keys(env).length ? ` ${JSON.stringify(env)}` : ''}`,
-        p: start(process.execPath, args, env),
-        windows: [],
-      });
+      const args = nodeFloorArgs({ brokerUrl, dir: path.join(dir, id), intervalMs: opt.interval, flags: nodeFlags });
+      agents.push({ label: `${id} floor [${nodeFlags.join(' ')}]${envLabel}`, p: start(process.execPath, args, env), windows: [] });
       continue;
     }
     const file = path.join(dir, `${id}.yaml`);
@@ -125,7 +124,7 @@ try {
     writeFileSync(file, JSON.stringify(agentConfig(opt.profile, { id, dir: path.join(dir, id), brokerUrl, intervalMs: opt.interval })));
     const args = [...nodeFlags, path.join(path.resolve(build), 'dist/agent/src/cli.js'), 'run', '--config', file];
     const p = opt.cpus ? start('taskset', ['-c', opt.cpus, process.execPath, ...args], env) : start(process.execPath, args, env);
-    agents.push({ label: `${id} ${build} [${nodeFlags.join(' ')}]${Object.keys(env).length ? ` ${JSON.stringify(env)}` : ''}`, p, windows: [] });
+    agents.push({ label: `${id} ${build} [${nodeFlags.join(' ')}]${envLabel}`, p, windows: [] });
   }
   // Past the anomaly baseline, as the bench does, unless --warmup says longer.
   await sleep(Math.max(opt.warmup, warmupSeconds(15, opt.interval / 1000)) * 1000);

@@ -26,9 +26,13 @@ export const NODE_FLOOR = ['../../../scripts/node-floor.mjs', '../../../../scrip
   .map((p) => path.resolve(path.dirname(fileURLToPath(import.meta.url)), p))
   .find((p) => existsSync(p));
 
-/** Its arguments; `gridAt` (epoch ms) anchors its interval grid, to give it its own place in the interval. */
-export function nodeFloorArgs(o: { brokerUrl: string; dir: string; intervalMs: number; gridAt: number }): string[] {
-  return [...DAEMON_NODE_FLAGS, NODE_FLOOR!, o.brokerUrl, o.dir, String(o.intervalMs), String(o.gridAt)];
+/**
+ * Its node arguments: `flags` (default: the daemon's), then the script's. `gridAt` (epoch ms) anchors its interval
+ * grid, to give it its own place in the interval; without it the grid starts with the process.
+ */
+export function nodeFloorArgs(o: { brokerUrl: string; dir: string; intervalMs: number; gridAt?: number; flags?: readonly string[] }): string[] {
+  const grid = o.gridAt === undefined ? [] : [String(o.gridAt)];
+  return [...(o.flags ?? DAEMON_NODE_FLAGS), NODE_FLOOR!, o.brokerUrl, o.dir, String(o.intervalMs), ...grid];
 }
 
 export interface Started {
